@@ -1,0 +1,38 @@
+# Culvert's two front doors: `make run` starts the server, `make test` runs every test.
+# Both install what a fresh Debian machine is missing (clang and libclang-dev, needed to
+# build RocksDB) before building.
+
+SHELL := /bin/bash
+# Builds live outside the checkout so that fresh clones (and CI) build incrementally.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
+CARGO ?= cargo
+RUN_ARGS ?=
+
+.PHONY: run test lint unit bench deps fmt clean
+
+## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
+run: deps
+	$(CARGO) run --locked --bin culvert -- run $(RUN_ARGS)
+
+## test: formatting, clippy, then the whole test suite
+test: deps lint unit
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+unit: deps
+	$(CARGO) test --locked --workspace
+
+## bench: criterion benchmarks (figures go in BENCHMARKS.md)
+bench: deps
+	$(CARGO) bench --locked --bench event_log
+
+fmt:
+	$(CARGO) fmt --all
+
+deps:
+	@./scripts/install-deps.sh
+
+clean:
+	$(CARGO) clean

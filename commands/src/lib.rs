@@ -1,0 +1,553 @@
+//! The write path of the control plane.
+//!
+//! Three orchestrators — [`PipelineOrchestrator`], [`ConnectorOrchestrator`],
+//! [`ProcessorOrchestrator`] — turn a request into a domain [`Command`], let the domain
+//! decide it against the current read model, and append the resulting events to the log in
+//! one atomic batch, with the stream versions the decision was based on as expectations.
+//! One user operation that touches several entities (creating a connector adds it to its
+//! pipeline; deleting a processor detaches it from its parent) is one batch: nothing of a
+//! failed operation is ever visible. Every event records the actor, correlation id and
+//! causation id of its [`Context`]; the store adds the time.
+//!
+//! Writes are serialised in-process (one decide-append-apply at a time), so the read model a
+//! command was decided on is the one its events are applied to, and a command returns the
+//! entity as of its own write. Callers that want optimistic concurrency pass the version
+//! they read; a stale one fails with [`CommandError::Conflict`].
+//!
+//! Calls block on the store's fsync: async callers run them on a blocking thread.
+
+use culvert_domain::{
+    Command, Connector, ConnectorId, ConnectorType, ControlPlane, DeadLetterQueue, DomainError,
+    Pipeline, PipelineId, Processor, ProcessorId, ProcessorParent, RecordedEvent, Seq, Settings,
+    StoppedReason, StreamId,
+};
+use culvert_migrations::{encode, Provenance};
+use culvert_projections::{ProjectionError, Projections};
+use culvert_store::{AppendRequest, EventLog, ExpectedVersion, StoreError};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Who is acting, and which operation the events belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    /// `user:<name>`, `system` (the engine), `provisioning:<file>`, ...
+    pub actor: String,
+    /// Groups the events of one operation; a fresh UUID by default.
+    pub correlation_id: String,
+    /// The request or event that caused the operation.
+    pub causation_id: Option<String>,
+}
+
+impl Context {
+    /// A new operation by `actor` with a fresh correlation id.
+    pub fn new(actor: impl Into<String>) -> Self {
+        Self {
+            actor: actor.into(),
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+            causation_id: None,
+        }
+    }
+
+    /// The engine acting on its own (actor `system`).
+    pub fn system() -> Self {
+        Self::new("system")
+    }
+
+    /// The same context, caused by `cause`.
+    pub fn caused_by(mut self, cause: impl Into<String>) -> Self {
+        self.causation_id = Some(cause.into());
+        self
+    }
+
+    fn provenance(&self) -> Provenance {
+        Provenance {
+            actor: self.actor.clone(),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.causation_id.clone(),
+        }
+    }
+}
+
+/// Why a command did not happen. In every case nothing was written.
+#[derive(Debug, Error)]
+pub enum CommandError {
+    /// The domain refused the command (bad input, missing entity, wrong state).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The entity changed since the version the caller (or the decision) was based on.
+    #[error("{stream} was changed concurrently: expected {expected}, it is at version {actual}")]
+    Conflict {
+        /// The stream that moved.
+        stream: StreamId,
+        /// The version expected.
+        expected: ExpectedVersion,
+        /// Its actual version.
+        actual: u64,
+    },
+    /// The store failed.
+    #[error("event log: {0}")]
+    Store(StoreError),
+    /// The read model could not be brought up to date.
+    #[error("read model: {0}")]
+    Projection(#[from] ProjectionError),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict {
+                stream,
+                expected,
+                actual,
+            } => Self::Conflict {
+                stream,
+                expected,
+                actual,
+            },
+            other => Self::Store(other),
+        }
+    }
+}
+
+/// The shared core of the orchestrators: the log, the read model and the writer lock.
+pub struct ControlPlaneWriter {
+    log: Arc<dyn EventLog>,
+    projections: Arc<Projections>,
+    write: Mutex<()>,
+}
+
+impl ControlPlaneWriter {
+    /// A writer over `log` whose read model is `projections` (already caught up).
+    pub fn new(log: Arc<dyn EventLog>, projections: Arc<Projections>) -> Arc<Self> {
+        Arc::new(Self {
+            log,
+            projections,
+            write: Mutex::new(()),
+        })
+    }
+
+    /// The read model.
+    pub fn projections(&self) -> &Arc<Projections> {
+        &self.projections
+    }
+
+    /// The event log.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    /// Decide `command`, append its events atomically and fold them into the read model.
+    /// `expected` is the caller's view of the command's target stream version, if it has
+    /// one. Returns the recorded events (empty when the command changes nothing).
+    pub fn execute(
+        &self,
+        context: &Context,
+        command: &Command,
+        expected: Option<(StreamId, u64)>,
+    ) -> Result<Vec<RecordedEvent>, CommandError> {
+        let _writer = self.write.lock();
+        let (events, mut versions) = {
+            let state = self.projections.read();
+            let events = state.decide(command)?;
+            let mut versions = BTreeMap::new();
+            for event in &events {
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    versions.entry(event.stream())
+                {
+                    let version = match version_in(&state, slot.key()) {
+                        Some(v) => v,
+                        None => self.log.stream_version(slot.key())?,
+                    };
+                    slot.insert(ExpectedVersion::Exact(version));
+                }
+            }
+            (events, versions)
+        };
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        if let Some((stream, version)) = expected {
+            versions.insert(stream, ExpectedVersion::Exact(version));
+        }
+        fail::fail_point!("commands::after_decide", |_| Err(CommandError::Store(
+            StoreError::Injected("commands::after_decide".into())
+        )));
+        let provenance = context.provenance();
+        let stored = self.log.append(AppendRequest {
+            events: events.iter().map(|e| encode(e, &provenance)).collect(),
+            expected: versions.into_iter().collect(),
+        })?;
+        let recorded: Vec<RecordedEvent> = stored
+            .into_iter()
+            .zip(events)
+            .map(|(s, event)| RecordedEvent {
+                seq: s.seq,
+                stream_version: s.stream_version,
+                meta: culvert_domain::EventMeta {
+                    actor: s.actor,
+                    correlation_id: s.correlation_id,
+                    causation_id: s.causation_id,
+                    recorded_at: s.recorded_at,
+                },
+                event,
+            })
+            .collect();
+        if self.projections.apply(&recorded).is_err() {
+            // Someone else appended to the log: fold from the log itself.
+            self.projections.catch_up(self.log.as_ref())?;
+        }
+        if let Err(error) = self.projections.snapshot_if_due(self.log.as_ref()) {
+            tracing::warn!(%error, "could not write a control-plane snapshot; will retry");
+        }
+        tracing::debug!(
+            actor = %context.actor,
+            correlation_id = %context.correlation_id,
+            events = recorded.len(),
+            last_seq = recorded.last().map(|e| e.seq.0),
+            "command applied"
+        );
+        Ok(recorded)
+    }
+
+    /// The sequence number of the last applied event.
+    pub fn head(&self) -> Seq {
+        self.projections.read().last_seq()
+    }
+}
+
+/// The version of the entity behind `stream` in the read model, if it exists.
+fn version_in(state: &ControlPlane, stream: &StreamId) -> Option<u64> {
+    let (kind, id) = stream.as_str().split_once('/')?;
+    match kind {
+        "pipeline" => state.pipeline(&PipelineId(id.into())).map(|p| p.version),
+        "connector" => state.connector(&ConnectorId(id.into())).map(|c| c.version),
+        "processor" => state.processor(&ProcessorId(id.into())).map(|p| p.version),
+        _ => None,
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Creates, changes, deletes, starts and stops pipelines.
+#[derive(Clone)]
+pub struct PipelineOrchestrator {
+    writer: Arc<ControlPlaneWriter>,
+}
+
+impl PipelineOrchestrator {
+    /// An orchestrator on `writer`.
+    pub fn new(writer: Arc<ControlPlaneWriter>) -> Self {
+        Self { writer }
+    }
+
+    fn get(&self, id: &PipelineId) -> Result<Pipeline, CommandError> {
+        self.writer
+            .projections
+            .read()
+            .pipeline(id)
+            .cloned()
+            .ok_or_else(|| not_found(culvert_domain::EntityKind::Pipeline, id.as_str()))
+    }
+
+    /// Create a pipeline with a generated id.
+    pub fn create(
+        &self,
+        ctx: &Context,
+        name: &str,
+        description: &str,
+    ) -> Result<Pipeline, CommandError> {
+        self.create_with_id(ctx, PipelineId(new_id()), name, description)
+    }
+
+    /// Create a pipeline with the given id (configuration files choose their ids).
+    pub fn create_with_id(
+        &self,
+        ctx: &Context,
+        id: PipelineId,
+        name: &str,
+        description: &str,
+    ) -> Result<Pipeline, CommandError> {
+        let command = Command::CreatePipeline {
+            id: id.clone(),
+            name: name.to_owned(),
+            description: description.to_owned(),
+        };
+        self.writer.execute(ctx, &command, None)?;
+        self.get(&id)
+    }
+
+    /// Change name and description; `expected_version` makes it conditional.
+    pub fn update(
+        &self,
+        ctx: &Context,
+        id: &PipelineId,
+        name: &str,
+        description: &str,
+        expected_version: Option<u64>,
+    ) -> Result<Pipeline, CommandError> {
+        let command = Command::UpdatePipeline {
+            id: id.clone(),
+            name: name.to_owned(),
+            description: description.to_owned(),
+        };
+        let expected = expected_version.map(|v| (StreamId::pipeline(id), v));
+        self.writer.execute(ctx, &command, expected)?;
+        self.get(id)
+    }
+
+    /// Replace the dead-letter-queue settings.
+    pub fn update_dlq(
+        &self,
+        ctx: &Context,
+        id: &PipelineId,
+        dlq: DeadLetterQueue,
+    ) -> Result<Pipeline, CommandError> {
+        let command = Command::UpdatePipelineDlq {
+            id: id.clone(),
+            dlq,
+        };
+        self.writer.execute(ctx, &command, None)?;
+        self.get(id)
+    }
+
+    /// Delete a stopped pipeline without connectors or processors.
+    pub fn delete(&self, ctx: &Context, id: &PipelineId) -> Result<(), CommandError> {
+        let command = Command::DeletePipeline { id: id.clone() };
+        self.writer.execute(ctx, &command, None).map(|_| ())
+    }
+
+    /// Request a start (the engine acts on the event and reports back).
+    pub fn start(&self, ctx: &Context, id: &PipelineId) -> Result<Pipeline, CommandError> {
+        self.writer
+            .execute(ctx, &Command::StartPipeline { id: id.clone() }, None)?;
+        self.get(id)
+    }
+
+    /// Request a stop; `force` skips the drain.
+    pub fn stop(
+        &self,
+        ctx: &Context,
+        id: &PipelineId,
+        force: bool,
+    ) -> Result<Pipeline, CommandError> {
+        let command = Command::StopPipeline {
+            id: id.clone(),
+            force,
+        };
+        self.writer.execute(ctx, &command, None)?;
+        self.get(id)
+    }
+
+    /// The engine reports the pipeline running.
+    pub fn report_started(&self, ctx: &Context, id: &PipelineId) -> Result<(), CommandError> {
+        let command = Command::ReportPipelineStarted { id: id.clone() };
+        self.writer.execute(ctx, &command, None).map(|_| ())
+    }
+
+    /// The engine reports the pipeline stopped.
+    pub fn report_stopped(
+        &self,
+        ctx: &Context,
+        id: &PipelineId,
+        reason: StoppedReason,
+    ) -> Result<(), CommandError> {
+        let command = Command::ReportPipelineStopped {
+            id: id.clone(),
+            reason,
+        };
+        self.writer.execute(ctx, &command, None).map(|_| ())
+    }
+
+    /// The engine reports the pipeline failed with `error`.
+    pub fn report_degraded(
+        &self,
+        ctx: &Context,
+        id: &PipelineId,
+        error: &str,
+    ) -> Result<(), CommandError> {
+        let command = Command::ReportPipelineDegraded {
+            id: id.clone(),
+            error: error.to_owned(),
+        };
+        self.writer.execute(ctx, &command, None).map(|_| ())
+    }
+}
+
+/// Creates, changes and deletes connectors.
+#[derive(Clone)]
+pub struct ConnectorOrchestrator {
+    writer: Arc<ControlPlaneWriter>,
+}
+
+impl ConnectorOrchestrator {
+    /// An orchestrator on `writer`.
+    pub fn new(writer: Arc<ControlPlaneWriter>) -> Self {
+        Self { writer }
+    }
+
+    fn get(&self, id: &ConnectorId) -> Result<Connector, CommandError> {
+        self.writer
+            .projections
+            .read()
+            .connector(id)
+            .cloned()
+            .ok_or_else(|| not_found(culvert_domain::EntityKind::Connector, id.as_str()))
+    }
+
+    /// Create a connector in a pipeline (one batch: connector created + added to pipeline).
+    pub fn create(
+        &self,
+        ctx: &Context,
+        pipeline_id: &PipelineId,
+        connector_type: ConnectorType,
+        plugin: &str,
+        name: &str,
+        settings: Settings,
+    ) -> Result<Connector, CommandError> {
+        self.create_with_id(
+            ctx,
+            ConnectorId(new_id()),
+            pipeline_id,
+            connector_type,
+            plugin,
+            name,
+            settings,
+        )
+    }
+
+    /// Create a connector with the given id.
+    pub fn create_with_id(
+        &self,
+        ctx: &Context,
+        id: ConnectorId,
+        pipeline_id: &PipelineId,
+        connector_type: ConnectorType,
+        plugin: &str,
+        name: &str,
+        settings: Settings,
+    ) -> Result<Connector, CommandError> {
+        let command = Command::CreateConnector {
+            id: id.clone(),
+            pipeline_id: pipeline_id.clone(),
+            connector_type,
+            plugin: plugin.to_owned(),
+            name: name.to_owned(),
+            settings,
+        };
+        self.writer.execute(ctx, &command, None)?;
+        self.get(&id)
+    }
+
+    /// Change name, settings and optionally the plugin.
+    pub fn update(
+        &self,
+        ctx: &Context,
+        id: &ConnectorId,
+        name: &str,
+        settings: Settings,
+        plugin: Option<&str>,
+        expected_version: Option<u64>,
+    ) -> Result<Connector, CommandError> {
+        let command = Command::UpdateConnector {
+            id: id.clone(),
+            name: name.to_owned(),
+            settings,
+            plugin: plugin.map(str::to_owned),
+        };
+        let expected = expected_version.map(|v| (StreamId::connector(id), v));
+        self.writer.execute(ctx, &command, expected)?;
+        self.get(id)
+    }
+
+    /// Delete a connector without processors (one batch: deleted + removed from pipeline).
+    pub fn delete(&self, ctx: &Context, id: &ConnectorId) -> Result<(), CommandError> {
+        let command = Command::DeleteConnector { id: id.clone() };
+        self.writer.execute(ctx, &command, None).map(|_| ())
+    }
+}
+
+/// Creates, changes and deletes processors.
+#[derive(Clone)]
+pub struct ProcessorOrchestrator {
+    writer: Arc<ControlPlaneWriter>,
+}
+
+impl ProcessorOrchestrator {
+    /// An orchestrator on `writer`.
+    pub fn new(writer: Arc<ControlPlaneWriter>) -> Self {
+        Self { writer }
+    }
+
+    fn get(&self, id: &ProcessorId) -> Result<Processor, CommandError> {
+        self.writer
+            .projections
+            .read()
+            .processor(id)
+            .cloned()
+            .ok_or_else(|| not_found(culvert_domain::EntityKind::Processor, id.as_str()))
+    }
+
+    /// Create a processor on a connector or pipeline (one batch: created + attached).
+    pub fn create(
+        &self,
+        ctx: &Context,
+        parent: ProcessorParent,
+        plugin: &str,
+        settings: Settings,
+        condition: &str,
+        workers: i32,
+    ) -> Result<Processor, CommandError> {
+        let id = ProcessorId(new_id());
+        let command = Command::CreateProcessor {
+            id: id.clone(),
+            parent,
+            plugin: plugin.to_owned(),
+            settings,
+            condition: condition.to_owned(),
+            workers,
+        };
+        self.writer.execute(ctx, &command, None)?;
+        self.get(&id)
+    }
+
+    /// Change settings, workers and optionally the plugin.
+    pub fn update(
+        &self,
+        ctx: &Context,
+        id: &ProcessorId,
+        settings: Settings,
+        workers: i32,
+        plugin: Option<&str>,
+        expected_version: Option<u64>,
+    ) -> Result<Processor, CommandError> {
+        let command = Command::UpdateProcessor {
+            id: id.clone(),
+            settings,
+            workers,
+            plugin: plugin.map(str::to_owned),
+        };
+        let expected = expected_version.map(|v| (StreamId::processor(id), v));
+        self.writer.execute(ctx, &command, expected)?;
+        self.get(id)
+    }
+
+    /// Delete a processor (one batch: deleted + detached from its parent).
+    pub fn delete(&self, ctx: &Context, id: &ProcessorId) -> Result<(), CommandError> {
+        let command = Command::DeleteProcessor { id: id.clone() };
+        self.writer.execute(ctx, &command, None).map(|_| ())
+    }
+}
+
+fn not_found(kind: culvert_domain::EntityKind, id: &str) -> CommandError {
+    CommandError::Domain(DomainError::NotFound {
+        kind,
+        id: id.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

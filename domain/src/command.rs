@@ -1,0 +1,134 @@
+//! Commands: what a user, a configuration file or the engine asks the control plane to do.
+
+use crate::ids::{ConnectorId, PipelineId, ProcessorId};
+use crate::model::{ConnectorType, DeadLetterQueue, ProcessorParent, Settings, StoppedReason};
+use serde::{Deserialize, Serialize};
+
+/// A request to change the control plane. Ids of created entities are chosen by the caller
+/// (the orchestrator generates UUIDs), so that [`crate::ControlPlane::decide`] stays pure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create a pipeline (stopped, with Conduit's default DLQ).
+    CreatePipeline {
+        /// Id of the new pipeline.
+        id: PipelineId,
+        /// Unique name.
+        name: String,
+        /// Description.
+        description: String,
+    },
+    /// Change a pipeline's name and description.
+    UpdatePipeline {
+        /// The pipeline.
+        id: PipelineId,
+        /// New name.
+        name: String,
+        /// New description.
+        description: String,
+    },
+    /// Replace a pipeline's dead-letter-queue settings.
+    UpdatePipelineDlq {
+        /// The pipeline.
+        id: PipelineId,
+        /// New DLQ settings.
+        dlq: DeadLetterQueue,
+    },
+    /// Delete a pipeline that has no connectors or processors and is not running.
+    DeletePipeline {
+        /// The pipeline.
+        id: PipelineId,
+    },
+    /// Ask the engine to start a pipeline.
+    StartPipeline {
+        /// The pipeline.
+        id: PipelineId,
+    },
+    /// Ask the engine to stop a pipeline (drain, or at once when `force`).
+    StopPipeline {
+        /// The pipeline.
+        id: PipelineId,
+        /// Stop without draining.
+        force: bool,
+    },
+    /// The engine reports a pipeline running.
+    ReportPipelineStarted {
+        /// The pipeline.
+        id: PipelineId,
+    },
+    /// The engine reports a pipeline stopped.
+    ReportPipelineStopped {
+        /// The pipeline.
+        id: PipelineId,
+        /// Who stopped it.
+        reason: StoppedReason,
+    },
+    /// The engine reports a pipeline failed.
+    ReportPipelineDegraded {
+        /// The pipeline.
+        id: PipelineId,
+        /// The error.
+        error: String,
+    },
+    /// Create a connector in a pipeline.
+    CreateConnector {
+        /// Id of the new connector.
+        id: ConnectorId,
+        /// The pipeline to add it to.
+        pipeline_id: PipelineId,
+        /// Source or destination.
+        connector_type: ConnectorType,
+        /// Plugin reference.
+        plugin: String,
+        /// Display name.
+        name: String,
+        /// Plugin settings.
+        settings: Settings,
+    },
+    /// Change a connector's name, settings and (optionally) plugin.
+    UpdateConnector {
+        /// The connector.
+        id: ConnectorId,
+        /// New name.
+        name: String,
+        /// New settings (replace the old ones).
+        settings: Settings,
+        /// New plugin reference; `None` keeps the current one.
+        plugin: Option<String>,
+    },
+    /// Delete a connector that has no processors; it is removed from its pipeline.
+    DeleteConnector {
+        /// The connector.
+        id: ConnectorId,
+    },
+    /// Create a processor on a connector or a pipeline.
+    CreateProcessor {
+        /// Id of the new processor.
+        id: ProcessorId,
+        /// What it is attached to.
+        parent: ProcessorParent,
+        /// Plugin reference.
+        plugin: String,
+        /// Plugin settings.
+        settings: Settings,
+        /// Condition template (empty = always).
+        condition: String,
+        /// Worker count; 0 means the default (1), negative is refused.
+        workers: i32,
+    },
+    /// Change a processor's settings, workers and (optionally) plugin.
+    UpdateProcessor {
+        /// The processor.
+        id: ProcessorId,
+        /// New settings.
+        settings: Settings,
+        /// Worker count; 0 means the default (1), negative is refused.
+        workers: i32,
+        /// New plugin reference; `None` keeps the current one.
+        plugin: Option<String>,
+    },
+    /// Delete a processor; it is removed from its parent.
+    DeleteProcessor {
+        /// The processor.
+        id: ProcessorId,
+    },
+}

@@ -1,0 +1,266 @@
+//! Events: the facts recorded in the log. The log is the source of truth; every read model
+//! is a fold of these.
+
+use crate::ids::{ConnectorId, PipelineId, ProcessorId, Seq, StreamId};
+use crate::model::{ConnectorType, DeadLetterQueue, ProcessorParent, Settings, StoppedReason};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A domain event. Serialised adjacently tagged (`{"type": "...", "data": {...}}`); the
+/// `migrations` crate owns the schema versions and upcasts older shapes on read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    /// A pipeline was created (stopped).
+    PipelineCreated {
+        /// Its id.
+        id: PipelineId,
+        /// Its name.
+        name: String,
+        /// Its description.
+        description: String,
+        /// Its DLQ settings.
+        dlq: DeadLetterQueue,
+    },
+    /// A pipeline's name and description changed.
+    PipelineUpdated {
+        /// The pipeline.
+        id: PipelineId,
+        /// New name.
+        name: String,
+        /// New description.
+        description: String,
+    },
+    /// A pipeline's DLQ settings changed.
+    PipelineDlqUpdated {
+        /// The pipeline.
+        id: PipelineId,
+        /// New DLQ settings.
+        dlq: DeadLetterQueue,
+    },
+    /// A pipeline was deleted.
+    PipelineDeleted {
+        /// The pipeline.
+        id: PipelineId,
+    },
+    /// A connector was added to a pipeline.
+    PipelineConnectorAdded {
+        /// The pipeline.
+        id: PipelineId,
+        /// The connector.
+        connector_id: ConnectorId,
+    },
+    /// A connector was removed from a pipeline.
+    PipelineConnectorRemoved {
+        /// The pipeline.
+        id: PipelineId,
+        /// The connector.
+        connector_id: ConnectorId,
+    },
+    /// A processor was attached to a pipeline.
+    PipelineProcessorAdded {
+        /// The pipeline.
+        id: PipelineId,
+        /// The processor.
+        processor_id: ProcessorId,
+    },
+    /// A processor was detached from a pipeline.
+    PipelineProcessorRemoved {
+        /// The pipeline.
+        id: PipelineId,
+        /// The processor.
+        processor_id: ProcessorId,
+    },
+    /// A user asked for the pipeline to start.
+    PipelineStartRequested {
+        /// The pipeline.
+        id: PipelineId,
+    },
+    /// A user asked for the pipeline to stop.
+    PipelineStopRequested {
+        /// The pipeline.
+        id: PipelineId,
+        /// Stop without draining.
+        force: bool,
+    },
+    /// The engine reported the pipeline running.
+    PipelineStarted {
+        /// The pipeline.
+        id: PipelineId,
+    },
+    /// The engine reported the pipeline stopped.
+    PipelineStopped {
+        /// The pipeline.
+        id: PipelineId,
+        /// Who stopped it.
+        reason: StoppedReason,
+    },
+    /// The engine reported the pipeline failed.
+    PipelineDegraded {
+        /// The pipeline.
+        id: PipelineId,
+        /// The error.
+        error: String,
+    },
+    /// A connector was created.
+    ConnectorCreated {
+        /// Its id.
+        id: ConnectorId,
+        /// Its pipeline.
+        pipeline_id: PipelineId,
+        /// Source or destination.
+        connector_type: ConnectorType,
+        /// Plugin reference.
+        plugin: String,
+        /// Display name.
+        name: String,
+        /// Settings.
+        settings: Settings,
+    },
+    /// A connector's name, settings or plugin changed.
+    ConnectorUpdated {
+        /// The connector.
+        id: ConnectorId,
+        /// New name.
+        name: String,
+        /// New settings.
+        settings: Settings,
+        /// Plugin reference (unchanged unless the update named one).
+        plugin: String,
+    },
+    /// A connector was deleted.
+    ConnectorDeleted {
+        /// The connector.
+        id: ConnectorId,
+    },
+    /// A processor was attached to a connector.
+    ConnectorProcessorAdded {
+        /// The connector.
+        id: ConnectorId,
+        /// The processor.
+        processor_id: ProcessorId,
+    },
+    /// A processor was detached from a connector.
+    ConnectorProcessorRemoved {
+        /// The connector.
+        id: ConnectorId,
+        /// The processor.
+        processor_id: ProcessorId,
+    },
+    /// A processor was created.
+    ProcessorCreated {
+        /// Its id.
+        id: ProcessorId,
+        /// What it is attached to.
+        parent: ProcessorParent,
+        /// Plugin reference.
+        plugin: String,
+        /// Settings.
+        settings: Settings,
+        /// Condition template.
+        condition: String,
+        /// Worker count (>= 1).
+        workers: u32,
+    },
+    /// A processor's settings, workers or plugin changed.
+    ProcessorUpdated {
+        /// The processor.
+        id: ProcessorId,
+        /// Plugin reference.
+        plugin: String,
+        /// New settings.
+        settings: Settings,
+        /// Worker count (>= 1).
+        workers: u32,
+    },
+    /// A processor was deleted.
+    ProcessorDeleted {
+        /// The processor.
+        id: ProcessorId,
+    },
+}
+
+impl Event {
+    /// The stream (entity) this event belongs to.
+    pub fn stream(&self) -> StreamId {
+        use Event::*;
+        match self {
+            PipelineCreated { id, .. }
+            | PipelineUpdated { id, .. }
+            | PipelineDlqUpdated { id, .. }
+            | PipelineDeleted { id }
+            | PipelineConnectorAdded { id, .. }
+            | PipelineConnectorRemoved { id, .. }
+            | PipelineProcessorAdded { id, .. }
+            | PipelineProcessorRemoved { id, .. }
+            | PipelineStartRequested { id }
+            | PipelineStopRequested { id, .. }
+            | PipelineStarted { id }
+            | PipelineStopped { id, .. }
+            | PipelineDegraded { id, .. } => StreamId::pipeline(id),
+            ConnectorCreated { id, .. }
+            | ConnectorUpdated { id, .. }
+            | ConnectorDeleted { id }
+            | ConnectorProcessorAdded { id, .. }
+            | ConnectorProcessorRemoved { id, .. } => StreamId::connector(id),
+            ProcessorCreated { id, .. } | ProcessorUpdated { id, .. } | ProcessorDeleted { id } => {
+                StreamId::processor(id)
+            }
+        }
+    }
+
+    /// The event's type name, as stored in the envelope (`"PipelineCreated"`, ...).
+    pub fn event_type(&self) -> &'static str {
+        use Event::*;
+        match self {
+            PipelineCreated { .. } => "PipelineCreated",
+            PipelineUpdated { .. } => "PipelineUpdated",
+            PipelineDlqUpdated { .. } => "PipelineDlqUpdated",
+            PipelineDeleted { .. } => "PipelineDeleted",
+            PipelineConnectorAdded { .. } => "PipelineConnectorAdded",
+            PipelineConnectorRemoved { .. } => "PipelineConnectorRemoved",
+            PipelineProcessorAdded { .. } => "PipelineProcessorAdded",
+            PipelineProcessorRemoved { .. } => "PipelineProcessorRemoved",
+            PipelineStartRequested { .. } => "PipelineStartRequested",
+            PipelineStopRequested { .. } => "PipelineStopRequested",
+            PipelineStarted { .. } => "PipelineStarted",
+            PipelineStopped { .. } => "PipelineStopped",
+            PipelineDegraded { .. } => "PipelineDegraded",
+            ConnectorCreated { .. } => "ConnectorCreated",
+            ConnectorUpdated { .. } => "ConnectorUpdated",
+            ConnectorDeleted { .. } => "ConnectorDeleted",
+            ConnectorProcessorAdded { .. } => "ConnectorProcessorAdded",
+            ConnectorProcessorRemoved { .. } => "ConnectorProcessorRemoved",
+            ProcessorCreated { .. } => "ProcessorCreated",
+            ProcessorUpdated { .. } => "ProcessorUpdated",
+            ProcessorDeleted { .. } => "ProcessorDeleted",
+        }
+    }
+}
+
+/// Who did something, why, and when: recorded with every event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMeta {
+    /// Who issued the command: a user name, `system` for the engine,
+    /// `provisioning:<file>` for configuration files.
+    pub actor: String,
+    /// Groups the events of one user operation (and the engine's reactions to it).
+    pub correlation_id: String,
+    /// The event or request that caused this one, if any.
+    pub causation_id: Option<String>,
+    /// When the event was appended (UTC; non-decreasing along the log).
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// An event as read back from the log: its position, its stream version and its metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    /// Global sequence number.
+    pub seq: Seq,
+    /// The version of the event's stream after this event (1 for the first).
+    pub stream_version: u64,
+    /// Who, why, when.
+    pub meta: EventMeta,
+    /// The event itself.
+    pub event: Event,
+}

@@ -1,0 +1,519 @@
+//! Given/when/then tests of `decide`: given these events, when this command, then exactly
+//! these events or this error.
+
+use super::*;
+use crate::event::EventMeta;
+use crate::model::Settings;
+use chrono::{TimeZone, Utc};
+
+/// Folds `events` into a fresh state, numbering them and their stream versions.
+fn given(events: Vec<Event>) -> ControlPlane {
+    let mut state = ControlPlane::new();
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    for (i, event) in events.into_iter().enumerate() {
+        let v = versions.entry(event.stream().0).or_default();
+        *v += 1;
+        state.evolve(&RecordedEvent {
+            seq: Seq(i as u64 + 1),
+            stream_version: *v,
+            meta: EventMeta {
+                actor: "test".into(),
+                correlation_id: "c".into(),
+                causation_id: None,
+                recorded_at: Utc.timestamp_opt(1_700_000_000 + i as i64, 0).unwrap(),
+            },
+            event,
+        });
+    }
+    state
+}
+
+fn pid(s: &str) -> PipelineId {
+    PipelineId(s.into())
+}
+fn cid(s: &str) -> ConnectorId {
+    ConnectorId(s.into())
+}
+fn prid(s: &str) -> ProcessorId {
+    ProcessorId(s.into())
+}
+
+fn created(id: &str, name: &str) -> Event {
+    Event::PipelineCreated {
+        id: pid(id),
+        name: name.into(),
+        description: String::new(),
+        dlq: DeadLetterQueue::default(),
+    }
+}
+
+fn connector(id: &str, pipeline: &str, t: ConnectorType) -> Vec<Event> {
+    vec![
+        Event::ConnectorCreated {
+            id: cid(id),
+            pipeline_id: pid(pipeline),
+            connector_type: t,
+            plugin: "builtin:generator".into(),
+            name: id.into(),
+            settings: Settings::new(),
+        },
+        Event::PipelineConnectorAdded {
+            id: pid(pipeline),
+            connector_id: cid(id),
+        },
+    ]
+}
+
+/// A pipeline `p` with a source `src` and a destination `dst`.
+fn complete_pipeline() -> Vec<Event> {
+    let mut events = vec![created("p", "pipe")];
+    events.extend(connector("src", "p", ConnectorType::Source));
+    events.extend(connector("dst", "p", ConnectorType::Destination));
+    events
+}
+
+fn running(mut events: Vec<Event>) -> Vec<Event> {
+    events.push(Event::PipelineStartRequested { id: pid("p") });
+    events.push(Event::PipelineStarted { id: pid("p") });
+    events
+}
+
+fn code(state: &ControlPlane, command: Command) -> String {
+    state.decide(&command).unwrap_err().code()
+}
+
+#[test]
+fn create_pipeline_emits_created_with_default_dlq() {
+    let state = given(vec![]);
+    let events = state
+        .decide(&Command::CreatePipeline {
+            id: pid("p"),
+            name: "pipe".into(),
+            description: "d".into(),
+        })
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![Event::PipelineCreated {
+            id: pid("p"),
+            name: "pipe".into(),
+            description: "d".into(),
+            dlq: DeadLetterQueue::default(),
+        }]
+    );
+}
+
+#[test]
+fn pipeline_names_are_validated_and_unique() {
+    let state = given(vec![created("p", "pipe")]);
+    let create = |id: &str, name: &str| Command::CreatePipeline {
+        id: pid(id),
+        name: name.into(),
+        description: String::new(),
+    };
+    assert_eq!(code(&state, create("q", "")), "pipeline.invalid_name");
+    assert_eq!(code(&state, create("q", "  ")), "pipeline.invalid_name");
+    assert_eq!(
+        code(&state, create("q", &"n".repeat(129))),
+        "pipeline.invalid_name"
+    );
+    assert!(state.decide(&create("q", &"n".repeat(128))).is_ok());
+    assert_eq!(code(&state, create("q", "pipe")), "pipeline.name_exists");
+    assert_eq!(code(&state, create("p", "other")), "pipeline.id_exists");
+    assert_eq!(code(&state, create("", "other")), "pipeline.invalid_id");
+    assert_eq!(code(&state, create("a/b", "other")), "pipeline.invalid_id");
+    assert_eq!(
+        code(&state, create(&"i".repeat(129), "other")),
+        "pipeline.invalid_id"
+    );
+    let long_description = Command::CreatePipeline {
+        id: pid("q"),
+        name: "q".into(),
+        description: "d".repeat(8193),
+    };
+    assert_eq!(
+        code(&state, long_description),
+        "pipeline.invalid_description"
+    );
+}
+
+#[test]
+fn rename_keeps_uniqueness_and_frees_the_old_name() {
+    let state = given(vec![
+        created("p", "pipe"),
+        created("q", "other"),
+        Event::PipelineUpdated {
+            id: pid("p"),
+            name: "renamed".into(),
+            description: String::new(),
+        },
+    ]);
+    let update = |id: &str, name: &str| Command::UpdatePipeline {
+        id: pid(id),
+        name: name.into(),
+        description: String::new(),
+    };
+    assert_eq!(code(&state, update("q", "renamed")), "pipeline.name_exists");
+    assert!(state.decide(&update("q", "pipe")).is_ok());
+    // Keeping one's own name is not a conflict, and an unchanged update emits nothing.
+    assert_eq!(state.decide(&update("p", "renamed")).unwrap(), vec![]);
+    assert_eq!(code(&state, update("x", "y")), "pipeline.not_found");
+}
+
+#[test]
+fn create_connector_adds_it_to_its_pipeline_in_one_decision() {
+    let state = given(vec![created("p", "pipe")]);
+    let events = state
+        .decide(&Command::CreateConnector {
+            id: cid("c"),
+            pipeline_id: pid("p"),
+            connector_type: ConnectorType::Source,
+            plugin: "builtin:generator".into(),
+            name: "c".into(),
+            settings: Settings::new(),
+        })
+        .unwrap();
+    assert_eq!(events, connector("c", "p", ConnectorType::Source));
+}
+
+#[test]
+fn connector_references_and_fields_are_checked() {
+    let state = given(vec![created("p", "pipe")]);
+    let create = |pipeline: &str, plugin: &str, name: &str| Command::CreateConnector {
+        id: cid("c"),
+        pipeline_id: pid(pipeline),
+        connector_type: ConnectorType::Source,
+        plugin: plugin.into(),
+        name: name.into(),
+        settings: Settings::new(),
+    };
+    assert_eq!(
+        code(&state, create("nope", "builtin:log", "c")),
+        "pipeline.not_found"
+    );
+    assert_eq!(
+        code(&state, create("p", "", "c")),
+        "connector.invalid_plugin"
+    );
+    assert_eq!(
+        code(&state, create("p", "builtin:log", "")),
+        "connector.invalid_name"
+    );
+    assert_eq!(
+        code(&state, create("p", "builtin:log", &"n".repeat(257))),
+        "connector.invalid_name"
+    );
+}
+
+#[test]
+fn running_pipeline_cannot_be_edited_nor_its_children() {
+    let mut events = running(complete_pipeline());
+    events.push(Event::ProcessorCreated {
+        id: prid("pr"),
+        parent: ProcessorParent::Connector(cid("src")),
+        plugin: "field.set".into(),
+        settings: Settings::new(),
+        condition: String::new(),
+        workers: 1,
+    });
+    let state = given(events);
+    let commands = vec![
+        Command::UpdatePipeline {
+            id: pid("p"),
+            name: "x".into(),
+            description: String::new(),
+        },
+        Command::UpdatePipelineDlq {
+            id: pid("p"),
+            dlq: DeadLetterQueue::default(),
+        },
+        Command::DeletePipeline { id: pid("p") },
+        Command::StartPipeline { id: pid("p") },
+        Command::CreateConnector {
+            id: cid("c2"),
+            pipeline_id: pid("p"),
+            connector_type: ConnectorType::Source,
+            plugin: "builtin:log".into(),
+            name: "c2".into(),
+            settings: Settings::new(),
+        },
+        Command::UpdateConnector {
+            id: cid("src"),
+            name: "n".into(),
+            settings: Settings::new(),
+            plugin: None,
+        },
+        Command::DeleteConnector { id: cid("dst") },
+        Command::CreateProcessor {
+            id: prid("pr2"),
+            parent: ProcessorParent::Pipeline(pid("p")),
+            plugin: "field.set".into(),
+            settings: Settings::new(),
+            condition: String::new(),
+            workers: 1,
+        },
+        Command::UpdateProcessor {
+            id: prid("pr"),
+            settings: Settings::new(),
+            workers: 2,
+            plugin: None,
+        },
+        Command::DeleteProcessor { id: prid("pr") },
+    ];
+    for command in commands {
+        assert_eq!(
+            code(&state, command.clone()),
+            "pipeline.running",
+            "{command:?}"
+        );
+    }
+}
+
+#[test]
+fn transitional_states_count_as_running() {
+    let mut events = complete_pipeline();
+    events.push(Event::PipelineStartRequested { id: pid("p") });
+    let starting = given(events.clone());
+    assert_eq!(
+        code(&starting, Command::DeletePipeline { id: pid("p") }),
+        "pipeline.running"
+    );
+    events.push(Event::PipelineStarted { id: pid("p") });
+    events.push(Event::PipelineStopRequested {
+        id: pid("p"),
+        force: false,
+    });
+    let stopping = given(events);
+    assert_eq!(
+        code(&stopping, Command::StartPipeline { id: pid("p") }),
+        "pipeline.running"
+    );
+    // A graceful stop of a stopping pipeline is refused, a forced one is accepted.
+    assert_eq!(
+        code(
+            &stopping,
+            Command::StopPipeline {
+                id: pid("p"),
+                force: false
+            }
+        ),
+        "pipeline.not_running"
+    );
+    assert!(stopping
+        .decide(&Command::StopPipeline {
+            id: pid("p"),
+            force: true
+        })
+        .is_ok());
+}
+
+#[test]
+fn start_needs_a_source_and_a_destination() {
+    let mut events = vec![created("p", "pipe")];
+    let state = given(events.clone());
+    let start = Command::StartPipeline { id: pid("p") };
+    assert_eq!(
+        state.decide(&start).unwrap_err(),
+        DomainError::PipelineIncomplete {
+            id: "p".into(),
+            missing: "source"
+        }
+    );
+    events.extend(connector("src", "p", ConnectorType::Source));
+    let state = given(events.clone());
+    assert_eq!(
+        state.decide(&start).unwrap_err(),
+        DomainError::PipelineIncomplete {
+            id: "p".into(),
+            missing: "destination"
+        }
+    );
+    events.extend(connector("dst", "p", ConnectorType::Destination));
+    let state = given(events);
+    assert_eq!(
+        state.decide(&start).unwrap(),
+        vec![Event::PipelineStartRequested { id: pid("p") }]
+    );
+}
+
+#[test]
+fn stop_requires_a_running_pipeline() {
+    let state = given(complete_pipeline());
+    let stop = Command::StopPipeline {
+        id: pid("p"),
+        force: false,
+    };
+    assert_eq!(code(&state, stop.clone()), "pipeline.not_running");
+    let state = given(running(complete_pipeline()));
+    assert_eq!(
+        state.decide(&stop).unwrap(),
+        vec![Event::PipelineStopRequested {
+            id: pid("p"),
+            force: false
+        }]
+    );
+}
+
+#[test]
+fn degraded_pipeline_keeps_its_error_and_can_be_edited_and_restarted() {
+    let mut events = running(complete_pipeline());
+    events.push(Event::PipelineDegraded {
+        id: pid("p"),
+        error: "disk full".into(),
+    });
+    let state = given(events);
+    assert_eq!(
+        state.pipeline(&pid("p")).unwrap().status,
+        PipelineStatus::Degraded {
+            error: "disk full".into()
+        }
+    );
+    assert!(state
+        .decide(&Command::StartPipeline { id: pid("p") })
+        .is_ok());
+    assert!(state
+        .decide(&Command::UpdatePipeline {
+            id: pid("p"),
+            name: "n".into(),
+            description: String::new()
+        })
+        .is_ok());
+}
+
+#[test]
+fn pipeline_with_children_cannot_be_deleted() {
+    let state = given(complete_pipeline());
+    assert_eq!(
+        code(&state, Command::DeletePipeline { id: pid("p") }),
+        "pipeline.has_connectors"
+    );
+    let state = given(vec![
+        created("p", "pipe"),
+        Event::ProcessorCreated {
+            id: prid("pr"),
+            parent: ProcessorParent::Pipeline(pid("p")),
+            plugin: "field.set".into(),
+            settings: Settings::new(),
+            condition: String::new(),
+            workers: 1,
+        },
+        Event::PipelineProcessorAdded {
+            id: pid("p"),
+            processor_id: prid("pr"),
+        },
+    ]);
+    assert_eq!(
+        code(&state, Command::DeletePipeline { id: pid("p") }),
+        "pipeline.has_processors"
+    );
+}
+
+#[test]
+fn connector_with_processors_cannot_be_deleted() {
+    let mut events = complete_pipeline();
+    events.push(Event::ProcessorCreated {
+        id: prid("pr"),
+        parent: ProcessorParent::Connector(cid("src")),
+        plugin: "field.set".into(),
+        settings: Settings::new(),
+        condition: String::new(),
+        workers: 1,
+    });
+    events.push(Event::ConnectorProcessorAdded {
+        id: cid("src"),
+        processor_id: prid("pr"),
+    });
+    let state = given(events);
+    assert_eq!(
+        code(&state, Command::DeleteConnector { id: cid("src") }),
+        "connector.has_processors"
+    );
+    // Deleting the destination (no processors) removes it from its pipeline in one decision.
+    assert_eq!(
+        state
+            .decide(&Command::DeleteConnector { id: cid("dst") })
+            .unwrap(),
+        vec![
+            Event::ConnectorDeleted { id: cid("dst") },
+            Event::PipelineConnectorRemoved {
+                id: pid("p"),
+                connector_id: cid("dst")
+            }
+        ]
+    );
+}
+
+#[test]
+fn processor_parent_must_exist_and_workers_are_checked() {
+    let state = given(complete_pipeline());
+    let create = |parent: ProcessorParent, workers: i32| Command::CreateProcessor {
+        id: prid("pr"),
+        parent,
+        plugin: "field.set".into(),
+        settings: Settings::new(),
+        condition: String::new(),
+        workers,
+    };
+    assert_eq!(
+        code(&state, create(ProcessorParent::Connector(cid("nope")), 1)),
+        "connector.not_found"
+    );
+    assert_eq!(
+        code(&state, create(ProcessorParent::Pipeline(pid("nope")), 1)),
+        "pipeline.not_found"
+    );
+    assert_eq!(
+        code(&state, create(ProcessorParent::Pipeline(pid("p")), -1)),
+        "processor.invalid_workers"
+    );
+    let events = state
+        .decide(&create(ProcessorParent::Connector(cid("src")), 0))
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![
+            Event::ProcessorCreated {
+                id: prid("pr"),
+                parent: ProcessorParent::Connector(cid("src")),
+                plugin: "field.set".into(),
+                settings: Settings::new(),
+                condition: String::new(),
+                workers: 1,
+            },
+            Event::ConnectorProcessorAdded {
+                id: cid("src"),
+                processor_id: prid("pr")
+            }
+        ]
+    );
+}
+
+#[test]
+fn evolve_tracks_versions_times_and_membership() {
+    let mut events = complete_pipeline();
+    events.push(Event::ConnectorDeleted { id: cid("dst") });
+    events.push(Event::PipelineConnectorRemoved {
+        id: pid("p"),
+        connector_id: cid("dst"),
+    });
+    let state = given(events);
+    let p = state.pipeline(&pid("p")).unwrap();
+    assert_eq!(p.connector_ids, vec![cid("src")]);
+    assert_eq!(p.version, 4, "created + 2 added + 1 removed");
+    assert_eq!(p.created_at, Utc.timestamp_opt(1_700_000_000, 0).unwrap());
+    assert_eq!(p.updated_at, Utc.timestamp_opt(1_700_000_006, 0).unwrap());
+    assert!(state.connector(&cid("dst")).is_none());
+    assert_eq!(state.last_seq(), Seq(7));
+    assert_eq!(state.pipeline_by_name("pipe").unwrap().id, pid("p"));
+}
+
+#[test]
+fn snapshot_roundtrip_rebuilds_the_name_index() {
+    let state = given(complete_pipeline());
+    let json = serde_json::to_string(&state).unwrap();
+    let mut back: ControlPlane = serde_json::from_str(&json).unwrap();
+    assert!(back.pipeline_by_name("pipe").is_none());
+    back.reindex();
+    assert_eq!(back, state);
+    assert!(back.pipeline_by_name("pipe").is_some());
+}

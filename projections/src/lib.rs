@@ -1,0 +1,273 @@
+//! Read models of the control plane, folded from the event log.
+//!
+//! [`Projections`] holds the current [`ControlPlane`] in memory; the API serves every read
+//! from it. On open it loads the latest snapshot and folds the tail of the log after it (or
+//! the whole log when there is no usable snapshot); afterwards the command layer hands it
+//! each appended batch, in order, so a client reads its own write. Snapshots are written
+//! every [`ProjectionOptions::snapshot_every`] events.
+//!
+//! Time travel is a fold of a fresh state up to a sequence number ([`fold_to`]) or a time
+//! ([`fold_to_time`]), starting from the snapshot when it is not past the target.
+//!
+//! This crate reads the log and writes snapshots; it never appends events.
+
+use chrono::{DateTime, Utc};
+use culvert_domain::{ControlPlane, RecordedEvent, Seq};
+use culvert_migrations::{decode, DecodeError};
+use culvert_store::{EventLog, Snapshot, StoreError};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use thiserror::Error;
+
+/// The name under which the control-plane snapshot is stored.
+pub const SNAPSHOT_NAME: &str = "control-plane";
+/// The snapshot format this build writes and reads; bump it when [`ControlPlane`]'s
+/// serialised shape changes (older snapshots are then ignored and the log folded instead).
+pub const SNAPSHOT_FORMAT: u32 = 1;
+/// How many events are read from the log at a time while folding.
+const READ_CHUNK: usize = 4096;
+
+/// Why a projection could not be built or advanced.
+#[derive(Debug, Error)]
+pub enum ProjectionError {
+    /// Reading the log failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An event in the log does not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Events were handed over out of order.
+    #[error("projection at seq {at} was handed seq {got}; events must be contiguous")]
+    OutOfOrder {
+        /// The projection's last seq.
+        at: Seq,
+        /// The first seq handed over.
+        got: Seq,
+    },
+}
+
+/// Tuning of the projections.
+#[derive(Debug, Clone)]
+pub struct ProjectionOptions {
+    /// Write a snapshot after this many events since the last one (0 = never).
+    pub snapshot_every: u64,
+}
+
+impl Default for ProjectionOptions {
+    fn default() -> Self {
+        Self {
+            snapshot_every: 10_000,
+        }
+    }
+}
+
+/// How the projection was built on open, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The seq of the snapshot used, if any.
+    pub snapshot_seq: Option<Seq>,
+    /// How many events were folded after it.
+    pub folded: u64,
+}
+
+/// The in-memory read models.
+pub struct Projections {
+    state: RwLock<ControlPlane>,
+    options: ProjectionOptions,
+    last_snapshot: Mutex<Seq>,
+}
+
+impl Projections {
+    /// Build the read models from the latest snapshot plus the tail of `log`.
+    pub fn open(
+        log: &dyn EventLog,
+        options: ProjectionOptions,
+    ) -> Result<(Self, OpenReport), ProjectionError> {
+        let (mut state, snapshot_seq) = match load_snapshot(log)? {
+            Some(state) => {
+                let seq = state.last_seq();
+                (state, Some(seq))
+            }
+            None => (ControlPlane::new(), None),
+        };
+        let folded = fold_range(&mut state, log, Seq(u64::MAX))?;
+        let report = OpenReport {
+            snapshot_seq,
+            folded,
+        };
+        tracing::info!(
+            snapshot_seq = snapshot_seq.map(|s| s.0),
+            folded,
+            head = state.last_seq().0,
+            "control-plane projections rebuilt"
+        );
+        Ok((
+            Self {
+                state: RwLock::new(state),
+                options,
+                last_snapshot: Mutex::new(snapshot_seq.unwrap_or(Seq::ZERO)),
+            },
+            report,
+        ))
+    }
+
+    /// Read access to the current state. Hold the guard briefly: writers wait for it.
+    pub fn read(&self) -> RwLockReadGuard<'_, ControlPlane> {
+        self.state.read()
+    }
+
+    /// Fold a batch of just-appended events, which must directly follow the current state.
+    pub fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let mut state = self.state.write();
+        if let Some(first) = events.first() {
+            if first.seq != state.last_seq().next() {
+                return Err(ProjectionError::OutOfOrder {
+                    at: state.last_seq(),
+                    got: first.seq,
+                });
+            }
+        }
+        for event in events {
+            state.evolve(event);
+        }
+        Ok(())
+    }
+
+    /// Fold whatever the log has beyond the current state (after another writer, or when
+    /// [`apply`](Self::apply) was refused). Returns how many events were folded.
+    pub fn catch_up(&self, log: &dyn EventLog) -> Result<u64, ProjectionError> {
+        let mut state = self.state.write();
+        fold_range(&mut state, log, Seq(u64::MAX))
+    }
+
+    /// Write a snapshot if `snapshot_every` events have passed since the last one.
+    pub fn snapshot_if_due(&self, log: &dyn EventLog) -> Result<bool, ProjectionError> {
+        let every = self.options.snapshot_every;
+        let last = *self.last_snapshot.lock();
+        if every == 0 || self.state.read().last_seq().0 < last.0 + every {
+            return Ok(false);
+        }
+        self.write_snapshot(log)?;
+        Ok(true)
+    }
+
+    /// Write a snapshot of the current state now.
+    pub fn write_snapshot(&self, log: &dyn EventLog) -> Result<Seq, ProjectionError> {
+        let (seq, data) = {
+            let state = self.state.read();
+            let data = serde_json::to_vec(&*state).map_err(|source| StoreError::Encode {
+                what: "control-plane snapshot",
+                source,
+            })?;
+            (state.last_seq(), data)
+        };
+        log.put_snapshot(
+            SNAPSHOT_NAME,
+            &Snapshot {
+                seq,
+                format: SNAPSHOT_FORMAT,
+                data,
+            },
+        )?;
+        *self.last_snapshot.lock() = seq;
+        tracing::debug!(seq = seq.0, "control-plane snapshot written");
+        Ok(seq)
+    }
+}
+
+/// The state as of sequence `seq` (inclusive): time travel by sequence number.
+pub fn fold_to(log: &dyn EventLog, seq: Seq) -> Result<ControlPlane, ProjectionError> {
+    let mut state = match load_snapshot(log)? {
+        Some(snapshot) if snapshot.last_seq() <= seq => snapshot,
+        _ => ControlPlane::new(),
+    };
+    fold_range(&mut state, log, seq)?;
+    Ok(state)
+}
+
+/// The state as of time `at` (inclusive): every event recorded at or before it.
+pub fn fold_to_time(
+    log: &dyn EventLog,
+    at: DateTime<Utc>,
+) -> Result<ControlPlane, ProjectionError> {
+    let mut state = ControlPlane::new();
+    loop {
+        let events = log.read_from(state.last_seq().next(), READ_CHUNK)?;
+        if events.is_empty() {
+            return Ok(state);
+        }
+        for stored in &events {
+            // recorded_at is non-decreasing along the log, so the first later event ends it.
+            if stored.recorded_at > at {
+                return Ok(state);
+            }
+            state.evolve(&decode(stored)?);
+        }
+    }
+}
+
+/// Fold the full log from the start, ignoring snapshots.
+pub fn fold_all(log: &dyn EventLog) -> Result<ControlPlane, ProjectionError> {
+    let mut state = ControlPlane::new();
+    fold_range(&mut state, log, Seq(u64::MAX))?;
+    Ok(state)
+}
+
+/// Fold events after `state.last_seq()` up to `until` (inclusive); returns how many.
+fn fold_range(
+    state: &mut ControlPlane,
+    log: &dyn EventLog,
+    until: Seq,
+) -> Result<u64, ProjectionError> {
+    let mut folded = 0;
+    while state.last_seq() < until {
+        let want = (until.0 - state.last_seq().0).min(READ_CHUNK as u64) as usize;
+        let events = log.read_from(state.last_seq().next(), want)?;
+        if events.is_empty() {
+            break;
+        }
+        for stored in &events {
+            if stored.seq != state.last_seq().next() {
+                return Err(StoreError::Gap {
+                    expected: state.last_seq().next(),
+                    found: stored.seq,
+                }
+                .into());
+            }
+            state.evolve(&decode(stored)?);
+            folded += 1;
+        }
+    }
+    Ok(folded)
+}
+
+/// The stored snapshot, if there is one in a format this build reads.
+fn load_snapshot(log: &dyn EventLog) -> Result<Option<ControlPlane>, ProjectionError> {
+    let Some(snapshot) = log.get_snapshot(SNAPSHOT_NAME)? else {
+        return Ok(None);
+    };
+    if snapshot.format != SNAPSHOT_FORMAT {
+        tracing::warn!(
+            found = snapshot.format,
+            supported = SNAPSHOT_FORMAT,
+            "ignoring a control-plane snapshot of another format; folding the whole log"
+        );
+        return Ok(None);
+    }
+    match serde_json::from_slice::<ControlPlane>(&snapshot.data) {
+        Ok(mut state) if state.last_seq() == snapshot.seq && snapshot.seq <= log.head() => {
+            state.reindex();
+            Ok(Some(state))
+        }
+        Ok(_) => {
+            tracing::warn!("ignoring a control-plane snapshot that disagrees with the log");
+            Ok(None)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "ignoring an unreadable control-plane snapshot");
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

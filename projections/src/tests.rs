@@ -1,0 +1,208 @@
+//! Property tests: for random valid command sequences, the projection rebuilt from a
+//! snapshot plus the tail equals the full fold, and time travel to N equals the state after
+//! the first N events.
+
+use super::*;
+use culvert_domain::{
+    Command, ConnectorId, ConnectorType, DeadLetterQueue, PipelineId, ProcessorId, ProcessorParent,
+    StoppedReason,
+};
+use culvert_migrations::{encode, Provenance};
+use culvert_store::{AppendRequest, MemoryStore};
+use proptest::prelude::*;
+
+fn command() -> impl Strategy<Value = Command> {
+    let p = (0..3u8).prop_map(|i| PipelineId(format!("p{i}")));
+    let c = (0..5u8).prop_map(|i| ConnectorId(format!("c{i}")));
+    let r = (0..4u8).prop_map(|i| ProcessorId(format!("r{i}")));
+    let name = (0..4u8).prop_map(|i| format!("name-{i}"));
+    let settings = prop::collection::btree_map("[a-c]", "[x-z]{0,3}", 0..3);
+    let parent = prop_oneof![
+        c.clone().prop_map(ProcessorParent::Connector),
+        p.clone().prop_map(ProcessorParent::Pipeline),
+    ];
+    prop_oneof![
+        4 => (p.clone(), name.clone()).prop_map(|(id, name)| Command::CreatePipeline {
+            id, name, description: "d".into() }),
+        1 => (p.clone(), name.clone(), "[a-z]{0,5}").prop_map(|(id, name, description)|
+            Command::UpdatePipeline { id, name, description }),
+        1 => (p.clone(), 1..5u64).prop_map(|(id, w)| Command::UpdatePipelineDlq {
+            id, dlq: DeadLetterQueue { window_size: w, ..DeadLetterQueue::default() } }),
+        1 => p.clone().prop_map(|id| Command::DeletePipeline { id }),
+        2 => p.clone().prop_map(|id| Command::StartPipeline { id }),
+        1 => (p.clone(), any::<bool>()).prop_map(|(id, force)| Command::StopPipeline { id, force }),
+        2 => p.clone().prop_map(|id| Command::ReportPipelineStarted { id }),
+        1 => p.clone().prop_map(|id| Command::ReportPipelineStopped { id, reason: StoppedReason::System }),
+        1 => (p.clone(), "[a-z ]{1,10}").prop_map(|(id, error)| Command::ReportPipelineDegraded { id, error }),
+        5 => (c.clone(), p.clone(), any::<bool>(), settings.clone()).prop_map(|(id, pipeline_id, src, settings)|
+            Command::CreateConnector {
+                id: id.clone(), pipeline_id,
+                connector_type: if src { ConnectorType::Source } else { ConnectorType::Destination },
+                plugin: "builtin:generator".into(), name: id.0, settings }),
+        1 => (c.clone(), name.clone(), settings.clone()).prop_map(|(id, name, settings)|
+            Command::UpdateConnector { id, name, settings, plugin: None }),
+        1 => c.prop_map(|id| Command::DeleteConnector { id }),
+        3 => (r.clone(), parent, settings.clone(), 0..3i32).prop_map(|(id, parent, settings, workers)|
+            Command::CreateProcessor { id, parent, plugin: "field.set".into(), settings,
+                condition: String::new(), workers }),
+        1 => (r.clone(), settings, 0..3i32).prop_map(|(id, settings, workers)|
+            Command::UpdateProcessor { id, settings, workers, plugin: None }),
+        1 => r.prop_map(|id| Command::DeleteProcessor { id }),
+    ]
+}
+
+/// Runs the commands through decide, appending accepted ones; returns the log and the
+/// state after each event (index 0 = empty).
+fn build(commands: &[Command]) -> (MemoryStore, Vec<ControlPlane>) {
+    let log = MemoryStore::new();
+    let mut states = vec![ControlPlane::new()];
+    let who = Provenance {
+        actor: "prop".into(),
+        correlation_id: "c".into(),
+        causation_id: None,
+    };
+    for command in commands {
+        let current = states.last().unwrap().clone();
+        let Ok(events) = current.decide(command) else {
+            continue;
+        };
+        let stored = log
+            .append(AppendRequest {
+                events: events.iter().map(|e| encode(e, &who)).collect(),
+                expected: vec![],
+            })
+            .unwrap();
+        let mut state = current;
+        for s in &stored {
+            state.evolve(&decode(s).unwrap());
+            states.push(state.clone());
+        }
+    }
+    (log, states)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn snapshot_plus_tail_equals_full_fold(
+        commands in prop::collection::vec(command(), 1..80),
+        cut in 0.0f64..=1.0,
+    ) {
+        let (log, states) = build(&commands);
+        let full = fold_all(&log).unwrap();
+        prop_assert_eq!(&full, states.last().unwrap());
+        let k = ((states.len() - 1) as f64 * cut) as u64;
+        // A snapshot at k, written the way the server writes it.
+        let at_k = fold_to(&log, Seq(k)).unwrap();
+        log.put_snapshot(SNAPSHOT_NAME, &Snapshot {
+            seq: Seq(k),
+            format: SNAPSHOT_FORMAT,
+            data: serde_json::to_vec(&at_k).unwrap(),
+        }).unwrap();
+        let (projections, report) = Projections::open(&log, ProjectionOptions::default()).unwrap();
+        prop_assert_eq!(report.snapshot_seq, Some(Seq(k)));
+        prop_assert_eq!(report.folded, log.head().0 - k);
+        prop_assert_eq!(&*projections.read(), &full);
+    }
+
+    #[test]
+    fn time_travel_to_n_equals_the_state_after_n_events(
+        commands in prop::collection::vec(command(), 1..80),
+        pick in 0.0f64..=1.0,
+        snapshot_at in 0.0f64..=1.0,
+    ) {
+        let (log, states) = build(&commands);
+        let last = (states.len() - 1) as f64;
+        let n = (last * pick) as usize;
+        prop_assert_eq!(&fold_to(&log, Seq(n as u64)).unwrap(), &states[n]);
+        // With a snapshot present, before or after n, the answer is the same.
+        let s = (last * snapshot_at) as usize;
+        log.put_snapshot(SNAPSHOT_NAME, &Snapshot {
+            seq: Seq(s as u64),
+            format: SNAPSHOT_FORMAT,
+            data: serde_json::to_vec(&states[s]).unwrap(),
+        }).unwrap();
+        prop_assert_eq!(&fold_to(&log, Seq(n as u64)).unwrap(), &states[n]);
+    }
+
+    #[test]
+    fn incremental_apply_equals_full_fold(commands in prop::collection::vec(command(), 1..60)) {
+        let source = build(&commands).0;
+        let log = MemoryStore::new();
+        let (projections, _) = Projections::open(&log, ProjectionOptions::default()).unwrap();
+        let events: Vec<_> = source.read_from(Seq(1), usize::MAX).unwrap()
+            .iter().map(|s| decode(s).unwrap()).collect();
+        for chunk in events.chunks(3) {
+            projections.apply(chunk).unwrap();
+        }
+        prop_assert_eq!(&*projections.read(), &fold_all(&source).unwrap());
+    }
+}
+
+#[test]
+fn out_of_order_batches_are_refused_and_unusable_snapshots_ignored() {
+    let (log, states) = build(&[
+        Command::CreatePipeline {
+            id: PipelineId("a".into()),
+            name: "a".into(),
+            description: String::new(),
+        },
+        Command::CreatePipeline {
+            id: PipelineId("b".into()),
+            name: "b".into(),
+            description: String::new(),
+        },
+    ]);
+    let (projections, _) =
+        Projections::open(&MemoryStore::new(), ProjectionOptions::default()).unwrap();
+    let second = decode(&log.read_from(Seq(2), 1).unwrap()[0]).unwrap();
+    assert!(matches!(
+        projections.apply(&[second]),
+        Err(ProjectionError::OutOfOrder { .. })
+    ));
+    // A snapshot of an unknown format, or garbage, is ignored: the log is folded instead.
+    for (format, data) in [(99, b"{}".to_vec()), (SNAPSHOT_FORMAT, b"garbage".to_vec())] {
+        log.put_snapshot(
+            SNAPSHOT_NAME,
+            &Snapshot {
+                seq: Seq(1),
+                format,
+                data,
+            },
+        )
+        .unwrap();
+        let (projections, report) = Projections::open(&log, ProjectionOptions::default()).unwrap();
+        assert_eq!(report.snapshot_seq, None);
+        assert_eq!(&*projections.read(), states.last().unwrap());
+    }
+}
+
+#[test]
+fn snapshots_are_written_when_due() {
+    let (log, _) = build(
+        &(0..25)
+            .map(|i| Command::CreatePipeline {
+                id: PipelineId(format!("p{i}")),
+                name: format!("n{i}"),
+                description: String::new(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let (projections, _) =
+        Projections::open(&log, ProjectionOptions { snapshot_every: 10 }).unwrap();
+    assert!(projections.snapshot_if_due(&log).unwrap());
+    assert_eq!(
+        log.get_snapshot(SNAPSHOT_NAME).unwrap().unwrap().seq,
+        Seq(25)
+    );
+    assert!(!projections.snapshot_if_due(&log).unwrap());
+    let (_, report) = Projections::open(&log, ProjectionOptions::default()).unwrap();
+    assert_eq!(
+        report,
+        OpenReport {
+            snapshot_seq: Some(Seq(25)),
+            folded: 0
+        }
+    );
+}

@@ -1,0 +1,233 @@
+//! One conformance suite for every store implementation: the RocksDB store and its
+//! in-memory twin must behave the same.
+
+use crate::{
+    AppendRequest, EventLog, ExpectedVersion, NewEvent, PositionStore, Snapshot, StoreError,
+    Subscription,
+};
+use culvert_domain::{Seq, StreamId};
+use serde_json::value::to_raw_value;
+use std::sync::Arc;
+
+/// A store under test plus whatever must live as long as it (a temp dir).
+pub(crate) struct Subject<S> {
+    pub store: Arc<S>,
+    pub _guard: Option<tempfile::TempDir>,
+}
+
+pub(crate) fn event(stream: &str, n: u64) -> NewEvent {
+    NewEvent {
+        stream: StreamId(stream.into()),
+        event_type: "Tested".into(),
+        schema_version: 1,
+        actor: "tester".into(),
+        correlation_id: format!("corr-{n}"),
+        causation_id: n.is_multiple_of(2).then(|| format!("cause-{n}")),
+        payload: to_raw_value(&serde_json::json!({ "n": n })).unwrap(),
+    }
+}
+
+pub(crate) fn request(
+    events: Vec<NewEvent>,
+    expected: Vec<(&str, ExpectedVersion)>,
+) -> AppendRequest {
+    AppendRequest {
+        events,
+        expected: expected
+            .into_iter()
+            .map(|(s, v)| (StreamId(s.into()), v))
+            .collect(),
+    }
+}
+
+/// Runs every case against stores made by `make`.
+pub(crate) fn run_all<S: EventLog + PositionStore>(make: impl Fn() -> Subject<S>) {
+    appends_are_gapless_and_readable(make());
+    version_checks_are_all_or_nothing(make());
+    streams_read_in_order(make());
+    snapshots_replace(make());
+    positions_roundtrip(make());
+    subscription_catches_up_then_follows(make());
+}
+
+fn appends_are_gapless_and_readable<S: EventLog>(s: Subject<S>) {
+    let log = &s.store;
+    assert_eq!(log.head(), Seq::ZERO);
+    assert!(log.append(AppendRequest::default()).unwrap().is_empty());
+    let first = log
+        .append(request(
+            vec![event("a", 1), event("b", 2), event("a", 3)],
+            vec![],
+        ))
+        .unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .map(|e| (e.seq.0, e.stream_version))
+            .collect::<Vec<_>>(),
+        vec![(1, 1), (2, 1), (3, 2)]
+    );
+    let second = log.append(request(vec![event("c", 4)], vec![])).unwrap();
+    assert_eq!(second[0].seq, Seq(4));
+    assert!(second[0].recorded_at >= first[0].recorded_at);
+    assert_eq!(log.head(), Seq(4));
+    let all = log.read_from(Seq(1), 100).unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[..3], first[..]);
+    assert_eq!(all[3], second[0]);
+    assert_eq!(all[2].payload.get(), r#"{"n":3}"#);
+    assert_eq!(all[1].causation_id.as_deref(), Some("cause-2"));
+    assert_eq!(log.read_from(Seq(3), 1).unwrap()[0].seq, Seq(3));
+    assert!(log.read_from(Seq(5), 10).unwrap().is_empty());
+    assert_eq!(log.read_from(Seq::ZERO, 10).unwrap().len(), 4);
+}
+
+fn version_checks_are_all_or_nothing<S: EventLog>(s: Subject<S>) {
+    let log = &s.store;
+    log.append(request(
+        vec![event("a", 1)],
+        vec![("a", ExpectedVersion::NoStream)],
+    ))
+    .unwrap();
+    // One stale expectation fails the whole batch, including events for other streams.
+    let err = log
+        .append(request(
+            vec![event("b", 2), event("a", 3)],
+            vec![
+                ("b", ExpectedVersion::NoStream),
+                ("a", ExpectedVersion::Exact(0)),
+            ],
+        ))
+        .unwrap_err();
+    match err {
+        StoreError::Conflict {
+            stream,
+            expected,
+            actual,
+        } => {
+            assert_eq!(stream.as_str(), "a");
+            assert_eq!(expected, ExpectedVersion::Exact(0));
+            assert_eq!(actual, 1);
+        }
+        other => panic!("expected a conflict, got {other}"),
+    }
+    assert_eq!(log.head(), Seq(1));
+    assert_eq!(log.stream_version(&StreamId("b".into())).unwrap(), 0);
+    assert!(log
+        .append(request(
+            vec![event("a", 4)],
+            vec![("a", ExpectedVersion::NoStream)]
+        ))
+        .is_err());
+    log.append(request(
+        vec![event("a", 5)],
+        vec![("a", ExpectedVersion::Exact(1))],
+    ))
+    .unwrap();
+    log.append(request(
+        vec![event("a", 6)],
+        vec![("a", ExpectedVersion::Any)],
+    ))
+    .unwrap();
+    assert_eq!(log.stream_version(&StreamId("a".into())).unwrap(), 3);
+    assert_eq!(log.head(), Seq(3));
+}
+
+fn streams_read_in_order<S: EventLog>(s: Subject<S>) {
+    let log = &s.store;
+    for n in 0..10 {
+        let stream = if n % 3 == 0 { "x" } else { "xy" };
+        log.append(request(vec![event(stream, n)], vec![])).unwrap();
+    }
+    let x = log.read_stream(&StreamId("x".into()), 1, 100).unwrap();
+    assert_eq!(
+        x.iter().map(|e| e.seq.0).collect::<Vec<_>>(),
+        vec![1, 4, 7, 10]
+    );
+    assert_eq!(
+        x.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    let tail = log.read_stream(&StreamId("x".into()), 3, 1).unwrap();
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].seq, Seq(7));
+    // "x" is a prefix of "xy"; their events must not mix.
+    assert_eq!(
+        log.read_stream(&StreamId("xy".into()), 1, 100)
+            .unwrap()
+            .len(),
+        6
+    );
+    assert!(log
+        .read_stream(&StreamId("none".into()), 1, 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(log.stream_version(&StreamId("xy".into())).unwrap(), 6);
+}
+
+fn snapshots_replace<S: EventLog>(s: Subject<S>) {
+    let log = &s.store;
+    assert!(log.get_snapshot("p").unwrap().is_none());
+    let one = Snapshot {
+        seq: Seq(5),
+        format: 1,
+        data: b"one".to_vec(),
+    };
+    log.put_snapshot("p", &one).unwrap();
+    assert_eq!(log.get_snapshot("p").unwrap(), Some(one));
+    let two = Snapshot {
+        seq: Seq(9),
+        format: 2,
+        data: vec![],
+    };
+    log.put_snapshot("p", &two).unwrap();
+    assert_eq!(log.get_snapshot("p").unwrap(), Some(two));
+}
+
+fn positions_roundtrip<S: PositionStore>(s: Subject<S>) {
+    let p = &s.store;
+    assert_eq!(p.get("c1", "position").unwrap(), None);
+    p.put("c1", "position", b"10").unwrap();
+    p.put("c1", "state", b"s").unwrap();
+    p.put("c10", "position", b"99").unwrap();
+    p.put("c1", "position", b"11").unwrap();
+    assert_eq!(p.get("c1", "position").unwrap(), Some(b"11".to_vec()));
+    p.delete_connector("c1").unwrap();
+    assert_eq!(p.get("c1", "position").unwrap(), None);
+    assert_eq!(p.get("c1", "state").unwrap(), None);
+    // A connector whose id extends another's is untouched.
+    assert_eq!(p.get("c10", "position").unwrap(), Some(b"99".to_vec()));
+}
+
+fn subscription_catches_up_then_follows<S: EventLog>(s: Subject<S>) {
+    let log: Arc<dyn EventLog> = s.store.clone();
+    for n in 0..5 {
+        log.append(request(vec![event("s", n)], vec![])).unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut sub = Subscription::new(log.clone(), Seq(3));
+        let writer = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for n in 5..50 {
+                    log.append(request(vec![event("s", n), event("t", n)], vec![]))
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        for expected in 3..=95u64 {
+            let event = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+                .await
+                .expect("subscription stalled")
+                .unwrap();
+            assert_eq!(event.seq, Seq(expected));
+        }
+        writer.await.unwrap();
+        assert_eq!(sub.position(), Seq(96));
+    });
+}

@@ -1,0 +1,186 @@
+//! The in-memory twin of the RocksDB store, for tests and for models of the real one.
+
+use crate::{AppendRequest, EventLog, PositionStore, Snapshot, StoreError, StoredEvent};
+use chrono::{DateTime, Utc};
+use culvert_domain::{Seq, StreamId};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use tokio::sync::watch;
+
+/// An [`EventLog`] and [`PositionStore`] held in memory. Same contract as
+/// [`crate::RocksStore`], minus durability.
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+    head: watch::Sender<Seq>,
+}
+
+#[derive(Default)]
+struct Inner {
+    events: Vec<StoredEvent>,
+    streams: HashMap<StreamId, Vec<Seq>>,
+    snapshots: HashMap<String, Snapshot>,
+    positions: HashMap<(String, String), Vec<u8>>,
+    last_time: Option<DateTime<Utc>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self {
+            inner: RwLock::new(Inner::default()),
+            head: watch::Sender::new(Seq::ZERO),
+        }
+    }
+}
+
+impl EventLog for MemoryStore {
+    fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut inner = self.inner.write();
+        for (stream, expected) in &request.expected {
+            let actual = inner.streams.get(stream).map_or(0, |s| s.len() as u64);
+            if !expected.matches(actual) {
+                return Err(StoreError::Conflict {
+                    stream: stream.clone(),
+                    expected: *expected,
+                    actual,
+                });
+            }
+        }
+        fail::fail_point!("store::append::before_write", |_| Err(
+            StoreError::Injected("store::append::before_write".into())
+        ));
+        let now = inner.last_time.map_or_else(Utc::now, |t| t.max(Utc::now()));
+        let mut stored = Vec::with_capacity(request.events.len());
+        for new in request.events {
+            let seq = Seq(inner.events.len() as u64 + stored.len() as u64 + 1);
+            let version = inner.streams.get(&new.stream).map_or(0, |s| s.len() as u64)
+                + stored
+                    .iter()
+                    .filter(|e: &&StoredEvent| e.stream == new.stream)
+                    .count() as u64
+                + 1;
+            stored.push(StoredEvent::from_new(new, seq, version, now));
+        }
+        for event in &stored {
+            inner
+                .streams
+                .entry(event.stream.clone())
+                .or_default()
+                .push(event.seq);
+            inner.events.push(event.clone());
+        }
+        if let Some(last) = stored.last() {
+            inner.last_time = Some(now);
+            self.head.send_replace(last.seq);
+        }
+        Ok(stored)
+    }
+
+    fn read_from(&self, from: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let inner = self.inner.read();
+        let start = from.0.max(1) as usize - 1;
+        Ok(inner
+            .events
+            .iter()
+            .skip(start)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let inner = self.inner.read();
+        let Some(seqs) = inner.streams.get(stream) else {
+            return Ok(vec![]);
+        };
+        let start = from_version.max(1) as usize - 1;
+        Ok(seqs
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|s| inner.events[s.0 as usize - 1].clone())
+            .collect())
+    }
+
+    fn head(&self) -> Seq {
+        Seq(self.inner.read().events.len() as u64)
+    }
+
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .read()
+            .streams
+            .get(stream)
+            .map_or(0, |s| s.len() as u64))
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Seq> {
+        self.head.subscribe()
+    }
+
+    fn put_snapshot(&self, name: &str, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.inner
+            .write()
+            .snapshots
+            .insert(name.to_owned(), snapshot.clone());
+        Ok(())
+    }
+
+    fn get_snapshot(&self, name: &str) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.inner.read().snapshots.get(name).cloned())
+    }
+}
+
+impl PositionStore for MemoryStore {
+    fn get(&self, connector: &str, slot: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .inner
+            .read()
+            .positions
+            .get(&(connector.to_owned(), slot.to_owned()))
+            .cloned())
+    }
+
+    fn put(&self, connector: &str, slot: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner
+            .write()
+            .positions
+            .insert((connector.to_owned(), slot.to_owned()), value.to_vec());
+        Ok(())
+    }
+
+    fn delete_connector(&self, connector: &str) -> Result<(), StoreError> {
+        self.inner
+            .write()
+            .positions
+            .retain(|(c, _), _| c != connector);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{run_all, Subject};
+    use std::sync::Arc;
+
+    #[test]
+    fn memory_store_conforms() {
+        run_all(|| Subject {
+            store: Arc::new(MemoryStore::new()),
+            _guard: None,
+        });
+    }
+}

@@ -1,9 +1,9 @@
 //! `culvert`: the server binary.
 //!
 //! `culvert run` opens the control plane's event log (RocksDB under `./data` by default, or
-//! in memory), rebuilds the read models from it, reports ready, and serves until SIGINT or
-//! SIGTERM, when it writes a snapshot and exits 0. The gRPC and HTTP APIs, the engine and
-//! the admin CLI are added to this binary by later layers.
+//! in memory), rebuilds the read models from it, serves Conduit's gRPC API (`api.v1`), and
+//! runs until SIGINT or SIGTERM, when it lets in-flight calls finish, writes a snapshot
+//! and exits 0. The HTTP API, the engine and the admin CLI are added by later layers.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -29,7 +29,7 @@ struct Cli {
 enum Commands {
     /// Start the server.
     ///
-    /// Example: culvert run --db.rocksdb.path ./data --log.level debug
+    /// Example: culvert run --db.rocksdb.path ./data --api.grpc.address 127.0.0.1:8084
     Run(RunArgs),
 }
 
@@ -55,6 +55,13 @@ struct RunArgs {
         default_value_t = 10_000
     )]
     snapshot_every: u64,
+    /// Address of the gRPC API (port 0 picks a free port; the log says which).
+    #[arg(
+        long = "api.grpc.address",
+        env = "CULVERT_API_GRPC_ADDRESS",
+        default_value = "127.0.0.1:8084"
+    )]
+    grpc_address: String,
     /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
     #[arg(long = "log.level", env = "CULVERT_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -145,6 +152,32 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     )
     .context("rebuilding the control plane from the event log")?;
     let writer = ControlPlaneWriter::new(log.clone(), Arc::new(projections));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(&args, writer.clone(), report, started))?;
+    if writer.head() > culvert_domain::Seq::ZERO {
+        writer
+            .projections()
+            .write_snapshot(log.as_ref())
+            .context("writing the shutdown snapshot")?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve(
+    args: &RunArgs,
+    writer: Arc<ControlPlaneWriter>,
+    report: culvert_projections::OpenReport,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let grpc = tokio::net::TcpListener::bind(&args.grpc_address)
+        .await
+        .with_context(|| format!("binding the gRPC API to {}", args.grpc_address))?;
+    let grpc_address = grpc.local_addr().context("reading the gRPC address")?;
+    tracing::info!(address = %grpc_address, "gRPC API listening");
     {
         let state = writer.projections().read();
         tracing::info!(
@@ -160,20 +193,29 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             "culvert ready"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(shutdown_signal())?;
-    tracing::info!("shutting down");
-    if writer.head() > culvert_domain::Seq::ZERO {
-        writer
-            .projections()
-            .write_snapshot(log.as_ref())
-            .context("writing the shutdown snapshot")?;
+    let (stop_tx, mut rx) = tokio::sync::watch::channel(false);
+    let api = culvert_api::Api::new(writer);
+    let mut grpc_server = tokio::spawn(culvert_api::serve_grpc(grpc, api, async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }));
+    tokio::select! {
+        signal = shutdown_signal() => {
+            signal?;
+            tracing::info!("shutting down: letting in-flight calls finish");
+            let _ = stop_tx.send(true);
+            grpc_server
+                .await
+                .context("the gRPC server task failed")?
+                .context("the gRPC server failed")?;
+            Ok(())
+        }
+        result = &mut grpc_server => {
+            result
+                .context("the gRPC server task failed")?
+                .context("the gRPC server failed")?;
+            anyhow::bail!("the gRPC server stopped unexpectedly")
+        }
     }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {

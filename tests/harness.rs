@@ -25,6 +25,7 @@ impl Server {
             .arg("--db.rocksdb.path")
             .arg(data)
             .args(["--log.format", "json", "--db.fsync", "false"])
+            .args(["--api.grpc.address", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -68,6 +69,16 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// The address the gRPC API listens on (read from its start-up log line).
+    pub fn grpc_address(&mut self) -> String {
+        let line = self.wait_for_line("gRPC API listening");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+        v["fields"]["address"]
+            .as_str()
+            .expect("address field")
+            .to_owned()
     }
 
     /// Send SIGTERM.

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `culvert` binary, run as a real process on a real data directory.
 //! One test binary (modules below) to keep link time down.
 
+mod grpc;
 mod harness;
 mod server;

@@ -1,0 +1,133 @@
+//! Conversions between the domain's types and the protobuf messages of `api.v1`.
+
+use crate::pb::api::v1 as pb;
+use chrono::{DateTime, Utc};
+use culvert_domain::{
+    Connector, ConnectorType, DeadLetterQueue, Pipeline, PipelineStatus, Processor,
+    ProcessorParent, StoppedReason,
+};
+
+pub(crate) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// Conduit knows no transitional states: a pipeline that is starting or stopping is
+/// reported as running until the engine says otherwise.
+pub(crate) fn pipeline(p: &Pipeline) -> pb::Pipeline {
+    use pb::pipeline::state::StoppedReason as Reason;
+    use pb::pipeline::Status;
+    let (status, error, reason) = match &p.status {
+        PipelineStatus::Stopped { reason } => (
+            Status::Stopped,
+            String::new(),
+            match reason {
+                StoppedReason::User => Reason::User,
+                StoppedReason::System => Reason::System,
+            },
+        ),
+        PipelineStatus::Starting | PipelineStatus::Running | PipelineStatus::Stopping { .. } => {
+            (Status::Running, String::new(), Reason::Unspecified)
+        }
+        PipelineStatus::Degraded { error } => {
+            (Status::Degraded, error.clone(), Reason::Unspecified)
+        }
+        PipelineStatus::Recovering => (Status::Recovering, String::new(), Reason::Unspecified),
+    };
+    pb::Pipeline {
+        id: p.id.to_string(),
+        state: Some(pb::pipeline::State {
+            status: status as i32,
+            error,
+            stopped_reason: reason as i32,
+        }),
+        config: Some(pb::pipeline::Config {
+            name: p.name.clone(),
+            description: p.description.clone(),
+        }),
+        connector_ids: p.connector_ids.iter().map(ToString::to_string).collect(),
+        processor_ids: p.processor_ids.iter().map(ToString::to_string).collect(),
+        created_at: Some(timestamp(p.created_at)),
+        updated_at: Some(timestamp(p.updated_at)),
+    }
+}
+
+pub(crate) fn dlq(d: &DeadLetterQueue) -> pb::pipeline::Dlq {
+    pb::pipeline::Dlq {
+        plugin: d.plugin.clone(),
+        settings: d
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        window_size: d.window_size,
+        window_nack_threshold: d.window_nack_threshold,
+    }
+}
+
+pub(crate) fn dlq_from(d: pb::pipeline::Dlq) -> DeadLetterQueue {
+    DeadLetterQueue {
+        plugin: d.plugin,
+        settings: d.settings.into_iter().collect(),
+        window_size: d.window_size,
+        window_nack_threshold: d.window_nack_threshold,
+    }
+}
+
+pub(crate) fn connector(c: &Connector) -> pb::Connector {
+    use pb::connector::{DestinationState, SourceState, State, Type};
+    let (kind, state) = match c.connector_type {
+        ConnectorType::Source => (Type::Source, State::SourceState(SourceState::default())),
+        ConnectorType::Destination => (
+            Type::Destination,
+            State::DestinationState(DestinationState::default()),
+        ),
+    };
+    pb::Connector {
+        id: c.id.to_string(),
+        state: Some(state),
+        config: Some(pb::connector::Config {
+            name: c.name.clone(),
+            settings: c
+                .settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }),
+        r#type: kind as i32,
+        plugin: c.plugin.clone(),
+        pipeline_id: c.pipeline_id.to_string(),
+        processor_ids: c.processor_ids.iter().map(ToString::to_string).collect(),
+        created_at: Some(timestamp(c.created_at)),
+        updated_at: Some(timestamp(c.updated_at)),
+    }
+}
+
+pub(crate) fn processor(p: &Processor) -> pb::Processor {
+    use pb::processor::parent::Type;
+    let (kind, id) = match &p.parent {
+        ProcessorParent::Connector(c) => (Type::Connector, c.to_string()),
+        ProcessorParent::Pipeline(p) => (Type::Pipeline, p.to_string()),
+    };
+    pb::Processor {
+        id: p.id.to_string(),
+        config: Some(pb::processor::Config {
+            settings: p
+                .settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            workers: p.workers as i32,
+        }),
+        plugin: p.plugin.clone(),
+        parent: Some(pb::processor::Parent {
+            r#type: kind as i32,
+            id,
+        }),
+        created_at: Some(timestamp(p.created_at)),
+        updated_at: Some(timestamp(p.updated_at)),
+        condition: p.condition.clone(),
+    }
+}

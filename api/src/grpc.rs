@@ -1,0 +1,603 @@
+//! The tonic services of `api.v1`.
+
+use crate::convert;
+use crate::error::{invalid, not_yet, to_status};
+use crate::pb::api::v1 as pb;
+use culvert_commands::{
+    CommandError, ConnectorOrchestrator, Context, ControlPlaneWriter, PipelineOrchestrator,
+    ProcessorOrchestrator,
+};
+use culvert_domain::{
+    ConnectorId, ConnectorType, DomainError, EntityKind, PipelineId, ProcessorId, ProcessorParent,
+};
+use pb::connector_service_server::{ConnectorService, ConnectorServiceServer};
+use pb::information_service_server::{InformationService, InformationServiceServer};
+use pb::pipeline_service_server::{PipelineService, PipelineServiceServer};
+use pb::plugin_service_server::{PluginService, PluginServiceServer};
+use pb::processor_service_server::{ProcessorService, ProcessorServiceServer};
+use regex::Regex;
+use std::future::Future;
+use std::sync::Arc;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status};
+
+/// The shared handle behind every service: orchestrators for writes, the read model for
+/// reads.
+#[derive(Clone)]
+pub struct Api {
+    writer: Arc<ControlPlaneWriter>,
+    pipelines: PipelineOrchestrator,
+    connectors: ConnectorOrchestrator,
+    processors: ProcessorOrchestrator,
+}
+
+impl Api {
+    /// The API over a control-plane writer.
+    pub fn new(writer: Arc<ControlPlaneWriter>) -> Self {
+        Self {
+            pipelines: PipelineOrchestrator::new(writer.clone()),
+            connectors: ConnectorOrchestrator::new(writer.clone()),
+            processors: ProcessorOrchestrator::new(writer.clone()),
+            writer,
+        }
+    }
+}
+
+/// Serve every `api.v1` service on `listener` until `shutdown` completes; in-flight calls
+/// finish first.
+pub async fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    api: Api,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(PipelineServiceServer::new(api.clone()))
+        .add_service(ConnectorServiceServer::new(api.clone()))
+        .add_service(ProcessorServiceServer::new(api.clone()))
+        .add_service(InformationServiceServer::new(api.clone()))
+        .add_service(PluginServiceServer::new(api))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+}
+
+/// Who is calling: the `culvert-actor` metadata if the client sent one, else `api`; the
+/// correlation id is the client's `x-request-id` if given.
+fn context<T>(request: &Request<T>) -> Context {
+    let meta = request.metadata();
+    let actor = meta
+        .get("culvert-actor")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| "api".to_owned(), |v| format!("user:{v}"));
+    let mut context = Context::new(actor);
+    if let Some(id) = meta.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        context.correlation_id = id.to_owned();
+    }
+    context
+}
+
+/// Run a write (which may fsync) off the async runtime.
+async fn write<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CommandError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("write task failed: {e}")))?
+        .map_err(to_status)
+}
+
+fn not_found(kind: EntityKind, id: &str) -> Status {
+    to_status(CommandError::Domain(DomainError::NotFound {
+        kind,
+        id: id.to_owned(),
+    }))
+}
+
+/// Conduit answers an empty id with INVALID_ARGUMENT "empty ID" on get/update.
+fn require_id(id: &str) -> Result<(), Status> {
+    if id.is_empty() {
+        return Err(invalid("id", "empty ID"));
+    }
+    Ok(())
+}
+
+/// A full-match regex filter from a `name` request field (empty = everything).
+fn name_filter(field: &str, pattern: &str) -> Result<Option<Regex>, Status> {
+    if pattern.is_empty() {
+        return Ok(None);
+    }
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map(Some)
+        .map_err(|e| Status::internal(format!("invalid {field} regex: {e}")))
+}
+
+#[tonic::async_trait]
+impl PipelineService for Api {
+    async fn list_pipelines(
+        &self,
+        request: Request<pb::ListPipelinesRequest>,
+    ) -> Result<Response<pb::ListPipelinesResponse>, Status> {
+        let filter = name_filter("name", &request.get_ref().name)?;
+        let state = self.writer.projections().read();
+        let pipelines = state
+            .pipelines()
+            .filter(|p| filter.as_ref().is_none_or(|r| r.is_match(&p.name)))
+            .map(convert::pipeline)
+            .collect();
+        Ok(Response::new(pb::ListPipelinesResponse { pipelines }))
+    }
+
+    async fn create_pipeline(
+        &self,
+        request: Request<pb::CreatePipelineRequest>,
+    ) -> Result<Response<pb::CreatePipelineResponse>, Status> {
+        let ctx = context(&request);
+        let config = request.into_inner().config.unwrap_or_default();
+        let pipelines = self.pipelines.clone();
+        let created =
+            write(move || pipelines.create(&ctx, &config.name, &config.description)).await?;
+        Ok(Response::new(pb::CreatePipelineResponse {
+            pipeline: Some(convert::pipeline(&created)),
+        }))
+    }
+
+    async fn get_pipeline(
+        &self,
+        request: Request<pb::GetPipelineRequest>,
+    ) -> Result<Response<pb::GetPipelineResponse>, Status> {
+        let id = &request.get_ref().id;
+        require_id(id)?;
+        let state = self.writer.projections().read();
+        let pipeline = state
+            .pipeline(&PipelineId(id.clone()))
+            .ok_or_else(|| not_found(EntityKind::Pipeline, id))?;
+        Ok(Response::new(pb::GetPipelineResponse {
+            pipeline: Some(convert::pipeline(pipeline)),
+        }))
+    }
+
+    async fn update_pipeline(
+        &self,
+        request: Request<pb::UpdatePipelineRequest>,
+    ) -> Result<Response<pb::UpdatePipelineResponse>, Status> {
+        let ctx = context(&request);
+        let req = request.into_inner();
+        require_id(&req.id)?;
+        let config = req.config.unwrap_or_default();
+        let pipelines = self.pipelines.clone();
+        let id = PipelineId(req.id);
+        let updated =
+            write(move || pipelines.update(&ctx, &id, &config.name, &config.description, None))
+                .await?;
+        Ok(Response::new(pb::UpdatePipelineResponse {
+            pipeline: Some(convert::pipeline(&updated)),
+        }))
+    }
+
+    async fn delete_pipeline(
+        &self,
+        request: Request<pb::DeletePipelineRequest>,
+    ) -> Result<Response<pb::DeletePipelineResponse>, Status> {
+        let ctx = context(&request);
+        let id = PipelineId(request.into_inner().id);
+        let pipelines = self.pipelines.clone();
+        write(move || pipelines.delete(&ctx, &id)).await?;
+        Ok(Response::new(pb::DeletePipelineResponse {}))
+    }
+
+    async fn start_pipeline(
+        &self,
+        request: Request<pb::StartPipelineRequest>,
+    ) -> Result<Response<pb::StartPipelineResponse>, Status> {
+        let ctx = context(&request);
+        let id = PipelineId(request.into_inner().id);
+        let pipelines = self.pipelines.clone();
+        write(move || pipelines.start(&ctx, &id)).await?;
+        Ok(Response::new(pb::StartPipelineResponse {}))
+    }
+
+    async fn stop_pipeline(
+        &self,
+        request: Request<pb::StopPipelineRequest>,
+    ) -> Result<Response<pb::StopPipelineResponse>, Status> {
+        let ctx = context(&request);
+        let req = request.into_inner();
+        let id = PipelineId(req.id);
+        let pipelines = self.pipelines.clone();
+        write(move || pipelines.stop(&ctx, &id, req.force)).await?;
+        Ok(Response::new(pb::StopPipelineResponse {}))
+    }
+
+    async fn get_dlq(
+        &self,
+        request: Request<pb::GetDlqRequest>,
+    ) -> Result<Response<pb::GetDlqResponse>, Status> {
+        let id = &request.get_ref().id;
+        require_id(id)?;
+        let state = self.writer.projections().read();
+        let pipeline = state
+            .pipeline(&PipelineId(id.clone()))
+            .ok_or_else(|| not_found(EntityKind::Pipeline, id))?;
+        Ok(Response::new(pb::GetDlqResponse {
+            dlq: Some(convert::dlq(&pipeline.dlq)),
+        }))
+    }
+
+    async fn update_dlq(
+        &self,
+        request: Request<pb::UpdateDlqRequest>,
+    ) -> Result<Response<pb::UpdateDlqResponse>, Status> {
+        let ctx = context(&request);
+        let req = request.into_inner();
+        require_id(&req.id)?;
+        let dlq = req.dlq.ok_or_else(|| invalid("dlq", "missing"))?;
+        let pipelines = self.pipelines.clone();
+        let id = PipelineId(req.id);
+        let updated =
+            write(move || pipelines.update_dlq(&ctx, &id, convert::dlq_from(dlq))).await?;
+        Ok(Response::new(pb::UpdateDlqResponse {
+            dlq: Some(convert::dlq(&updated.dlq)),
+        }))
+    }
+
+    async fn export_pipeline(
+        &self,
+        _request: Request<pb::ExportPipelineRequest>,
+    ) -> Result<Response<pb::ExportPipelineResponse>, Status> {
+        Err(not_yet("ExportPipeline", "pipeline configuration files"))
+    }
+
+    async fn import_pipeline(
+        &self,
+        _request: Request<pb::ImportPipelineRequest>,
+    ) -> Result<Response<pb::ImportPipelineResponse>, Status> {
+        Err(not_yet("ImportPipeline", "pipeline configuration files"))
+    }
+
+    async fn plan_pipeline(
+        &self,
+        _request: Request<pb::PlanPipelineRequest>,
+    ) -> Result<Response<pb::PlanPipelineResponse>, Status> {
+        Err(not_yet("PlanPipeline", "pipeline configuration files"))
+    }
+
+    async fn apply_pipeline(
+        &self,
+        _request: Request<pb::ApplyPipelineRequest>,
+    ) -> Result<Response<pb::ApplyPipelineResponse>, Status> {
+        Err(not_yet("ApplyPipeline", "pipeline configuration files"))
+    }
+}
+
+fn connector_type(value: i32) -> Result<ConnectorType, Status> {
+    match pb::connector::Type::try_from(value) {
+        Ok(pb::connector::Type::Source) => Ok(ConnectorType::Source),
+        Ok(pb::connector::Type::Destination) => Ok(ConnectorType::Destination),
+        _ => Err(invalid(
+            "type",
+            &format!("invalid connector type {value}: want TYPE_SOURCE or TYPE_DESTINATION"),
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl ConnectorService for Api {
+    type InspectConnectorStream = BoxStream<pb::InspectConnectorResponse>;
+
+    async fn list_connectors(
+        &self,
+        request: Request<pb::ListConnectorsRequest>,
+    ) -> Result<Response<pb::ListConnectorsResponse>, Status> {
+        let pipeline_id = &request.get_ref().pipeline_id;
+        let state = self.writer.projections().read();
+        let connectors = state
+            .connectors()
+            .filter(|c| pipeline_id.is_empty() || c.pipeline_id.as_str() == pipeline_id)
+            .map(convert::connector)
+            .collect();
+        Ok(Response::new(pb::ListConnectorsResponse { connectors }))
+    }
+
+    async fn inspect_connector(
+        &self,
+        _request: Request<pb::InspectConnectorRequest>,
+    ) -> Result<Response<Self::InspectConnectorStream>, Status> {
+        Err(not_yet("InspectConnector", "the pipeline engine"))
+    }
+
+    async fn get_connector(
+        &self,
+        request: Request<pb::GetConnectorRequest>,
+    ) -> Result<Response<pb::GetConnectorResponse>, Status> {
+        let id = &request.get_ref().id;
+        require_id(id)?;
+        let state = self.writer.projections().read();
+        let connector = state
+            .connector(&ConnectorId(id.clone()))
+            .ok_or_else(|| not_found(EntityKind::Connector, id))?;
+        Ok(Response::new(pb::GetConnectorResponse {
+            connector: Some(convert::connector(connector)),
+        }))
+    }
+
+    async fn create_connector(
+        &self,
+        request: Request<pb::CreateConnectorRequest>,
+    ) -> Result<Response<pb::CreateConnectorResponse>, Status> {
+        let ctx = context(&request);
+        let req = request.into_inner();
+        let kind = connector_type(req.r#type)?;
+        let config = req.config.unwrap_or_default();
+        let connectors = self.connectors.clone();
+        let pipeline_id = PipelineId(req.pipeline_id);
+        let created = write(move || {
+            connectors.create(
+                &ctx,
+                &pipeline_id,
+                kind,
+                &req.plugin,
+                &config.name,
+                config.settings.into_iter().collect(),
+            )
+        })
+        .await?;
+        Ok(Response::new(pb::CreateConnectorResponse {
+            connector: Some(convert::connector(&created)),
+        }))
+    }
+
+    async fn validate_connector(
+        &self,
+        _request: Request<pb::ValidateConnectorRequest>,
+    ) -> Result<Response<pb::ValidateConnectorResponse>, Status> {
+        Err(not_yet(
+            "ValidateConnector",
+            "connector plugins and their parameter specifications",
+        ))
+    }
+
+    async fn update_connector(
+        &self,
+        request: Request<pb::UpdateConnectorRequest>,
+    ) -> Result<Response<pb::UpdateConnectorResponse>, Status> {
+        let ctx = context(&request);
+        let req = request.into_inner();
+        require_id(&req.id)?;
+        let config = req.config.unwrap_or_default();
+        let connectors = self.connectors.clone();
+        let id = ConnectorId(req.id);
+        let plugin = (!req.plugin.is_empty()).then_some(req.plugin);
+        let updated = write(move || {
+            connectors.update(
+                &ctx,
+                &id,
+                &config.name,
+                config.settings.into_iter().collect(),
+                plugin.as_deref(),
+                None,
+            )
+        })
+        .await?;
+        Ok(Response::new(pb::UpdateConnectorResponse {
+            connector: Some(convert::connector(&updated)),
+        }))
+    }
+
+    async fn delete_connector(
+        &self,
+        request: Request<pb::DeleteConnectorRequest>,
+    ) -> Result<Response<pb::DeleteConnectorResponse>, Status> {
+        let ctx = context(&request);
+        let id = ConnectorId(request.into_inner().id);
+        let connectors = self.connectors.clone();
+        write(move || connectors.delete(&ctx, &id)).await?;
+        Ok(Response::new(pb::DeleteConnectorResponse {}))
+    }
+
+    async fn list_connector_plugins(
+        &self,
+        request: Request<pb::ListConnectorPluginsRequest>,
+    ) -> Result<Response<pb::ListConnectorPluginsResponse>, Status> {
+        // Checked so a bad filter is reported even while the catalogue is empty.
+        name_filter("name", &request.get_ref().name)?;
+        // No connector plugins are installed in this build yet (they come with the
+        // plugins crate); the catalogue is truthfully empty.
+        Ok(Response::new(pb::ListConnectorPluginsResponse {
+            plugins: vec![],
+        }))
+    }
+}
+
+fn processor_parent(parent: Option<pb::processor::Parent>) -> Result<ProcessorParent, Status> {
+    let parent = parent.ok_or_else(|| invalid("parent", "missing"))?;
+    match pb::processor::parent::Type::try_from(parent.r#type) {
+        Ok(pb::processor::parent::Type::Connector) => {
+            Ok(ProcessorParent::Connector(ConnectorId(parent.id)))
+        }
+        Ok(pb::processor::parent::Type::Pipeline) => {
+            Ok(ProcessorParent::Pipeline(PipelineId(parent.id)))
+        }
+        _ => Err(invalid(
+            "parent.type",
+            &format!(
+                "invalid processor parent type {}: want TYPE_CONNECTOR or TYPE_PIPELINE",
+                parent.r#type
+            ),
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl ProcessorService for Api {
+    type InspectProcessorInStream = BoxStream<pb::InspectProcessorInResponse>;
+    type InspectProcessorOutStream = BoxStream<pb::InspectProcessorOutResponse>;
+
+    async fn list_processors(
+        &self,
+        request: Request<pb::ListProcessorsRequest>,
+    ) -> Result<Response<pb::ListProcessorsResponse>, Status> {
+        let parents = &request.get_ref().parent_ids;
+        let state = self.writer.projections().read();
+        let processors = state
+            .processors()
+            .filter(|p| {
+                let parent = match &p.parent {
+                    ProcessorParent::Connector(c) => c.as_str(),
+                    ProcessorParent::Pipeline(p) => p.as_str(),
+                };
+                parents.is_empty() || parents.iter().any(|id| id == parent)
+            })
+            .map(convert::processor)
+            .collect();
+        Ok(Response::new(pb::ListProcessorsResponse { processors }))
+    }
+
+    async fn inspect_processor_in(
+        &self,
+        _request: Request<pb::InspectProcessorInRequest>,
+    ) -> Result<Response<Self::InspectProcessorInStream>, Status> {
+        Err(not_yet("InspectProcessorIn", "the pipeline engine"))
+    }
+
+    async fn inspect_processor_out(
+        &self,
+        _request: Request<pb::InspectProcessorOutRequest>,
+    ) -> Result<Response<Self::InspectProcessorOutStream>, Status> {
+        Err(not_yet("InspectProcessorOut", "the pipeline engine"))
+    }
+
+    async fn get_processor(
+        &self,
+        request: Request<pb::GetProcessorRequest>,
+    ) -> Result<Response<pb::GetProcessorResponse>, Status> {
+        let id = &request.get_ref().id;
+        require_id(id)?;
+        let state = self.writer.projections().read();
+        let processor = state
+            .processor(&ProcessorId(id.clone()))
+            .ok_or_else(|| not_found(EntityKind::Processor, id))?;
+        Ok(Response::new(pb::GetProcessorResponse {
+            processor: Some(convert::processor(processor)),
+        }))
+    }
+
+    async fn create_processor(
+        &self,
+        request: Request<pb::CreateProcessorRequest>,
+    ) -> Result<Response<pb::CreateProcessorResponse>, Status> {
+        let ctx = context(&request);
+        let req = request.into_inner();
+        let parent = processor_parent(req.parent)?;
+        #[allow(deprecated)]
+        let plugin = if req.plugin.is_empty() {
+            req.r#type
+        } else {
+            req.plugin
+        };
+        let config = req.config.unwrap_or_default();
+        let processors = self.processors.clone();
+        let created = write(move || {
+            processors.create(
+                &ctx,
+                parent,
+                &plugin,
+                config.settings.into_iter().collect(),
+                &req.condition,
+                config.workers,
+            )
+        })
+        .await?;
+        Ok(Response::new(pb::CreateProcessorResponse {
+            processor: Some(convert::processor(&created)),
+        }))
+    }
+
+    async fn update_processor(
+        &self,
+        request: Request<pb::UpdateProcessorRequest>,
+    ) -> Result<Response<pb::UpdateProcessorResponse>, Status> {
+        let ctx = context(&request);
+        let req = request.into_inner();
+        require_id(&req.id)?;
+        let config = req.config.unwrap_or_default();
+        let processors = self.processors.clone();
+        let id = ProcessorId(req.id);
+        let plugin = (!req.plugin.is_empty()).then_some(req.plugin);
+        let updated = write(move || {
+            processors.update(
+                &ctx,
+                &id,
+                config.settings.into_iter().collect(),
+                config.workers,
+                plugin.as_deref(),
+                None,
+            )
+        })
+        .await?;
+        Ok(Response::new(pb::UpdateProcessorResponse {
+            processor: Some(convert::processor(&updated)),
+        }))
+    }
+
+    async fn delete_processor(
+        &self,
+        request: Request<pb::DeleteProcessorRequest>,
+    ) -> Result<Response<pb::DeleteProcessorResponse>, Status> {
+        let ctx = context(&request);
+        let id = ProcessorId(request.into_inner().id);
+        let processors = self.processors.clone();
+        write(move || processors.delete(&ctx, &id)).await?;
+        Ok(Response::new(pb::DeleteProcessorResponse {}))
+    }
+
+    async fn list_processor_plugins(
+        &self,
+        request: Request<pb::ListProcessorPluginsRequest>,
+    ) -> Result<Response<pb::ListProcessorPluginsResponse>, Status> {
+        name_filter("name", &request.get_ref().name)?;
+        // Built-in processors arrive with the engine; none are installed in this build.
+        Ok(Response::new(pb::ListProcessorPluginsResponse {
+            plugins: vec![],
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl InformationService for Api {
+    async fn get_info(
+        &self,
+        _request: Request<pb::GetInfoRequest>,
+    ) -> Result<Response<pb::GetInfoResponse>, Status> {
+        Ok(Response::new(pb::GetInfoResponse {
+            info: Some(pb::Info {
+                version: format!("v{}", env!("CARGO_PKG_VERSION")),
+                os: std::env::consts::OS.to_owned(),
+                arch: go_arch(std::env::consts::ARCH).to_owned(),
+            }),
+        }))
+    }
+}
+
+/// Conduit reports Go's architecture names.
+fn go_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+#[tonic::async_trait]
+impl PluginService for Api {
+    async fn list_plugins(
+        &self,
+        request: Request<pb::ListPluginsRequest>,
+    ) -> Result<Response<pb::ListPluginsResponse>, Status> {
+        name_filter("name", &request.get_ref().name)?;
+        Ok(Response::new(pb::ListPluginsResponse { plugins: vec![] }))
+    }
+}

@@ -1,0 +1,42 @@
+//! Culvert's public APIs.
+//!
+//! Conduit's `api.v1` gRPC services (PipelineService, ConnectorService, ProcessorService,
+//! InformationService and the deprecated PluginService), wire-compatible with Conduit's
+//! own `api.proto`, so Conduit clients work unchanged.
+//!
+//! This layer is thin: it validates the shape of a request, turns it into a call on the
+//! orchestrators (writes) or the read model (reads), and turns the result back into
+//! protobuf. Every error goes through one mapping ([`error`]) from domain errors to gRPC
+//! status codes. It holds no state of its own and never touches the store directly.
+
+mod convert;
+pub mod error;
+mod grpc;
+
+pub use grpc::{serve_grpc, Api};
+
+/// The protobuf messages and gRPC stubs generated from `proto/`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    /// Conduit's API (`api.v1`).
+    pub mod api {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/api.v1.rs"));
+        }
+    }
+    /// Parameter specifications (`config.v1`).
+    pub mod config {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/config.v1.rs"));
+        }
+    }
+    /// OpenCDC records (`opencdc.v1`).
+    pub mod opencdc {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/opencdc.v1.rs"));
+        }
+    }
+}

@@ -1,0 +1,710 @@
+//! Every RPC of Conduit's `api.v1` over real gRPC against the `culvert` binary, with a
+//! client generated from our proto: the happy paths, the error codes, nothing stored on
+//! error, and the same state after a restart.
+
+use crate::harness::{data_dir, Server};
+use culvert_api::pb::api::v1 as pb;
+use pb::connector_service_client::ConnectorServiceClient;
+use pb::information_service_client::InformationServiceClient;
+use pb::pipeline_service_client::PipelineServiceClient;
+use pb::plugin_service_client::PluginServiceClient;
+use pb::processor_service_client::ProcessorServiceClient;
+use std::collections::HashMap;
+use tonic::transport::Channel;
+use tonic::Code;
+
+struct Clients {
+    pipelines: PipelineServiceClient<Channel>,
+    connectors: ConnectorServiceClient<Channel>,
+    processors: ProcessorServiceClient<Channel>,
+    info: InformationServiceClient<Channel>,
+    plugins: PluginServiceClient<Channel>,
+}
+
+async fn connect(server: &mut Server) -> Clients {
+    let address = server.grpc_address();
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the gRPC API");
+    Clients {
+        pipelines: PipelineServiceClient::new(channel.clone()),
+        connectors: ConnectorServiceClient::new(channel.clone()),
+        processors: ProcessorServiceClient::new(channel.clone()),
+        info: InformationServiceClient::new(channel.clone()),
+        plugins: PluginServiceClient::new(channel),
+    }
+}
+
+fn config(name: &str) -> Option<pb::pipeline::Config> {
+    Some(pb::pipeline::Config {
+        name: name.into(),
+        description: format!("{name} description"),
+    })
+}
+
+fn code<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>) -> Code {
+    result.expect_err("expected an error status").code()
+}
+
+impl Clients {
+    async fn create_pipeline(&mut self, name: &str) -> pb::Pipeline {
+        self.pipelines
+            .create_pipeline(pb::CreatePipelineRequest {
+                config: config(name),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .pipeline
+            .unwrap()
+    }
+
+    async fn create_connector(
+        &mut self,
+        pipeline: &str,
+        kind: pb::connector::Type,
+    ) -> pb::Connector {
+        self.connectors
+            .create_connector(pb::CreateConnectorRequest {
+                r#type: kind as i32,
+                plugin: "builtin:generator".into(),
+                pipeline_id: pipeline.into(),
+                config: Some(pb::connector::Config {
+                    name: format!("{kind:?}"),
+                    settings: HashMap::from([("recordCount".into(), "10".into())]),
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .connector
+            .unwrap()
+    }
+
+    async fn create_processor(
+        &mut self,
+        kind: pb::processor::parent::Type,
+        parent: &str,
+    ) -> pb::Processor {
+        self.processors
+            .create_processor(pb::CreateProcessorRequest {
+                parent: Some(pb::processor::Parent {
+                    r#type: kind as i32,
+                    id: parent.into(),
+                }),
+                config: Some(pb::processor::Config {
+                    settings: HashMap::from([("field".into(), ".Payload.After.x".into())]),
+                    workers: 0,
+                }),
+                condition: "{{ true }}".into(),
+                plugin: "field.set".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .processor
+            .unwrap()
+    }
+
+    async fn list(&mut self) -> Vec<pb::Pipeline> {
+        self.pipelines
+            .list_pipelines(pb::ListPipelinesRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .pipelines
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
+    let (_dir, data) = data_dir();
+    let mut server = Server::start(&data, &[]);
+    let mut c = connect(&mut server).await;
+
+    // Pipelines.
+    let p = c.create_pipeline("orders").await;
+    assert_eq!(p.config.as_ref().unwrap().name, "orders");
+    let state = p.state.as_ref().unwrap();
+    assert_eq!(state.status, pb::pipeline::Status::Stopped as i32);
+    assert_eq!(
+        state.stopped_reason,
+        pb::pipeline::state::StoppedReason::User as i32
+    );
+    assert!(p.created_at.is_some() && p.updated_at.is_some());
+    let other = c.create_pipeline("billing").await;
+    let got = c
+        .pipelines
+        .get_pipeline(pb::GetPipelineRequest { id: p.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .pipeline
+        .unwrap();
+    assert_eq!(got, p);
+    let filtered = c
+        .pipelines
+        .list_pipelines(pb::ListPipelinesRequest {
+            name: "ord.*".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pipelines;
+    assert_eq!(
+        filtered.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
+        vec![p.id.clone()]
+    );
+    // The filter is anchored: a substring does not match.
+    let none = c
+        .pipelines
+        .list_pipelines(pb::ListPipelinesRequest {
+            name: "rder".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pipelines;
+    assert!(none.is_empty());
+    let updated = c
+        .pipelines
+        .update_pipeline(pb::UpdatePipelineRequest {
+            id: other.id.clone(),
+            config: config("billing-v2"),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pipeline
+        .unwrap();
+    assert_eq!(updated.config.unwrap().name, "billing-v2");
+
+    // DLQ.
+    let dlq = c
+        .pipelines
+        .get_dlq(pb::GetDlqRequest { id: p.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .dlq
+        .unwrap();
+    assert_eq!(dlq.plugin, "builtin:log");
+    assert_eq!(dlq.window_size, 1);
+    let new_dlq = pb::pipeline::Dlq {
+        plugin: "builtin:file".into(),
+        settings: HashMap::from([("path".into(), "/tmp/dlq".into())]),
+        window_size: 10,
+        window_nack_threshold: 3,
+    };
+    let answered = c
+        .pipelines
+        .update_dlq(pb::UpdateDlqRequest {
+            id: p.id.clone(),
+            dlq: Some(new_dlq.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .dlq
+        .unwrap();
+    assert_eq!(answered, new_dlq);
+
+    // Connectors.
+    let src = c.create_connector(&p.id, pb::connector::Type::Source).await;
+    let dst = c
+        .create_connector(&p.id, pb::connector::Type::Destination)
+        .await;
+    assert_eq!(src.pipeline_id, p.id);
+    assert!(matches!(
+        src.state,
+        Some(pb::connector::State::SourceState(_))
+    ));
+    assert!(matches!(
+        dst.state,
+        Some(pb::connector::State::DestinationState(_))
+    ));
+    let listed = c
+        .connectors
+        .list_connectors(pb::ListConnectorsRequest {
+            pipeline_id: p.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connectors;
+    assert_eq!(listed.len(), 2);
+    let renamed = c
+        .connectors
+        .update_connector(pb::UpdateConnectorRequest {
+            id: dst.id.clone(),
+            config: Some(pb::connector::Config {
+                name: "sink".into(),
+                settings: HashMap::new(),
+            }),
+            plugin: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap();
+    assert_eq!(renamed.config.unwrap().name, "sink");
+    assert_eq!(
+        renamed.plugin, "builtin:generator",
+        "an empty plugin keeps the old one"
+    );
+    let got = c
+        .connectors
+        .get_connector(pb::GetConnectorRequest { id: src.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap();
+    assert_eq!(got, src);
+
+    // Processors on a connector and on the pipeline.
+    use pb::processor::parent::Type as Parent;
+    let on_src = c.create_processor(Parent::Connector, &src.id).await;
+    let on_pipeline = c.create_processor(Parent::Pipeline, &p.id).await;
+    assert_eq!(
+        on_src.config.as_ref().unwrap().workers,
+        1,
+        "0 workers means 1"
+    );
+    assert_eq!(on_pipeline.condition, "{{ true }}");
+    let by_parent = c
+        .processors
+        .list_processors(pb::ListProcessorsRequest {
+            parent_ids: vec![src.id.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .processors;
+    assert_eq!(by_parent, vec![on_src.clone()]);
+    let changed = c
+        .processors
+        .update_processor(pb::UpdateProcessorRequest {
+            id: on_src.id.clone(),
+            config: Some(pb::processor::Config {
+                settings: HashMap::new(),
+                workers: 4,
+            }),
+            plugin: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .processor
+        .unwrap();
+    assert_eq!(changed.config.unwrap().workers, 4);
+    let got = c
+        .processors
+        .get_processor(pb::GetProcessorRequest {
+            id: on_pipeline.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .processor
+        .unwrap();
+    assert_eq!(got, on_pipeline);
+    let p_now = c
+        .pipelines
+        .get_pipeline(pb::GetPipelineRequest { id: p.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .pipeline
+        .unwrap();
+    assert_eq!(p_now.connector_ids, vec![src.id.clone(), dst.id.clone()]);
+    assert_eq!(p_now.processor_ids, vec![on_pipeline.id.clone()]);
+
+    // Deletes, children first (Conduit refuses a parent with children).
+    assert_eq!(
+        code(
+            c.pipelines
+                .delete_pipeline(pb::DeletePipelineRequest { id: p.id.clone() })
+                .await
+        ),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        code(
+            c.connectors
+                .delete_connector(pb::DeleteConnectorRequest { id: src.id.clone() })
+                .await
+        ),
+        Code::FailedPrecondition
+    );
+    c.processors
+        .delete_processor(pb::DeleteProcessorRequest {
+            id: on_src.id.clone(),
+        })
+        .await
+        .unwrap();
+    c.connectors
+        .delete_connector(pb::DeleteConnectorRequest { id: dst.id.clone() })
+        .await
+        .unwrap();
+    c.pipelines
+        .delete_pipeline(pb::DeletePipelineRequest {
+            id: other.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            c.pipelines
+                .get_pipeline(pb::GetPipelineRequest {
+                    id: other.id.clone()
+                })
+                .await
+        ),
+        Code::NotFound
+    );
+
+    // Start (needs a destination again), then edits are refused while it runs.
+    assert_eq!(
+        code(
+            c.pipelines
+                .start_pipeline(pb::StartPipelineRequest { id: p.id.clone() })
+                .await
+        ),
+        Code::FailedPrecondition
+    );
+    let dst = c
+        .create_connector(&p.id, pb::connector::Type::Destination)
+        .await;
+    c.pipelines
+        .start_pipeline(pb::StartPipelineRequest { id: p.id.clone() })
+        .await
+        .unwrap();
+    let before = c.list().await;
+    assert_eq!(
+        code(
+            c.pipelines
+                .update_pipeline(pb::UpdatePipelineRequest {
+                    id: p.id.clone(),
+                    config: config("x")
+                })
+                .await
+        ),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        code(
+            c.connectors
+                .delete_connector(pb::DeleteConnectorRequest { id: dst.id.clone() })
+                .await
+        ),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        code(
+            c.pipelines
+                .start_pipeline(pb::StartPipelineRequest { id: p.id.clone() })
+                .await
+        ),
+        Code::FailedPrecondition
+    );
+    assert_eq!(c.list().await, before, "refused edits store nothing");
+    c.pipelines
+        .stop_pipeline(pb::StopPipelineRequest {
+            id: p.id.clone(),
+            force: false,
+        })
+        .await
+        .unwrap();
+    c.pipelines
+        .stop_pipeline(pb::StopPipelineRequest {
+            id: p.id.clone(),
+            force: true,
+        })
+        .await
+        .unwrap();
+
+    // Information and the deprecated plugin service.
+    let info = c
+        .info
+        .get_info(pb::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .info
+        .unwrap();
+    assert!(info.version.starts_with('v'));
+    assert_eq!(info.os, std::env::consts::OS);
+    // The deprecated PluginService still answers (Conduit keeps it for old clients).
+    #[allow(deprecated)]
+    let plugins = c
+        .plugins
+        .list_plugins(pb::ListPluginsRequest {
+            name: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plugins.plugins.is_empty());
+
+    // A restart rebuilds exactly the same state from the log.
+    let pipelines = c.list().await;
+    let connectors = c
+        .connectors
+        .list_connectors(pb::ListConnectorsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let processors = c
+        .processors
+        .list_processors(pb::ListProcessorsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    drop(c);
+    server.terminate();
+    assert!(server.wait().success());
+    let mut server = Server::start(&data, &[]);
+    let mut c = connect(&mut server).await;
+    assert_eq!(c.list().await, pipelines);
+    assert_eq!(
+        c.connectors
+            .list_connectors(pb::ListConnectorsRequest::default())
+            .await
+            .unwrap()
+            .into_inner(),
+        connectors
+    );
+    assert_eq!(
+        c.processors
+            .list_processors(pb::ListProcessorsRequest::default())
+            .await
+            .unwrap()
+            .into_inner(),
+        processors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_the_right_code_and_stores_nothing() {
+    let (_dir, data) = data_dir();
+    let mut server = Server::start(&data, &[]);
+    let mut c = connect(&mut server).await;
+    let p = c.create_pipeline("taken").await;
+    let before = c.list().await;
+    let p_id = p.id.clone();
+
+    let create = |name: &str| pb::CreatePipelineRequest {
+        config: config(name),
+    };
+    assert_eq!(
+        code(c.pipelines.create_pipeline(create("")).await),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            c.pipelines
+                .create_pipeline(pb::CreatePipelineRequest { config: None })
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(c.pipelines.create_pipeline(create(&"n".repeat(129))).await),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(c.pipelines.create_pipeline(create("taken")).await),
+        Code::AlreadyExists
+    );
+    assert_eq!(
+        code(
+            c.pipelines
+                .get_pipeline(pb::GetPipelineRequest { id: String::new() })
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            c.pipelines
+                .get_pipeline(pb::GetPipelineRequest { id: "nope".into() })
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            c.pipelines
+                .delete_pipeline(pb::DeletePipelineRequest { id: String::new() })
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            c.pipelines
+                .stop_pipeline(pb::StopPipelineRequest {
+                    id: p_id.clone(),
+                    force: false
+                })
+                .await
+        ),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        code(
+            c.pipelines
+                .update_dlq(pb::UpdateDlqRequest {
+                    id: p_id.clone(),
+                    dlq: None
+                })
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            c.pipelines
+                .list_pipelines(pb::ListPipelinesRequest { name: "(".into() })
+                .await
+        ),
+        Code::Internal,
+        "Conduit answers an invalid name regex with INTERNAL"
+    );
+    for kind in [0, 7] {
+        assert_eq!(
+            code(
+                c.connectors
+                    .create_connector(pb::CreateConnectorRequest {
+                        r#type: kind,
+                        plugin: "builtin:log".into(),
+                        pipeline_id: p_id.clone(),
+                        config: Some(pb::connector::Config {
+                            name: "c".into(),
+                            settings: HashMap::new()
+                        }),
+                    })
+                    .await
+            ),
+            Code::InvalidArgument,
+            "connector type {kind}"
+        );
+    }
+    assert_eq!(
+        code(
+            c.connectors
+                .create_connector(pb::CreateConnectorRequest {
+                    r#type: pb::connector::Type::Source as i32,
+                    plugin: "builtin:log".into(),
+                    pipeline_id: "missing".into(),
+                    config: Some(pb::connector::Config {
+                        name: "c".into(),
+                        settings: HashMap::new()
+                    }),
+                })
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            c.connectors
+                .create_connector(pb::CreateConnectorRequest {
+                    r#type: pb::connector::Type::Source as i32,
+                    plugin: String::new(),
+                    pipeline_id: p_id.clone(),
+                    config: Some(pb::connector::Config {
+                        name: "c".into(),
+                        settings: HashMap::new()
+                    }),
+                })
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            c.processors
+                .create_processor(pb::CreateProcessorRequest {
+                    parent: Some(pb::processor::Parent {
+                        r#type: 0,
+                        id: p_id.clone()
+                    }),
+                    plugin: "field.set".into(),
+                    ..Default::default()
+                })
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            c.processors
+                .create_processor(pb::CreateProcessorRequest {
+                    parent: Some(pb::processor::Parent {
+                        r#type: pb::processor::parent::Type::Pipeline as i32,
+                        id: p_id.clone(),
+                    }),
+                    config: Some(pb::processor::Config {
+                        settings: HashMap::new(),
+                        workers: -1
+                    }),
+                    plugin: "field.set".into(),
+                    ..Default::default()
+                })
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            c.processors
+                .get_processor(pb::GetProcessorRequest { id: "nope".into() })
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            c.connectors
+                .get_connector(pb::GetConnectorRequest { id: "nope".into() })
+                .await
+        ),
+        Code::NotFound
+    );
+    // RPCs whose capability comes later say so.
+    assert_eq!(
+        code(
+            c.pipelines
+                .export_pipeline(pb::ExportPipelineRequest { id: p_id.clone() })
+                .await
+        ),
+        Code::Unimplemented
+    );
+    assert_eq!(
+        code(
+            c.connectors
+                .validate_connector(pb::ValidateConnectorRequest::default())
+                .await
+        ),
+        Code::Unimplemented
+    );
+    assert_eq!(
+        c.list().await,
+        before,
+        "nothing stored by any refused request"
+    );
+    assert!(c
+        .connectors
+        .list_connectors(pb::ListConnectorsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .connectors
+        .is_empty());
+}

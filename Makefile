@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench deps fmt clean
+.PHONY: run test lint unit bench bench-api deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -30,9 +30,13 @@ lint: deps
 unit: deps
 	$(CARGO) test --locked --workspace
 
-## bench: criterion benchmarks (figures go in BENCHMARKS.md)
+## bench: criterion benchmarks of the event log (figures go in BENCHMARKS.md)
 bench: deps
 	$(CARGO) bench --locked --bench event_log
+
+## bench-api: gRPC load script (requests/s), printed figures go in BENCHMARKS.md
+bench-api: deps
+	$(CARGO) bench --locked --bench grpc_load
 
 fmt:
 	$(CARGO) fmt --all

@@ -28,7 +28,9 @@ pub fn to_status(error: CommandError) -> Status {
             Status::new(code, domain.to_string())
         }
         CommandError::Conflict { .. } => Status::aborted(error.to_string()),
-        CommandError::Store(_) | CommandError::Projection(_) => {
+        CommandError::Store(_)
+        | CommandError::Projection(_)
+        | CommandError::AppliedButUnread { .. } => {
             tracing::error!(%error, "command failed in the store");
             Status::internal(error.to_string())
         }

@@ -92,6 +92,15 @@ pub enum CommandError {
     /// The read model could not be brought up to date.
     #[error("read model: {0}")]
     Projection(#[from] ProjectionError),
+    /// The events were appended (durably, up to `last`) but the read model could not fold
+    /// them; reads lag until it catches up. Do not retry the command: it happened.
+    #[error("the change was recorded (up to seq {last}) but the read model lags: {source}")]
+    AppliedButUnread {
+        /// The sequence of the last appended event.
+        last: Seq,
+        /// Why the read model could not fold it.
+        source: ProjectionError,
+    },
 }
 
 impl From<StoreError> for CommandError {
@@ -195,8 +204,13 @@ impl ControlPlaneWriter {
             })
             .collect();
         if self.projections.apply(&recorded).is_err() {
-            // Someone else appended to the log: fold from the log itself.
-            self.projections.catch_up(self.log.as_ref())?;
+            // Someone else appended to the log: fold from the log itself. If even that fails,
+            // the events are durable but not yet readable: say so, so that nobody retries a
+            // write that already happened.
+            if let Err(source) = self.projections.catch_up(self.log.as_ref()) {
+                let last = recorded.last().map_or(Seq::ZERO, |e| e.seq);
+                return Err(CommandError::AppliedButUnread { last, source });
+            }
         }
         if let Err(error) = self.projections.snapshot_if_due(self.log.as_ref()) {
             tracing::warn!(%error, "could not write a control-plane snapshot; will retry");

@@ -34,9 +34,10 @@ unit: deps
 bench: deps
 	$(CARGO) bench --locked --bench event_log
 
-## bench-api: gRPC load script (requests/s), printed figures go in BENCHMARKS.md
+## bench-api: gRPC and HTTP load scripts (requests/s), printed figures go in BENCHMARKS.md
 bench-api: deps
 	$(CARGO) bench --locked --bench grpc_load
+	$(CARGO) bench --locked --bench http_load
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building Culvert needs and a fresh Debian machine may lack: clang and
-# libclang (bindgen and RocksDB's C++ build). Quiet when everything is present.
+# Installs what building and testing Culvert needs and a fresh Debian machine may lack:
+# clang and libclang (bindgen and RocksDB's C++ build), and for the tests python3 with
+# openapi-spec-validator (checks the HTTP API's OpenAPI document). Quiet when everything is
+# present.
 set -euo pipefail
 
 missing=()
@@ -10,12 +12,20 @@ if ! compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null \
   missing+=(libclang-dev)
 fi
 
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]} (needed to build RocksDB)..." >&2
+  echo "installing ${missing[*]} (needed to build RocksDB and run the tests)..." >&2
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
+  echo "installing openapi-spec-validator (the OpenAPI document's test uses it)..." >&2
+  python3 -m pip install --quiet --disable-pip-version-check openapi-spec-validator \
+    || python3 -m pip install --quiet --break-system-packages openapi-spec-validator
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1,12 +1,18 @@
 //! `culvert`: the server binary.
 //!
 //! `culvert run` opens the control plane's event log (RocksDB under `./data` by default, or
-//! in memory), rebuilds the read models from it, serves Conduit's gRPC API (`api.v1`), and
-//! runs until SIGINT or SIGTERM, when it lets in-flight calls finish, writes a snapshot
-//! and exits 0. The HTTP API, the engine and the admin CLI are added by later layers.
+//! in memory), rebuilds the read models from it, serves Conduit's gRPC API (`api.v1`) and
+//! its HTTP API (grpc-gateway routes, OpenAPI document, Swagger UI, health), and runs until
+//! SIGINT or SIGTERM, when it lets in-flight calls finish, writes a snapshot and exits 0.
+//!
+//! Settings come from flags, then `CULVERT_*` environment variables, then a YAML config file
+//! (`--config.path`, default `./culvert.yaml`, keys nested by their dotted names as in
+//! Conduit's `conduit.yaml`), then defaults. The engine and the admin CLI are added by later
+//! layers.
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use culvert_commands::ControlPlaneWriter;
 use culvert_projections::{ProjectionOptions, Projections};
 use culvert_store::{EventLog, MemoryStore, RocksStore, StoreError, StoreOptions};
@@ -29,12 +35,20 @@ struct Cli {
 enum Commands {
     /// Start the server.
     ///
-    /// Example: culvert run --db.rocksdb.path ./data --api.grpc.address 127.0.0.1:8084
+    /// Example: culvert run --db.rocksdb.path ./data --api.http.address 127.0.0.1:8080
     Run(RunArgs),
 }
 
 #[derive(clap::Args, Debug)]
 struct RunArgs {
+    /// YAML config file; its keys nest by the flags' dotted names (`api: {http: {address:
+    /// ...}}`). A missing file at the default path is fine.
+    #[arg(
+        long = "config.path",
+        env = "CULVERT_CONFIG_PATH",
+        default_value = DEFAULT_CONFIG_PATH
+    )]
+    config_path: PathBuf,
     /// Where the control plane's event log lives.
     #[arg(long = "db.type", env = "CULVERT_DB_TYPE", value_enum, default_value_t = DbType::Rocksdb)]
     db_type: DbType,
@@ -62,6 +76,20 @@ struct RunArgs {
         default_value = "127.0.0.1:8084"
     )]
     grpc_address: String,
+    /// Address of the HTTP API, OpenAPI document and Swagger UI (port 0 picks a free port).
+    #[arg(
+        long = "api.http.address",
+        env = "CULVERT_API_HTTP_ADDRESS",
+        default_value = "127.0.0.1:8080"
+    )]
+    http_address: String,
+    /// Largest HTTP request body accepted, in bytes (larger ones get 413).
+    #[arg(
+        long = "api.http.max-body-bytes",
+        env = "CULVERT_API_HTTP_MAX_BODY_BYTES",
+        default_value_t = 4 * 1024 * 1024
+    )]
+    http_max_body_bytes: usize,
     /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
     #[arg(long = "log.level", env = "CULVERT_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -86,13 +114,24 @@ enum LogFormat {
     Json,
 }
 
+const DEFAULT_CONFIG_PATH: &str = "./culvert.yaml";
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let (cli, warnings) = match parse_cli() {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     match cli.command {
         Commands::Run(args) => {
             if let Err(error) = init_logging(&args) {
                 eprintln!("error: {error:#}");
                 return std::process::ExitCode::from(2);
+            }
+            for warning in warnings {
+                tracing::warn!("{warning}");
             }
             match run(args) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
@@ -104,6 +143,108 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+/// Parse the command line, then fill every setting that neither a flag nor an environment
+/// variable gave from the config file, through the same parser (so a file value is checked
+/// exactly like a flag). Returns the settings and warnings about the file to log.
+fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = Cli::command().get_matches_from(&argv);
+    let Some(("run", run)) = matches.subcommand() else {
+        return Ok((Cli::from_arg_matches(&matches)?, vec![]));
+    };
+    let path: PathBuf = run
+        .get_one::<PathBuf>("config_path")
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let explicit = run.value_source("config_path") != Some(ValueSource::DefaultValue);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return Ok((Cli::from_arg_matches(&matches)?, vec![]));
+        }
+        Err(e) => anyhow::bail!("reading the config file {}: {e}", path.display()),
+    };
+    let document: serde_yaml::Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("parsing the config file {}", path.display()))?;
+    let mut values = Vec::new();
+    flatten("", &document, &mut values)
+        .with_context(|| format!("in the config file {}", path.display()))?;
+    let command = Cli::command();
+    let run_command = command
+        .find_subcommand("run")
+        .expect("the run subcommand exists");
+    let mut extra = Vec::new();
+    let mut warnings = Vec::new();
+    for (key, value) in values {
+        let arg = run_command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()));
+        match arg {
+            Some(_) if key == "config.path" => {
+                warnings.push(format!(
+                    "config file {}: \"config.path\" is ignored inside a config file",
+                    path.display()
+                ));
+            }
+            Some(arg) => {
+                if run.value_source(arg.get_id().as_str()) == Some(ValueSource::DefaultValue) {
+                    extra.push(std::ffi::OsString::from(format!("--{key}={value}")));
+                }
+            }
+            None => warnings.push(format!(
+                "config file {}: unknown key \"{key}\" ignored",
+                path.display()
+            )),
+        }
+    }
+    // Insert the file's values right after `run`, before the user's own flags.
+    let position = argv
+        .iter()
+        .position(|a| a == "run")
+        .map_or(argv.len(), |p| p + 1);
+    let mut full = argv[..position].to_vec();
+    full.extend(extra);
+    full.extend_from_slice(&argv[position..]);
+    let matches = Cli::command()
+        .try_get_matches_from(&full)
+        .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+    Ok((Cli::from_arg_matches(&matches)?, warnings))
+}
+
+/// `a: {b: 1}` becomes `("a.b", "1")`; lists are refused (no setting takes one yet).
+fn flatten(
+    prefix: &str,
+    value: &serde_yaml::Value,
+    out: &mut Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    use serde_yaml::Value;
+    let scalar = match value {
+        Value::Null => return Ok(()),
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                let Some(k) = k.as_str() else {
+                    anyhow::bail!("key {k:?} under {prefix:?} is not a string");
+                };
+                let key = if prefix.is_empty() {
+                    k.to_owned()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out)?;
+            }
+            return Ok(());
+        }
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Sequence(_) | Value::Tagged(_) => {
+            anyhow::bail!("{prefix:?} must be a single value")
+        }
+    };
+    out.push((prefix.to_owned(), scalar));
+    Ok(())
 }
 
 fn init_logging(args: &RunArgs) -> anyhow::Result<()> {
@@ -178,6 +319,15 @@ async fn serve(
         .with_context(|| format!("binding the gRPC API to {}", args.grpc_address))?;
     let grpc_address = grpc.local_addr().context("reading the gRPC address")?;
     tracing::info!(address = %grpc_address, "gRPC API listening");
+    let http = tokio::net::TcpListener::bind(&args.http_address)
+        .await
+        .with_context(|| format!("binding the HTTP API to {}", args.http_address))?;
+    let http_address = http.local_addr().context("reading the HTTP address")?;
+    tracing::info!(
+        address = %http_address,
+        openapi = %format!("http://{http_address}/openapi/"),
+        "HTTP API listening"
+    );
     {
         let state = writer.projections().read();
         tracing::info!(
@@ -193,29 +343,50 @@ async fn serve(
             "culvert ready"
         );
     }
-    let (stop_tx, mut rx) = tokio::sync::watch::channel(false);
-    let api = culvert_api::Api::new(writer);
-    let mut grpc_server = tokio::spawn(culvert_api::serve_grpc(grpc, api, async move {
+    let (stop_tx, rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
-    }));
-    tokio::select! {
+    };
+    let api = culvert_api::Api::new(writer);
+    let mut grpc_server = tokio::spawn(culvert_api::serve_grpc(
+        grpc,
+        api.clone(),
+        stopped(rx.clone()),
+    ));
+    let options = culvert_api::HttpOptions {
+        max_body_bytes: args.http_max_body_bytes,
+    };
+    let mut http_server = tokio::spawn(culvert_api::serve_http(http, api, options, stopped(rx)));
+    let outcome = tokio::select! {
         signal = shutdown_signal() => {
-            signal?;
-            tracing::info!("shutting down: letting in-flight calls finish");
-            let _ = stop_tx.send(true);
-            grpc_server
-                .await
-                .context("the gRPC server task failed")?
-                .context("the gRPC server failed")?;
-            Ok(())
+            signal.map(|()| tracing::info!("shutting down: letting in-flight calls finish"))
         }
-        result = &mut grpc_server => {
-            result
-                .context("the gRPC server task failed")?
-                .context("the gRPC server failed")?;
-            anyhow::bail!("the gRPC server stopped unexpectedly")
-        }
+        result = &mut grpc_server => Err(match result {
+            Ok(Ok(())) => anyhow::anyhow!("the gRPC server stopped unexpectedly"),
+            Ok(Err(e)) => anyhow::Error::new(e).context("the gRPC server failed"),
+            Err(e) => anyhow::Error::new(e).context("the gRPC server task failed"),
+        }),
+        result = &mut http_server => Err(match result {
+            Ok(Ok(())) => anyhow::anyhow!("the HTTP server stopped unexpectedly"),
+            Ok(Err(e)) => anyhow::Error::new(e).context("the HTTP server failed"),
+            Err(e) => anyhow::Error::new(e).context("the HTTP server task failed"),
+        }),
+    };
+    // Whatever happened, stop both servers and let their in-flight calls finish.
+    let _ = stop_tx.send(true);
+    if !grpc_server.is_finished() {
+        grpc_server
+            .await
+            .context("the gRPC server task failed")?
+            .context("the gRPC server failed")?;
     }
+    if !http_server.is_finished() {
+        http_server
+            .await
+            .context("the HTTP server task failed")?
+            .context("the HTTP server failed")?;
+    }
+    outcome
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {

@@ -20,13 +20,21 @@ pub struct Server {
 impl Server {
     /// Start `culvert run` with `args` on the data directory `data`.
     pub fn start(data: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_culvert"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_culvert"));
+        command
             .arg("run")
             .arg("--db.rocksdb.path")
             .arg(data)
             .args(["--log.format", "json", "--db.fsync", "false"])
             .args(["--api.grpc.address", "127.0.0.1:0"])
-            .args(args)
+            .args(["--api.http.address", "127.0.0.1:0"])
+            .args(args);
+        Self::spawn(command)
+    }
+
+    /// Start a prepared `culvert` command, capturing its stderr.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -74,6 +82,16 @@ impl Server {
     /// The address the gRPC API listens on (read from its start-up log line).
     pub fn grpc_address(&mut self) -> String {
         let line = self.wait_for_line("gRPC API listening");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+        v["fields"]["address"]
+            .as_str()
+            .expect("address field")
+            .to_owned()
+    }
+
+    /// The address the HTTP API listens on (read from its start-up log line).
+    pub fn http_address(&mut self) -> String {
+        let line = self.wait_for_line("HTTP API listening");
         let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
         v["fields"]["address"]
             .as_str()

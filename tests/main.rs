@@ -1,6 +1,9 @@
 //! End-to-end tests of the `culvert` binary, run as a real process on a real data directory.
 //! One test binary (modules below) to keep link time down.
 
+mod config;
 mod grpc;
 mod harness;
+mod http;
+mod http_client;
 mod server;

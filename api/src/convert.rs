@@ -7,8 +7,8 @@ use culvert_domain::{
     ProcessorParent, StoppedReason,
 };
 
-pub(crate) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
+pub(crate) fn timestamp(at: DateTime<Utc>) -> crate::wkt::Timestamp {
+    crate::wkt::Timestamp {
         seconds: at.timestamp(),
         nanos: at.timestamp_subsec_nanos() as i32,
     }

@@ -41,6 +41,41 @@ impl Api {
             writer,
         }
     }
+
+    /// Whether the event log answers reads (a point read of a stream's version).
+    pub(crate) fn is_serving(&self) -> bool {
+        self.writer
+            .log()
+            .stream_version(&culvert_domain::StreamId("health/ping".to_owned()))
+            .is_ok()
+    }
+
+    /// How many pipelines there are, run, and which are degraded (with their errors).
+    pub(crate) fn pipeline_health(&self) -> PipelineHealth {
+        use culvert_domain::PipelineStatus;
+        let state = self.writer.projections().read();
+        let mut health = PipelineHealth::default();
+        for p in state.pipelines() {
+            health.total += 1;
+            match &p.status {
+                PipelineStatus::Running | PipelineStatus::Starting => health.running += 1,
+                PipelineStatus::Degraded { error } => {
+                    health.degraded.push((p.id.to_string(), error.clone()));
+                }
+                _ => {}
+            }
+        }
+        health
+    }
+}
+
+/// Counts for the readiness report.
+#[derive(Debug, Default)]
+pub(crate) struct PipelineHealth {
+    pub(crate) total: usize,
+    pub(crate) running: usize,
+    /// Id and error of each degraded pipeline.
+    pub(crate) degraded: Vec<(String, String)>,
 }
 
 /// Serve every `api.v1` service on `listener` until `shutdown` completes; in-flight calls

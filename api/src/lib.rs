@@ -6,14 +6,17 @@
 //!
 //! This layer is thin: it validates the shape of a request, turns it into a call on the
 //! orchestrators (writes) or the read model (reads), and turns the result back into
-//! protobuf. Every error goes through one mapping ([`error`]) from domain errors to gRPC
+//! protobuf; the HTTP API ([`http`]) calls the very same services in process. Every error goes through one mapping ([`error`]) from domain errors to gRPC
 //! status codes. It holds no state of its own and never touches the store directly.
 
 mod convert;
 pub mod error;
 mod grpc;
+pub mod http;
+pub mod wkt;
 
 pub use grpc::{serve_grpc, Api};
+pub use http::{openapi_document, serve_http, HttpOptions};
 
 /// The protobuf messages and gRPC stubs generated from `proto/`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -23,6 +26,7 @@ pub mod pb {
         /// Version 1.
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/api.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/api.v1.serde.rs"));
         }
     }
     /// Parameter specifications (`config.v1`).
@@ -30,6 +34,7 @@ pub mod pb {
         /// Version 1.
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/config.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/config.v1.serde.rs"));
         }
     }
     /// OpenCDC records (`opencdc.v1`).
@@ -37,6 +42,7 @@ pub mod pb {
         /// Version 1.
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/opencdc.v1.rs"));
+            include!(concat!(env!("OUT_DIR"), "/opencdc.v1.serde.rs"));
         }
     }
 }

@@ -1,0 +1,548 @@
+//! The HTTP API: what grpc-gateway serves for Conduit, on poem + poem-openapi.
+//!
+//! Every route calls the same in-process [`Api`] the gRPC server runs, so the two can never
+//! disagree. Bodies are protojson exactly as grpc-gateway writes them (see [`schema`]).
+//! Errors have grpc-gateway's shape, `{"code": <gRPC code>, "message": ..., "details": [...]}`,
+//! with its HTTP status for the code; unknown routes answer 404 and a wrong method on a
+//! known path 501, as grpc-gateway does.
+//!
+//! Besides `/v1/...` and `/info` the port serves `/healthz` (`?service=NAME`), `/readyz`,
+//! the OpenAPI document at `/openapi/api/v1/api.swagger.json` and Swagger UI at `/openapi/`
+//! (its assets are compiled in, so it works offline).
+
+mod payload;
+mod routes;
+pub(crate) mod schema;
+
+use crate::error;
+use crate::pb::opencdc::v1::Record;
+use crate::Api;
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::listener::{Acceptor, TcpAcceptor};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
+use poem_openapi::types::Type as _;
+use poem_openapi::{ApiResponse, Object, OpenApiService};
+use serde::Serialize;
+use std::future::Future;
+use std::time::Duration;
+use tokio_stream::StreamExt as _;
+use tonic::codegen::BoxStream;
+
+/// Settings of the HTTP server.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        // The same limit gRPC puts on a received message by default.
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The OpenAPI document's title and version, as Conduit's.
+const TITLE: &str = "Conduit REST API";
+const VERSION: &str = "v0.1.0";
+/// Where Conduit serves its document (under the Swagger UI's folder).
+pub const OPENAPI_PATH: &str = "/openapi/api/v1/api.swagger.json";
+
+/// grpc-gateway's error body: a `google.rpc.Status` in JSON.
+#[derive(Debug, Clone, Serialize, Object)]
+#[oai(rename = "google.rpc.Status")]
+pub struct RpcStatus {
+    /// The gRPC status code (not the HTTP status).
+    pub code: i32,
+    /// What went wrong, naming the entity and field.
+    pub message: String,
+    /// Structured details: a `google.rpc.ErrorInfo` with a stable `reason`.
+    pub details: Vec<serde_json::Value>,
+}
+
+/// An error answer of the HTTP API.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    http: StatusCode,
+    body: RpcStatus,
+}
+
+impl ApiError {
+    fn new(http: StatusCode, code: tonic::Code, message: impl Into<String>) -> Self {
+        Self {
+            http,
+            body: RpcStatus {
+                code: code as i32,
+                message: message.into(),
+                details: vec![],
+            },
+        }
+    }
+
+    fn from_status(status: &tonic::Status) -> Self {
+        let http = StatusCode::from_u16(error::http_status(status.code()))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let details = error::error_info(status)
+            .map(|info| {
+                vec![serde_json::json!({
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": info.reason,
+                    "domain": info.domain,
+                    "metadata": info.metadata,
+                })]
+            })
+            .unwrap_or_default();
+        Self {
+            http,
+            body: RpcStatus {
+                code: status.code() as i32,
+                message: status.message().to_owned(),
+                details,
+            },
+        }
+    }
+
+    /// A body that is not valid JSON for the request message.
+    pub(crate) fn invalid_body(problem: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            tonic::Code::InvalidArgument,
+            format!("invalid request body: {problem}"),
+        )
+    }
+
+    pub(crate) fn internal(message: String) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            tonic::Code::Internal,
+            message,
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.body.message, self.http)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.body).unwrap_or_default();
+        Response::builder()
+            .status(self.http)
+            .content_type("application/json")
+            .body(body)
+    }
+}
+
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "An error: the gRPC status code, a message and details.",
+                status: None,
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json",
+                    schema: RpcStatus::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        RpcStatus::register(registry);
+    }
+}
+
+impl From<ApiError> for poem::Error {
+    fn from(e: ApiError) -> Self {
+        let status = e.http;
+        poem::Error::new(e, status)
+    }
+}
+
+/// Await a unary call of the in-process service.
+async fn call<T>(
+    reply: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, ApiError> {
+    reply
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| ApiError::from_status(&status))
+}
+
+/// The gRPC request for an HTTP call, carrying the headers the services read as metadata
+/// (the caller's `x-request-id` and `culvert-actor`).
+fn grpc_request<T>(req: &Request, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    for name in ["x-request-id", "culvert-actor"] {
+        if let Some(value) = req
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+        {
+            request.metadata_mut().insert(name, value);
+        }
+    }
+    request
+}
+
+/// Every value of a query parameter given under any of `names` (grpc-gateway binds a field
+/// from its proto name or its JSON name).
+fn query_values(req: &Request, names: &[&str]) -> Vec<String> {
+    let pairs: Vec<(String, String)> = req.params().unwrap_or_default();
+    pairs
+        .into_iter()
+        .filter(|(k, _)| names.contains(&k.as_str()))
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// A server stream of records as grpc-gateway sends it: one JSON object per line,
+/// `{"result": record}`, or `{"error": status}` if the stream fails.
+pub(crate) struct RecordStream(poem::Body);
+
+fn stream_records<T: Send + 'static>(
+    stream: BoxStream<T>,
+    record: fn(T) -> Option<Record>,
+) -> RecordStream {
+    let lines = stream.map(move |item| {
+        let line = match item {
+            Ok(message) => serde_json::json!({ "result": record(message) }),
+            Err(status) => {
+                let error = ApiError::from_status(&status);
+                serde_json::json!({ "error": error.body })
+            }
+        };
+        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        bytes.push(b'\n');
+        Ok::<_, std::io::Error>(bytes)
+    });
+    RecordStream(poem::Body::from_bytes_stream(lines))
+}
+
+impl IntoResponse for RecordStream {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .content_type("application/json")
+            .body(self.0)
+    }
+}
+
+impl ApiResponse for RecordStream {
+    fn meta() -> MetaResponses {
+        let mut line = poem_openapi::registry::MetaSchema::new("object");
+        line.title = Some("a line of the stream".to_owned());
+        line.properties = vec![(
+            "result",
+            MetaSchemaRef::Reference("opencdc.v1.Record".to_owned()),
+        )];
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "A stream of records, one JSON object per line.",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json",
+                    schema: MetaSchemaRef::Inline(Box::new(line)),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        schema::message_ref(registry, "opencdc.v1.Record");
+    }
+}
+
+/// The OpenAPI service for the routes (used for the document and the Swagger UI).
+fn openapi(api: Api) -> OpenApiService<routes::Routes, ()> {
+    OpenApiService::new(routes::Routes { api }, TITLE, VERSION)
+        .description("Culvert's HTTP API, compatible with Conduit's (grpc-gateway) REST API.")
+}
+
+/// The OpenAPI 3 document of the HTTP API, as JSON.
+pub fn openapi_document(api: Api) -> String {
+    openapi(api).spec()
+}
+
+/// The whole HTTP application: API routes, health, OpenAPI document and UI.
+pub fn app(api: Api, options: &HttpOptions) -> impl Endpoint {
+    let service = openapi(api.clone());
+    let spec = service.spec();
+    let ui = service.swagger_ui();
+    let health_api = api.clone();
+    let ready_api = api;
+    poem::Route::new()
+        .nest("/", service)
+        .at(
+            "/healthz",
+            poem::get(poem::endpoint::make(move |req: Request| {
+                let api = health_api.clone();
+                async move { healthz(&api, &req) }
+            })),
+        )
+        .at(
+            "/readyz",
+            poem::get(poem::endpoint::make(move |_req: Request| {
+                let api = ready_api.clone();
+                async move { readyz(&api) }
+            })),
+        )
+        .nest("/openapi", openapi_ui(spec, ui))
+        .around(gateway_error)
+        .around({
+            let limit = options.max_body_bytes;
+            move |ep, req| body_limit(ep, req, limit)
+        })
+        .around(request_id)
+        .around(pretty)
+}
+
+/// `/openapi`: a redirect to `/openapi/`, the Swagger UI there, and the document under it.
+fn openapi_ui(spec: String, ui: impl Endpoint + 'static) -> impl Endpoint {
+    let document = OPENAPI_PATH
+        .strip_prefix("/openapi")
+        .expect("the document lives under /openapi");
+    poem::Route::new()
+        .at(
+            document,
+            poem::get(poem::endpoint::make_sync(move |_| {
+                Response::builder()
+                    .content_type("application/json")
+                    .body(spec.clone())
+            })),
+        )
+        .nest("/", ui)
+        .around(|ep, req: Request| async move {
+            if req.original_uri().path() == "/openapi" {
+                return Ok(Response::builder()
+                    .status(StatusCode::FOUND)
+                    .header(header::LOCATION, "/openapi/")
+                    .finish());
+            }
+            ep.call(req).await.map(IntoResponse::into_response)
+        })
+}
+
+/// Serve the HTTP API on `listener` until `shutdown` completes; requests in flight finish
+/// first (for at most 30 s).
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    api: Api,
+    options: HttpOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let address = acceptor.local_addr();
+    tracing::debug!(address = ?address, "HTTP API serving");
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app(api, &options), shutdown, Some(Duration::from_secs(30)))
+        .await
+}
+
+/// Turn errors raised before or around a handler (unknown route, wrong method, unreadable
+/// body) into grpc-gateway's answers.
+async fn gateway_error<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
+    match ep.call(req).await {
+        Ok(response) => Ok(response.into_response()),
+        Err(err) => Ok(error_response(err)),
+    }
+}
+
+fn error_response(err: poem::Error) -> Response {
+    if let Some(api_error) = err.downcast_ref::<ApiError>() {
+        return ApiError {
+            http: api_error.http,
+            body: api_error.body.clone(),
+        }
+        .into_response();
+    }
+    let (http, code, message) = if err.is::<poem::error::NotFoundError>() {
+        (
+            StatusCode::NOT_FOUND,
+            tonic::Code::NotFound,
+            "Not Found".to_owned(),
+        )
+    } else if err.is::<poem::error::MethodNotAllowedError>() {
+        (
+            StatusCode::NOT_IMPLEMENTED,
+            tonic::Code::Unimplemented,
+            "Method Not Allowed".to_owned(),
+        )
+    } else if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            tonic::Code::ResourceExhausted,
+            err.to_string(),
+        )
+    } else if err.status().is_client_error() {
+        (
+            StatusCode::BAD_REQUEST,
+            tonic::Code::InvalidArgument,
+            err.to_string(),
+        )
+    } else {
+        tracing::error!(error = %err, "HTTP request failed");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            tonic::Code::Internal,
+            err.to_string(),
+        )
+    };
+    ApiError::new(http, code, message).into_response()
+}
+
+/// Bodies over the limit are refused with 413 before any handler sees them; the body is
+/// buffered here (it is small by then), so a lying `Content-Length` cannot get past.
+async fn body_limit<E: Endpoint>(ep: E, mut req: Request, limit: usize) -> poem::Result<Response> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            tonic::Code::ResourceExhausted,
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Ok(too_large().into_response());
+    }
+    let body = req.take_body();
+    if !body.is_empty() {
+        match body.into_bytes_limit(limit).await {
+            Ok(bytes) => req.set_body(bytes),
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+                return Ok(too_large().into_response())
+            }
+            Err(e) => {
+                return Ok(
+                    ApiError::invalid_body(&format!("reading the body failed: {e}"))
+                        .into_response(),
+                )
+            }
+        }
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Every request gets an `x-request-id` (the caller's, or a new UUID); it is passed to the
+/// services as the correlation id of any event recorded, and echoed on the response.
+async fn request_id<E: Endpoint>(ep: E, mut req: Request) -> poem::Result<Response> {
+    let id = match req.headers().get("x-request-id") {
+        Some(value) if !value.is_empty() => value.clone(),
+        _ => {
+            let value = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .expect("a UUID is a valid header value");
+            req.headers_mut().insert("x-request-id", value.clone());
+            value
+        }
+    };
+    let mut response = ep.call(req).await?.into_response();
+    response.headers_mut().insert("x-request-id", id);
+    Ok(response)
+}
+
+/// `?pretty` (any value) or `Accept: application/json+pretty` indents JSON answers, as
+/// Conduit's gateway does.
+async fn pretty<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
+    let wanted = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "pretty" || p.starts_with("pretty="))
+    }) || req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json+pretty"));
+    let response = ep.call(req).await?.into_response();
+    let is_json = response
+        .content_type()
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !wanted || !is_json {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = body.into_vec().await.unwrap_or_default();
+    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(value) => serde_json::to_vec_pretty(&value).unwrap_or(bytes),
+        // A record stream is several values; leave it as it is.
+        Err(_) => bytes,
+    };
+    Ok(Response::from_parts(parts, body.into()))
+}
+
+/// The services `/healthz?service=` knows, as Conduit registers them.
+const HEALTH_SERVICES: [&str; 5] = [
+    "PipelineService",
+    "ConnectorService",
+    "ProcessorService",
+    "ConnectorPluginService",
+    "ProcessorPluginService",
+];
+
+fn healthz(api: &Api, req: &Request) -> Response {
+    let service = query_values(req, &["service"]).into_iter().next();
+    if let Some(name) = service.filter(|s| !s.is_empty()) {
+        if !HEALTH_SERVICES.contains(&name.as_str()) {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                tonic::Code::NotFound,
+                format!("service '{name}' not found"),
+            )
+            .into_response();
+        }
+    }
+    let (status, text) = if api.is_serving() {
+        (StatusCode::OK, "SERVING")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING")
+    };
+    json_response(status, &serde_json::json!({ "status": text }))
+}
+
+fn readyz(api: &Api) -> Response {
+    let health = api.pipeline_health();
+    let ready = api.is_serving();
+    let mut body = serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "pipelines": {
+            "total": health.total,
+            "running": health.running,
+            "degraded": health.degraded.len(),
+            "degradedPipelines": health.degraded.iter().map(|(id, error)| serde_json::json!({
+                "id": id,
+                "status": "STATUS_DEGRADED",
+                "error": error,
+            })).collect::<Vec<_>>(),
+        },
+    });
+    if !ready {
+        body["reason"] = serde_json::Value::String("the event log is closed".to_owned());
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &body)
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(serde_json::to_vec(body).unwrap_or_default())
+}

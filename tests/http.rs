@@ -1,0 +1,643 @@
+//! Every route of the HTTP API (grpc-gateway's for Conduit) against the `culvert` binary over
+//! real sockets: protojson bodies, grpc-gateway's error shape and status codes, bad input
+//! refused with nothing stored, the OpenAPI document and Swagger UI, health and readiness.
+
+use crate::harness::{data_dir, Server};
+use crate::http_client::{request, Reply};
+use serde_json::{json, Value};
+
+struct Http {
+    address: String,
+}
+
+impl Http {
+    fn new(server: &mut Server) -> Self {
+        Self {
+            address: server.http_address(),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+        request(&self.address, method, path, &[], bytes.as_deref())
+    }
+
+    /// A call that must succeed (200); returns the JSON body.
+    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let reply = self.call(method, path, body);
+        assert_eq!(reply.status, 200, "{method} {path}: {}", reply.text());
+        reply.json()
+    }
+
+    /// A call that must fail with `http` and gRPC `code`; returns the error body.
+    fn fails(&self, method: &str, path: &str, body: Option<Value>, http: u16, code: i64) -> Value {
+        let reply = self.call(method, path, body);
+        self.check_error(&reply, method, path, http, code)
+    }
+
+    fn check_error(&self, reply: &Reply, method: &str, path: &str, http: u16, code: i64) -> Value {
+        assert_eq!(reply.status, http, "{method} {path}: {}", reply.text());
+        let body = reply.json();
+        assert_eq!(body["code"], code, "{method} {path}: {body}");
+        assert!(body["message"].is_string(), "{body}");
+        assert!(body["details"].is_array(), "{body}");
+        body
+    }
+
+    fn state(&self) -> (Value, Value, Value) {
+        (
+            self.ok("GET", "/v1/pipelines", None),
+            self.ok("GET", "/v1/connectors", None),
+            self.ok("GET", "/v1/processors", None),
+        )
+    }
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = list
+        .as_array()
+        .expect("a bare JSON array")
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn every_route_works_over_http_and_state_survives_a_restart() {
+    let (_dir, data) = data_dir();
+    let mut server = Server::start(&data, &[]);
+    let h = Http::new(&mut server);
+
+    assert_eq!(h.ok("GET", "/v1/pipelines", None), json!([]));
+
+    // Pipelines: protojson out, every field present, enums as names, timestamps RFC 3339.
+    let p = h.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": "orders", "description": "copy orders"}})),
+    );
+    let id = p["id"].as_str().unwrap().to_owned();
+    assert_eq!(p["state"]["status"], "STATUS_STOPPED");
+    assert_eq!(p["state"]["error"], "");
+    assert_eq!(
+        p["config"],
+        json!({"name": "orders", "description": "copy orders"})
+    );
+    assert_eq!(p["connectorIds"], json!([]));
+    assert_eq!(p["processorIds"], json!([]));
+    let created = p["createdAt"].as_str().unwrap();
+    assert!(created.ends_with('Z') && created.contains('T'), "{created}");
+    assert_eq!(h.ok("GET", &format!("/v1/pipelines/{id}"), None), p);
+    let other = h.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": "other"}})),
+    );
+    assert_eq!(
+        ids(&h.ok("GET", "/v1/pipelines?name=ord.*", None)),
+        vec![id.clone()]
+    );
+    assert_eq!(h.ok("GET", "/v1/pipelines?name=ord", None), json!([]));
+    assert_eq!(
+        h.ok("GET", "/v1/pipelines", None).as_array().unwrap().len(),
+        2
+    );
+
+    let updated = h.ok(
+        "PUT",
+        &format!("/v1/pipelines/{id}"),
+        Some(json!({"config": {"name": "orders-v2", "description": "renamed"}})),
+    );
+    assert_eq!(updated["config"]["name"], "orders-v2");
+    assert_eq!(updated["createdAt"], p["createdAt"]);
+
+    // Dead-letter queue: the body is the DLQ itself; 64-bit integers are strings.
+    let dlq = h.ok(
+        "GET",
+        &format!("/v1/pipelines/{id}/dead-letter-queue"),
+        None,
+    );
+    assert_eq!(dlq["plugin"], "builtin:log");
+    let dlq = h.ok(
+        "PUT",
+        &format!("/v1/pipelines/{id}/dead-letter-queue"),
+        Some(
+            json!({"plugin": "builtin:file", "settings": {"path": "/tmp/dlq"},
+                    "windowSize": "5", "windowNackThreshold": 2}),
+        ),
+    );
+    assert_eq!(dlq["windowSize"], "5");
+    assert_eq!(dlq["windowNackThreshold"], "2");
+    assert_eq!(
+        h.ok(
+            "GET",
+            &format!("/v1/pipelines/{id}/dead-letter-queue"),
+            None
+        ),
+        dlq
+    );
+
+    // Connectors: enum by name or number, fields by JSON or proto name.
+    let src = h.ok(
+        "POST",
+        "/v1/connectors",
+        Some(
+            json!({"type": "TYPE_SOURCE", "plugin": "builtin:generator", "pipelineId": id,
+                    "config": {"name": "source", "settings": {"rate": "10"}}}),
+        ),
+    );
+    assert_eq!(src["type"], "TYPE_SOURCE");
+    assert_eq!(src["pipelineId"], id);
+    assert_eq!(src["config"]["settings"], json!({"rate": "10"}));
+    let dst = h.ok(
+        "POST",
+        "/v1/connectors",
+        Some(
+            json!({"type": 2, "plugin": "builtin:log", "pipeline_id": id,
+                    "config": {"name": "sink"}, "unknownField": true}),
+        ),
+    );
+    assert_eq!(dst["type"], "TYPE_DESTINATION");
+    let src_id = src["id"].as_str().unwrap().to_owned();
+    let dst_id = dst["id"].as_str().unwrap().to_owned();
+    let mut both = vec![src_id.clone(), dst_id.clone()];
+    both.sort();
+    assert_eq!(
+        ids(&h.ok("GET", &format!("/v1/connectors?pipelineId={id}"), None)),
+        both
+    );
+    assert_eq!(
+        ids(&h.ok("GET", &format!("/v1/connectors?pipeline_id={id}"), None)),
+        both
+    );
+    assert_eq!(
+        h.ok(
+            "GET",
+            &format!(
+                "/v1/connectors?pipelineId={}",
+                other["id"].as_str().unwrap()
+            ),
+            None
+        ),
+        json!([])
+    );
+    assert_eq!(h.ok("GET", &format!("/v1/connectors/{src_id}"), None), src);
+    let src = h.ok(
+        "PUT",
+        &format!("/v1/connectors/{src_id}"),
+        Some(json!({"config": {"name": "source", "settings": {"rate": "20"}}})),
+    );
+    assert_eq!(src["config"]["settings"]["rate"], "20");
+    let pipeline = h.ok("GET", &format!("/v1/pipelines/{id}"), None);
+    assert_eq!(pipeline["connectorIds"].as_array().unwrap().len(), 2);
+
+    // Processors on a connector and on the pipeline.
+    let on_connector = h.ok(
+        "POST",
+        "/v1/processors",
+        Some(
+            json!({"plugin": "field.set", "parent": {"type": "TYPE_CONNECTOR", "id": src_id},
+                    "config": {"settings": {"field": ".Metadata.x", "value": "1"}, "workers": 2},
+                    "condition": "{{ true }}"}),
+        ),
+    );
+    assert_eq!(on_connector["parent"]["type"], "TYPE_CONNECTOR");
+    assert_eq!(on_connector["config"]["workers"], 2);
+    let on_pipeline = h.ok(
+        "POST",
+        "/v1/processors",
+        Some(json!({"plugin": "unwrap.debezium", "parent": {"type": "TYPE_PIPELINE", "id": id}})),
+    );
+    let pc_id = on_connector["id"].as_str().unwrap().to_owned();
+    let pp_id = on_pipeline["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ids(&h.ok("GET", &format!("/v1/processors?parentIds={src_id}"), None)),
+        vec![pc_id.clone()]
+    );
+    let mut two = vec![pc_id.clone(), pp_id.clone()];
+    two.sort();
+    assert_eq!(
+        ids(&h.ok(
+            "GET",
+            &format!("/v1/processors?parent_ids={src_id}&parent_ids={id}"),
+            None
+        )),
+        two
+    );
+    assert_eq!(
+        h.ok("GET", &format!("/v1/processors/{pc_id}"), None),
+        on_connector
+    );
+    let changed = h.ok(
+        "PUT",
+        &format!("/v1/processors/{pc_id}"),
+        Some(json!({"config": {"settings": {"field": ".Metadata.y"}, "workers": 1}})),
+    );
+    assert_eq!(
+        changed["config"]["settings"],
+        json!({"field": ".Metadata.y"})
+    );
+
+    // The literal plugin routes win over /{id}; no plugins exist yet.
+    assert_eq!(h.ok("GET", "/v1/connectors/plugins", None), json!([]));
+    assert_eq!(
+        h.ok("GET", "/v1/processors/plugins?name=builtin:.*", None),
+        json!([])
+    );
+    assert_eq!(h.ok("GET", "/v1/plugins", None), json!([]));
+    let info = h.ok("GET", "/info", None);
+    assert!(info["version"].as_str().unwrap().starts_with('v'));
+    assert_eq!(info["os"], std::env::consts::OS);
+
+    // Start and stop requests; a running pipeline refuses edits (FAILED_PRECONDITION, 400).
+    assert_eq!(
+        h.ok("POST", &format!("/v1/pipelines/{id}/start"), None),
+        json!({})
+    );
+    assert_eq!(
+        h.ok("GET", &format!("/v1/pipelines/{id}"), None)["state"]["status"],
+        "STATUS_RUNNING"
+    );
+    let before = h.state();
+    h.fails(
+        "PUT",
+        &format!("/v1/pipelines/{id}"),
+        Some(json!({"config": {"name": "x"}})),
+        400,
+        9,
+    );
+    h.fails("DELETE", &format!("/v1/connectors/{dst_id}"), None, 400, 9);
+    h.fails("POST", &format!("/v1/pipelines/{id}/start"), None, 400, 9);
+    assert_eq!(h.state(), before, "refused edits store nothing");
+    assert_eq!(
+        h.ok(
+            "POST",
+            &format!("/v1/pipelines/{id}/stop"),
+            Some(json!({"force": true}))
+        ),
+        json!({})
+    );
+
+    // Deletes (on the other pipeline, which never ran).
+    let other_id = other["id"].as_str().unwrap().to_owned();
+    let lone = h.ok(
+        "POST",
+        "/v1/connectors",
+        Some(json!({"type": "TYPE_SOURCE", "plugin": "builtin:generator",
+                    "pipelineId": other_id, "config": {"name": "s"}})),
+    );
+    let lone_id = lone["id"].as_str().unwrap().to_owned();
+    let lone_proc = h.ok(
+        "POST",
+        "/v1/processors",
+        Some(json!({"plugin": "field.set", "parent": {"type": "TYPE_CONNECTOR", "id": lone_id}})),
+    );
+    let lone_proc_id = lone_proc["id"].as_str().unwrap().to_owned();
+    h.fails("DELETE", &format!("/v1/connectors/{lone_id}"), None, 400, 9);
+    assert_eq!(
+        h.ok("DELETE", &format!("/v1/processors/{lone_proc_id}"), None),
+        json!({})
+    );
+    h.fails(
+        "GET",
+        &format!("/v1/processors/{lone_proc_id}"),
+        None,
+        404,
+        5,
+    );
+    assert_eq!(
+        h.ok("DELETE", &format!("/v1/connectors/{lone_id}"), None),
+        json!({})
+    );
+    assert_eq!(
+        h.ok("DELETE", &format!("/v1/pipelines/{other_id}"), None),
+        json!({})
+    );
+    h.fails("GET", &format!("/v1/pipelines/{other_id}"), None, 404, 5);
+
+    // Capabilities of later layers answer 501 with grpc-gateway's body.
+    h.fails("POST", &format!("/v1/pipelines/{id}/export"), None, 501, 12);
+    h.fails(
+        "POST",
+        "/v1/pipelines/import",
+        Some(json!({"id": "x"})),
+        501,
+        12,
+    );
+    h.fails("POST", "/v1/pipelines/plan", Some(json!({})), 501, 12);
+    h.fails("POST", "/v1/pipelines/apply", Some(json!({})), 501, 12);
+    h.fails(
+        "POST",
+        "/v1/connectors/validate",
+        Some(json!({"type": "TYPE_SOURCE", "plugin": "builtin:generator"})),
+        501,
+        12,
+    );
+    h.fails(
+        "GET",
+        &format!("/v1/connectors/{src_id}/inspect"),
+        None,
+        501,
+        12,
+    );
+    h.fails(
+        "GET",
+        &format!("/v1/processors/{pc_id}/inspect-in"),
+        None,
+        501,
+        12,
+    );
+    h.fails(
+        "GET",
+        &format!("/v1/processors/{pc_id}/inspect-out"),
+        None,
+        501,
+        12,
+    );
+
+    // A restart rebuilds exactly the same state from the log.
+    let state = h.state();
+    server.terminate();
+    assert!(server.wait().success());
+    let mut server = Server::start(&data, &[]);
+    let h = Http::new(&mut server);
+    assert_eq!(h.state(), state);
+}
+
+#[test]
+fn bad_input_over_http_gets_the_right_code_and_stores_nothing() {
+    let (_dir, data) = data_dir();
+    let mut server = Server::start(&data, &["--api.http.max-body-bytes", "4096"]);
+    let h = Http::new(&mut server);
+    let p = h.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": "taken"}})),
+    );
+    let id = p["id"].as_str().unwrap().to_owned();
+    let before = h.state();
+
+    // Malformed JSON and wrong JSON types.
+    for body in [&b"{not json"[..], b"[1,2]", b"{\"config\": {\"name\": 5}}"] {
+        let reply = request(&h.address, "POST", "/v1/pipelines", &[], Some(body));
+        let error = h.check_error(&reply, "POST", "/v1/pipelines", 400, 3);
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("invalid request body"),
+            "{error}"
+        );
+    }
+    // Unknown enum values, by name and by number.
+    h.fails(
+        "POST",
+        "/v1/connectors",
+        Some(json!({"type": "TYPE_BOGUS", "plugin": "builtin:log", "pipelineId": id})),
+        400,
+        3,
+    );
+    h.fails(
+        "POST",
+        "/v1/connectors",
+        Some(json!({"type": 7, "plugin": "builtin:log", "pipelineId": id,
+                    "config": {"name": "c"}})),
+        400,
+        3,
+    );
+    h.fails(
+        "POST",
+        "/v1/processors",
+        Some(json!({"plugin": "field.set", "parent": {"type": "TYPE_NOPE", "id": id}})),
+        400,
+        3,
+    );
+    // Missing required fields.
+    h.fails("POST", "/v1/pipelines", Some(json!({})), 400, 3);
+    h.fails("POST", "/v1/pipelines", None, 400, 3);
+    let missing_plugin = h.fails(
+        "POST",
+        "/v1/connectors",
+        Some(json!({"type": "TYPE_SOURCE", "pipelineId": id, "config": {"name": "c"}})),
+        400,
+        3,
+    );
+    assert!(missing_plugin["message"]
+        .as_str()
+        .unwrap()
+        .contains("plugin"));
+    h.fails(
+        "POST",
+        "/v1/processors",
+        Some(json!({"plugin": "field.set"})),
+        400,
+        3,
+    );
+    h.fails(
+        "PUT",
+        &format!("/v1/pipelines/{id}/dead-letter-queue"),
+        None,
+        400,
+        3,
+    );
+    // Empty and over-long names; a taken name.
+    let empty = h.fails(
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": ""}})),
+        400,
+        3,
+    );
+    assert_eq!(
+        empty["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.ErrorInfo"
+    );
+    assert_eq!(empty["details"][0]["metadata"]["field"], "name");
+    h.fails(
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": "n".repeat(129)}})),
+        400,
+        3,
+    );
+    h.fails(
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": "taken"}})),
+        409,
+        6,
+    );
+    // Unknown ids.
+    h.fails("GET", "/v1/pipelines/nope", None, 404, 5);
+    h.fails(
+        "PUT",
+        "/v1/pipelines/nope",
+        Some(json!({"config": {"name": "x"}})),
+        404,
+        5,
+    );
+    h.fails("DELETE", "/v1/pipelines/nope", None, 404, 5);
+    h.fails("POST", "/v1/pipelines/nope/start", None, 404, 5);
+    h.fails("GET", "/v1/connectors/nope", None, 404, 5);
+    h.fails("GET", "/v1/processors/nope", None, 404, 5);
+    h.fails(
+        "POST",
+        "/v1/connectors",
+        Some(
+            json!({"type": "TYPE_SOURCE", "plugin": "builtin:log", "pipelineId": "missing",
+                    "config": {"name": "c"}}),
+        ),
+        404,
+        5,
+    );
+    // Stopping a stopped pipeline; an invalid name regex (INTERNAL, as Conduit).
+    h.fails("POST", &format!("/v1/pipelines/{id}/stop"), None, 400, 9);
+    h.fails("GET", "/v1/pipelines?name=(", None, 500, 13);
+    // Bodies over the limit, declared or not.
+    let big = json!({"config": {"name": "big", "description": "d".repeat(5000)}});
+    h.fails("POST", "/v1/pipelines", Some(big), 413, 8);
+    // Unknown routes and wrong methods, as grpc-gateway answers them.
+    let not_found = h.fails("GET", "/v1/nothing-here", None, 404, 5);
+    assert_eq!(not_found["message"], "Not Found");
+    let wrong = h.fails("PATCH", "/v1/pipelines", None, 501, 12);
+    assert_eq!(wrong["message"], "Method Not Allowed");
+
+    assert_eq!(
+        h.state(),
+        before,
+        "nothing was stored by any refused request"
+    );
+}
+
+#[test]
+fn openapi_document_swagger_ui_health_and_headers() {
+    let (_dir, data) = data_dir();
+    let mut server = Server::start(&data, &[]);
+    let h = Http::new(&mut server);
+
+    // The document: OpenAPI 3, every $ref resolves, every operation has an id.
+    let doc = h.ok("GET", "/openapi/api/v1/api.swagger.json", None);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["title"], "Conduit REST API");
+    let text = doc.to_string();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for part in text.split("\"#/components/schemas/").skip(1) {
+        let name = &part[..part.find('"').unwrap()];
+        assert!(schemas.contains_key(name), "dangling $ref {name}");
+    }
+    let pipeline = &schemas["api.v1.Pipeline"]["properties"];
+    for field in [
+        "id",
+        "state",
+        "config",
+        "connectorIds",
+        "processorIds",
+        "createdAt",
+    ] {
+        assert!(pipeline.get(field).is_some(), "Pipeline has no {field}");
+    }
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "only {} paths", paths.len());
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            assert!(op["operationId"].is_string(), "{method} {path}");
+            // Every path answers: the route exists (no gateway 404 "Not Found", no 501
+            // "Method Not Allowed"); with a made-up id the service itself answers.
+            let concrete = path.replace("{id}", "no-such-id");
+            let body = (method != "get" && method != "delete").then(|| json!({}));
+            let reply = h.call(&method.to_uppercase(), &concrete, body);
+            if reply.status == 404 || reply.status == 501 {
+                let message = reply.json()["message"].as_str().unwrap().to_owned();
+                assert!(
+                    message != "Not Found" && message != "Method Not Allowed",
+                    "{method} {concrete} is not routed: {message}"
+                );
+            } else {
+                assert!(reply.status < 500, "{method} {concrete}: {}", reply.text());
+            }
+        }
+    }
+    // 13 pipeline, 8 connector, 8 processor, 1 information and 1 plugin route.
+    assert_eq!(operations, 31);
+    validate_with_openapi_spec_validator(&doc);
+
+    // Swagger UI, served by us with its assets inline (works offline).
+    let redirect = h.call("GET", "/openapi", None);
+    assert_eq!(redirect.status, 302);
+    assert_eq!(redirect.header("location"), Some("/openapi/"));
+    let ui = h.call("GET", "/openapi/", None);
+    assert_eq!(ui.status, 200);
+    let html = ui.text();
+    assert!(
+        html.contains("SwaggerUIBundle"),
+        "no Swagger UI in {}",
+        &html[..200]
+    );
+    assert!(html.contains("/v1/pipelines"), "the UI embeds the document");
+    for external in ["src=\"http", "href=\"http", "cdn"] {
+        assert!(!html.contains(external), "the UI loads {external}");
+    }
+    assert_eq!(
+        h.call("GET", "/openapi/oauth-receiver.html", None).status,
+        200
+    );
+
+    // Health and readiness, as Conduit answers them.
+    assert_eq!(h.ok("GET", "/healthz", None), json!({"status": "SERVING"}));
+    assert_eq!(
+        h.ok("GET", "/healthz?service=PipelineService", None),
+        json!({"status": "SERVING"})
+    );
+    h.fails("GET", "/healthz?service=Nope", None, 404, 5);
+    let ready = h.ok("GET", "/readyz", None);
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["pipelines"]["total"], 0);
+
+    // x-request-id is echoed (or made up); ?pretty indents.
+    let reply = request(
+        &h.address,
+        "GET",
+        "/v1/pipelines",
+        &[("X-Request-Id", "req-42")],
+        None,
+    );
+    assert_eq!(reply.header("x-request-id"), Some("req-42"));
+    let reply = h.call("GET", "/v1/pipelines/nope", None);
+    assert!(reply.header("x-request-id").is_some_and(|v| v.len() == 36));
+    h.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": "p"}})),
+    );
+    let pretty = h.call("GET", "/v1/pipelines?pretty", None);
+    assert!(pretty.text().contains("\n  "), "{}", pretty.text());
+    assert_eq!(h.ok("GET", "/readyz", None)["pipelines"]["total"], 1);
+}
+
+/// Check the document with the OpenAPI project's own validator (`openapi-spec-validator`,
+/// installed by `make deps`).
+fn validate_with_openapi_spec_validator(doc: &Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(doc).unwrap()).unwrap();
+    let output = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("run python3 (install it, or run `make deps`)");
+    assert!(
+        output.status.success(),
+        "openapi-spec-validator refused the document (is it installed? `make deps` installs \
+         it):\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -4,10 +4,9 @@
 //! Run: `make bench-api` (= `cargo bench --locked --bench grpc_load`). It prints one line per
 //! figure; copy them into BENCHMARKS.md. Bounded: a fixed duration per figure, loopback only.
 
+mod support;
+
 use culvert_api::pb::api::v1 as pb;
-use culvert_commands::{Context, ControlPlaneWriter, PipelineOrchestrator};
-use culvert_projections::{ProjectionOptions, Projections};
-use culvert_store::{EventLog, RocksStore, StoreOptions};
 use pb::pipeline_service_client::PipelineServiceClient;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,36 +23,12 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let log: Arc<dyn EventLog> = Arc::new(
-        RocksStore::open(
-            dir.path().join("db"),
-            StoreOptions {
-                fsync: false,
-                ..StoreOptions::default()
-            },
-            &culvert_migrations::layout(),
-        )
-        .unwrap(),
-    );
-    let (projections, _) = Projections::open(log.as_ref(), ProjectionOptions::default()).unwrap();
-    let writer = ControlPlaneWriter::new(log, Arc::new(projections));
-    let pipelines = PipelineOrchestrator::new(writer.clone());
-    let ctx = Context::new("user:bench");
-    let ids: Vec<String> = (0..PIPELINES)
-        .map(|i| {
-            pipelines
-                .create(&ctx, &format!("pipeline-{i}"), "a benchmark pipeline")
-                .unwrap()
-                .id
-                .to_string()
-        })
-        .collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let support::Fixture {
+        writer,
+        ids,
+        runtime,
+        ..
+    } = support::fixture(PIPELINES);
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

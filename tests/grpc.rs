@@ -21,13 +21,17 @@ struct Clients {
     plugins: PluginServiceClient<Channel>,
 }
 
-async fn connect(server: &mut Server) -> Clients {
+async fn channel(server: &mut Server) -> Channel {
     let address = server.grpc_address();
-    let channel = Channel::from_shared(format!("http://{address}"))
+    Channel::from_shared(format!("http://{address}"))
         .unwrap()
         .connect()
         .await
-        .expect("connect to the gRPC API");
+        .expect("connect to the gRPC API")
+}
+
+async fn connect(server: &mut Server) -> Clients {
+    let channel = channel(server).await;
     Clients {
         pipelines: PipelineServiceClient::new(channel.clone()),
         connectors: ConnectorServiceClient::new(channel.clone()),
@@ -707,4 +711,36 @@ async fn bad_input_gets_the_right_code_and_stores_nothing() {
         .into_inner()
         .connectors
         .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_service_answers_like_conduits() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let (_dir, data) = data_dir();
+    let mut server = Server::start(&data, &[]);
+    let mut health = HealthClient::new(channel(&mut server).await);
+    for service in [
+        "",
+        "PipelineService",
+        "ConnectorService",
+        "ProcessorPluginService",
+    ] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "Nope".into(),
+        })
+        .await;
+    assert_eq!(code(unknown), Code::NotFound);
 }

@@ -81,17 +81,16 @@ impl Server {
 
     /// The address the gRPC API listens on (read from its start-up log line).
     pub fn grpc_address(&mut self) -> String {
-        let line = self.wait_for_line("gRPC API listening");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
-        v["fields"]["address"]
-            .as_str()
-            .expect("address field")
-            .to_owned()
+        self.listening_address("gRPC API listening")
     }
 
     /// The address the HTTP API listens on (read from its start-up log line).
     pub fn http_address(&mut self) -> String {
-        let line = self.wait_for_line("HTTP API listening");
+        self.listening_address("HTTP API listening")
+    }
+
+    fn listening_address(&mut self, message: &str) -> String {
+        let line = self.wait_for_line(message);
         let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
         v["fields"]["address"]
             .as_str()

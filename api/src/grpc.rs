@@ -78,14 +78,31 @@ pub(crate) struct PipelineHealth {
     pub(crate) degraded: Vec<(String, String)>,
 }
 
-/// Serve every `api.v1` service on `listener` until `shutdown` completes; in-flight calls
-/// finish first.
+/// The service names Conduit registers with `grpc.health.v1.Health` (and `/healthz?service=`
+/// accepts).
+pub(crate) const HEALTH_SERVICES: [&str; 5] = [
+    "PipelineService",
+    "ConnectorService",
+    "ProcessorService",
+    "ConnectorPluginService",
+    "ProcessorPluginService",
+];
+
+/// Serve every `api.v1` service, and `grpc.health.v1.Health`, on `listener` until
+/// `shutdown` completes; in-flight calls finish first.
 pub async fn serve_grpc(
     listener: tokio::net::TcpListener,
     api: Api,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in HEALTH_SERVICES {
+        reporter
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
     tonic::transport::Server::builder()
+        .add_service(health)
         .add_service(PipelineServiceServer::new(api.clone()))
         .add_service(ConnectorServiceServer::new(api.clone()))
         .add_service(ProcessorServiceServer::new(api.clone()))

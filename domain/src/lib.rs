@@ -15,12 +15,16 @@
 //! This crate must not do I/O, spawn tasks, read clocks or generate ids: times come with the
 //! recorded events and ids come with the commands, so `decide` and `evolve` are
 //! deterministic and testable as given/when/then.
+//!
+//! It also owns the data-plane's one shared type, the OpenCDC [`opencdc::Record`], with
+//! Conduit's JSON form.
 
 mod command;
 mod error;
 mod event;
 mod ids;
 mod model;
+pub mod opencdc;
 mod state;
 
 pub use command::Command;
@@ -31,4 +35,5 @@ pub use model::{
     Connector, ConnectorType, DeadLetterQueue, Pipeline, PipelineStatus, Processor,
     ProcessorParent, Settings, StoppedReason,
 };
+pub use opencdc::{Change, Data, Operation, Position, Record};
 pub use state::{evolve, ControlPlane, LIMITS};

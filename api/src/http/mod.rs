@@ -484,19 +484,10 @@ async fn pretty<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
     Ok(Response::from_parts(parts, body.into()))
 }
 
-/// The services `/healthz?service=` knows, as Conduit registers them.
-const HEALTH_SERVICES: [&str; 5] = [
-    "PipelineService",
-    "ConnectorService",
-    "ProcessorService",
-    "ConnectorPluginService",
-    "ProcessorPluginService",
-];
-
 fn healthz(api: &Api, req: &Request) -> Response {
     let service = query_values(req, &["service"]).into_iter().next();
     if let Some(name) = service.filter(|s| !s.is_empty()) {
-        if !HEALTH_SERVICES.contains(&name.as_str()) {
+        if !crate::grpc::HEALTH_SERVICES.contains(&name.as_str()) {
             return ApiError::new(
                 StatusCode::NOT_FOUND,
                 tonic::Code::NotFound,

@@ -1,0 +1,291 @@
+//! OpenCDC records: what moves through a pipeline, with Conduit's JSON form.
+//!
+//! The JSON form is the one conduit-commons' `opencdc.Record` marshals to (and the file
+//! destination writes, one record per line):
+//!
+//! ```json
+//! {"position":"cG9z","operation":"create","metadata":{"opencdc.version":"v1"},
+//!  "key":"a2V5","payload":{"before":null,"after":{"id":1}}}
+//! ```
+//!
+//! * `position` and raw data are base64 (standard alphabet, padded); a missing key or
+//!   payload side is `null`;
+//! * structured data is a plain JSON object;
+//! * `operation` is the lower-case name (`create`, `update`, `delete`, `snapshot`);
+//! * on input a JSON string is raw data and an object is structured data, as Conduit reads
+//!   them.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+
+/// What happened to the data a record describes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// A new entity (the default).
+    #[default]
+    Create,
+    /// A change to an existing entity.
+    Update,
+    /// An entity removed.
+    Delete,
+    /// An entity read as part of a snapshot of existing data.
+    Snapshot,
+}
+
+impl Operation {
+    /// The name Conduit uses in JSON and in processor references.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::Snapshot => "snapshot",
+        }
+    }
+
+    /// Parse a lower-case name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "create" => Self::Create,
+            "update" => Self::Update,
+            "delete" => Self::Delete,
+            "snapshot" => Self::Snapshot,
+            _ => return None,
+        })
+    }
+}
+
+impl Serialize for Operation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Operation {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        // Conduit leaves the operation unchanged (create) for an empty string.
+        if name.is_empty() {
+            return Ok(Self::default());
+        }
+        Self::parse(&name).ok_or_else(|| {
+            D::Error::custom(format!(
+                "unknown operation {name:?}: want create, update, delete or snapshot"
+            ))
+        })
+    }
+}
+
+/// A record's key or one side of its payload.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    /// Opaque bytes (base64 in JSON).
+    Raw(Vec<u8>),
+    /// A JSON object.
+    Structured(serde_json::Map<String, serde_json::Value>),
+}
+
+impl Serialize for Data {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Raw(bytes) => serializer.serialize_str(&BASE64.encode(bytes)),
+            Self::Structured(map) => map.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Data {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(text) => BASE64
+                .decode(text.as_bytes())
+                .map(Self::Raw)
+                .map_err(|e| D::Error::custom(format!("raw data is not valid base64: {e}"))),
+            serde_json::Value::Object(map) => Ok(Self::Structured(map)),
+            other => Err(D::Error::custom(format!(
+                "data must be a base64 string (raw) or an object (structured), not {other}"
+            ))),
+        }
+    }
+}
+
+/// The data before and after the change a record describes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The data before (updates and deletes, when the source knows it).
+    #[serde(default)]
+    pub before: Option<Data>,
+    /// The data after (creates, updates, snapshots).
+    #[serde(default)]
+    pub after: Option<Data>,
+}
+
+/// Where a source is in its input; opaque to everything but the source that made it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Position(pub Vec<u8>);
+
+impl Serialize for Position {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&BASE64.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Position {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            None => Ok(Self::default()),
+            Some(text) => BASE64
+                .decode(text.as_bytes())
+                .map(Self)
+                .map_err(|e| D::Error::custom(format!("position is not valid base64: {e}"))),
+        }
+    }
+}
+
+/// Standard metadata keys (conduit-commons and Conduit).
+pub mod metadata {
+    /// The OpenCDC version a record follows (`v1`).
+    pub const VERSION: &str = "opencdc.version";
+    /// When the data was created in the source system (unix nanoseconds).
+    pub const CREATED_AT: &str = "opencdc.createdAt";
+    /// When the source read the record (unix nanoseconds).
+    pub const READ_AT: &str = "opencdc.readAt";
+    /// The collection (table, topic, ...) the record came from or goes to.
+    pub const COLLECTION: &str = "opencdc.collection";
+    /// The id of the source connector that produced the record.
+    pub const SOURCE_CONNECTOR_ID: &str = "conduit.source.connector.id";
+    /// Why a record went to the dead-letter queue.
+    pub const DLQ_NACK_ERROR: &str = "conduit.dlq.nack.error";
+    /// Which node nacked a record sent to the dead-letter queue.
+    pub const DLQ_NACK_NODE_ID: &str = "conduit.dlq.nack.node.id";
+}
+
+/// One change event flowing through a pipeline.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Where the source is after this record; acked back to the source once every
+    /// destination has written the record.
+    #[serde(default)]
+    pub position: Position,
+    /// What happened.
+    #[serde(default)]
+    pub operation: Operation,
+    /// Free-form string metadata (see [`metadata`] for the standard keys).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// The entity's key.
+    #[serde(default)]
+    pub key: Option<Data>,
+    /// The data before and after.
+    #[serde(default)]
+    pub payload: Change,
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    Ok(Option::<BTreeMap<String, String>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+impl Record {
+    /// The record as one line of Conduit's JSON form (no trailing newline).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a record always serialises: string keys, finite data")
+    }
+
+    /// A record from Conduit's JSON form.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_form_matches_conduits() {
+        let record = Record {
+            position: Position(b"pos-1".to_vec()),
+            operation: Operation::Update,
+            metadata: BTreeMap::from([("opencdc.version".into(), "v1".into())]),
+            key: Some(Data::Raw(b"key".to_vec())),
+            payload: Change {
+                before: None,
+                after: Some(Data::Structured(
+                    json!({"id": 1, "name": "x"}).as_object().unwrap().clone(),
+                )),
+            },
+        };
+        let value: serde_json::Value = serde_json::from_slice(&record.to_json()).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "position": "cG9zLTE=",
+                "operation": "update",
+                "metadata": {"opencdc.version": "v1"},
+                "key": "a2V5",
+                "payload": {"before": null, "after": {"id": 1, "name": "x"}}
+            })
+        );
+        // Field order follows Conduit's struct (position, operation, metadata, key, payload).
+        let text = String::from_utf8(record.to_json()).unwrap();
+        assert!(
+            text.starts_with("{\"position\":\"cG9zLTE=\",\"operation\":\"update\",\"metadata\"")
+        );
+        assert_eq!(Record::from_json(text.as_bytes()).unwrap(), record);
+    }
+
+    #[test]
+    fn reading_accepts_what_conduit_accepts_and_names_what_it_does_not() {
+        let r = Record::from_json(br#"{"operation":"","metadata":null,"key":null}"#).unwrap();
+        assert_eq!(r, Record::default());
+        let e = Record::from_json(br#"{"operation":"upsert"}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown operation \"upsert\""),
+            "{e}"
+        );
+        let e = Record::from_json(br#"{"key":"not base64!"}"#).unwrap_err();
+        assert!(e.to_string().contains("base64"), "{e}");
+        let e = Record::from_json(br#"{"payload":{"after":[1]}}"#).unwrap_err();
+        assert!(e.to_string().contains("raw"), "{e}");
+    }
+
+    fn data() -> impl Strategy<Value = Data> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..32).prop_map(Data::Raw),
+            proptest::collection::btree_map("[a-z]{1,6}", any::<i64>(), 0..4).prop_map(|m| {
+                Data::Structured(m.into_iter().map(|(k, v)| (k, json!(v))).collect())
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn json_round_trips(
+            position in proptest::collection::vec(any::<u8>(), 0..16),
+            operation in prop_oneof![
+                Just(Operation::Create), Just(Operation::Update),
+                Just(Operation::Delete), Just(Operation::Snapshot)
+            ],
+            metadata in proptest::collection::btree_map(".{0,8}", ".{0,8}", 0..4),
+            key in proptest::option::of(data()),
+            before in proptest::option::of(data()),
+            after in proptest::option::of(data()),
+        ) {
+            let record = Record {
+                position: Position(position),
+                operation,
+                metadata,
+                key,
+                payload: Change { before, after },
+            };
+            prop_assert_eq!(Record::from_json(&record.to_json()).unwrap(), record);
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Ordered acks for one source.
+//!
+//! The source hands every record to [`Acker::track`] before sending it on, saying how many
+//! destinations must write it. Each destination reports with [`Acker::ack`] (in any order,
+//! across and within destinations); a record a processor drops is tracked with zero
+//! destinations, so it counts as done at once. [`Acker::ack`] returns the position that may
+//! now be persisted: the position of the newest record such that it and every record before
+//! it are done. Persisting that position, then acking the source, can never skip a record
+//! still in flight.
+
+use culvert_domain::Position;
+use std::collections::VecDeque;
+
+/// The most destinations one record can fan out to (the width of the ack bitmap).
+pub const MAX_DESTINATIONS: usize = 64;
+
+/// A tracked record's number within its source, from 0, in the order the source produced
+/// them.
+pub type Ticket = u64;
+
+/// What can go wrong when acking: each is a bug in the caller, reported, never ignored.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AckError {
+    /// The ticket was never handed out, or its record is already done and released.
+    #[error("record {ticket} is not in flight")]
+    NotInFlight {
+        /// The ticket acked.
+        ticket: Ticket,
+    },
+    /// A destination acked the same record twice.
+    #[error("destination {destination} acked record {ticket} twice")]
+    DuplicateAck {
+        /// The ticket acked.
+        ticket: Ticket,
+        /// The destination that acked it.
+        destination: usize,
+    },
+    /// A destination index outside the record's fan-out.
+    #[error("record {ticket} has {fan_out} destinations, not {destination}")]
+    UnknownDestination {
+        /// The ticket acked.
+        ticket: Ticket,
+        /// The destination index given.
+        destination: usize,
+        /// How many destinations the record has.
+        fan_out: usize,
+    },
+    /// More destinations than [`MAX_DESTINATIONS`].
+    #[error("a record can go to at most {MAX_DESTINATIONS} destinations, not {0}")]
+    TooManyDestinations(usize),
+}
+
+struct InFlight {
+    position: Position,
+    /// Bit i set = destination i has not acked yet.
+    waiting: u64,
+    fan_out: usize,
+}
+
+/// The ordered-ack state of one source.
+#[derive(Default)]
+pub struct Acker {
+    /// Records from `first` on, in order; done ones stay until every earlier one is done.
+    in_flight: VecDeque<InFlight>,
+    /// The ticket of `in_flight[0]`.
+    first: Ticket,
+}
+
+impl Acker {
+    /// An acker with nothing in flight.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Track the next record of the source, which `destinations` destinations must write.
+    /// With zero destinations (the record was dropped) it is done at once; the position to
+    /// persist, if that completes the prefix, is returned too.
+    pub fn track(
+        &mut self,
+        position: Position,
+        destinations: usize,
+    ) -> Result<(Ticket, Option<Position>), AckError> {
+        if destinations > MAX_DESTINATIONS {
+            return Err(AckError::TooManyDestinations(destinations));
+        }
+        let ticket = self.first + self.in_flight.len() as Ticket;
+        let waiting = if destinations == MAX_DESTINATIONS {
+            u64::MAX
+        } else {
+            (1u64 << destinations) - 1
+        };
+        self.in_flight.push_back(InFlight {
+            position,
+            waiting,
+            fan_out: destinations,
+        });
+        Ok((ticket, self.release()))
+    }
+
+    /// Destination `destination` (0-based, of the record's fan-out) has written record
+    /// `ticket`. Returns the position that may now be persisted, if the done prefix grew.
+    pub fn ack(
+        &mut self,
+        ticket: Ticket,
+        destination: usize,
+    ) -> Result<Option<Position>, AckError> {
+        let index = ticket
+            .checked_sub(self.first)
+            .filter(|i| *i < self.in_flight.len() as Ticket)
+            .ok_or(AckError::NotInFlight { ticket })? as usize;
+        let record = &mut self.in_flight[index];
+        if destination >= record.fan_out {
+            return Err(AckError::UnknownDestination {
+                ticket,
+                destination,
+                fan_out: record.fan_out,
+            });
+        }
+        let bit = 1u64 << destination;
+        if record.waiting & bit == 0 {
+            return Err(AckError::DuplicateAck {
+                ticket,
+                destination,
+            });
+        }
+        record.waiting &= !bit;
+        Ok(if index == 0 { self.release() } else { None })
+    }
+
+    /// Drop the done prefix; the newest position in it is the one to persist.
+    fn release(&mut self) -> Option<Position> {
+        let mut newest = None;
+        while self.in_flight.front().is_some_and(|r| r.waiting == 0) {
+            let done = self.in_flight.pop_front().expect("front exists");
+            self.first += 1;
+            newest = Some(done.position);
+        }
+        newest
+    }
+
+    /// How many records are tracked and not yet released.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The ticket the next tracked record will get.
+    pub fn next_ticket(&self) -> Ticket {
+        self.first + self.in_flight.len() as Ticket
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pos(n: u64) -> Position {
+        Position(n.to_be_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_later_ack_waits_for_earlier_records() {
+        let mut acker = Acker::new();
+        let (a, _) = acker.track(pos(0), 2).unwrap();
+        let (b, _) = acker.track(pos(1), 2).unwrap();
+        assert_eq!(acker.ack(b, 0).unwrap(), None);
+        assert_eq!(
+            acker.ack(b, 1).unwrap(),
+            None,
+            "record 0 is still in flight"
+        );
+        assert_eq!(acker.ack(a, 1).unwrap(), None);
+        assert_eq!(
+            acker.ack(a, 0).unwrap(),
+            Some(pos(1)),
+            "both done: persist the newer"
+        );
+        assert_eq!(acker.in_flight(), 0);
+    }
+
+    #[test]
+    fn dropped_records_are_done_at_once_and_never_jump_the_queue() {
+        let mut acker = Acker::new();
+        let (a, released) = acker.track(pos(0), 1).unwrap();
+        assert_eq!(released, None);
+        assert_eq!(
+            acker.track(pos(1), 0).unwrap().1,
+            None,
+            "record 0 still in flight"
+        );
+        assert_eq!(acker.ack(a, 0).unwrap(), Some(pos(1)));
+        assert_eq!(acker.track(pos(2), 0).unwrap().1, Some(pos(2)));
+    }
+
+    #[test]
+    fn caller_bugs_are_errors() {
+        let mut acker = Acker::new();
+        let (a, _) = acker.track(pos(0), 1).unwrap();
+        assert_eq!(
+            acker.ack(a, 1),
+            Err(AckError::UnknownDestination {
+                ticket: 0,
+                destination: 1,
+                fan_out: 1
+            })
+        );
+        acker.track(pos(1), 1).unwrap();
+        acker.ack(1, 0).unwrap();
+        assert_eq!(
+            acker.ack(1, 0),
+            Err(AckError::DuplicateAck {
+                ticket: 1,
+                destination: 0
+            })
+        );
+        acker.ack(a, 0).unwrap();
+        assert_eq!(acker.ack(a, 0), Err(AckError::NotInFlight { ticket: 0 }));
+        assert_eq!(acker.ack(9, 0), Err(AckError::NotInFlight { ticket: 9 }));
+        assert_eq!(
+            acker.track(pos(2), 65).unwrap_err(),
+            AckError::TooManyDestinations(65)
+        );
+        acker.track(pos(2), 64).unwrap();
+        for d in 0..63 {
+            assert_eq!(acker.ack(2, d).unwrap(), None);
+        }
+        assert_eq!(acker.ack(2, 63).unwrap(), Some(pos(2)));
+    }
+
+    /// A pipeline's records (fan-out per record) and an arbitrary order of all their acks.
+    fn scenario() -> impl Strategy<Value = (Vec<usize>, Vec<(u64, usize)>)> {
+        proptest::collection::vec(0usize..4, 1..40).prop_flat_map(|fan_outs| {
+            let acks: Vec<(u64, usize)> = fan_outs
+                .iter()
+                .enumerate()
+                .flat_map(|(t, n)| (0..*n).map(move |d| (t as u64, d)))
+                .collect();
+            (Just(fan_outs), Just(acks).prop_shuffle())
+        })
+    }
+
+    proptest! {
+        /// For any interleaving of destination acks: persisted positions only move forward,
+        /// a position is released only when it and everything before it are fully acked,
+        /// and once every ack is in, the last position is released.
+        #[test]
+        fn positions_are_released_in_order_and_never_past_an_unacked_record(
+            (fan_outs, acks) in scenario()
+        ) {
+            let mut acker = Acker::new();
+            let mut remaining: Vec<usize> = fan_outs.clone();
+            let mut persisted: Option<u64> = None;
+            let mut check = |released: Option<Position>, remaining: &[usize]| -> Result<(), TestCaseError> {
+                if let Some(p) = released {
+                    let n = u64::from_be_bytes(p.0.as_slice().try_into().unwrap());
+                    prop_assert!(persisted.is_none_or(|prev| n > prev), "moved backwards");
+                    prop_assert!(
+                        remaining[..=n as usize].iter().all(|r| *r == 0),
+                        "released {} with an unacked record at or before it", n
+                    );
+                    persisted = Some(n);
+                }
+                Ok(())
+            };
+            // Track everything first (the source runs ahead), checking dropped records.
+            for (t, n) in fan_outs.iter().enumerate() {
+                let (ticket, released) = acker.track(pos(t as u64), *n).unwrap();
+                prop_assert_eq!(ticket, t as u64);
+                check(released, &remaining)?;
+            }
+            for (ticket, destination) in acks {
+                remaining[ticket as usize] -= 1;
+                let released = acker.ack(ticket, destination).unwrap();
+                check(released, &remaining)?;
+            }
+            prop_assert_eq!(persisted, Some(fan_outs.len() as u64 - 1));
+            prop_assert_eq!(acker.in_flight(), 0);
+        }
+    }
+}

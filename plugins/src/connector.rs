@@ -1,0 +1,297 @@
+//! The connector contract: what every source and destination implements, built in or
+//! standalone, and the registry the engine and the API look plugins up in.
+
+use crate::spec::{self, InvalidSettings, Parameter};
+use culvert_domain::{Position, Record};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A connector's settings, as the user gave them (keys and values are strings).
+pub type Settings = BTreeMap<String, String>;
+
+/// What went wrong inside a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The settings do not fit the plugin's parameters.
+    #[error("invalid settings: {0}")]
+    InvalidSettings(#[from] InvalidSettings),
+    /// A position this plugin cannot resume from.
+    #[error("invalid position {position:?}: {reason}")]
+    InvalidPosition {
+        /// The position, lossily as text.
+        position: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// Input/output failed (file, network, ...), with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the plugin was doing.
+        context: String,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, described.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl PluginError {
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A source: reads records from a system.
+///
+/// The engine calls `open` once, then `read` repeatedly (it may drop a pending `read`
+/// future when the pipeline stops, so `read` must be cancel-safe: nothing it has taken from
+/// its input may be lost when it is dropped), `ack` with positions in the order the records
+/// were read once every destination has written them, and `teardown` last.
+#[async_trait::async_trait]
+pub trait Source: Send {
+    /// Start reading after `position` (`None`: from the beginning).
+    async fn open(&mut self, position: Option<Position>) -> Result<(), PluginError>;
+    /// Up to `max` records (at least one; waits until there is one).
+    async fn read(&mut self, max: usize) -> Result<Vec<Record>, PluginError>;
+    /// Every record up to and including `position` has been delivered.
+    async fn ack(&mut self, position: Position) -> Result<(), PluginError>;
+    /// Release everything.
+    async fn teardown(&mut self) -> Result<(), PluginError>;
+}
+
+/// A destination: writes records to a system.
+#[async_trait::async_trait]
+pub trait Destination: Send {
+    /// Prepare to write.
+    async fn open(&mut self) -> Result<(), PluginError>;
+    /// Write every record, in order; when this returns `Ok` they are handed over for good.
+    async fn write(&mut self, records: &[Record]) -> Result<(), PluginError>;
+    /// Release everything (flushing what is buffered).
+    async fn teardown(&mut self) -> Result<(), PluginError>;
+}
+
+/// What a plugin says about itself (shown by ListConnectorPlugins).
+#[derive(Clone, Debug)]
+pub struct Specification {
+    /// The plugin's name, e.g. `generator`.
+    pub name: &'static str,
+    /// One line about it.
+    pub summary: &'static str,
+    /// More about it.
+    pub description: &'static str,
+    /// Its version, e.g. `v0.1.0`.
+    pub version: &'static str,
+    /// Who wrote it.
+    pub author: &'static str,
+    /// Parameters of its source (`None`: it has no source).
+    pub source: Option<Vec<Parameter>>,
+    /// Parameters of its destination (`None`: it has no destination).
+    pub destination: Option<Vec<Parameter>>,
+}
+
+/// A connector plugin: makes sources and destinations from settings.
+pub trait ConnectorPlugin: Send + Sync {
+    /// What the plugin is and which settings it takes.
+    fn specification(&self) -> &Specification;
+    /// A source with these settings (validated, defaults applied). Only called for
+    /// plugins whose specification has a source.
+    fn new_source(&self, settings: &Settings) -> Result<Box<dyn Source>, PluginError>;
+    /// A destination with these settings (validated, defaults applied). Only called for
+    /// plugins whose specification has a destination.
+    fn new_destination(&self, settings: &Settings) -> Result<Box<dyn Destination>, PluginError>;
+}
+
+/// Which side of a connector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// A source.
+    Source,
+    /// A destination.
+    Destination,
+}
+
+/// Why a plugin reference could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LookupError {
+    /// No plugin by that name (and kind and version).
+    #[error("plugin {reference:?} not found (built-in plugins: {available})")]
+    NotFound {
+        /// The reference given.
+        reference: String,
+        /// The names that exist.
+        available: String,
+    },
+    /// The plugin exists but has no source (or destination).
+    #[error("plugin {name:?} has no {side}")]
+    NoSuchSide {
+        /// The plugin's name.
+        name: String,
+        /// `source` or `destination`.
+        side: &'static str,
+    },
+    /// The reference is not `[builtin|standalone|any:]NAME[@VERSION]`.
+    #[error("invalid plugin reference {0:?}: want [builtin:|standalone:|any:]NAME[@VERSION]")]
+    Malformed(String),
+}
+
+/// The plugins this server can run, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    plugins: BTreeMap<&'static str, Arc<dyn ConnectorPlugin>>,
+}
+
+impl Registry {
+    /// The built-in connectors.
+    pub fn builtin() -> Self {
+        let mut registry = Self::default();
+        registry.add(Arc::new(crate::generator::Generator::new()));
+        registry.add(Arc::new(crate::file::File::new()));
+        registry.add(Arc::new(crate::log::Log::new()));
+        registry
+    }
+
+    /// Add a plugin (replacing one of the same name).
+    pub fn add(&mut self, plugin: Arc<dyn ConnectorPlugin>) {
+        self.plugins.insert(plugin.specification().name, plugin);
+    }
+
+    /// Every plugin's specification, by name.
+    pub fn specifications(&self) -> impl Iterator<Item = &Specification> {
+        self.plugins.values().map(|p| p.specification())
+    }
+
+    /// The plugin a reference (`builtin:generator`, `generator@v0.1.0`, `any:log`) names.
+    pub fn lookup(&self, reference: &str) -> Result<&Arc<dyn ConnectorPlugin>, LookupError> {
+        let (kind, rest) = match reference.split_once(':') {
+            Some((kind, rest)) => (kind, rest),
+            None => ("any", reference),
+        };
+        let (name, version) = match rest.split_once('@') {
+            Some((name, version)) => (name, Some(version)),
+            None => (rest, None),
+        };
+        if name.is_empty() || !matches!(kind, "builtin" | "standalone" | "any") {
+            return Err(LookupError::Malformed(reference.to_owned()));
+        }
+        let not_found = || LookupError::NotFound {
+            reference: reference.to_owned(),
+            available: self.plugins.keys().copied().collect::<Vec<_>>().join(", "),
+        };
+        if kind == "standalone" {
+            return Err(not_found());
+        }
+        let plugin = self.plugins.get(name).ok_or_else(not_found)?;
+        match version {
+            None | Some("latest") => Ok(plugin),
+            Some(v) if v == plugin.specification().version => Ok(plugin),
+            Some(_) => Err(not_found()),
+        }
+    }
+
+    /// Check settings for one side of a plugin: the plugin exists, has that side, and the
+    /// settings fit its parameters. Returns the settings with defaults applied.
+    pub fn validate(
+        &self,
+        reference: &str,
+        side: Side,
+        settings: &Settings,
+    ) -> Result<Settings, ValidateError> {
+        let plugin = self.lookup(reference)?;
+        let spec = plugin.specification();
+        let params = match side {
+            Side::Source => spec.source.as_ref(),
+            Side::Destination => spec.destination.as_ref(),
+        };
+        let Some(params) = params else {
+            return Err(LookupError::NoSuchSide {
+                name: spec.name.to_owned(),
+                side: match side {
+                    Side::Source => "source",
+                    Side::Destination => "destination",
+                },
+            }
+            .into());
+        };
+        Ok(spec::validate(params, settings)?)
+    }
+}
+
+/// Why settings for a plugin were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    /// The plugin reference.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// The settings.
+    #[error(transparent)]
+    Settings(#[from] InvalidSettings),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_resolve_like_conduits() {
+        let registry = Registry::builtin();
+        for reference in [
+            "generator",
+            "builtin:generator",
+            "any:generator",
+            "generator@latest",
+        ] {
+            assert_eq!(
+                registry.lookup(reference).unwrap().specification().name,
+                "generator"
+            );
+        }
+        let version = format!("builtin:log@{}", env!("CARGO_PKG_VERSION"));
+        assert!(registry.lookup(&version).is_ok());
+        assert!(matches!(
+            registry.lookup("builtin:log@v9.9.9"),
+            Err(LookupError::NotFound { .. })
+        ));
+        let missing = registry.lookup("builtin:kafka").err().unwrap().to_string();
+        assert!(missing.contains("file, generator, log"), "{missing}");
+        assert!(matches!(
+            registry.lookup("standalone:generator"),
+            Err(LookupError::NotFound { .. })
+        ));
+        assert!(matches!(
+            registry.lookup("weird:x"),
+            Err(LookupError::Malformed(_))
+        ));
+        assert!(matches!(
+            registry.lookup(""),
+            Err(LookupError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn validate_checks_the_side_and_the_settings() {
+        let registry = Registry::builtin();
+        let settings: Settings = [("level".to_owned(), "warn".to_owned())].into();
+        assert_eq!(
+            registry
+                .validate("builtin:log", Side::Destination, &settings)
+                .unwrap()["level"],
+            "warn"
+        );
+        let error = registry
+            .validate("builtin:log", Side::Source, &settings)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "plugin \"log\" has no source");
+        let error = registry
+            .validate("builtin:file", Side::Destination, &Settings::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("setting \"path\": required"), "{error}");
+    }
+}

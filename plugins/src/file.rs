@@ -1,0 +1,363 @@
+//! `builtin:file`: a source that reads a file line by line and follows appends, and a
+//! destination that appends one record per line in Conduit's JSON form.
+//!
+//! Source records: the line (without its newline) as raw `payload.after`, operation
+//! `create`, key the line's number (from 1, raw), metadata `file.path`; the position is the
+//! byte offset just past the line, so a restart resumes at the next line. A last line
+//! without a newline is not read until its newline arrives.
+//!
+//! The destination writes each batch with one `write` call after the previous one returned;
+//! records survive a crash of the server process once `write` returns (they are in the
+//! operating system's hands). Set `sync: true` to also fsync each batch, for machine
+//! crashes, at a cost in speed.
+
+use crate::connector::{
+    ConnectorPlugin, Destination, PluginError, Settings, Source, Specification,
+};
+use crate::spec::{parse_bool, Parameter, ParameterType, Validation};
+use culvert_domain::{Change, Data, Operation, Position, Record};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+
+/// How often a source at the end of its file looks for appended lines.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The file plugin.
+pub struct File {
+    spec: Specification,
+}
+
+impl File {
+    /// The plugin with its specification.
+    pub fn new() -> Self {
+        let path = || {
+            Parameter::new("path", ParameterType::String, "Path to the file.")
+                .validate(Validation::Required)
+        };
+        Self {
+            spec: Specification {
+                name: "file",
+                summary: "Reads lines from a file (following appends); writes records to a \
+                          file as JSON lines.",
+                description: "The source emits each line as a raw record and keeps reading \
+                    as the file grows; its position is a byte offset. The destination appends \
+                    one record per line in OpenCDC JSON.",
+                version: env!("CARGO_PKG_VERSION"),
+                author: "Culvert",
+                source: Some(vec![path()]),
+                destination: Some(vec![
+                    path(),
+                    Parameter::new(
+                        "sync",
+                        ParameterType::Bool,
+                        "fsync after every batch (survives machine crashes; slower).",
+                    )
+                    .default_value("false"),
+                ]),
+            },
+        }
+    }
+}
+
+impl Default for File {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ConnectorPlugin for File {
+    fn specification(&self) -> &Specification {
+        &self.spec
+    }
+
+    fn new_source(&self, settings: &Settings) -> Result<Box<dyn Source>, PluginError> {
+        Ok(Box::new(FileSource {
+            path: path(settings),
+            reader: None,
+            offset: 0,
+            line_number: 0,
+            line: Vec::new(),
+        }))
+    }
+
+    fn new_destination(&self, settings: &Settings) -> Result<Box<dyn Destination>, PluginError> {
+        Ok(Box::new(FileDestination {
+            path: path(settings),
+            sync: settings
+                .get("sync")
+                .and_then(|v| parse_bool(v))
+                .unwrap_or(false),
+            file: None,
+            buffer: Vec::new(),
+        }))
+    }
+}
+
+fn path(settings: &Settings) -> PathBuf {
+    PathBuf::from(settings.get("path").cloned().unwrap_or_default())
+}
+
+/// A file being read.
+pub struct FileSource {
+    path: PathBuf,
+    reader: Option<BufReader<tokio::fs::File>>,
+    /// Offset just past the last whole line emitted.
+    offset: u64,
+    /// Number of the last line emitted.
+    line_number: u64,
+    /// Bytes of the line being read (kept across cancelled reads).
+    line: Vec<u8>,
+}
+
+/// A file position: `offset:line` (both decimal).
+fn encode_position(offset: u64, line: u64) -> Position {
+    Position(format!("{offset}:{line}").into_bytes())
+}
+
+fn decode_position(p: &Position) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(&p.0).ok()?;
+    let (offset, line) = text.split_once(':')?;
+    Some((offset.parse().ok()?, line.parse().ok()?))
+}
+
+#[async_trait::async_trait]
+impl Source for FileSource {
+    async fn open(&mut self, position: Option<Position>) -> Result<(), PluginError> {
+        if let Some(p) = position {
+            (self.offset, self.line_number) =
+                decode_position(&p).ok_or_else(|| PluginError::InvalidPosition {
+                    position: String::from_utf8_lossy(&p.0).into_owned(),
+                    reason: "a file position is OFFSET:LINE".into(),
+                })?;
+        }
+        let display = self.path.display().to_string();
+        let mut file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(|e| PluginError::io(format!("opening {display}"), e))?;
+        let length = file
+            .metadata()
+            .await
+            .map_err(|e| PluginError::io(format!("reading the size of {display}"), e))?
+            .len();
+        if self.offset > length {
+            return Err(PluginError::InvalidPosition {
+                position: self.offset.to_string(),
+                reason: format!("{display} is only {length} bytes long (was it truncated?)"),
+            });
+        }
+        file.seek(std::io::SeekFrom::Start(self.offset))
+            .await
+            .map_err(|e| PluginError::io(format!("seeking in {display}"), e))?;
+        self.reader = Some(BufReader::new(file));
+        Ok(())
+    }
+
+    async fn read(&mut self, max: usize) -> Result<Vec<Record>, PluginError> {
+        let reader = self
+            .reader
+            .as_mut()
+            .ok_or_else(|| PluginError::Other("read before open".into()))?;
+        let mut records = Vec::new();
+        loop {
+            // `read_until` keeps what it read in `self.line` if this future is dropped.
+            let n = reader
+                .read_until(b'\n', &mut self.line)
+                .await
+                .map_err(|e| PluginError::io(format!("reading {}", self.path.display()), e))?;
+            if self.line.ends_with(b"\n") {
+                self.offset += self.line.len() as u64;
+                self.line_number += 1;
+                let mut bytes = std::mem::take(&mut self.line);
+                bytes.pop();
+                if bytes.ends_with(b"\r") {
+                    bytes.pop();
+                }
+                records.push(Record {
+                    position: encode_position(self.offset, self.line_number),
+                    operation: Operation::Create,
+                    metadata: [("file.path".to_owned(), self.path.display().to_string())].into(),
+                    key: Some(Data::Raw(self.line_number.to_string().into_bytes())),
+                    payload: Change {
+                        before: None,
+                        after: Some(Data::Raw(bytes)),
+                    },
+                });
+                if records.len() >= max.max(1) {
+                    return Ok(records);
+                }
+                continue;
+            }
+            if n == 0 || !self.line.ends_with(b"\n") {
+                // End of the file for now (perhaps mid-line): hand over what we have, or
+                // wait for the file to grow.
+                if !records.is_empty() {
+                    return Ok(records);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+
+    async fn ack(&mut self, _position: Position) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    async fn teardown(&mut self) -> Result<(), PluginError> {
+        self.reader = None;
+        Ok(())
+    }
+}
+
+/// A file being appended to.
+pub struct FileDestination {
+    path: PathBuf,
+    sync: bool,
+    file: Option<tokio::fs::File>,
+    buffer: Vec<u8>,
+}
+
+#[async_trait::async_trait]
+impl Destination for FileDestination {
+    async fn open(&mut self) -> Result<(), PluginError> {
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .await
+            .map_err(|e| {
+                PluginError::io(format!("opening {} for writing", self.path.display()), e)
+            })?;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| PluginError::Other("write before open".into()))?;
+        self.buffer.clear();
+        for record in records {
+            serde_json::to_writer(&mut self.buffer, record)
+                .map_err(|e| PluginError::Other(format!("encoding a record: {e}")))?;
+            self.buffer.push(b'\n');
+        }
+        let context = || format!("writing to {}", self.path.display());
+        file.write_all(&self.buffer)
+            .await
+            .map_err(|e| PluginError::io(context(), e))?;
+        if self.sync {
+            file.sync_data()
+                .await
+                .map_err(|e| PluginError::io(context(), e))?;
+        }
+        Ok(())
+    }
+
+    async fn teardown(&mut self) -> Result<(), PluginError> {
+        if let Some(mut file) = self.file.take() {
+            file.flush()
+                .await
+                .map_err(|e| PluginError::io(format!("flushing {}", self.path.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn destination_appends_json_lines_that_the_source_reads_back_and_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let plugin = File::new();
+        let path = out.to_str().unwrap();
+        let mut dest = plugin
+            .new_destination(&settings(&[("path", path)]))
+            .unwrap();
+        dest.open().await.unwrap();
+        let record = |n: u8| Record {
+            position: Position(vec![n]),
+            key: Some(Data::Raw(vec![n])),
+            ..Record::default()
+        };
+        dest.write(&[record(1), record(2)]).await.unwrap();
+
+        let mut source = plugin.new_source(&settings(&[("path", path)])).unwrap();
+        source.open(None).await.unwrap();
+        let lines = source.read(10).await.unwrap();
+        assert_eq!(lines.len(), 2);
+        let Some(Data::Raw(first)) = &lines[0].payload.after else {
+            panic!("raw line expected");
+        };
+        assert_eq!(Record::from_json(first).unwrap(), record(1));
+        // Appends are followed; a restart resumes after the last position.
+        dest.write(&[record(3)]).await.unwrap();
+        let third = source.read(10).await.unwrap();
+        assert_eq!(third.len(), 1);
+        dest.teardown().await.unwrap();
+        let mut resumed = plugin.new_source(&settings(&[("path", path)])).unwrap();
+        resumed.open(Some(lines[1].position.clone())).await.unwrap();
+        let again = resumed.read(10).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].position, third[0].position);
+        assert_eq!(again[0].key, Some(Data::Raw(b"3".to_vec())));
+    }
+
+    #[tokio::test]
+    async fn a_partial_last_line_waits_for_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.txt");
+        std::fs::write(&input, "one\ntw").unwrap();
+        let plugin = File::new();
+        let mut source = plugin
+            .new_source(&settings(&[("path", input.to_str().unwrap())]))
+            .unwrap();
+        source.open(None).await.unwrap();
+        assert_eq!(source.read(10).await.unwrap().len(), 1);
+        let pending = tokio::time::timeout(Duration::from_millis(120), source.read(10)).await;
+        assert!(pending.is_err(), "no newline yet");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&input)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"o\n").unwrap();
+        let two = source.read(10).await.unwrap();
+        assert_eq!(two[0].payload.after, Some(Data::Raw(b"two".to_vec())));
+    }
+
+    #[tokio::test]
+    async fn unwritable_paths_and_bad_positions_are_clear_errors() {
+        let plugin = File::new();
+        let mut dest = plugin
+            .new_destination(&settings(&[("path", "/nonexistent-dir/out.jsonl")]))
+            .unwrap();
+        let error = dest.open().await.unwrap_err().to_string();
+        assert!(
+            error.contains("opening /nonexistent-dir/out.jsonl for writing"),
+            "{error}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.txt");
+        std::fs::write(&input, "x\n").unwrap();
+        let mut source = plugin
+            .new_source(&settings(&[("path", input.to_str().unwrap())]))
+            .unwrap();
+        let error = source
+            .open(Some(Position(b"100:3".to_vec())))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("only 2 bytes long"), "{error}");
+    }
+}

@@ -70,6 +70,9 @@ def generate(conduit, commons, out):
     sys.path.insert(0, str(out))
 
 
+GENERATOR = {"format.type": "structured", "format.options.id": "int", "rate": "1"}
+
+
 def expect_code(call, code, what):
     import grpc
 
@@ -117,7 +120,7 @@ def run(address):
 
     src = connectors.CreateConnector(pb.CreateConnectorRequest(
         type=pb.Connector.TYPE_SOURCE, plugin="builtin:generator", pipeline_id=p.id,
-        config=pb.Connector.Config(name="src", settings={"rate": "1"}))).connector
+        config=pb.Connector.Config(name="src", settings=GENERATOR))).connector
     dst = connectors.CreateConnector(pb.CreateConnectorRequest(
         type=pb.Connector.TYPE_DESTINATION, plugin="builtin:log", pipeline_id=p.id,
         config=pb.Connector.Config(name="dst"))).connector
@@ -127,7 +130,7 @@ def run(address):
     ids = {c.id for c in connectors.ListConnectors(pb.ListConnectorsRequest(pipeline_id=p.id)).connectors}
     assert ids == {src.id, dst.id}, ids
     src = connectors.UpdateConnector(pb.UpdateConnectorRequest(
-        id=src.id, config=pb.Connector.Config(name="src", settings={"rate": "2"}))).connector
+        id=src.id, config=pb.Connector.Config(name="src", settings={**GENERATOR, "rate": "2"}))).connector
     assert src.config.settings["rate"] == "2"
 
     proc_c = processors.CreateProcessor(pb.CreateProcessorRequest(
@@ -148,6 +151,9 @@ def run(address):
     processors.ListProcessorPlugins(pb.ListProcessorPluginsRequest())
     plugins.ListPlugins(pb.ListPluginsRequest())
 
+    # Culvert's engine does not run processors yet and refuses to start without them.
+    processors.DeleteProcessor(pb.DeleteProcessorRequest(id=proc_c.id))
+    processors.DeleteProcessor(pb.DeleteProcessorRequest(id=proc_p.id))
     pipelines.StartPipeline(pb.StartPipelineRequest(id=p.id))
     expect_code(lambda: pipelines.UpdatePipeline(pb.UpdatePipelineRequest(
         id=p.id, config=pb.Pipeline.Config(name="x"))), code.FAILED_PRECONDITION, "edit while running")

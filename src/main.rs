@@ -10,12 +10,14 @@
 //! Conduit's `conduit.yaml`), then defaults. The engine and the admin CLI are added by later
 //! layers.
 
+mod supervisor;
+
 use anyhow::Context as _;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use culvert_commands::ControlPlaneWriter;
 use culvert_projections::{ProjectionOptions, Projections};
-use culvert_store::{EventLog, MemoryStore, RocksStore, StoreError, StoreOptions};
+use culvert_store::{EventLog, MemoryStore, PositionStore, RocksStore, StoreError, StoreOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -260,9 +262,15 @@ fn init_logging(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_log(args: &RunArgs) -> anyhow::Result<Arc<dyn EventLog>> {
+/// The event log and the position store (one store holds both).
+type Stores = (Arc<dyn EventLog>, Arc<dyn PositionStore>);
+
+fn open_log(args: &RunArgs) -> anyhow::Result<Stores> {
     Ok(match args.db_type {
-        DbType::Inmemory => Arc::new(MemoryStore::new()),
+        DbType::Inmemory => {
+            let store = Arc::new(MemoryStore::new());
+            (store.clone(), store)
+        }
         DbType::Rocksdb => {
             let options = StoreOptions {
                 fsync: args.fsync,
@@ -277,14 +285,15 @@ fn open_log(args: &RunArgs) -> anyhow::Result<Arc<dyn EventLog>> {
                     other => anyhow::Error::new(other),
                 })
                 .with_context(|| format!("opening the data store at {}", args.db_path.display()))?;
-            Arc::new(store)
+            let store = Arc::new(store);
+            (store.clone(), store)
         }
     })
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let log = open_log(&args)?;
+    let (log, positions) = open_log(&args)?;
     let (projections, report) = Projections::open(
         log.as_ref(),
         ProjectionOptions {
@@ -297,7 +306,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(&args, writer.clone(), report, started))?;
+    runtime.block_on(serve(&args, writer.clone(), positions, report, started))?;
     if writer.head() > culvert_domain::Seq::ZERO {
         writer
             .projections()
@@ -311,9 +320,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 async fn serve(
     args: &RunArgs,
     writer: Arc<ControlPlaneWriter>,
+    positions: Arc<dyn PositionStore>,
     report: culvert_projections::OpenReport,
     started: Instant,
 ) -> anyhow::Result<()> {
+    // Listen for signals before saying we are ready, so an early SIGTERM shuts down cleanly.
+    let signals = shutdown_signal()?;
     let grpc = tokio::net::TcpListener::bind(&args.grpc_address)
         .await
         .with_context(|| format!("binding the gRPC API to {}", args.grpc_address))?;
@@ -347,7 +359,11 @@ async fn serve(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let api = culvert_api::Api::new(writer);
+    let plugins = Arc::new(culvert_plugins::Registry::builtin());
+    let supervisor = supervisor::Supervisor::new(writer.clone(), plugins.clone(), positions);
+    let supervisor = tokio::spawn(supervisor.run(rx.clone()));
+    let api = culvert_api::Api::with_plugins(writer, plugins)
+        .with_start_wait(std::time::Duration::from_secs(30));
     let mut grpc_server = tokio::spawn(culvert_api::serve_grpc(
         grpc,
         api.clone(),
@@ -358,7 +374,7 @@ async fn serve(
     };
     let mut http_server = tokio::spawn(culvert_api::serve_http(http, api, options, stopped(rx)));
     let outcome = tokio::select! {
-        signal = shutdown_signal() => {
+        signal = signals => {
             signal.map(|()| tracing::info!("shutting down: letting in-flight calls finish"))
         }
         result = &mut grpc_server => Err(match result {
@@ -386,15 +402,21 @@ async fn serve(
             .context("the HTTP server task failed")?
             .context("the HTTP server failed")?;
     }
+    // Then let running pipelines drain.
+    supervisor.await.context("the pipeline supervisor failed")?;
     outcome
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
+/// Install the SIGTERM and SIGINT handlers now; the future completes on either signal.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
-    }
-    Ok(())
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
+        Ok(())
+    })
 }

@@ -48,6 +48,14 @@ fn config(name: &str) -> Option<pb::pipeline::Config> {
     })
 }
 
+fn generator_settings() -> HashMap<String, String> {
+    HashMap::from([
+        ("format.type".into(), "structured".into()),
+        ("format.options.id".into(), "int".into()),
+        ("recordCount".into(), "10".into()),
+    ])
+}
+
 fn code<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>) -> Code {
     result.expect_err("expected an error status").code()
 }
@@ -73,11 +81,17 @@ impl Clients {
         self.connectors
             .create_connector(pb::CreateConnectorRequest {
                 r#type: kind as i32,
-                plugin: "builtin:generator".into(),
+                plugin: match kind {
+                    pb::connector::Type::Source => "builtin:generator".into(),
+                    _ => "builtin:log".into(),
+                },
                 pipeline_id: pipeline.into(),
                 config: Some(pb::connector::Config {
                     name: format!("{kind:?}"),
-                    settings: HashMap::from([("recordCount".into(), "10".into())]),
+                    settings: match kind {
+                        pb::connector::Type::Source => generator_settings(),
+                        _ => HashMap::new(),
+                    },
                 }),
             })
             .await
@@ -257,7 +271,7 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
         .unwrap();
     assert_eq!(renamed.config.unwrap().name, "sink");
     assert_eq!(
-        renamed.plugin, "builtin:generator",
+        renamed.plugin, "builtin:log",
         "an empty plugin keeps the old one"
     );
     let got = c
@@ -384,6 +398,24 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
     let dst = c
         .create_connector(&p.id, pb::connector::Type::Destination)
         .await;
+    // The engine does not run processors yet: the start fails with that error.
+    let refused = c
+        .pipelines
+        .start_pipeline(pb::StartPipelineRequest { id: p.id.clone() })
+        .await
+        .expect_err("processors are not run yet");
+    assert_eq!(refused.code(), Code::Internal);
+    assert!(
+        refused.message().contains("processor"),
+        "{}",
+        refused.message()
+    );
+    c.processors
+        .delete_processor(pb::DeleteProcessorRequest {
+            id: on_pipeline.id.clone(),
+        })
+        .await
+        .unwrap();
     c.pipelines
         .start_pipeline(pb::StartPipelineRequest { id: p.id.clone() })
         .await
@@ -424,13 +456,37 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
         })
         .await
         .unwrap();
-    c.pipelines
-        .stop_pipeline(pb::StopPipelineRequest {
-            id: p.id.clone(),
-            force: true,
-        })
-        .await
-        .unwrap();
+    // The engine drains and reports the pipeline stopped; a second stop is then refused.
+    let deadline = std::time::Instant::now() + crate::harness::DEADLINE;
+    loop {
+        let got = c
+            .pipelines
+            .get_pipeline(pb::GetPipelineRequest { id: p.id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .pipeline
+            .unwrap();
+        if got.state.unwrap().status == pb::pipeline::Status::Stopped as i32 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pipeline did not stop"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        code(
+            c.pipelines
+                .stop_pipeline(pb::StopPipelineRequest {
+                    id: p.id.clone(),
+                    force: true,
+                })
+                .await
+        ),
+        Code::FailedPrecondition
+    );
 
     // Information and the deprecated plugin service.
     let info = c
@@ -453,7 +509,34 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
         .await
         .unwrap()
         .into_inner();
-    assert!(plugins.plugins.is_empty());
+    let names: Vec<&str> = plugins.plugins.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("builtin:")), "{names:?}");
+    let listed = c
+        .connectors
+        .list_connector_plugins(pb::ListConnectorPluginsRequest {
+            name: "builtin:gen.*".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .plugins;
+    assert_eq!(listed.len(), 1);
+    let generator = &listed[0];
+    assert!(generator.destination_params.is_empty());
+    let format = &generator.source_params["format.type"];
+    assert_eq!(format.validations.len(), 2);
+    c.connectors
+        .validate_connector(pb::ValidateConnectorRequest {
+            r#type: pb::connector::Type::Source as i32,
+            plugin: "builtin:generator".into(),
+            config: Some(pb::connector::Config {
+                name: "v".into(),
+                settings: generator_settings(),
+            }),
+        })
+        .await
+        .expect("valid settings validate");
 
     // A restart rebuilds exactly the same state from the log.
     let pipelines = c.list().await;
@@ -604,11 +687,11 @@ async fn bad_input_gets_the_right_code_and_stores_nothing() {
             c.connectors
                 .create_connector(pb::CreateConnectorRequest {
                     r#type: pb::connector::Type::Source as i32,
-                    plugin: "builtin:log".into(),
+                    plugin: "builtin:generator".into(),
                     pipeline_id: "missing".into(),
                     config: Some(pb::connector::Config {
                         name: "c".into(),
-                        settings: HashMap::new()
+                        settings: generator_settings()
                     }),
                 })
                 .await
@@ -696,7 +779,64 @@ async fn bad_input_gets_the_right_code_and_stores_nothing() {
                 .validate_connector(pb::ValidateConnectorRequest::default())
                 .await
         ),
-        Code::Unimplemented
+        Code::InvalidArgument,
+        "no connector type"
+    );
+    // Plugins: unknown ones, a missing side, and settings their specification refuses.
+    let connector = |plugin: &str, kind: pb::connector::Type, settings: &[(&str, &str)]| {
+        pb::CreateConnectorRequest {
+            r#type: kind as i32,
+            plugin: plugin.into(),
+            pipeline_id: p_id.clone(),
+            config: Some(pb::connector::Config {
+                name: "c".into(),
+                settings: settings
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            }),
+        }
+    };
+    use pb::connector::Type::{Destination, Source};
+    assert_eq!(
+        code(
+            c.connectors
+                .create_connector(connector("builtin:kafka", Source, &[]))
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            c.connectors
+                .create_connector(connector("builtin:log", Source, &[]))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    let refused = c
+        .connectors
+        .create_connector(connector("builtin:generator", Source, &[("rate", "fast")]))
+        .await
+        .expect_err("bad settings");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("\"format.type\""),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        refused.message().contains("\"rate\""),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(
+        code(
+            c.connectors
+                .create_connector(connector("builtin:file", Destination, &[("colour", "x")]))
+                .await
+        ),
+        Code::FailedPrecondition
     );
     assert_eq!(
         c.list().await,

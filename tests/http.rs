@@ -53,6 +53,11 @@ impl Http {
     }
 }
 
+/// Valid settings for the built-in generator.
+fn generator(rate: u32) -> Value {
+    json!({"format.type": "structured", "format.options.id": "int", "rate": rate.to_string()})
+}
+
 fn ids(list: &Value) -> Vec<String> {
     let mut ids: Vec<String> = list
         .as_array()
@@ -145,12 +150,12 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         "/v1/connectors",
         Some(
             json!({"type": "TYPE_SOURCE", "plugin": "builtin:generator", "pipelineId": id,
-                    "config": {"name": "source", "settings": {"rate": "10"}}}),
+                    "config": {"name": "source", "settings": generator(10)}}),
         ),
     );
     assert_eq!(src["type"], "TYPE_SOURCE");
     assert_eq!(src["pipelineId"], id);
-    assert_eq!(src["config"]["settings"], json!({"rate": "10"}));
+    assert_eq!(src["config"]["settings"], generator(10));
     let dst = h.ok(
         "POST",
         "/v1/connectors",
@@ -187,7 +192,7 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
     let src = h.ok(
         "PUT",
         &format!("/v1/connectors/{src_id}"),
-        Some(json!({"config": {"name": "source", "settings": {"rate": "20"}}})),
+        Some(json!({"config": {"name": "source", "settings": generator(20)}})),
     );
     assert_eq!(src["config"]["settings"]["rate"], "20");
     let pipeline = h.ok("GET", &format!("/v1/pipelines/{id}"), None);
@@ -240,16 +245,46 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         json!({"field": ".Metadata.y"})
     );
 
-    // The literal plugin routes win over /{id}; no plugins exist yet.
-    assert_eq!(h.ok("GET", "/v1/connectors/plugins", None), json!([]));
+    // The literal plugin routes win over /{id}; the built-in connectors are listed.
+    let plugins = h.ok("GET", "/v1/connectors/plugins", None);
+    assert_eq!(plugins.as_array().unwrap().len(), 3, "{plugins}");
+    let file = h.ok("GET", "/v1/connectors/plugins?name=builtin:file.*", None);
+    assert_eq!(
+        file[0]["destinationParams"]["path"]["validations"][0]["type"],
+        "TYPE_REQUIRED"
+    );
+    assert_eq!(file[0]["sourceParams"]["path"]["type"], "TYPE_STRING");
     assert_eq!(
         h.ok("GET", "/v1/processors/plugins?name=builtin:.*", None),
         json!([])
     );
-    assert_eq!(h.ok("GET", "/v1/plugins", None), json!([]));
+    assert_eq!(
+        h.ok("GET", "/v1/plugins", None).as_array().unwrap().len(),
+        3
+    );
     let info = h.ok("GET", "/info", None);
     assert!(info["version"].as_str().unwrap().starts_with('v'));
     assert_eq!(info["os"], std::env::consts::OS);
+
+    // The engine does not run processors yet: a start is refused with that error (and the
+    // pipeline shows degraded) rather than running without them.
+    let refused = h.fails("POST", &format!("/v1/pipelines/{id}/start"), None, 500, 13);
+    assert!(
+        refused["message"].as_str().unwrap().contains("processor"),
+        "{refused}"
+    );
+    assert_eq!(
+        h.ok("GET", &format!("/v1/pipelines/{id}"), None)["state"]["status"],
+        "STATUS_DEGRADED"
+    );
+    assert_eq!(
+        h.ok("DELETE", &format!("/v1/processors/{pc_id}"), None),
+        json!({})
+    );
+    assert_eq!(
+        h.ok("DELETE", &format!("/v1/processors/{pp_id}"), None),
+        json!({})
+    );
 
     // Start and stop requests; a running pipeline refuses edits (FAILED_PRECONDITION, 400).
     assert_eq!(
@@ -279,6 +314,15 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         ),
         json!({})
     );
+    // A forced stop cancels the engine; the pipeline is then reported stopped.
+    let deadline = std::time::Instant::now() + crate::harness::DEADLINE;
+    while h.ok("GET", &format!("/v1/pipelines/{id}"), None)["state"]["status"] != "STATUS_STOPPED" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pipeline did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     // Deletes (on the other pipeline, which never ran).
     let other_id = other["id"].as_str().unwrap().to_owned();
@@ -286,7 +330,7 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         "POST",
         "/v1/connectors",
         Some(json!({"type": "TYPE_SOURCE", "plugin": "builtin:generator",
-                    "pipelineId": other_id, "config": {"name": "s"}})),
+                    "pipelineId": other_id, "config": {"name": "s", "settings": generator(1)}})),
     );
     let lone_id = lone["id"].as_str().unwrap().to_owned();
     let lone_proc = h.ok(
@@ -328,12 +372,25 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
     );
     h.fails("POST", "/v1/pipelines/plan", Some(json!({})), 501, 12);
     h.fails("POST", "/v1/pipelines/apply", Some(json!({})), 501, 12);
-    h.fails(
+    assert_eq!(
+        h.ok(
+            "POST",
+            "/v1/connectors/validate",
+            Some(json!({"type": "TYPE_SOURCE", "plugin": "builtin:generator",
+                        "config": {"settings": generator(5)}})),
+        ),
+        json!({})
+    );
+    let refused = h.fails(
         "POST",
         "/v1/connectors/validate",
         Some(json!({"type": "TYPE_SOURCE", "plugin": "builtin:generator"})),
-        501,
-        12,
+        400,
+        9,
+    );
+    assert!(
+        refused["message"].as_str().unwrap().contains("format.type"),
+        "{refused}"
     );
     h.fails(
         "GET",
@@ -486,8 +543,8 @@ fn bad_input_over_http_gets_the_right_code_and_stores_nothing() {
         "POST",
         "/v1/connectors",
         Some(
-            json!({"type": "TYPE_SOURCE", "plugin": "builtin:log", "pipelineId": "missing",
-                    "config": {"name": "c"}}),
+            json!({"type": "TYPE_SOURCE", "plugin": "builtin:generator", "pipelineId": "missing",
+                    "config": {"name": "c", "settings": generator(1)}}),
         ),
         404,
         5,

@@ -26,19 +26,79 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 pub struct Api {
     writer: Arc<ControlPlaneWriter>,
+    /// How long StartPipeline waits for the engine's verdict (`None`: it does not wait).
+    start_wait: Option<std::time::Duration>,
+    plugins: Arc<culvert_plugins::Registry>,
     pipelines: PipelineOrchestrator,
     connectors: ConnectorOrchestrator,
     processors: ProcessorOrchestrator,
 }
 
 impl Api {
-    /// The API over a control-plane writer.
+    /// The API over a control-plane writer, with the built-in connector plugins.
     pub fn new(writer: Arc<ControlPlaneWriter>) -> Self {
+        Self::with_plugins(writer, Arc::new(culvert_plugins::Registry::builtin()))
+    }
+
+    /// The API over a control-plane writer and a plugin registry.
+    pub fn with_plugins(
+        writer: Arc<ControlPlaneWriter>,
+        plugins: Arc<culvert_plugins::Registry>,
+    ) -> Self {
         Self {
+            start_wait: None,
+            plugins,
             pipelines: PipelineOrchestrator::new(writer.clone()),
             connectors: ConnectorOrchestrator::new(writer.clone()),
             processors: ProcessorOrchestrator::new(writer.clone()),
             writer,
+        }
+    }
+
+    /// Make StartPipeline return only once the engine reports the pipeline running (or
+    /// failed, with its error), waiting at most `limit`; for servers that run an engine.
+    pub fn with_start_wait(mut self, limit: std::time::Duration) -> Self {
+        self.start_wait = Some(limit);
+        self
+    }
+
+    async fn wait_for_start(
+        &self,
+        id: &PipelineId,
+        head: &mut tokio::sync::watch::Receiver<culvert_domain::Seq>,
+        limit: std::time::Duration,
+    ) -> Result<(), Status> {
+        use culvert_domain::PipelineStatus;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let status = self
+                .writer
+                .projections()
+                .read()
+                .pipeline(id)
+                .map(|p| p.status.clone());
+            match status {
+                Some(PipelineStatus::Starting) => {}
+                Some(PipelineStatus::Degraded { error }) => {
+                    return Err(crate::error::status_with_info(
+                        tonic::Code::Internal,
+                        format!("failed to start pipeline {id}: {error}"),
+                        "pipeline.start_failed",
+                        &[],
+                    ));
+                }
+                // Running, or already stopped or deleted by someone else: done waiting.
+                _ => return Ok(()),
+            }
+            match tokio::time::timeout_at(deadline, head.changed()).await {
+                Ok(Ok(())) => {
+                    let target = *head.borrow_and_update();
+                    folded(&self.writer, target).await;
+                }
+                // Still starting at the deadline (slow connectors): the start stands, and
+                // GetPipeline shows how it ends.
+                Ok(Err(_)) | Err(_) => return Ok(()),
+            }
         }
     }
 
@@ -76,6 +136,16 @@ pub(crate) struct PipelineHealth {
     pub(crate) running: usize,
     /// Id and error of each degraded pipeline.
     pub(crate) degraded: Vec<(String, String)>,
+}
+
+/// Wait (a little, at most 5 s) until the read model has folded every event up to
+/// `target`. The log's head moves when an event is appended, a moment before the read
+/// model has applied it; a reader woken by the head must not look too early.
+pub async fn folded(writer: &ControlPlaneWriter, target: culvert_domain::Seq) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while writer.head() < target && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
 }
 
 /// The service names Conduit registers with `grpc.health.v1.Health` (and `/healthz?service=`
@@ -247,7 +317,12 @@ impl PipelineService for Api {
         let ctx = context(&request);
         let id = PipelineId(request.into_inner().id);
         let pipelines = self.pipelines.clone();
-        write(move || pipelines.start(&ctx, &id)).await?;
+        let mut head = self.writer.log().watch_head();
+        let requested = id.clone();
+        write(move || pipelines.start(&ctx, &requested)).await?;
+        if let Some(limit) = self.start_wait {
+            self.wait_for_start(&id, &mut head, limit).await?;
+        }
         Ok(Response::new(pb::StartPipelineResponse {}))
     }
 
@@ -383,6 +458,8 @@ impl ConnectorService for Api {
         let req = request.into_inner();
         let kind = connector_type(req.r#type)?;
         let config = req.config.unwrap_or_default();
+        let settings: culvert_plugins::Settings = config.settings.into_iter().collect();
+        crate::plugins::check(&self.plugins, kind, &req.plugin, &settings)?;
         let connectors = self.connectors.clone();
         let pipeline_id = PipelineId(req.pipeline_id);
         let created = write(move || {
@@ -392,7 +469,7 @@ impl ConnectorService for Api {
                 kind,
                 &req.plugin,
                 &config.name,
-                config.settings.into_iter().collect(),
+                settings,
             )
         })
         .await?;
@@ -403,12 +480,18 @@ impl ConnectorService for Api {
 
     async fn validate_connector(
         &self,
-        _request: Request<pb::ValidateConnectorRequest>,
+        request: Request<pb::ValidateConnectorRequest>,
     ) -> Result<Response<pb::ValidateConnectorResponse>, Status> {
-        Err(not_yet(
-            "ValidateConnector",
-            "connector plugins and their parameter specifications",
-        ))
+        let req = request.into_inner();
+        let kind = connector_type(req.r#type)?;
+        let settings = req
+            .config
+            .unwrap_or_default()
+            .settings
+            .into_iter()
+            .collect();
+        crate::plugins::check(&self.plugins, kind, &req.plugin, &settings)?;
+        Ok(Response::new(pb::ValidateConnectorResponse {}))
     }
 
     async fn update_connector(
@@ -422,15 +505,18 @@ impl ConnectorService for Api {
         let connectors = self.connectors.clone();
         let id = ConnectorId(req.id);
         let plugin = (!req.plugin.is_empty()).then_some(req.plugin);
+        let settings: culvert_plugins::Settings = config.settings.into_iter().collect();
+        let (kind, current_plugin) = {
+            let state = self.writer.projections().read();
+            let current = state
+                .connector(&id)
+                .ok_or_else(|| not_found(EntityKind::Connector, id.as_str()))?;
+            (current.connector_type, current.plugin.clone())
+        };
+        let effective = plugin.as_deref().unwrap_or(&current_plugin);
+        crate::plugins::check(&self.plugins, kind, effective, &settings)?;
         let updated = write(move || {
-            connectors.update(
-                &ctx,
-                &id,
-                &config.name,
-                config.settings.into_iter().collect(),
-                plugin.as_deref(),
-                None,
-            )
+            connectors.update(&ctx, &id, &config.name, settings, plugin.as_deref(), None)
         })
         .await?;
         Ok(Response::new(pb::UpdateConnectorResponse {
@@ -453,13 +539,18 @@ impl ConnectorService for Api {
         &self,
         request: Request<pb::ListConnectorPluginsRequest>,
     ) -> Result<Response<pb::ListConnectorPluginsResponse>, Status> {
-        // Checked so a bad filter is reported even while the catalogue is empty.
-        name_filter("name", &request.get_ref().name)?;
-        // No connector plugins are installed in this build yet (they come with the
-        // plugins crate); the catalogue is truthfully empty.
-        Ok(Response::new(pb::ListConnectorPluginsResponse {
-            plugins: vec![],
-        }))
+        let filter = name_filter("name", &request.get_ref().name)?;
+        let plugins = self
+            .plugins
+            .specifications()
+            .filter(|s| {
+                filter
+                    .as_ref()
+                    .is_none_or(|r| r.is_match(&crate::plugins::full_name(s)))
+            })
+            .map(crate::plugins::connector_plugin)
+            .collect();
+        Ok(Response::new(pb::ListConnectorPluginsResponse { plugins }))
     }
 }
 
@@ -649,7 +740,17 @@ impl PluginService for Api {
         &self,
         request: Request<pb::ListPluginsRequest>,
     ) -> Result<Response<pb::ListPluginsResponse>, Status> {
-        name_filter("name", &request.get_ref().name)?;
-        Ok(Response::new(pb::ListPluginsResponse { plugins: vec![] }))
+        let filter = name_filter("name", &request.get_ref().name)?;
+        let plugins = self
+            .plugins
+            .specifications()
+            .filter(|s| {
+                filter
+                    .as_ref()
+                    .is_none_or(|r| r.is_match(&crate::plugins::full_name(s)))
+            })
+            .map(crate::plugins::legacy_plugin)
+            .collect();
+        Ok(Response::new(pb::ListPluginsResponse { plugins }))
     }
 }

@@ -13,9 +13,10 @@ mod convert;
 pub mod error;
 mod grpc;
 pub mod http;
+mod plugins;
 pub mod wkt;
 
-pub use grpc::{serve_grpc, Api};
+pub use grpc::{folded, serve_grpc, Api};
 pub use http::{openapi_document, serve_http, HttpOptions};
 
 /// The protobuf messages and gRPC stubs generated from `proto/`.

@@ -121,17 +121,31 @@ async fn raised(flag: &mut watch::Receiver<bool>) {
 
 /// Run a pipeline until `stop` turns true or its sender is dropped (graceful: drain) or a
 /// node fails (everything is cancelled at once and the error returned). Sources resume from
-/// their persisted positions.
+/// their persisted positions. `started` fires once every connector has opened.
 pub async fn run(
     sources: Vec<SourceNode>,
     destinations: Vec<DestinationNode>,
     positions: Arc<dyn Positions>,
     options: Options,
     stop: watch::Receiver<bool>,
+    started: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), EngineError> {
     if sources.is_empty() || destinations.is_empty() {
         return Err(EngineError::Incomplete);
     }
+    // Every node says when it has opened its connector; once all have, `started` fires.
+    let node_count = sources.len() + destinations.len();
+    let (opened_tx, mut opened_rx) = mpsc::channel::<()>(node_count);
+    tokio::spawn(async move {
+        for _ in 0..node_count {
+            if opened_rx.recv().await.is_none() {
+                return; // a node failed before opening: no start to report
+            }
+        }
+        if let Some(started) = started {
+            let _ = started.send(());
+        }
+    });
     let capacity = options.channel_capacity.max(1);
     let ackers: Vec<Arc<Mutex<Acker>>> = sources
         .iter()
@@ -152,6 +166,7 @@ pub async fn run(
         ack_txs.push(ack_tx);
         let acker = ackers[index].clone();
         let batch_tx = batch_tx.clone();
+        let opened = opened_tx.clone();
         let positions = positions.clone();
         let mut stop = stop.clone();
         let mut cancel = cancel.clone();
@@ -169,6 +184,8 @@ pub async fn run(
                     reason,
                 })?;
             node.source.open(start).await.map_err(fail)?;
+            let _ = opened.send(()).await;
+            drop(opened);
             let mut batch_tx = Some(batch_tx);
             loop {
                 tokio::select! {
@@ -215,6 +232,7 @@ pub async fn run(
         let (tx, mut rx) = mpsc::channel::<Batch>(capacity);
         dest_txs.push(tx);
         let written_tx = written_tx.clone();
+        let opened = opened_tx.clone();
         let mut cancel = cancel.clone();
         tasks.spawn(async move {
             let name = format!("destination {}", node.id);
@@ -223,6 +241,8 @@ pub async fn run(
                 source,
             };
             node.destination.open().await.map_err(fail)?;
+            let _ = opened.send(()).await;
+            drop(opened);
             loop {
                 let batch = tokio::select! {
                     biased;
@@ -251,6 +271,7 @@ pub async fn run(
         });
     }
     drop(written_tx);
+    drop(opened_tx);
     {
         let mut cancel = cancel.clone();
         tasks.spawn(async move {

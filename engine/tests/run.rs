@@ -131,13 +131,19 @@ async fn every_record_reaches_every_destination_and_is_acked() {
         },
     );
     let (stop_tx, stop) = watch::channel(false);
+    let (started_tx, started) = tokio::sync::oneshot::channel();
     let engine = tokio::spawn(run(
         vec![generator(500)],
         vec![dest("a", &a), dest("b", &b)],
         positions.clone(),
         small_batches(),
         stop,
+        Some(started_tx),
     ));
+    tokio::time::timeout(DEADLINE, started)
+        .await
+        .expect("started in time")
+        .expect("every connector opened");
     wait_until("all acked", || positions.count("src") == 500).await;
     stop_tx.send(true).unwrap();
     engine.await.unwrap().unwrap();
@@ -169,6 +175,7 @@ async fn a_stop_drains_and_a_restart_resumes_with_nothing_lost() {
         positions.clone(),
         small_batches(),
         stop,
+        None,
     ));
     wait_until("some delivered", || out.records.lock().unwrap().len() > 100).await;
     stop_tx.send(true).unwrap();
@@ -188,6 +195,7 @@ async fn a_stop_drains_and_a_restart_resumes_with_nothing_lost() {
         positions.clone(),
         small_batches(),
         stop,
+        None,
     ));
     wait_until("the rest", || positions.count("src") == 2_000).await;
     stop_tx.send(true).unwrap();
@@ -221,6 +229,7 @@ async fn a_destination_error_stops_every_node_and_positions_stay_behind_it() {
             positions.clone(),
             small_batches(),
             stop,
+            None,
         ),
     )
     .await
@@ -242,6 +251,7 @@ async fn a_pipeline_without_destinations_is_refused() {
         Arc::new(MemoryPositions::default()),
         Options::default(),
         stop,
+        None,
     )
     .await;
     assert!(matches!(result, Err(EngineError::Incomplete)));

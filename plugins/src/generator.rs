@@ -168,12 +168,14 @@ impl GeneratorSource {
                 "time" => FieldType::Time,
                 "bool" => FieldType::Bool,
                 "duration" => FieldType::Duration,
-                other => return Err(invalid(
-                    key,
-                    format!(
+                other => {
+                    return Err(invalid(
+                        key,
+                        format!(
                         "unknown field type {other:?}: want int, string, time, bool or duration"
                     ),
-                )),
+                    ))
+                }
             };
             fields.push((field.to_owned(), ty));
         }

@@ -1,0 +1,153 @@
+//! The connector plugin catalogue over the API: specifications as `api.v1` messages, and
+//! plugin references and settings checked before a connector is created or changed.
+
+use crate::error::{invalid, status_with_info};
+use crate::pb::api::v1 as pb;
+use crate::pb::config::v1 as config;
+use culvert_domain::ConnectorType;
+use culvert_plugins::spec::{Parameter, ParameterType, Validation};
+use culvert_plugins::{LookupError, Registry, Settings, Side, Specification, ValidateError};
+use std::collections::HashMap;
+use tonic::{Code, Status};
+
+/// The name a plugin is listed under: `builtin:NAME@VERSION`, as Conduit lists built-ins.
+pub(crate) fn full_name(spec: &Specification) -> String {
+    format!("builtin:{}@{}", spec.name, spec.version)
+}
+
+fn parameter_type(ty: ParameterType) -> config::parameter::Type {
+    use config::parameter::Type;
+    match ty {
+        ParameterType::String => Type::String,
+        ParameterType::Int => Type::Int,
+        ParameterType::Float => Type::Float,
+        ParameterType::Bool => Type::Bool,
+        ParameterType::File => Type::File,
+        ParameterType::Duration => Type::Duration,
+    }
+}
+
+fn validation(v: &Validation) -> config::Validation {
+    use config::validation::Type;
+    let (ty, value) = match v {
+        Validation::Required => (Type::Required, String::new()),
+        Validation::GreaterThan(n) => (Type::GreaterThan, n.to_string()),
+        Validation::LessThan(n) => (Type::LessThan, n.to_string()),
+        Validation::Inclusion(list) => (Type::Inclusion, list.join(",")),
+        Validation::Exclusion(list) => (Type::Exclusion, list.join(",")),
+        Validation::Regex(re) => (Type::Regex, re.clone()),
+    };
+    config::Validation {
+        r#type: ty as i32,
+        value,
+    }
+}
+
+fn parameters(params: Option<&Vec<Parameter>>) -> HashMap<String, config::Parameter> {
+    params
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p.name.to_owned(),
+                config::Parameter {
+                    default: p.default.to_owned(),
+                    description: p.description.to_owned(),
+                    r#type: parameter_type(p.ty) as i32,
+                    validations: p.validations.iter().map(validation).collect(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// A plugin's specification as ListConnectorPlugins answers it.
+pub(crate) fn connector_plugin(spec: &Specification) -> pb::ConnectorPluginSpecifications {
+    pb::ConnectorPluginSpecifications {
+        name: full_name(spec),
+        summary: spec.summary.to_owned(),
+        description: spec.description.to_owned(),
+        version: spec.version.to_owned(),
+        author: spec.author.to_owned(),
+        destination_params: parameters(spec.destination.as_ref()),
+        source_params: parameters(spec.source.as_ref()),
+    }
+}
+
+/// The same in the deprecated PluginService's shape.
+pub(crate) fn legacy_plugin(spec: &Specification) -> pb::PluginSpecifications {
+    use pb::plugin_specifications::parameter::{validation, Type, Validation as V};
+    use pb::plugin_specifications::Parameter as P;
+    let convert = |params: Option<&Vec<Parameter>>| {
+        parameters(params)
+            .into_iter()
+            .map(|(name, p)| {
+                let parameter = P {
+                    description: p.description,
+                    default: p.default,
+                    // The two enums share their numbers.
+                    r#type: Type::try_from(p.r#type).unwrap_or(Type::Unspecified) as i32,
+                    validations: p
+                        .validations
+                        .into_iter()
+                        .map(|v| V {
+                            r#type: validation::Type::try_from(v.r#type)
+                                .unwrap_or(validation::Type::Unspecified)
+                                as i32,
+                            value: v.value,
+                        })
+                        .collect(),
+                };
+                (name, parameter)
+            })
+            .collect()
+    };
+    pb::PluginSpecifications {
+        name: full_name(spec),
+        summary: spec.summary.to_owned(),
+        description: spec.description.to_owned(),
+        version: spec.version.to_owned(),
+        author: spec.author.to_owned(),
+        destination_params: convert(spec.destination.as_ref()),
+        source_params: convert(spec.source.as_ref()),
+    }
+}
+
+/// Check that `plugin` exists, has the connector's side, and accepts `settings`.
+/// Unknown plugins are NOT_FOUND, malformed references and a missing side
+/// INVALID_ARGUMENT, settings that fail the plugin's specification FAILED_PRECONDITION (as
+/// Conduit answers a plugin's validation error); each message names the plugin or setting.
+pub(crate) fn check(
+    registry: &Registry,
+    kind: ConnectorType,
+    plugin: &str,
+    settings: &Settings,
+) -> Result<(), Status> {
+    if plugin.is_empty() {
+        return Err(invalid("plugin", "must not be empty"));
+    }
+    let side = match kind {
+        ConnectorType::Source => Side::Source,
+        ConnectorType::Destination => Side::Destination,
+    };
+    match registry.validate(plugin, side, settings) {
+        Ok(_) => Ok(()),
+        Err(ValidateError::Lookup(e @ LookupError::NotFound { .. })) => Err(status_with_info(
+            Code::NotFound,
+            e.to_string(),
+            "connector.plugin_not_found",
+            &[("field", "plugin")],
+        )),
+        Err(ValidateError::Lookup(e)) => Err(invalid("plugin", &e.to_string())),
+        Err(ValidateError::Settings(e)) => {
+            let first = e.0.first().map(|s| s.key.clone()).unwrap_or_default();
+            let field = format!("config.settings.{first}");
+            Err(status_with_info(
+                Code::FailedPrecondition,
+                format!("invalid settings for plugin {plugin:?}: {e}"),
+                "connector.invalid_settings",
+                &[("field", &field)],
+            ))
+        }
+    }
+}

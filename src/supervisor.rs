@@ -1,0 +1,321 @@
+//! The engine's subscriber: runs the pipelines the control plane says should run.
+//!
+//! It is level-triggered: at start and after every new event in the log it compares each
+//! pipeline's recorded status with the engines it runs, and acts:
+//!
+//! * `Starting` (a start was requested) and no engine: build the pipeline's connectors from
+//!   their plugins and start an engine, then report the pipeline started;
+//! * at server start, `Running` or `Recovering` (it ran when the server stopped): start it
+//!   again, resuming from the persisted positions;
+//! * `Stopping` (a stop was requested): tell the engine to drain (or, forced, cancel it);
+//!   when it is done report the pipeline stopped;
+//! * an engine that fails reports the pipeline degraded with the error.
+//!
+//! Reports are commands with actor `system`, so they are events like any other. On server
+//! shutdown every engine drains, and nothing is reported: the pipelines are still meant to
+//! run, and start again with the server.
+
+use culvert_commands::{Context, ControlPlaneWriter, PipelineOrchestrator};
+use culvert_domain::{ConnectorType, PipelineId, PipelineStatus, Position, StoppedReason};
+use culvert_engine::{DestinationNode, Options, Positions, SourceNode};
+use culvert_plugins::{Registry, Side};
+use culvert_store::PositionStore;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The slot under which a source connector's position is kept.
+const POSITION_SLOT: &str = "position";
+
+/// The store's position store, as the engine sees it.
+struct StorePositions(Arc<dyn PositionStore>);
+
+impl Positions for StorePositions {
+    fn load(&self, connector: &str) -> Result<Option<Position>, String> {
+        self.0
+            .get(connector, POSITION_SLOT)
+            .map(|v| v.map(Position))
+            .map_err(|e| e.to_string())
+    }
+
+    fn save(&self, connector: &str, position: &Position) -> Result<(), String> {
+        self.0
+            .put(connector, POSITION_SLOT, &position.0)
+            .map_err(|e| e.to_string())
+    }
+}
+
+struct Engine {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    /// Whether a user asked for the stop (then it is reported when the engine ends).
+    stop_requested: Arc<Mutex<bool>>,
+}
+
+/// Runs pipelines as the control plane asks.
+pub struct Supervisor {
+    writer: Arc<ControlPlaneWriter>,
+    registry: Arc<Registry>,
+    positions: Arc<dyn Positions>,
+    engines: Mutex<HashMap<PipelineId, Engine>>,
+    shutting_down: Arc<Mutex<bool>>,
+    /// Outcomes are recorded one after another, in the order they happened, by one thread.
+    reports: Mutex<std::sync::mpsc::Sender<Report>>,
+}
+
+type Report = Box<dyn FnOnce(&PipelineOrchestrator, &Context) + Send>;
+
+impl Supervisor {
+    /// A supervisor over the control plane, with these plugins and positions.
+    pub fn new(
+        writer: Arc<ControlPlaneWriter>,
+        registry: Arc<Registry>,
+        positions: Arc<dyn PositionStore>,
+    ) -> Arc<Self> {
+        let pipelines = PipelineOrchestrator::new(writer.clone());
+        let (reports, queue) = std::sync::mpsc::channel::<Report>();
+        let recorder = pipelines;
+        std::thread::Builder::new()
+            .name("pipeline-reports".into())
+            .spawn(move || {
+                let ctx = Context::system();
+                for report in queue {
+                    report(&recorder, &ctx);
+                }
+            })
+            .expect("spawn the report thread");
+        Arc::new(Self {
+            reports: Mutex::new(reports),
+            writer,
+            registry,
+            positions: Arc::new(StorePositions(positions)),
+            engines: Mutex::new(HashMap::new()),
+            shutting_down: Arc::new(Mutex::new(false)),
+        })
+    }
+
+    /// Act on the log until `shutdown` is raised, then drain every engine.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut head = self.writer.log().watch_head();
+        self.reconcile(true);
+        loop {
+            tokio::select! {
+                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
+                changed = head.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let target = *head.borrow_and_update();
+                    culvert_api::folded(&self.writer, target).await;
+                    self.reconcile(false);
+                }
+            }
+        }
+        *self.shutting_down.lock().expect("lock") = true;
+        let engines: Vec<Engine> = self
+            .engines
+            .lock()
+            .expect("lock")
+            .drain()
+            .map(|(_, e)| e)
+            .collect();
+        if !engines.is_empty() {
+            tracing::info!(pipelines = engines.len(), "draining running pipelines");
+        }
+        for engine in &engines {
+            let _ = engine.stop.send(true);
+        }
+        for engine in engines {
+            let _ = engine.task.await;
+        }
+        // Wait until everything reported so far is recorded.
+        let (done, recorded) = tokio::sync::oneshot::channel();
+        let queued = self
+            .reports
+            .lock()
+            .expect("lock")
+            .send(Box::new(move |_, _| {
+                let _ = done.send(());
+            }));
+        if queued.is_ok() {
+            let _ = recorded.await;
+        }
+    }
+
+    fn reconcile(self: &Arc<Self>, boot: bool) {
+        let wanted: Vec<(PipelineId, PipelineStatus)> = {
+            let state = self.writer.projections().read();
+            state
+                .pipelines()
+                .map(|p| (p.id.clone(), p.status.clone()))
+                .collect()
+        };
+        let mut engines = self.engines.lock().expect("lock");
+        engines.retain(|_, e| !e.task.is_finished());
+        for (id, status) in wanted {
+            let running = engines.get(&id);
+            match (&status, running) {
+                (PipelineStatus::Starting, None) => {
+                    let engine = self.start(&id);
+                    engines.insert(id, engine);
+                }
+                (PipelineStatus::Running | PipelineStatus::Recovering, None) if boot => {
+                    tracing::info!(pipeline = %id, "resuming a pipeline that was running");
+                    let engine = self.start(&id);
+                    engines.insert(id, engine);
+                }
+                (PipelineStatus::Stopping { force }, Some(engine)) => {
+                    *engine.stop_requested.lock().expect("lock") = true;
+                    if *force {
+                        // Cancel at once; the task reports the stop.
+                        engine.task.abort();
+                        self.report(move |p, ctx| p.report_stopped(ctx, &id, StoppedReason::User));
+                    } else {
+                        let _ = engine.stop.send(true);
+                    }
+                }
+                (PipelineStatus::Stopping { .. }, None) => {
+                    // Nothing runs it (e.g. the server restarted mid-stop): it is stopped.
+                    self.report(move |p, ctx| p.report_stopped(ctx, &id, StoppedReason::User));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Build the pipeline's nodes and run them in a task that reports the outcome.
+    fn start(self: &Arc<Self>, id: &PipelineId) -> Engine {
+        let (stop, stop_rx) = watch::channel(false);
+        let stop_requested = Arc::new(Mutex::new(false));
+        let nodes = self.nodes(id);
+        let this = self.clone();
+        let pipeline = id.clone();
+        let requested = stop_requested.clone();
+        let task = tokio::spawn(async move {
+            let (sources, destinations) = match nodes {
+                Ok(nodes) => nodes,
+                Err(error) => {
+                    tracing::warn!(pipeline = %pipeline, %error, "pipeline cannot start");
+                    this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
+                    return;
+                }
+            };
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+            let run = culvert_engine::run(
+                sources,
+                destinations,
+                this.positions.clone(),
+                Options::default(),
+                stop_rx,
+                Some(started_tx),
+            );
+            tokio::pin!(run);
+            let result = tokio::select! {
+                result = &mut run => result,
+                Ok(()) = started_rx => {
+                    // Every connector opened: the pipeline runs.
+                    tracing::info!(pipeline = %pipeline, "pipeline started");
+                    let started = pipeline.clone();
+                    this.report(move |p, ctx| p.report_started(ctx, &started));
+                    run.await
+                }
+            };
+            let user_stop = *requested.lock().expect("lock");
+            let shutting_down = *this.shutting_down.lock().expect("lock");
+            match result {
+                Err(error) => {
+                    let error = error.to_string();
+                    tracing::warn!(pipeline = %pipeline, %error, "pipeline degraded");
+                    this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
+                }
+                Ok(()) if user_stop => {
+                    tracing::info!(pipeline = %pipeline, "pipeline stopped");
+                    this.report(move |p, ctx| {
+                        p.report_stopped(ctx, &pipeline, StoppedReason::User)
+                    });
+                }
+                Ok(()) if shutting_down => {
+                    tracing::info!(pipeline = %pipeline, "pipeline drained for shutdown");
+                }
+                Ok(()) => {
+                    this.report(move |p, ctx| {
+                        p.report_stopped(ctx, &pipeline, StoppedReason::System)
+                    });
+                }
+            }
+        });
+        Engine {
+            stop,
+            task,
+            stop_requested,
+        }
+    }
+
+    /// The pipeline's connectors as engine nodes, or why they cannot be made.
+    #[allow(clippy::type_complexity)]
+    fn nodes(&self, id: &PipelineId) -> Result<(Vec<SourceNode>, Vec<DestinationNode>), String> {
+        let state = self.writer.projections().read();
+        let pipeline = state
+            .pipeline(id)
+            .ok_or_else(|| format!("pipeline {id} not found"))?;
+        let mut processors = pipeline.processor_ids.len();
+        let mut sources = Vec::new();
+        let mut destinations = Vec::new();
+        for connector_id in &pipeline.connector_ids {
+            let connector = state
+                .connector(connector_id)
+                .ok_or_else(|| format!("connector {connector_id} not found"))?;
+            processors += connector.processor_ids.len();
+            let side = match connector.connector_type {
+                ConnectorType::Source => Side::Source,
+                ConnectorType::Destination => Side::Destination,
+            };
+            let context = |e: &dyn std::fmt::Display| format!("connector {connector_id}: {e}");
+            let settings = self
+                .registry
+                .validate(&connector.plugin, side, &connector.settings)
+                .map_err(|e| context(&e))?;
+            let plugin = self
+                .registry
+                .lookup(&connector.plugin)
+                .map_err(|e| context(&e))?;
+            match side {
+                Side::Source => sources.push(SourceNode {
+                    id: connector_id.to_string(),
+                    source: plugin.new_source(&settings).map_err(|e| context(&e))?,
+                }),
+                Side::Destination => destinations.push(DestinationNode {
+                    id: connector_id.to_string(),
+                    destination: plugin.new_destination(&settings).map_err(|e| context(&e))?,
+                }),
+            }
+        }
+        if processors > 0 {
+            // Running without them would deliver unprocessed records: refuse instead.
+            return Err(format!(
+                "the pipeline has {processors} processor(s); this build's engine does not run \
+                 processors yet"
+            ));
+        }
+        Ok((sources, destinations))
+    }
+
+    /// Record an outcome as the `system` actor, after every earlier one (on the report
+    /// thread: it may fsync).
+    fn report<F>(&self, f: F)
+    where
+        F: FnOnce(&PipelineOrchestrator, &Context) -> Result<(), culvert_commands::CommandError>
+            + Send
+            + 'static,
+    {
+        let report: Report = Box::new(move |pipelines, ctx| {
+            if let Err(error) = f(pipelines, ctx) {
+                tracing::error!(%error, "recording a pipeline's state failed");
+            }
+        });
+        if self.reports.lock().expect("lock").send(report).is_err() {
+            tracing::error!("the report thread is gone; a pipeline's state was not recorded");
+        }
+    }
+}

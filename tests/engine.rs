@@ -3,7 +3,7 @@
 //! destination that cannot write degrades the pipeline with the error visible; a server
 //! restart resumes a running pipeline.
 
-use crate::harness::{data_dir, Server, DEADLINE};
+use crate::harness::{data_dir, decode_base64, Server, DEADLINE};
 use crate::http_client::request;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -81,24 +81,6 @@ fn delivered(out: &Path) -> BTreeMap<u64, usize> {
         assert!(record["payload"]["after"]["id"].is_i64(), "{line}");
     }
     seen
-}
-
-fn decode_base64(text: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text.bytes().filter(|c| *c != b'=') {
-        let value = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
-        bits = (bits << 6) | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! One test binary (modules below) to keep link time down.
 
 mod config;
+mod crash;
 mod engine;
 mod grpc;
 mod harness;

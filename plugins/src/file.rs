@@ -6,10 +6,11 @@
 //! byte offset just past the line, so a restart resumes at the next line. A last line
 //! without a newline is not read until its newline arrives.
 //!
-//! The destination writes each batch with one `write` call after the previous one returned;
-//! records survive a crash of the server process once `write` returns (they are in the
-//! operating system's hands). Set `sync: true` to also fsync each batch, for machine
-//! crashes, at a cost in speed.
+//! The destination writes each batch after the previous one returned; records survive a
+//! crash of the server process once `write` returns (they are in the operating system's
+//! hands). Set `sync: true` to also fsync each batch, for machine crashes, at a cost in
+//! speed. A crash in the middle of a write can leave a torn last line: the destination cuts
+//! it off when it opens (those records were never acked and come again).
 
 use crate::connector::{
     ConnectorPlugin, Destination, PluginError, Settings, Source, Specification,
@@ -220,14 +221,39 @@ pub struct FileDestination {
 #[async_trait::async_trait]
 impl Destination for FileDestination {
     async fn open(&mut self) -> Result<(), PluginError> {
-        let file = tokio::fs::OpenOptions::new()
+        let context = |what: &str| format!("{what} {}", self.path.display());
+        let mut file = tokio::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&self.path)
             .await
             .map_err(|e| {
                 PluginError::io(format!("opening {} for writing", self.path.display()), e)
             })?;
+        // A crash in the middle of a write can leave a last line without its newline. That
+        // write never returned, so its records were not acked and will come again: cut the
+        // torn line off rather than glue the next record onto it.
+        let length = file
+            .metadata()
+            .await
+            .map_err(|e| PluginError::io(context("reading the size of"), e))?
+            .len();
+        if length > 0 {
+            let keep = whole_lines_length(&mut file, length)
+                .await
+                .map_err(|e| PluginError::io(context("checking the end of"), e))?;
+            if keep < length {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    bytes = length - keep,
+                    "cutting off a torn last line left by an interrupted write"
+                );
+                file.set_len(keep)
+                    .await
+                    .map_err(|e| PluginError::io(context("truncating"), e))?;
+            }
+        }
         self.file = Some(file);
         Ok(())
     }
@@ -247,6 +273,11 @@ impl Destination for FileDestination {
         file.write_all(&self.buffer)
             .await
             .map_err(|e| PluginError::io(context(), e))?;
+        // tokio's file hands writes to a background thread: only after a flush has the
+        // operating system got them, and only then may the records be acked.
+        file.flush()
+            .await
+            .map_err(|e| PluginError::io(context(), e))?;
         if self.sync {
             file.sync_data()
                 .await
@@ -263,6 +294,25 @@ impl Destination for FileDestination {
         }
         Ok(())
     }
+}
+
+/// The length of the file up to and including its last newline.
+async fn whole_lines_length(file: &mut tokio::fs::File, length: u64) -> std::io::Result<u64> {
+    use tokio::io::AsyncReadExt;
+    const CHUNK: u64 = 64 * 1024;
+    let mut end = length;
+    let mut buffer = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        buffer.resize((end - start) as usize, 0);
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+        file.read_exact(&mut buffer).await?;
+        if let Some(i) = buffer.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 #[cfg(test)]
@@ -312,6 +362,31 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].position, third[0].position);
         assert_eq!(again[0].key, Some(Data::Raw(b"3".to_vec())));
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_cut_off_when_the_destination_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        std::fs::write(&out, "{\"a\":1}\n{\"b\":").unwrap();
+        let plugin = File::new();
+        let mut dest = plugin
+            .new_destination(&settings(&[("path", out.to_str().unwrap())]))
+            .unwrap();
+        dest.open().await.unwrap();
+        dest.write(&[Record::default()]).await.unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0], "{\"a\":1}");
+        assert!(Record::from_json(lines[1].as_bytes()).is_ok());
+        // A file with no newline at all is one torn line.
+        std::fs::write(&out, "{\"torn").unwrap();
+        let mut dest = plugin
+            .new_destination(&settings(&[("path", out.to_str().unwrap())]))
+            .unwrap();
+        dest.open().await.unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "");
     }
 
     #[tokio::test]

@@ -1,0 +1,200 @@
+//! Pipeline throughput: the built-in generator -> file destination through the engine,
+//! 1,000,000 structured records of about 1 KiB each, as fast as the engine takes them.
+//!
+//! Prints records/s, MB/s written, end-to-end latency (a record's `opencdc.readAt`, set
+//! by the generator, to the moment its batch was handed to the file destination) at p50
+//! and p99, and the process's peak RSS. Run: `make bench-pipeline` (=
+//! `cargo bench --locked --bench pipeline`); copy the figures into BENCHMARKS.md. The
+//! count can be lowered with `CULVERT_BENCH_RECORDS` for a quick look.
+
+use culvert_domain::opencdc::metadata;
+use culvert_domain::{Position, Record};
+use culvert_engine::{run, DestinationNode, Options, Positions, SourceNode};
+use culvert_plugins::{Destination, PluginError, Registry, Settings, Side};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Positions in memory: this measures the engine and connectors, not the store.
+#[derive(Default)]
+struct MemoryPositions(Mutex<HashMap<String, Position>>, AtomicU64);
+
+impl Positions for MemoryPositions {
+    fn load(&self, connector: &str) -> Result<Option<Position>, String> {
+        Ok(self.0.lock().unwrap().get(connector).cloned())
+    }
+    fn save(&self, connector: &str, position: &Position) -> Result<(), String> {
+        let count = String::from_utf8_lossy(&position.0).parse().unwrap_or(0);
+        self.1.store(count, Ordering::Release);
+        self.0
+            .lock()
+            .unwrap()
+            .insert(connector.to_owned(), position.clone());
+        Ok(())
+    }
+}
+
+/// The file destination, timing each record from its read time to its write.
+struct Timed {
+    inner: Box<dyn Destination>,
+    latencies_us: Arc<Mutex<Vec<u32>>>,
+    seen: u64,
+}
+
+/// One record in this many is timed (keeps the samples out of the RSS figure).
+const SAMPLE_EVERY: u64 = 16;
+
+#[async_trait::async_trait]
+impl Destination for Timed {
+    async fn open(&mut self) -> Result<(), PluginError> {
+        self.inner.open().await
+    }
+    async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
+        self.inner.write(records).await?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let mut latencies = self.latencies_us.lock().unwrap();
+        for record in records {
+            self.seen += 1;
+            if !self.seen.is_multiple_of(SAMPLE_EVERY) {
+                continue;
+            }
+            if let Some(read_at) = record
+                .metadata
+                .get(metadata::READ_AT)
+                .and_then(|v| v.parse::<u128>().ok())
+            {
+                latencies.push((now.saturating_sub(read_at) / 1_000) as u32);
+            }
+        }
+        Ok(())
+    }
+    async fn teardown(&mut self) -> Result<(), PluginError> {
+        self.inner.teardown().await
+    }
+}
+
+fn settings(pairs: &[(String, String)]) -> Settings {
+    pairs.iter().cloned().collect()
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with --bench absent: do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let records: u64 = std::env::var("CULVERT_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let registry = Registry::builtin();
+    // 24 string fields and a few others: about 1 KiB of JSON per record.
+    let mut source_settings = vec![
+        ("format.type".to_owned(), "structured".to_owned()),
+        ("recordCount".to_owned(), records.to_string()),
+        ("format.options.id".to_owned(), "int".to_owned()),
+        ("format.options.at".to_owned(), "time".to_owned()),
+        ("format.options.ok".to_owned(), "bool".to_owned()),
+    ];
+    for i in 0..24 {
+        source_settings.push((format!("format.options.field_{i:02}"), "string".to_owned()));
+    }
+    let source_settings = registry
+        .validate(
+            "builtin:generator",
+            Side::Source,
+            &settings(&source_settings),
+        )
+        .unwrap();
+    let dest_settings = registry
+        .validate(
+            "builtin:file",
+            Side::Destination,
+            &settings(&[("path".to_owned(), out.to_str().unwrap().to_owned())]),
+        )
+        .unwrap();
+    let source = registry
+        .lookup("generator")
+        .unwrap()
+        .new_source(&source_settings)
+        .unwrap();
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(
+        (records / SAMPLE_EVERY) as usize + 1,
+    )));
+    let destination = Box::new(Timed {
+        inner: registry
+            .lookup("file")
+            .unwrap()
+            .new_destination(&dest_settings)
+            .unwrap(),
+        latencies_us: latencies.clone(),
+        seen: 0,
+    });
+    let positions = Arc::new(MemoryPositions::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let elapsed = runtime.block_on(async {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let engine = tokio::spawn(run(
+            vec![SourceNode {
+                id: "generator".into(),
+                source,
+            }],
+            vec![DestinationNode {
+                id: "file".into(),
+                destination,
+            }],
+            positions.clone(),
+            Options::default(),
+            stop,
+            None,
+        ));
+        // Done when the last record's position is persisted (acked).
+        while positions.1.load(Ordering::Acquire) < records {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let elapsed = started.elapsed();
+        stop_tx.send(true).unwrap();
+        engine.await.unwrap().unwrap();
+        elapsed
+    });
+    let bytes = std::fs::metadata(&out).unwrap().len();
+    let mut latencies = latencies.lock().unwrap();
+    latencies.sort_unstable();
+    let percentile = |p: f64| -> f64 {
+        let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(latencies[index]) / 1000.0
+    };
+    let seconds = elapsed.as_secs_f64();
+    println!(
+        "pipeline generator -> file, {records} records of {:.0} bytes: {:.0} records/s, {:.1} MB/s, \
+         latency p50 {:.2} ms p99 {:.2} ms, peak RSS {:.1} MiB ({seconds:.2} s)",
+        bytes as f64 / records as f64,
+        records as f64 / seconds,
+        bytes as f64 / seconds / 1e6,
+        percentile(0.50),
+        percentile(0.99),
+        peak_rss_kib() as f64 / 1024.0,
+    );
+}

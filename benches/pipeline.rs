@@ -105,7 +105,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let registry = Registry::builtin();
-    // 24 string fields and a few others: about 1 KiB of JSON per record.
+    // 36 string fields and a few others: about 1 KiB of JSON per record.
     let mut source_settings = vec![
         ("format.type".to_owned(), "structured".to_owned()),
         ("recordCount".to_owned(), records.to_string()),
@@ -113,7 +113,7 @@ fn main() {
         ("format.options.at".to_owned(), "time".to_owned()),
         ("format.options.ok".to_owned(), "bool".to_owned()),
     ];
-    for i in 0..24 {
+    for i in 0..36 {
         source_settings.push((format!("format.options.field_{i:02}"), "string".to_owned()));
     }
     let source_settings = registry

@@ -102,6 +102,26 @@ impl Api {
         }
     }
 
+    /// The connector plugins whose full name matches the `name` regex (empty: all), each
+    /// converted to the answer's message.
+    fn plugin_list<T>(
+        &self,
+        name: &str,
+        convert: fn(&culvert_plugins::Specification) -> T,
+    ) -> Result<Vec<T>, Status> {
+        let filter = name_filter("name", name)?;
+        Ok(self
+            .plugins
+            .specifications()
+            .filter(|s| {
+                filter
+                    .as_ref()
+                    .is_none_or(|r| r.is_match(&crate::plugins::full_name(s)))
+            })
+            .map(convert)
+            .collect())
+    }
+
     /// Whether the event log answers reads (a point read of a stream's version).
     pub(crate) fn is_serving(&self) -> bool {
         self.writer
@@ -539,17 +559,8 @@ impl ConnectorService for Api {
         &self,
         request: Request<pb::ListConnectorPluginsRequest>,
     ) -> Result<Response<pb::ListConnectorPluginsResponse>, Status> {
-        let filter = name_filter("name", &request.get_ref().name)?;
-        let plugins = self
-            .plugins
-            .specifications()
-            .filter(|s| {
-                filter
-                    .as_ref()
-                    .is_none_or(|r| r.is_match(&crate::plugins::full_name(s)))
-            })
-            .map(crate::plugins::connector_plugin)
-            .collect();
+        let plugins =
+            self.plugin_list(&request.get_ref().name, crate::plugins::connector_plugin)?;
         Ok(Response::new(pb::ListConnectorPluginsResponse { plugins }))
     }
 }
@@ -740,17 +751,7 @@ impl PluginService for Api {
         &self,
         request: Request<pb::ListPluginsRequest>,
     ) -> Result<Response<pb::ListPluginsResponse>, Status> {
-        let filter = name_filter("name", &request.get_ref().name)?;
-        let plugins = self
-            .plugins
-            .specifications()
-            .filter(|s| {
-                filter
-                    .as_ref()
-                    .is_none_or(|r| r.is_match(&crate::plugins::full_name(s)))
-            })
-            .map(crate::plugins::legacy_plugin)
-            .collect();
+        let plugins = self.plugin_list(&request.get_ref().name, crate::plugins::legacy_plugin)?;
         Ok(Response::new(pb::ListPluginsResponse { plugins }))
     }
 }

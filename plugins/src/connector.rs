@@ -251,7 +251,7 @@ mod tests {
                 "generator"
             );
         }
-        let version = format!("builtin:log@{}", env!("CARGO_PKG_VERSION"));
+        let version = format!("builtin:log@v{}", env!("CARGO_PKG_VERSION"));
         assert!(registry.lookup(&version).is_ok());
         assert!(matches!(
             registry.lookup("builtin:log@v9.9.9"),

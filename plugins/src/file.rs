@@ -44,7 +44,7 @@ impl File {
                 description: "The source emits each line as a raw record and keeps reading \
                     as the file grows; its position is a byte offset. The destination appends \
                     one record per line in OpenCDC JSON.",
-                version: env!("CARGO_PKG_VERSION"),
+                version: concat!("v", env!("CARGO_PKG_VERSION")),
                 author: "Culvert",
                 source: Some(vec![path()]),
                 destination: Some(vec![

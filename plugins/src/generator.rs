@@ -38,7 +38,7 @@ impl Generator {
                 summary: "Generates records (structured, raw or from a file) at a given rate.",
                 description: "A source of made-up records for trying pipelines out and for \
                     load tests. It resumes from its position: recordCount counts all runs.",
-                version: env!("CARGO_PKG_VERSION"),
+                version: concat!("v", env!("CARGO_PKG_VERSION")),
                 author: "Culvert",
                 source: Some(vec![
                     Parameter::new(

@@ -21,7 +21,7 @@ impl Log {
                 summary: "Logs every record it receives.",
                 description: "A destination for trying pipelines out: each record is logged \
                     as OpenCDC JSON at the given level.",
-                version: env!("CARGO_PKG_VERSION"),
+                version: concat!("v", env!("CARGO_PKG_VERSION")),
                 author: "Culvert",
                 source: None,
                 destination: Some(vec![

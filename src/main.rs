@@ -92,6 +92,45 @@ struct RunArgs {
         default_value_t = 4 * 1024 * 1024
     )]
     http_max_body_bytes: usize,
+    /// Delay before the first restart of a failed pipeline (Go duration: 1s, 500ms, 1m).
+    #[arg(
+        long = "pipelines.error-recovery.min-delay",
+        env = "CULVERT_PIPELINES_ERROR_RECOVERY_MIN_DELAY",
+        default_value = "1s",
+        value_parser = duration
+    )]
+    recovery_min_delay: std::time::Duration,
+    /// Longest delay between restarts of a failed pipeline.
+    #[arg(
+        long = "pipelines.error-recovery.max-delay",
+        env = "CULVERT_PIPELINES_ERROR_RECOVERY_MAX_DELAY",
+        default_value = "10m",
+        value_parser = duration
+    )]
+    recovery_max_delay: std::time::Duration,
+    /// Each restart delay is the previous one times this.
+    #[arg(
+        long = "pipelines.error-recovery.backoff-factor",
+        env = "CULVERT_PIPELINES_ERROR_RECOVERY_BACKOFF_FACTOR",
+        default_value_t = 2.0
+    )]
+    recovery_backoff_factor: f64,
+    /// Restarts before a failed pipeline is left degraded (-1: no limit).
+    #[arg(
+        long = "pipelines.error-recovery.max-retries",
+        env = "CULVERT_PIPELINES_ERROR_RECOVERY_MAX_RETRIES",
+        default_value_t = -1,
+        allow_negative_numbers = true
+    )]
+    recovery_max_retries: i64,
+    /// A run this long without failing resets a pipeline's count of restarts.
+    #[arg(
+        long = "pipelines.error-recovery.max-retries-window",
+        env = "CULVERT_PIPELINES_ERROR_RECOVERY_MAX_RETRIES_WINDOW",
+        default_value = "5m",
+        value_parser = duration
+    )]
+    recovery_window: std::time::Duration,
     /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
     #[arg(long = "log.level", env = "CULVERT_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -118,6 +157,58 @@ enum LogFormat {
 
 const DEFAULT_CONFIG_PATH: &str = "./culvert.yaml";
 
+/// A Go-style duration flag value (`1s`, `500ms`, `1m30s`).
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    culvert_plugins::spec::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration (like 500ms, 10s or 1m30s)"))
+}
+
+impl RunArgs {
+    /// The error-recovery settings, checked as Conduit checks them.
+    fn recovery(&self) -> anyhow::Result<supervisor::Recovery> {
+        let key = |k: &str| format!("\"pipelines.error-recovery.{k}\"");
+        if self.recovery_min_delay.is_zero() {
+            anyhow::bail!(
+                "{} config value must be positive (got: 0s)",
+                key("min-delay")
+            );
+        }
+        if self.recovery_max_delay.is_zero() {
+            anyhow::bail!(
+                "{} config value must be positive (got: 0s)",
+                key("max-delay")
+            );
+        }
+        if self.recovery_min_delay > self.recovery_max_delay {
+            anyhow::bail!(
+                "invalid error recovery config: \"min-delay\" should be smaller than \"max-delay\""
+            );
+        }
+        if !(self.recovery_backoff_factor >= 0.0 && self.recovery_backoff_factor.is_finite()) {
+            anyhow::bail!("{} config value mustn't be negative", key("backoff-factor"));
+        }
+        if self.recovery_max_retries < -1 {
+            anyhow::bail!(
+                "{} config value is invalid: use -1 (no limit) or 0 and more",
+                key("max-retries")
+            );
+        }
+        if self.recovery_window.is_zero() {
+            anyhow::bail!(
+                "{} config value must be positive (got: 0s)",
+                key("max-retries-window")
+            );
+        }
+        Ok(supervisor::Recovery {
+            min_delay: self.recovery_min_delay,
+            max_delay: self.recovery_max_delay,
+            backoff_factor: self.recovery_backoff_factor,
+            max_retries: self.recovery_max_retries,
+            window: self.recovery_window,
+        })
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let (cli, warnings) = match parse_cli() {
         Ok(parsed) => parsed,
@@ -134,6 +225,10 @@ fn main() -> std::process::ExitCode {
             }
             for warning in warnings {
                 tracing::warn!("{warning}");
+            }
+            if let Err(error) = args.recovery() {
+                eprintln!("error: {error:#}");
+                return std::process::ExitCode::from(2);
             }
             match run(args) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
@@ -360,7 +455,8 @@ async fn serve(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let plugins = Arc::new(culvert_plugins::Registry::builtin());
-    let supervisor = supervisor::Supervisor::new(writer.clone(), plugins.clone(), positions);
+    let supervisor =
+        supervisor::Supervisor::new(writer.clone(), plugins.clone(), positions, args.recovery()?);
     let supervisor = tokio::spawn(supervisor.run(rx.clone()));
     let api = culvert_api::Api::with_plugins(writer, plugins)
         .with_start_wait(std::time::Duration::from_secs(30));

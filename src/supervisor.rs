@@ -9,7 +9,10 @@
 //!   again, resuming from the persisted positions;
 //! * `Stopping` (a stop was requested): tell the engine to drain (or, forced, cancel it);
 //!   when it is done report the pipeline stopped;
-//! * an engine that fails reports the pipeline degraded with the error.
+//! * an engine that fails after it started is restarted after a delay that grows with each
+//!   attempt (reported as recovering), as Conduit's `pipelines.error-recovery.*` settings
+//!   say; once no retries are left, or when it fails before it started, the pipeline is
+//!   reported degraded with the error.
 //!
 //! Reports are commands with actor `system`, so they are events like any other. On server
 //! shutdown every engine drains, and nothing is reported: the pipelines are still meant to
@@ -53,8 +56,54 @@ struct Engine {
     stop_requested: Arc<Mutex<bool>>,
 }
 
+/// How failed pipelines are restarted (Conduit's `pipelines.error-recovery.*`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Recovery {
+    /// The delay before the first restart.
+    pub min_delay: std::time::Duration,
+    /// The longest delay between restarts.
+    pub max_delay: std::time::Duration,
+    /// Each delay is the previous one times this.
+    pub backoff_factor: f64,
+    /// Restarts allowed before the pipeline is left degraded (-1: no limit).
+    pub max_retries: i64,
+    /// A run this long without failing resets the count of restarts.
+    pub window: std::time::Duration,
+}
+
+impl Recovery {
+    /// Conduit's defaults: 1 s, 10 m, x2, no limit, 5 m (the flags' defaults too).
+    #[cfg(test)]
+    fn conduit_defaults() -> Self {
+        Self {
+            min_delay: std::time::Duration::from_secs(1),
+            max_delay: std::time::Duration::from_secs(600),
+            backoff_factor: 2.0,
+            max_retries: -1,
+            window: std::time::Duration::from_secs(300),
+        }
+    }
+
+    /// Whether one more restart is allowed after `done` of them.
+    fn retry_allowed(&self, done: u32) -> bool {
+        self.max_retries < 0 || i64::from(done) < self.max_retries
+    }
+
+    /// The delay before restart number `attempt` (from 1).
+    pub fn delay(&self, attempt: u32) -> std::time::Duration {
+        let factor = self.backoff_factor.powi(attempt.saturating_sub(1) as i32);
+        let delay = self.min_delay.as_secs_f64() * factor;
+        if !delay.is_finite() || delay >= self.max_delay.as_secs_f64() {
+            self.max_delay
+        } else {
+            std::time::Duration::from_secs_f64(delay)
+        }
+    }
+}
+
 /// Runs pipelines as the control plane asks.
 pub struct Supervisor {
+    recovery: Recovery,
     writer: Arc<ControlPlaneWriter>,
     registry: Arc<Registry>,
     positions: Arc<dyn Positions>,
@@ -72,6 +121,7 @@ impl Supervisor {
         writer: Arc<ControlPlaneWriter>,
         registry: Arc<Registry>,
         positions: Arc<dyn PositionStore>,
+        recovery: Recovery,
     ) -> Arc<Self> {
         let pipelines = PipelineOrchestrator::new(writer.clone());
         let (reports, queue) = std::sync::mpsc::channel::<Report>();
@@ -86,6 +136,7 @@ impl Supervisor {
             })
             .expect("spawn the report thread");
         Arc::new(Self {
+            recovery,
             reports: Mutex::new(reports),
             writer,
             registry,
@@ -186,62 +237,106 @@ impl Supervisor {
 
     /// Build the pipeline's nodes and run them in a task that reports the outcome.
     fn start(self: &Arc<Self>, id: &PipelineId) -> Engine {
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, mut stop_rx) = watch::channel(false);
         let stop_requested = Arc::new(Mutex::new(false));
-        let nodes = self.nodes(id);
+        let mut first = Some(self.nodes(id));
         let this = self.clone();
         let pipeline = id.clone();
         let requested = stop_requested.clone();
+        let recovery = self.recovery;
         let task = tokio::spawn(async move {
-            let (sources, destinations) = match nodes {
-                Ok(nodes) => nodes,
-                Err(error) => {
-                    tracing::warn!(pipeline = %pipeline, %error, "pipeline cannot start");
+            // Restarts after a failure, counted; reset after a healthy run of `window`.
+            let mut attempt: u32 = 0;
+            loop {
+                let nodes = first.take().unwrap_or_else(|| this.nodes(&pipeline));
+                let (sources, destinations) = match nodes {
+                    Ok(nodes) => nodes,
+                    Err(error) => {
+                        tracing::warn!(pipeline = %pipeline, %error, "pipeline cannot start");
+                        this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
+                        return;
+                    }
+                };
+                let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+                let run = culvert_engine::run(
+                    sources,
+                    destinations,
+                    this.positions.clone(),
+                    Options::default(),
+                    stop_rx.clone(),
+                    Some(started_tx),
+                );
+                tokio::pin!(run);
+                let mut started_at = None;
+                let result = tokio::select! {
+                    result = &mut run => result,
+                    Ok(()) = started_rx => {
+                        // Every connector opened: the pipeline runs.
+                        tracing::info!(pipeline = %pipeline, "pipeline started");
+                        started_at = Some(std::time::Instant::now());
+                        let started = pipeline.clone();
+                        this.report(move |p, ctx| p.report_started(ctx, &started));
+                        run.await
+                    }
+                };
+                let user_stop = *requested.lock().expect("lock");
+                let shutting_down = *this.shutting_down.lock().expect("lock");
+                let error = match result {
+                    Ok(()) if user_stop => {
+                        tracing::info!(pipeline = %pipeline, "pipeline stopped");
+                        this.report(move |p, ctx| {
+                            p.report_stopped(ctx, &pipeline, StoppedReason::User)
+                        });
+                        return;
+                    }
+                    Ok(()) if shutting_down => {
+                        tracing::info!(pipeline = %pipeline, "pipeline drained for shutdown");
+                        return;
+                    }
+                    Ok(()) => {
+                        this.report(move |p, ctx| {
+                            p.report_stopped(ctx, &pipeline, StoppedReason::System)
+                        });
+                        return;
+                    }
+                    Err(error) => error.to_string(),
+                };
+                // A failure at start is the start's answer; a failure of a running pipeline
+                // is retried with backoff while retries are left.
+                let Some(started_at) = started_at.filter(|_| !user_stop && !shutting_down) else {
+                    tracing::warn!(pipeline = %pipeline, %error, "pipeline degraded");
+                    this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
+                    return;
+                };
+                if started_at.elapsed() >= recovery.window {
+                    attempt = 0;
+                }
+                if !recovery.retry_allowed(attempt) {
+                    tracing::warn!(pipeline = %pipeline, %error, attempt, "pipeline degraded: no retries left");
                     this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
                     return;
                 }
-            };
-            let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-            let run = culvert_engine::run(
-                sources,
-                destinations,
-                this.positions.clone(),
-                Options::default(),
-                stop_rx,
-                Some(started_tx),
-            );
-            tokio::pin!(run);
-            let result = tokio::select! {
-                result = &mut run => result,
-                Ok(()) = started_rx => {
-                    // Every connector opened: the pipeline runs.
-                    tracing::info!(pipeline = %pipeline, "pipeline started");
-                    let started = pipeline.clone();
-                    this.report(move |p, ctx| p.report_started(ctx, &started));
-                    run.await
-                }
-            };
-            let user_stop = *requested.lock().expect("lock");
-            let shutting_down = *this.shutting_down.lock().expect("lock");
-            match result {
-                Err(error) => {
-                    let error = error.to_string();
-                    tracing::warn!(pipeline = %pipeline, %error, "pipeline degraded");
-                    this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
-                }
-                Ok(()) if user_stop => {
-                    tracing::info!(pipeline = %pipeline, "pipeline stopped");
-                    this.report(move |p, ctx| {
-                        p.report_stopped(ctx, &pipeline, StoppedReason::User)
-                    });
-                }
-                Ok(()) if shutting_down => {
-                    tracing::info!(pipeline = %pipeline, "pipeline drained for shutdown");
-                }
-                Ok(()) => {
-                    this.report(move |p, ctx| {
-                        p.report_stopped(ctx, &pipeline, StoppedReason::System)
-                    });
+                attempt += 1;
+                let delay = recovery.delay(attempt);
+                tracing::warn!(
+                    pipeline = %pipeline,
+                    %error,
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    "pipeline failed; recovering"
+                );
+                let recovering = pipeline.clone();
+                this.report(move |p, ctx| p.report_recovering(ctx, &recovering, &error, attempt));
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = async { let _ = stop_rx.wait_for(|s| *s).await; } => {
+                        if *requested.lock().expect("lock") {
+                            this.report(move |p, ctx| {
+                                p.report_stopped(ctx, &pipeline, StoppedReason::User)
+                            });
+                        }
+                        return;
+                    }
                 }
             }
         });
@@ -317,5 +412,32 @@ impl Supervisor {
         if self.reports.lock().expect("lock").send(report).is_err() {
             tracing::error!("the report thread is gone; a pipeline's state was not recorded");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn delays_grow_by_the_factor_up_to_the_maximum() {
+        let r = Recovery::conduit_defaults();
+        let delays: Vec<u64> = (1..=12).map(|a| r.delay(a).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+        assert!(r.retry_allowed(1_000_000), "-1: no limit");
+        let limited = Recovery {
+            max_retries: 2,
+            min_delay: Duration::from_millis(10),
+            ..r
+        };
+        assert!(limited.retry_allowed(1));
+        assert!(!limited.retry_allowed(2));
+        assert_eq!(limited.delay(1), Duration::from_millis(10));
+        let none = Recovery {
+            max_retries: 0,
+            ..r
+        };
+        assert!(!none.retry_allowed(0));
     }
 }

@@ -77,6 +77,28 @@ fn bad_config_files_are_refused_with_the_key_named() {
     let (code, stderr) = run("db: {type: inmemory\n");
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("parsing the config file"), "{stderr}");
+    // Error-recovery settings are checked as Conduit checks them.
+    let output = culvert(dir.path())
+        .args([
+            "run",
+            "--pipelines.error-recovery.min-delay",
+            "5s",
+            "--pipelines.error-recovery.max-delay",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("\"min-delay\" should be smaller than \"max-delay\""),
+        "{stderr}"
+    );
+    let output = culvert(dir.path())
+        .args(["run", "--pipelines.error-recovery.min-delay", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
     // A config file named explicitly must exist.
     let output = culvert(dir.path())
         .args(["run", "--config.path", "missing.yaml"])

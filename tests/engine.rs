@@ -201,3 +201,35 @@ fn a_server_restart_resumes_a_running_pipeline() {
         (1..=2000).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_failing_pipeline_is_restarted_with_backoff_then_left_degraded() {
+    let (_dir, data) = data_dir();
+    let mut server = Server::start(
+        &data,
+        &[
+            "--pipelines.error-recovery.min-delay",
+            "20ms",
+            "--pipelines.error-recovery.max-retries",
+            "2",
+        ],
+    );
+    let address = server.http_address();
+    // /dev/full opens fine and fails every write: a failure after the start.
+    let id = pipeline(
+        &address,
+        "flaky",
+        json!({"recordCount": "100"}),
+        Path::new("/dev/full"),
+    );
+    call(&address, "POST", &format!("/v1/pipelines/{id}/start"), None);
+    for attempt in [1, 2] {
+        let line = server.wait_for_line("pipeline failed; recovering");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["fields"]["attempt"], attempt, "{line}");
+    }
+    server.wait_for_line("no retries left");
+    wait_until("degraded", || status(&address, &id).0 == "STATUS_DEGRADED");
+    let (_, error) = status(&address, &id);
+    assert!(error.contains("No space left on device"), "{error}");
+}

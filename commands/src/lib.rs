@@ -376,6 +376,23 @@ impl PipelineOrchestrator {
         self.writer.execute(ctx, &command, None).map(|_| ())
     }
 
+    /// The engine reports the pipeline failed with `error` and restarts it after a delay
+    /// (`attempt` counts the restarts, from 1).
+    pub fn report_recovering(
+        &self,
+        ctx: &Context,
+        id: &PipelineId,
+        error: &str,
+        attempt: u32,
+    ) -> Result<(), CommandError> {
+        let command = Command::ReportPipelineRecovering {
+            id: id.clone(),
+            error: error.to_owned(),
+            attempt,
+        };
+        self.writer.execute(ctx, &command, None).map(|_| ())
+    }
+
     /// The engine reports the pipeline failed with `error`.
     pub fn report_degraded(
         &self,

@@ -62,6 +62,15 @@ pub enum Command {
         /// Who stopped it.
         reason: StoppedReason,
     },
+    /// The engine reports a pipeline failed and will be restarted after a delay.
+    ReportPipelineRecovering {
+        /// The pipeline.
+        id: PipelineId,
+        /// The error it failed with.
+        error: String,
+        /// Which restart this will be (1 for the first).
+        attempt: u32,
+    },
     /// The engine reports a pipeline failed.
     ReportPipelineDegraded {
         /// The pipeline.

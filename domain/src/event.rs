@@ -95,6 +95,15 @@ pub enum Event {
         /// Who stopped it.
         reason: StoppedReason,
     },
+    /// The engine reported the pipeline failed; it restarts it after a delay.
+    PipelineRecovering {
+        /// The pipeline.
+        id: PipelineId,
+        /// The error it failed with.
+        error: String,
+        /// Which restart this will be (1 for the first).
+        attempt: u32,
+    },
     /// The engine reported the pipeline failed.
     PipelineDegraded {
         /// The pipeline.
@@ -197,6 +206,7 @@ impl Event {
             | PipelineStopRequested { id, .. }
             | PipelineStarted { id }
             | PipelineStopped { id, .. }
+            | PipelineRecovering { id, .. }
             | PipelineDegraded { id, .. } => StreamId::pipeline(id),
             ConnectorCreated { id, .. }
             | ConnectorUpdated { id, .. }
@@ -225,6 +235,7 @@ impl Event {
             PipelineStopRequested { .. } => "PipelineStopRequested",
             PipelineStarted { .. } => "PipelineStarted",
             PipelineStopped { .. } => "PipelineStopped",
+            PipelineRecovering { .. } => "PipelineRecovering",
             PipelineDegraded { .. } => "PipelineDegraded",
             ConnectorCreated { .. } => "ConnectorCreated",
             ConnectorUpdated { .. } => "ConnectorUpdated",

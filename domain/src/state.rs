@@ -231,6 +231,14 @@ impl ControlPlane {
                     reason: *reason,
                 }])
             }
+            Command::ReportPipelineRecovering { id, error, attempt } => {
+                self.existing_pipeline(id)?;
+                Ok(vec![Event::PipelineRecovering {
+                    id: id.clone(),
+                    error: error.clone(),
+                    attempt: *attempt,
+                }])
+            }
             Command::ReportPipelineDegraded { id, error } => {
                 self.existing_pipeline(id)?;
                 Ok(vec![Event::PipelineDegraded {
@@ -548,6 +556,9 @@ impl ControlPlane {
             Event::PipelineStopped { id, reason } => self.with_pipeline(id, at, version, |p| {
                 p.status = PipelineStatus::Stopped { reason: *reason }
             }),
+            Event::PipelineRecovering { id, .. } => {
+                self.with_pipeline(id, at, version, |p| p.status = PipelineStatus::Recovering)
+            }
             Event::PipelineDegraded { id, error } => self.with_pipeline(id, at, version, |p| {
                 p.status = PipelineStatus::Degraded {
                     error: error.clone(),

@@ -298,6 +298,13 @@ mod tests {
                 id: PipelineId(id),
                 error
             }),
+            (id, ".{0,200}", 1u32..100).prop_map(|(id, error, attempt)| {
+                Event::PipelineRecovering {
+                    id: PipelineId(id),
+                    error,
+                    attempt,
+                }
+            }),
             (id, id, "[a-z:]{1,20}", ".{0,20}", settings).prop_map(
                 |(id, pipeline, plugin, name, settings): (
                     String,

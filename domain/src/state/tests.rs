@@ -381,6 +381,49 @@ fn degraded_pipeline_keeps_its_error_and_can_be_edited_and_restarted() {
 }
 
 #[test]
+fn a_recovering_pipeline_counts_as_running_and_can_be_stopped() {
+    let state = given(running(complete_pipeline()));
+    let report = Command::ReportPipelineRecovering {
+        id: pid("p"),
+        error: "disk full".into(),
+        attempt: 1,
+    };
+    let events = state.decide(&report).unwrap();
+    assert_eq!(
+        events,
+        vec![Event::PipelineRecovering {
+            id: pid("p"),
+            error: "disk full".into(),
+            attempt: 1
+        }]
+    );
+    let mut history = running(complete_pipeline());
+    history.extend(events);
+    let state = given(history);
+    assert_eq!(
+        state.pipeline(&pid("p")).unwrap().status,
+        PipelineStatus::Recovering
+    );
+    assert_eq!(
+        code(
+            &state,
+            Command::UpdatePipeline {
+                id: pid("p"),
+                name: "n".into(),
+                description: String::new()
+            }
+        ),
+        "pipeline.running"
+    );
+    assert!(state
+        .decide(&Command::StopPipeline {
+            id: pid("p"),
+            force: false
+        })
+        .is_ok());
+}
+
+#[test]
 fn pipeline_with_children_cannot_be_deleted() {
     let state = given(complete_pipeline());
     assert_eq!(

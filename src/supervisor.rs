@@ -54,6 +54,8 @@ struct Engine {
     task: JoinHandle<()>,
     /// Whether a user asked for the stop (then it is reported when the engine ends).
     stop_requested: Arc<Mutex<bool>>,
+    /// The pipeline's stream version when this engine was started.
+    version: u64,
 }
 
 /// How failed pipelines are restarted (Conduit's `pipelines.error-recovery.*`).
@@ -195,39 +197,50 @@ impl Supervisor {
     }
 
     fn reconcile(self: &Arc<Self>, boot: bool) {
-        let wanted: Vec<(PipelineId, PipelineStatus)> = {
+        let wanted: Vec<(PipelineId, PipelineStatus, u64)> = {
             let state = self.writer.projections().read();
             state
                 .pipelines()
-                .map(|p| (p.id.clone(), p.status.clone()))
+                .map(|p| (p.id.clone(), p.status.clone(), p.version))
                 .collect()
         };
+        let versions: HashMap<&PipelineId, u64> =
+            wanted.iter().map(|(id, _, v)| (id, *v)).collect();
         let mut engines = self.engines.lock().expect("lock");
-        engines.retain(|_, e| !e.task.is_finished());
-        for (id, status) in wanted {
-            let running = engines.get(&id);
-            match (&status, running) {
-                (PipelineStatus::Starting, None) => {
-                    let engine = self.start(&id);
+        // An engine that has ended is forgotten once its pipeline has moved on (its outcome
+        // is recorded); until then it stays, so a pending report is not raced by a restart.
+        engines.retain(|id, e| !e.task.is_finished() || versions.get(id) == Some(&e.version));
+        for (id, status, version) in wanted {
+            let has_engine = engines.contains_key(&id);
+            match (&status, has_engine) {
+                (PipelineStatus::Starting, false) => {
+                    let engine = self.start(&id, version);
                     engines.insert(id, engine);
                 }
-                (PipelineStatus::Running | PipelineStatus::Recovering, None) if boot => {
+                (PipelineStatus::Running | PipelineStatus::Recovering, false) if boot => {
                     tracing::info!(pipeline = %id, "resuming a pipeline that was running");
-                    let engine = self.start(&id);
+                    let engine = self.start(&id, version);
                     engines.insert(id, engine);
                 }
-                (PipelineStatus::Stopping { force }, Some(engine)) => {
-                    *engine.stop_requested.lock().expect("lock") = true;
-                    if *force {
-                        // Cancel at once; the task reports the stop.
+                (PipelineStatus::Stopping { force: true }, true) => {
+                    // Cancel at once and report here: the aborted task reports nothing.
+                    // Removed from the map so later passes do not cancel and report again.
+                    if let Some(engine) = engines.remove(&id) {
                         engine.task.abort();
                         self.report(move |p, ctx| p.report_stopped(ctx, &id, StoppedReason::User));
-                    } else {
+                    }
+                }
+                (PipelineStatus::Stopping { force: false }, true) => {
+                    // Drain; the task reports the stop when it is done (sending twice is
+                    // harmless).
+                    if let Some(engine) = engines.get(&id) {
+                        *engine.stop_requested.lock().expect("lock") = true;
                         let _ = engine.stop.send(true);
                     }
                 }
-                (PipelineStatus::Stopping { .. }, None) => {
-                    // Nothing runs it (e.g. the server restarted mid-stop): it is stopped.
+                (PipelineStatus::Stopping { .. }, false) if boot => {
+                    // The server stopped mid-stop: nothing runs it, so it is stopped. (While
+                    // running, an engine that ended reports its own stop.)
                     self.report(move |p, ctx| p.report_stopped(ctx, &id, StoppedReason::User));
                 }
                 _ => {}
@@ -236,7 +249,7 @@ impl Supervisor {
     }
 
     /// Build the pipeline's nodes and run them in a task that reports the outcome.
-    fn start(self: &Arc<Self>, id: &PipelineId) -> Engine {
+    fn start(self: &Arc<Self>, id: &PipelineId, version: u64) -> Engine {
         let (stop, mut stop_rx) = watch::channel(false);
         let stop_requested = Arc::new(Mutex::new(false));
         let mut first = Some(self.nodes(id));
@@ -344,6 +357,7 @@ impl Supervisor {
             stop,
             task,
             stop_requested,
+            version,
         }
     }
 

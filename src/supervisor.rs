@@ -1,6 +1,6 @@
 //! The engine's subscriber: runs the pipelines the control plane says should run.
 //!
-//! It is level-triggered: at start and after every new event in the log it compares each
+//! It is level-triggered: at start and after every event the read model folds it compares each
 //! pipeline's recorded status with the engines it runs, and acts:
 //!
 //! * `Starting` (a start was requested) and no engine: build the pipeline's connectors from
@@ -150,7 +150,7 @@ impl Supervisor {
 
     /// Act on the log until `shutdown` is raised, then drain every engine.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut head = self.writer.log().watch_head();
+        let mut head = self.writer.projections().watch_applied();
         self.reconcile(true);
         loop {
             tokio::select! {
@@ -159,8 +159,6 @@ impl Supervisor {
                     if changed.is_err() {
                         break;
                     }
-                    let target = *head.borrow_and_update();
-                    culvert_api::folded(&self.writer, target).await;
                     self.reconcile(false);
                 }
             }

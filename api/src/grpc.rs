@@ -91,10 +91,7 @@ impl Api {
                 _ => return Ok(()),
             }
             match tokio::time::timeout_at(deadline, head.changed()).await {
-                Ok(Ok(())) => {
-                    let target = *head.borrow_and_update();
-                    folded(&self.writer, target).await;
-                }
+                Ok(Ok(())) => {}
                 // Still starting at the deadline (slow connectors): the start stands, and
                 // GetPipeline shows how it ends.
                 Ok(Err(_)) | Err(_) => return Ok(()),
@@ -156,16 +153,6 @@ pub(crate) struct PipelineHealth {
     pub(crate) running: usize,
     /// Id and error of each degraded pipeline.
     pub(crate) degraded: Vec<(String, String)>,
-}
-
-/// Wait (a little, at most 5 s) until the read model has folded every event up to
-/// `target`. The log's head moves when an event is appended, a moment before the read
-/// model has applied it; a reader woken by the head must not look too early.
-pub async fn folded(writer: &ControlPlaneWriter, target: culvert_domain::Seq) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while writer.head() < target && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
 }
 
 /// The service names Conduit registers with `grpc.health.v1.Health` (and `/healthz?service=`
@@ -337,7 +324,7 @@ impl PipelineService for Api {
         let ctx = context(&request);
         let id = PipelineId(request.into_inner().id);
         let pipelines = self.pipelines.clone();
-        let mut head = self.writer.log().watch_head();
+        let mut head = self.writer.projections().watch_applied();
         let requested = id.clone();
         write(move || pipelines.start(&ctx, &requested)).await?;
         if let Some(limit) = self.start_wait {

@@ -16,7 +16,7 @@ pub mod http;
 mod plugins;
 pub mod wkt;
 
-pub use grpc::{folded, serve_grpc, Api};
+pub use grpc::{serve_grpc, Api};
 pub use http::{openapi_document, serve_http, HttpOptions};
 
 /// The protobuf messages and gRPC stubs generated from `proto/`.

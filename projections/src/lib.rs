@@ -74,6 +74,8 @@ pub struct Projections {
     state: RwLock<ControlPlane>,
     options: ProjectionOptions,
     last_snapshot: Mutex<Seq>,
+    /// The sequence number of the last event folded, for readers that wait for a change.
+    applied: tokio::sync::watch::Sender<Seq>,
 }
 
 impl Projections {
@@ -100,11 +102,13 @@ impl Projections {
             head = state.last_seq().0,
             "control-plane projections rebuilt"
         );
+        let applied = tokio::sync::watch::Sender::new(state.last_seq());
         Ok((
             Self {
                 state: RwLock::new(state),
                 options,
                 last_snapshot: Mutex::new(snapshot_seq.unwrap_or(Seq::ZERO)),
+                applied,
             },
             report,
         ))
@@ -129,14 +133,24 @@ impl Projections {
         for event in events {
             state.evolve(event);
         }
+        self.applied.send_replace(state.last_seq());
         Ok(())
+    }
+
+    /// Changes whenever events are folded; its value is the last folded sequence number.
+    /// Unlike the log's head, which moves when an event is appended (a moment before it is
+    /// folded), a reader woken by this sees the event in [`read`](Self::read).
+    pub fn watch_applied(&self) -> tokio::sync::watch::Receiver<Seq> {
+        self.applied.subscribe()
     }
 
     /// Fold whatever the log has beyond the current state (after another writer, or when
     /// [`apply`](Self::apply) was refused). Returns how many events were folded.
     pub fn catch_up(&self, log: &dyn EventLog) -> Result<u64, ProjectionError> {
         let mut state = self.state.write();
-        fold_range(&mut state, log, Seq(u64::MAX))
+        let folded = fold_range(&mut state, log, Seq(u64::MAX))?;
+        self.applied.send_replace(state.last_seq());
+        Ok(folded)
     }
 
     /// Write a snapshot if `snapshot_every` events have passed since the last one.

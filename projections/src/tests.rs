@@ -34,6 +34,8 @@ fn command() -> impl Strategy<Value = Command> {
         2 => p.clone().prop_map(|id| Command::ReportPipelineStarted { id }),
         1 => p.clone().prop_map(|id| Command::ReportPipelineStopped { id, reason: StoppedReason::System }),
         1 => (p.clone(), "[a-z ]{1,10}").prop_map(|(id, error)| Command::ReportPipelineDegraded { id, error }),
+        1 => (p.clone(), "[a-z ]{1,10}", 1..5u32).prop_map(|(id, error, attempt)|
+            Command::ReportPipelineRecovering { id, error, attempt }),
         5 => (c.clone(), p.clone(), any::<bool>(), settings.clone()).prop_map(|(id, pipeline_id, src, settings)|
             Command::CreateConnector {
                 id: id.clone(), pipeline_id,
@@ -131,10 +133,14 @@ proptest! {
         let source = build(&commands).0;
         let log = MemoryStore::new();
         let (projections, _) = Projections::open(&log, ProjectionOptions::default()).unwrap();
+        let mut applied = projections.watch_applied();
         let events: Vec<_> = source.read_from(Seq(1), usize::MAX).unwrap()
             .iter().map(|s| decode(s).unwrap()).collect();
         for chunk in events.chunks(3) {
             projections.apply(chunk).unwrap();
+            // Whoever waits on the watch sees exactly what was folded.
+            prop_assert!(applied.has_changed().unwrap());
+            prop_assert_eq!(*applied.borrow_and_update(), projections.read().last_seq());
         }
         prop_assert_eq!(&*projections.read(), &fold_all(&source).unwrap());
     }

@@ -99,6 +99,21 @@ impl Api {
         }
     }
 
+    /// A view of the pipeline `id` names: an empty id is INVALID_ARGUMENT (as Conduit's
+    /// "empty ID"), an unknown one NOT_FOUND.
+    fn pipeline_view<R>(
+        &self,
+        id: &str,
+        view: impl FnOnce(&culvert_domain::Pipeline) -> R,
+    ) -> Result<R, Status> {
+        require_id(id)?;
+        let state = self.writer.projections().read();
+        state
+            .pipeline(&PipelineId(id.to_owned()))
+            .map(view)
+            .ok_or_else(|| not_found(EntityKind::Pipeline, id))
+    }
+
     /// The connector plugins whose full name matches the `name` regex (empty: all), each
     /// converted to the answer's message.
     fn plugin_list<T>(
@@ -277,14 +292,9 @@ impl PipelineService for Api {
         &self,
         request: Request<pb::GetPipelineRequest>,
     ) -> Result<Response<pb::GetPipelineResponse>, Status> {
-        let id = &request.get_ref().id;
-        require_id(id)?;
-        let state = self.writer.projections().read();
-        let pipeline = state
-            .pipeline(&PipelineId(id.clone()))
-            .ok_or_else(|| not_found(EntityKind::Pipeline, id))?;
+        let pipeline = self.pipeline_view(&request.get_ref().id, convert::pipeline)?;
         Ok(Response::new(pb::GetPipelineResponse {
-            pipeline: Some(convert::pipeline(pipeline)),
+            pipeline: Some(pipeline),
         }))
     }
 
@@ -349,15 +359,8 @@ impl PipelineService for Api {
         &self,
         request: Request<pb::GetDlqRequest>,
     ) -> Result<Response<pb::GetDlqResponse>, Status> {
-        let id = &request.get_ref().id;
-        require_id(id)?;
-        let state = self.writer.projections().read();
-        let pipeline = state
-            .pipeline(&PipelineId(id.clone()))
-            .ok_or_else(|| not_found(EntityKind::Pipeline, id))?;
-        Ok(Response::new(pb::GetDlqResponse {
-            dlq: Some(convert::dlq(&pipeline.dlq)),
-        }))
+        let dlq = self.pipeline_view(&request.get_ref().id, |p| convert::dlq(&p.dlq))?;
+        Ok(Response::new(pb::GetDlqResponse { dlq: Some(dlq) }))
     }
 
     async fn update_dlq(
@@ -451,9 +454,10 @@ impl ConnectorService for Api {
         let state = self.writer.projections().read();
         let connector = state
             .connector(&ConnectorId(id.clone()))
+            .map(convert::connector)
             .ok_or_else(|| not_found(EntityKind::Connector, id))?;
         Ok(Response::new(pb::GetConnectorResponse {
-            connector: Some(convert::connector(connector)),
+            connector: Some(connector),
         }))
     }
 

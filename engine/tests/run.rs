@@ -12,8 +12,14 @@ use tokio::sync::watch;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-#[derive(Default)]
-struct MemoryPositions(Mutex<HashMap<String, Position>>);
+/// Positions in memory; `acked` publishes the source's count so tests wait on it.
+struct MemoryPositions(Mutex<HashMap<String, Position>>, watch::Sender<u64>);
+
+impl Default for MemoryPositions {
+    fn default() -> Self {
+        Self(Mutex::default(), watch::Sender::new(0))
+    }
+}
 
 impl Positions for MemoryPositions {
     fn load(&self, connector: &str) -> Result<Option<Position>, String> {
@@ -29,11 +35,22 @@ impl Positions for MemoryPositions {
             );
         }
         map.insert(connector.to_owned(), position.clone());
+        self.1
+            .send_replace(String::from_utf8_lossy(&position.0).parse().unwrap());
         Ok(())
     }
 }
 
 impl MemoryPositions {
+    /// Wait (with the deadline) until the source has acked at least `n` records.
+    async fn acked(&self, n: u64) {
+        let mut acked = self.1.subscribe();
+        tokio::time::timeout(DEADLINE, acked.wait_for(|count| *count >= n))
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {n} acked records"))
+            .unwrap();
+    }
+
     fn count(&self, connector: &str) -> u64 {
         self.0
             .lock()
@@ -47,6 +64,8 @@ impl MemoryPositions {
 #[derive(Clone, Default)]
 struct Collect {
     records: Arc<Mutex<Vec<Record>>>,
+    /// How many records were written so far, for tests to wait on.
+    written: Arc<watch::Sender<usize>>,
     fail_at_write: Option<usize>,
     delay: Duration,
     writes: Arc<Mutex<usize>>,
@@ -67,7 +86,9 @@ impl Destination for Collect {
         if self.fail_at_write == Some(n) {
             return Err(PluginError::Other("disk full".into()));
         }
-        self.records.lock().unwrap().extend_from_slice(records);
+        let mut held = self.records.lock().unwrap();
+        held.extend_from_slice(records);
+        self.written.send_replace(held.len());
         Ok(())
     }
     async fn teardown(&mut self) -> Result<(), PluginError> {
@@ -102,14 +123,14 @@ fn dest(id: &str, collect: &Collect) -> DestinationNode {
     }
 }
 
-async fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+impl Collect {
+    /// Wait (with the deadline) until more than `n` records were written.
+    async fn more_than(&self, n: usize) {
+        let mut written = self.written.subscribe();
+        tokio::time::timeout(DEADLINE, written.wait_for(|count| *count > n))
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {n} written records"))
+            .unwrap();
     }
 }
 
@@ -144,7 +165,7 @@ async fn every_record_reaches_every_destination_and_is_acked() {
         .await
         .expect("started in time")
         .expect("every connector opened");
-    wait_until("all acked", || positions.count("src") == 500).await;
+    positions.acked(500).await;
     stop_tx.send(true).unwrap();
     engine.await.unwrap().unwrap();
     for collected in [&a, &b] {
@@ -177,7 +198,7 @@ async fn a_stop_drains_and_a_restart_resumes_with_nothing_lost() {
         stop,
         None,
     ));
-    wait_until("some delivered", || out.records.lock().unwrap().len() > 100).await;
+    out.more_than(100).await;
     stop_tx.send(true).unwrap();
     engine.await.unwrap().unwrap();
     let delivered = out.records.lock().unwrap().len() as u64;
@@ -197,7 +218,7 @@ async fn a_stop_drains_and_a_restart_resumes_with_nothing_lost() {
         stop,
         None,
     ));
-    wait_until("the rest", || positions.count("src") == 2_000).await;
+    positions.acked(2_000).await;
     stop_tx.send(true).unwrap();
     engine.await.unwrap().unwrap();
     let records = out.records.lock().unwrap();

@@ -7,7 +7,11 @@
 use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    // Read at run time, not baked in with env!(): clones sharing one target dir (CI keeps it
+    // outside the clone) share this script's binary, and a baked-in path points at another
+    // clone.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
+    let root = std::path::Path::new(&manifest_dir).join("../proto");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     let files = ["conduit/api/v1/api.proto"];
     for dir in ["conduit/api/v1", "config/v1", "opencdc/v1"] {

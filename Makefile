@@ -42,6 +42,7 @@ bench-api: deps
 ## bench-pipeline: generator -> file through the engine (records/s, MB/s, latency, RSS)
 bench-pipeline: deps
 	$(CARGO) bench --locked --bench pipeline
+	CULVERT_BENCH_PROCESSORS=4 $(CARGO) bench --locked --bench pipeline
 
 fmt:
 	$(CARGO) fmt --all

@@ -6,10 +6,16 @@
 //! and p99, and the process's peak RSS. Run: `make bench-pipeline` (=
 //! `cargo bench --locked --bench pipeline`); copy the figures into BENCHMARKS.md. The
 //! count can be lowered with `CULVERT_BENCH_RECORDS` for a quick look.
+//!
+//! With `CULVERT_BENCH_PROCESSORS=4` four built-in processors sit in the path: `field.set`
+//! (a template) and `field.rename` on the source, `field.exclude` on the pipeline, and a
+//! `filter` whose condition is false for every record on the destination (so every record
+//! is still written and the figures compare).
 
 use culvert_domain::opencdc::metadata;
 use culvert_domain::{Position, Record};
-use culvert_engine::{run, DestinationNode, Options, Positions, SourceNode};
+use culvert_engine::{run, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode};
+use culvert_plugins::processor::ProcessorRegistry;
 use culvert_plugins::{Destination, PluginError, Registry, Settings, Side};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +87,19 @@ fn settings(pairs: &[(String, String)]) -> Settings {
     pairs.iter().cloned().collect()
 }
 
+fn processor(plugin: &str, pairs: &[(&str, &str)], condition: &str) -> Vec<ProcessorNode> {
+    let settings: Settings = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    vec![ProcessorNode {
+        id: plugin.to_owned(),
+        processor: ProcessorRegistry::builtin()
+            .configure(plugin, &settings, condition)
+            .unwrap(),
+    }]
+}
+
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -102,6 +121,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let with_processors = match std::env::var("CULVERT_BENCH_PROCESSORS").as_deref() {
+        Ok("4") => true,
+        Ok("0") | Err(_) => false,
+        Ok(other) => panic!("CULVERT_BENCH_PROCESSORS: 0 or 4, not {other}"),
+    };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
     let registry = Registry::builtin();
@@ -156,15 +180,43 @@ fn main() {
     let started = Instant::now();
     let elapsed = runtime.block_on(async {
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let (mut source_processors, mut pipeline_processors, mut destination_processors) =
+            (vec![], vec![], vec![]);
+        if with_processors {
+            source_processors = processor(
+                "field.set",
+                &[
+                    ("field", ".Metadata.route"),
+                    ("value", "bench-{{ .Operation }}"),
+                ],
+                "",
+            );
+            source_processors.extend(processor(
+                "field.rename",
+                &[("mapping", ".Payload.After.field_00:first")],
+                "",
+            ));
+            pipeline_processors = processor(
+                "field.exclude",
+                &[("fields", ".Payload.After.field_01")],
+                "",
+            );
+            destination_processors = processor("filter", &[], "{{ eq .Metadata.route \"never\" }}");
+        }
         let engine = tokio::spawn(run(
-            vec![SourceNode {
-                id: "generator".into(),
-                source,
-            }],
-            vec![DestinationNode {
-                id: "file".into(),
-                destination,
-            }],
+            Graph {
+                sources: vec![SourceNode {
+                    id: "generator".into(),
+                    source,
+                    processors: source_processors,
+                }],
+                processors: pipeline_processors,
+                destinations: vec![DestinationNode {
+                    id: "file".into(),
+                    destination,
+                    processors: destination_processors,
+                }],
+            },
             positions.clone(),
             Options::default(),
             stop,
@@ -188,8 +240,9 @@ fn main() {
     };
     let seconds = elapsed.as_secs_f64();
     println!(
-        "pipeline generator -> file, {records} records of {:.0} bytes: {:.0} records/s, {:.1} MB/s, \
+        "pipeline generator -> {}file, {records} records of {:.0} bytes: {:.0} records/s, {:.1} MB/s, \
          latency p50 {:.2} ms p99 {:.2} ms, peak RSS {:.1} MiB ({seconds:.2} s)",
+        if with_processors { "4 processors -> " } else { "" },
         bytes as f64 / records as f64,
         records as f64 / seconds,
         bytes as f64 / seconds / 1e6,

@@ -137,23 +137,30 @@ def run(address):
         plugin="field.set", parent=pb.Processor.Parent(type=pb.Processor.Parent.TYPE_CONNECTOR, id=src.id),
         config=pb.Processor.Config(settings={"field": ".Metadata.x"}, workers=1))).processor
     proc_p = processors.CreateProcessor(pb.CreateProcessorRequest(
-        plugin="field.set", parent=pb.Processor.Parent(type=pb.Processor.Parent.TYPE_PIPELINE, id=p.id),
-        condition="{{ true }}")).processor
+        plugin="filter", parent=pb.Processor.Parent(type=pb.Processor.Parent.TYPE_PIPELINE, id=p.id),
+        condition='{{ eq .Metadata.x "never" }}')).processor
     assert processors.GetProcessor(pb.GetProcessorRequest(id=proc_c.id)).processor == proc_c
     ids = {x.id for x in processors.ListProcessors(pb.ListProcessorsRequest(parent_ids=[src.id, p.id])).processors}
     assert ids == {proc_c.id, proc_p.id}, ids
     proc_c = processors.UpdateProcessor(pb.UpdateProcessorRequest(
         id=proc_c.id, config=pb.Processor.Config(settings={"field": ".Metadata.y"}, workers=2))).processor
     assert proc_c.config.workers == 2
+    expect_code(lambda: processors.CreateProcessor(pb.CreateProcessorRequest(
+        plugin="no.such.processor", parent=pb.Processor.Parent(type=pb.Processor.Parent.TYPE_PIPELINE, id=p.id))),
+        code.NOT_FOUND, "unknown processor plugin")
 
     assert info.GetInfo(pb.GetInfoRequest()).info.version
     connectors.ListConnectorPlugins(pb.ListConnectorPluginsRequest())
-    processors.ListProcessorPlugins(pb.ListProcessorPluginsRequest())
+    names = {x.name for x in processors.ListProcessorPlugins(pb.ListProcessorPluginsRequest()).plugins}
+    assert "builtin:field.set@v0.1.0" in names, names
     plugins.ListPlugins(pb.ListPluginsRequest())
 
-    # Culvert's engine does not run processors yet and refuses to start without them.
-    processors.DeleteProcessor(pb.DeleteProcessorRequest(id=proc_c.id))
-    processors.DeleteProcessor(pb.DeleteProcessorRequest(id=proc_p.id))
+    # Settings are checked at start, as in Conduit: field.set without `value` fails it.
+    expect_code(lambda: pipelines.StartPipeline(pb.StartPipelineRequest(id=p.id)), code.INTERNAL,
+                "start with an invalid processor")
+    proc_c = processors.UpdateProcessor(pb.UpdateProcessorRequest(
+        id=proc_c.id, config=pb.Processor.Config(settings={"field": ".Metadata.y", "value": "{{ .Operation }}"},
+                                                 workers=2))).processor
     pipelines.StartPipeline(pb.StartPipelineRequest(id=p.id))
     expect_code(lambda: pipelines.UpdatePipeline(pb.UpdatePipelineRequest(
         id=p.id, config=pb.Pipeline.Config(name="x"))), code.FAILED_PRECONDITION, "edit while running")

@@ -455,10 +455,16 @@ async fn serve(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let plugins = Arc::new(culvert_plugins::Registry::builtin());
-    let supervisor =
-        supervisor::Supervisor::new(writer.clone(), plugins.clone(), positions, args.recovery()?);
+    let processor_plugins = Arc::new(culvert_plugins::processor::ProcessorRegistry::builtin());
+    let supervisor = supervisor::Supervisor::new(
+        writer.clone(),
+        plugins.clone(),
+        processor_plugins.clone(),
+        positions,
+        args.recovery()?,
+    );
     let supervisor = tokio::spawn(supervisor.run(rx.clone()));
-    let api = culvert_api::Api::with_plugins(writer, plugins)
+    let api = culvert_api::Api::with_plugins(writer, plugins, processor_plugins)
         .with_start_wait(std::time::Duration::from_secs(30));
     let mut grpc_server = tokio::spawn(culvert_api::serve_grpc(
         grpc,

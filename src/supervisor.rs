@@ -3,8 +3,8 @@
 //! It is level-triggered: at start and after every event the read model folds it compares each
 //! pipeline's recorded status with the engines it runs, and acts:
 //!
-//! * `Starting` (a start was requested) and no engine: build the pipeline's connectors from
-//!   their plugins and start an engine, then report the pipeline started;
+//! * `Starting` (a start was requested) and no engine: build the pipeline's connectors and
+//!   processors from their plugins and start an engine, then report the pipeline started;
 //! * at server start, `Running` or `Recovering` (it ran when the server stopped): start it
 //!   again, resuming from the persisted positions;
 //! * `Stopping` (a stop was requested): tell the engine to drain (or, forced, cancel it);
@@ -19,8 +19,10 @@
 //! run, and start again with the server.
 
 use culvert_commands::{Context, ControlPlaneWriter, PipelineOrchestrator};
+use culvert_domain::ProcessorId;
 use culvert_domain::{ConnectorType, PipelineId, PipelineStatus, Position, StoppedReason};
-use culvert_engine::{DestinationNode, Options, Positions, SourceNode};
+use culvert_engine::{DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode};
+use culvert_plugins::processor::ProcessorRegistry;
 use culvert_plugins::{Registry, Side};
 use culvert_store::PositionStore;
 use std::collections::HashMap;
@@ -108,6 +110,7 @@ pub struct Supervisor {
     recovery: Recovery,
     writer: Arc<ControlPlaneWriter>,
     registry: Arc<Registry>,
+    processor_registry: Arc<ProcessorRegistry>,
     positions: Arc<dyn Positions>,
     engines: Mutex<HashMap<PipelineId, Engine>>,
     shutting_down: Arc<Mutex<bool>>,
@@ -118,10 +121,12 @@ pub struct Supervisor {
 type Report = Box<dyn FnOnce(&PipelineOrchestrator, &Context) + Send>;
 
 impl Supervisor {
-    /// A supervisor over the control plane, with these plugins and positions.
+    /// A supervisor over the control plane, with these connector and processor plugins and
+    /// positions.
     pub fn new(
         writer: Arc<ControlPlaneWriter>,
         registry: Arc<Registry>,
+        processor_registry: Arc<ProcessorRegistry>,
         positions: Arc<dyn PositionStore>,
         recovery: Recovery,
     ) -> Arc<Self> {
@@ -142,6 +147,7 @@ impl Supervisor {
             reports: Mutex::new(reports),
             writer,
             registry,
+            processor_registry,
             positions: Arc::new(StorePositions(positions)),
             engines: Mutex::new(HashMap::new()),
             shutting_down: Arc::new(Mutex::new(false)),
@@ -260,8 +266,8 @@ impl Supervisor {
             let mut attempt: u32 = 0;
             loop {
                 let nodes = first.take().unwrap_or_else(|| this.nodes(&pipeline));
-                let (sources, destinations) = match nodes {
-                    Ok(nodes) => nodes,
+                let graph = match nodes {
+                    Ok(graph) => graph,
                     Err(error) => {
                         tracing::warn!(pipeline = %pipeline, %error, "pipeline cannot start");
                         this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
@@ -270,8 +276,7 @@ impl Supervisor {
                 };
                 let (started_tx, started_rx) = tokio::sync::oneshot::channel();
                 let run = culvert_engine::run(
-                    sources,
-                    destinations,
+                    graph,
                     this.positions.clone(),
                     Options::default(),
                     stop_rx.clone(),
@@ -359,21 +364,39 @@ impl Supervisor {
         }
     }
 
-    /// The pipeline's connectors as engine nodes, or why they cannot be made.
-    #[allow(clippy::type_complexity)]
-    fn nodes(&self, id: &PipelineId) -> Result<(Vec<SourceNode>, Vec<DestinationNode>), String> {
+    /// The pipeline's connectors and processors as engine nodes, or why they cannot be
+    /// made (naming the connector or processor and the setting).
+    fn nodes(&self, id: &PipelineId) -> Result<Graph, String> {
         let state = self.writer.projections().read();
         let pipeline = state
             .pipeline(id)
             .ok_or_else(|| format!("pipeline {id} not found"))?;
-        let mut processors = pipeline.processor_ids.len();
-        let mut sources = Vec::new();
-        let mut destinations = Vec::new();
+        let processors = |ids: &[ProcessorId]| -> Result<Vec<ProcessorNode>, String> {
+            ids.iter()
+                .map(|processor_id| {
+                    let processor = state
+                        .processor(processor_id)
+                        .ok_or_else(|| format!("processor {processor_id} not found"))?;
+                    let instance = self
+                        .processor_registry
+                        .configure(&processor.plugin, &processor.settings, &processor.condition)
+                        .map_err(|e| format!("processor {processor_id}: {e}"))?;
+                    Ok(ProcessorNode {
+                        id: processor_id.to_string(),
+                        processor: instance,
+                    })
+                })
+                .collect()
+        };
+        let mut graph = Graph {
+            sources: Vec::new(),
+            processors: processors(&pipeline.processor_ids)?,
+            destinations: Vec::new(),
+        };
         for connector_id in &pipeline.connector_ids {
             let connector = state
                 .connector(connector_id)
                 .ok_or_else(|| format!("connector {connector_id} not found"))?;
-            processors += connector.processor_ids.len();
             let side = match connector.connector_type {
                 ConnectorType::Source => Side::Source,
                 ConnectorType::Destination => Side::Destination,
@@ -387,25 +410,21 @@ impl Supervisor {
                 .registry
                 .lookup(&connector.plugin)
                 .map_err(|e| context(&e))?;
+            let connector_processors = processors(&connector.processor_ids)?;
             match side {
-                Side::Source => sources.push(SourceNode {
+                Side::Source => graph.sources.push(SourceNode {
                     id: connector_id.to_string(),
                     source: plugin.new_source(&settings).map_err(|e| context(&e))?,
+                    processors: connector_processors,
                 }),
-                Side::Destination => destinations.push(DestinationNode {
+                Side::Destination => graph.destinations.push(DestinationNode {
                     id: connector_id.to_string(),
                     destination: plugin.new_destination(&settings).map_err(|e| context(&e))?,
+                    processors: connector_processors,
                 }),
             }
         }
-        if processors > 0 {
-            // Running without them would deliver unprocessed records: refuse instead.
-            return Err(format!(
-                "the pipeline has {processors} processor(s); this build's engine does not run \
-                 processors yet"
-            ));
-        }
-        Ok((sources, destinations))
+        Ok(graph)
     }
 
     /// Record an outcome as the `system` actor, after every earlier one (on the report

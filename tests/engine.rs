@@ -233,3 +233,126 @@ fn a_failing_pipeline_is_restarted_with_backoff_then_left_degraded() {
     let (_, error) = status(&address, &id);
     assert!(error.contains("No space left on device"), "{error}");
 }
+
+/// A processor on `parent` (`TYPE_CONNECTOR` or `TYPE_PIPELINE`).
+fn add_processor(
+    address: &str,
+    parent: (&str, &str),
+    plugin: &str,
+    settings: Value,
+    condition: &str,
+) {
+    call(
+        address,
+        "POST",
+        "/v1/processors",
+        Some(
+            json!({"plugin": plugin, "parent": {"type": parent.0, "id": parent.1},
+                    "config": {"settings": settings}, "condition": condition}),
+        ),
+    );
+}
+
+/// Appends `tag` to the record's `trail` metadata, to show the order processors ran in.
+fn tag(address: &str, parent: (&str, &str), tag: &str) {
+    let value = format!("{{{{ index .Metadata \"trail\" }}}}{tag}");
+    add_processor(
+        address,
+        parent,
+        "field.set",
+        json!({"field": ".Metadata.trail", "value": value}),
+        "",
+    );
+}
+
+#[test]
+fn processors_apply_in_order_and_filtered_records_are_acked() {
+    let (dir, data) = data_dir();
+    let out = dir.path().join("out.jsonl");
+    let mut server = Server::start(&data, &[]);
+    let address = server.http_address();
+    let id = pipeline(&address, "processed", json!({"recordCount": "1000"}), &out);
+    let connectors = call(
+        &address,
+        "GET",
+        &format!("/v1/connectors?pipeline_id={id}"),
+        None,
+    );
+    let connector = |kind: &str| -> String {
+        connectors
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == kind)
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let (source, destination) = (connector("TYPE_SOURCE"), connector("TYPE_DESTINATION"));
+    let on_source = ("TYPE_CONNECTOR", source.as_str());
+    let on_pipeline = ("TYPE_PIPELINE", id.as_str());
+    let on_destination = ("TYPE_CONNECTOR", destination.as_str());
+    // Created out of order on purpose: the order on each parent is what counts.
+    tag(&address, on_destination, "d1");
+    tag(&address, on_source, "s1,");
+    tag(&address, on_pipeline, "p1,");
+    // Records whose number ends in 0 (the last one among them) are filtered out.
+    add_processor(
+        &address,
+        on_pipeline,
+        "builtin:filter",
+        json!({}),
+        r#"{{ hasSuffix "0" (print .Position) }}"#,
+    );
+    tag(&address, on_source, "s2,");
+    tag(&address, on_pipeline, "p2,");
+    add_processor(
+        &address,
+        on_destination,
+        "field.rename",
+        json!({"mapping": ".Metadata.trail:path"}),
+        "",
+    );
+    add_processor(
+        &address,
+        on_destination,
+        "field.exclude",
+        json!({"fields": ".Metadata[\"opencdc.readAt\"]"}),
+        "",
+    );
+
+    call(&address, "POST", &format!("/v1/pipelines/{id}/start"), None);
+    assert_eq!(status(&address, &id).0, "STATUS_RUNNING");
+    wait_until("900 records in the file", || {
+        delivered(&out).values().sum::<usize>() >= 900
+    });
+    call(&address, "POST", &format!("/v1/pipelines/{id}/stop"), None);
+    wait_until("stopped", || status(&address, &id).0 == "STATUS_STOPPED");
+    let seen = delivered(&out);
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (1..=1000).filter(|n| n % 10 != 0).collect::<Vec<_>>()
+    );
+    assert!(seen.values().all(|n| *n == 1));
+    let text = std::fs::read_to_string(&out).unwrap();
+    for line in text.lines() {
+        let record: Value = serde_json::from_str(line).unwrap();
+        let metadata = &record["metadata"];
+        assert_eq!(metadata["path"], "s1,s2,p1,p2,d1", "{line}");
+        assert!(metadata.get("trail").is_none() && metadata.get("opencdc.readAt").is_none());
+    }
+    server.terminate();
+    assert!(server.wait().success());
+
+    // The last record (1000) was filtered: its position is persisted only because the
+    // filtered records were acked.
+    let store = culvert_store::RocksStore::open(
+        &data,
+        culvert_store::StoreOptions::default(),
+        &culvert_migrations::layout(),
+    )
+    .unwrap();
+    let position = culvert_store::PositionStore::get(&store, &source, "position")
+        .unwrap()
+        .expect("a persisted position");
+    assert_eq!(String::from_utf8(position).unwrap(), "1000");
+}

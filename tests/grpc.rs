@@ -398,15 +398,16 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
     let dst = c
         .create_connector(&p.id, pb::connector::Type::Destination)
         .await;
-    // The engine does not run processors yet: the start fails with that error.
+    // Processor settings are checked when the pipeline starts (as in Conduit): this
+    // `field.set` has no `value`, so the start fails naming the processor and the setting.
     let refused = c
         .pipelines
         .start_pipeline(pb::StartPipelineRequest { id: p.id.clone() })
         .await
-        .expect_err("processors are not run yet");
+        .expect_err("a processor without its required setting");
     assert_eq!(refused.code(), Code::Internal);
     assert!(
-        refused.message().contains("processor"),
+        refused.message().contains(&on_pipeline.id) && refused.message().contains("\"value\""),
         "{}",
         refused.message()
     );

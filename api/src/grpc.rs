@@ -29,25 +29,33 @@ pub struct Api {
     /// How long StartPipeline waits for the engine's verdict (`None`: it does not wait).
     start_wait: Option<std::time::Duration>,
     plugins: Arc<culvert_plugins::Registry>,
+    processor_plugins: Arc<culvert_plugins::processor::ProcessorRegistry>,
     pipelines: PipelineOrchestrator,
     connectors: ConnectorOrchestrator,
     processors: ProcessorOrchestrator,
 }
 
 impl Api {
-    /// The API over a control-plane writer, with the built-in connector plugins.
+    /// The API over a control-plane writer, with the built-in connector and processor
+    /// plugins.
     pub fn new(writer: Arc<ControlPlaneWriter>) -> Self {
-        Self::with_plugins(writer, Arc::new(culvert_plugins::Registry::builtin()))
+        Self::with_plugins(
+            writer,
+            Arc::new(culvert_plugins::Registry::builtin()),
+            Arc::new(culvert_plugins::processor::ProcessorRegistry::builtin()),
+        )
     }
 
-    /// The API over a control-plane writer and a plugin registry.
+    /// The API over a control-plane writer and the connector and processor plugins.
     pub fn with_plugins(
         writer: Arc<ControlPlaneWriter>,
         plugins: Arc<culvert_plugins::Registry>,
+        processor_plugins: Arc<culvert_plugins::processor::ProcessorRegistry>,
     ) -> Self {
         Self {
             start_wait: None,
             plugins,
+            processor_plugins,
             pipelines: PipelineOrchestrator::new(writer.clone()),
             connectors: ConnectorOrchestrator::new(writer.clone()),
             processors: ProcessorOrchestrator::new(writer.clone()),
@@ -642,6 +650,7 @@ impl ProcessorService for Api {
         } else {
             req.plugin
         };
+        crate::plugins::check_processor(&self.processor_plugins, &plugin)?;
         let config = req.config.unwrap_or_default();
         let processors = self.processors.clone();
         let created = write(move || {
@@ -671,6 +680,9 @@ impl ProcessorService for Api {
         let processors = self.processors.clone();
         let id = ProcessorId(req.id);
         let plugin = (!req.plugin.is_empty()).then_some(req.plugin);
+        if let Some(plugin) = &plugin {
+            crate::plugins::check_processor(&self.processor_plugins, plugin)?;
+        }
         let updated = write(move || {
             processors.update(
                 &ctx,
@@ -702,11 +714,18 @@ impl ProcessorService for Api {
         &self,
         request: Request<pb::ListProcessorPluginsRequest>,
     ) -> Result<Response<pb::ListProcessorPluginsResponse>, Status> {
-        name_filter("name", &request.get_ref().name)?;
-        // Built-in processors arrive with the engine; none are installed in this build.
-        Ok(Response::new(pb::ListProcessorPluginsResponse {
-            plugins: vec![],
-        }))
+        let filter = name_filter("name", &request.get_ref().name)?;
+        let plugins = self
+            .processor_plugins
+            .specifications()
+            .filter(|s| {
+                filter
+                    .as_ref()
+                    .is_none_or(|r| r.is_match(&crate::plugins::processor_full_name(s)))
+            })
+            .map(crate::plugins::processor_plugin)
+            .collect();
+        Ok(Response::new(pb::ListProcessorPluginsResponse { plugins }))
     }
 }
 

@@ -1,10 +1,12 @@
-//! The connector plugin catalogue over the API: specifications as `api.v1` messages, and
-//! plugin references and settings checked before a connector is created or changed.
+//! The plugin catalogues over the API: connector and processor specifications as `api.v1`
+//! messages, and plugin references and settings checked before a connector or processor is
+//! created or changed.
 
 use crate::error::{invalid, status_with_info};
 use crate::pb::api::v1 as pb;
 use crate::pb::config::v1 as config;
 use culvert_domain::ConnectorType;
+use culvert_plugins::processor::{ProcessorRegistry, ProcessorSpecification};
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_plugins::{LookupError, Registry, Settings, Side, Specification, ValidateError};
 use std::collections::HashMap;
@@ -71,6 +73,42 @@ pub(crate) fn connector_plugin(spec: &Specification) -> pb::ConnectorPluginSpeci
         author: spec.author.to_owned(),
         destination_params: parameters(spec.destination.as_ref()),
         source_params: parameters(spec.source.as_ref()),
+    }
+}
+
+/// A processor plugin's specification as ListProcessorPlugins answers it.
+pub(crate) fn processor_plugin(spec: &ProcessorSpecification) -> pb::ProcessorPluginSpecifications {
+    pb::ProcessorPluginSpecifications {
+        name: processor_full_name(spec),
+        summary: spec.summary.to_owned(),
+        description: spec.description.to_owned(),
+        version: spec.version.to_owned(),
+        author: spec.author.to_owned(),
+        parameters: parameters(Some(&spec.parameters)),
+    }
+}
+
+/// The name a processor plugin is listed under: `builtin:NAME@VERSION`.
+pub(crate) fn processor_full_name(spec: &ProcessorSpecification) -> String {
+    format!("builtin:{}@{}", spec.name, spec.version)
+}
+
+/// Check that a processor plugin exists (as Conduit does when a processor is created or its
+/// plugin changed; its settings and condition are checked when the pipeline starts, as in
+/// Conduit). Unknown plugins are NOT_FOUND, malformed references INVALID_ARGUMENT.
+pub(crate) fn check_processor(registry: &ProcessorRegistry, plugin: &str) -> Result<(), Status> {
+    if plugin.is_empty() {
+        return Err(invalid("plugin", "must not be empty"));
+    }
+    match registry.lookup(plugin) {
+        Ok(_) => Ok(()),
+        Err(e @ LookupError::NotFound { .. }) => Err(status_with_info(
+            Code::NotFound,
+            format!("could not get processor: {e}"),
+            "processor.plugin_not_found",
+            &[("field", "plugin")],
+        )),
+        Err(e) => Err(invalid("plugin", &e.to_string())),
     }
 }
 

@@ -1,8 +1,7 @@
 //! The pipeline engine.
 //!
 //! A running pipeline is a graph of tokio tasks joined by bounded channels carrying
-//! batches of OpenCDC records (see ARCHITECTURE.md, "Engine"). This crate is being built
-//! bottom-up; what is here so far:
+//! batches of OpenCDC records (see ARCHITECTURE.md, "Engine"). It has:
 //!
 //! * [`acker::Acker`]: the ordered-ack bookkeeping of one source. Records are tracked in the
 //!   order the source produced them; each destination (or a processor that drops the record)
@@ -10,12 +9,16 @@
 //!   persisted and acked to the source. That is what makes a restart resume from a position
 //!   never past an unacked record (data-integrity invariants 1 and 2).
 //! * [`run()`]: one pipeline's sources, fan-in, fan-out, destinations and acker as tokio
-//!   tasks joined by bounded channels; stop drains, an error cancels every node at once.
+//!   tasks joined by bounded channels; stop drains, an error cancels every node at once;
+//! * processors: a source's own, the pipeline's and a destination's own run in order on
+//!   every batch; a dropped record is acked, a failed one stops the pipeline.
 //!
-//! Still to come: processors in the graph, the subscriber that starts and stops pipelines
-//! on the control plane's events, and restart with backoff.
+//! The subscriber that starts and stops engines on the control plane's events lives in the
+//! server binary (`src/supervisor.rs`).
 
 pub mod acker;
 pub mod run;
 
-pub use run::{run, DestinationNode, EngineError, Options, Positions, SourceNode};
+pub use run::{
+    run, DestinationNode, EngineError, Graph, Options, Positions, ProcessorNode, SourceNode,
+};

@@ -2,14 +2,21 @@
 //! joined by bounded channels.
 //!
 //! ```text
-//! source 0 ─┐                  ┌─> destination 0 ─┐
-//! source 1 ─┼─> fan-in ─> fan-out ─> destination 1 ─┼─> acker ─> positions, source acks
-//!           ┘                  └─> ...            ─┘
+//! source 0 ─> [its processors] ─┐                                   ┌─> [processors] destination 0 ─┐
+//! source 1 ─> [its processors] ─┼─> fan-in ─> [pipeline processors] ─┼─> [processors] destination 1 ─┼─> acker
+//!                               ┘            fan-out                 └─> ...                        ─┘
 //! ```
 //!
 //! * Each source task reads batches, registers every record with its source's [`Acker`]
 //!   (before any destination can see it), and sends the batch on. The same task receives
 //!   the positions the acker releases and acks them to the source, in order.
+//! * A source's processors run in a task of their own; the pipeline's processors run in the
+//!   fan-out task before it fans out; a destination's processors run in that destination's
+//!   task before it writes. Each processor sees the records of a batch in order; a record a
+//!   processor drops is reported to the acker as done (for every destination, or for the one
+//!   destination whose processor dropped it), so it is acked and never lost; a record a
+//!   processor fails stops the pipeline with that error (Conduit's default dead-letter
+//!   policy: the first nack stops the pipeline).
 //! * The fan-out sends each batch (shared, not copied) to every destination; each
 //!   destination writes it and reports the batch's tickets as written.
 //! * The acker persists the newest position whose record and every earlier one every
@@ -20,6 +27,7 @@
 
 use crate::acker::{AckError, Acker, Ticket};
 use culvert_domain::{Position, Record};
+use culvert_plugins::processor::{Outcome, Processor};
 use culvert_plugins::{Destination, PluginError, Source};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
@@ -39,6 +47,8 @@ pub struct SourceNode {
     pub id: String,
     /// The plugin instance.
     pub source: Box<dyn Source>,
+    /// The processors attached to the connector, in order.
+    pub processors: Vec<ProcessorNode>,
 }
 
 /// A destination connector of a running pipeline.
@@ -47,6 +57,26 @@ pub struct DestinationNode {
     pub id: String,
     /// The plugin instance.
     pub destination: Box<dyn Destination>,
+    /// The processors attached to the connector, in order.
+    pub processors: Vec<ProcessorNode>,
+}
+
+/// A configured processor of a running pipeline.
+pub struct ProcessorNode {
+    /// The processor's id.
+    pub id: String,
+    /// The instance.
+    pub processor: Box<dyn Processor>,
+}
+
+/// What runs: the connectors and the pipeline's own processors.
+pub struct Graph {
+    /// The sources, each with its processors.
+    pub sources: Vec<SourceNode>,
+    /// The processors between fan-in and fan-out, in order.
+    pub processors: Vec<ProcessorNode>,
+    /// The destinations, each with its processors.
+    pub destinations: Vec<DestinationNode>,
 }
 
 /// Engine settings.
@@ -81,6 +111,16 @@ pub enum EngineError {
         #[source]
         source: PluginError,
     },
+    /// A processor failed a record.
+    #[error("processor {processor}: record at position {position:?}: {message}")]
+    Processor {
+        /// The processor's id.
+        processor: String,
+        /// The record's position, lossily as text.
+        position: String,
+        /// The processor's error.
+        message: String,
+    },
     /// Persisting or loading a position failed.
     #[error("positions of {connector}: {reason}")]
     Positions {
@@ -100,19 +140,145 @@ pub enum EngineError {
     Task(String),
 }
 
-/// A batch of one source's records, with the ticket of the first.
+/// The tickets of a batch's records, in order: a run while no processor dropped any.
+#[derive(Clone, Debug)]
+enum Tickets {
+    Run { first: Ticket, count: usize },
+    List(Vec<Ticket>),
+}
+
+impl Tickets {
+    fn len(&self) -> usize {
+        match self {
+            Self::Run { count, .. } => *count,
+            Self::List(list) => list.len(),
+        }
+    }
+
+    fn get(&self, index: usize) -> Ticket {
+        match self {
+            Self::Run { first, .. } => first + index as Ticket,
+            Self::List(list) => list[index],
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Ticket> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+/// A batch of one source's records, owned (before the fan-out).
 struct Batch {
     source: usize,
-    first: Ticket,
+    tickets: Tickets,
+    records: Vec<Record>,
+}
+
+/// A batch as every destination gets it (shared, not copied).
+struct Shared {
+    source: usize,
+    tickets: Arc<Tickets>,
     records: Arc<Vec<Record>>,
 }
 
-/// A destination has written a batch.
-struct Written {
+/// Records are done with: a destination wrote them (`Some(destination)`), a destination's
+/// processor dropped them (the same), or a source's or the pipeline's processor dropped
+/// them (`None`: done for every destination).
+struct Done {
     source: usize,
-    first: Ticket,
-    count: usize,
-    destination: usize,
+    tickets: Tickets,
+    destination: Option<usize>,
+}
+
+/// Run `records` through `chain` in order. Dropped records leave `records` and `tickets`;
+/// their tickets are returned. A failed record is the pipeline's error.
+fn process(
+    chain: &mut [ProcessorNode],
+    records: &mut Vec<Record>,
+    tickets: &mut Tickets,
+    outcomes: &mut Vec<Outcome>,
+) -> Result<Vec<Ticket>, EngineError> {
+    let mut dropped = Vec::new();
+    for node in chain {
+        if records.is_empty() {
+            break;
+        }
+        outcomes.clear();
+        outcomes.resize(records.len(), Outcome::Keep);
+        node.processor.process(records, outcomes);
+        if let Some(i) = outcomes.iter().position(|o| matches!(o, Outcome::Fail(_))) {
+            let Outcome::Fail(message) = std::mem::replace(&mut outcomes[i], Outcome::Keep) else {
+                unreachable!("found above")
+            };
+            return Err(EngineError::Processor {
+                processor: node.id.clone(),
+                position: String::from_utf8_lossy(&records[i].position.0).into_owned(),
+                message,
+            });
+        }
+        if outcomes.contains(&Outcome::Drop) {
+            let mut kept = Vec::with_capacity(records.len());
+            for (i, outcome) in outcomes.iter().enumerate() {
+                if *outcome == Outcome::Drop {
+                    dropped.push(tickets.get(i));
+                } else {
+                    kept.push(tickets.get(i));
+                }
+            }
+            let mut i = 0;
+            records.retain(|_| {
+                let keep = outcomes[i] != Outcome::Drop;
+                i += 1;
+                keep
+            });
+            *tickets = Tickets::List(kept);
+        }
+    }
+    Ok(dropped)
+}
+
+/// A node's processors, with where to report the records they drop.
+struct Chain {
+    nodes: Vec<ProcessorNode>,
+    /// The destination whose processors these are (`None`: before the fan-out).
+    destination: Option<usize>,
+    done_tx: mpsc::Sender<Done>,
+    outcomes: Vec<Outcome>,
+}
+
+impl Chain {
+    fn new(
+        nodes: Vec<ProcessorNode>,
+        destination: Option<usize>,
+        done_tx: mpsc::Sender<Done>,
+    ) -> Self {
+        Self {
+            nodes,
+            destination,
+            done_tx,
+            outcomes: Vec::new(),
+        }
+    }
+
+    /// Run a batch through the processors and tell the acker about the records they
+    /// dropped. `Ok(false)`: the acker is gone (the pipeline was cancelled).
+    async fn apply(
+        &mut self,
+        source: usize,
+        records: &mut Vec<Record>,
+        tickets: &mut Tickets,
+    ) -> Result<bool, EngineError> {
+        let dropped = process(&mut self.nodes, records, tickets, &mut self.outcomes)?;
+        if dropped.is_empty() {
+            return Ok(true);
+        }
+        let done = Done {
+            source,
+            tickets: Tickets::List(dropped),
+            destination: self.destination,
+        };
+        Ok(self.done_tx.send(done).await.is_ok())
+    }
 }
 
 /// Completes once the flag is true or its sender is gone (holding no guard, so it can sit
@@ -125,13 +291,17 @@ async fn raised(flag: &mut watch::Receiver<bool>) {
 /// node fails (everything is cancelled at once and the error returned). Sources resume from
 /// their persisted positions. `started` fires once every connector has opened.
 pub async fn run(
-    sources: Vec<SourceNode>,
-    destinations: Vec<DestinationNode>,
+    graph: Graph,
     positions: Arc<dyn Positions>,
     options: Options,
     stop: watch::Receiver<bool>,
     started: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), EngineError> {
+    let Graph {
+        sources,
+        processors: pipeline_processors,
+        destinations,
+    } = graph;
     if sources.is_empty() || destinations.is_empty() {
         return Err(EngineError::Incomplete);
     }
@@ -156,18 +326,30 @@ pub async fn run(
     let source_ids: Vec<String> = sources.iter().map(|s| s.id.clone()).collect();
     let destination_count = destinations.len();
     let (batch_tx, mut batch_rx) = mpsc::channel::<Batch>(capacity);
-    let (written_tx, mut written_rx) = mpsc::channel::<Written>(capacity);
+    let (done_tx, mut done_rx) = mpsc::channel::<Done>(capacity);
     // `cancel` stops every node at once (an error somewhere); `stop` only stops sources.
     let (cancel_tx, cancel) = watch::channel(false);
     let mut tasks: JoinSet<Result<(), EngineError>> = JoinSet::new();
 
-    // Sources.
+    // Sources, each followed by its processors' task if it has any.
     let mut ack_txs = Vec::new();
     for (index, mut node) in sources.into_iter().enumerate() {
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Position>();
         ack_txs.push(ack_tx);
         let acker = ackers[index].clone();
-        let batch_tx = batch_tx.clone();
+        let batch_tx = if node.processors.is_empty() {
+            batch_tx.clone()
+        } else {
+            let (tx, rx) = mpsc::channel::<Batch>(capacity);
+            let chain = Chain::new(std::mem::take(&mut node.processors), None, done_tx.clone());
+            tasks.spawn(source_processors(
+                chain,
+                rx,
+                batch_tx.clone(),
+                cancel.clone(),
+            ));
+            tx
+        };
         let opened = opened_tx.clone();
         let positions = positions.clone();
         let mut stop = stop.clone();
@@ -215,7 +397,8 @@ pub async fn run(
                             }
                             first
                         };
-                        let batch = Batch { source: index, first, records: Arc::new(records) };
+                        let tickets = Tickets::Run { first, count: records.len() };
+                        let batch = Batch { source: index, tickets, records };
                         let sender = batch_tx.as_ref().expect("checked above");
                         if sender.send(batch).await.is_err() {
                             return Ok(()); // downstream is gone: cancelled
@@ -228,12 +411,12 @@ pub async fn run(
     }
     drop(batch_tx);
 
-    // Fan-out to destinations.
+    // Destinations, each running its processors before writing.
     let mut dest_txs = Vec::new();
     for (index, mut node) in destinations.into_iter().enumerate() {
-        let (tx, mut rx) = mpsc::channel::<Batch>(capacity);
+        let (tx, mut rx) = mpsc::channel::<Shared>(capacity);
         dest_txs.push(tx);
-        let written_tx = written_tx.clone();
+        let done_tx = done_tx.clone();
         let opened = opened_tx.clone();
         let mut cancel = cancel.clone();
         tasks.spawn(async move {
@@ -245,6 +428,11 @@ pub async fn run(
             node.destination.open().await.map_err(fail)?;
             let _ = opened.send(()).await;
             drop(opened);
+            let mut chain = Chain::new(
+                std::mem::take(&mut node.processors),
+                Some(index),
+                done_tx.clone(),
+            );
             loop {
                 let batch = tokio::select! {
                     biased;
@@ -254,31 +442,51 @@ pub async fn run(
                         None => break,
                     },
                 };
+                let (records, tickets) = if chain.nodes.is_empty() {
+                    (batch.records, batch.tickets)
+                } else {
+                    // Our own copy to change (no copy when we are the only destination).
+                    let mut records =
+                        Arc::try_unwrap(batch.records).unwrap_or_else(|shared| (*shared).clone());
+                    let mut tickets =
+                        Arc::try_unwrap(batch.tickets).unwrap_or_else(|shared| (*shared).clone());
+                    if !chain
+                        .apply(batch.source, &mut records, &mut tickets)
+                        .await?
+                    {
+                        return Ok(());
+                    }
+                    (Arc::new(records), Arc::new(tickets))
+                };
+                if records.is_empty() {
+                    continue;
+                }
                 tokio::select! {
                     biased;
                     _ = raised(&mut cancel) => return Ok(()),
-                    written = node.destination.write(&batch.records) => written.map_err(fail)?,
+                    written = node.destination.write(&records) => written.map_err(fail)?,
                 }
-                let written = Written {
+                let written = Done {
                     source: batch.source,
-                    first: batch.first,
-                    count: batch.records.len(),
-                    destination: index,
+                    tickets: Arc::try_unwrap(tickets).unwrap_or_else(|shared| (*shared).clone()),
+                    destination: Some(index),
                 };
-                if written_tx.send(written).await.is_err() {
+                if done_tx.send(written).await.is_err() {
                     return Ok(());
                 }
             }
             node.destination.teardown().await.map_err(fail)
         });
     }
-    drop(written_tx);
     drop(opened_tx);
+
+    // Fan-in (the shared channel), the pipeline's processors, fan-out.
     {
         let mut cancel = cancel.clone();
+        let mut chain = Chain::new(pipeline_processors, None, done_tx.clone());
         tasks.spawn(async move {
             loop {
-                let batch = tokio::select! {
+                let mut batch = tokio::select! {
                     biased;
                     _ = raised(&mut cancel) => return Ok(()),
                     batch = batch_rx.recv() => match batch {
@@ -286,11 +494,22 @@ pub async fn run(
                         None => return Ok(()), // every source stopped: close the outputs
                     },
                 };
+                if !chain
+                    .apply(batch.source, &mut batch.records, &mut batch.tickets)
+                    .await?
+                {
+                    return Ok(());
+                }
+                if batch.records.is_empty() {
+                    continue;
+                }
+                let records = Arc::new(batch.records);
+                let tickets = Arc::new(batch.tickets);
                 for tx in &dest_txs {
-                    let copy = Batch {
+                    let copy = Shared {
                         source: batch.source,
-                        first: batch.first,
-                        records: batch.records.clone(),
+                        tickets: tickets.clone(),
+                        records: records.clone(),
                     };
                     if tx.send(copy).await.is_err() {
                         return Ok(());
@@ -299,31 +518,38 @@ pub async fn run(
             }
         });
     }
+    drop(done_tx);
 
     // The acker: persist released positions, then tell the source.
     {
         let mut cancel = cancel.clone();
         tasks.spawn(async move {
             loop {
-                let written = tokio::select! {
+                let done = tokio::select! {
                     biased;
                     _ = raised(&mut cancel) => return Ok(()),
-                    written = written_rx.recv() => match written {
-                        Some(written) => written,
+                    done = done_rx.recv() => match done {
+                        Some(done) => done,
                         None => return Ok(()), // all destinations done; closes ack channels
                     },
                 };
                 let mut newest = None;
                 {
-                    let mut acker = ackers[written.source].lock().expect("acker lock");
-                    for ticket in written.first..written.first + written.count as Ticket {
-                        if let Some(position) = acker.ack(ticket, written.destination)? {
-                            newest = Some(position);
+                    let mut acker = ackers[done.source].lock().expect("acker lock");
+                    let destinations = match done.destination {
+                        Some(d) => d..d + 1,
+                        None => 0..destination_count,
+                    };
+                    for ticket in done.tickets.iter() {
+                        for destination in destinations.clone() {
+                            if let Some(position) = acker.ack(ticket, destination)? {
+                                newest = Some(position);
+                            }
                         }
                     }
                 }
                 if let Some(position) = newest {
-                    let connector = &source_ids[written.source];
+                    let connector = &source_ids[done.source];
                     positions.save(connector, &position).map_err(|reason| {
                         EngineError::Positions {
                             connector: connector.clone(),
@@ -331,7 +557,7 @@ pub async fn run(
                         }
                     })?;
                     // The source may already be gone (cancelled); nothing to tell then.
-                    let _ = ack_txs[written.source].send(position);
+                    let _ = ack_txs[done.source].send(position);
                 }
             }
         });
@@ -353,5 +579,33 @@ pub async fn run(
     match first_error {
         Some(error) => Err(error),
         None => Ok(()),
+    }
+}
+
+/// A source's processors: between the source and the fan-in.
+async fn source_processors(
+    mut chain: Chain,
+    mut input: mpsc::Receiver<Batch>,
+    output: mpsc::Sender<Batch>,
+    mut cancel: watch::Receiver<bool>,
+) -> Result<(), EngineError> {
+    loop {
+        let mut batch = tokio::select! {
+            biased;
+            _ = raised(&mut cancel) => return Ok(()),
+            batch = input.recv() => match batch {
+                Some(batch) => batch,
+                None => return Ok(()), // the source stopped: close our output
+            },
+        };
+        if !chain
+            .apply(batch.source, &mut batch.records, &mut batch.tickets)
+            .await?
+        {
+            return Ok(());
+        }
+        if !batch.records.is_empty() && output.send(batch).await.is_err() {
+            return Ok(());
+        }
     }
 }

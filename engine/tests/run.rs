@@ -3,7 +3,10 @@
 //! node and positions never pass what was written.
 
 use culvert_domain::{Position, Record};
-use culvert_engine::{run, DestinationNode, EngineError, Options, Positions, SourceNode};
+use culvert_engine::{
+    run, DestinationNode, EngineError, Graph, Options, Positions, ProcessorNode, SourceNode,
+};
+use culvert_plugins::processor::ProcessorRegistry;
 use culvert_plugins::{ConnectorPlugin, Destination, PluginError, Registry, Settings, Side};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -113,6 +116,7 @@ fn generator(count: u64) -> SourceNode {
     SourceNode {
         id: "src".into(),
         source: plugin.new_source(&settings).unwrap(),
+        processors: vec![],
     }
 }
 
@@ -120,7 +124,41 @@ fn dest(id: &str, collect: &Collect) -> DestinationNode {
     DestinationNode {
         id: id.into(),
         destination: Box::new(collect.clone()),
+        processors: vec![],
     }
+}
+
+fn graph(
+    sources: Vec<SourceNode>,
+    processors: Vec<ProcessorNode>,
+    destinations: Vec<DestinationNode>,
+) -> Graph {
+    Graph {
+        sources,
+        processors,
+        destinations,
+    }
+}
+
+/// A built-in processor with settings and a condition.
+fn processor(id: &str, plugin: &str, settings: &[(&str, &str)], condition: &str) -> ProcessorNode {
+    let settings: Settings = settings
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    ProcessorNode {
+        id: id.into(),
+        processor: ProcessorRegistry::builtin()
+            .configure(plugin, &settings, condition)
+            .unwrap_or_else(|e| panic!("{plugin}: {e}")),
+    }
+}
+
+fn numbers(records: &[Record]) -> Vec<u64> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.position.0).parse().unwrap())
+        .collect()
 }
 
 impl Collect {
@@ -154,8 +192,11 @@ async fn every_record_reaches_every_destination_and_is_acked() {
     let (stop_tx, stop) = watch::channel(false);
     let (started_tx, started) = tokio::sync::oneshot::channel();
     let engine = tokio::spawn(run(
-        vec![generator(500)],
-        vec![dest("a", &a), dest("b", &b)],
+        graph(
+            vec![generator(500)],
+            vec![],
+            vec![dest("a", &a), dest("b", &b)],
+        ),
         positions.clone(),
         small_batches(),
         stop,
@@ -191,8 +232,7 @@ async fn a_stop_drains_and_a_restart_resumes_with_nothing_lost() {
     };
     let (stop_tx, stop) = watch::channel(false);
     let engine = tokio::spawn(run(
-        vec![generator(2_000)],
-        vec![dest("out", &out)],
+        graph(vec![generator(2_000)], vec![], vec![dest("out", &out)]),
         positions.clone(),
         small_batches(),
         stop,
@@ -211,8 +251,7 @@ async fn a_stop_drains_and_a_restart_resumes_with_nothing_lost() {
 
     let (stop_tx, stop) = watch::channel(false);
     let engine = tokio::spawn(run(
-        vec![generator(2_000)],
-        vec![dest("out", &out)],
+        graph(vec![generator(2_000)], vec![], vec![dest("out", &out)]),
         positions.clone(),
         small_batches(),
         stop,
@@ -245,8 +284,11 @@ async fn a_destination_error_stops_every_node_and_positions_stay_behind_it() {
     let result = tokio::time::timeout(
         DEADLINE,
         run(
-            vec![generator(0)],
-            vec![dest("good", &good), dest("bad", &bad)],
+            graph(
+                vec![generator(0)],
+                vec![],
+                vec![dest("good", &good), dest("bad", &bad)],
+            ),
             positions.clone(),
             small_batches(),
             stop,
@@ -267,8 +309,7 @@ async fn a_destination_error_stops_every_node_and_positions_stay_behind_it() {
 async fn a_pipeline_without_destinations_is_refused() {
     let (_stop_tx, stop) = watch::channel(false);
     let result = run(
-        vec![generator(1)],
-        vec![],
+        graph(vec![generator(1)], vec![], vec![]),
         Arc::new(MemoryPositions::default()),
         Options::default(),
         stop,
@@ -276,4 +317,138 @@ async fn a_pipeline_without_destinations_is_refused() {
     )
     .await;
     assert!(matches!(result, Err(EngineError::Incomplete)));
+}
+
+/// Appends `tag` to the record's `trail` metadata: shows which processors ran, in order.
+fn tag(id: &str, tag: &str) -> ProcessorNode {
+    let value = format!("{{{{ index .Metadata \"trail\" | default \"\" }}}}{tag}");
+    processor(
+        id,
+        "field.set",
+        &[("field", ".Metadata.trail"), ("value", &value)],
+        "",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processors_apply_in_order_and_dropped_records_are_acked() {
+    let positions = Arc::new(MemoryPositions::default());
+    let (a, b) = (Collect::default(), Collect::default());
+    let mut source = generator(300);
+    source.processors = vec![tag("s1", "s1,"), tag("s2", "s2,")];
+    // Every third record is filtered for everyone, on the pipeline.
+    let pipeline = vec![
+        tag("p1", "p1,"),
+        processor(
+            "p2",
+            "filter",
+            &[],
+            r#"{{ regexMatch "^[0-9]*[369]$" (print .Position) }}"#,
+        ),
+        tag("p3", "p3,"),
+    ];
+    let mut to_a = dest("a", &a);
+    to_a.processors = vec![tag("a1", "a1")];
+    // Destination b also drops the even ones; a does not see that.
+    let mut to_b = dest("b", &b);
+    to_b.processors = vec![
+        processor(
+            "b1",
+            "filter",
+            &[],
+            r#"{{ regexMatch "[02468]$" (print .Position) }}"#,
+        ),
+        tag("b2", "b2"),
+    ];
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(
+        graph(vec![source], pipeline, vec![to_a, to_b]),
+        positions.clone(),
+        small_batches(),
+        stop,
+        None,
+    ));
+    // Every record is acked, the filtered ones included: the position reaches the last.
+    positions.acked(300).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+
+    let kept = |n: &u64| !matches!(n % 10, 3 | 6 | 9);
+    let a = a.records.lock().unwrap();
+    assert_eq!(numbers(&a), (1..=300).filter(kept).collect::<Vec<_>>());
+    assert!(
+        a.iter().all(|r| r.metadata["trail"] == "s1,s2,p1,p3,a1"),
+        "{:?}",
+        a[0].metadata
+    );
+    let b = b.records.lock().unwrap();
+    assert_eq!(
+        numbers(&b),
+        (1..=300)
+            .filter(kept)
+            .filter(|n| n % 2 == 1)
+            .collect::<Vec<_>>()
+    );
+    assert!(b.iter().all(|r| r.metadata["trail"] == "s1,s2,p1,p3,b2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_that_drops_everything_still_acks_everything() {
+    let positions = Arc::new(MemoryPositions::default());
+    let out = Collect::default();
+    let mut source = generator(100);
+    source.processors = vec![processor("drop-all", "filter", &[], "")];
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(
+        graph(vec![source], vec![], vec![dest("out", &out)]),
+        positions.clone(),
+        small_batches(),
+        stop,
+        None,
+    ));
+    positions.acked(100).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+    assert!(out.records.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_record_stops_the_pipeline_and_is_not_acked() {
+    let positions = Arc::new(MemoryPositions::default());
+    let out = Collect::default();
+    // Setting the operation to something that is not one fails the record: here the 50th.
+    let pipeline = vec![processor(
+        "op",
+        "field.set",
+        &[("field", ".Operation"), ("value", "bogus")],
+        r#"{{ eq (print .Position) "50" }}"#,
+    )];
+    let (_stop_tx, stop) = watch::channel(false);
+    let result = tokio::time::timeout(
+        DEADLINE,
+        run(
+            graph(vec![generator(0)], pipeline, vec![dest("out", &out)]),
+            positions.clone(),
+            small_batches(),
+            stop,
+            None,
+        ),
+    )
+    .await
+    .expect("a failed record ends the run");
+    let error = result.unwrap_err();
+    assert!(matches!(error, EngineError::Processor { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("processor op: record at position \"50\": ")
+            && message.contains("unknown operation"),
+        "{message}"
+    );
+    assert!(
+        positions.count("src") < 50,
+        "nothing at or past the failed record is acked"
+    );
+    assert!(numbers(&out.records.lock().unwrap())
+        .iter()
+        .all(|n| *n < 50));
 }

@@ -168,30 +168,7 @@ impl Registry {
 
     /// The plugin a reference (`builtin:generator`, `generator@v0.1.0`, `any:log`) names.
     pub fn lookup(&self, reference: &str) -> Result<&Arc<dyn ConnectorPlugin>, LookupError> {
-        let (kind, rest) = match reference.split_once(':') {
-            Some((kind, rest)) => (kind, rest),
-            None => ("any", reference),
-        };
-        let (name, version) = match rest.split_once('@') {
-            Some((name, version)) => (name, Some(version)),
-            None => (rest, None),
-        };
-        if name.is_empty() || !matches!(kind, "builtin" | "standalone" | "any") {
-            return Err(LookupError::Malformed(reference.to_owned()));
-        }
-        let not_found = || LookupError::NotFound {
-            reference: reference.to_owned(),
-            available: self.plugins.keys().copied().collect::<Vec<_>>().join(", "),
-        };
-        if kind == "standalone" {
-            return Err(not_found());
-        }
-        let plugin = self.plugins.get(name).ok_or_else(not_found)?;
-        match version {
-            None | Some("latest") => Ok(plugin),
-            Some(v) if v == plugin.specification().version => Ok(plugin),
-            Some(_) => Err(not_found()),
-        }
+        find(&self.plugins, reference, |p| p.specification().version)
     }
 
     /// Check settings for one side of a plugin: the plugin exists, has that side, and the
@@ -220,6 +197,46 @@ impl Registry {
         };
         Ok(spec::validate(params, settings)?)
     }
+}
+
+/// The built-in plugin a reference names in `plugins` (by name), if its kind and version
+/// (`None`/`latest`: any) fit; `version` gives a plugin's version.
+pub(crate) fn find<'p, P: ?Sized>(
+    plugins: &'p BTreeMap<&'static str, Arc<P>>,
+    reference: &str,
+    version: impl Fn(&P) -> &str,
+) -> Result<&'p Arc<P>, LookupError> {
+    let (kind, name, wanted) = parse_reference(reference)?;
+    let not_found = || LookupError::NotFound {
+        reference: reference.to_owned(),
+        available: plugins.keys().copied().collect::<Vec<_>>().join(", "),
+    };
+    if kind == "standalone" {
+        return Err(not_found());
+    }
+    let plugin = plugins.get(name).ok_or_else(not_found)?;
+    match wanted {
+        None | Some("latest") => Ok(plugin),
+        Some(v) if v == version(plugin) => Ok(plugin),
+        Some(_) => Err(not_found()),
+    }
+}
+
+/// Split a plugin reference `[builtin:|standalone:|any:]NAME[@VERSION]` into its kind
+/// (`any` when none is given), name and version.
+pub fn parse_reference(reference: &str) -> Result<(&str, &str, Option<&str>), LookupError> {
+    let (kind, rest) = match reference.split_once(':') {
+        Some((kind, rest)) => (kind, rest),
+        None => ("any", reference),
+    };
+    let (name, version) = match rest.split_once('@') {
+        Some((name, version)) => (name, Some(version)),
+        None => (rest, None),
+    };
+    if name.is_empty() || !matches!(kind, "builtin" | "standalone" | "any") {
+        return Err(LookupError::Malformed(reference.to_owned()));
+    }
+    Ok((kind, name, version))
 }
 
 /// Why settings for a plugin were refused.

@@ -1,4 +1,4 @@
-//! Connector plugins.
+//! Connector and processor plugins.
 //!
 //! Built-in connectors run in process behind the same trait that standalone plugins (Go
 //! connectors spoken to over gRPC) will implement, so the engine never knows which is
@@ -9,13 +9,21 @@
 //!   validates settings;
 //! * [`spec`]: parameter specifications and the validation of connector settings against
 //!   them, with conduit-commons' semantics, each error naming the setting;
-//! * the built-ins: [`generator`], [`file`] and [`log`].
+//! * the built-in connectors: [`generator`], [`file`] and [`log`];
+//! * [`processor`]: the processor trait, the processor registry, `condition` handling and
+//!   the built-in processors `field.set`, `field.exclude`, `field.rename` and `filter`;
+//! * [`reference`]: field references (`.Payload.After.name`) as processors use them;
+//! * [`template`]: the Go-template subset that conditions and `field.set` values are
+//!   written in.
 
 pub mod connector;
 pub mod file;
 pub mod generator;
 pub mod log;
+pub mod processor;
+pub mod reference;
 pub mod spec;
+pub mod template;
 
 pub use connector::{
     ConnectorPlugin, Destination, LookupError, PluginError, Registry, Settings, Side, Source,

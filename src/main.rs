@@ -22,6 +22,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// mimalloc instead of glibc's allocator: records are allocated by one task and freed by
+/// another, on other threads, which glibc's arenas handle poorly (a third of the pipeline
+/// benchmark's time went to malloc/free; see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "culvert",

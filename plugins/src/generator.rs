@@ -253,38 +253,16 @@ impl GeneratorSource {
         })
     }
 
-    fn value(&mut self, ty: FieldType) -> serde_json::Value {
-        match ty {
-            FieldType::Int => serde_json::json!(self.rng.gen::<i32>()),
-            FieldType::String => serde_json::json!(self.word()),
-            FieldType::Time => serde_json::json!(
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-            ),
-            FieldType::Bool => serde_json::json!(self.rng.gen::<bool>()),
-            FieldType::Duration => serde_json::json!(self.rng.gen_range(0..i64::MAX)),
-        }
-    }
-
-    fn word(&mut self) -> String {
-        const SYLLABLES: [&str; 16] = [
-            "ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "va", "ze", "bo", "du", "fi", "go",
-            "he", "ju",
-        ];
-        let n = self.rng.gen_range(2..5);
-        (0..n)
-            .map(|_| SYLLABLES[self.rng.gen_range(0..SYLLABLES.len())])
-            .collect()
-    }
-
     fn data(&mut self) -> Data {
         let fields = match &self.format {
             Format::File(bytes) => return Data::Raw(bytes.clone()),
-            Format::Structured(fields) | Format::Raw(fields) => fields.clone(),
+            Format::Structured(fields) | Format::Raw(fields) => fields,
         };
-        let object: serde_json::Map<String, serde_json::Value> = fields
-            .into_iter()
-            .map(|(name, ty)| (name, self.value(ty)))
-            .collect();
+        let mut object = serde_json::Map::new();
+        for (name, ty) in fields {
+            let value = value(&mut self.rng, *ty);
+            object.insert(name.clone(), value);
+        }
         match self.format {
             Format::Structured(_) => Data::Structured(object),
             _ => Data::Raw(serde_json::to_vec(&object).expect("JSON of plain values")),
@@ -320,10 +298,37 @@ impl GeneratorSource {
                 (metadata::READ_AT.to_owned(), read_at.to_string()),
             ]
             .into(),
-            key: Some(Data::Raw(self.word().into_bytes())),
+            key: Some(Data::Raw(word(&mut self.rng).into_bytes())),
             payload,
         }
     }
+}
+
+/// A random value of a field type.
+fn value(rng: &mut SmallRng, ty: FieldType) -> serde_json::Value {
+    match ty {
+        FieldType::Int => serde_json::json!(rng.gen::<i32>()),
+        FieldType::String => serde_json::json!(word(rng)),
+        FieldType::Time => serde_json::json!(
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        ),
+        FieldType::Bool => serde_json::json!(rng.gen::<bool>()),
+        FieldType::Duration => serde_json::json!(rng.gen_range(0..i64::MAX)),
+    }
+}
+
+/// A random pronounceable word of 2 to 4 syllables.
+fn word(rng: &mut SmallRng) -> String {
+    const SYLLABLES: [&str; 16] = [
+        "ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "va", "ze", "bo", "du", "fi", "go", "he",
+        "ju",
+    ];
+    let n = rng.gen_range(2..5);
+    let mut word = String::with_capacity(2 * n);
+    for _ in 0..n {
+        word.push_str(SYLLABLES[rng.gen_range(0..SYLLABLES.len())]);
+    }
+    word
 }
 
 #[async_trait::async_trait]

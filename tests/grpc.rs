@@ -526,7 +526,11 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
     let generator = &listed[0];
     assert!(generator.destination_params.is_empty());
     let format = &generator.source_params["format.type"];
-    assert_eq!(format.validations.len(), 2);
+    assert_eq!(
+        format.validations.len(),
+        1,
+        "inclusion (not required: collections.*)"
+    );
     c.connectors
         .validate_connector(pb::ValidateConnectorRequest {
             r#type: pb::connector::Type::Source as i32,
@@ -822,12 +826,20 @@ async fn bad_input_gets_the_right_code_and_stores_nothing() {
         .expect_err("bad settings");
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(
-        refused.message().contains("\"format.type\""),
+        refused.message().contains("\"rate\""),
         "{}",
         refused.message()
     );
+    // Settings the specification allows but the plugin refuses (no collection at all).
+    let refused = c
+        .connectors
+        .create_connector(connector("builtin:generator", Source, &[("rate", "5")]))
+        .await
+        .expect_err("no format");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(
-        refused.message().contains("\"rate\""),
+        refused.message().contains("\"format.type\"")
+            && refused.message().contains("at least one collection"),
         "{}",
         refused.message()
     );

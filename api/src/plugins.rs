@@ -187,5 +187,11 @@ pub(crate) fn check(
                 &[("field", &field)],
             ))
         }
+        Err(ValidateError::Plugin(e)) => Err(status_with_info(
+            Code::FailedPrecondition,
+            format!("invalid settings for plugin {plugin:?}: {e}"),
+            "connector.invalid_settings",
+            &[("field", "config.settings")],
+        )),
     }
 }

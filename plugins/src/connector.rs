@@ -195,7 +195,18 @@ impl Registry {
             }
             .into());
         };
-        Ok(spec::validate(params, settings)?)
+        let settings = spec::validate(params, settings)?;
+        // The plugin's own checks (Conduit calls the plugin's Configure): settings the
+        // specification allows may still not fit together.
+        let configured = match side {
+            Side::Source => plugin.new_source(&settings).map(drop),
+            Side::Destination => plugin.new_destination(&settings).map(drop),
+        };
+        match configured {
+            Ok(()) => Ok(settings),
+            Err(PluginError::InvalidSettings(invalid)) => Err(invalid.into()),
+            Err(other) => Err(ValidateError::Plugin(other)),
+        }
     }
 }
 
@@ -248,6 +259,9 @@ pub enum ValidateError {
     /// The settings.
     #[error(transparent)]
     Settings(#[from] InvalidSettings),
+    /// The plugin refused the settings for another reason.
+    #[error("{0}")]
+    Plugin(PluginError),
 }
 
 #[cfg(test)]

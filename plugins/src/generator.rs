@@ -7,10 +7,16 @@
 //! the same object as JSON bytes, `file` the bytes of the file at `format.options.path`.
 //! `create` and `snapshot` records have an `after`, `delete` a `before`, `update` both.
 //!
+//! `collections.<name>.format.*` and `collections.<name>.operations` configure more
+//! collections, each with its own format and operations; each record comes from one of
+//! them at random and carries its name in `opencdc.collection` (the top-level `format.*`
+//! is the unnamed collection, present when `format.type` is set). With `burst.sleepTime`
+//! the generator makes records for `burst.generateTime`, then pauses for the sleep time,
+//! and so on.
+//!
 //! Unlike Conduit's generator, this one resumes: the position is the number of records
 //! generated so far, so a restarted pipeline continues the count (`recordCount` is a total,
-//! not per run). Conduit's `burst.*` and `collections.*` parameters are not supported yet;
-//! they are refused as unrecognised rather than ignored.
+//! not per run).
 
 use crate::connector::{
     ConnectorPlugin, Destination, PluginError, Settings, Source, Specification,
@@ -32,6 +38,10 @@ impl Generator {
     pub fn new() -> Self {
         let field_types = "The options for the raw and structured formats: pairs of field name \
              and type, where the type is one of int, string, time, bool, duration.";
+        let operations = "Comma-separated record operations to generate: create, update, \
+             delete, snapshot.";
+        let formats =
+            || Validation::Inclusion(vec!["raw".into(), "structured".into(), "file".into()]);
         Self {
             spec: Specification {
                 name: "generator",
@@ -46,26 +56,50 @@ impl Generator {
                         ParameterType::String,
                         "The format of the generated payload data (raw, structured, file).",
                     )
-                    .validate(Validation::Required)
-                    .validate(Validation::Inclusion(vec![
-                        "raw".into(),
-                        "structured".into(),
-                        "file".into(),
-                    ])),
+                    .validate(formats()),
                     Parameter::new("format.options.*", ParameterType::String, field_types),
                     Parameter::new(
                         "format.options.path",
                         ParameterType::String,
                         "Path to the input file (only for format type file).",
                     ),
+                    Parameter::new("operations", ParameterType::String, operations)
+                        .default_value("create")
+                        .validate(Validation::Required),
                     Parameter::new(
-                        "operations",
+                        "collections.*.format.type",
                         ParameterType::String,
-                        "Comma-separated record operations to generate: create, update, \
-                         delete, snapshot.",
+                        "The format of the collection's payload data (raw, structured, file).",
+                    )
+                    .validate(formats()),
+                    Parameter::new(
+                        "collections.*.format.options.*",
+                        ParameterType::String,
+                        field_types,
+                    ),
+                    Parameter::new(
+                        "collections.*.format.options.path",
+                        ParameterType::String,
+                        "Path to the collection's input file (only for format type file).",
+                    ),
+                    Parameter::new(
+                        "collections.*.operations",
+                        ParameterType::String,
+                        operations,
                     )
                     .default_value("create")
                     .validate(Validation::Required),
+                    Parameter::new(
+                        "burst.sleepTime",
+                        ParameterType::Duration,
+                        "The time the generator sleeps between bursts (none: no bursts).",
+                    ),
+                    Parameter::new(
+                        "burst.generateTime",
+                        ParameterType::Duration,
+                        "How long a burst generates records; only with burst.sleepTime.",
+                    )
+                    .default_value("1s"),
                     Parameter::new(
                         "rate",
                         ParameterType::Float,
@@ -127,14 +161,25 @@ enum Format {
     File(Vec<u8>),
 }
 
-/// A running generator.
-pub struct GeneratorSource {
+/// One collection: its name (empty for the top-level one), payload format and operations.
+#[derive(Debug)]
+struct Collection {
+    name: String,
     format: Format,
     operations: Vec<Operation>,
+}
+
+/// A running generator.
+pub struct GeneratorSource {
+    collections: Vec<Collection>,
     /// Time between records (`None`: as fast as asked).
     interval: Option<Duration>,
     /// When the next record may be made, under a rate limit.
     next_at: Option<tokio::time::Instant>,
+    /// Bursts: (sleep between bursts, length of a burst).
+    burst: Option<(Duration, Duration)>,
+    /// The end of the current burst.
+    burst_until: Option<tokio::time::Instant>,
     /// Total to make (0: no end).
     record_count: u64,
     /// Records made so far, this run and earlier ones (the position).
@@ -151,12 +196,15 @@ fn invalid(key: &str, problem: String) -> PluginError {
     ]))
 }
 
-impl GeneratorSource {
-    fn new(settings: &Settings) -> Result<Self, PluginError> {
-        let get = |key: &str| settings.get(key).map(String::as_str).unwrap_or("");
+impl Collection {
+    /// The collection whose settings start with `prefix` (`""` or `collections.NAME.`).
+    fn new(name: &str, prefix: &str, settings: &Settings) -> Result<Self, PluginError> {
+        let key = |k: &str| format!("{prefix}{k}");
+        let get = |k: &str| settings.get(&key(k)).map(String::as_str).unwrap_or("");
+        let options = key("format.options.");
         let mut fields = Vec::new();
-        for (key, value) in settings {
-            let Some(field) = key.strip_prefix("format.options.") else {
+        for (setting, value) in settings {
+            let Some(field) = setting.strip_prefix(&options) else {
                 continue;
             };
             if field == "path" {
@@ -170,10 +218,11 @@ impl GeneratorSource {
                 "duration" => FieldType::Duration,
                 other => {
                     return Err(invalid(
-                        key,
+                        setting,
                         format!(
-                        "unknown field type {other:?}: want int, string, time, bool or duration"
-                    ),
+                            "unknown field type {other:?}: want int, string, time, bool or \
+                             duration"
+                        ),
                     ))
                 }
             };
@@ -182,8 +231,8 @@ impl GeneratorSource {
         let format = match get("format.type") {
             "structured" | "raw" if fields.is_empty() => {
                 return Err(invalid(
-                    "format.options.*",
-                    "at least one field is needed, e.g. format.options.id: int".into(),
+                    &key("format.options.*"),
+                    format!("at least one field is needed, e.g. {options}id: int"),
                 ))
             }
             "structured" => Format::Structured(fields),
@@ -192,36 +241,92 @@ impl GeneratorSource {
                 let path = get("format.options.path");
                 if path.is_empty() {
                     return Err(invalid(
-                        "format.options.path",
-                        "required when format.type is file".into(),
+                        &key("format.options.path"),
+                        "required when the format type is file".into(),
                     ));
                 }
                 let bytes = std::fs::read(path).map_err(|e| {
-                    invalid("format.options.path", format!("cannot read {path:?}: {e}"))
+                    invalid(
+                        &key("format.options.path"),
+                        format!("cannot read {path:?}: {e}"),
+                    )
                 })?;
                 Format::File(bytes)
             }
             other => {
                 return Err(invalid(
-                    "format.type",
+                    &key("format.type"),
                     format!("{other:?} must be one of raw, structured, file"),
                 ))
             }
         };
-        let operations = get("operations")
-            .split(',')
-            .map(str::trim)
-            .map(|name| {
-                Operation::parse(name).ok_or_else(|| {
-                    invalid(
-                        "operations",
-                        format!(
-                            "unknown operation {name:?}: want create, update, delete or snapshot"
-                        ),
-                    )
-                })
+        let operations = match get("operations") {
+            "" => "create",
+            text => text,
+        }
+        .split(',')
+        .map(str::trim)
+        .map(|name| {
+            Operation::parse(name).ok_or_else(|| {
+                invalid(
+                    &key("operations"),
+                    format!("unknown operation {name:?}: want create, update, delete or snapshot"),
+                )
             })
-            .collect::<Result<Vec<_>, _>>()?;
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            name: name.to_owned(),
+            format,
+            operations,
+        })
+    }
+
+    /// A payload side in this collection's format.
+    fn data(&self, rng: &mut SmallRng) -> Data {
+        let fields = match &self.format {
+            Format::File(bytes) => return Data::Raw(bytes.clone()),
+            Format::Structured(fields) | Format::Raw(fields) => fields,
+        };
+        let mut object = serde_json::Map::new();
+        for (name, ty) in fields {
+            let value = value(rng, *ty);
+            object.insert(name.clone(), value);
+        }
+        match self.format {
+            Format::Structured(_) => Data::Structured(object),
+            _ => Data::Raw(serde_json::to_vec(&object).expect("JSON of plain values")),
+        }
+    }
+}
+
+impl GeneratorSource {
+    fn new(settings: &Settings) -> Result<Self, PluginError> {
+        let get = |key: &str| settings.get(key).map(String::as_str).unwrap_or("");
+        let mut collections = Vec::new();
+        if !get("format.type").is_empty() {
+            collections.push(Collection::new("", "", settings)?);
+        }
+        let names: std::collections::BTreeSet<&str> = settings
+            .keys()
+            .filter_map(|k| k.strip_prefix("collections."))
+            .filter_map(|rest| rest.split_once('.').map(|(name, _)| name))
+            .collect();
+        for name in names {
+            collections.push(Collection::new(
+                name,
+                &format!("collections.{name}."),
+                settings,
+            )?);
+        }
+        if collections.is_empty() {
+            return Err(invalid(
+                "format.type",
+                "invalid configuration, please configure at least one collection using \
+                 `format.type` or `collections.*.format.type`"
+                    .into(),
+            ));
+        }
         let rate: f64 = match get("rate") {
             "" => 0.0,
             text => text
@@ -231,10 +336,36 @@ impl GeneratorSource {
         if !(rate >= 0.0 && rate.is_finite()) {
             return Err(invalid("rate", format!("{rate} must be 0 or more")));
         }
+        if rate > 0.0 && !get("readTime").is_empty() {
+            return Err(invalid(
+                "readTime",
+                "cannot specify both \"readTime\" and \"rate\", \"readTime\" is deprecated, \
+                 please only specify \"rate\""
+                    .into(),
+            ));
+        }
         let mut interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
         if interval.is_none() && !get("readTime").is_empty() {
             interval = parse_duration(get("readTime")).filter(|d| !d.is_zero());
         }
+        let duration = |key: &str| match get(key) {
+            "" => Ok(None),
+            text => parse_duration(text)
+                .map(Some)
+                .ok_or_else(|| invalid(key, format!("{text:?} is not a duration"))),
+        };
+        let burst = match duration("burst.sleepTime")?.filter(|d| !d.is_zero()) {
+            None => None,
+            Some(sleep) => match duration("burst.generateTime")? {
+                Some(generate) if !generate.is_zero() => Some((sleep, generate)),
+                _ => {
+                    return Err(invalid(
+                        "burst.generateTime",
+                        "\"burst.generateTime\" should be greater than 0".into(),
+                    ))
+                }
+            },
+        };
         let record_count = match get("recordCount") {
             "" => 0,
             text => text
@@ -243,46 +374,52 @@ impl GeneratorSource {
                 .max(0) as u64,
         };
         Ok(Self {
-            format,
-            operations,
+            collections,
             interval,
             next_at: None,
+            burst,
+            burst_until: None,
             record_count,
             count: 0,
             rng: SmallRng::from_entropy(),
         })
     }
 
-    fn data(&mut self) -> Data {
-        let fields = match &self.format {
-            Format::File(bytes) => return Data::Raw(bytes.clone()),
-            Format::Structured(fields) | Format::Raw(fields) => fields,
-        };
-        let mut object = serde_json::Map::new();
-        for (name, ty) in fields {
-            let value = value(&mut self.rng, *ty);
-            object.insert(name.clone(), value);
+    /// Under `burst.*`: wait for the next burst if the current one is over, and return
+    /// when this one ends. Cancel-safe (it only sleeps).
+    async fn burst_window(&mut self) -> Option<tokio::time::Instant> {
+        let (sleep, generate) = self.burst?;
+        let now = tokio::time::Instant::now();
+        let mut until = *self.burst_until.get_or_insert(now + generate);
+        if now >= until {
+            while until <= now {
+                until += sleep + generate;
+            }
+            self.burst_until = Some(until);
+            tokio::time::sleep_until(until - generate).await;
         }
-        match self.format {
-            Format::Structured(_) => Data::Structured(object),
-            _ => Data::Raw(serde_json::to_vec(&object).expect("JSON of plain values")),
-        }
+        Some(until)
     }
 
     fn record(&mut self) -> Record {
         self.count += 1;
-        let operation = self.operations[self.rng.gen_range(0..self.operations.len())];
+        let collection = match self.collections.len() {
+            1 => &self.collections[0],
+            n => &self.collections[self.rng.gen_range(0..n)],
+        };
+        let rng = &mut self.rng;
+        let operation = collection.operations[rng.gen_range(0..collection.operations.len())];
         let payload = match operation {
             Operation::Create | Operation::Snapshot => Change {
                 before: None,
-                after: Some(self.data()),
+                after: Some(collection.data(rng)),
             },
             Operation::Update => Change {
-                before: Some(self.data()),
-                after: Some(self.data()),
+                before: Some(collection.data(rng)),
+                after: Some(collection.data(rng)),
             },
             Operation::Delete => Change {
-                before: Some(self.data()),
+                before: Some(collection.data(rng)),
                 after: None,
             },
         };
@@ -290,15 +427,19 @@ impl GeneratorSource {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
+        let mut metadata: std::collections::BTreeMap<String, String> = [
+            (metadata::VERSION.to_owned(), "v1".to_owned()),
+            (metadata::READ_AT.to_owned(), read_at.to_string()),
+        ]
+        .into();
+        if !collection.name.is_empty() {
+            metadata.insert(metadata::COLLECTION.to_owned(), collection.name.clone());
+        }
         Record {
             position: Position(self.count.to_string().into_bytes()),
             operation,
-            metadata: [
-                (metadata::VERSION.to_owned(), "v1".to_owned()),
-                (metadata::READ_AT.to_owned(), read_at.to_string()),
-            ]
-            .into(),
-            key: Some(Data::Raw(word(&mut self.rng).into_bytes())),
+            metadata,
+            key: Some(Data::Raw(word(rng).into_bytes())),
             payload,
         }
     }
@@ -357,8 +498,24 @@ impl Source for GeneratorSource {
             }
             wanted = wanted.min(left);
         }
+        let burst_until = self.burst_window().await;
         let mut records = Vec::with_capacity(wanted as usize);
         while (records.len() as u64) < wanted {
+            if let Some(until) = burst_until {
+                // When the next record would be made (under the rate limit, if any).
+                let now = tokio::time::Instant::now();
+                let at = match self.interval {
+                    Some(_) => self.next_at.map_or(now, |at| at.max(now)),
+                    None => now,
+                };
+                if at >= until {
+                    // The burst is over; the next read waits for the next one.
+                    if records.is_empty() {
+                        tokio::time::sleep_until(until).await;
+                    }
+                    break;
+                }
+            }
             if let Some(interval) = self.interval {
                 let now = tokio::time::Instant::now();
                 let at = *self.next_at.get_or_insert(now);
@@ -485,8 +642,116 @@ mod tests {
         assert!(error(&[
             ("format.type", "structured"),
             ("format.options.id", "int"),
-            ("burst.sleepTime", "1s")
+            ("burst.sleepTime", "1s"),
+            ("burst.generateTime", "0s")
         ])
-        .contains("\"burst.sleepTime\": unrecognized parameter"));
+        .contains("\"burst.generateTime\" should be greater than 0"));
+        assert!(error(&[
+            ("format.type", "structured"),
+            ("format.options.id", "int"),
+            ("rate", "5"),
+            ("readTime", "1s")
+        ])
+        .contains("cannot specify both"));
+        assert!(error(&[("operations", "create")]).contains("at least one collection"));
+        assert!(error(&[
+            ("collections.users.format.type", "structured"),
+            ("collections.users.format.options.id", "uuid")
+        ])
+        .contains("\"collections.users.format.options.id\": unknown field type"));
+        assert!(error(&[("collections.users.format.options.id", "int")])
+            .contains("\"collections.users.format.type\""));
+        assert!(error(&[
+            ("collections.users.format.type", "raw"),
+            ("collections.users.format.options.id", "int"),
+            ("collections.users.operations", "merge")
+        ])
+        .contains("\"collections.users.operations\""));
+    }
+
+    #[tokio::test]
+    async fn collections_have_their_own_format_and_operations() {
+        let mut s = source(&[
+            ("format.type", "structured"),
+            ("format.options.id", "int"),
+            ("collections.users.format.type", "structured"),
+            ("collections.users.format.options.name", "string"),
+            ("collections.users.operations", "update"),
+            ("collections.orders.format.type", "raw"),
+            ("collections.orders.format.options.total", "int"),
+            ("collections.orders.operations", "delete,snapshot"),
+        ])
+        .unwrap();
+        s.open(None).await.unwrap();
+        let records = s.read(600).await.unwrap();
+        let mut seen = std::collections::BTreeMap::new();
+        for r in &records {
+            let collection = r.metadata.get(metadata::COLLECTION).map(String::as_str);
+            *seen.entry(collection).or_insert(0) += 1;
+            match collection {
+                None => {
+                    assert_eq!(r.operation, Operation::Create);
+                    assert!(
+                        matches!(&r.payload.after, Some(Data::Structured(m)) if m.contains_key("id"))
+                    );
+                }
+                Some("users") => {
+                    assert_eq!(r.operation, Operation::Update);
+                    assert!(
+                        matches!(&r.payload.after, Some(Data::Structured(m)) if m.contains_key("name"))
+                    );
+                    assert!(r.payload.before.is_some());
+                }
+                Some("orders") => {
+                    assert!(matches!(
+                        r.operation,
+                        Operation::Delete | Operation::Snapshot
+                    ));
+                    let side = r.payload.after.as_ref().or(r.payload.before.as_ref());
+                    assert!(
+                        matches!(side, Some(Data::Raw(bytes)) if bytes.starts_with(b"{\"total\":"))
+                    );
+                }
+                Some(other) => panic!("unknown collection {other}"),
+            }
+        }
+        assert_eq!(seen.len(), 3, "every collection is drawn from: {seen:?}");
+        let positions: Vec<String> = records
+            .iter()
+            .map(|r| String::from_utf8(r.position.0.clone()).unwrap())
+            .collect();
+        assert_eq!(positions[599], "600", "one count across collections");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bursts_alternate_generating_and_sleeping() {
+        let mut s = source(&[
+            ("format.type", "raw"),
+            ("format.options.id", "int"),
+            ("rate", "10"),
+            ("burst.sleepTime", "3s"),
+            ("burst.generateTime", "1s"),
+        ])
+        .unwrap();
+        s.open(None).await.unwrap();
+        let start = tokio::time::Instant::now();
+        // At 10/s a 1 s burst makes 10 records, then 3 s of sleep: records 11-20 come in
+        // the second burst, from 4 s to 5 s.
+        let mut times = Vec::new();
+        while times.len() < 20 {
+            for _ in s.read(100).await.unwrap() {
+                times.push(start.elapsed());
+            }
+        }
+        assert!(
+            times[..10].iter().all(|t| *t < Duration::from_secs(1)),
+            "{times:?}"
+        );
+        assert!(
+            times[10..]
+                .iter()
+                .all(|t| *t >= Duration::from_secs(4) && *t < Duration::from_secs(5)),
+            "{times:?}"
+        );
     }
 }

@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench bench-api bench-pipeline deps fmt clean
+.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -38,6 +38,10 @@ bench: deps
 bench-api: deps
 	$(CARGO) bench --locked --bench grpc_load
 	$(CARGO) bench --locked --bench http_load
+
+## bench-provisioning: 1,000 pipeline configuration files provisioned at start (time, events)
+bench-provisioning: deps
+	$(CARGO) bench --locked --bench provisioning
 
 ## bench-pipeline: generator -> file through the engine (records/s, MB/s, latency, RSS)
 bench-pipeline: deps

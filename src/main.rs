@@ -10,6 +10,7 @@
 //! Conduit's `conduit.yaml`), then defaults. The engine and the admin CLI are added by later
 //! layers.
 
+mod cli;
 mod supervisor;
 
 use anyhow::Context as _;
@@ -45,6 +46,11 @@ enum Commands {
     ///
     /// Example: culvert run --db.rocksdb.path ./data --api.http.address 127.0.0.1:8080
     Run(RunArgs),
+    /// Pipelines as configuration files, against a running server.
+    ///
+    /// Example: culvert pipelines export orders > orders.yaml
+    #[command(subcommand)]
+    Pipelines(cli::PipelinesCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,6 +104,10 @@ struct RunArgs {
         default_value_t = 4 * 1024 * 1024
     )]
     http_max_body_bytes: usize,
+    /// Pipeline configuration files: a YAML file or a directory of them (default
+    /// ./pipelines, which may be missing; a path given explicitly must exist).
+    #[arg(long = "pipelines.path", env = "CULVERT_PIPELINES_PATH")]
+    pipelines_path: Option<PathBuf>,
     /// Delay before the first restart of a failed pipeline (Go duration: 1s, 500ms, 1m).
     #[arg(
         long = "pipelines.error-recovery.min-delay",
@@ -224,6 +234,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     match cli.command {
+        Commands::Pipelines(command) => cli::run(command),
         Commands::Run(args) => {
             if let Err(error) = init_logging(&args) {
                 eprintln!("error: {error:#}");
@@ -235,6 +246,15 @@ fn main() -> std::process::ExitCode {
             if let Err(error) = args.recovery() {
                 eprintln!("error: {error:#}");
                 return std::process::ExitCode::from(2);
+            }
+            if let Some(path) = &args.pipelines_path {
+                if !path.exists() {
+                    eprintln!(
+                        "error: \"pipelines.path\" config value is invalid: {} does not exist",
+                        path.display()
+                    );
+                    return std::process::ExitCode::from(2);
+                }
             }
             match run(args) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
@@ -403,11 +423,23 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     )
     .context("rebuilding the control plane from the event log")?;
     let writer = ControlPlaneWriter::new(log.clone(), Arc::new(projections));
+    let plugins = Plugins {
+        connectors: Arc::new(culvert_plugins::Registry::builtin()),
+        processors: Arc::new(culvert_plugins::processor::ProcessorRegistry::builtin()),
+    };
+    provision(&args, &writer, &plugins)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(&args, writer.clone(), positions, report, started))?;
+    runtime.block_on(serve(
+        &args,
+        writer.clone(),
+        plugins,
+        positions,
+        report,
+        started,
+    ))?;
     if writer.head() > culvert_domain::Seq::ZERO {
         writer
             .projections()
@@ -418,9 +450,82 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The plugins this server runs.
+struct Plugins {
+    connectors: Arc<culvert_plugins::Registry>,
+    processors: Arc<culvert_plugins::processor::ProcessorRegistry>,
+}
+
+/// Provision the pipelines of the configuration files (before anything runs), logging every
+/// problem with its file, line and column. Bad files never stop the server.
+fn provision(
+    args: &RunArgs,
+    writer: &Arc<ControlPlaneWriter>,
+    plugins: &Plugins,
+) -> anyhow::Result<()> {
+    let path = args
+        .pipelines_path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./pipelines"));
+    if args.pipelines_path.is_none() && !path.exists() {
+        tracing::debug!(path = %path.display(), "no pipelines directory; nothing to provision");
+        return Ok(());
+    }
+    let provisioner = culvert_provisioning::Provisioner::new(
+        writer.clone(),
+        plugins.connectors.clone(),
+        plugins.processors.clone(),
+    );
+    let started = Instant::now();
+    let report = provisioner
+        .provision(&path, &|name| std::env::var(name).ok())
+        .context("provisioning pipelines")?;
+    for problem in &report.problems {
+        let fields = (
+            problem.file.as_str(),
+            problem.at.line,
+            problem.at.column,
+            problem.path.as_str(),
+        );
+        match problem.severity {
+            culvert_provisioning::config::Severity::Error => tracing::error!(
+                file = fields.0,
+                line = fields.1,
+                column = fields.2,
+                field = fields.3,
+                "pipeline configuration: {}",
+                problem.message
+            ),
+            culvert_provisioning::config::Severity::Warning => tracing::warn!(
+                file = fields.0,
+                line = fields.1,
+                column = fields.2,
+                field = fields.3,
+                "pipeline configuration: {}",
+                problem.message
+            ),
+        }
+    }
+    tracing::info!(
+        path = %path.display(),
+        files = report.files.len(),
+        created = report.created.len(),
+        updated = report.updated.len(),
+        deleted = report.deleted.len(),
+        unchanged = report.unchanged.len(),
+        skipped = report.skipped.len(),
+        errors = report.errors().count(),
+        events = report.events,
+        ms = started.elapsed().as_millis() as u64,
+        "pipelines provisioned"
+    );
+    Ok(())
+}
+
 async fn serve(
     args: &RunArgs,
     writer: Arc<ControlPlaneWriter>,
+    plugins: Plugins,
     positions: Arc<dyn PositionStore>,
     report: culvert_projections::OpenReport,
     started: Instant,
@@ -460,8 +565,10 @@ async fn serve(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let plugins = Arc::new(culvert_plugins::Registry::builtin());
-    let processor_plugins = Arc::new(culvert_plugins::processor::ProcessorRegistry::builtin());
+    let Plugins {
+        connectors: plugins,
+        processors: processor_plugins,
+    } = plugins;
     let supervisor = supervisor::Supervisor::new(
         writer.clone(),
         plugins.clone(),

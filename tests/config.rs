@@ -23,7 +23,7 @@ fn config_file_sets_what_flags_and_env_do_not() {
          db:\n  type: rocksdb\n  rocksdb:\n    path: ./from-file\n  fsync: false\n\
          api:\n  grpc:\n    address: 127.0.0.1:0\n  http:\n    address: 127.0.0.1:0\n\
          log:\n  format: json\n  level: debug\n\
-         pipelines:\n  path: ./pipelines\n",
+         schema-registry:\n  type: builtin\n",
     )
     .unwrap();
     // The file is found at the default path (the working directory); the flag beats it for
@@ -34,7 +34,7 @@ fn config_file_sets_what_flags_and_env_do_not() {
         .env("CULVERT_LOG_LEVEL", "info");
     let mut server = Server::spawn(command);
     let warning = server.wait_for_line("unknown key");
-    assert!(warning.contains("pipelines.path"), "{warning}");
+    assert!(warning.contains("schema-registry.type"), "{warning}");
     server.http_address();
     let ready = server.wait_for_line("culvert ready");
     let v: serde_json::Value = serde_json::from_str(&ready).expect("JSON log lines from the file");

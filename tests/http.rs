@@ -395,8 +395,62 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         501,
         12,
     );
-    h.fails("POST", "/v1/pipelines/plan", Some(json!({})), 501, 12);
-    h.fails("POST", "/v1/pipelines/apply", Some(json!({})), 501, 12);
+    // Plan and apply take a pipeline document (ApplyPipeline is how `culvert pipelines
+    // import` creates pipelines); without one they are refused.
+    h.fails("POST", "/v1/pipelines/plan", Some(json!({})), 400, 3);
+    h.fails("POST", "/v1/pipelines/apply", Some(json!({})), 400, 3);
+    let document = json!({"config": {"id": "applied", "status": "stopped", "description": "doc",
+        "connectors": [
+            {"id": "gen", "type": "source", "plugin": "builtin:generator",
+             "settings": {"format.type": "raw", "format.options.id": "int"}},
+            {"id": "log", "type": "destination", "plugin": "builtin:log"}],
+        "processors": [{"id": "f", "plugin": "filter", "condition": "{{ false }}"}]}});
+    let plan = h.ok("POST", "/v1/pipelines/plan", Some(document.clone()));
+    // The answer is the diff itself (response_body: "diff").
+    assert_eq!(plan["pipelineId"], "applied");
+    let planned: Vec<(String, String)> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["action"].as_str().unwrap().to_owned(),
+                c["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            ("create".to_owned(), "applied".to_owned()),
+            ("create".to_owned(), "applied:gen".to_owned()),
+            ("create".to_owned(), "applied:log".to_owned()),
+            ("create".to_owned(), "applied:f".to_owned()),
+        ]
+    );
+    h.fails("GET", "/v1/pipelines/applied", None, 404, 5);
+    let mut stale = document.clone();
+    stale["hash"] = json!("not-the-plan");
+    h.fails("POST", "/v1/pipelines/apply", Some(stale), 400, 9);
+    let mut apply = document.clone();
+    apply["hash"] = plan["hash"].clone();
+    h.ok("POST", "/v1/pipelines/apply", Some(apply));
+    let applied = h.ok("GET", "/v1/pipelines/applied", None);
+    assert_eq!(applied["config"]["description"], "doc");
+    assert_eq!(applied["processorIds"], json!(["applied:f"]));
+    // Applied again: nothing to change. A bad plugin names the field.
+    let again = h.ok("POST", "/v1/pipelines/apply", Some(document.clone()));
+    assert_eq!(again["changes"], json!([]));
+    let mut bad = document.clone();
+    bad["config"]["connectors"][1]["plugin"] = json!("builtin:nope");
+    let refused = h.fails("POST", "/v1/pipelines/apply", Some(bad), 400, 3);
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("/connectors/1/plugin: connector \"log\": plugin \"builtin:nope\" not found"),
+        "{refused}"
+    );
     assert_eq!(
         h.ok(
             "POST",

@@ -8,4 +8,5 @@ mod grpc;
 mod harness;
 mod http;
 mod http_client;
+mod provisioning;
 mod server;

@@ -30,6 +30,8 @@ pub struct Api {
     start_wait: Option<std::time::Duration>,
     plugins: Arc<culvert_plugins::Registry>,
     processor_plugins: Arc<culvert_plugins::processor::ProcessorRegistry>,
+    /// Plans and applies pipeline documents (PlanPipeline, ApplyPipeline).
+    documents: Arc<culvert_provisioning::Provisioner>,
     pipelines: PipelineOrchestrator,
     connectors: ConnectorOrchestrator,
     processors: ProcessorOrchestrator,
@@ -54,6 +56,11 @@ impl Api {
     ) -> Self {
         Self {
             start_wait: None,
+            documents: Arc::new(culvert_provisioning::Provisioner::new(
+                writer.clone(),
+                plugins.clone(),
+                processor_plugins.clone(),
+            )),
             plugins,
             processor_plugins,
             pipelines: PipelineOrchestrator::new(writer.clone()),
@@ -404,16 +411,39 @@ impl PipelineService for Api {
 
     async fn plan_pipeline(
         &self,
-        _request: Request<pb::PlanPipelineRequest>,
+        request: Request<pb::PlanPipelineRequest>,
     ) -> Result<Response<pb::PlanPipelineResponse>, Status> {
-        Err(not_yet("PlanPipeline", "pipeline configuration files"))
+        let ctx = context(&request);
+        let document = crate::documents::from_proto(request.into_inner().config)?;
+        let documents = self.documents.clone();
+        let applied =
+            tokio::task::spawn_blocking(move || documents.apply(&document, &ctx.actor, None, true))
+                .await
+                .map_err(|e| Status::internal(format!("plan task failed: {e}")))?
+                .map_err(crate::documents::to_status)?;
+        Ok(Response::new(pb::PlanPipelineResponse {
+            diff: Some(crate::documents::diff(applied)),
+        }))
     }
 
     async fn apply_pipeline(
         &self,
-        _request: Request<pb::ApplyPipelineRequest>,
+        request: Request<pb::ApplyPipelineRequest>,
     ) -> Result<Response<pb::ApplyPipelineResponse>, Status> {
-        Err(not_yet("ApplyPipeline", "pipeline configuration files"))
+        let ctx = context(&request);
+        let req = request.into_inner();
+        let document = crate::documents::from_proto(req.config)?;
+        let documents = self.documents.clone();
+        let hash = req.hash;
+        let applied = tokio::task::spawn_blocking(move || {
+            documents.apply(&document, &ctx.actor, Some(&hash), false)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("apply task failed: {e}")))?
+        .map_err(crate::documents::to_status)?;
+        Ok(Response::new(pb::ApplyPipelineResponse {
+            diff: Some(crate::documents::diff(applied)),
+        }))
     }
 }
 

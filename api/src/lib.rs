@@ -10,6 +10,7 @@
 //! status codes. It holds no state of its own and never touches the store directly.
 
 mod convert;
+mod documents;
 pub mod error;
 mod grpc;
 pub mod http;

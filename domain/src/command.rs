@@ -140,4 +140,21 @@ pub enum Command {
         /// The processor.
         id: ProcessorId,
     },
+    /// Bring a pipeline in line with a configuration document: `commands` (creations,
+    /// updates and deletions of the pipeline and its connectors and processors) decided in
+    /// order, each against the state the previous ones leave, and recorded as one batch.
+    ///
+    /// With a `file`, the document is a configuration file: only here may a pipeline
+    /// provisioned by a file change, the pipeline is marked as provisioned by `file` (unless
+    /// the batch deletes it), and a pipeline created over the API is refused. Without one,
+    /// the document came over the API (ApplyPipeline): the pipeline stays API-managed, and
+    /// one provisioned by a file is refused.
+    Provision {
+        /// The pipeline the document describes.
+        pipeline: PipelineId,
+        /// The configuration file (as the actor names it), if the document is one.
+        file: Option<String>,
+        /// What to do, in order.
+        commands: Vec<Command>,
+    },
 }

@@ -114,6 +114,23 @@ pub enum DomainError {
         /// How many.
         count: usize,
     },
+    /// The pipeline (or its connector or processor) is managed by a configuration file.
+    #[error(
+        "entity was provisioned by a config file and cannot be mutated through the API, \
+         please change the corresponding config file instead (pipeline {id}, file {file})"
+    )]
+    ProvisionedByConfig {
+        /// The pipeline.
+        id: String,
+        /// The file that manages it.
+        file: String,
+    },
+    /// A configuration file describes a pipeline that was created over the API.
+    #[error("pipeline {id} exists and was not provisioned by a config file; it is left as it is")]
+    NotProvisioned {
+        /// The pipeline.
+        id: String,
+    },
     /// A connector that still has processors cannot be deleted.
     #[error("connector {id} has processors attached ({count}); delete them first")]
     ConnectorHasProcessors {
@@ -138,7 +155,9 @@ impl DomainError {
             | Self::PipelineIncomplete { .. }
             | Self::PipelineHasConnectors { .. }
             | Self::PipelineHasProcessors { .. }
-            | Self::ConnectorHasProcessors { .. } => ErrorKind::FailedPrecondition,
+            | Self::ConnectorHasProcessors { .. }
+            | Self::ProvisionedByConfig { .. }
+            | Self::NotProvisioned { .. } => ErrorKind::FailedPrecondition,
         }
     }
 
@@ -156,6 +175,8 @@ impl DomainError {
             Self::PipelineHasConnectors { .. } => "pipeline.has_connectors".to_owned(),
             Self::PipelineHasProcessors { .. } => "pipeline.has_processors".to_owned(),
             Self::ConnectorHasProcessors { .. } => "connector.has_processors".to_owned(),
+            Self::ProvisionedByConfig { .. } => "pipeline.provisioned_by_config".to_owned(),
+            Self::NotProvisioned { .. } => "pipeline.not_provisioned".to_owned(),
         }
     }
 }

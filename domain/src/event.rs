@@ -38,6 +38,14 @@ pub enum Event {
         /// New DLQ settings.
         dlq: DeadLetterQueue,
     },
+    /// A pipeline is managed by a configuration file from now on: the API may start and stop
+    /// it but not change it.
+    PipelineProvisioned {
+        /// The pipeline.
+        id: PipelineId,
+        /// The file.
+        file: String,
+    },
     /// A pipeline was deleted.
     PipelineDeleted {
         /// The pipeline.
@@ -197,6 +205,7 @@ impl Event {
             PipelineCreated { id, .. }
             | PipelineUpdated { id, .. }
             | PipelineDlqUpdated { id, .. }
+            | PipelineProvisioned { id, .. }
             | PipelineDeleted { id }
             | PipelineConnectorAdded { id, .. }
             | PipelineConnectorRemoved { id, .. }
@@ -226,6 +235,7 @@ impl Event {
             PipelineCreated { .. } => "PipelineCreated",
             PipelineUpdated { .. } => "PipelineUpdated",
             PipelineDlqUpdated { .. } => "PipelineDlqUpdated",
+            PipelineProvisioned { .. } => "PipelineProvisioned",
             PipelineDeleted { .. } => "PipelineDeleted",
             PipelineConnectorAdded { .. } => "PipelineConnectorAdded",
             PipelineConnectorRemoved { .. } => "PipelineConnectorRemoved",

@@ -88,12 +88,16 @@ pub struct DeadLetterQueue {
 }
 
 impl Default for DeadLetterQueue {
-    /// Conduit's default: a `builtin:log` DLQ at level warn, window 1, threshold 0, i.e. the
-    /// first nack stops the pipeline.
+    /// Conduit's default (`pipeline.DefaultDLQ`): a `builtin:log` DLQ at level warn with
+    /// the message "record delivery failed", window 1, threshold 0, i.e. the first nack
+    /// stops the pipeline.
     fn default() -> Self {
         Self {
             plugin: "builtin:log".to_owned(),
-            settings: Settings::from([("level".to_owned(), "warn".to_owned())]),
+            settings: Settings::from([
+                ("level".to_owned(), "warn".to_owned()),
+                ("message".to_owned(), "record delivery failed".to_owned()),
+            ]),
             window_size: 1,
             window_nack_threshold: 0,
         }
@@ -117,6 +121,9 @@ pub struct Pipeline {
     pub processor_ids: Vec<ProcessorId>,
     /// Dead-letter-queue settings.
     pub dlq: DeadLetterQueue,
+    /// The configuration file that manages the pipeline (`None`: created over the API).
+    #[serde(default)]
+    pub provisioned_by: Option<String>,
     /// When the pipeline was created.
     pub created_at: DateTime<Utc>,
     /// When the pipeline last changed.

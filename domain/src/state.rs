@@ -116,6 +116,145 @@ impl ControlPlane {
     /// reason it is refused. Pure: the same state and command always give the same answer.
     pub fn decide(&self, command: &Command) -> Result<Vec<Event>, DomainError> {
         match command {
+            Command::Provision {
+                pipeline,
+                file,
+                commands,
+            } => self.decide_provision(pipeline, file.as_deref(), commands),
+            command => {
+                if let Some(p) = self.provisioned_target(command) {
+                    return Err(DomainError::ProvisionedByConfig {
+                        id: p.id.to_string(),
+                        file: p.provisioned_by.clone().unwrap_or_default(),
+                    });
+                }
+                self.decide_one(command)
+            }
+        }
+    }
+
+    /// The provisioned pipeline a command would change, if any (start and stop requests
+    /// and the engine's reports change no configuration and are allowed).
+    fn provisioned_target(&self, command: &Command) -> Option<&Pipeline> {
+        let pipeline_of_connector =
+            |id: &ConnectorId| self.connectors.get(id).map(|c| c.pipeline_id.clone());
+        let pipeline_of_parent = |parent: &ProcessorParent| match parent {
+            ProcessorParent::Pipeline(id) => Some(id.clone()),
+            ProcessorParent::Connector(id) => pipeline_of_connector(id),
+        };
+        let pipeline = match command {
+            Command::UpdatePipeline { id, .. }
+            | Command::UpdatePipelineDlq { id, .. }
+            | Command::DeletePipeline { id } => Some(id.clone()),
+            Command::CreateConnector { pipeline_id, .. } => Some(pipeline_id.clone()),
+            Command::UpdateConnector { id, .. } | Command::DeleteConnector { id } => {
+                pipeline_of_connector(id)
+            }
+            Command::CreateProcessor { parent, .. } => pipeline_of_parent(parent),
+            Command::UpdateProcessor { id, .. } | Command::DeleteProcessor { id } => self
+                .processors
+                .get(id)
+                .and_then(|p| pipeline_of_parent(&p.parent)),
+            _ => None,
+        }?;
+        self.pipelines
+            .get(&pipeline)
+            .filter(|p| p.provisioned_by.is_some())
+    }
+
+    /// Decide a provisioning batch on a scratch copy of the state, each command against
+    /// what the earlier ones leave.
+    fn decide_provision(
+        &self,
+        pipeline: &PipelineId,
+        file: Option<&str>,
+        commands: &[Command],
+    ) -> Result<Vec<Event>, DomainError> {
+        if let Some(existing) = self.pipelines.get(pipeline) {
+            match (&existing.provisioned_by, file) {
+                (None, Some(_)) => {
+                    return Err(DomainError::NotProvisioned {
+                        id: pipeline.to_string(),
+                    })
+                }
+                (Some(by), None) => {
+                    return Err(DomainError::ProvisionedByConfig {
+                        id: pipeline.to_string(),
+                        file: by.clone(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        let mut scratch = self.clone();
+        let mut events = Vec::new();
+        for command in commands {
+            if matches!(command, Command::Provision { .. }) {
+                return Err(DomainError::InvalidArgument {
+                    entity: EntityKind::Pipeline,
+                    field: "commands",
+                    reason: "a provisioning batch cannot hold another".into(),
+                });
+            }
+            let decided = scratch.decide_one(command)?;
+            for event in &decided {
+                scratch.evolve_scratch(event);
+            }
+            events.extend(decided);
+        }
+        if let Some(file) = file {
+            let marked = scratch
+                .pipelines
+                .get(pipeline)
+                .is_some_and(|p| p.provisioned_by.as_deref() == Some(file));
+            if scratch.pipelines.contains_key(pipeline) && !marked {
+                events.push(Event::PipelineProvisioned {
+                    id: pipeline.clone(),
+                    file: file.to_owned(),
+                });
+            }
+        }
+        Ok(events)
+    }
+
+    /// Fold an event decided but not yet recorded (for deciding the next one).
+    fn evolve_scratch(&mut self, event: &Event) {
+        let version = match event.stream().as_str().split_once('/') {
+            Some(("pipeline", id)) => self
+                .pipelines
+                .get(&PipelineId(id.into()))
+                .map(|p| p.version),
+            Some(("connector", id)) => self
+                .connectors
+                .get(&ConnectorId(id.into()))
+                .map(|c| c.version),
+            Some(("processor", id)) => self
+                .processors
+                .get(&ProcessorId(id.into()))
+                .map(|p| p.version),
+            _ => None,
+        };
+        let last = self.last_seq;
+        self.evolve(&RecordedEvent {
+            seq: Seq(last.0 + 1),
+            stream_version: version.unwrap_or(0) + 1,
+            meta: crate::event::EventMeta {
+                actor: String::new(),
+                correlation_id: String::new(),
+                causation_id: None,
+                recorded_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            },
+            event: event.clone(),
+        });
+    }
+
+    fn decide_one(&self, command: &Command) -> Result<Vec<Event>, DomainError> {
+        match command {
+            Command::Provision { .. } => Err(DomainError::InvalidArgument {
+                entity: EntityKind::Pipeline,
+                field: "commands",
+                reason: "a provisioning batch cannot hold another".into(),
+            }),
             Command::CreatePipeline {
                 id,
                 name,
@@ -429,6 +568,7 @@ impl ControlPlane {
                         connector_ids: vec![],
                         processor_ids: vec![],
                         dlq: dlq.clone(),
+                        provisioned_by: None,
                         created_at: at,
                         updated_at: at,
                         version,
@@ -521,6 +661,9 @@ impl ControlPlane {
         match event {
             Event::PipelineDlqUpdated { id, dlq } => {
                 self.with_pipeline(id, at, version, |p| p.dlq = dlq.clone())
+            }
+            Event::PipelineProvisioned { id, file } => {
+                self.with_pipeline(id, at, version, |p| p.provisioned_by = Some(file.clone()))
             }
             Event::PipelineConnectorAdded { id, connector_id } => {
                 self.with_pipeline(id, at, version, |p| {

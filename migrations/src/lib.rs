@@ -253,7 +253,11 @@ mod tests {
                 id: PipelineId("p1".into()),
                 name: "orders".into(),
                 description: "old shape".into(),
-                dlq: DeadLetterQueue::default(),
+                // The event's own DLQ, not today's default (which gained a message).
+                dlq: DeadLetterQueue {
+                    settings: [("level".to_owned(), "warn".to_owned())].into(),
+                    ..DeadLetterQueue::default()
+                },
             }
         );
         assert_eq!(recorded.seq, Seq(7));

@@ -1,0 +1,235 @@
+//! Writing pipelines as a configuration file (version 2.2), the inverse of [`crate::config`]:
+//! parsing what this writes gives back the same pipelines.
+//!
+//! Every string is written double-quoted with YAML's escapes, so no value is mistaken for
+//! a number, a boolean or null. One thing cannot round-trip, in Conduit's format too: a
+//! `$` in a value is read back as the start of an environment variable.
+
+use crate::config::{PipelineConfig, ProcessorConfig, LATEST};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// A YAML double-quoted string.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            // Non-printable characters and the line separators YAML would fold.
+            c if c.is_control()
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+                ) =>
+            {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn settings(out: &mut String, indent: &str, settings: &BTreeMap<String, String>) {
+    if settings.is_empty() {
+        let _ = writeln!(out, "{indent}settings: {{}}");
+        return;
+    }
+    let _ = writeln!(out, "{indent}settings:");
+    for (key, value) in settings {
+        let _ = writeln!(out, "{indent}  {}: {}", quoted(key), quoted(value));
+    }
+}
+
+fn processors(out: &mut String, indent: &str, list: &[ProcessorConfig]) {
+    if list.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{indent}processors:");
+    for p in list {
+        let _ = writeln!(out, "{indent}  - id: {}", quoted(&p.id));
+        let _ = writeln!(out, "{indent}    plugin: {}", quoted(&p.plugin));
+        if !p.condition.is_empty() {
+            let _ = writeln!(out, "{indent}    condition: {}", quoted(&p.condition));
+        }
+        settings(out, &format!("{indent}    "), &p.settings);
+        let _ = writeln!(out, "{indent}    workers: {}", p.workers);
+    }
+}
+
+/// The pipelines as one version-2.2 document.
+pub fn to_yaml(pipelines: &[PipelineConfig]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "version: {}", quoted(LATEST));
+    let _ = writeln!(out, "pipelines:");
+    for p in pipelines {
+        let _ = writeln!(out, "  - id: {}", quoted(&p.id));
+        let status = if p.running { "running" } else { "stopped" };
+        let _ = writeln!(out, "    status: {status}");
+        let _ = writeln!(out, "    name: {}", quoted(&p.name));
+        let _ = writeln!(out, "    description: {}", quoted(&p.description));
+        if !p.connectors.is_empty() {
+            let _ = writeln!(out, "    connectors:");
+        }
+        for c in &p.connectors {
+            let _ = writeln!(out, "      - id: {}", quoted(&c.id));
+            let kind = if c.source { "source" } else { "destination" };
+            let _ = writeln!(out, "        type: {kind}");
+            let _ = writeln!(out, "        plugin: {}", quoted(&c.plugin));
+            let _ = writeln!(out, "        name: {}", quoted(&c.name));
+            settings(&mut out, "        ", &c.settings);
+            processors(&mut out, "        ", &c.processors);
+        }
+        processors(&mut out, "    ", &p.processors);
+        let _ = writeln!(out, "    dead-letter-queue:");
+        let _ = writeln!(out, "      plugin: {}", quoted(&p.dlq.plugin));
+        settings(&mut out, "      ", &p.dlq.settings);
+        let _ = writeln!(out, "      window-size: {}", p.dlq.window_size);
+        let _ = writeln!(
+            out,
+            "      window-nack-threshold: {}",
+            p.dlq.window_nack_threshold
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, ConnectorConfig, DlqConfig, Severity};
+    use crate::yaml::Location;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        // Anything but `$` (read back as an environment variable, by design).
+        "[^$]{0,12}"
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-z][a-z0-9_.:-]{0,10}"
+    }
+
+    fn map() -> impl Strategy<Value = BTreeMap<String, String>> {
+        proptest::collection::btree_map("[a-z.*]{1,8}", text(), 0..4)
+    }
+
+    fn processor() -> impl Strategy<Value = ProcessorConfig> {
+        (name(), name(), text(), map(), 1i32..8).prop_map(
+            |(id, plugin, condition, settings, workers)| ProcessorConfig {
+                at: Location::default(),
+                path: String::new(),
+                id,
+                plugin,
+                condition,
+                settings,
+                workers,
+            },
+        )
+    }
+
+    fn pipeline() -> impl Strategy<Value = PipelineConfig> {
+        (
+            name(),
+            any::<bool>(),
+            text(),
+            proptest::collection::vec(
+                (
+                    name(),
+                    any::<bool>(),
+                    name(),
+                    map(),
+                    proptest::collection::vec(processor(), 0..3),
+                ),
+                0..3,
+            ),
+            proptest::collection::vec(processor(), 0..3),
+            (name(), map(), 0u64..10, 0u64..10),
+        )
+            .prop_map(|(id, running, description, connectors, processors, dlq)| {
+                PipelineConfig {
+                    file: "export.yaml".into(),
+                    at: Location::default(),
+                    path: String::new(),
+                    name: format!("{id}-name"),
+                    id,
+                    running,
+                    description,
+                    connectors: connectors
+                        .into_iter()
+                        .map(
+                            |(id, source, plugin, settings, processors)| ConnectorConfig {
+                                at: Location::default(),
+                                path: String::new(),
+                                name: format!("{id} name"),
+                                id,
+                                source,
+                                plugin,
+                                settings,
+                                processors,
+                            },
+                        )
+                        .collect(),
+                    processors,
+                    dlq: DlqConfig {
+                        plugin: dlq.0,
+                        settings: dlq.1,
+                        window_size: dlq.2,
+                        window_nack_threshold: dlq.3,
+                    },
+                }
+            })
+    }
+
+    /// Forget where things were written (the positions differ, by nature).
+    fn strip(mut p: PipelineConfig) -> PipelineConfig {
+        p.at = Location::default();
+        p.path = String::new();
+        for c in &mut p.connectors {
+            c.at = Location::default();
+            c.path = String::new();
+            for q in &mut c.processors {
+                q.at = Location::default();
+                q.path = String::new();
+            }
+        }
+        for q in &mut p.processors {
+            q.at = Location::default();
+            q.path = String::new();
+        }
+        p
+    }
+
+    proptest! {
+        #[test]
+        fn what_is_written_reads_back_the_same(pipeline in pipeline()) {
+            // A running pipeline must have a source and a destination to be valid.
+            let has = |source: bool| pipeline.connectors.iter().any(|c| c.source == source);
+            let mut ids: Vec<&str> = pipeline.connectors.iter().map(|c| c.id.as_str()).collect();
+            ids.sort();
+            ids.dedup();
+            prop_assume!(ids.len() == pipeline.connectors.len());
+            prop_assume!(!pipeline.running || (has(true) && has(false)));
+            let unique = |list: &[ProcessorConfig]| {
+                let mut ids: Vec<&str> = list.iter().map(|p| p.id.as_str()).collect();
+                ids.sort();
+                ids.dedup();
+                ids.len() == list.len()
+            };
+            prop_assume!(unique(&pipeline.processors));
+            prop_assume!(pipeline.connectors.iter().all(|c| unique(&c.processors)));
+            let text = to_yaml(std::slice::from_ref(&pipeline));
+            let parsed = config::parse("export.yaml", &text, &|_| None);
+            let errors: Vec<_> = parsed.problems.iter().filter(|p| p.severity == Severity::Error).collect();
+            prop_assert!(errors.is_empty(), "{errors:?}\n{text}");
+            prop_assert_eq!(parsed.pipelines.len(), 1);
+            prop_assert_eq!(strip(parsed.pipelines[0].clone()), pipeline);
+        }
+    }
+}

@@ -1,0 +1,560 @@
+//! Pipeline configuration files: Conduit's YAML format, provisioned as events.
+//!
+//! At start the server reads `--pipelines.path` (a file, or every `*.yml`/`*.yaml` file of
+//! a directory) and makes the control plane match it:
+//!
+//! * a pipeline new in a file is created, one that changed is updated (only what changed),
+//!   one whose file no longer names it is deleted, an unchanged one is left alone;
+//! * each pipeline's changes are one `Provision` command, so one atomic batch of events,
+//!   with the actor `provisioning:<file>`; the pipeline is marked as provisioned by that
+//!   file, and the API may then start and stop it but not change it;
+//! * a pipeline whose file says `running` is started;
+//! * every problem is reported with its file, line, column and field, all at once; a bad
+//!   pipeline (or file) never keeps the others from being provisioned.
+//!
+//! [`config`] parses and validates files; [`plan`] turns the difference between a file and
+//! the control plane into commands; [`Provisioner`] does the whole run; [`export`] writes
+//! pipelines back as a file.
+
+pub mod config;
+pub mod export;
+pub mod plan;
+pub mod yaml;
+
+use crate::config::{Parsed, PipelineConfig, Problem, Severity};
+use culvert_commands::{CommandError, Context, ControlPlaneWriter};
+use culvert_domain::{Command, PipelineId};
+use culvert_plugins::processor::{ConfigureError, ProcessorRegistry};
+use culvert_plugins::{LookupError, Registry, Side, ValidateError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What a provisioning run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The files read.
+    pub files: Vec<String>,
+    /// Pipelines created.
+    pub created: Vec<String>,
+    /// Pipelines changed (configuration or status).
+    pub updated: Vec<String>,
+    /// Pipelines deleted (their file no longer names them).
+    pub deleted: Vec<String>,
+    /// Pipelines that already matched their file.
+    pub unchanged: Vec<String>,
+    /// Pipelines left out because of errors.
+    pub skipped: Vec<String>,
+    /// Every problem found, errors and warnings, by file and place.
+    pub problems: Vec<Problem>,
+    /// Events written.
+    pub events: usize,
+}
+
+impl Report {
+    /// The errors among the problems.
+    pub fn errors(&self) -> impl Iterator<Item = &Problem> {
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+    }
+}
+
+/// One change a plan makes (ApplyPipeline's `Diff.Change`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// `pipeline`, `connector` or `processor`.
+    pub resource: &'static str,
+    /// The entity's id.
+    pub id: String,
+    /// `create`, `update`, `delete`, `stop` or `start`.
+    pub action: &'static str,
+}
+
+/// What applying a document did (or would do).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The pipeline.
+    pub pipeline: String,
+    /// The changes, in order.
+    pub changes: Vec<Change>,
+    /// Identifies this plan against this state: apply only if it still holds.
+    pub hash: String,
+    /// Events written (0 for a plan, or when nothing changes).
+    pub events: usize,
+}
+
+/// Why a document cannot be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The document has errors (each with its field).
+    #[error("invalid pipeline document: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Problem>),
+    /// The plan changed since the hash the caller had.
+    #[error(
+        "the plan changed since it was computed (hash {expected:?}, now {actual:?}); plan again"
+    )]
+    Stale {
+        /// The hash given.
+        expected: String,
+        /// The current plan's hash.
+        actual: String,
+    },
+    /// Writing failed or the domain refused.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+/// Why provisioning could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// The pipelines path cannot be read.
+    #[error("pipelines path {path:?}: {source}")]
+    Path {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Provisions pipelines from configuration files.
+pub struct Provisioner {
+    writer: Arc<ControlPlaneWriter>,
+    connectors: Arc<Registry>,
+    processors: Arc<ProcessorRegistry>,
+}
+
+impl Provisioner {
+    /// A provisioner writing through `writer`, checking plugins against the registries.
+    pub fn new(
+        writer: Arc<ControlPlaneWriter>,
+        connectors: Arc<Registry>,
+        processors: Arc<ProcessorRegistry>,
+    ) -> Self {
+        Self {
+            writer,
+            connectors,
+            processors,
+        }
+    }
+
+    /// The configuration files under `path`: the file itself, or a directory's `*.yml` and
+    /// `*.yaml` files (any case), by name.
+    pub fn files(path: &Path) -> Result<Vec<PathBuf>, ProvisionError> {
+        let error = |source| ProvisionError::Path {
+            path: path.to_owned(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(error)?;
+        if meta.is_file() {
+            return Ok(vec![path.to_owned()]);
+        }
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(error)? {
+            let entry = entry.map_err(error)?;
+            let file = entry.path();
+            let yaml = file
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("yml") || e.eq_ignore_ascii_case("yaml"));
+            if yaml && file.is_file() {
+                files.push(file);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Read, check and provision every file under `path`; `env` resolves `$VAR`.
+    pub fn provision(
+        &self,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Report, ProvisionError> {
+        let files = Self::files(path)?;
+        let mut report = Report::default();
+        let mut parsed: Vec<(String, Parsed)> = Vec::new();
+        for file in &files {
+            let name = file.display().to_string();
+            report.files.push(name.clone());
+            let one = match std::fs::read_to_string(file) {
+                Ok(text) => config::parse(&name, &text, env),
+                Err(e) => Parsed {
+                    problems: vec![Problem {
+                        file: name.clone(),
+                        at: yaml::Location::default(),
+                        severity: Severity::Error,
+                        path: String::new(),
+                        message: format!("cannot read the file: {e}"),
+                    }],
+                    truncated: true,
+                    ..Parsed::default()
+                },
+            };
+            parsed.push((name, one));
+        }
+        self.run(parsed, &mut report);
+        report.problems.sort();
+        Ok(report)
+    }
+
+    /// Provision already parsed files.
+    fn run(&self, parsed: Vec<(String, Parsed)>, report: &mut Report) {
+        // Which files name which ids, and which files may not have been read whole.
+        let mut mentioned: BTreeSet<String> = BTreeSet::new();
+        let mut unreliable: BTreeSet<String> = BTreeSet::new();
+        let mut candidates: Vec<PipelineConfig> = Vec::new();
+        for (name, one) in parsed {
+            mentioned.extend(one.mentioned.iter().cloned());
+            if one.truncated {
+                unreliable.insert(name);
+            }
+            report.problems.extend(one.problems);
+            candidates.extend(one.pipelines);
+        }
+        // Pipelines with unusable plugins or settings are left out.
+        let mut valid = Vec::new();
+        for pipeline in candidates {
+            let problems = self.check_plugins(&pipeline);
+            if problems.is_empty() {
+                valid.push(pipeline);
+            } else {
+                report.skipped.push(pipeline.id.clone());
+                report.problems.extend(problems);
+            }
+        }
+        // The same id in several places: every copy is skipped (Conduit's rule).
+        let mut by_id: BTreeMap<String, Vec<PipelineConfig>> = BTreeMap::new();
+        for pipeline in valid {
+            by_id.entry(pipeline.id.clone()).or_default().push(pipeline);
+        }
+        for (id, copies) in by_id {
+            if copies.len() > 1 {
+                let places: Vec<String> = copies
+                    .iter()
+                    .map(|c| format!("{}:{}", c.file, c.at))
+                    .collect();
+                for copy in &copies {
+                    report.problems.push(Problem {
+                        file: copy.file.clone(),
+                        at: copy.at,
+                        severity: Severity::Error,
+                        path: format!("{}/id", copy.path),
+                        message: format!(
+                            "{} pipelines with ID {id:?} will be skipped (at {})",
+                            copies.len(),
+                            places.join(", ")
+                        ),
+                    });
+                }
+                report.skipped.push(id);
+                continue;
+            }
+            let pipeline = copies.into_iter().next().expect("one copy");
+            self.provision_one(&pipeline, report);
+        }
+        // Provisioned pipelines no file names any more.
+        let state = self.writer.projections().read();
+        let gone: Vec<(PipelineId, String)> = state
+            .pipelines()
+            .filter_map(|p| p.provisioned_by.clone().map(|file| (p.id.clone(), file)))
+            .filter(|(id, file)| !mentioned.contains(id.as_str()) && !unreliable.contains(file))
+            .collect();
+        drop(state);
+        for (id, file) in gone {
+            let commands = plan::plan_deletion(&self.writer.projections().read(), &id);
+            match self.execute(&id, &file, commands) {
+                Ok(events) => {
+                    tracing::info!(pipeline = %id, %file, "provisioned pipeline deleted: its file no longer has it");
+                    report.events += events;
+                    report.deleted.push(id.to_string());
+                }
+                Err(error) => report.problems.push(Problem {
+                    file,
+                    at: yaml::Location::default(),
+                    severity: Severity::Error,
+                    path: String::new(),
+                    message: format!("could not delete pipeline {id}: {error}"),
+                }),
+            }
+        }
+    }
+
+    fn provision_one(&self, pipeline: &PipelineConfig, report: &mut Report) {
+        let id = PipelineId(pipeline.id.clone());
+        let (commands, existed, moved) = {
+            let state = self.writer.projections().read();
+            let existing = state.pipeline(&id);
+            if existing.is_some_and(|p| p.provisioned_by.is_none()) {
+                report.problems.push(Problem {
+                    file: pipeline.file.clone(),
+                    at: pipeline.at,
+                    severity: Severity::Error,
+                    path: format!("{}/id", pipeline.path),
+                    message: format!(
+                        "pipeline {id} exists and was created over the API; the file's \
+                         pipeline is skipped and the existing one left as it is"
+                    ),
+                });
+                report.skipped.push(id.to_string());
+                return;
+            }
+            // A pipeline moved to another file gets the new file recorded, even unchanged.
+            let moved = existing
+                .and_then(|p| p.provisioned_by.as_deref())
+                .is_some_and(|file| file != pipeline.file);
+            (plan::plan(&state, pipeline), existing.is_some(), moved)
+        };
+        if commands.is_empty() && !moved {
+            report.unchanged.push(id.to_string());
+            return;
+        }
+        match self.execute(&id, &pipeline.file, commands) {
+            Ok(events) => {
+                report.events += events;
+                if existed {
+                    tracing::info!(pipeline = %id, file = %pipeline.file, events, "provisioned pipeline updated");
+                    report.updated.push(id.to_string());
+                } else {
+                    tracing::info!(pipeline = %id, file = %pipeline.file, events, "provisioned pipeline created");
+                    report.created.push(id.to_string());
+                }
+            }
+            Err(error) => {
+                report.problems.push(Problem {
+                    file: pipeline.file.clone(),
+                    at: pipeline.at,
+                    severity: Severity::Error,
+                    path: pipeline.path.clone(),
+                    message: format!("could not provision pipeline {id}: {error}"),
+                });
+                report.skipped.push(id.to_string());
+            }
+        }
+    }
+
+    /// Plan (and unless `dry_run`, apply) one pipeline document that came over the API
+    /// (PlanPipeline / ApplyPipeline): the same checks and plan as a file, recorded with
+    /// `actor`; the pipeline stays API-managed. With `expected_hash`, the plan must still
+    /// be the one the caller saw.
+    pub fn apply(
+        &self,
+        document: &PipelineConfig,
+        actor: &str,
+        expected_hash: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Applied, ApplyError> {
+        // The document goes through the file format's own validation.
+        let text = export::to_yaml(std::slice::from_ref(document));
+        let parsed = config::parse_verbatim("document", &text);
+        let mut problems: Vec<Problem> = parsed
+            .problems
+            .into_iter()
+            .filter(|p| p.severity == Severity::Error)
+            .collect();
+        let Some(pipeline) = parsed.pipelines.into_iter().next() else {
+            return Err(ApplyError::Invalid(strip_prefix(problems)));
+        };
+        problems.extend(self.check_plugins(&pipeline));
+        if !problems.is_empty() {
+            return Err(ApplyError::Invalid(strip_prefix(problems)));
+        }
+        let id = PipelineId(pipeline.id.clone());
+        let pipeline_id_text = pipeline.id.clone();
+        let commands = plan::plan(&self.writer.projections().read(), &pipeline);
+        let changes = commands.iter().filter_map(change).collect();
+        let hash = plan_hash(&id, &commands);
+        if let Some(expected) = expected_hash.filter(|h| !h.is_empty()) {
+            if expected != hash {
+                return Err(ApplyError::Stale {
+                    expected: expected.to_owned(),
+                    actual: hash,
+                });
+            }
+        }
+        let mut events = 0;
+        if !dry_run && !commands.is_empty() {
+            let command = Command::Provision {
+                pipeline: id,
+                file: None,
+                commands,
+            };
+            events = self
+                .writer
+                .execute(&Context::new(actor), &command, None)?
+                .len();
+        }
+        Ok(Applied {
+            pipeline: pipeline_id_text,
+            changes,
+            hash,
+            events,
+        })
+    }
+
+    fn execute(
+        &self,
+        id: &PipelineId,
+        file: &str,
+        commands: Vec<Command>,
+    ) -> Result<usize, CommandError> {
+        let context = Context::new(format!("provisioning:{file}"));
+        let command = Command::Provision {
+            pipeline: id.clone(),
+            file: Some(file.to_owned()),
+            commands,
+        };
+        Ok(self.writer.execute(&context, &command, None)?.len())
+    }
+
+    /// Plugins and settings of a pipeline's connectors, processors and DLQ, against the
+    /// registries; each problem at the field.
+    fn check_plugins(&self, pipeline: &PipelineConfig) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut problem = |at, path: String, message: String| {
+            problems.push(Problem {
+                file: pipeline.file.clone(),
+                at,
+                severity: Severity::Error,
+                path,
+                message,
+            })
+        };
+        let processors =
+            |list: &[config::ProcessorConfig],
+             problem: &mut dyn FnMut(yaml::Location, String, String)| {
+                for p in list {
+                    if let Err(error) =
+                        self.processors
+                            .configure(&p.plugin, &p.settings, &p.condition)
+                    {
+                        let (field, message) = match &error {
+                            ConfigureError::Lookup(_) => ("/plugin".to_owned(), error.to_string()),
+                            ConfigureError::Condition(_) => {
+                                ("/condition".to_owned(), error.to_string())
+                            }
+                            ConfigureError::Settings(s) => (
+                                format!(
+                                    "/settings/{}",
+                                    s.0.first().map(|e| e.key.as_str()).unwrap_or("")
+                                ),
+                                error.to_string(),
+                            ),
+                            ConfigureError::Plugin(
+                                culvert_plugins::PluginError::InvalidSettings(s),
+                            ) => (
+                                format!(
+                                    "/settings/{}",
+                                    s.0.first().map(|e| e.key.as_str()).unwrap_or("")
+                                ),
+                                error.to_string(),
+                            ),
+                            ConfigureError::Plugin(_) => {
+                                ("/settings".to_owned(), error.to_string())
+                            }
+                        };
+                        problem(
+                            p.at,
+                            format!("{}{field}", p.path),
+                            format!("processor {:?}: {message}", p.id),
+                        );
+                    }
+                }
+            };
+        for c in &pipeline.connectors {
+            let side = if c.source {
+                Side::Source
+            } else {
+                Side::Destination
+            };
+            if let Err(error) = self.connectors.validate(&c.plugin, side, &c.settings) {
+                let field = match &error {
+                    ValidateError::Lookup(LookupError::NoSuchSide { .. }) => "/type".to_owned(),
+                    ValidateError::Lookup(_) => "/plugin".to_owned(),
+                    ValidateError::Plugin(_) => "/settings".to_owned(),
+                    ValidateError::Settings(s) => format!(
+                        "/settings/{}",
+                        s.0.first().map(|e| e.key.as_str()).unwrap_or("")
+                    ),
+                };
+                problem(
+                    c.at,
+                    format!("{}{field}", c.path),
+                    format!("connector {:?}: {error}", c.id),
+                );
+            }
+            processors(&c.processors, &mut problem);
+        }
+        processors(&pipeline.processors, &mut problem);
+        if let Err(error) = self.connectors.validate(
+            &pipeline.dlq.plugin,
+            Side::Destination,
+            &pipeline.dlq.settings,
+        ) {
+            problem(
+                pipeline.at,
+                format!("{}/dead-letter-queue", pipeline.path),
+                format!("dead-letter queue: {error}"),
+            );
+        }
+        problems
+    }
+}
+
+/// Problems of a one-pipeline document, with paths from the pipeline (`/connectors/0/...`).
+fn strip_prefix(problems: Vec<Problem>) -> Vec<Problem> {
+    problems
+        .into_iter()
+        .map(|mut p| {
+            if let Some(rest) = p.path.strip_prefix("/pipelines/0") {
+                p.path = if rest.is_empty() {
+                    "/".to_owned()
+                } else {
+                    rest.to_owned()
+                };
+            }
+            p
+        })
+        .collect()
+}
+
+/// The change a planned command makes, for the API's diff.
+fn change(command: &Command) -> Option<Change> {
+    let (resource, id, action) = match command {
+        Command::CreatePipeline { id, .. } => ("pipeline", id.to_string(), "create"),
+        Command::UpdatePipeline { id, .. } | Command::UpdatePipelineDlq { id, .. } => {
+            ("pipeline", id.to_string(), "update")
+        }
+        Command::DeletePipeline { id } => ("pipeline", id.to_string(), "delete"),
+        Command::ReportPipelineStopped { id, .. } => ("pipeline", id.to_string(), "stop"),
+        Command::StartPipeline { id } => ("pipeline", id.to_string(), "start"),
+        Command::CreateConnector { id, .. } => ("connector", id.to_string(), "create"),
+        Command::UpdateConnector { id, .. } => ("connector", id.to_string(), "update"),
+        Command::DeleteConnector { id } => ("connector", id.to_string(), "delete"),
+        Command::CreateProcessor { id, .. } => ("processor", id.to_string(), "create"),
+        Command::UpdateProcessor { id, .. } => ("processor", id.to_string(), "update"),
+        Command::DeleteProcessor { id } => ("processor", id.to_string(), "delete"),
+        _ => return None,
+    };
+    Some(Change {
+        resource,
+        id,
+        action,
+    })
+}
+
+/// A stable hash of a plan (FNV-1a over its commands), as hex.
+fn plan_hash(id: &PipelineId, commands: &[Command]) -> String {
+    let text = format!("{id}{commands:?}");
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests;

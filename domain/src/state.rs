@@ -186,7 +186,7 @@ impl ControlPlane {
                 _ => {}
             }
         }
-        let mut scratch = self.clone();
+        let mut scratch = self.scratch_for(pipeline, commands);
         let mut events = Vec::new();
         for command in commands {
             if matches!(command, Command::Provision { .. }) {
@@ -215,6 +215,96 @@ impl ControlPlane {
             }
         }
         Ok(events)
+    }
+
+    /// A copy of the part of the state a provisioning batch can touch: the pipeline with its
+    /// connectors and processors, every entity a command names, and the whole name index
+    /// (names are unique across pipelines). Copying only that keeps a batch's cost
+    /// independent of how many other pipelines exist.
+    fn scratch_for(&self, pipeline: &PipelineId, commands: &[Command]) -> ControlPlane {
+        let mut scratch = ControlPlane {
+            last_seq: self.last_seq,
+            names: self.names.clone(),
+            ..ControlPlane::default()
+        };
+        let mut pipelines = vec![pipeline.clone()];
+        let mut connectors = Vec::new();
+        let mut processors = Vec::new();
+        for command in commands {
+            match command {
+                Command::CreatePipeline { id, .. }
+                | Command::UpdatePipeline { id, .. }
+                | Command::UpdatePipelineDlq { id, .. }
+                | Command::DeletePipeline { id }
+                | Command::StartPipeline { id }
+                | Command::StopPipeline { id, .. }
+                | Command::ReportPipelineStarted { id }
+                | Command::ReportPipelineStopped { id, .. }
+                | Command::ReportPipelineRecovering { id, .. }
+                | Command::ReportPipelineDegraded { id, .. } => pipelines.push(id.clone()),
+                Command::CreateConnector {
+                    id, pipeline_id, ..
+                } => {
+                    connectors.push(id.clone());
+                    pipelines.push(pipeline_id.clone());
+                }
+                Command::UpdateConnector { id, .. } | Command::DeleteConnector { id } => {
+                    connectors.push(id.clone())
+                }
+                Command::CreateProcessor { id, parent, .. } => {
+                    processors.push(id.clone());
+                    match parent {
+                        ProcessorParent::Pipeline(p) => pipelines.push(p.clone()),
+                        ProcessorParent::Connector(c) => connectors.push(c.clone()),
+                    }
+                }
+                Command::UpdateProcessor { id, .. } | Command::DeleteProcessor { id } => {
+                    processors.push(id.clone())
+                }
+                Command::Provision { .. } => {}
+            }
+        }
+        for id in &pipelines {
+            if let Some(p) = self.pipelines.get(id) {
+                connectors.extend(p.connector_ids.iter().cloned());
+                processors.extend(p.processor_ids.iter().cloned());
+                scratch.pipelines.insert(id.clone(), p.clone());
+            }
+        }
+        // Each copied entity comes with its parents (decisions look at them).
+        let copy_pipeline = |scratch: &mut ControlPlane, id: &PipelineId| {
+            if let Some(p) = self.pipelines.get(id) {
+                scratch
+                    .pipelines
+                    .entry(id.clone())
+                    .or_insert_with(|| p.clone());
+            }
+        };
+        let copy_connector = |scratch: &mut ControlPlane, id: &ConnectorId| {
+            if let Some(c) = self.connectors.get(id) {
+                copy_pipeline(scratch, &c.pipeline_id);
+                scratch
+                    .connectors
+                    .entry(id.clone())
+                    .or_insert_with(|| c.clone());
+            }
+        };
+        for id in &connectors {
+            if let Some(c) = self.connectors.get(id) {
+                processors.extend(c.processor_ids.iter().cloned());
+            }
+            copy_connector(&mut scratch, id);
+        }
+        for id in &processors {
+            if let Some(p) = self.processors.get(id) {
+                match &p.parent {
+                    ProcessorParent::Pipeline(parent) => copy_pipeline(&mut scratch, parent),
+                    ProcessorParent::Connector(parent) => copy_connector(&mut scratch, parent),
+                }
+                scratch.processors.insert(id.clone(), p.clone());
+            }
+        }
+        scratch
     }
 
     /// Fold an event decided but not yet recorded (for deciding the next one).

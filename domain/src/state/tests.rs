@@ -560,3 +560,116 @@ fn snapshot_roundtrip_rebuilds_the_name_index() {
     assert_eq!(back, state);
     assert!(back.pipeline_by_name("pipe").is_some());
 }
+
+fn provision(file: Option<&str>, commands: Vec<Command>) -> Command {
+    Command::Provision {
+        pipeline: pid("p"),
+        file: file.map(str::to_owned),
+        commands,
+    }
+}
+
+#[test]
+fn a_provisioning_batch_decides_in_order_and_marks_the_pipeline() {
+    // Another pipeline exists: its name stays taken inside the batch.
+    let state = given(vec![created("other", "taken")]);
+    let create = Command::CreatePipeline {
+        id: pid("p"),
+        name: "pipe".into(),
+        description: String::new(),
+    };
+    let add = Command::CreateConnector {
+        id: cid("p:src"),
+        pipeline_id: pid("p"),
+        connector_type: ConnectorType::Source,
+        plugin: "builtin:generator".into(),
+        name: "src".into(),
+        settings: Settings::new(),
+    };
+    let events = state
+        .decide(&provision(
+            Some("f.yaml"),
+            vec![create.clone(), add.clone()],
+        ))
+        .unwrap();
+    let types: Vec<&str> = events.iter().map(Event::event_type).collect();
+    assert_eq!(
+        types,
+        [
+            "PipelineCreated",
+            "ConnectorCreated",
+            "PipelineConnectorAdded",
+            "PipelineProvisioned"
+        ]
+    );
+    // A later command sees what an earlier one did; a failing one fails the whole batch.
+    let rename = Command::UpdatePipeline {
+        id: pid("p"),
+        name: "taken".into(),
+        description: String::new(),
+    };
+    let refused = state
+        .decide(&provision(Some("f.yaml"), vec![create.clone(), rename]))
+        .unwrap_err();
+    assert_eq!(refused.code(), "pipeline.name_exists");
+    let nested = provision(Some("f.yaml"), vec![provision(None, vec![])]);
+    assert_eq!(code(&state, nested), "pipeline.invalid_commands");
+    // Over the API (no file), nothing is marked.
+    let events = state.decide(&provision(None, vec![create])).unwrap();
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn provisioned_pipelines_change_only_through_their_batches() {
+    let mut events = complete_pipeline();
+    events.push(Event::PipelineProvisioned {
+        id: pid("p"),
+        file: "f.yaml".into(),
+    });
+    let state = given(events);
+    let rename = Command::UpdatePipeline {
+        id: pid("p"),
+        name: "new".into(),
+        description: String::new(),
+    };
+    assert_eq!(
+        code(&state, rename.clone()),
+        "pipeline.provisioned_by_config"
+    );
+    assert_eq!(
+        code(&state, Command::DeleteConnector { id: cid("src") }),
+        "pipeline.provisioned_by_config"
+    );
+    assert_eq!(
+        code(
+            &state,
+            Command::CreateProcessor {
+                id: prid("x"),
+                parent: ProcessorParent::Connector(cid("src")),
+                plugin: "filter".into(),
+                settings: Settings::new(),
+                condition: String::new(),
+                workers: 1,
+            }
+        ),
+        "pipeline.provisioned_by_config"
+    );
+    // Start and stop are allowed; the file's own batch may change it; an API document may
+    // not.
+    state
+        .decide(&Command::StartPipeline { id: pid("p") })
+        .unwrap();
+    state
+        .decide(&provision(Some("f.yaml"), vec![rename.clone()]))
+        .unwrap();
+    assert_eq!(
+        code(&state, provision(None, vec![rename])),
+        "pipeline.provisioned_by_config"
+    );
+    // A file may not take over a pipeline created over the API.
+    let api = given(complete_pipeline());
+    assert_eq!(
+        code(&api, provision(Some("f.yaml"), vec![])),
+        "pipeline.not_provisioned"
+    );
+}

@@ -65,12 +65,18 @@ struct Failure(u8, String);
 impl From<tonic::Status> for Failure {
     fn from(status: tonic::Status) -> Self {
         use tonic::Code;
+        // Conduit's `exitcode` mapping.
         let code = match status.code() {
             Code::InvalidArgument
             | Code::NotFound
+            | Code::AlreadyExists
             | Code::FailedPrecondition
-            | Code::AlreadyExists => 2,
-            Code::Unavailable => 3,
+            | Code::OutOfRange => 2,
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Unauthenticated
+            | Code::PermissionDenied => 3,
             _ => 1,
         };
         Failure(code, status.message().to_owned())

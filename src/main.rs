@@ -422,7 +422,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     )
     .context("rebuilding the control plane from the event log")?;
-    let writer = ControlPlaneWriter::new(log.clone(), Arc::new(projections));
+    let writer =
+        ControlPlaneWriter::with_positions(log.clone(), Arc::new(projections), positions.clone());
     let plugins = Plugins {
         connectors: Arc::new(culvert_plugins::Registry::builtin()),
         processors: Arc::new(culvert_plugins::processor::ProcessorRegistry::builtin()),

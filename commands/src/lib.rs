@@ -23,7 +23,7 @@ use culvert_domain::{
 };
 use culvert_migrations::{encode, Provenance};
 use culvert_projections::{ProjectionError, Projections};
-use culvert_store::{AppendRequest, EventLog, ExpectedVersion, StoreError};
+use culvert_store::{AppendRequest, EventLog, ExpectedVersion, PositionStore, StoreError};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -124,6 +124,9 @@ impl From<StoreError> for CommandError {
 pub struct ControlPlaneWriter {
     log: Arc<dyn EventLog>,
     projections: Arc<Projections>,
+    /// Where connectors keep positions and state: cleared for a connector id before a
+    /// connector with that id is created.
+    positions: Option<Arc<dyn PositionStore>>,
     write: Mutex<()>,
 }
 
@@ -133,6 +136,24 @@ impl ControlPlaneWriter {
         Arc::new(Self {
             log,
             projections,
+            positions: None,
+            write: Mutex::new(()),
+        })
+    }
+
+    /// The same, also clearing a connector's positions and state before a connector with
+    /// its id is created (a connector deleted and created again, say by a configuration
+    /// file, must not resume from its predecessor's position). Clearing before the
+    /// creation is appended is safe at any crash point: the id has no connector then.
+    pub fn with_positions(
+        log: Arc<dyn EventLog>,
+        projections: Arc<Projections>,
+        positions: Arc<dyn PositionStore>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            log,
+            projections,
+            positions: Some(positions),
             write: Mutex::new(()),
         })
     }
@@ -183,6 +204,13 @@ impl ControlPlaneWriter {
         fail::fail_point!("commands::after_decide", |_| Err(CommandError::Store(
             StoreError::Injected("commands::after_decide".into())
         )));
+        if let Some(positions) = &self.positions {
+            for event in &events {
+                if let culvert_domain::Event::ConnectorCreated { id, .. } = event {
+                    positions.delete_connector(id.as_str())?;
+                }
+            }
+        }
         let provenance = context.provenance();
         let stored = self.log.append(AppendRequest {
             events: events.iter().map(|e| encode(e, &provenance)).collect(),

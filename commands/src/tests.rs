@@ -376,3 +376,40 @@ fn a_deleted_id_can_be_created_again_with_a_continuing_stream() {
     assert_eq!(again.version, 3);
     assert_eq!(again.name, "two");
 }
+
+#[test]
+fn creating_a_connector_clears_positions_left_under_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        fsync: false,
+        ..StoreOptions::default()
+    };
+    let store = Arc::new(RocksStore::open(dir.path().join("db"), options, &layout()).unwrap());
+    let log: Arc<dyn EventLog> = store.clone();
+    let positions: Arc<dyn PositionStore> = store;
+    let (projections, _) = Projections::open(log.as_ref(), ProjectionOptions::default()).unwrap();
+    let writer = ControlPlaneWriter::with_positions(log, Arc::new(projections), positions.clone());
+    let pipelines = PipelineOrchestrator::new(writer.clone());
+    let connectors = ConnectorOrchestrator::new(writer);
+    let p = pipelines.create(&ctx(), "p", "").unwrap();
+    // A position left by an earlier connector with the same id (deleted since).
+    positions.put("p:src", "position", b"42").unwrap();
+    positions.put("other", "position", b"7").unwrap();
+    connectors
+        .create_with_id(
+            &ctx(),
+            ConnectorId("p:src".into()),
+            &p.id,
+            ConnectorType::Source,
+            "builtin:generator",
+            "src",
+            Settings::new(),
+        )
+        .unwrap();
+    assert_eq!(positions.get("p:src", "position").unwrap(), None);
+    assert_eq!(
+        positions.get("other", "position").unwrap().as_deref(),
+        Some(&b"7"[..]),
+        "other connectors keep theirs"
+    );
+}

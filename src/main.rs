@@ -12,6 +12,7 @@
 
 mod cli;
 mod supervisor;
+mod tools;
 
 use anyhow::Context as _;
 use clap::parser::ValueSource;
@@ -51,6 +52,65 @@ enum Commands {
     /// Example: culvert pipelines export orders > orders.yaml
     #[command(subcommand)]
     Pipelines(cli::PipelinesCommand),
+    /// The event log of a data directory (read-only; a server may be running on it).
+    ///
+    /// Example: culvert events ls --entity my-pipeline --db.rocksdb.path ./data
+    #[command(subcommand)]
+    Events(tools::EventsCommand),
+    /// Every change of a pipeline, connector or processor: actor, time and the fields that
+    /// changed (read-only).
+    ///
+    /// Example: culvert audit my-pipeline --db.rocksdb.path ./data
+    Audit {
+        /// The pipeline's, connector's or processor's id.
+        id: String,
+        #[command(flatten)]
+        data: tools::DataDir,
+        /// One JSON object per change.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An entity as it was after a sequence number or at a time (read-only).
+    ///
+    /// Example: culvert at --seq 42 pipelines describe my-pipeline
+    At {
+        /// As of this sequence number (inclusive).
+        #[arg(long)]
+        seq: Option<u64>,
+        /// As of this time (RFC 3339).
+        #[arg(long)]
+        time: Option<String>,
+        /// What to show.
+        noun: tools::Noun,
+        /// `describe`.
+        verb: String,
+        /// Its id.
+        id: String,
+        #[command(flatten)]
+        data: tools::DataDir,
+    },
+    /// Write a new data directory holding the log up to a sequence number; a server
+    /// started on it is in the state of that moment.
+    ///
+    /// Example: culvert replay --to 120 --into ./data-at-120
+    Replay {
+        /// The last event to copy.
+        #[arg(long)]
+        to: u64,
+        /// The new data directory (must not exist, or be empty).
+        #[arg(long)]
+        into: PathBuf,
+        #[command(flatten)]
+        data: tools::DataDir,
+    },
+    /// Check the log: gapless sequence, every event decodes, every stream's versions
+    /// consecutive. Exits 1 naming the first problem.
+    ///
+    /// Example: culvert verify --db.rocksdb.path ./data
+    Verify {
+        #[command(flatten)]
+        data: tools::DataDir,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -235,6 +295,18 @@ fn main() -> std::process::ExitCode {
     };
     match cli.command {
         Commands::Pipelines(command) => cli::run(command),
+        Commands::Events(tools::EventsCommand::Ls(args)) => tools::exit(tools::events_ls(args)),
+        Commands::Audit { id, data, json } => tools::exit(tools::audit(data, id, json)),
+        Commands::At {
+            seq,
+            time,
+            noun,
+            verb,
+            id,
+            data,
+        } => tools::exit(tools::at(data, seq, time, noun, verb, id)),
+        Commands::Replay { to, into, data } => tools::exit(tools::replay(data, to, into)),
+        Commands::Verify { data } => tools::exit(tools::verify(data)),
         Commands::Run(args) => {
             if let Err(error) = init_logging(&args) {
                 eprintln!("error: {error:#}");

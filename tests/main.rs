@@ -10,3 +10,4 @@ mod http;
 mod http_client;
 mod provisioning;
 mod server;
+mod tools;

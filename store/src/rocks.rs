@@ -145,6 +145,78 @@ impl RocksStore {
         &self.path
     }
 
+    /// Append events copied from another log as they are (sequence numbers, stream
+    /// versions, recorded times and provenance kept), in one atomic batch: how `culvert
+    /// replay` builds a new data directory from a prefix of a log. The events must continue
+    /// this log exactly: the next sequence numbers, each stream's next version, times not
+    /// going back.
+    pub fn import(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let mut writer = self.writer.lock();
+        let mut versions: HashMap<StreamId, u64> = HashMap::new();
+        let mut seq = writer.last_seq;
+        let mut time = writer.last_time;
+        let mut batch = WriteBatch::default();
+        for event in events {
+            let refuse = |reason: String| StoreError::Corrupt {
+                location: format!("import/seq {}", event.seq.0),
+                reason,
+            };
+            if event.seq != seq.next() {
+                return Err(refuse(format!("expected sequence {}", seq.next().0)));
+            }
+            seq = event.seq;
+            let version = match versions.get(&event.stream) {
+                Some(v) => *v,
+                None => match writer.versions.get(&event.stream) {
+                    Some(v) => *v,
+                    None => self.stored_version(&event.stream)?,
+                },
+            };
+            if event.stream_version != version + 1 {
+                return Err(refuse(format!(
+                    "{} is at version {version}, the event says {}",
+                    event.stream, event.stream_version
+                )));
+            }
+            versions.insert(event.stream.clone(), event.stream_version);
+            if event.recorded_at < time {
+                return Err(refuse("recorded before the event it follows".into()));
+            }
+            time = event.recorded_at;
+            let envelope = EnvelopeRef {
+                seq: event.seq,
+                stream: &event.stream,
+                stream_version: event.stream_version,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                recorded_at: event.recorded_at,
+                actor: &event.actor,
+                correlation_id: &event.correlation_id,
+                causation_id: event.causation_id.as_deref(),
+                payload: &event.payload,
+            };
+            let bytes = serde_json::to_vec(&envelope).map_err(|source| StoreError::Encode {
+                what: "event envelope",
+                source,
+            })?;
+            batch.put_cf(self.cf(Cf::Events), event.seq.0.to_be_bytes(), bytes);
+            let mut stream_key = stream_prefix(&event.stream);
+            stream_key.extend_from_slice(&event.stream_version.to_be_bytes());
+            batch.put_cf(self.cf(Cf::Streams), stream_key, event.seq.0.to_be_bytes());
+        }
+        // invariant: every state write is atomic — the whole batch is one WriteBatch.
+        self.db
+            .write_opt(batch, &self.write_options(self.options.fsync))?;
+        writer.last_seq = last.seq;
+        writer.last_time = time;
+        writer.versions.extend(versions);
+        self.head.send_replace(last.seq);
+        Ok(())
+    }
+
     fn cf(&self, cf: Cf) -> &ColumnFamily {
         // The handles of every Cf were opened in `open`.
         cf_handle(&self.db, cf).expect("column family opened at start")

@@ -1,0 +1,587 @@
+//! Offline event-log tools: they open a data directory read-only (a server may be running
+//! on it) and answer from the log itself.
+//!
+//! * `culvert events ls` lists events, filtered by sequence range, time range, entity,
+//!   event type and actor;
+//! * `culvert audit <entity-id>` shows every change of a pipeline, connector or processor
+//!   with actor, time and a field-level diff;
+//! * `culvert at --seq N | --time T pipelines|connectors|processors describe <id>` shows an
+//!   entity as it was then;
+//! * `culvert replay --to SEQ --into DIR` writes a new data directory holding the log up to
+//!   SEQ, on which a server starts in that state;
+//! * `culvert verify` checks the log: gapless sequence, every event decodes, every stream's
+//!   versions consecutive, times never going back.
+//!
+//! Exit codes as Conduit's CLI: 0 ok, 1 a problem found or a runtime error, 2 bad usage (an
+//! unknown id, a sequence past the end, a time before the first event), 3 the environment
+//! (a data directory that does not exist or is not ours).
+
+use chrono::{DateTime, Utc};
+use culvert_domain::{ControlPlane, RecordedEvent, Seq, StreamId};
+use culvert_store::{EventLog, RocksStore, StoreOptions, StoredEvent};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// How many events are read at a time.
+const CHUNK: usize = 4096;
+
+/// The data directory a tool reads.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataDir {
+    /// The server's data directory (RocksDB), opened read-only.
+    #[arg(
+        long = "db.rocksdb.path",
+        env = "CULVERT_DB_ROCKSDB_PATH",
+        default_value = "./data"
+    )]
+    pub path: PathBuf,
+}
+
+/// `culvert events ...`
+#[derive(clap::Subcommand, Debug)]
+pub enum EventsCommand {
+    /// List events of the log, oldest first.
+    ///
+    /// Example: culvert events ls --entity my-pipeline --since 2026-11-01T00:00:00Z --json
+    Ls(LsArgs),
+}
+
+/// Filters of `events ls`.
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// From this sequence number on (inclusive).
+    #[arg(long)]
+    from: Option<u64>,
+    /// Up to this sequence number (inclusive).
+    #[arg(long)]
+    to: Option<u64>,
+    /// Recorded at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Recorded at or before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Only events of this pipeline, connector or processor (its id).
+    #[arg(long)]
+    entity: Option<String>,
+    /// Only events of this type (e.g. PipelineUpdated).
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// Only events by this actor (e.g. `api`, `system`, `provisioning:pipelines/a.yaml`).
+    #[arg(long)]
+    actor: Option<String>,
+    /// At most this many events.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A failure with its exit code.
+pub struct Failure(pub u8, pub String);
+
+/// Run a tool and turn its result into an exit code.
+pub fn exit(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure(2, message.into())
+}
+
+fn runtime(error: impl std::fmt::Display) -> Failure {
+    Failure(1, error.to_string())
+}
+
+/// Open a data directory read-only, refusing what is missing or not ours (exit 3).
+pub fn open(data: &DataDir) -> Result<RocksStore, Failure> {
+    let path = &data.path;
+    if !path.exists() {
+        return Err(Failure(
+            3,
+            format!("data directory {} does not exist", path.display()),
+        ));
+    }
+    if !path.join("CURRENT").exists() {
+        return Err(Failure(
+            3,
+            format!(
+                "{} is not a culvert data directory (no RocksDB database in it)",
+                path.display()
+            ),
+        ));
+    }
+    let options = StoreOptions {
+        read_only: true,
+        ..StoreOptions::default()
+    };
+    RocksStore::open(path, options, &culvert_migrations::layout())
+        .map_err(|e| Failure(3, format!("opening {}: {e}", path.display())))
+}
+
+/// Every event from `from`, in chunks, to `visit` (which may stop early with `false`).
+fn scan(
+    log: &dyn EventLog,
+    from: Seq,
+    mut visit: impl FnMut(StoredEvent) -> Result<bool, Failure>,
+) -> Result<(), Failure> {
+    let mut next = from.0.max(1);
+    loop {
+        let chunk = log.read_from(Seq(next), CHUNK).map_err(runtime)?;
+        let Some(last) = chunk.last().map(|e| e.seq.0) else {
+            return Ok(());
+        };
+        for event in chunk {
+            if !visit(event)? {
+                return Ok(());
+            }
+        }
+        next = last + 1;
+    }
+}
+
+fn decode(event: &StoredEvent) -> Result<RecordedEvent, Failure> {
+    culvert_migrations::decode(event).map_err(runtime)
+}
+
+fn time(text: &str, flag: &str) -> Result<DateTime<Utc>, Failure> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| usage(format!("{flag} {text:?} is not an RFC 3339 time: {e}")))
+}
+
+/// The entity id of a stream (`pipeline/p1` -> `p1`).
+fn entity_of(stream: &StreamId) -> &str {
+    stream
+        .as_str()
+        .split_once('/')
+        .map_or(stream.as_str(), |(_, id)| id)
+}
+
+/// `culvert events ls`
+pub fn events_ls(args: LsArgs) -> Result<(), Failure> {
+    let store = open(&args.data)?;
+    let head = store.head();
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| time(t, "--since"))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|t| time(t, "--until"))
+        .transpose()?;
+    if let Some(from) = args.from.filter(|f| *f > head.0) {
+        return Err(usage(format!(
+            "--from {from} is past the end of the log (last event {})",
+            head.0
+        )));
+    }
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let mut shown = 0;
+    if !args.json {
+        println!(
+            "{:>8}  {:<24}  {:<28}  {:<40}  TYPE",
+            "SEQ", "RECORDED AT", "ACTOR", "STREAM"
+        );
+    }
+    scan(&store, Seq(args.from.unwrap_or(1)), |event| {
+        if args.to.is_some_and(|to| event.seq.0 > to) || shown >= limit {
+            return Ok(false);
+        }
+        let keep = since.is_none_or(|t| event.recorded_at >= t)
+            && until.is_none_or(|t| event.recorded_at <= t)
+            && args
+                .entity
+                .as_deref()
+                .is_none_or(|id| entity_of(&event.stream) == id)
+            && args
+                .event_type
+                .as_deref()
+                .is_none_or(|t| event.event_type == t)
+            && args.actor.as_deref().is_none_or(|a| event.actor == a);
+        if !keep {
+            return Ok(true);
+        }
+        shown += 1;
+        if args.json {
+            let data: Value = serde_json::from_str(event.payload.get()).unwrap_or(Value::Null);
+            let line = json!({
+                "seq": event.seq.0,
+                "recorded_at": event.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                "actor": event.actor,
+                "stream": event.stream.as_str(),
+                "stream_version": event.stream_version,
+                "type": event.event_type,
+                "correlation_id": event.correlation_id,
+                "causation_id": event.causation_id,
+                "data": data.get("data").cloned().unwrap_or(data),
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{:>8}  {:<24}  {:<28}  {:<40}  {}",
+                event.seq.0,
+                event
+                    .recorded_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                event.actor,
+                event.stream.as_str(),
+                event.event_type
+            );
+        }
+        Ok(true)
+    })
+}
+
+/// The entity `id` in a state, as JSON (`None` if it does not exist there).
+fn entity_json(state: &ControlPlane, id: &str) -> Option<Value> {
+    use culvert_domain::{ConnectorId, PipelineId, ProcessorId};
+    let value = if let Some(p) = state.pipeline(&PipelineId(id.into())) {
+        serde_json::to_value(p)
+    } else if let Some(c) = state.connector(&ConnectorId(id.into())) {
+        serde_json::to_value(c)
+    } else if let Some(p) = state.processor(&ProcessorId(id.into())) {
+        serde_json::to_value(p)
+    } else {
+        return None;
+    };
+    value.ok()
+}
+
+/// Leaves of a JSON value by path (`config.name`, `settings.rate`, `connector_ids[0]`).
+fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&path, v, out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_owned(), other.clone());
+        }
+    }
+}
+
+/// Field-level changes from `before` to `after` (bookkeeping fields left out).
+fn diff(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
+    let mut old = BTreeMap::new();
+    let mut new = BTreeMap::new();
+    if let Some(v) = before {
+        flatten("", v, &mut old);
+    }
+    if let Some(v) = after {
+        flatten("", v, &mut new);
+    }
+    let skip = |k: &str| matches!(k, "updated_at" | "created_at" | "version");
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| !skip(k))
+        .filter_map(|k| match (old.get(k), new.get(k)) {
+            (Some(a), Some(b)) if a == b => None,
+            (Some(a), Some(b)) => Some(format!("{k}: {a} -> {b}")),
+            (None, Some(b)) => Some(format!("{k}: + {b}")),
+            (Some(a), None) => Some(format!("{k}: - {a}")),
+            (None, None) => None,
+        })
+        .collect()
+}
+
+/// `culvert audit <entity-id>`
+pub fn audit(data: DataDir, id: String, json_output: bool) -> Result<(), Failure> {
+    let store = open(&data)?;
+    let mut state = ControlPlane::new();
+    let mut changes = 0;
+    scan(&store, Seq(1), |stored| {
+        let recorded = decode(&stored)?;
+        let touches = entity_of(&stored.stream) == id;
+        let before = touches.then(|| entity_json(&state, &id)).flatten();
+        state.evolve(&recorded);
+        if touches {
+            changes += 1;
+            let after = entity_json(&state, &id);
+            let fields = diff(before.as_ref(), after.as_ref());
+            let at = stored
+                .recorded_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            if json_output {
+                println!(
+                    "{}",
+                    json!({"seq": stored.seq.0, "recorded_at": at, "actor": stored.actor,
+                           "type": stored.event_type, "changes": fields})
+                );
+            } else {
+                println!(
+                    "#{} {at} {} {}",
+                    stored.seq.0, stored.actor, stored.event_type
+                );
+                for field in fields {
+                    println!("    {field}");
+                }
+            }
+        }
+        Ok(true)
+    })?;
+    if changes == 0 {
+        return Err(usage(format!(
+            "no pipeline, connector or processor {id:?} in the log"
+        )));
+    }
+    Ok(())
+}
+
+/// What `at` shows.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Noun {
+    /// A pipeline, with its connectors and processors.
+    Pipelines,
+    /// A connector.
+    Connectors,
+    /// A processor.
+    Processors,
+}
+
+/// `culvert at --seq N | --time T <noun> describe <id>`
+pub fn at(
+    data: DataDir,
+    seq: Option<u64>,
+    at_time: Option<String>,
+    noun: Noun,
+    verb: String,
+    id: String,
+) -> Result<(), Failure> {
+    if verb != "describe" {
+        return Err(usage(format!("unknown verb {verb:?}: want describe")));
+    }
+    let store = open(&data)?;
+    let head = store.head();
+    let limit = match (seq, at_time) {
+        (Some(_), Some(_)) => return Err(usage("give --seq or --time, not both")),
+        (None, None) => return Err(usage("give --seq N or --time T")),
+        (Some(n), None) => {
+            if n > head.0 {
+                return Err(usage(format!(
+                    "sequence {n} is past the end of the log (last event {})",
+                    head.0
+                )));
+            }
+            Limit::Seq(n)
+        }
+        (None, Some(t)) => {
+            let t = time(&t, "--time")?;
+            let first = store.read_from(Seq(1), 1).map_err(runtime)?;
+            match first.first() {
+                Some(e) if e.recorded_at > t => {
+                    return Err(usage(format!(
+                        "--time {} is before the first event ({})",
+                        t.to_rfc3339(),
+                        e.recorded_at.to_rfc3339()
+                    )))
+                }
+                None => return Err(usage("the log is empty")),
+                _ => Limit::Time(t),
+            }
+        }
+    };
+    let mut state = ControlPlane::new();
+    scan(&store, Seq(1), |stored| {
+        let within = match limit {
+            Limit::Seq(n) => stored.seq.0 <= n,
+            Limit::Time(t) => stored.recorded_at <= t,
+        };
+        if !within {
+            return Ok(false);
+        }
+        state.evolve(&decode(&stored)?);
+        Ok(true)
+    })?;
+    let as_of = state.last_seq().0;
+    let described = match noun {
+        Noun::Pipelines => {
+            let p = state
+                .pipeline(&culvert_domain::PipelineId(id.clone()))
+                .ok_or_else(|| usage(format!("no pipeline {id:?} as of sequence {as_of}")))?;
+            let connectors: Vec<Value> = p
+                .connector_ids
+                .iter()
+                .filter_map(|c| state.connector(c))
+                .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+                .collect();
+            let mut processors: Vec<Value> = p
+                .processor_ids
+                .iter()
+                .filter_map(|q| state.processor(q))
+                .map(|q| serde_json::to_value(q).unwrap_or(Value::Null))
+                .collect();
+            for c in p.connector_ids.iter().filter_map(|c| state.connector(c)) {
+                processors.extend(
+                    c.processor_ids
+                        .iter()
+                        .filter_map(|q| state.processor(q))
+                        .map(|q| serde_json::to_value(q).unwrap_or(Value::Null)),
+                );
+            }
+            json!({"as_of_seq": as_of, "pipeline": p, "connectors": connectors,
+                   "processors": processors})
+        }
+        Noun::Connectors => {
+            let c = state
+                .connector(&culvert_domain::ConnectorId(id.clone()))
+                .ok_or_else(|| usage(format!("no connector {id:?} as of sequence {as_of}")))?;
+            json!({"as_of_seq": as_of, "connector": c})
+        }
+        Noun::Processors => {
+            let p = state
+                .processor(&culvert_domain::ProcessorId(id.clone()))
+                .ok_or_else(|| usage(format!("no processor {id:?} as of sequence {as_of}")))?;
+            json!({"as_of_seq": as_of, "processor": p})
+        }
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&described).map_err(runtime)?
+    );
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Limit {
+    Seq(u64),
+    Time(DateTime<Utc>),
+}
+
+/// `culvert replay --to SEQ --into DIR`
+pub fn replay(data: DataDir, to: u64, into: PathBuf) -> Result<(), Failure> {
+    let store = open(&data)?;
+    let head = store.head();
+    if to == 0 || to > head.0 {
+        return Err(usage(format!(
+            "--to {to}: want a sequence number from 1 to {} (the last event)",
+            head.0
+        )));
+    }
+    if into.exists()
+        && std::fs::read_dir(&into)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(usage(format!(
+            "--into {}: the directory exists and is not empty",
+            into.display()
+        )));
+    }
+    let target = RocksStore::open(
+        &into,
+        StoreOptions::default(),
+        &culvert_migrations::layout(),
+    )
+    .map_err(|e| Failure(3, format!("creating {}: {e}", into.display())))?;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut copied = 0u64;
+    scan(&store, Seq(1), |event| {
+        if event.seq.0 > to {
+            return Ok(false);
+        }
+        chunk.push(event);
+        if chunk.len() == CHUNK {
+            target.import(&chunk).map_err(runtime)?;
+            copied += chunk.len() as u64;
+            chunk.clear();
+        }
+        Ok(true)
+    })?;
+    target.import(&chunk).map_err(runtime)?;
+    copied += chunk.len() as u64;
+    println!(
+        "replayed {copied} events (1..={to}) into {}; start a server on it with \
+         --db.rocksdb.path {}",
+        into.display(),
+        into.display()
+    );
+    Ok(())
+}
+
+/// `culvert verify`
+pub fn verify(data: DataDir) -> Result<(), Failure> {
+    let store = open(&data)?;
+    let head = store.head();
+    let mut versions: HashMap<StreamId, u64> = HashMap::new();
+    let mut expected = 1u64;
+    let mut last_time: Option<DateTime<Utc>> = None;
+    let problem = |seq: u64, what: String| Failure(1, format!("event {seq}: {what}"));
+    while expected <= head.0 {
+        let chunk = match store.read_from(Seq(expected), CHUNK) {
+            Ok(chunk) => chunk,
+            Err(_) => {
+                // Find the first event that does not read.
+                for seq in expected..expected + CHUNK as u64 {
+                    if let Err(e) = store.read_from(Seq(seq), 1) {
+                        return Err(problem(seq, format!("cannot be read: {e}")));
+                    }
+                }
+                return Err(problem(expected, "a chunk from here cannot be read".into()));
+            }
+        };
+        if chunk.is_empty() {
+            return Err(problem(expected, "missing (the log ends early)".into()));
+        }
+        for event in &chunk {
+            let seq = event.seq.0;
+            if seq != expected {
+                return Err(problem(
+                    expected,
+                    format!("missing: the next event is {seq}"),
+                ));
+            }
+            if let Err(e) = culvert_migrations::decode(event) {
+                return Err(problem(seq, format!("does not decode: {e}")));
+            }
+            let version = versions.entry(event.stream.clone()).or_insert(0);
+            if event.stream_version != *version + 1 {
+                return Err(problem(
+                    seq,
+                    format!(
+                        "stream {} jumps from version {} to {}",
+                        event.stream, version, event.stream_version
+                    ),
+                ));
+            }
+            *version = event.stream_version;
+            if last_time.is_some_and(|t| event.recorded_at < t) {
+                return Err(problem(seq, "recorded before the event it follows".into()));
+            }
+            last_time = Some(event.recorded_at);
+            expected += 1;
+        }
+    }
+    println!(
+        "ok: {} events, {} streams, sequence gapless, every event decodes, stream versions consecutive",
+        head.0,
+        versions.len()
+    );
+    Ok(())
+}

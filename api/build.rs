@@ -13,8 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
     let root = std::path::Path::new(&manifest_dir).join("../proto");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    let files = ["conduit/api/v1/api.proto"];
-    for dir in ["conduit/api/v1", "config/v1", "opencdc/v1"] {
+    let files = ["conduit/api/v1/api.proto", "culvert/api/v1/events.proto"];
+    for dir in [
+        "conduit/api/v1",
+        "culvert/api/v1",
+        "config/v1",
+        "opencdc/v1",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let fds = protox::compile(files, [&root])?;
@@ -36,6 +41,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // grpc-gateway's marshaler in Conduit: every field present, unknown input discarded.
         .emit_fields()
         .ignore_unknown_fields()
-        .build(&[".api.v1", ".config.v1", ".opencdc.v1"])?;
+        .build(&[".api.v1", ".culvert.api.v1", ".config.v1", ".opencdc.v1"])?;
     Ok(())
 }

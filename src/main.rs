@@ -296,6 +296,7 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Commands::Pipelines(command) => cli::run(command),
         Commands::Events(tools::EventsCommand::Ls(args)) => tools::exit(tools::events_ls(args)),
+        Commands::Events(tools::EventsCommand::Tail(args)) => tools::exit(tools::events_tail(args)),
         Commands::Audit { id, data, json } => tools::exit(tools::audit(data, id, json)),
         Commands::At {
             seq,
@@ -651,6 +652,7 @@ async fn serve(
     );
     let supervisor = tokio::spawn(supervisor.run(rx.clone()));
     let api = culvert_api::Api::with_plugins(writer, plugins, processor_plugins)
+        .with_shutdown(rx.clone())
         .with_start_wait(std::time::Duration::from_secs(30));
     let mut grpc_server = tokio::spawn(culvert_api::serve_grpc(
         grpc,

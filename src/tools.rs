@@ -1,5 +1,6 @@
-//! Offline event-log tools: they open a data directory read-only (a server may be running
-//! on it) and answer from the log itself.
+//! Event-log tools. All but `events tail` open a data directory read-only (a server may be
+//! running on it) and answer from the log itself; `events tail [-f]` follows a running
+//! server's log over gRPC.
 //!
 //! * `culvert events ls` lists events, filtered by sequence range, time range, entity,
 //!   event type and actor;
@@ -18,9 +19,10 @@
 
 use chrono::{DateTime, Utc};
 use culvert_domain::{ControlPlane, RecordedEvent, Seq, StreamId};
+use culvert_projections::history::{entity_json, field_changes};
 use culvert_store::{EventLog, RocksStore, StoreOptions, StoredEvent};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,6 +48,149 @@ pub enum EventsCommand {
     ///
     /// Example: culvert events ls --entity my-pipeline --since 2026-11-01T00:00:00Z --json
     Ls(LsArgs),
+    /// The last events of a running server's log, and with -f every new one as it is
+    /// recorded (over gRPC, EventLogService).
+    ///
+    /// Example: culvert events tail -f --grpc.address 127.0.0.1:8084
+    Tail(TailArgs),
+}
+
+/// Options of `events tail`.
+#[derive(clap::Args, Debug)]
+pub struct TailArgs {
+    /// Keep following: print new events as they are recorded, until interrupted.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// How many of the last events to print first.
+    #[arg(short = 'n', long, default_value_t = 10)]
+    lines: u64,
+    /// Only events of this pipeline, connector or processor.
+    #[arg(long)]
+    entity: Option<String>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Where the server's gRPC API listens.
+    #[arg(
+        long = "grpc.address",
+        env = "CULVERT_API_GRPC_ADDRESS",
+        default_value = "127.0.0.1:8084"
+    )]
+    grpc_address: String,
+}
+
+/// `culvert events tail [-f]`
+pub fn events_tail(args: TailArgs) -> Result<(), Failure> {
+    use culvert_api::pb::culvert::api::v1 as ev;
+    use ev::event_log_service_client::EventLogServiceClient;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(runtime)?;
+    let status = |s: tonic::Status| match s.code() {
+        tonic::Code::Unavailable => Failure(3, s.message().to_owned()),
+        tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::OutOfRange => {
+            Failure(2, s.message().to_owned())
+        }
+        _ => Failure(1, s.message().to_owned()),
+    };
+    let print = |e: &ev::Event, json_output: bool| {
+        let at = e
+            .recorded_at
+            .as_ref()
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .unwrap_or_default();
+        if json_output {
+            let data = e
+                .data
+                .as_ref()
+                .and_then(|d| serde_json::to_value(d).ok())
+                .unwrap_or(Value::Null);
+            println!(
+                "{}",
+                json!({"seq": e.seq, "recorded_at": at, "actor": e.actor, "stream": e.stream,
+                       "stream_version": e.stream_version, "type": e.r#type, "data": data})
+            );
+        } else {
+            println!(
+                "{:>8}  {:<30}  {:<28}  {:<40}  {}",
+                e.seq, at, e.actor, e.stream, e.r#type
+            );
+        }
+    };
+    runtime.block_on(async {
+        let address = if args.grpc_address.contains("://") {
+            args.grpc_address.clone()
+        } else {
+            format!("http://{}", args.grpc_address)
+        };
+        let channel = tonic::transport::Channel::from_shared(address)
+            .map_err(|e| usage(format!("invalid --grpc.address: {e}")))?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| {
+                Failure(
+                    3,
+                    format!("cannot reach the server at {}: {e}", args.grpc_address),
+                )
+            })?;
+        let mut client = EventLogServiceClient::new(channel);
+        let entity = args.entity.clone().unwrap_or_default();
+        let last = client
+            .list_events(ev::ListEventsRequest {
+                page_size: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(status)?
+            .into_inner()
+            .last_seq;
+        let from = last.saturating_sub(args.lines.saturating_sub(1)).max(1);
+        let mut token = String::new();
+        if args.lines > 0 {
+            loop {
+                let page = client
+                    .list_events(ev::ListEventsRequest {
+                        from_seq: from,
+                        to_seq: last,
+                        entity_id: entity.clone(),
+                        page_size: 1000,
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                for e in &page.events {
+                    print(e, args.json);
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        let mut stream = client
+            .watch_events(ev::WatchEventsRequest {
+                from_seq: last + 1,
+                entity_id: entity,
+                r#type: String::new(),
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        while let Some(message) = stream.message().await.map_err(status)? {
+            if let Some(e) = message.event {
+                print(&e, args.json);
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Filters of `events ls`.
@@ -246,71 +391,6 @@ pub fn events_ls(args: LsArgs) -> Result<(), Failure> {
     })
 }
 
-/// The entity `id` in a state, as JSON (`None` if it does not exist there).
-fn entity_json(state: &ControlPlane, id: &str) -> Option<Value> {
-    use culvert_domain::{ConnectorId, PipelineId, ProcessorId};
-    let value = if let Some(p) = state.pipeline(&PipelineId(id.into())) {
-        serde_json::to_value(p)
-    } else if let Some(c) = state.connector(&ConnectorId(id.into())) {
-        serde_json::to_value(c)
-    } else if let Some(p) = state.processor(&ProcessorId(id.into())) {
-        serde_json::to_value(p)
-    } else {
-        return None;
-    };
-    value.ok()
-}
-
-/// Leaves of a JSON value by path (`config.name`, `settings.rate`, `connector_ids[0]`).
-fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
-    match value {
-        Value::Object(map) if !map.is_empty() => {
-            for (k, v) in map {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&path, v, out);
-            }
-        }
-        Value::Array(items) if !items.is_empty() => {
-            for (i, v) in items.iter().enumerate() {
-                flatten(&format!("{prefix}[{i}]"), v, out);
-            }
-        }
-        other => {
-            out.insert(prefix.to_owned(), other.clone());
-        }
-    }
-}
-
-/// Field-level changes from `before` to `after` (bookkeeping fields left out).
-fn diff(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
-    let mut old = BTreeMap::new();
-    let mut new = BTreeMap::new();
-    if let Some(v) = before {
-        flatten("", v, &mut old);
-    }
-    if let Some(v) = after {
-        flatten("", v, &mut new);
-    }
-    let skip = |k: &str| matches!(k, "updated_at" | "created_at" | "version");
-    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| !skip(k))
-        .filter_map(|k| match (old.get(k), new.get(k)) {
-            (Some(a), Some(b)) if a == b => None,
-            (Some(a), Some(b)) => Some(format!("{k}: {a} -> {b}")),
-            (None, Some(b)) => Some(format!("{k}: + {b}")),
-            (Some(a), None) => Some(format!("{k}: - {a}")),
-            (None, None) => None,
-        })
-        .collect()
-}
-
 /// `culvert audit <entity-id>`
 pub fn audit(data: DataDir, id: String, json_output: bool) -> Result<(), Failure> {
     let store = open(&data)?;
@@ -320,11 +400,15 @@ pub fn audit(data: DataDir, id: String, json_output: bool) -> Result<(), Failure
         let recorded = decode(&stored)?;
         let touches = entity_of(&stored.stream) == id;
         let before = touches.then(|| entity_json(&state, &id)).flatten();
+
         state.evolve(&recorded);
         if touches {
             changes += 1;
             let after = entity_json(&state, &id);
-            let fields = diff(before.as_ref(), after.as_ref());
+            let fields: Vec<String> = field_changes(before.as_ref(), after.as_ref())
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             let at = stored
                 .recorded_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -407,18 +491,11 @@ pub fn at(
             }
         }
     };
-    let mut state = ControlPlane::new();
-    scan(&store, Seq(1), |stored| {
-        let within = match limit {
-            Limit::Seq(n) => stored.seq.0 <= n,
-            Limit::Time(t) => stored.recorded_at <= t,
-        };
-        if !within {
-            return Ok(false);
-        }
-        state.evolve(&decode(&stored)?);
-        Ok(true)
-    })?;
+    let state = match limit {
+        Limit::Seq(n) => culvert_projections::fold_to(&store, Seq(n)),
+        Limit::Time(t) => culvert_projections::fold_to_time(&store, t),
+    }
+    .map_err(runtime)?;
     let as_of = state.last_seq().0;
     let described = match noun {
         Noun::Pipelines => {

@@ -4,6 +4,7 @@
 mod config;
 mod crash;
 mod engine;
+mod events_api;
 mod grpc;
 mod harness;
 mod http;

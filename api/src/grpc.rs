@@ -32,6 +32,11 @@ pub struct Api {
     processor_plugins: Arc<culvert_plugins::processor::ProcessorRegistry>,
     /// Plans and applies pipeline documents (PlanPipeline, ApplyPipeline).
     documents: Arc<culvert_provisioning::Provisioner>,
+    /// Raised when the server shuts down: ends the streams that would otherwise follow
+    /// the log forever (WatchEvents).
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Keeps the default `shutdown` open when the server gives none.
+    _never: Arc<tokio::sync::watch::Sender<bool>>,
     pipelines: PipelineOrchestrator,
     connectors: ConnectorOrchestrator,
     processors: ProcessorOrchestrator,
@@ -54,8 +59,11 @@ impl Api {
         plugins: Arc<culvert_plugins::Registry>,
         processor_plugins: Arc<culvert_plugins::processor::ProcessorRegistry>,
     ) -> Self {
+        let (never, shutdown) = tokio::sync::watch::channel(false);
         Self {
             start_wait: None,
+            shutdown,
+            _never: Arc::new(never),
             documents: Arc::new(culvert_provisioning::Provisioner::new(
                 writer.clone(),
                 plugins.clone(),
@@ -68,6 +76,22 @@ impl Api {
             processors: ProcessorOrchestrator::new(writer.clone()),
             writer,
         }
+    }
+
+    /// End the API's endless streams (WatchEvents) when `shutdown` turns true.
+    pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// The shutdown signal, for streams.
+    pub(crate) fn shutdown(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// The control-plane writer (and through it the log and the read model).
+    pub(crate) fn writer(&self) -> &Arc<ControlPlaneWriter> {
+        &self.writer
     }
 
     /// Make StartPipeline return only once the engine reports the pipeline running (or
@@ -214,6 +238,11 @@ pub async fn serve_grpc(
         .add_service(ConnectorServiceServer::new(api.clone()))
         .add_service(ProcessorServiceServer::new(api.clone()))
         .add_service(InformationServiceServer::new(api.clone()))
+        .add_service(
+            crate::pb::culvert::api::v1::event_log_service_server::EventLogServiceServer::new(
+                api.clone(),
+            ),
+        )
         .add_service(PluginServiceServer::new(api))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),

@@ -12,6 +12,7 @@
 mod convert;
 mod documents;
 pub mod error;
+mod events;
 mod grpc;
 pub mod http;
 mod plugins;
@@ -29,6 +30,17 @@ pub mod pb {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/api.v1.rs"));
             include!(concat!(env!("OUT_DIR"), "/api.v1.serde.rs"));
+        }
+    }
+    /// Culvert's own API (`culvert.api.v1`): the event log.
+    pub mod culvert {
+        /// The API.
+        pub mod api {
+            /// Version 1.
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/culvert.api.v1.rs"));
+                include!(concat!(env!("OUT_DIR"), "/culvert.api.v1.serde.rs"));
+            }
         }
     }
     /// Parameter specifications (`config.v1`).

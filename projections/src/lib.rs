@@ -283,5 +283,7 @@ fn load_snapshot(log: &dyn EventLog) -> Result<Option<ControlPlane>, ProjectionE
     }
 }
 
+pub mod history;
+
 #[cfg(test)]
 mod tests;

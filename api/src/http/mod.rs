@@ -10,6 +10,7 @@
 //! the OpenAPI document at `/openapi/api/v1/api.swagger.json` and Swagger UI at `/openapi/`
 //! (its assets are compiled in, so it works offline).
 
+mod events;
 mod payload;
 mod routes;
 pub(crate) mod schema;
@@ -207,17 +208,20 @@ fn query_values(req: &Request, names: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// A server stream of records as grpc-gateway sends it: one JSON object per line,
-/// `{"result": record}`, or `{"error": status}` if the stream fails.
-pub(crate) struct RecordStream(poem::Body);
+/// A server stream as grpc-gateway sends it: one JSON object per line, `{"result":
+/// message}`, or `{"error": status}` if the stream fails.
+pub(crate) struct LineStream<M>(poem::Body, std::marker::PhantomData<M>);
 
-fn stream_records<T: Send + 'static>(
+/// A stream of OpenCDC records (the Inspect routes).
+pub(crate) type RecordStream = LineStream<Record>;
+
+fn stream_lines<T: Send + 'static, M: serde::Serialize + Send + 'static>(
     stream: BoxStream<T>,
-    record: fn(T) -> Option<Record>,
-) -> RecordStream {
+    result: fn(T) -> Option<M>,
+) -> LineStream<M> {
     let lines = stream.map(move |item| {
         let line = match item {
-            Ok(message) => serde_json::json!({ "result": record(message) }),
+            Ok(message) => serde_json::json!({ "result": result(message) }),
             Err(status) => {
                 let error = ApiError::from_status(&status);
                 serde_json::json!({ "error": error.body })
@@ -227,10 +231,20 @@ fn stream_records<T: Send + 'static>(
         bytes.push(b'\n');
         Ok::<_, std::io::Error>(bytes)
     });
-    RecordStream(poem::Body::from_bytes_stream(lines))
+    LineStream(
+        poem::Body::from_bytes_stream(lines),
+        std::marker::PhantomData,
+    )
 }
 
-impl IntoResponse for RecordStream {
+fn stream_records<T: Send + 'static>(
+    stream: BoxStream<T>,
+    record: fn(T) -> Option<Record>,
+) -> RecordStream {
+    stream_lines(stream, record)
+}
+
+impl<M: Send> IntoResponse for LineStream<M> {
     fn into_response(self) -> Response {
         Response::builder()
             .content_type("application/json")
@@ -238,17 +252,14 @@ impl IntoResponse for RecordStream {
     }
 }
 
-impl ApiResponse for RecordStream {
+impl<M: payload::Described + Send> ApiResponse for LineStream<M> {
     fn meta() -> MetaResponses {
         let mut line = poem_openapi::registry::MetaSchema::new("object");
         line.title = Some("a line of the stream".to_owned());
-        line.properties = vec![(
-            "result",
-            MetaSchemaRef::Reference("opencdc.v1.Record".to_owned()),
-        )];
+        line.properties = vec![("result", M::schema_ref())];
         MetaResponses {
             responses: vec![MetaResponse {
-                description: "A stream of records, one JSON object per line.",
+                description: "A stream of messages, one JSON object per line.",
                 status: Some(200),
                 status_range: None,
                 content: vec![MetaMediaType {
@@ -261,14 +272,21 @@ impl ApiResponse for RecordStream {
     }
 
     fn register(registry: &mut Registry) {
-        schema::message_ref(registry, "opencdc.v1.Record");
+        M::register(registry);
     }
 }
 
 /// The OpenAPI service for the routes (used for the document and the Swagger UI).
-fn openapi(api: Api) -> OpenApiService<routes::Routes, ()> {
-    OpenApiService::new(routes::Routes { api }, TITLE, VERSION)
-        .description("Culvert's HTTP API, compatible with Conduit's (grpc-gateway) REST API.")
+fn openapi(api: Api) -> OpenApiService<(routes::Routes, events::EventRoutes), ()> {
+    OpenApiService::new(
+        (
+            routes::Routes { api: api.clone() },
+            events::EventRoutes { api },
+        ),
+        TITLE,
+        VERSION,
+    )
+    .description("Culvert's HTTP API, compatible with Conduit's (grpc-gateway) REST API.")
 }
 
 /// The OpenAPI 3 document of the HTTP API, as JSON.

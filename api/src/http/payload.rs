@@ -62,6 +62,10 @@ described! {
     v1::ValidateConnectorResponse => "api.v1.ValidateConnectorResponse",
     v1::DeleteProcessorResponse => "api.v1.DeleteProcessorResponse",
     pb::opencdc::v1::Record => "opencdc.v1.Record",
+    pb::culvert::api::v1::Event => "culvert.api.v1.Event",
+    pb::culvert::api::v1::ListEventsResponse => "culvert.api.v1.ListEventsResponse",
+    pb::culvert::api::v1::GetAtResponse => "culvert.api.v1.GetAtResponse",
+    pb::culvert::api::v1::DiffResponse => "culvert.api.v1.DiffResponse",
 }
 
 impl<T: Described> Described for Vec<T> {

@@ -1,0 +1,354 @@
+//! `culvert.api.v1.EventLogService`: the control plane's event log over the API — listing
+//! with filters and pages, a change feed that catches up then follows live without missing
+//! an event, an entity as of a sequence number or a time, and the fields that changed
+//! between two points.
+
+use crate::error::{invalid, status_with_info};
+use crate::pb::culvert::api::v1 as ev;
+use crate::{convert, Api};
+use culvert_domain::{ConnectorId, ControlPlane, PipelineId, ProcessorId, Seq, StreamId};
+use culvert_projections::history::{entity_json, field_changes};
+use culvert_store::{EventLog, StoredEvent};
+use ev::event_log_service_server::EventLogService;
+use std::sync::Arc;
+use tonic::codegen::BoxStream;
+use tonic::{Code, Request, Response, Status};
+
+/// Events read from the log at a time.
+const CHUNK: usize = 512;
+/// The default and the largest page of ListEvents.
+const PAGE: (usize, usize) = (100, 1000);
+
+fn internal(error: impl std::fmt::Display) -> Status {
+    Status::internal(error.to_string())
+}
+
+/// A stored event as the API shows it (data upcast to the current schema).
+fn event(stored: &StoredEvent) -> Result<ev::Event, Status> {
+    let recorded = culvert_migrations::decode(stored).map_err(internal)?;
+    let mut value = serde_json::to_value(&recorded.event).map_err(internal)?;
+    let data = value
+        .get_mut("data")
+        .map(serde_json::Value::take)
+        .unwrap_or(serde_json::Value::Null);
+    let data = match data {
+        serde_json::Value::Object(_) => Some(serde_json::from_value(data).map_err(internal)?),
+        _ => None,
+    };
+    Ok(ev::Event {
+        seq: stored.seq.0,
+        stream: stored.stream.as_str().to_owned(),
+        stream_version: stored.stream_version,
+        r#type: stored.event_type.clone(),
+        schema_version: stored.schema_version,
+        recorded_at: Some(convert::timestamp(stored.recorded_at)),
+        actor: stored.actor.clone(),
+        correlation_id: stored.correlation_id.clone(),
+        causation_id: stored.causation_id.clone().unwrap_or_default(),
+        data,
+    })
+}
+
+fn entity_of(stream: &StreamId) -> &str {
+    stream
+        .as_str()
+        .split_once('/')
+        .map_or(stream.as_str(), |(_, id)| id)
+}
+
+fn time(ts: Option<crate::wkt::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
+    ts.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+}
+
+/// Filters common to listing and watching.
+#[derive(Clone)]
+struct Filter {
+    entity: String,
+    event_type: String,
+    actor: String,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Filter {
+    fn keeps(&self, e: &StoredEvent) -> bool {
+        (self.entity.is_empty() || entity_of(&e.stream) == self.entity)
+            && (self.event_type.is_empty() || e.event_type == self.event_type)
+            && (self.actor.is_empty() || e.actor == self.actor)
+            && self.since.is_none_or(|t| e.recorded_at >= t)
+            && self.until.is_none_or(|t| e.recorded_at <= t)
+    }
+}
+
+fn past_end(field: &str, seq: u64, head: Seq) -> Status {
+    status_with_info(
+        Code::OutOfRange,
+        format!(
+            "{field}: sequence {seq} is past the end of the log (last event {})",
+            head.0
+        ),
+        "events.past_end",
+        &[("field", field)],
+    )
+}
+
+/// The state as of a sequence number or a time, on a blocking thread.
+async fn fold(
+    log: Arc<dyn EventLog>,
+    seq: u64,
+    at: Option<crate::wkt::Timestamp>,
+) -> Result<ControlPlane, Status> {
+    let head = log.head();
+    let at = time(at);
+    if seq > head.0 {
+        return Err(past_end("seq", seq, head));
+    }
+    tokio::task::spawn_blocking(move || {
+        if seq > 0 || at.is_none() {
+            let until = if seq == 0 { head } else { Seq(seq) };
+            return culvert_projections::fold_to(log.as_ref(), until).map_err(internal);
+        }
+        let at = at.expect("checked above");
+        let first = log.read_from(Seq(1), 1).map_err(internal)?;
+        if let Some(first) = first.first().filter(|e| e.recorded_at > at) {
+            return Err(status_with_info(
+                Code::OutOfRange,
+                format!(
+                    "time: {} is before the first event ({})",
+                    at.to_rfc3339(),
+                    first.recorded_at.to_rfc3339()
+                ),
+                "events.before_first",
+                &[("field", "time")],
+            ));
+        }
+        culvert_projections::fold_to_time(log.as_ref(), at).map_err(internal)
+    })
+    .await
+    .map_err(internal)?
+}
+
+#[tonic::async_trait]
+impl EventLogService for Api {
+    async fn list_events(
+        &self,
+        request: Request<ev::ListEventsRequest>,
+    ) -> Result<Response<ev::ListEventsResponse>, Status> {
+        let req = request.into_inner();
+        let log = self.writer().log().clone();
+        let head = log.head();
+        let page = match req.page_size {
+            n if n < 0 => return Err(invalid("page_size", "must not be negative")),
+            0 => PAGE.0,
+            n => (n as usize).min(PAGE.1),
+        };
+        let mut from = req.from_seq.max(1);
+        if !req.page_token.is_empty() {
+            from = req
+                .page_token
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| invalid("page_token", "not a token this API gave"))?;
+        }
+        if req.from_seq > head.0 + 1 {
+            return Err(past_end("from_seq", req.from_seq, head));
+        }
+        let to = if req.to_seq == 0 {
+            head.0
+        } else {
+            req.to_seq.min(head.0)
+        };
+        let filter = Filter {
+            entity: req.entity_id,
+            event_type: req.r#type,
+            actor: req.actor,
+            since: time(req.since),
+            until: time(req.until),
+        };
+        let (events, next) = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut next = from;
+            while next <= to && out.len() < page {
+                let chunk = log.read_from(Seq(next), CHUNK).map_err(internal)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                for stored in &chunk {
+                    if stored.seq.0 > to || out.len() == page {
+                        break;
+                    }
+                    next = stored.seq.0 + 1;
+                    if filter.keeps(stored) {
+                        out.push(event(stored)?);
+                    }
+                }
+            }
+            Ok::<_, Status>((out, next))
+        })
+        .await
+        .map_err(internal)??;
+        let next_page_token = if next <= to {
+            next.to_string()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ev::ListEventsResponse {
+            events,
+            next_page_token,
+            last_seq: head.0,
+        }))
+    }
+
+    type WatchEventsStream = BoxStream<ev::WatchEventsResponse>;
+
+    async fn watch_events(
+        &self,
+        request: Request<ev::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let req = request.into_inner();
+        let log = self.writer().log().clone();
+        let head = log.head();
+        if req.from_seq > head.0 + 1 {
+            return Err(past_end("from_seq", req.from_seq, head));
+        }
+        let filter = Filter {
+            entity: req.entity_id,
+            event_type: req.r#type,
+            actor: String::new(),
+            since: None,
+            until: None,
+        };
+        let mut shutdown = self.shutdown();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<ev::WatchEventsResponse, Status>>(64);
+        let mut appended = log.watch_head();
+        let mut next = req.from_seq.max(1);
+        tokio::spawn(async move {
+            loop {
+                // Mark the head seen before reading: an append after this read wakes us.
+                appended.borrow_and_update();
+                let reader = log.clone();
+                let chunk =
+                    match tokio::task::spawn_blocking(move || reader.read_from(Seq(next), CHUNK))
+                        .await
+                    {
+                        Ok(Ok(chunk)) => chunk,
+                        Ok(Err(e)) => {
+                            let _ = tx.send(Err(internal(e))).await;
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(internal(e))).await;
+                            return;
+                        }
+                    };
+                if chunk.is_empty() {
+                    tokio::select! {
+                        changed = appended.changed() => if changed.is_err() { return },
+                        _ = tx.closed() => return,
+                        _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
+                    }
+                    continue;
+                }
+                for stored in &chunk {
+                    next = stored.seq.0 + 1;
+                    if !filter.keeps(stored) {
+                        continue;
+                    }
+                    let message = event(stored).map(|e| ev::WatchEventsResponse { event: Some(e) });
+                    let failed = message.is_err();
+                    if tx.send(message).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn get_at(
+        &self,
+        request: Request<ev::GetAtRequest>,
+    ) -> Result<Response<ev::GetAtResponse>, Status> {
+        let req = request.into_inner();
+        if req.entity_id.is_empty() {
+            return Err(invalid("entity_id", "must not be empty"));
+        }
+        let state = fold(self.writer().log().clone(), req.seq, req.time).await?;
+        let id = req.entity_id;
+        let entity = if let Some(p) = state.pipeline(&PipelineId(id.clone())) {
+            ev::get_at_response::Entity::Pipeline(convert::pipeline(p))
+        } else if let Some(c) = state.connector(&ConnectorId(id.clone())) {
+            ev::get_at_response::Entity::Connector(convert::connector(c))
+        } else if let Some(p) = state.processor(&ProcessorId(id.clone())) {
+            ev::get_at_response::Entity::Processor(convert::processor(p))
+        } else {
+            return Err(status_with_info(
+                Code::NotFound,
+                format!(
+                    "no pipeline, connector or processor {id:?} as of sequence {}",
+                    state.last_seq().0
+                ),
+                "events.entity_not_found",
+                &[("field", "entity_id")],
+            ));
+        };
+        Ok(Response::new(ev::GetAtResponse {
+            as_of_seq: state.last_seq().0,
+            entity: Some(entity),
+        }))
+    }
+
+    async fn diff(
+        &self,
+        request: Request<ev::DiffRequest>,
+    ) -> Result<Response<ev::DiffResponse>, Status> {
+        let req = request.into_inner();
+        if req.entity_id.is_empty() {
+            return Err(invalid("entity_id", "must not be empty"));
+        }
+        let log = self.writer().log().clone();
+        let head = log.head();
+        for (field, seq) in [("from_seq", req.from_seq), ("to_seq", req.to_seq)] {
+            if seq > head.0 {
+                return Err(past_end(field, seq, head));
+            }
+        }
+        let to = if req.to_seq == 0 { head.0 } else { req.to_seq };
+        if req.from_seq > to {
+            return Err(invalid("from_seq", "must not be after to_seq"));
+        }
+        let id = req.entity_id;
+        let from = req.from_seq;
+        let (before, after) = tokio::task::spawn_blocking(move || {
+            let before = culvert_projections::fold_to(log.as_ref(), Seq(from)).map_err(internal)?;
+            let after = culvert_projections::fold_to(log.as_ref(), Seq(to)).map_err(internal)?;
+            Ok::<_, Status>((entity_json(&before, &id), entity_json(&after, &id)))
+        })
+        .await
+        .map_err(internal)??;
+        if before.is_none() && after.is_none() {
+            return Err(status_with_info(
+                Code::NotFound,
+                "no such pipeline, connector or processor at either point".to_owned(),
+                "events.entity_not_found",
+                &[("field", "entity_id")],
+            ));
+        }
+        let json = |v: Option<serde_json::Value>| v.map(|v| v.to_string()).unwrap_or_default();
+        Ok(Response::new(ev::DiffResponse {
+            from_seq: from,
+            to_seq: to,
+            changes: field_changes(before.as_ref(), after.as_ref())
+                .into_iter()
+                .map(|c| ev::FieldChange {
+                    field: c.field,
+                    before: json(c.before),
+                    after: json(c.after),
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,5 +1,7 @@
-//! Client verbs of the `culvert` binary that talk to a running server over gRPC:
-//! `culvert pipelines export` and `culvert pipelines import`.
+//! Client verbs of the `culvert` binary that talk to a running server over gRPC
+//! (`--grpc.address`): `pipelines ls|describe|create|start|stop|delete|export|import`,
+//! `connectors ls|describe`, `processors ls|describe`, `plugins ls`, `info`. Tables by
+//! default, `--json` for scripts (the same JSON as the HTTP API).
 //!
 //! Exit codes follow Conduit's CLI: 0 ok, 1 a runtime error, 2 bad usage or validation (a
 //! file with errors, an unknown id, a document the server refuses), 3 the environment (no
@@ -17,9 +19,82 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tonic::transport::Channel;
 
+/// Where the server is, and how to print.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Remote {
+    /// Where the server's gRPC API listens.
+    #[arg(
+        long = "grpc.address",
+        env = "CULVERT_API_GRPC_ADDRESS",
+        default_value = "127.0.0.1:8084"
+    )]
+    pub grpc_address: String,
+    /// JSON (as the HTTP API answers) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `culvert pipelines ...`
 #[derive(clap::Subcommand, Debug)]
 pub enum PipelinesCommand {
+    /// List pipelines.
+    ///
+    /// Example: culvert pipelines ls --json
+    Ls {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a pipeline with its connectors, processors and dead-letter queue.
+    ///
+    /// Example: culvert pipelines describe orders
+    Describe {
+        /// The pipeline's id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Create a pipeline (stopped, without connectors).
+    ///
+    /// Example: culvert pipelines create orders --description "orders to the lake"
+    Create {
+        /// Its name (unique).
+        name: String,
+        /// Its description.
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start a pipeline; returns once it runs (or with the error it failed with).
+    ///
+    /// Example: culvert pipelines start orders
+    Start {
+        /// The pipeline's id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop a pipeline: drain it, or with --force stop at once.
+    ///
+    /// Example: culvert pipelines stop orders --force
+    Stop {
+        /// The pipeline's id.
+        id: String,
+        /// Do not drain.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Delete a pipeline (it must have no connectors or processors left).
+    ///
+    /// Example: culvert pipelines delete orders
+    Delete {
+        /// The pipeline's id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Write a pipeline as a configuration file (version 2.2) that `import`, or the
     /// server's `--pipelines.path`, reads back.
     ///
@@ -59,6 +134,69 @@ pub enum PipelinesCommand {
     },
 }
 
+/// `culvert connectors ...`
+#[derive(clap::Subcommand, Debug)]
+pub enum ConnectorsCommand {
+    /// List connectors, of every pipeline or of one.
+    ///
+    /// Example: culvert connectors ls --pipeline orders
+    Ls {
+        /// Only this pipeline's.
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a connector.
+    ///
+    /// Example: culvert connectors describe orders:src
+    Describe {
+        /// The connector's id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// `culvert processors ...`
+#[derive(clap::Subcommand, Debug)]
+pub enum ProcessorsCommand {
+    /// List processors, of every parent or of some.
+    ///
+    /// Example: culvert processors ls --parent orders --parent orders:src
+    Ls {
+        /// Only those attached to this pipeline or connector (repeatable).
+        #[arg(long)]
+        parent: Vec<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a processor.
+    ///
+    /// Example: culvert processors describe orders:tag
+    Describe {
+        /// The processor's id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// `culvert plugins ...`
+#[derive(clap::Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// List connector and processor plugins.
+    ///
+    /// Example: culvert plugins ls --json
+    Ls {
+        /// Only plugins whose full name matches this regular expression.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
 /// A failure with its exit code.
 struct Failure(u8, String);
 
@@ -83,8 +221,8 @@ impl From<tonic::Status> for Failure {
     }
 }
 
-/// Run a `pipelines` verb.
-pub fn run(command: PipelinesCommand) -> ExitCode {
+/// Run an async verb to an exit code.
+fn block_on(verb: impl std::future::Future<Output = Result<(), Failure>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -95,8 +233,53 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(async {
+    match runtime.block_on(verb) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Run a `pipelines` verb.
+pub fn run(command: PipelinesCommand) -> ExitCode {
+    block_on(async {
         match command {
+            PipelinesCommand::Ls { remote } => pipelines_ls(&remote).await,
+            PipelinesCommand::Describe { id, remote } => pipelines_describe(&id, &remote).await,
+            PipelinesCommand::Create {
+                name,
+                description,
+                remote,
+            } => pipelines_create(&name, &description, &remote).await,
+            PipelinesCommand::Start { id, remote } => {
+                let mut client = PipelineServiceClient::new(connect(&remote.grpc_address).await?);
+                client
+                    .start_pipeline(pb::StartPipelineRequest { id: id.clone() })
+                    .await?;
+                println!("pipeline {id}: running");
+                Ok(())
+            }
+            PipelinesCommand::Stop { id, force, remote } => {
+                let mut client = PipelineServiceClient::new(connect(&remote.grpc_address).await?);
+                client
+                    .stop_pipeline(pb::StopPipelineRequest {
+                        id: id.clone(),
+                        force,
+                    })
+                    .await?;
+                println!("pipeline {id}: stop requested");
+                Ok(())
+            }
+            PipelinesCommand::Delete { id, remote } => {
+                let mut client = PipelineServiceClient::new(connect(&remote.grpc_address).await?);
+                client
+                    .delete_pipeline(pb::DeletePipelineRequest { id: id.clone() })
+                    .await?;
+                println!("pipeline {id}: deleted");
+                Ok(())
+            }
             PipelinesCommand::Export {
                 id,
                 grpc_address,
@@ -108,14 +291,349 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
                 dry_run,
             } => import(&file, &grpc_address, dry_run).await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(code, message)) => {
-            eprintln!("error: {message}");
-            ExitCode::from(code)
+    })
+}
+
+/// Run a `connectors` verb.
+pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
+    block_on(async {
+        match command {
+            ConnectorsCommand::Ls { pipeline, remote } => {
+                let mut client = ConnectorServiceClient::new(connect(&remote.grpc_address).await?);
+                let connectors = client
+                    .list_connectors(pb::ListConnectorsRequest {
+                        pipeline_id: pipeline.unwrap_or_default(),
+                    })
+                    .await?
+                    .into_inner()
+                    .connectors;
+                if remote.json {
+                    return print_json(&connectors);
+                }
+                let rows = connectors
+                    .iter()
+                    .map(|c| {
+                        let config = c.config.clone().unwrap_or_default();
+                        vec![
+                            c.id.clone(),
+                            connector_type(c.r#type).to_owned(),
+                            c.plugin.clone(),
+                            c.pipeline_id.clone(),
+                            config.name,
+                        ]
+                    })
+                    .collect();
+                table(&["ID", "TYPE", "PLUGIN", "PIPELINE", "NAME"], rows);
+                Ok(())
+            }
+            ConnectorsCommand::Describe { id, remote } => {
+                let mut client = ConnectorServiceClient::new(connect(&remote.grpc_address).await?);
+                let c = client
+                    .get_connector(pb::GetConnectorRequest { id })
+                    .await?
+                    .into_inner()
+                    .connector
+                    .unwrap_or_default();
+                if remote.json {
+                    return print_json(&c);
+                }
+                let config = c.config.clone().unwrap_or_default();
+                println!("ID:         {}", c.id);
+                println!("Type:       {}", connector_type(c.r#type));
+                println!("Plugin:     {}", c.plugin);
+                println!("Pipeline:   {}", c.pipeline_id);
+                println!("Name:       {}", config.name);
+                println!("Processors: {}", c.processor_ids.join(", "));
+                println!("Settings:");
+                let mut settings: Vec<_> = config.settings.into_iter().collect();
+                settings.sort();
+                for (k, v) in settings {
+                    println!("  {k}: {v}");
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Run a `processors` verb.
+pub fn run_processors(command: ProcessorsCommand) -> ExitCode {
+    block_on(async {
+        match command {
+            ProcessorsCommand::Ls { parent, remote } => {
+                let mut client = ProcessorServiceClient::new(connect(&remote.grpc_address).await?);
+                let processors = client
+                    .list_processors(pb::ListProcessorsRequest { parent_ids: parent })
+                    .await?
+                    .into_inner()
+                    .processors;
+                if remote.json {
+                    return print_json(&processors);
+                }
+                let rows = processors
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.id.clone(),
+                            p.plugin.clone(),
+                            p.parent.as_ref().map(|x| x.id.clone()).unwrap_or_default(),
+                            p.condition.clone(),
+                        ]
+                    })
+                    .collect();
+                table(&["ID", "PLUGIN", "PARENT", "CONDITION"], rows);
+                Ok(())
+            }
+            ProcessorsCommand::Describe { id, remote } => {
+                let mut client = ProcessorServiceClient::new(connect(&remote.grpc_address).await?);
+                let p = client
+                    .get_processor(pb::GetProcessorRequest { id })
+                    .await?
+                    .into_inner()
+                    .processor
+                    .unwrap_or_default();
+                if remote.json {
+                    return print_json(&p);
+                }
+                let config = p.config.clone().unwrap_or_default();
+                println!("ID:        {}", p.id);
+                println!("Plugin:    {}", p.plugin);
+                println!(
+                    "Parent:    {}",
+                    p.parent.as_ref().map(|x| x.id.as_str()).unwrap_or("")
+                );
+                println!("Condition: {}", p.condition);
+                println!("Workers:   {}", config.workers);
+                println!("Settings:");
+                let mut settings: Vec<_> = config.settings.into_iter().collect();
+                settings.sort();
+                for (k, v) in settings {
+                    println!("  {k}: {v}");
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Run `plugins ls`.
+pub fn run_plugins(command: PluginsCommand) -> ExitCode {
+    let PluginsCommand::Ls { name, remote } = command;
+    block_on(async move {
+        let channel = connect(&remote.grpc_address).await?;
+        let name = name.unwrap_or_default();
+        let connectors = ConnectorServiceClient::new(channel.clone())
+            .list_connector_plugins(pb::ListConnectorPluginsRequest { name: name.clone() })
+            .await?
+            .into_inner()
+            .plugins;
+        let processors = ProcessorServiceClient::new(channel)
+            .list_processor_plugins(pb::ListProcessorPluginsRequest { name })
+            .await?
+            .into_inner()
+            .plugins;
+        if remote.json {
+            return print_json(&serde_json::json!({
+                "connectors": connectors, "processors": processors
+            }));
+        }
+        let mut rows: Vec<Vec<String>> = connectors
+            .iter()
+            .map(|p| vec![p.name.clone(), "connector".into(), p.summary.clone()])
+            .collect();
+        rows.extend(
+            processors
+                .iter()
+                .map(|p| vec![p.name.clone(), "processor".into(), p.summary.clone()]),
+        );
+        table(&["NAME", "KIND", "SUMMARY"], rows);
+        Ok(())
+    })
+}
+
+/// Run `info`.
+pub fn run_info(remote: Remote) -> ExitCode {
+    block_on(async move {
+        let info = pb::information_service_client::InformationServiceClient::new(
+            connect(&remote.grpc_address).await?,
+        )
+        .get_info(pb::GetInfoRequest {})
+        .await?
+        .into_inner()
+        .info
+        .unwrap_or_default();
+        if remote.json {
+            return print_json(&info);
+        }
+        println!("version: {}", info.version);
+        println!("os:      {}", info.os);
+        println!("arch:    {}", info.arch);
+        Ok(())
+    })
+}
+
+fn connector_type(value: i32) -> &'static str {
+    match pb::connector::Type::try_from(value) {
+        Ok(pb::connector::Type::Source) => "source",
+        Ok(pb::connector::Type::Destination) => "destination",
+        _ => "unspecified",
+    }
+}
+
+fn status_name(pipeline: &pb::Pipeline) -> &'static str {
+    let status = pipeline
+        .state
+        .as_ref()
+        .map(|s| s.status)
+        .unwrap_or_default();
+    match pb::pipeline::Status::try_from(status) {
+        Ok(pb::pipeline::Status::Running) => "running",
+        Ok(pb::pipeline::Status::Stopped) => "stopped",
+        Ok(pb::pipeline::Status::Degraded) => "degraded",
+        Ok(pb::pipeline::Status::Recovering) => "recovering",
+        _ => "unspecified",
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure(1, format!("encoding the answer: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Print rows under a header, each column as wide as its widest cell.
+fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
         }
     }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+async fn pipelines_ls(remote: &Remote) -> Result<(), Failure> {
+    let mut client = PipelineServiceClient::new(connect(&remote.grpc_address).await?);
+    let pipelines = client
+        .list_pipelines(pb::ListPipelinesRequest::default())
+        .await?
+        .into_inner()
+        .pipelines;
+    if remote.json {
+        return print_json(&pipelines);
+    }
+    let rows = pipelines
+        .iter()
+        .map(|p| {
+            let config = p.config.clone().unwrap_or_default();
+            vec![
+                p.id.clone(),
+                config.name,
+                status_name(p).to_owned(),
+                p.connector_ids.len().to_string(),
+                p.processor_ids.len().to_string(),
+            ]
+        })
+        .collect();
+    table(&["ID", "NAME", "STATUS", "CONNECTORS", "PROCESSORS"], rows);
+    Ok(())
+}
+
+async fn pipelines_describe(id: &str, remote: &Remote) -> Result<(), Failure> {
+    let channel = connect(&remote.grpc_address).await?;
+    let mut pipelines = PipelineServiceClient::new(channel.clone());
+    let p = pipelines
+        .get_pipeline(pb::GetPipelineRequest { id: id.to_owned() })
+        .await?
+        .into_inner()
+        .pipeline
+        .unwrap_or_default();
+    let dlq = pipelines
+        .get_dlq(pb::GetDlqRequest { id: id.to_owned() })
+        .await?
+        .into_inner()
+        .dlq
+        .unwrap_or_default();
+    let connectors = ConnectorServiceClient::new(channel.clone())
+        .list_connectors(pb::ListConnectorsRequest {
+            pipeline_id: id.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .connectors;
+    let mut parents = vec![id.to_owned()];
+    parents.extend(connectors.iter().map(|c| c.id.clone()));
+    let processors = ProcessorServiceClient::new(channel)
+        .list_processors(pb::ListProcessorsRequest {
+            parent_ids: parents,
+        })
+        .await?
+        .into_inner()
+        .processors;
+    if remote.json {
+        return print_json(&serde_json::json!({
+            "pipeline": p, "connectors": connectors, "processors": processors, "dlq": dlq
+        }));
+    }
+    let config = p.config.clone().unwrap_or_default();
+    println!("ID:          {}", p.id);
+    println!("Name:        {}", config.name);
+    println!("Description: {}", config.description);
+    println!("Status:      {}", status_name(&p));
+    if let Some(error) = p
+        .state
+        .as_ref()
+        .map(|s| s.error.as_str())
+        .filter(|e| !e.is_empty())
+    {
+        println!("Error:       {error}");
+    }
+    println!(
+        "DLQ:         {} (window {}, nack threshold {})",
+        dlq.plugin, dlq.window_size, dlq.window_nack_threshold
+    );
+    println!("Connectors:");
+    for c in &connectors {
+        println!("  {} ({}, {})", c.id, connector_type(c.r#type), c.plugin);
+    }
+    println!("Processors:");
+    for q in &processors {
+        let parent = q.parent.as_ref().map(|x| x.id.as_str()).unwrap_or("");
+        println!("  {} ({}, on {parent})", q.id, q.plugin);
+    }
+    Ok(())
+}
+
+async fn pipelines_create(name: &str, description: &str, remote: &Remote) -> Result<(), Failure> {
+    let mut client = PipelineServiceClient::new(connect(&remote.grpc_address).await?);
+    let p = client
+        .create_pipeline(pb::CreatePipelineRequest {
+            config: Some(pb::pipeline::Config {
+                name: name.to_owned(),
+                description: description.to_owned(),
+            }),
+        })
+        .await?
+        .into_inner()
+        .pipeline
+        .unwrap_or_default();
+    if remote.json {
+        return print_json(&p);
+    }
+    println!("{}", p.id);
+    Ok(())
 }
 
 async fn connect(address: &str) -> Result<Channel, Failure> {

@@ -47,12 +47,33 @@ enum Commands {
     ///
     /// Example: culvert run --db.rocksdb.path ./data --api.http.address 127.0.0.1:8080
     Run(RunArgs),
-    /// Pipelines as configuration files, against a running server.
+    /// Pipelines of a running server: list, show, create, start, stop, delete, export and
+    /// import as configuration files.
     ///
-    /// Example: culvert pipelines export orders > orders.yaml
+    /// Example: culvert pipelines ls --grpc.address 127.0.0.1:8084
     #[command(subcommand)]
     Pipelines(cli::PipelinesCommand),
-    /// The event log of a data directory (read-only; a server may be running on it).
+    /// Connectors of a running server.
+    ///
+    /// Example: culvert connectors ls --pipeline orders
+    #[command(subcommand)]
+    Connectors(cli::ConnectorsCommand),
+    /// Processors of a running server.
+    ///
+    /// Example: culvert processors ls
+    #[command(subcommand)]
+    Processors(cli::ProcessorsCommand),
+    /// Connector and processor plugins of a running server.
+    ///
+    /// Example: culvert plugins ls
+    #[command(subcommand)]
+    Plugins(cli::PluginsCommand),
+    /// The running server's version, OS and architecture.
+    ///
+    /// Example: culvert info --grpc.address 127.0.0.1:8084
+    Info(cli::Remote),
+    /// The event log: list a data directory's events (read-only; a server may be running on
+    /// it), or follow a running server's.
     ///
     /// Example: culvert events ls --entity my-pipeline --db.rocksdb.path ./data
     #[command(subcommand)]
@@ -295,6 +316,10 @@ fn main() -> std::process::ExitCode {
     };
     match cli.command {
         Commands::Pipelines(command) => cli::run(command),
+        Commands::Connectors(command) => cli::run_connectors(command),
+        Commands::Processors(command) => cli::run_processors(command),
+        Commands::Plugins(command) => cli::run_plugins(command),
+        Commands::Info(remote) => cli::run_info(remote),
         Commands::Events(tools::EventsCommand::Ls(args)) => tools::exit(tools::events_ls(args)),
         Commands::Events(tools::EventsCommand::Tail(args)) => tools::exit(tools::events_tail(args)),
         Commands::Audit { id, data, json } => tools::exit(tools::audit(data, id, json)),

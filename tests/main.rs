@@ -1,6 +1,7 @@
 //! End-to-end tests of the `culvert` binary, run as a real process on a real data directory.
 //! One test binary (modules below) to keep link time down.
 
+mod admin_cli;
 mod config;
 mod crash;
 mod engine;

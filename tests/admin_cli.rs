@@ -1,0 +1,171 @@
+//! The admin CLI against a running server: every verb's table and JSON output, and its
+//! exit codes for an unknown id and an unreachable server.
+
+use crate::harness::{data_dir, Server, DEADLINE};
+use crate::http_client::request;
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn culvert(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_culvert"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// Run a verb that must succeed; its standard output.
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = culvert(args);
+    assert_eq!(code, 0, "culvert {args:?}: {err}");
+    out
+}
+
+fn post(address: &str, path: &str, body: Value) -> Value {
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let reply = request(address, "POST", path, &[], Some(&bytes));
+    assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    reply.json()
+}
+
+#[test]
+fn admin_cli_verbs() {
+    let (_dir, data) = data_dir();
+    let mut server = Server::start(&data, &[]);
+    let grpc = server.grpc_address();
+    let http = server.http_address();
+    let at = ["--grpc.address", grpc.as_str()];
+    let with = |verb: &[&'static str]| -> Vec<String> {
+        verb.iter()
+            .map(|s| s.to_string())
+            .chain(at.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    let run = |args: Vec<String>| ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let info = run(with(&["info"]));
+    assert!(info.starts_with("version: v"), "{info}");
+    let info: Value = serde_json::from_str(&run(with(&["info", "--json"]))).unwrap();
+    assert_eq!(info["os"], std::env::consts::OS);
+
+    let mut create = with(&["pipelines", "create", "demo"]);
+    create.extend(["--description".into(), "made by the CLI".into()]);
+    let id = run(create).trim().to_owned();
+    assert_eq!(id.len(), 36, "a generated id: {id}");
+    let table = run(with(&["pipelines", "ls"]));
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().starts_with("ID"), "{table}");
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains(&id) && row.contains("demo") && row.contains("stopped"),
+        "{row}"
+    );
+    let listed: Value = serde_json::from_str(&run(with(&["pipelines", "ls", "--json"]))).unwrap();
+    assert_eq!(listed[0]["config"]["description"], "made by the CLI");
+
+    let src = post(
+        &http,
+        "/v1/connectors",
+        json!({"type": "TYPE_SOURCE", "plugin": "builtin:generator", "pipelineId": id,
+               "config": {"name": "src", "settings": {"format.type": "raw",
+               "format.options.id": "int", "rate": "50"}}}),
+    );
+    let src_id = src["id"].as_str().unwrap().to_owned();
+    post(
+        &http,
+        "/v1/connectors",
+        json!({"type": "TYPE_DESTINATION", "plugin": "builtin:log", "pipelineId": id,
+               "config": {"name": "out"}}),
+    );
+    let processor = post(
+        &http,
+        "/v1/processors",
+        json!({"plugin": "field.set", "parent": {"type": "TYPE_CONNECTOR", "id": src_id},
+               "config": {"settings": {"field": ".Metadata.via", "value": "cli"}},
+               "condition": "{{ true }}"}),
+    );
+    let processor_id = processor["id"].as_str().unwrap().to_owned();
+
+    let mut connectors = with(&["connectors", "ls"]);
+    connectors.extend(["--pipeline".into(), id.clone()]);
+    let table = run(connectors);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(
+        table.contains("builtin:generator") && table.contains("destination"),
+        "{table}"
+    );
+    let mut describe = with(&["connectors", "describe"]);
+    describe.push(src_id.clone());
+    let described = run(describe);
+    assert!(
+        described.contains("Plugin:     builtin:generator"),
+        "{described}"
+    );
+    assert!(described.contains("  rate: 50"), "{described}");
+    assert!(described.contains(&processor_id), "{described}");
+
+    let table = run(with(&["processors", "ls"]));
+    assert!(
+        table.contains(&processor_id) && table.contains("{{ true }}"),
+        "{table}"
+    );
+    let mut describe = with(&["processors", "describe", "--json"]);
+    describe.push(processor_id.clone());
+    let p: Value = serde_json::from_str(&run(describe)).unwrap();
+    assert_eq!(p["config"]["settings"]["value"], "cli");
+
+    let plugins = run(with(&["plugins", "ls"]));
+    assert!(
+        plugins.contains("builtin:generator@") && plugins.contains("connector"),
+        "{plugins}"
+    );
+    assert!(
+        plugins.contains("builtin:field.set@") && plugins.contains("processor"),
+        "{plugins}"
+    );
+
+    let mut start = with(&["pipelines", "start"]);
+    start.push(id.clone());
+    assert_eq!(run(start).trim(), format!("pipeline {id}: running"));
+    let mut describe = with(&["pipelines", "describe"]);
+    describe.push(id.clone());
+    let described = run(describe);
+    assert!(described.contains("Status:      running"), "{described}");
+    assert!(
+        described.contains(&format!("  {processor_id} (field.set, on {src_id})")),
+        "{described}"
+    );
+    let mut stop = with(&["pipelines", "stop"]);
+    stop.push(id.clone());
+    assert_eq!(run(stop).trim(), format!("pipeline {id}: stop requested"));
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let reply = request(&http, "GET", &format!("/v1/pipelines/{id}"), &[], None);
+        if reply.json()["state"]["status"] == "STATUS_STOPPED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pipeline did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Exit codes: an unknown id is a usage error, the pipeline with children refuses to go
+    // (validation), no server is the environment.
+    let mut describe = with(&["pipelines", "describe"]);
+    describe.push("nope".into());
+    let (code, _, stderr) = culvert(&describe.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 2, "{stderr}");
+    let mut delete = with(&["pipelines", "delete"]);
+    delete.push(id.clone());
+    let (code, _, stderr) = culvert(&delete.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("connectors attached"), "{stderr}");
+    server.terminate();
+    assert!(server.wait().success());
+    let (code, _, stderr) = culvert(&["info", "--grpc.address", &grpc]);
+    assert_eq!(code, 3, "{stderr}");
+}

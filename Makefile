@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning deps fmt clean
+.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -38,6 +38,10 @@ bench: deps
 bench-api: deps
 	$(CARGO) bench --locked --bench grpc_load
 	$(CARGO) bench --locked --bench http_load
+
+## bench-events: the event-log API over 1,000,000 events (ListEvents, WatchEvents, GetAt)
+bench-events: deps
+	$(CARGO) bench --locked --bench events
 
 ## bench-provisioning: 1,000 pipeline configuration files provisioned at start (time, events)
 bench-provisioning: deps

@@ -245,7 +245,18 @@ pub async fn serve_grpc(
         )
         .add_service(PluginServiceServer::new(api))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // TCP_NODELAY, as tonic's own listener sets it: without it an answer larger than a
+            // segment waits ~40 ms for the client's delayed ACK (Nagle).
+            tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                |accepted| {
+                    accepted.inspect(|stream| {
+                        if let Err(error) = stream.set_nodelay(true) {
+                            tracing::debug!(%error, "could not set TCP_NODELAY");
+                        }
+                    })
+                },
+            ),
             shutdown,
         )
         .await

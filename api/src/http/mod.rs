@@ -361,12 +361,39 @@ pub async fn serve_http(
     options: HttpOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let acceptor = NoDelay(TcpAcceptor::from_tokio(listener)?);
     let address = acceptor.local_addr();
     tracing::debug!(address = ?address, "HTTP API serving");
     poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(api, &options), shutdown, Some(Duration::from_secs(30)))
         .await
+}
+
+/// Accepts connections with TCP_NODELAY set: otherwise the last partial segment of a large
+/// answer (or each line of a stream) can wait ~40 ms for the client's delayed ACK.
+struct NoDelay(TcpAcceptor);
+
+impl Acceptor for NoDelay {
+    type Io = tokio::net::TcpStream;
+
+    fn local_addr(&self) -> Vec<poem::web::LocalAddr> {
+        self.0.local_addr()
+    }
+
+    async fn accept(
+        &mut self,
+    ) -> std::io::Result<(
+        Self::Io,
+        poem::web::LocalAddr,
+        poem::web::RemoteAddr,
+        poem::http::uri::Scheme,
+    )> {
+        let accepted = self.0.accept().await?;
+        if let Err(error) = accepted.0.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+        Ok(accepted)
+    }
 }
 
 /// Turn errors raised before or around a handler (unknown route, wrong method, unreadable

@@ -220,6 +220,7 @@ fn main() {
                     destination,
                     processors: destination_processors,
                 }],
+                dlq: None,
             },
             positions.clone(),
             Options::default(),

@@ -21,7 +21,9 @@
 use culvert_commands::{Context, ControlPlaneWriter, PipelineOrchestrator};
 use culvert_domain::ProcessorId;
 use culvert_domain::{ConnectorType, PipelineId, PipelineStatus, Position, StoppedReason};
-use culvert_engine::{DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode};
+use culvert_engine::{
+    DeadLetterNode, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode,
+};
 use culvert_plugins::processor::ProcessorRegistry;
 use culvert_plugins::{Registry, Side};
 use culvert_store::PositionStore;
@@ -388,10 +390,26 @@ impl Supervisor {
                 })
                 .collect()
         };
+        let dlq = &pipeline.dlq;
+        let dlq_settings = self
+            .registry
+            .validate(&dlq.plugin, Side::Destination, &dlq.settings)
+            .map_err(|e| format!("dead-letter queue: {e}"))?;
+        let dlq_destination = self
+            .registry
+            .lookup(&dlq.plugin)
+            .map_err(|e| format!("dead-letter queue: {e}"))?
+            .new_destination(&dlq_settings)
+            .map_err(|e| format!("dead-letter queue: {e}"))?;
         let mut graph = Graph {
             sources: Vec::new(),
             processors: processors(&pipeline.processor_ids)?,
             destinations: Vec::new(),
+            dlq: Some(DeadLetterNode {
+                destination: dlq_destination,
+                window_size: dlq.window_size,
+                window_nack_threshold: dlq.window_nack_threshold,
+            }),
         };
         for connector_id in &pipeline.connector_ids {
             let connector = state

@@ -139,7 +139,9 @@ impl Clients {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
-    let (_dir, data) = data_dir();
+    let (dir, data) = data_dir();
+    // The DLQ file lives in the test's own directory (the pipeline starts, and opens it).
+    let dlq_path = dir.path().join("dlq.jsonl").to_str().unwrap().to_owned();
     let mut server = Server::start(&data, &[]);
     let mut c = connect(&mut server).await;
 
@@ -213,7 +215,7 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
     assert_eq!(dlq.window_size, 1);
     let new_dlq = pb::pipeline::Dlq {
         plugin: "builtin:file".into(),
-        settings: HashMap::from([("path".into(), "/tmp/dlq".into())]),
+        settings: HashMap::from([("path".into(), dlq_path.clone())]),
         window_size: 10,
         window_nack_threshold: 3,
     };

@@ -71,7 +71,10 @@ fn ids(list: &Value) -> Vec<String> {
 
 #[test]
 fn every_route_works_over_http_and_state_survives_a_restart() {
-    let (_dir, data) = data_dir();
+    let (dir, data) = data_dir();
+    // The DLQ file lives in the test's own directory (the pipeline starts, and opens it).
+    let dlq_path = dir.path().join("dlq.jsonl");
+    let dlq_path = dlq_path.to_str().unwrap();
     let mut server = Server::start(&data, &[]);
     let h = Http::new(&mut server);
 
@@ -129,7 +132,7 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         "PUT",
         &format!("/v1/pipelines/{id}/dead-letter-queue"),
         Some(
-            json!({"plugin": "builtin:file", "settings": {"path": "/tmp/dlq"},
+            json!({"plugin": "builtin:file", "settings": {"path": dlq_path},
                     "windowSize": "5", "windowNackThreshold": 2}),
         ),
     );

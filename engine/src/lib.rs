@@ -11,14 +11,17 @@
 //! * [`run()`]: one pipeline's sources, fan-in, fan-out, destinations and acker as tokio
 //!   tasks joined by bounded channels; stop drains, an error cancels every node at once;
 //! * processors: a source's own, the pipeline's and a destination's own run in order on
-//!   every batch; a dropped record is acked, a failed one stops the pipeline.
+//!   every batch; a dropped record is acked; a failed one goes to the [`dlq`] (and is then
+//!   acked) within its tolerance, else it stops the pipeline.
 //!
 //! The subscriber that starts and stops engines on the control plane's events lives in the
 //! server binary (`src/supervisor.rs`).
 
 pub mod acker;
+pub mod dlq;
 pub mod run;
 
+pub use dlq::DeadLetterNode;
 pub use run::{
     run, DestinationNode, EngineError, Graph, Options, Positions, ProcessorNode, SourceNode,
 };

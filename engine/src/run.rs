@@ -26,6 +26,7 @@
 //!   node at once without draining and is returned.
 
 use crate::acker::{AckError, Acker, Ticket};
+use crate::dlq::{DeadLetterNode, DeadLetters};
 use culvert_domain::{Position, Record};
 use culvert_plugins::processor::{Outcome, Processor};
 use culvert_plugins::{Destination, PluginError, Source};
@@ -77,6 +78,8 @@ pub struct Graph {
     pub processors: Vec<ProcessorNode>,
     /// The destinations, each with its processors.
     pub destinations: Vec<DestinationNode>,
+    /// Where records processors fail go (`None`: the first failure stops the pipeline).
+    pub dlq: Option<DeadLetterNode>,
 }
 
 /// Engine settings.
@@ -190,15 +193,24 @@ struct Done {
     destination: Option<usize>,
 }
 
-/// Run `records` through `chain` in order. Dropped records leave `records` and `tickets`;
-/// their tickets are returned. A failed record is the pipeline's error.
+/// A record a processor failed.
+struct Failed {
+    ticket: Ticket,
+    record: Record,
+    processor: String,
+    message: String,
+}
+
+/// Run `records` through `chain` in order. Dropped and failed records leave `records` and
+/// `tickets`; the dropped records' tickets and the failed records are returned.
 fn process(
     chain: &mut [ProcessorNode],
     records: &mut Vec<Record>,
     tickets: &mut Tickets,
     outcomes: &mut Vec<Outcome>,
-) -> Result<Vec<Ticket>, EngineError> {
+) -> (Vec<Ticket>, Vec<Failed>) {
     let mut dropped = Vec::new();
+    let mut failed = Vec::new();
     for node in chain {
         if records.is_empty() {
             break;
@@ -206,35 +218,31 @@ fn process(
         outcomes.clear();
         outcomes.resize(records.len(), Outcome::Keep);
         node.processor.process(records, outcomes);
-        if let Some(i) = outcomes.iter().position(|o| matches!(o, Outcome::Fail(_))) {
-            let Outcome::Fail(message) = std::mem::replace(&mut outcomes[i], Outcome::Keep) else {
-                unreachable!("found above")
-            };
-            return Err(EngineError::Processor {
-                processor: node.id.clone(),
-                position: String::from_utf8_lossy(&records[i].position.0).into_owned(),
-                message,
-            });
+        if outcomes.iter().all(|o| *o == Outcome::Keep) {
+            continue;
         }
-        if outcomes.contains(&Outcome::Drop) {
-            let mut kept = Vec::with_capacity(records.len());
-            for (i, outcome) in outcomes.iter().enumerate() {
-                if *outcome == Outcome::Drop {
-                    dropped.push(tickets.get(i));
-                } else {
-                    kept.push(tickets.get(i));
+        let mut kept_tickets = Vec::with_capacity(records.len());
+        let mut kept = Vec::with_capacity(records.len());
+        for (i, (record, outcome)) in records.drain(..).zip(outcomes.drain(..)).enumerate() {
+            let ticket = tickets.get(i);
+            match outcome {
+                Outcome::Keep => {
+                    kept.push(record);
+                    kept_tickets.push(ticket);
                 }
+                Outcome::Drop => dropped.push(ticket),
+                Outcome::Fail(message) => failed.push(Failed {
+                    ticket,
+                    record,
+                    processor: node.id.clone(),
+                    message,
+                }),
             }
-            let mut i = 0;
-            records.retain(|_| {
-                let keep = outcomes[i] != Outcome::Drop;
-                i += 1;
-                keep
-            });
-            *tickets = Tickets::List(kept);
         }
+        *records = kept;
+        *tickets = Tickets::List(kept_tickets);
     }
-    Ok(dropped)
+    (dropped, failed)
 }
 
 /// A node's processors, with where to report the records they drop.
@@ -244,6 +252,11 @@ struct Chain {
     destination: Option<usize>,
     done_tx: mpsc::Sender<Done>,
     outcomes: Vec<Outcome>,
+    /// Where failed records go, if the pipeline has a DLQ that can take them.
+    dlq: Option<Arc<tokio::sync::Mutex<DeadLetters>>>,
+    /// Whether the records through this chain count as handled in the DLQ's window (the
+    /// pipeline's chain: every record passes it once).
+    acks: bool,
 }
 
 impl Chain {
@@ -251,30 +264,60 @@ impl Chain {
         nodes: Vec<ProcessorNode>,
         destination: Option<usize>,
         done_tx: mpsc::Sender<Done>,
+        dlq: Option<Arc<tokio::sync::Mutex<DeadLetters>>>,
     ) -> Self {
         Self {
             nodes,
             destination,
             done_tx,
             outcomes: Vec::new(),
+            dlq,
+            acks: false,
         }
     }
 
-    /// Run a batch through the processors and tell the acker about the records they
-    /// dropped. `Ok(false)`: the acker is gone (the pipeline was cancelled).
+    /// Run a batch through the processors; the records they dropped, and the ones they
+    /// failed that the DLQ took, are reported to the acker as done. A failure the DLQ
+    /// refuses (or any, without a DLQ) is the pipeline's error. `Ok(false)`: the acker is
+    /// gone (the pipeline was cancelled).
     async fn apply(
         &mut self,
         source: usize,
         records: &mut Vec<Record>,
         tickets: &mut Tickets,
     ) -> Result<bool, EngineError> {
-        let dropped = process(&mut self.nodes, records, tickets, &mut self.outcomes)?;
-        if dropped.is_empty() {
+        let (mut done, failed) = process(&mut self.nodes, records, tickets, &mut self.outcomes);
+        // Kept and dropped records count as acks in the DLQ's window; failed ones as nacks.
+        let handled = records.len() + done.len();
+        for f in failed {
+            let position = String::from_utf8_lossy(&f.record.position.0).into_owned();
+            let Some(dlq) = &self.dlq else {
+                return Err(EngineError::Processor {
+                    processor: f.processor,
+                    position,
+                    message: f.message,
+                });
+            };
+            let node = format!("processor {}", f.processor);
+            if let Err(error) = dlq.lock().await.nack(&f.record, &f.message, &node).await {
+                return Err(EngineError::Processor {
+                    processor: f.processor,
+                    position,
+                    message: error.to_string(),
+                });
+            }
+            done.push(f.ticket);
+        }
+        if let Some(dlq) = self.dlq.as_ref().filter(|_| self.acks) {
+            dlq.lock().await.ack(handled);
+        }
+        if done.is_empty() {
             return Ok(true);
         }
+        done.sort_unstable();
         let done = Done {
             source,
-            tickets: Tickets::List(dropped),
+            tickets: Tickets::List(done),
             destination: self.destination,
         };
         Ok(self.done_tx.send(done).await.is_ok())
@@ -301,10 +344,23 @@ pub async fn run(
         sources,
         processors: pipeline_processors,
         destinations,
+        dlq,
     } = graph;
     if sources.is_empty() || destinations.is_empty() {
         return Err(EngineError::Incomplete);
     }
+    // The DLQ opens first: a pipeline whose DLQ cannot open does not start.
+    let dlq = match dlq {
+        None => None,
+        Some(node) => {
+            let mut letters = DeadLetters::new(node);
+            letters.open().await.map_err(|source| EngineError::Plugin {
+                node: "dead-letter queue".into(),
+                source,
+            })?;
+            Some(Arc::new(tokio::sync::Mutex::new(letters)))
+        }
+    };
     // Every node says when it has opened its connector; once all have, `started` fires.
     let node_count = sources.len() + destinations.len();
     let (opened_tx, mut opened_rx) = mpsc::channel::<()>(node_count);
@@ -341,7 +397,12 @@ pub async fn run(
             batch_tx.clone()
         } else {
             let (tx, rx) = mpsc::channel::<Batch>(capacity);
-            let chain = Chain::new(std::mem::take(&mut node.processors), None, done_tx.clone());
+            let chain = Chain::new(
+                std::mem::take(&mut node.processors),
+                None,
+                done_tx.clone(),
+                dlq.clone(),
+            );
             tasks.spawn(source_processors(
                 chain,
                 rx,
@@ -417,6 +478,7 @@ pub async fn run(
         let (tx, mut rx) = mpsc::channel::<Shared>(capacity);
         dest_txs.push(tx);
         let done_tx = done_tx.clone();
+        let node_dlq = dlq.clone();
         let opened = opened_tx.clone();
         let mut cancel = cancel.clone();
         tasks.spawn(async move {
@@ -432,6 +494,7 @@ pub async fn run(
                 std::mem::take(&mut node.processors),
                 Some(index),
                 done_tx.clone(),
+                node_dlq,
             );
             loop {
                 let batch = tokio::select! {
@@ -483,7 +546,8 @@ pub async fn run(
     // Fan-in (the shared channel), the pipeline's processors, fan-out.
     {
         let mut cancel = cancel.clone();
-        let mut chain = Chain::new(pipeline_processors, None, done_tx.clone());
+        let mut chain = Chain::new(pipeline_processors, None, done_tx.clone(), dlq.clone());
+        chain.acks = true;
         tasks.spawn(async move {
             loop {
                 let mut batch = tokio::select! {
@@ -574,6 +638,14 @@ pub async fn run(
         if first_error.is_none() {
             first_error = Some(error);
             let _ = cancel_tx.send(true);
+        }
+    }
+    if let Some(dlq) = dlq {
+        if let Err(source) = dlq.lock().await.teardown().await {
+            first_error.get_or_insert(EngineError::Plugin {
+                node: "dead-letter queue".into(),
+                source,
+            });
         }
     }
     match first_error {

@@ -137,6 +137,7 @@ fn graph(
         sources,
         processors,
         destinations,
+        dlq: None,
     }
 }
 
@@ -451,4 +452,118 @@ async fn a_failed_record_stops_the_pipeline_and_is_not_acked() {
     assert!(numbers(&out.records.lock().unwrap())
         .iter()
         .all(|n| *n < 50));
+}
+
+fn dlq(collect: &Collect, window_size: u64, threshold: u64) -> culvert_engine::DeadLetterNode {
+    culvert_engine::DeadLetterNode {
+        destination: Box::new(collect.clone()),
+        window_size,
+        window_nack_threshold: threshold,
+    }
+}
+
+/// A processor that fails every record whose number ends in 5.
+fn failing() -> ProcessorNode {
+    processor(
+        "breaker",
+        "field.set",
+        &[("field", ".Operation"), ("value", "bogus")],
+        r#"{{ hasSuffix "5" (print .Position) }}"#,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_records_go_to_the_dlq_and_are_acked() {
+    let positions = Arc::new(MemoryPositions::default());
+    let (out, letters) = (Collect::default(), Collect::default());
+    let mut g = graph(
+        vec![generator(100)],
+        vec![failing()],
+        vec![dest("out", &out)],
+    );
+    // No window: every nack goes to the DLQ.
+    g.dlq = Some(dlq(&letters, 0, 0));
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
+    positions.acked(100).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+    assert_eq!(
+        numbers(&out.records.lock().unwrap()),
+        (1..=100).filter(|n| n % 10 != 5).collect::<Vec<_>>()
+    );
+    let letters = letters.records.lock().unwrap();
+    assert_eq!(
+        numbers(&letters),
+        (1..=100).filter(|n| n % 10 == 5).collect::<Vec<_>>()
+    );
+    let letter = &letters[0];
+    assert_eq!(
+        letter.metadata["conduit.dlq.nack.node.id"],
+        "processor breaker"
+    );
+    assert!(letter.metadata["conduit.dlq.nack.error"].contains("unknown operation"));
+    let Some(culvert_domain::Data::Structured(failed)) = &letter.payload.after else {
+        panic!("the failed record is the payload: {letter:?}")
+    };
+    assert_eq!(
+        failed["position"], "NQ==",
+        "the failed record's own position (\"5\")"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_dlq_threshold_the_pipeline_stops() {
+    let positions = Arc::new(MemoryPositions::default());
+    let (out, letters) = (Collect::default(), Collect::default());
+    // Records ending in 5, 6 and 7 fail; two nacks are tolerated in the last 12 records,
+    // so 5 and 6 go to the DLQ and 7 is one too many.
+    let breaker = processor(
+        "breaker",
+        "field.set",
+        &[("field", ".Operation"), ("value", "bogus")],
+        r#"{{ regexMatch "[567]$" (print .Position) }}"#,
+    );
+    let mut g = graph(vec![generator(0)], vec![breaker], vec![dest("out", &out)]);
+    g.dlq = Some(dlq(&letters, 12, 2));
+    let (_stop_tx, stop) = watch::channel(false);
+    let result = tokio::time::timeout(
+        DEADLINE,
+        run(g, positions.clone(), small_batches(), stop, None),
+    )
+    .await
+    .expect("the third nack ends the run");
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.contains("DLQ nack threshold exceeded (2/12), original error: ")
+            && message.contains("unknown operation"),
+        "{message}"
+    );
+    assert_eq!(numbers(&letters.records.lock().unwrap()), [5, 6]);
+    assert!(
+        positions.count("src") < 7,
+        "the refused record is not acked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_conduits_default_dlq_the_first_failure_stops_with_its_own_error() {
+    let positions = Arc::new(MemoryPositions::default());
+    let (out, letters) = (Collect::default(), Collect::default());
+    let mut g = graph(vec![generator(0)], vec![failing()], vec![dest("out", &out)]);
+    g.dlq = Some(dlq(&letters, 1, 0));
+    let (_stop_tx, stop) = watch::channel(false);
+    let result = tokio::time::timeout(
+        DEADLINE,
+        run(g, positions.clone(), small_batches(), stop, None),
+    )
+    .await
+    .expect("the first nack ends the run");
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.starts_with("processor breaker: record at position \"5\": "),
+        "{message}"
+    );
+    assert!(!message.contains("threshold"), "{message}");
+    assert!(letters.records.lock().unwrap().is_empty());
 }

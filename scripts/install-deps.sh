@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Culvert needs and a fresh Debian machine may lack:
 # clang and libclang (bindgen and RocksDB's C++ build), and for the tests python3 with
-# openapi-spec-validator (checks the HTTP API's OpenAPI document). Quiet when everything is
+# openapi-spec-validator (checks the HTTP API's OpenAPI document), and checks Go is there (the
+# standalone-connector tests build a Go connector). Quiet when everything is
 # present.
 set -euo pipefail
 
@@ -30,5 +31,13 @@ fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust (rustup) first" >&2
+  exit 3
+fi
+
+# The standalone-connector tests build a Go connector (tests/fixtures/connector) from the
+# Go module proxy; its go.mod wants Go 1.25 or newer (Debian's golang-go is older).
+if ! command -v go >/dev/null 2>&1; then
+  echo "go is missing: install Go 1.25 or newer (https://go.dev/dl/); the standalone" \
+    "connector tests build a Go connector" >&2
   exit 3
 fi

@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use culvert_commands::ControlPlaneWriter;
+use culvert_plugins::ConnectorPlugin as _;
 use culvert_projections::{ProjectionOptions, Projections};
 use culvert_store::{EventLog, MemoryStore, PositionStore, RocksStore, StoreError, StoreOptions};
 use std::path::PathBuf;
@@ -185,6 +186,15 @@ struct RunArgs {
         default_value_t = 4 * 1024 * 1024
     )]
     http_max_body_bytes: usize,
+    /// Standalone connector plugins (Conduit's Go connectors): every file in this
+    /// directory is started once to read its specification and listed as
+    /// `standalone:NAME@VERSION` (default ./connectors, which may be missing).
+    #[arg(
+        long = "connectors.path",
+        env = "CULVERT_CONNECTORS_PATH",
+        default_value = "./connectors"
+    )]
+    connectors_path: PathBuf,
     /// Pipeline configuration files: a YAML file or a directory of them (default
     /// ./pipelines, which may be missing; a path given explicitly must exist).
     #[arg(long = "pipelines.path", env = "CULVERT_PIPELINES_PATH")]
@@ -522,15 +532,29 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     .context("rebuilding the control plane from the event log")?;
     let writer =
         ControlPlaneWriter::with_positions(log.clone(), Arc::new(projections), positions.clone());
-    let plugins = Plugins {
-        connectors: Arc::new(culvert_plugins::Registry::builtin()),
-        processors: Arc::new(culvert_plugins::processor::ProcessorRegistry::builtin()),
-    };
-    provision(&args, &writer, &plugins)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let mut connectors = culvert_plugins::Registry::builtin();
+    let (standalone, errors) =
+        runtime.block_on(culvert_plugins::standalone::discover(&args.connectors_path));
+    for error in errors {
+        tracing::warn!(%error, "standalone connector plugin skipped");
+    }
+    for plugin in standalone {
+        tracing::info!(
+            plugin = %plugin.specification().full_name(),
+            path = %plugin.path().display(),
+            "standalone connector plugin loaded"
+        );
+        connectors.add_standalone(Arc::new(plugin));
+    }
+    let plugins = Plugins {
+        connectors: Arc::new(connectors),
+        processors: Arc::new(culvert_plugins::processor::ProcessorRegistry::builtin()),
+    };
+    provision(&args, &writer, &plugins)?;
     runtime.block_on(serve(
         &args,
         writer.clone(),

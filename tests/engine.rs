@@ -186,7 +186,12 @@ fn a_server_restart_resumes_a_running_pipeline() {
     call(&address, "POST", &format!("/v1/pipelines/{id}/start"), None);
     wait_until("some records", || delivered(&out).len() > 100);
     server.terminate();
-    assert!(server.wait().success(), "SIGTERM drains and exits 0");
+    let exit = server.wait();
+    assert!(
+        exit.success(),
+        "SIGTERM drains and exits 0: {exit:?} {:#?}",
+        server.seen
+    );
     let before = delivered(&out).len();
     let mut server = Server::start(&data, &[]);
     let address = server.http_address();

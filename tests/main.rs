@@ -12,4 +12,5 @@ mod http;
 mod http_client;
 mod provisioning;
 mod server;
+mod standalone;
 mod tools;

@@ -12,9 +12,10 @@ use culvert_plugins::{LookupError, Registry, Settings, Side, Specification, Vali
 use std::collections::HashMap;
 use tonic::{Code, Status};
 
-/// The name a plugin is listed under: `builtin:NAME@VERSION`, as Conduit lists built-ins.
+/// The name a plugin is listed under: `builtin:NAME@VERSION` or `standalone:NAME@VERSION`,
+/// as Conduit lists them.
 pub(crate) fn full_name(spec: &Specification) -> String {
-    format!("builtin:{}@{}", spec.name, spec.version)
+    spec.full_name()
 }
 
 fn parameter_type(ty: ParameterType) -> config::parameter::Type {

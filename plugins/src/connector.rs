@@ -93,6 +93,21 @@ pub struct Specification {
     pub source: Option<Vec<Parameter>>,
     /// Parameters of its destination (`None`: it has no destination).
     pub destination: Option<Vec<Parameter>>,
+    /// A separate process (`standalone:`), not compiled in (`builtin:`).
+    pub standalone: bool,
+}
+
+impl Specification {
+    /// The name it is listed under, as Conduit lists plugins: `builtin:NAME@VERSION` or
+    /// `standalone:NAME@VERSION`.
+    pub fn full_name(&self) -> String {
+        let kind = if self.standalone {
+            "standalone"
+        } else {
+            "builtin"
+        };
+        format!("{kind}:{}@{}", self.name, self.version)
+    }
 }
 
 /// A connector plugin: makes sources and destinations from settings.
@@ -144,6 +159,8 @@ pub enum LookupError {
 #[derive(Clone, Default)]
 pub struct Registry {
     plugins: BTreeMap<&'static str, Arc<dyn ConnectorPlugin>>,
+    /// Standalone plugins by name, every version.
+    standalone: BTreeMap<&'static str, Vec<Arc<dyn ConnectorPlugin>>>,
 }
 
 impl Registry {
@@ -161,14 +178,61 @@ impl Registry {
         self.plugins.insert(plugin.specification().name, plugin);
     }
 
-    /// Every plugin's specification, by name.
+    /// Add a standalone plugin (a name may have several versions; the same name and
+    /// version again replaces the earlier one).
+    pub fn add_standalone(&mut self, plugin: Arc<dyn ConnectorPlugin>) {
+        let spec = plugin.specification();
+        let versions = self.standalone.entry(spec.name).or_default();
+        versions.retain(|p| p.specification().version != spec.version);
+        versions.push(plugin);
+        versions.sort_by(|a, b| {
+            version_key(a.specification().version).cmp(&version_key(b.specification().version))
+        });
+    }
+
+    /// Every plugin's specification: the built-ins by name, then the standalone ones by
+    /// name and version.
     pub fn specifications(&self) -> impl Iterator<Item = &Specification> {
-        self.plugins.values().map(|p| p.specification())
+        self.plugins
+            .values()
+            .chain(self.standalone.values().flatten())
+            .map(|p| p.specification())
     }
 
     /// The plugin a reference (`builtin:generator`, `generator@v0.1.0`, `any:log`) names.
+    ///
+    /// As in Conduit, a reference without a kind tries the standalone plugins first, and a
+    /// missing version (or `latest`) means the highest one.
     pub fn lookup(&self, reference: &str) -> Result<&Arc<dyn ConnectorPlugin>, LookupError> {
-        find(&self.plugins, reference, |p| p.specification().version)
+        let (kind, name, version) = parse_reference(reference)?;
+        if kind != "builtin" {
+            if let Some(versions) = self.standalone.get(name) {
+                let found = match version {
+                    None | Some("latest") => versions.last(),
+                    Some(v) => versions.iter().find(|p| p.specification().version == v),
+                };
+                if let Some(plugin) = found {
+                    return Ok(plugin);
+                }
+            }
+            if kind == "standalone" {
+                let available: Vec<String> = self
+                    .standalone
+                    .values()
+                    .flatten()
+                    .map(|p| p.specification().full_name())
+                    .collect();
+                return Err(LookupError::NotFound {
+                    reference: reference.to_owned(),
+                    available: available.join(", "),
+                });
+            }
+        }
+        let builtin = match reference.split_once(':') {
+            Some(("any", rest)) => rest,
+            _ => reference,
+        };
+        find(&self.plugins, builtin, |p| p.specification().version)
     }
 
     /// Check settings for one side of a plugin: the plugin exists, has that side, and the
@@ -196,6 +260,11 @@ impl Registry {
             .into());
         };
         let settings = spec::validate(params, settings)?;
+        if spec.standalone {
+            // Conduit also calls a standalone plugin's Configure in a process of its own;
+            // this build checks standalone settings against the specification only.
+            return Ok(settings);
+        }
         // The plugin's own checks (Conduit calls the plugin's Configure): settings the
         // specification allows may still not fit together.
         let configured = match side {
@@ -231,6 +300,16 @@ pub(crate) fn find<'p, P: ?Sized>(
         Some(v) if v == version(plugin) => Ok(plugin),
         Some(_) => Err(not_found()),
     }
+}
+
+/// A sort key for versions like `v1.2.3`: numeric parts compared as numbers.
+fn version_key(version: &str) -> Vec<u64> {
+    version
+        .trim_start_matches('v')
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
 }
 
 /// Split a plugin reference `[builtin:|standalone:|any:]NAME[@VERSION]` into its kind

@@ -56,6 +56,7 @@ impl File {
                     )
                     .default_value("false"),
                 ]),
+                standalone: false,
             },
         }
     }

@@ -118,6 +118,7 @@ impl Generator {
                     ),
                 ]),
                 destination: None,
+                standalone: false,
             },
         }
     }

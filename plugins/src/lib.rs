@@ -13,6 +13,8 @@
 //! * [`processor`]: the processor trait, the processor registry, `condition` handling and
 //!   the built-in processors `field.set`, `field.exclude`, `field.rename` and `filter`;
 //! * [`reference`]: field references (`.Payload.After.name`) as processors use them;
+//! * [`standalone`]: standalone connector plugins (Conduit's Go connectors as separate
+//!   processes): launch, handshake, specification, shutdown;
 //! * [`template`]: the Go-template subset that conditions and `field.set` values are
 //!   written in.
 
@@ -23,6 +25,7 @@ pub mod log;
 pub mod processor;
 pub mod reference;
 pub mod spec;
+pub mod standalone;
 pub mod template;
 
 pub use connector::{

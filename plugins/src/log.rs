@@ -38,6 +38,7 @@ impl Log {
                         "A message logged with each record.",
                     ),
                 ]),
+                standalone: false,
             },
         }
     }

@@ -1,0 +1,573 @@
+//! Standalone connector plugins: Conduit's Go connectors, run unchanged as separate
+//! processes spoken to over gRPC (conduit-connector-protocol, version 2, over
+//! hashicorp/go-plugin's transport).
+//!
+//! What is here: launching a plugin binary with the environment Conduit gives it, reading
+//! its handshake line, connecting to its gRPC server on the unix socket it names, relaying
+//! its stderr to our logs (keeping the last lines for error messages), asking it for its
+//! specification, and shutting it down (the controller's Shutdown, then SIGKILL after 2 s).
+//! Running a standalone source or destination in a pipeline comes next; until then
+//! [`StandalonePlugin`] refuses to build one, with that reason.
+
+use crate::connector::{
+    ConnectorPlugin, Destination, PluginError, Settings, Source, Specification,
+};
+use crate::spec::{Parameter, ParameterType, Validation};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The generated protocol types (Culvert's copies of the protos, `proto/connector/v2` and
+/// `proto/plugin`).
+#[allow(missing_docs, clippy::all)]
+pub mod pb {
+    /// The connector protocol.
+    pub mod connector {
+        /// Version 2.
+        pub mod v2 {
+            include!(concat!(env!("OUT_DIR"), "/connector.v2.rs"));
+        }
+    }
+    /// OpenCDC records.
+    pub mod opencdc {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/opencdc.v1.rs"));
+        }
+    }
+    /// Parameter specifications.
+    pub mod config {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/config.v1.rs"));
+        }
+    }
+    /// go-plugin's own services.
+    pub mod plugin {
+        include!(concat!(env!("OUT_DIR"), "/plugin.rs"));
+    }
+}
+
+/// The environment variable and value go-plugin checks before serving (Conduit's cookie).
+pub const MAGIC_COOKIE: (&str, &str) = (
+    "CONDUIT_PLUGIN_MAGIC_COOKIE",
+    "204e8e812c3a1bb73b838928c575b42a105dd2e9aa449be481bc4590486df53f",
+);
+
+/// How long a plugin may take to print its handshake (go-plugin's default).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many of a plugin's last stderr lines are kept for error messages.
+const STDERR_TAIL: usize = 20;
+
+/// Why a plugin could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The binary could not be started.
+    #[error("plugin {path}: cannot start it: {source}")]
+    Spawn {
+        /// The binary.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The handshake line was missing, late or malformed.
+    #[error("plugin {path}: bad handshake: {reason}{}", stderr_suffix(.stderr))]
+    Handshake {
+        /// The binary.
+        path: String,
+        /// What was wrong.
+        reason: String,
+        /// Its last stderr lines.
+        stderr: Vec<String>,
+    },
+    /// The gRPC connection or a call failed.
+    #[error("plugin {path}: {reason}{}", stderr_suffix(.stderr))]
+    Rpc {
+        /// The binary.
+        path: String,
+        /// What failed.
+        reason: String,
+        /// Its last stderr lines.
+        stderr: Vec<String>,
+    },
+}
+
+fn stderr_suffix(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; last stderr lines: {}", lines.join(" | "))
+    }
+}
+
+/// The parts of go-plugin's handshake line Culvert uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// The negotiated connector protocol version.
+    pub protocol_version: u32,
+    /// The unix socket the plugin serves on.
+    pub socket: PathBuf,
+}
+
+/// Parse `CORE|APPVER|NETWORK|ADDRESS|PROTOCOL[|...]`.
+pub fn parse_handshake(line: &str) -> Result<Handshake, String> {
+    let fields: Vec<&str> = line.trim().split('|').collect();
+    if fields.len() < 4 {
+        return Err(format!("unrecognized plugin message {line:?}"));
+    }
+    if fields[0] != "1" {
+        return Err(format!("go-plugin core protocol {:?}, want 1", fields[0]));
+    }
+    let version: u32 = fields[1]
+        .parse()
+        .map_err(|_| format!("protocol version {:?} is not a number", fields[1]))?;
+    if version != 2 {
+        return Err(format!("connector protocol version {version}, want 2"));
+    }
+    if fields[2] != "unix" {
+        return Err(format!("network {:?}, want unix", fields[2]));
+    }
+    let protocol = fields.get(4).copied().unwrap_or("netrpc");
+    if protocol != "grpc" {
+        return Err(format!("protocol {protocol:?}, want grpc"));
+    }
+    Ok(Handshake {
+        protocol_version: version,
+        socket: PathBuf::from(fields[3]),
+    })
+}
+
+/// A running plugin process and its gRPC connection.
+pub struct PluginProcess {
+    path: String,
+    child: tokio::process::Child,
+    channel: tonic::transport::Channel,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+}
+
+/// What a plugin process is launched for.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// The connector id it serves (Conduit uses `load-specifications` to read a spec).
+    pub connector_id: String,
+    /// Its log level (`trace`, `debug`, `info`, `warn`, `error`).
+    pub log_level: String,
+    /// The largest record it may receive, in bytes.
+    pub max_receive_record_size: usize,
+    /// How long it may take to print its handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Self {
+            connector_id: "load-specifications".into(),
+            log_level: "info".into(),
+            max_receive_record_size: 4 << 20,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+impl PluginProcess {
+    /// Start the plugin binary at `path` with Conduit's environment, read its handshake
+    /// and connect to it.
+    pub async fn launch(path: &Path, launch: &Launch) -> Result<Self, HostError> {
+        let display = path.display().to_string();
+        let token = format!(
+            "{{\"value\":\"{}\",\"connector_id\":\"{}\"}}",
+            uuid_v4(),
+            launch.connector_id.replace('"', "")
+        );
+        let mut child = tokio::process::Command::new(path)
+            .env(MAGIC_COOKIE.0, MAGIC_COOKIE.1)
+            .env("PLUGIN_MIN_PORT", "10000")
+            .env("PLUGIN_MAX_PORT", "25000")
+            .env("PLUGIN_PROTOCOL_VERSIONS", "2")
+            // The SDK needs an address for the connector-utilities service; Culvert does
+            // not serve it yet (schema support), so plugins that call it get a refusal.
+            .env("CONDUIT_CONNECTOR_UTILITIES_GRPC_TARGET", "127.0.0.1:1")
+            .env("CONDUIT_CONNECTOR_TOKEN", token)
+            .env("CONDUIT_CONNECTOR_ID", &launch.connector_id)
+            .env("CONDUIT_CONNECTOR_LOG_LEVEL", &launch.log_level)
+            .env(
+                "CONDUIT_CONNECTOR_MAX_RECEIVE_RECORD_SIZE",
+                launch.max_receive_record_size.to_string(),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| HostError::Spawn {
+                path: display.clone(),
+                source,
+            })?;
+        let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(relay_stderr(err, display.clone(), stderr.clone()));
+        }
+        let tail = |stderr: &Arc<Mutex<VecDeque<String>>>| -> Vec<String> {
+            stderr
+                .lock()
+                .expect("stderr lock")
+                .iter()
+                .cloned()
+                .collect()
+        };
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(launch.handshake_timeout, lines.next_line()).await;
+        let line = match first {
+            Err(_) => Err("no handshake in time".to_owned()),
+            Ok(Err(e)) => Err(format!("reading its output: {e}")),
+            Ok(Ok(None)) => {
+                // Let the stderr relay catch the last words of a plugin that exited.
+                let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+                Err("the plugin exited before the handshake".to_owned())
+            }
+            Ok(Ok(Some(line))) => Ok(line),
+        };
+        let handshake =
+            line.and_then(|l| parse_handshake(&l))
+                .map_err(|reason| HostError::Handshake {
+                    path: display.clone(),
+                    reason,
+                    stderr: tail(&stderr),
+                })?;
+        // Keep draining stdout, or a chatty plugin blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let socket = handshake.socket.clone();
+        let channel = tonic::transport::Endpoint::try_from("http://plugin.invalid")
+            .expect("a valid placeholder URI")
+            .connect_timeout(Duration::from_secs(10))
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let socket = socket.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(socket).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                }
+            }))
+            .await
+            .map_err(|e| HostError::Rpc {
+                path: display.clone(),
+                reason: format!("connecting to {}: {e}", handshake.socket.display()),
+                stderr: tail(&stderr),
+            })?;
+        Ok(Self {
+            path: display,
+            child,
+            channel,
+            stderr,
+        })
+    }
+
+    /// The gRPC channel to the plugin.
+    pub fn channel(&self) -> tonic::transport::Channel {
+        self.channel.clone()
+    }
+
+    /// The plugin's last stderr lines.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr
+            .lock()
+            .expect("stderr lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn rpc_error(&self, what: &str, status: tonic::Status) -> HostError {
+        HostError::Rpc {
+            path: self.path.clone(),
+            reason: format!("{what}: {}", status.message()),
+            stderr: self.stderr_tail(),
+        }
+    }
+
+    /// Ask the plugin for its specification.
+    pub async fn specify(&self) -> Result<pb::connector::v2::Specification, HostError> {
+        let mut client =
+            pb::connector::v2::specifier_plugin_client::SpecifierPluginClient::new(self.channel());
+        let answer = client
+            .specify(pb::connector::v2::specifier::specify::Request {})
+            .await
+            .map_err(|s| self.rpc_error("Specify", s))?;
+        answer
+            .into_inner()
+            .specification
+            .ok_or_else(|| HostError::Rpc {
+                path: self.path.clone(),
+                reason: "Specify answered no specification".into(),
+                stderr: self.stderr_tail(),
+            })
+    }
+
+    /// Stop the plugin: ask it to shut down, then kill it if it has not exited within 2 s.
+    /// Reaps the process (no zombie stays).
+    pub async fn shutdown(mut self) {
+        let mut controller =
+            pb::plugin::grpc_controller_client::GrpcControllerClient::new(self.channel.clone());
+        // The plugin stops its server before answering: an error here is expected.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            controller.shutdown(pb::plugin::Empty {}),
+        )
+        .await;
+        if tokio::time::timeout(Duration::from_secs(2), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Relay a plugin's stderr into our logs (JSON lines as go-plugin writes them: `@level`,
+/// `@message`), keeping the last lines.
+async fn relay_stderr(
+    stderr: tokio::process::ChildStderr,
+    path: String,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let plugin = Path::new(&path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.clone());
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        {
+            let mut tail = tail.lock().expect("stderr lock");
+            if tail.len() == STDERR_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(line.clone());
+        }
+        let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+        let (level, message) = match &parsed {
+            Some(v) => (
+                v["@level"].as_str().unwrap_or("info").to_owned(),
+                v["@message"].as_str().unwrap_or(&line).to_owned(),
+            ),
+            None => ("debug".to_owned(), line.clone()),
+        };
+        match level.as_str() {
+            "error" => tracing::error!(plugin = %plugin, "{message}"),
+            "warn" => tracing::warn!(plugin = %plugin, "{message}"),
+            "info" => tracing::info!(plugin = %plugin, "{message}"),
+            _ => tracing::debug!(plugin = %plugin, "{message}"),
+        }
+    }
+}
+
+/// A random version-4 UUID (the connector token's value).
+fn uuid_v4() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// Leak a string read from a plugin's specification: specifications are loaded once, at
+/// start, so this is bounded by the plugins installed.
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+fn parameters(
+    params: std::collections::HashMap<String, pb::config::v1::Parameter>,
+) -> Vec<Parameter> {
+    use pb::config::v1::parameter::Type;
+    use pb::config::v1::validation::Type as V;
+    let mut out: Vec<Parameter> = params
+        .into_iter()
+        .map(|(name, p)| {
+            let ty = match Type::try_from(p.r#type) {
+                Ok(Type::Int) => ParameterType::Int,
+                Ok(Type::Float) => ParameterType::Float,
+                Ok(Type::Bool) => ParameterType::Bool,
+                Ok(Type::File) => ParameterType::File,
+                Ok(Type::Duration) => ParameterType::Duration,
+                _ => ParameterType::String,
+            };
+            let mut parameter =
+                Parameter::new(leak(name), ty, leak(p.description)).default_value(leak(p.default));
+            for v in p.validations {
+                let list = || v.value.split(',').map(|s| s.trim().to_owned()).collect();
+                let validation = match V::try_from(v.r#type) {
+                    Ok(V::Required) => Validation::Required,
+                    Ok(V::GreaterThan) => Validation::GreaterThan(v.value.parse().unwrap_or(0.0)),
+                    Ok(V::LessThan) => Validation::LessThan(v.value.parse().unwrap_or(0.0)),
+                    Ok(V::Inclusion) => Validation::Inclusion(list()),
+                    Ok(V::Exclusion) => Validation::Exclusion(list()),
+                    Ok(V::Regex) => Validation::Regex(v.value.clone()),
+                    _ => continue,
+                };
+                parameter = parameter.validate(validation);
+            }
+            parameter
+        })
+        .collect();
+    out.sort_by_key(|p| p.name);
+    out
+}
+
+/// A standalone connector plugin: its binary and the specification it gave.
+pub struct StandalonePlugin {
+    path: PathBuf,
+    spec: Specification,
+}
+
+impl StandalonePlugin {
+    /// Launch the binary, ask for its specification, shut it down.
+    pub async fn load(path: &Path) -> Result<Self, HostError> {
+        let process = PluginProcess::launch(path, &Launch::default()).await?;
+        let result = process.specify().await;
+        process.shutdown().await;
+        let spec = result?;
+        let side = |params: std::collections::HashMap<_, _>, declared: bool| {
+            declared.then(|| parameters(params))
+        };
+        // A plugin has a side when it declares parameters for it (Conduit's rule too: the
+        // SDK lists every side the connector implements, with at least its own params).
+        let has_source = !spec.source_params.is_empty();
+        let has_destination = !spec.destination_params.is_empty();
+        Ok(Self {
+            path: path.to_owned(),
+            spec: Specification {
+                name: leak(spec.name),
+                summary: leak(spec.summary),
+                description: leak(spec.description),
+                version: leak(spec.version),
+                author: leak(spec.author),
+                source: side(spec.source_params, has_source),
+                destination: side(spec.destination_params, has_destination),
+                standalone: true,
+            },
+        })
+    }
+
+    /// The binary.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl ConnectorPlugin for StandalonePlugin {
+    fn specification(&self) -> &Specification {
+        &self.spec
+    }
+
+    fn new_source(&self, _settings: &Settings) -> Result<Box<dyn Source>, PluginError> {
+        Err(not_yet(&self.path))
+    }
+
+    fn new_destination(&self, _settings: &Settings) -> Result<Box<dyn Destination>, PluginError> {
+        Err(not_yet(&self.path))
+    }
+}
+
+fn not_yet(path: &Path) -> PluginError {
+    PluginError::Other(format!(
+        "standalone connector {}: this build lists standalone plugins and checks their \
+         settings but cannot run them in a pipeline yet",
+        path.display()
+    ))
+}
+
+/// Every plugin binary in `dir` (files, not directories), loaded; the ones that fail are
+/// returned with their error (logged by the caller), never stopping the others.
+pub async fn discover(dir: &Path) -> (Vec<StandalonePlugin>, Vec<HostError>) {
+    let mut plugins = Vec::new();
+    let mut errors = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (plugins, errors);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    for path in paths {
+        match StandalonePlugin::load(&path).await {
+            Ok(plugin) => plugins.push(plugin),
+            Err(error) => errors.push(error),
+        }
+    }
+    (plugins, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_lines_are_checked() {
+        assert_eq!(
+            parse_handshake("1|2|unix|/tmp/plugin123|grpc|\n").unwrap(),
+            Handshake {
+                protocol_version: 2,
+                socket: PathBuf::from("/tmp/plugin123")
+            }
+        );
+        for (line, why) in [
+            ("hello", "unrecognized plugin message"),
+            ("2|2|unix|/s|grpc|", "core protocol"),
+            ("1|1|unix|/s|grpc|", "version 1, want 2"),
+            ("1|2|tcp|127.0.0.1:1|grpc|", "network"),
+            ("1|2|unix|/s|netrpc|", "protocol \"netrpc\""),
+            ("1|x|unix|/s|grpc|", "not a number"),
+        ] {
+            let error = parse_handshake(line).unwrap_err();
+            assert!(error.contains(why), "{line}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_binary_that_is_not_a_plugin_fails_with_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("not-a-plugin");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\necho 'this is no plugin' >&2\necho hello\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let error = PluginProcess::launch(&script, &Launch::default())
+            .await
+            .err()
+            .expect("no handshake")
+            .to_string();
+        assert!(
+            error.contains("unrecognized plugin message \"hello\""),
+            "{error}"
+        );
+        let not_executable = dir.path().join("plain-file");
+        std::fs::write(&not_executable, "data").unwrap();
+        let error = PluginProcess::launch(&not_executable, &Launch::default())
+            .await
+            .err()
+            .expect("cannot start")
+            .to_string();
+        assert!(error.contains("cannot start it"), "{error}");
+        let (plugins, errors) = discover(dir.path()).await;
+        assert!(plugins.is_empty());
+        assert_eq!(errors.len(), 2);
+    }
+}

@@ -1,23 +1,10 @@
 //! The admin CLI against a running server: every verb's table and JSON output, and its
 //! exit codes for an unknown id and an unreachable server.
 
-use crate::harness::{data_dir, Server, DEADLINE};
+use crate::harness::{culvert, data_dir, Server, DEADLINE};
 use crate::http_client::request;
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn culvert(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_culvert"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
 
 /// Run a verb that must succeed; its standard output.
 fn ok(args: &[&str]) -> String {

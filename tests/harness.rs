@@ -163,3 +163,16 @@ pub fn decode_base64(text: &str) -> String {
     }
     String::from_utf8(out).expect("UTF-8 text")
 }
+
+/// Run the `culvert` binary with `args` (a client verb or tool): (exit code, stdout, stderr).
+pub fn culvert(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_culvert"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}

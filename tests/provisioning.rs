@@ -2,7 +2,7 @@
 //! says, the API may stop it but not change it, and a removed file deletes it at the next
 //! start. A `--pipelines.path` that does not exist is a usage error (exit code 2).
 
-use crate::harness::{data_dir, Server, DEADLINE};
+use crate::harness::{culvert, data_dir, Server, DEADLINE};
 use crate::http_client::request;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -205,19 +205,6 @@ pipelines:
       window-size: 3
       window-nack-threshold: 1
 "#;
-
-/// Run `culvert` with `args`: (exit code, stdout, stderr).
-fn culvert(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_culvert"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
 
 /// The pipeline and its children over HTTP, without what differs between servers (times).
 fn snapshot(address: &str, id: &str) -> Value {

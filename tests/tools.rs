@@ -2,25 +2,11 @@
 //! server runs), audit, at, replay (a server started on the result is in that state),
 //! verify (and a corrupted copy it catches), and their answers to bad input.
 
-use crate::harness::{data_dir, Server};
+use crate::harness::{culvert, data_dir, Server};
 use crate::http_client::request;
 use culvert_store::{AppendRequest, EventLog, NewEvent, RocksStore, StoreOptions};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
-
-/// Run `culvert` with `args`: (exit code, stdout, stderr).
-fn culvert(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_culvert"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
 
 fn call(address: &str, method: &str, path: &str, body: Value) -> Value {
     let bytes = serde_json::to_vec(&body).unwrap();

@@ -208,9 +208,10 @@ impl PluginProcess {
                 source,
             })?;
         let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(relay_stderr(err, display.clone(), stderr.clone()));
-        }
+        let relay = child
+            .stderr
+            .take()
+            .map(|err| tokio::spawn(relay_stderr(err, display.clone(), stderr.clone())));
         let tail = |stderr: &Arc<Mutex<VecDeque<String>>>| -> Vec<String> {
             stderr
                 .lock()
@@ -225,20 +226,25 @@ impl PluginProcess {
         let line = match first {
             Err(_) => Err("no handshake in time".to_owned()),
             Ok(Err(e)) => Err(format!("reading its output: {e}")),
-            Ok(Ok(None)) => {
-                // Let the stderr relay catch the last words of a plugin that exited.
-                let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
-                Err("the plugin exited before the handshake".to_owned())
-            }
+            Ok(Ok(None)) => Err("the plugin exited before the handshake".to_owned()),
             Ok(Ok(Some(line))) => Ok(line),
         };
-        let handshake =
-            line.and_then(|l| parse_handshake(&l))
-                .map_err(|reason| HostError::Handshake {
+        let handshake = match line.and_then(|l| parse_handshake(&l)) {
+            Ok(handshake) => handshake,
+            Err(reason) => {
+                // Let the stderr relay read what a failing plugin wrote before it exited.
+                let _ = child.start_kill();
+                let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+                if let Some(relay) = relay {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), relay).await;
+                }
+                return Err(HostError::Handshake {
                     path: display.clone(),
                     reason,
                     stderr: tail(&stderr),
-                })?;
+                });
+            }
+        };
         // Keep draining stdout, or a chatty plugin blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let socket = handshake.socket.clone();

@@ -1,10 +1,9 @@
 //! The admin CLI against a running server: every verb's table and JSON output, and its
 //! exit codes for an unknown id and an unreachable server.
 
-use crate::harness::{culvert, data_dir, Server, DEADLINE};
+use crate::harness::{culvert, data_dir, wait_until, Server};
 use crate::http_client::request;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 
 /// Run a verb that must succeed; its standard output.
 fn ok(args: &[&str]) -> String {
@@ -130,15 +129,10 @@ fn admin_cli_verbs() {
     let mut stop = with(&["pipelines", "stop"]);
     stop.push(id.clone());
     assert_eq!(run(stop).trim(), format!("pipeline {id}: stop requested"));
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    wait_until("the pipeline stopped", || {
         let reply = request(&http, "GET", &format!("/v1/pipelines/{id}"), &[], None);
-        if reply.json()["state"]["status"] == "STATUS_STOPPED" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the pipeline did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        reply.json()["state"]["status"] == "STATUS_STOPPED"
+    });
 
     // Exit codes: an unknown id is a usage error, the pipeline with children refuses to go
     // (validation), no server is the environment.

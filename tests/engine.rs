@@ -3,12 +3,11 @@
 //! destination that cannot write degrades the pipeline with the error visible; a server
 //! restart resumes a running pipeline.
 
-use crate::harness::{data_dir, decode_base64, Server, DEADLINE};
+use crate::harness::{data_dir, decode_base64, wait_until, Server};
 use crate::http_client::request;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 fn call(address: &str, method: &str, path: &str, body: Option<Value>) -> Value {
     let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
@@ -57,14 +56,6 @@ fn status(address: &str, id: &str) -> (String, String) {
         p["state"]["status"].as_str().unwrap().to_owned(),
         p["state"]["error"].as_str().unwrap().to_owned(),
     )
-}
-
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Positions (record numbers) in the output file and how often each appears.

@@ -176,3 +176,13 @@ pub fn culvert(args: &[&str]) -> (i32, String, String) {
         String::from_utf8(output.stderr).unwrap(),
     )
 }
+
+/// Poll `condition` (a file, a status over the API: things with no change notification)
+/// until it holds; fails the test at the deadline, naming `what`.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -2,12 +2,11 @@
 //! says, the API may stop it but not change it, and a removed file deletes it at the next
 //! start. A `--pipelines.path` that does not exist is a usage error (exit code 2).
 
-use crate::harness::{culvert, data_dir, Server, DEADLINE};
+use crate::harness::{culvert, data_dir, wait_until, Server};
 use crate::http_client::request;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 const FILE: &str = r#"
 version: "2.2"
@@ -81,14 +80,9 @@ fn a_file_provisions_a_running_pipeline_the_api_cannot_change_and_removing_it_de
     );
 
     // It runs: 50 records, tagged by the connector's processor with the env variable.
-    let deadline = Instant::now() + DEADLINE;
-    while lines(&out).len() < 50 {
-        assert!(
-            Instant::now() < deadline,
-            "the provisioned pipeline did not deliver"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the provisioned pipeline delivered 50 records", || {
+        lines(&out).len() >= 50
+    });
     let records = lines(&out);
     assert_eq!(records.len(), 50);
     assert!(records

@@ -115,6 +115,8 @@ pub struct Supervisor {
     processor_registry: Arc<ProcessorRegistry>,
     positions: Arc<dyn Positions>,
     engines: Mutex<HashMap<PipelineId, Engine>>,
+    /// Raised when an engine task ends, so the next reconcile sees it gone.
+    wake: Arc<tokio::sync::Notify>,
     shutting_down: Arc<Mutex<bool>>,
     /// Outcomes are recorded one after another, in the order they happened, by one thread.
     reports: Mutex<std::sync::mpsc::Sender<Report>>,
@@ -153,6 +155,7 @@ impl Supervisor {
             positions: Arc::new(StorePositions(positions)),
             engines: Mutex::new(HashMap::new()),
             shutting_down: Arc::new(Mutex::new(false)),
+            wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -169,6 +172,7 @@ impl Supervisor {
                     }
                     self.reconcile(false);
                 }
+                _ = self.wake.notified() => self.reconcile(false),
             }
         }
         *self.shutting_down.lock().expect("lock") = true;
@@ -263,100 +267,110 @@ impl Supervisor {
         let pipeline = id.clone();
         let requested = stop_requested.clone();
         let recovery = self.recovery;
+        let wake = self.wake.clone();
         let task = tokio::spawn(async move {
-            // Restarts after a failure, counted; reset after a healthy run of `window`.
-            let mut attempt: u32 = 0;
-            loop {
-                let nodes = first.take().unwrap_or_else(|| this.nodes(&pipeline));
-                let graph = match nodes {
-                    Ok(graph) => graph,
-                    Err(error) => {
-                        tracing::warn!(pipeline = %pipeline, %error, "pipeline cannot start");
-                        this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
-                        return;
-                    }
-                };
-                let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-                let run = culvert_engine::run(
-                    graph,
-                    this.positions.clone(),
-                    Options::default(),
-                    stop_rx.clone(),
-                    Some(started_tx),
-                );
-                tokio::pin!(run);
-                let mut started_at = None;
-                let result = tokio::select! {
-                    result = &mut run => result,
-                    Ok(()) = started_rx => {
-                        // Every connector opened: the pipeline runs.
-                        tracing::info!(pipeline = %pipeline, "pipeline started");
-                        started_at = Some(std::time::Instant::now());
-                        let started = pipeline.clone();
-                        this.report(move |p, ctx| p.report_started(ctx, &started));
-                        run.await
-                    }
-                };
-                let user_stop = *requested.lock().expect("lock");
-                let shutting_down = *this.shutting_down.lock().expect("lock");
-                let error = match result {
-                    Ok(()) if user_stop => {
-                        tracing::info!(pipeline = %pipeline, "pipeline stopped");
-                        this.report(move |p, ctx| {
-                            p.report_stopped(ctx, &pipeline, StoppedReason::User)
-                        });
-                        return;
-                    }
-                    Ok(()) if shutting_down => {
-                        tracing::info!(pipeline = %pipeline, "pipeline drained for shutdown");
-                        return;
-                    }
-                    Ok(()) => {
-                        this.report(move |p, ctx| {
-                            p.report_stopped(ctx, &pipeline, StoppedReason::System)
-                        });
-                        return;
-                    }
-                    Err(error) => error.to_string(),
-                };
-                // A failure at start is the start's answer; a failure of a running pipeline
-                // is retried with backoff while retries are left.
-                let Some(started_at) = started_at.filter(|_| !user_stop && !shutting_down) else {
-                    tracing::warn!(pipeline = %pipeline, %error, "pipeline degraded");
-                    this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
-                    return;
-                };
-                if started_at.elapsed() >= recovery.window {
-                    attempt = 0;
-                }
-                if !recovery.retry_allowed(attempt) {
-                    tracing::warn!(pipeline = %pipeline, %error, attempt, "pipeline degraded: no retries left");
-                    this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
-                    return;
-                }
-                attempt += 1;
-                let delay = recovery.delay(attempt);
-                tracing::warn!(
-                    pipeline = %pipeline,
-                    %error,
-                    attempt,
-                    delay_ms = delay.as_millis() as u64,
-                    "pipeline failed; recovering"
-                );
-                let recovering = pipeline.clone();
-                this.report(move |p, ctx| p.report_recovering(ctx, &recovering, &error, attempt));
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = async { let _ = stop_rx.wait_for(|s| *s).await; } => {
-                        if *requested.lock().expect("lock") {
+            let run = async move {
+                // Restarts after a failure, counted; reset after a healthy run of `window`.
+                let mut attempt: u32 = 0;
+                loop {
+                    let nodes = first.take().unwrap_or_else(|| this.nodes(&pipeline));
+                    let graph = match nodes {
+                        Ok(graph) => graph,
+                        Err(error) => {
+                            tracing::warn!(pipeline = %pipeline, %error, "pipeline cannot start");
+                            this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
+                            return;
+                        }
+                    };
+                    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+                    let run = culvert_engine::run(
+                        graph,
+                        this.positions.clone(),
+                        Options::default(),
+                        stop_rx.clone(),
+                        Some(started_tx),
+                    );
+                    tokio::pin!(run);
+                    let mut started_at = None;
+                    let result = tokio::select! {
+                        result = &mut run => result,
+                        Ok(()) = started_rx => {
+                            // Every connector opened: the pipeline runs.
+                            tracing::info!(pipeline = %pipeline, "pipeline started");
+                            started_at = Some(std::time::Instant::now());
+                            let started = pipeline.clone();
+                            this.report(move |p, ctx| p.report_started(ctx, &started));
+                            run.await
+                        }
+                    };
+                    let user_stop = *requested.lock().expect("lock");
+                    let shutting_down = *this.shutting_down.lock().expect("lock");
+                    let error = match result {
+                        Ok(()) if user_stop => {
+                            tracing::info!(pipeline = %pipeline, "pipeline stopped");
                             this.report(move |p, ctx| {
                                 p.report_stopped(ctx, &pipeline, StoppedReason::User)
                             });
+                            return;
                         }
+                        Ok(()) if shutting_down => {
+                            tracing::info!(pipeline = %pipeline, "pipeline drained for shutdown");
+                            return;
+                        }
+                        Ok(()) => {
+                            this.report(move |p, ctx| {
+                                p.report_stopped(ctx, &pipeline, StoppedReason::System)
+                            });
+                            return;
+                        }
+                        Err(error) => error.to_string(),
+                    };
+                    // A failure at start is the start's answer; a failure of a running pipeline
+                    // is retried with backoff while retries are left.
+                    let Some(started_at) = started_at.filter(|_| !user_stop && !shutting_down)
+                    else {
+                        tracing::warn!(pipeline = %pipeline, %error, "pipeline degraded");
+                        this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
+                        return;
+                    };
+                    if started_at.elapsed() >= recovery.window {
+                        attempt = 0;
+                    }
+                    if !recovery.retry_allowed(attempt) {
+                        tracing::warn!(pipeline = %pipeline, %error, attempt, "pipeline degraded: no retries left");
+                        this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
                         return;
                     }
+                    attempt += 1;
+                    let delay = recovery.delay(attempt);
+                    tracing::warn!(
+                        pipeline = %pipeline,
+                        %error,
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "pipeline failed; recovering"
+                    );
+                    let recovering = pipeline.clone();
+                    this.report(move |p, ctx| {
+                        p.report_recovering(ctx, &recovering, &error, attempt)
+                    });
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = async { let _ = stop_rx.wait_for(|s| *s).await; } => {
+                            if *requested.lock().expect("lock") {
+                                this.report(move |p, ctx| {
+                                    p.report_stopped(ctx, &pipeline, StoppedReason::User)
+                                });
+                            }
+                            return;
+                        }
+                    }
                 }
-            }
+            };
+            run.await;
+            // The engine is gone: look again (a start that arrived while it was ending
+            // found it still there and did nothing).
+            wake.notify_one();
         });
         Engine {
             stop,

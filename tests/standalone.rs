@@ -119,3 +119,102 @@ fn standalone_plugins_are_discovered_listed_and_checked() {
     server.terminate();
     assert!(server.wait().success());
 }
+
+/// Positions (decoded from base64) of the JSON records in a file, in order.
+fn positions(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            crate::harness::decode_base64(v["position"].as_str().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_standalone_source_runs_into_a_built_in_destination() {
+    let (dir, data) = data_dir();
+    let connectors = dir.path().join("connectors");
+    std::fs::create_dir(&connectors).unwrap();
+    std::fs::copy(fixture_connector(), connectors.join("fixture")).unwrap();
+    let mut server = Server::start(&data, &["--connectors.path", connectors.to_str().unwrap()]);
+    let address = server.http_address();
+    let pipeline = |name: &str, source: Value, destination: Value| -> String {
+        let (_, p) = call(
+            &address,
+            "POST",
+            "/v1/pipelines",
+            Some(json!({"config": {"name": name}})),
+        );
+        let id = p["id"].as_str().unwrap().to_owned();
+        for (kind, c) in [("TYPE_SOURCE", source), ("TYPE_DESTINATION", destination)] {
+            let (status, created) = call(
+                &address,
+                "POST",
+                "/v1/connectors",
+                Some(
+                    json!({"type": kind, "plugin": c["plugin"], "pipelineId": id,
+                            "config": {"name": kind, "settings": c["settings"]}}),
+                ),
+            );
+            assert_eq!(status, 200, "{created}");
+        }
+        id
+    };
+
+    // A standalone source into the built-in file destination: exactly its records.
+    let out = dir.path().join("from-plugin.jsonl");
+    let from_plugin = pipeline(
+        "from-plugin",
+        json!({"plugin": "standalone:fixture", "settings": {"recordCount": "20"}}),
+        json!({"plugin": "builtin:file", "settings": {"path": out.to_str().unwrap()}}),
+    );
+    let (status, started) = call(
+        &address,
+        "POST",
+        &format!("/v1/pipelines/{from_plugin}/start"),
+        None,
+    );
+    assert_eq!(status, 200, "{started}");
+    crate::harness::wait_until("20 records from the plugin", || positions(&out).len() >= 20);
+    assert_eq!(
+        positions(&out),
+        (0..20).map(|n| n.to_string()).collect::<Vec<_>>()
+    );
+
+    // Standalone destinations are not run yet: a start says so.
+    let written = dir.path().join("to-plugin.jsonl");
+    let to_plugin = pipeline(
+        "to-plugin",
+        json!({"plugin": "builtin:generator", "settings": {"format.type": "raw",
+               "format.options.id": "int", "recordCount": "30"}}),
+        json!({"plugin": "standalone:fixture", "settings": {"path": written.to_str().unwrap()}}),
+    );
+    let (status, refused) = call(
+        &address,
+        "POST",
+        &format!("/v1/pipelines/{to_plugin}/start"),
+        None,
+    );
+    assert_eq!(status, 500, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("not yet standalone destinations"),
+        "{refused}"
+    );
+
+    // Stop (the plugin is stopped and torn down), then the server exits cleanly.
+    let id = &from_plugin;
+    let (status, stopped) = call(&address, "POST", &format!("/v1/pipelines/{id}/stop"), None);
+    assert_eq!(status, 200, "{stopped}");
+    crate::harness::wait_until("stopped", || {
+        call(&address, "GET", &format!("/v1/pipelines/{id}"), None).1["state"]["status"]
+            == "STATUS_STOPPED"
+    });
+    server.terminate();
+    assert!(server.wait().success());
+}

@@ -6,8 +6,10 @@
 //! its handshake line, connecting to its gRPC server on the unix socket it names, relaying
 //! its stderr to our logs (keeping the last lines for error messages), asking it for its
 //! specification, and shutting it down (the controller's Shutdown, then SIGKILL after 2 s).
-//! Running a standalone source or destination in a pipeline comes next; until then
-//! [`StandalonePlugin`] refuses to build one, with that reason.
+//! [`StandalonePlugin`] makes sources that run the plugin for the pipeline: Configure,
+//! Open with the persisted position, the Run stream (records in, acks back in the order the
+//! records were produced), Stop and Teardown, then the process is shut down. Standalone
+//! destinations are refused at start for now, with that reason.
 
 use crate::connector::{
     ConnectorPlugin, Destination, PluginError, Settings, Source, Specification,
@@ -478,21 +480,224 @@ impl ConnectorPlugin for StandalonePlugin {
         &self.spec
     }
 
-    fn new_source(&self, _settings: &Settings) -> Result<Box<dyn Source>, PluginError> {
-        Err(not_yet(&self.path))
+    fn new_source(&self, settings: &Settings) -> Result<Box<dyn Source>, PluginError> {
+        Ok(Box::new(StandaloneSource {
+            path: self.path.clone(),
+            settings: settings.clone(),
+            running: None,
+            buffered: VecDeque::new(),
+        }))
     }
 
     fn new_destination(&self, _settings: &Settings) -> Result<Box<dyn Destination>, PluginError> {
-        Err(not_yet(&self.path))
+        Err(PluginError::Other(format!(
+            "standalone connector {}: this build runs standalone sources, not yet \
+             standalone destinations",
+            self.path.display()
+        )))
     }
 }
 
-fn not_yet(path: &Path) -> PluginError {
-    PluginError::Other(format!(
-        "standalone connector {}: this build lists standalone plugins and checks their \
-         settings but cannot run them in a pipeline yet",
-        path.display()
-    ))
+fn rpc<'a>(process: &'a PluginProcess, what: &str) -> impl Fn(tonic::Status) -> PluginError + 'a {
+    let what = what.to_owned();
+    move |status| PluginError::Other(process.rpc_error(&what, status).to_string())
+}
+
+fn host(error: HostError) -> PluginError {
+    PluginError::Other(error.to_string())
+}
+
+/// A standalone source while it runs: its process and the Run stream.
+struct RunningSource {
+    process: PluginProcess,
+    client: pb::connector::v2::source_plugin_client::SourcePluginClient<tonic::transport::Channel>,
+    acks: tokio::sync::mpsc::Sender<pb::connector::v2::source::run::Request>,
+    records: tonic::Streaming<pb::connector::v2::source::run::Response>,
+}
+
+/// A source connector served by a plugin process.
+struct StandaloneSource {
+    path: PathBuf,
+    settings: Settings,
+    running: Option<RunningSource>,
+    buffered: VecDeque<culvert_domain::Record>,
+}
+
+#[async_trait::async_trait]
+impl Source for StandaloneSource {
+    async fn open(
+        &mut self,
+        position: Option<culvert_domain::Position>,
+    ) -> Result<(), PluginError> {
+        use pb::connector::v2::source;
+        let launch = Launch {
+            connector_id: "source".into(),
+            ..Launch::default()
+        };
+        let process = PluginProcess::launch(&self.path, &launch)
+            .await
+            .map_err(host)?;
+        let mut client =
+            pb::connector::v2::source_plugin_client::SourcePluginClient::new(process.channel())
+                .max_decoding_message_size(usize::MAX);
+        client
+            .configure(source::configure::Request {
+                config: self.settings.clone().into_iter().collect(),
+            })
+            .await
+            .map_err(rpc(&process, "Configure"))?;
+        client
+            .open(source::open::Request {
+                position: position.map(|p| p.0).unwrap_or_default(),
+            })
+            .await
+            .map_err(rpc(&process, "Open"))?;
+        let (acks, requests) = tokio::sync::mpsc::channel(64);
+        let records = client
+            .run(tokio_stream::wrappers::ReceiverStream::new(requests))
+            .await
+            .map_err(rpc(&process, "Run"))?
+            .into_inner();
+        self.running = Some(RunningSource {
+            process,
+            client,
+            acks,
+            records,
+        });
+        Ok(())
+    }
+
+    async fn read(&mut self, max: usize) -> Result<Vec<culvert_domain::Record>, PluginError> {
+        let running = self
+            .running
+            .as_mut()
+            .ok_or_else(|| PluginError::Other("read before open".into()))?;
+        if self.buffered.is_empty() {
+            // Cancel-safe: a message is taken from the stream only when it completes.
+            let message =
+                running.records.message().await.map_err(|s| {
+                    PluginError::Other(running.process.rpc_error("Run", s).to_string())
+                })?;
+            let Some(message) = message else {
+                return Err(PluginError::Other(format!(
+                    "plugin {}: the source's stream ended{}",
+                    self.path.display(),
+                    stderr_suffix(&running.process.stderr_tail())
+                )));
+            };
+            for record in message.records {
+                self.buffered
+                    .push_back(from_proto(record).map_err(PluginError::Other)?);
+            }
+        }
+        let take = max.min(self.buffered.len());
+        Ok(self.buffered.drain(..take).collect())
+    }
+
+    async fn ack(&mut self, position: culvert_domain::Position) -> Result<(), PluginError> {
+        let running = self
+            .running
+            .as_mut()
+            .ok_or_else(|| PluginError::Other("ack before open".into()))?;
+        running
+            .acks
+            .send(pb::connector::v2::source::run::Request {
+                ack_positions: vec![position.0],
+            })
+            .await
+            .map_err(|_| {
+                PluginError::Other(format!(
+                    "plugin {}: the source's stream is closed{}",
+                    self.path.display(),
+                    stderr_suffix(&running.process.stderr_tail())
+                ))
+            })
+    }
+
+    async fn teardown(&mut self) -> Result<(), PluginError> {
+        use pb::connector::v2::source;
+        let Some(mut running) = self.running.take() else {
+            return Ok(());
+        };
+        let result = async {
+            running
+                .client
+                .stop(source::stop::Request {})
+                .await
+                .map_err(rpc(&running.process, "Stop"))?;
+            drop(running.acks);
+            running
+                .client
+                .teardown(source::teardown::Request {})
+                .await
+                .map_err(rpc(&running.process, "Teardown"))?;
+            Ok::<_, PluginError>(())
+        }
+        .await;
+        running.process.shutdown().await;
+        result
+    }
+}
+
+fn struct_to_json(s: prost_types::Struct) -> serde_json::Map<String, serde_json::Value> {
+    s.fields
+        .into_iter()
+        .map(|(k, v)| (k, value_to_json(v)))
+        .collect()
+}
+
+fn value_to_json(v: prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match v.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::NumberValue(n)) => {
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                serde_json::Value::from(n as i64)
+            } else {
+                serde_json::Number::from_f64(n)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+        }
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
+        Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_to_json(s)),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.into_iter().map(value_to_json).collect())
+        }
+    }
+}
+
+fn data_from_proto(data: Option<pb::opencdc::v1::Data>) -> Option<culvert_domain::Data> {
+    use pb::opencdc::v1::data::Data as D;
+    match data.and_then(|d| d.data) {
+        None => None,
+        Some(D::RawData(bytes)) => Some(culvert_domain::Data::Raw(bytes)),
+        Some(D::StructuredData(s)) => Some(culvert_domain::Data::Structured(struct_to_json(s))),
+    }
+}
+
+/// A record from the wire.
+fn from_proto(record: pb::opencdc::v1::Record) -> Result<culvert_domain::Record, String> {
+    use culvert_domain::Operation;
+    use pb::opencdc::v1::Operation as Op;
+    let operation = match Op::try_from(record.operation) {
+        Ok(Op::Create) => Operation::Create,
+        Ok(Op::Update) => Operation::Update,
+        Ok(Op::Delete) => Operation::Delete,
+        Ok(Op::Snapshot) => Operation::Snapshot,
+        _ => return Err(format!("a record with operation {}", record.operation)),
+    };
+    let payload = record.payload.unwrap_or_default();
+    Ok(culvert_domain::Record {
+        position: culvert_domain::Position(record.position),
+        operation,
+        metadata: record.metadata.into_iter().collect(),
+        key: data_from_proto(record.key),
+        payload: culvert_domain::Change {
+            before: data_from_proto(payload.before),
+            after: data_from_proto(payload.after),
+        },
+    })
 }
 
 /// Every plugin binary in `dir` (files, not directories), loaded; the ones that fail are

@@ -499,7 +499,8 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
     // A restart rebuilds exactly the same state from the log.
     let state = h.state();
     server.terminate();
-    assert!(server.wait().success());
+    let exit = server.wait();
+    assert!(exit.success(), "{exit:?} {:#?}", server.seen);
     let mut server = Server::start(&data, &[]);
     let h = Http::new(&mut server);
     assert_eq!(h.state(), state);

@@ -134,7 +134,7 @@ fn positions(path: &Path) -> Vec<String> {
 }
 
 #[test]
-fn a_standalone_source_runs_into_a_built_in_destination() {
+fn standalone_connectors_run_in_pipelines_with_built_ins() {
     let (dir, data) = data_dir();
     let connectors = dir.path().join("connectors");
     std::fs::create_dir(&connectors).unwrap();
@@ -184,7 +184,7 @@ fn a_standalone_source_runs_into_a_built_in_destination() {
         (0..20).map(|n| n.to_string()).collect::<Vec<_>>()
     );
 
-    // Standalone destinations are not run yet: a start says so.
+    // The built-in generator into the standalone destination: every record, once, in order.
     let written = dir.path().join("to-plugin.jsonl");
     let to_plugin = pipeline(
         "to-plugin",
@@ -192,29 +192,30 @@ fn a_standalone_source_runs_into_a_built_in_destination() {
                "format.options.id": "int", "recordCount": "30"}}),
         json!({"plugin": "standalone:fixture", "settings": {"path": written.to_str().unwrap()}}),
     );
-    let (status, refused) = call(
+    let (status, started) = call(
         &address,
         "POST",
         &format!("/v1/pipelines/{to_plugin}/start"),
         None,
     );
-    assert_eq!(status, 500, "{refused}");
-    assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("not yet standalone destinations"),
-        "{refused}"
+    assert_eq!(status, 200, "{started}");
+    crate::harness::wait_until("30 records through the plugin", || {
+        positions(&written).len() >= 30
+    });
+    assert_eq!(
+        positions(&written),
+        (1..=30).map(|n| n.to_string()).collect::<Vec<_>>()
     );
 
-    // Stop (the plugin is stopped and torn down), then the server exits cleanly.
-    let id = &from_plugin;
-    let (status, stopped) = call(&address, "POST", &format!("/v1/pipelines/{id}/stop"), None);
-    assert_eq!(status, 200, "{stopped}");
-    crate::harness::wait_until("stopped", || {
-        call(&address, "GET", &format!("/v1/pipelines/{id}"), None).1["state"]["status"]
-            == "STATUS_STOPPED"
-    });
+    // Stop both (the plugins are stopped and torn down), then the server exits cleanly.
+    for id in [&from_plugin, &to_plugin] {
+        let (status, stopped) = call(&address, "POST", &format!("/v1/pipelines/{id}/stop"), None);
+        assert_eq!(status, 200, "{stopped}");
+        crate::harness::wait_until("stopped", || {
+            call(&address, "GET", &format!("/v1/pipelines/{id}"), None).1["state"]["status"]
+                == "STATUS_STOPPED"
+        });
+    }
     server.terminate();
     assert!(server.wait().success());
 }

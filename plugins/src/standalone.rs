@@ -6,10 +6,11 @@
 //! its handshake line, connecting to its gRPC server on the unix socket it names, relaying
 //! its stderr to our logs (keeping the last lines for error messages), asking it for its
 //! specification, and shutting it down (the controller's Shutdown, then SIGKILL after 2 s).
-//! [`StandalonePlugin`] makes sources that run the plugin for the pipeline: Configure,
-//! Open with the persisted position, the Run stream (records in, acks back in the order the
-//! records were produced), Stop and Teardown, then the process is shut down. Standalone
-//! destinations are refused at start for now, with that reason.
+//! [`StandalonePlugin`] makes sources and destinations that run the plugin for the
+//! pipeline: Configure, Open (a source with its persisted position), the Run stream (acks
+//! in the order records were produced; a destination's acks checked against what it was
+//! sent, an ack with an error failing the write), Stop and Teardown, then the process is
+//! shut down.
 
 use crate::connector::{
     ConnectorPlugin, Destination, PluginError, Settings, Source, Specification,
@@ -489,12 +490,12 @@ impl ConnectorPlugin for StandalonePlugin {
         }))
     }
 
-    fn new_destination(&self, _settings: &Settings) -> Result<Box<dyn Destination>, PluginError> {
-        Err(PluginError::Other(format!(
-            "standalone connector {}: this build runs standalone sources, not yet \
-             standalone destinations",
-            self.path.display()
-        )))
+    fn new_destination(&self, settings: &Settings) -> Result<Box<dyn Destination>, PluginError> {
+        Ok(Box::new(StandaloneDestination {
+            path: self.path.clone(),
+            settings: settings.clone(),
+            running: None,
+        }))
     }
 }
 
@@ -639,6 +640,179 @@ impl Source for StandaloneSource {
     }
 }
 
+/// A standalone destination while it runs.
+struct RunningDestination {
+    process: PluginProcess,
+    client: pb::connector::v2::destination_plugin_client::DestinationPluginClient<
+        tonic::transport::Channel,
+    >,
+    records: tokio::sync::mpsc::Sender<pb::connector::v2::destination::run::Request>,
+    /// The Run call until its answer starts (a Go gRPC server sends the response headers
+    /// with its first message, i.e. the first acks: awaiting the call before sending
+    /// records would wait forever).
+    call: Option<tokio::task::JoinHandle<RunAnswer>>,
+    acks: Option<tonic::Streaming<pb::connector::v2::destination::run::Response>>,
+    last_position: Vec<u8>,
+}
+
+/// What a destination's Run call answers.
+type RunAnswer = Result<
+    tonic::Response<tonic::Streaming<pb::connector::v2::destination::run::Response>>,
+    tonic::Status,
+>;
+
+/// A destination connector served by a plugin process.
+struct StandaloneDestination {
+    path: PathBuf,
+    settings: Settings,
+    running: Option<RunningDestination>,
+}
+
+#[async_trait::async_trait]
+impl Destination for StandaloneDestination {
+    async fn open(&mut self) -> Result<(), PluginError> {
+        use pb::connector::v2::destination;
+        let launch = Launch {
+            connector_id: "destination".into(),
+            ..Launch::default()
+        };
+        let process = PluginProcess::launch(&self.path, &launch)
+            .await
+            .map_err(host)?;
+        let mut client =
+            pb::connector::v2::destination_plugin_client::DestinationPluginClient::new(
+                process.channel(),
+            )
+            .max_decoding_message_size(usize::MAX);
+        client
+            .configure(destination::configure::Request {
+                config: self.settings.clone().into_iter().collect(),
+            })
+            .await
+            .map_err(rpc(&process, "Configure"))?;
+        client
+            .open(destination::open::Request {})
+            .await
+            .map_err(rpc(&process, "Open"))?;
+        let (records, requests) = tokio::sync::mpsc::channel(4);
+        let mut runner = client.clone();
+        let call = tokio::spawn(async move {
+            runner
+                .run(tokio_stream::wrappers::ReceiverStream::new(requests))
+                .await
+        });
+        self.running = Some(RunningDestination {
+            process,
+            client,
+            records,
+            call: Some(call),
+            acks: None,
+            last_position: vec![],
+        });
+        Ok(())
+    }
+
+    async fn write(&mut self, records: &[culvert_domain::Record]) -> Result<(), PluginError> {
+        let running = self
+            .running
+            .as_mut()
+            .ok_or_else(|| PluginError::Other("write before open".into()))?;
+        let closed = |running: &RunningDestination| {
+            PluginError::Other(format!(
+                "plugin {}: the destination's stream ended{}",
+                self.path.display(),
+                stderr_suffix(&running.process.stderr_tail())
+            ))
+        };
+        running
+            .records
+            .send(pb::connector::v2::destination::run::Request {
+                records: records.iter().map(to_proto).collect(),
+            })
+            .await
+            .map_err(|_| closed(running))?;
+        if running.acks.is_none() {
+            let call = running
+                .call
+                .take()
+                .expect("the Run call is pending until answered");
+            let answer = call
+                .await
+                .map_err(|e| PluginError::Other(format!("the Run call failed: {e}")))?
+                .map_err(|s| PluginError::Other(running.process.rpc_error("Run", s).to_string()))?;
+            running.acks = Some(answer.into_inner());
+        }
+        // Every record is acked, in order; an ack with an error is a nack.
+        let mut expected = records.iter().map(|r| &r.position.0);
+        let mut pending = records.len();
+        while pending > 0 {
+            let acks = running.acks.as_mut().expect("set above");
+            let message = acks
+                .message()
+                .await
+                .map_err(|s| PluginError::Other(running.process.rpc_error("Run", s).to_string()))?;
+            let Some(message) = message else {
+                return Err(closed(running));
+            };
+            for ack in message.acks {
+                let want = expected.next().ok_or_else(|| {
+                    PluginError::Other(format!(
+                        "plugin {}: acked more records than it was sent",
+                        self.path.display()
+                    ))
+                })?;
+                if &ack.position != want {
+                    return Err(PluginError::Other(format!(
+                        "plugin {}: acked position {:?}, expected {:?}",
+                        self.path.display(),
+                        String::from_utf8_lossy(&ack.position),
+                        String::from_utf8_lossy(want)
+                    )));
+                }
+                if !ack.error.is_empty() {
+                    return Err(PluginError::Other(format!(
+                        "plugin {}: could not write the record at position {:?}: {}",
+                        self.path.display(),
+                        String::from_utf8_lossy(&ack.position),
+                        ack.error
+                    )));
+                }
+                pending -= 1;
+            }
+        }
+        if let Some(last) = records.last() {
+            running.last_position = last.position.0.clone();
+        }
+        Ok(())
+    }
+
+    async fn teardown(&mut self) -> Result<(), PluginError> {
+        use pb::connector::v2::destination;
+        let Some(mut running) = self.running.take() else {
+            return Ok(());
+        };
+        let result = async {
+            running
+                .client
+                .stop(destination::stop::Request {
+                    last_position: running.last_position.clone(),
+                })
+                .await
+                .map_err(rpc(&running.process, "Stop"))?;
+            drop(running.records);
+            running
+                .client
+                .teardown(destination::teardown::Request {})
+                .await
+                .map_err(rpc(&running.process, "Teardown"))?;
+            Ok::<_, PluginError>(())
+        }
+        .await;
+        running.process.shutdown().await;
+        result
+    }
+}
+
 fn struct_to_json(s: prost_types::Struct) -> serde_json::Map<String, serde_json::Value> {
     s.fields
         .into_iter()
@@ -667,6 +841,30 @@ fn value_to_json(v: prost_types::Value) -> serde_json::Value {
     }
 }
 
+fn json_to_value(v: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(map) => Kind::StructValue(json_to_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: map
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect(),
+    }
+}
+
 fn data_from_proto(data: Option<pb::opencdc::v1::Data>) -> Option<culvert_domain::Data> {
     use pb::opencdc::v1::data::Data as D;
     match data.and_then(|d| d.data) {
@@ -674,6 +872,16 @@ fn data_from_proto(data: Option<pb::opencdc::v1::Data>) -> Option<culvert_domain
         Some(D::RawData(bytes)) => Some(culvert_domain::Data::Raw(bytes)),
         Some(D::StructuredData(s)) => Some(culvert_domain::Data::Structured(struct_to_json(s))),
     }
+}
+
+fn data_to_proto(data: &Option<culvert_domain::Data>) -> Option<pb::opencdc::v1::Data> {
+    use pb::opencdc::v1::data::Data as D;
+    data.as_ref().map(|d| pb::opencdc::v1::Data {
+        data: Some(match d {
+            culvert_domain::Data::Raw(bytes) => D::RawData(bytes.clone()),
+            culvert_domain::Data::Structured(map) => D::StructuredData(json_to_struct(map)),
+        }),
+    })
 }
 
 /// A record from the wire.
@@ -698,6 +906,28 @@ fn from_proto(record: pb::opencdc::v1::Record) -> Result<culvert_domain::Record,
             after: data_from_proto(payload.after),
         },
     })
+}
+
+/// A record for the wire.
+fn to_proto(record: &culvert_domain::Record) -> pb::opencdc::v1::Record {
+    use culvert_domain::Operation;
+    use pb::opencdc::v1::Operation as Op;
+    let operation = match record.operation {
+        Operation::Create => Op::Create,
+        Operation::Update => Op::Update,
+        Operation::Delete => Op::Delete,
+        Operation::Snapshot => Op::Snapshot,
+    };
+    pb::opencdc::v1::Record {
+        position: record.position.0.clone(),
+        operation: operation as i32,
+        metadata: record.metadata.clone().into_iter().collect(),
+        key: data_to_proto(&record.key),
+        payload: Some(pb::opencdc::v1::Change {
+            before: data_to_proto(&record.payload.before),
+            after: data_to_proto(&record.payload.after),
+        }),
+    }
 }
 
 /// Every plugin binary in `dir` (files, not directories), loaded; the ones that fail are

@@ -504,6 +504,25 @@ fn rpc<'a>(process: &'a PluginProcess, what: &str) -> impl Fn(tonic::Status) -> 
     move |status| PluginError::Other(process.rpc_error(&what, status).to_string())
 }
 
+/// How long a plugin may take to stop and tear down before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Stop and Teardown, within [`STOP_TIMEOUT`] (a hung plugin is then killed by the caller).
+async fn bounded(
+    path: &Path,
+    stop: impl std::future::Future<Output = Result<(), PluginError>>,
+) -> Result<(), PluginError> {
+    tokio::time::timeout(STOP_TIMEOUT, stop)
+        .await
+        .unwrap_or_else(|_| {
+            Err(PluginError::Other(format!(
+                "plugin {}: Stop and Teardown did not finish within {} s; the process was killed",
+                path.display(),
+                STOP_TIMEOUT.as_secs()
+            )))
+        })
+}
+
 fn host(error: HostError) -> PluginError {
     PluginError::Other(error.to_string())
 }
@@ -633,8 +652,8 @@ impl Source for StandaloneSource {
                 .await
                 .map_err(rpc(&running.process, "Teardown"))?;
             Ok::<_, PluginError>(())
-        }
-        .await;
+        };
+        let result = bounded(&self.path, result).await;
         running.process.shutdown().await;
         result
     }
@@ -806,8 +825,8 @@ impl Destination for StandaloneDestination {
                 .await
                 .map_err(rpc(&running.process, "Teardown"))?;
             Ok::<_, PluginError>(())
-        }
-        .await;
+        };
+        let result = bounded(&self.path, result).await;
         running.process.shutdown().await;
         result
     }

@@ -195,6 +195,15 @@ struct RunArgs {
         default_value = "./connectors"
     )]
     connectors_path: PathBuf,
+    /// How long a standalone destination may take to acknowledge the records it was sent
+    /// before its pipeline fails (a plugin that never acks must not hold it forever).
+    #[arg(
+        long = "connectors.ack-timeout",
+        env = "CULVERT_CONNECTORS_ACK_TIMEOUT",
+        default_value = "5m",
+        value_parser = duration
+    )]
+    connectors_ack_timeout: std::time::Duration,
     /// Pipeline configuration files: a YAML file or a directory of them (default
     /// ./pipelines, which may be missing; a path given explicitly must exist).
     #[arg(long = "pipelines.path", env = "CULVERT_PIPELINES_PATH")]
@@ -548,7 +557,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             path = %plugin.path().display(),
             "standalone connector plugin loaded"
         );
-        connectors.add_standalone(Arc::new(plugin));
+        connectors.add_standalone(Arc::new(
+            plugin.with_ack_timeout(args.connectors_ack_timeout),
+        ));
     }
     let plugins = Plugins {
         connectors: Arc::new(connectors),

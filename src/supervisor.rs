@@ -25,7 +25,7 @@ use culvert_engine::{
     DeadLetterNode, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode,
 };
 use culvert_plugins::processor::ProcessorRegistry;
-use culvert_plugins::{Registry, Side};
+use culvert_plugins::{Lifecycle, Prepare, Registry, Settings, Side};
 use culvert_store::PositionStore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +34,10 @@ use tokio::task::JoinHandle;
 
 /// The slot under which a source connector's position is kept.
 const POSITION_SLOT: &str = "position";
+
+/// The slot under which the settings a connector last started with are kept (JSON), to
+/// tell its plugin of changes (Conduit's lifecycle events and `LastActiveConfig`).
+const LAST_ACTIVE_SLOT: &str = "last-active-settings";
 
 /// The store's position store, as the engine sees it.
 struct StorePositions(Arc<dyn PositionStore>);
@@ -114,6 +118,10 @@ pub struct Supervisor {
     registry: Arc<Registry>,
     processor_registry: Arc<ProcessorRegistry>,
     positions: Arc<dyn Positions>,
+    store: Arc<dyn PositionStore>,
+    /// The connectors seen at the last reconcile (id -> plugin and side), to notice
+    /// deletions and tell their plugins.
+    connectors: Mutex<HashMap<String, (String, Side)>>,
     engines: Mutex<HashMap<PipelineId, Engine>>,
     /// Raised when an engine task ends, so the next reconcile sees it gone.
     wake: Arc<tokio::sync::Notify>,
@@ -123,6 +131,9 @@ pub struct Supervisor {
 }
 
 type Report = Box<dyn FnOnce(&PipelineOrchestrator, &Context) + Send>;
+
+/// Connectors whose plugins are told of new settings at this start, with those settings.
+type Activations = Vec<(String, Settings)>;
 
 impl Supervisor {
     /// A supervisor over the control plane, with these connector and processor plugins and
@@ -152,7 +163,9 @@ impl Supervisor {
             writer,
             registry,
             processor_registry,
-            positions: Arc::new(StorePositions(positions)),
+            positions: Arc::new(StorePositions(positions.clone())),
+            store: positions,
+            connectors: Mutex::new(HashMap::new()),
             engines: Mutex::new(HashMap::new()),
             shutting_down: Arc::new(Mutex::new(false)),
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -207,6 +220,20 @@ impl Supervisor {
     }
 
     fn reconcile(self: &Arc<Self>, boot: bool) {
+        let present: HashMap<String, (String, Side)> = {
+            let state = self.writer.projections().read();
+            state
+                .connectors()
+                .map(|c| {
+                    let side = match c.connector_type {
+                        ConnectorType::Source => Side::Source,
+                        ConnectorType::Destination => Side::Destination,
+                    };
+                    (c.id.to_string(), (c.plugin.clone(), side))
+                })
+                .collect()
+        };
+        self.notice_deletions(present, boot);
         let wanted: Vec<(PipelineId, PipelineStatus, u64)> = {
             let state = self.writer.projections().read();
             state
@@ -274,8 +301,8 @@ impl Supervisor {
                 let mut attempt: u32 = 0;
                 loop {
                     let nodes = first.take().unwrap_or_else(|| this.nodes(&pipeline));
-                    let graph = match nodes {
-                        Ok(graph) => graph,
+                    let (graph, activations) = match nodes {
+                        Ok(nodes) => nodes,
                         Err(error) => {
                             tracing::warn!(pipeline = %pipeline, %error, "pipeline cannot start");
                             this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
@@ -298,6 +325,7 @@ impl Supervisor {
                             // Every connector opened: the pipeline runs.
                             tracing::info!(pipeline = %pipeline, "pipeline started");
                             started_at = Some(std::time::Instant::now());
+                            this.activated(&activations);
                             let started = pipeline.clone();
                             this.report(move |p, ctx| p.report_started(ctx, &started));
                             run.await
@@ -382,7 +410,7 @@ impl Supervisor {
 
     /// The pipeline's connectors and processors as engine nodes, or why they cannot be
     /// made (naming the connector or processor and the setting).
-    fn nodes(&self, id: &PipelineId) -> Result<Graph, String> {
+    fn nodes(&self, id: &PipelineId) -> Result<(Graph, Activations), String> {
         let state = self.writer.projections().read();
         let pipeline = state
             .pipeline(id)
@@ -425,6 +453,7 @@ impl Supervisor {
                 window_nack_threshold: dlq.window_nack_threshold,
             }),
         };
+        let mut activations = Vec::new();
         for connector_id in &pipeline.connector_ids {
             let connector = state
                 .connector(connector_id)
@@ -443,20 +472,136 @@ impl Supervisor {
                 .lookup(&connector.plugin)
                 .map_err(|e| context(&e))?;
             let connector_processors = processors(&connector.processor_ids)?;
+            let last = self
+                .last_active(connector_id.as_str())
+                .map_err(|e| context(&e))?;
+            let lifecycle = Lifecycle::between(last.as_ref(), &connector.settings);
+            if lifecycle.is_some() {
+                activations.push((connector_id.to_string(), connector.settings.clone()));
+            }
+            let prepare = Prepare {
+                connector_id: connector_id.to_string(),
+                lifecycle,
+            };
             match side {
-                Side::Source => graph.sources.push(SourceNode {
-                    id: connector_id.to_string(),
-                    source: plugin.new_source(&settings).map_err(|e| context(&e))?,
-                    processors: connector_processors,
-                }),
-                Side::Destination => graph.destinations.push(DestinationNode {
-                    id: connector_id.to_string(),
-                    destination: plugin.new_destination(&settings).map_err(|e| context(&e))?,
-                    processors: connector_processors,
-                }),
+                Side::Source => {
+                    let mut source = plugin.new_source(&settings).map_err(|e| context(&e))?;
+                    source.prepare(prepare);
+                    graph.sources.push(SourceNode {
+                        id: connector_id.to_string(),
+                        source,
+                        processors: connector_processors,
+                    })
+                }
+                Side::Destination => {
+                    let mut destination =
+                        plugin.new_destination(&settings).map_err(|e| context(&e))?;
+                    destination.prepare(prepare);
+                    graph.destinations.push(DestinationNode {
+                        id: connector_id.to_string(),
+                        destination,
+                        processors: connector_processors,
+                    })
+                }
             }
         }
-        Ok(graph)
+        Ok((graph, activations))
+    }
+
+    /// The settings a connector last started with, if it ever started.
+    fn last_active(&self, connector: &str) -> Result<Option<Settings>, String> {
+        match self.store.get(connector, LAST_ACTIVE_SLOT) {
+            Ok(None) => Ok(None),
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("its last active settings are unreadable: {e}")),
+            Err(e) => Err(format!("reading its last active settings: {e}")),
+        }
+    }
+
+    /// Remember the settings connectors started with (their plugins were told).
+    fn activated(&self, activations: &Activations) {
+        for (connector, settings) in activations {
+            let json = serde_json::to_vec(settings).expect("settings serialize");
+            if let Err(error) = self.store.put(connector, LAST_ACTIVE_SLOT, &json) {
+                tracing::warn!(%connector, %error, "could not record the connector's active settings");
+            }
+        }
+    }
+
+    /// Tell the plugins of connectors deleted since the last look, if they ever ran, and
+    /// forget their positions.
+    fn notice_deletions(self: &Arc<Self>, present: HashMap<String, (String, Side)>, boot: bool) {
+        let previous = std::mem::replace(&mut *self.connectors.lock().expect("lock"), present);
+        if boot {
+            return;
+        }
+        let gone: Vec<(String, (String, Side))> = {
+            let now = self.connectors.lock().expect("lock");
+            previous
+                .into_iter()
+                .filter(|(id, _)| !now.contains_key(id))
+                .collect()
+        };
+        for (connector, (plugin, side)) in gone {
+            let this = self.clone();
+            tokio::spawn(async move { this.deleted(connector, plugin, side).await });
+        }
+    }
+
+    async fn deleted(self: Arc<Self>, connector: String, plugin: String, side: Side) {
+        let last = match self.last_active(&connector) {
+            Ok(last) => last,
+            Err(error) => {
+                tracing::warn!(%connector, %error, "deleted connector: lifecycle event skipped");
+                None
+            }
+        };
+        if let Some(config) = last {
+            let prepare = Prepare {
+                connector_id: connector.clone(),
+                lifecycle: None,
+            };
+            let result = match self.registry.lookup(&plugin) {
+                Err(e) => Err(e.to_string()),
+                Ok(plugin) => match side {
+                    Side::Source => match plugin.new_source(&config) {
+                        Ok(mut source) => {
+                            source.prepare(prepare);
+                            source.on_deleted(config).await.map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Side::Destination => match plugin.new_destination(&config) {
+                        Ok(mut destination) => {
+                            destination.prepare(prepare);
+                            destination
+                                .on_deleted(config)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    },
+                },
+            };
+            match result {
+                Ok(()) => tracing::debug!(%connector, "deleted connector's plugin told"),
+                Err(error) => {
+                    tracing::warn!(%connector, %error, "deleted connector's plugin could not be told")
+                }
+            }
+        }
+        // Unless a connector with the same id was created meanwhile (its state is its own).
+        let recreated = self
+            .connectors
+            .lock()
+            .expect("lock")
+            .contains_key(&connector);
+        if !recreated {
+            if let Err(error) = self.store.delete_connector(&connector) {
+                tracing::warn!(%connector, %error, "could not forget a deleted connector's position");
+            }
+        }
     }
 
     /// Record an outcome as the `system` actor, after every earlier one (on the report

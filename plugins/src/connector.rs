@@ -63,6 +63,59 @@ pub trait Source: Send {
     async fn ack(&mut self, position: Position) -> Result<(), PluginError>;
     /// Release everything.
     async fn teardown(&mut self) -> Result<(), PluginError>;
+    /// Which connector this instance serves and the lifecycle event to announce when
+    /// opening (between configuring and opening, as Conduit does); called before `open`.
+    /// Built-ins have no lifecycle hooks and ignore it.
+    fn prepare(&mut self, _context: Prepare) {}
+    /// The connector was deleted after it had run with `config`: let the plugin clean up
+    /// (e.g. a replication slot). Called on a fresh instance, never opened.
+    async fn on_deleted(&mut self, _config: Settings) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+/// What an instance is told before it opens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Prepare {
+    /// The connector's id (standalone plugins log with it).
+    pub connector_id: String,
+    /// The lifecycle event to announce, if the configuration changed since it last ran.
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// A change of a connector's configuration since it last ran, announced to its plugin
+/// (Conduit's lifecycle events; the last configuration a connector ran with is kept next to
+/// its position).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// It runs for the first time.
+    Created {
+        /// Its settings.
+        config: Settings,
+    },
+    /// Its settings changed since it last ran.
+    Updated {
+        /// The settings it last ran with.
+        before: Settings,
+        /// The settings it runs with now.
+        after: Settings,
+    },
+}
+
+impl Lifecycle {
+    /// The event for a connector that last ran with `last` and now runs with `now`, if any.
+    pub fn between(last: Option<&Settings>, now: &Settings) -> Option<Self> {
+        match last {
+            None => Some(Self::Created {
+                config: now.clone(),
+            }),
+            Some(last) if last != now => Some(Self::Updated {
+                before: last.clone(),
+                after: now.clone(),
+            }),
+            Some(_) => None,
+        }
+    }
 }
 
 /// A destination: writes records to a system.
@@ -74,6 +127,12 @@ pub trait Destination: Send {
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError>;
     /// Release everything (flushing what is buffered).
     async fn teardown(&mut self) -> Result<(), PluginError>;
+    /// As [`Source::prepare`].
+    fn prepare(&mut self, _context: Prepare) {}
+    /// As [`Source::on_deleted`].
+    async fn on_deleted(&mut self, _config: Settings) -> Result<(), PluginError> {
+        Ok(())
+    }
 }
 
 /// What a plugin says about itself (shown by ListConnectorPlugins).

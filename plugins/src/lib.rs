@@ -19,6 +19,7 @@
 //!   written in.
 
 pub mod connector;
+pub mod connutils;
 pub mod file;
 pub mod generator;
 pub mod log;
@@ -29,6 +30,6 @@ pub mod standalone;
 pub mod template;
 
 pub use connector::{
-    ConnectorPlugin, Destination, LookupError, PluginError, Registry, Settings, Side, Source,
-    Specification, ValidateError,
+    ConnectorPlugin, Destination, Lifecycle, LookupError, PluginError, Prepare, Registry, Settings,
+    Side, Source, Specification, ValidateError,
 };

@@ -13,8 +13,9 @@
 //! shut down.
 
 use crate::connector::{
-    ConnectorPlugin, Destination, PluginError, Settings, Source, Specification,
+    ConnectorPlugin, Destination, Lifecycle, PluginError, Prepare, Settings, Source, Specification,
 };
+use crate::connutils::Utilities;
 use crate::spec::{Parameter, ParameterType, Validation};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -150,6 +151,75 @@ pub struct PluginProcess {
     child: tokio::process::Child,
     channel: tonic::transport::Channel,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// The task relaying stderr (ends when the plugin's stderr closes).
+    relay: Option<tokio::task::JoinHandle<()>>,
+    /// Its connector-utilities token, withdrawn when the process is dropped.
+    _token: Token,
+}
+
+/// A plugin's connector-utilities token; withdrawn when dropped.
+struct Token {
+    value: String,
+    utilities: Option<Arc<Utilities>>,
+}
+
+impl Token {
+    fn issue(connector_id: &str) -> Self {
+        let value = format!(
+            "{{\"value\":\"{}\",\"connector_id\":\"{}\"}}",
+            uuid_v4(),
+            connector_id.replace(['"', '\\'], "")
+        );
+        let utilities = match Utilities::get() {
+            Ok(utilities) => {
+                utilities.register(&value);
+                Some(utilities)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "standalone plugins get no schema service");
+                None
+            }
+        };
+        Self { value, utilities }
+    }
+
+    /// Where the plugin reaches the utilities (an address that refuses, without them).
+    fn target(&self) -> String {
+        self.utilities
+            .as_ref()
+            .map(|u| u.address().to_string())
+            .unwrap_or_else(|| "127.0.0.1:1".into())
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        if let Some(utilities) = &self.utilities {
+            utilities.withdraw(&self.value);
+        }
+    }
+}
+
+/// Ask the kernel to kill the calling (child) process when the thread that spawned it
+/// ends, so a plugin never outlives a Culvert that was killed. Runs between fork and exec.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2) and
+    // getppid(2), both async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then we were reparented.
+            if libc::getppid() == 1 {
+                return Err(std::io::Error::other(
+                    "the host exited while starting the plugin",
+                ));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// What a plugin process is launched for.
@@ -181,20 +251,16 @@ impl PluginProcess {
     /// and connect to it.
     pub async fn launch(path: &Path, launch: &Launch) -> Result<Self, HostError> {
         let display = path.display().to_string();
-        let token = format!(
-            "{{\"value\":\"{}\",\"connector_id\":\"{}\"}}",
-            uuid_v4(),
-            launch.connector_id.replace('"', "")
-        );
-        let mut child = tokio::process::Command::new(path)
+        let token = Token::issue(&launch.connector_id);
+        let mut command = tokio::process::Command::new(path);
+        die_with_parent(&mut command);
+        let spawned = command
             .env(MAGIC_COOKIE.0, MAGIC_COOKIE.1)
             .env("PLUGIN_MIN_PORT", "10000")
             .env("PLUGIN_MAX_PORT", "25000")
             .env("PLUGIN_PROTOCOL_VERSIONS", "2")
-            // The SDK needs an address for the connector-utilities service; Culvert does
-            // not serve it yet (schema support), so plugins that call it get a refusal.
-            .env("CONDUIT_CONNECTOR_UTILITIES_GRPC_TARGET", "127.0.0.1:1")
-            .env("CONDUIT_CONNECTOR_TOKEN", token)
+            .env("CONDUIT_CONNECTOR_UTILITIES_GRPC_TARGET", token.target())
+            .env("CONDUIT_CONNECTOR_TOKEN", &token.value)
             .env("CONDUIT_CONNECTOR_ID", &launch.connector_id)
             .env("CONDUIT_CONNECTOR_LOG_LEVEL", &launch.log_level)
             .env(
@@ -205,11 +271,11 @@ impl PluginProcess {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| HostError::Spawn {
-                path: display.clone(),
-                source,
-            })?;
+            .spawn();
+        let mut child = spawned.map_err(|source| HostError::Spawn {
+            path: display.clone(),
+            source,
+        })?;
         let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
         let relay = child
             .stderr
@@ -236,11 +302,19 @@ impl PluginProcess {
             Ok(handshake) => handshake,
             Err(reason) => {
                 // Let the stderr relay read what a failing plugin wrote before it exited.
+                let exited = match child.try_wait() {
+                    Ok(Some(status)) if !status.success() => Some(status),
+                    _ => None,
+                };
                 let _ = child.start_kill();
                 let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
                 if let Some(relay) = relay {
                     let _ = tokio::time::timeout(Duration::from_secs(1), relay).await;
                 }
+                let reason = match exited {
+                    Some(status) => format!("{reason} ({status})"),
+                    None => reason,
+                };
                 return Err(HostError::Handshake {
                     path: display.clone(),
                     reason,
@@ -272,6 +346,8 @@ impl PluginProcess {
             child,
             channel,
             stderr,
+            relay,
+            _token: token,
         })
     }
 
@@ -296,6 +372,31 @@ impl PluginProcess {
             reason: format!("{what}: {}", status.message()),
             stderr: self.stderr_tail(),
         }
+    }
+
+    /// The error for a broken call or stream: if the plugin is exiting, wait (briefly) for
+    /// it, so the error says how it ended and carries the last lines it wrote.
+    pub async fn failure(&mut self, what: &str, detail: &str) -> PluginError {
+        let exited = tokio::time::timeout(Duration::from_secs(1), self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        if exited.is_some() {
+            if let Some(relay) = self.relay.as_mut() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), relay).await;
+            }
+        }
+        let how = exited
+            .map(|status| format!(" (the plugin process ended: {status})"))
+            .unwrap_or_default();
+        PluginError::Other(
+            HostError::Rpc {
+                path: self.path.clone(),
+                reason: format!("{what}: {detail}{how}"),
+                stderr: self.stderr_tail(),
+            }
+            .to_string(),
+        )
     }
 
     /// Ask the plugin for its specification.
@@ -439,7 +540,11 @@ fn parameters(
 pub struct StandalonePlugin {
     path: PathBuf,
     spec: Specification,
+    ack_timeout: Duration,
 }
+
+/// How long a destination may take to acknowledge what it was sent (default).
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl StandalonePlugin {
     /// Launch the binary, ask for its specification, shut it down.
@@ -457,6 +562,7 @@ impl StandalonePlugin {
         let has_destination = !spec.destination_params.is_empty();
         Ok(Self {
             path: path.to_owned(),
+            ack_timeout: ACK_TIMEOUT,
             spec: Specification {
                 name: leak(spec.name),
                 summary: leak(spec.summary),
@@ -474,6 +580,13 @@ impl StandalonePlugin {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// How long its destinations may take to acknowledge records before the pipeline fails
+    /// (a plugin that never acks must not hold a pipeline forever).
+    pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
 }
 
 impl ConnectorPlugin for StandalonePlugin {
@@ -485,6 +598,7 @@ impl ConnectorPlugin for StandalonePlugin {
         Ok(Box::new(StandaloneSource {
             path: self.path.clone(),
             settings: settings.clone(),
+            prepared: Prepare::default(),
             running: None,
             buffered: VecDeque::new(),
         }))
@@ -494,6 +608,8 @@ impl ConnectorPlugin for StandalonePlugin {
         Ok(Box::new(StandaloneDestination {
             path: self.path.clone(),
             settings: settings.clone(),
+            prepared: Prepare::default(),
+            ack_timeout: self.ack_timeout,
             running: None,
         }))
     }
@@ -523,6 +639,42 @@ async fn bounded(
         })
 }
 
+/// The error for records a destination did not acknowledge in time.
+fn unacked(count: usize, timeout: Duration) -> String {
+    format!(
+        "{count} record(s) not acknowledged within {} s (--connectors.ack-timeout)",
+        timeout.as_secs_f64()
+    )
+}
+
+/// Start the plugin for the connector it is prepared for.
+async fn launch_for(path: &Path, prepared: &Prepare) -> Result<PluginProcess, PluginError> {
+    let launch = Launch {
+        connector_id: if prepared.connector_id.is_empty() {
+            "unknown".into()
+        } else {
+            prepared.connector_id.clone()
+        },
+        ..Launch::default()
+    };
+    PluginProcess::launch(path, &launch).await.map_err(host)
+}
+
+/// A lifecycle call's outcome: plugins older than the lifecycle calls answer Unimplemented,
+/// which Conduit ignores, and so do we.
+fn lifecycle_result(
+    process: &PluginProcess,
+    result: Result<(), tonic::Status>,
+) -> Result<(), PluginError> {
+    match result {
+        Err(status) if status.code() == tonic::Code::Unimplemented => {
+            tracing::debug!(plugin = %process.path, "the plugin has no lifecycle calls");
+            Ok(())
+        }
+        other => other.map_err(rpc(process, "lifecycle event")),
+    }
+}
+
 fn host(error: HostError) -> PluginError {
     PluginError::Other(error.to_string())
 }
@@ -539,24 +691,44 @@ struct RunningSource {
 struct StandaloneSource {
     path: PathBuf,
     settings: Settings,
+    prepared: Prepare,
     running: Option<RunningSource>,
     buffered: VecDeque<culvert_domain::Record>,
 }
 
 #[async_trait::async_trait]
 impl Source for StandaloneSource {
+    fn prepare(&mut self, context: Prepare) {
+        self.prepared = context;
+    }
+
+    async fn on_deleted(&mut self, config: Settings) -> Result<(), PluginError> {
+        use pb::connector::v2::source;
+        let process = launch_for(&self.path, &self.prepared).await?;
+        let mut client =
+            pb::connector::v2::source_plugin_client::SourcePluginClient::new(process.channel());
+        let result = bounded(&self.path, async {
+            let deleted = client
+                .lifecycle_on_deleted(source::lifecycle::on_deleted::Request {
+                    config: config.into_iter().collect(),
+                })
+                .await
+                .map(drop);
+            let teardown = client.teardown(source::teardown::Request {}).await;
+            lifecycle_result(&process, deleted)?;
+            teardown.map(drop).map_err(rpc(&process, "Teardown"))
+        })
+        .await;
+        process.shutdown().await;
+        result
+    }
+
     async fn open(
         &mut self,
         position: Option<culvert_domain::Position>,
     ) -> Result<(), PluginError> {
         use pb::connector::v2::source;
-        let launch = Launch {
-            connector_id: "source".into(),
-            ..Launch::default()
-        };
-        let process = PluginProcess::launch(&self.path, &launch)
-            .await
-            .map_err(host)?;
+        let process = launch_for(&self.path, &self.prepared).await?;
         let mut client =
             pb::connector::v2::source_plugin_client::SourcePluginClient::new(process.channel())
                 .max_decoding_message_size(usize::MAX);
@@ -566,6 +738,24 @@ impl Source for StandaloneSource {
             })
             .await
             .map_err(rpc(&process, "Configure"))?;
+        if let Some(event) = self.prepared.lifecycle.take() {
+            let result = match event {
+                Lifecycle::Created { config } => client
+                    .lifecycle_on_created(source::lifecycle::on_created::Request {
+                        config: config.into_iter().collect(),
+                    })
+                    .await
+                    .map(drop),
+                Lifecycle::Updated { before, after } => client
+                    .lifecycle_on_updated(source::lifecycle::on_updated::Request {
+                        config_before: before.into_iter().collect(),
+                        config_after: after.into_iter().collect(),
+                    })
+                    .await
+                    .map(drop),
+            };
+            lifecycle_result(&process, result)?;
+        }
         client
             .open(source::open::Request {
                 position: position.map(|p| p.0).unwrap_or_default(),
@@ -594,20 +784,27 @@ impl Source for StandaloneSource {
             .ok_or_else(|| PluginError::Other("read before open".into()))?;
         if self.buffered.is_empty() {
             // Cancel-safe: a message is taken from the stream only when it completes.
-            let message =
-                running.records.message().await.map_err(|s| {
-                    PluginError::Other(running.process.rpc_error("Run", s).to_string())
-                })?;
-            let Some(message) = message else {
-                return Err(PluginError::Other(format!(
-                    "plugin {}: the source's stream ended{}",
-                    self.path.display(),
-                    stderr_suffix(&running.process.stderr_tail())
-                )));
+            let message = match running.records.message().await {
+                Ok(Some(message)) => message,
+                Ok(None) => {
+                    return Err(running
+                        .process
+                        .failure("Run", "the source's stream ended")
+                        .await)
+                }
+                Err(status) => return Err(running.process.failure("Run", status.message()).await),
             };
             for record in message.records {
-                self.buffered
-                    .push_back(from_proto(record).map_err(PluginError::Other)?);
+                let record = match from_proto(record) {
+                    Ok(record) => record,
+                    Err(reason) => {
+                        return Err(running
+                            .process
+                            .failure("Run", &format!("it sent an invalid record: {reason}"))
+                            .await)
+                    }
+                };
+                self.buffered.push_back(record);
             }
         }
         let take = max.min(self.buffered.len());
@@ -619,19 +816,19 @@ impl Source for StandaloneSource {
             .running
             .as_mut()
             .ok_or_else(|| PluginError::Other("ack before open".into()))?;
-        running
+        match running
             .acks
             .send(pb::connector::v2::source::run::Request {
                 ack_positions: vec![position.0],
             })
             .await
-            .map_err(|_| {
-                PluginError::Other(format!(
-                    "plugin {}: the source's stream is closed{}",
-                    self.path.display(),
-                    stderr_suffix(&running.process.stderr_tail())
-                ))
-            })
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(running
+                .process
+                .failure("Run", "the source's stream is closed")
+                .await),
+        }
     }
 
     async fn teardown(&mut self) -> Result<(), PluginError> {
@@ -684,20 +881,42 @@ type RunAnswer = Result<
 struct StandaloneDestination {
     path: PathBuf,
     settings: Settings,
+    prepared: Prepare,
+    ack_timeout: Duration,
     running: Option<RunningDestination>,
 }
 
 #[async_trait::async_trait]
 impl Destination for StandaloneDestination {
+    fn prepare(&mut self, context: Prepare) {
+        self.prepared = context;
+    }
+
+    async fn on_deleted(&mut self, config: Settings) -> Result<(), PluginError> {
+        use pb::connector::v2::destination;
+        let process = launch_for(&self.path, &self.prepared).await?;
+        let mut client = pb::connector::v2::destination_plugin_client::DestinationPluginClient::new(
+            process.channel(),
+        );
+        let result = bounded(&self.path, async {
+            let deleted = client
+                .lifecycle_on_deleted(destination::lifecycle::on_deleted::Request {
+                    config: config.into_iter().collect(),
+                })
+                .await
+                .map(drop);
+            let teardown = client.teardown(destination::teardown::Request {}).await;
+            lifecycle_result(&process, deleted)?;
+            teardown.map(drop).map_err(rpc(&process, "Teardown"))
+        })
+        .await;
+        process.shutdown().await;
+        result
+    }
+
     async fn open(&mut self) -> Result<(), PluginError> {
         use pb::connector::v2::destination;
-        let launch = Launch {
-            connector_id: "destination".into(),
-            ..Launch::default()
-        };
-        let process = PluginProcess::launch(&self.path, &launch)
-            .await
-            .map_err(host)?;
+        let process = launch_for(&self.path, &self.prepared).await?;
         let mut client =
             pb::connector::v2::destination_plugin_client::DestinationPluginClient::new(
                 process.channel(),
@@ -709,6 +928,24 @@ impl Destination for StandaloneDestination {
             })
             .await
             .map_err(rpc(&process, "Configure"))?;
+        if let Some(event) = self.prepared.lifecycle.take() {
+            let result = match event {
+                Lifecycle::Created { config } => client
+                    .lifecycle_on_created(destination::lifecycle::on_created::Request {
+                        config: config.into_iter().collect(),
+                    })
+                    .await
+                    .map(drop),
+                Lifecycle::Updated { before, after } => client
+                    .lifecycle_on_updated(destination::lifecycle::on_updated::Request {
+                        config_before: before.into_iter().collect(),
+                        config_after: after.into_iter().collect(),
+                    })
+                    .await
+                    .map(drop),
+            };
+            lifecycle_result(&process, result)?;
+        }
         client
             .open(destination::open::Request {})
             .await
@@ -732,33 +969,41 @@ impl Destination for StandaloneDestination {
     }
 
     async fn write(&mut self, records: &[culvert_domain::Record]) -> Result<(), PluginError> {
+        let ack_timeout = self.ack_timeout;
         let running = self
             .running
             .as_mut()
             .ok_or_else(|| PluginError::Other("write before open".into()))?;
-        let closed = |running: &RunningDestination| {
-            PluginError::Other(format!(
-                "plugin {}: the destination's stream ended{}",
-                self.path.display(),
-                stderr_suffix(&running.process.stderr_tail())
-            ))
-        };
-        running
+        let sent = running
             .records
             .send(pb::connector::v2::destination::run::Request {
                 records: records.iter().map(to_proto).collect(),
             })
-            .await
-            .map_err(|_| closed(running))?;
+            .await;
+        if sent.is_err() {
+            return Err(running
+                .process
+                .failure("Run", "the destination's stream ended")
+                .await);
+        }
         if running.acks.is_none() {
             let call = running
                 .call
                 .take()
                 .expect("the Run call is pending until answered");
-            let answer = call
-                .await
-                .map_err(|e| PluginError::Other(format!("the Run call failed: {e}")))?
-                .map_err(|s| PluginError::Other(running.process.rpc_error("Run", s).to_string()))?;
+            let answer = match tokio::time::timeout(ack_timeout, call).await {
+                Err(_) => {
+                    return Err(running
+                        .process
+                        .failure("Run", &unacked(records.len(), ack_timeout))
+                        .await)
+                }
+                Ok(Err(e)) => return Err(PluginError::Other(format!("the Run call failed: {e}"))),
+                Ok(Ok(Err(status))) => {
+                    return Err(running.process.failure("Run", status.message()).await)
+                }
+                Ok(Ok(Ok(answer))) => answer,
+            };
             running.acks = Some(answer.into_inner());
         }
         // Every record is acked, in order; an ack with an error is a nack.
@@ -766,27 +1011,38 @@ impl Destination for StandaloneDestination {
         let mut pending = records.len();
         while pending > 0 {
             let acks = running.acks.as_mut().expect("set above");
-            let message = acks
-                .message()
-                .await
-                .map_err(|s| PluginError::Other(running.process.rpc_error("Run", s).to_string()))?;
-            let Some(message) = message else {
-                return Err(closed(running));
+            let message = match tokio::time::timeout(ack_timeout, acks.message()).await {
+                Err(_) => {
+                    return Err(running
+                        .process
+                        .failure("Run", &unacked(pending, ack_timeout))
+                        .await)
+                }
+                Ok(Ok(Some(message))) => message,
+                Ok(Ok(None)) => {
+                    return Err(running
+                        .process
+                        .failure("Run", "the destination's stream ended")
+                        .await)
+                }
+                Ok(Err(status)) => {
+                    return Err(running.process.failure("Run", status.message()).await)
+                }
             };
             for ack in message.acks {
-                let want = expected.next().ok_or_else(|| {
-                    PluginError::Other(format!(
-                        "plugin {}: acked more records than it was sent",
-                        self.path.display()
-                    ))
-                })?;
+                let Some(want) = expected.next() else {
+                    return Err(running
+                        .process
+                        .failure("Run", "it acked more records than it was sent")
+                        .await);
+                };
                 if &ack.position != want {
-                    return Err(PluginError::Other(format!(
-                        "plugin {}: acked position {:?}, expected {:?}",
-                        self.path.display(),
+                    let detail = format!(
+                        "it acked position {:?}, expected {:?}",
                         String::from_utf8_lossy(&ack.position),
                         String::from_utf8_lossy(want)
-                    )));
+                    );
+                    return Err(running.process.failure("Run", &detail).await);
                 }
                 if !ack.error.is_empty() {
                     return Err(PluginError::Other(format!(

@@ -135,6 +135,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the server said.
+        if std::thread::panicking() {
+            self.seen.extend(self.lines.try_iter());
+            eprintln!("---- server log ({} lines) ----", self.seen.len());
+            for line in &self.seen {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

@@ -1,8 +1,11 @@
-//! Standalone connector plugins: a real connector built with Conduit's Go SDK (our fixture,
-//! `tests/fixtures/connector`, built here from the Go module proxy) is discovered in
-//! `--connectors.path`, listed with its specification, and checks settings on create; a
-//! binary that is not a plugin and a file that is not executable are skipped with a
-//! warning naming them.
+//! Standalone connector plugins: real connectors built with Conduit's Go SDK — our fixture
+//! (`tests/fixtures/connector`) and the published generator and file connectors pinned in
+//! `tests/fixtures/upstream` — built here from the Go module proxy, discovered in
+//! `--connectors.path`, listed with their specifications, run in pipelines with built-ins
+//! (exact counts, stop/start resumes without loss, lifecycle events), and their faults:
+//! a plugin killed mid-flight (pipeline degraded with the plugin's name, a restart loses
+//! nothing), a bad handshake, a file that is not executable, a server killed outright (its
+//! plugins die with it).
 
 use crate::harness::{data_dir, Server};
 use crate::http_client::request;
@@ -28,6 +31,25 @@ fn fixture_connector() -> PathBuf {
     out
 }
 
+/// Build a published connector pinned in `tests/fixtures/upstream` (`generator` or `file`),
+/// with its version stamped as its release build does.
+fn upstream_connector(name: &str, version: &str) -> PathBuf {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("go-fixtures/{name}"));
+    let module = format!("github.com/conduitio/conduit-connector-{name}");
+    let status = Command::new("go")
+        .args(["build", "-ldflags"])
+        .arg(format!("-X '{module}.version={version}'"))
+        .arg("-o")
+        .arg(&out)
+        .arg(format!("{module}/cmd/connector"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream"))
+        .env("GONOSUMDB", "github.com/conduitio")
+        .status()
+        .expect("`go` on the PATH (make deps installs it) to build the upstream connectors");
+    assert!(status.success(), "building the {name} connector failed");
+    out
+}
+
 fn call(address: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
     let reply = request(address, method, path, &[], bytes.as_deref());
@@ -49,6 +71,14 @@ fn standalone_plugins_are_discovered_listed_and_checked() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&not_a_plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(connectors.join("notes.txt"), "not executable").unwrap();
+    // Speaks go-plugin, but an older connector protocol than Conduit (and Culvert) speak.
+    let old_protocol = connectors.join("old-protocol");
+    std::fs::write(
+        &old_protocol,
+        "#!/bin/sh\necho '1|1|unix|/tmp/nowhere.sock|grpc|'\nsleep 30\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&old_protocol, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let mut server = Server::start(&data, &["--connectors.path", connectors.to_str().unwrap()]);
     let address = server.http_address();
@@ -57,7 +87,10 @@ fn standalone_plugins_are_discovered_listed_and_checked() {
         .iter()
         .filter(|l| l.contains("standalone connector plugin skipped"))
         .collect();
-    assert_eq!(warnings.len(), 2, "{:#?}", server.seen);
+    assert_eq!(warnings.len(), 3, "{:#?}", server.seen);
+    assert!(warnings.iter().any(|w| w.contains("old-protocol")
+        && w.contains("bad handshake")
+        && w.contains("connector protocol version 1, want 2")));
     assert!(warnings
         .iter()
         .any(|w| w.contains("not-a-plugin") && w.contains("no plugin here")));
@@ -218,4 +251,325 @@ fn standalone_connectors_run_in_pipelines_with_built_ins() {
     }
     server.terminate();
     assert!(server.wait().success());
+}
+
+/// Create a pipeline with one source and one destination; returns its id and the
+/// connectors' ids.
+fn pipeline(address: &str, name: &str, source: Value, destination: Value) -> (String, [String; 2]) {
+    let (status, p) = call(
+        address,
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": name}})),
+    );
+    assert_eq!(status, 200, "{p}");
+    let id = p["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (kind, c) in [("TYPE_SOURCE", source), ("TYPE_DESTINATION", destination)] {
+        let (status, created) = call(
+            address,
+            "POST",
+            "/v1/connectors",
+            Some(
+                json!({"type": kind, "plugin": c["plugin"], "pipelineId": id,
+                        "config": {"name": kind, "settings": c["settings"]}}),
+            ),
+        );
+        assert_eq!(status, 200, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    (id, [ids[0].clone(), ids[1].clone()])
+}
+
+fn start(address: &str, id: &str) {
+    let (status, started) = call(address, "POST", &format!("/v1/pipelines/{id}/start"), None);
+    assert_eq!(status, 200, "{started}");
+}
+
+fn pipeline_state(address: &str, id: &str) -> Value {
+    call(address, "GET", &format!("/v1/pipelines/{id}"), None).1["state"].clone()
+}
+
+fn stop(address: &str, id: &str) {
+    let (status, stopped) = call(address, "POST", &format!("/v1/pipelines/{id}/stop"), None);
+    assert_eq!(status, 200, "{stopped}");
+    crate::harness::wait_until("the pipeline stopped", || {
+        pipeline_state(address, id)["status"] == "STATUS_STOPPED"
+    });
+}
+
+/// Lines of a file (whole lines only).
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| l.trim_end().to_owned())
+        .collect()
+}
+
+/// Processes whose parent is `parent` and whose command name is `name`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let ppid: u32 = stat[close + 2..]
+            .split(' ')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        if ppid == parent && comm == name {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Whether a process exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rfind(')').map(|i| &stat[i + 2..i + 3]);
+            state != Some("Z")
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn published_connectors_run_with_built_ins_and_the_schema_service() {
+    let (dir, data) = data_dir();
+    let connectors = dir.path().join("connectors");
+    std::fs::create_dir(&connectors).unwrap();
+    std::fs::copy(
+        upstream_connector("generator", "v0.10.4"),
+        connectors.join("generator"),
+    )
+    .unwrap();
+    std::fs::copy(
+        upstream_connector("file", "v0.10.8"),
+        connectors.join("file"),
+    )
+    .unwrap();
+    let mut server = Server::start(&data, &["--connectors.path", connectors.to_str().unwrap()]);
+    let address = server.http_address();
+    let (_, plugins) = call(
+        &address,
+        "GET",
+        "/v1/connectors/plugins?name=standalone:.*",
+        None,
+    );
+    let names: Vec<&str> = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["standalone:file@v0.10.8", "standalone:generator@v0.10.4"]
+    );
+
+    // The published generator with structured payloads (its SDK registers their schema
+    // with the host's schema service) into the built-in file destination.
+    let out = dir.path().join("from-generator.jsonl");
+    let (from_generator, _) = pipeline(
+        &address,
+        "from-generator",
+        json!({"plugin": "standalone:generator", "settings": {"format.type": "structured",
+               "format.options.id": "int", "format.options.name": "string",
+               "recordCount": "50"}}),
+        json!({"plugin": "builtin:file", "settings": {"path": out.to_str().unwrap()}}),
+    );
+    start(&address, &from_generator);
+    crate::harness::wait_until("50 records from the generator plugin", || {
+        lines(&out).len() >= 50
+    });
+    let records: Vec<Value> = lines(&out)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 50);
+    // The SDK encodes structured payloads with the schema it registered (Avro bytes);
+    // the records name it, and it is version 1 of the payload subject.
+    for record in &records {
+        assert!(record["payload"]["after"].is_string(), "{record}");
+        let subject = record["metadata"]["opencdc.payload.schema.subject"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(subject.ends_with(":payload"), "{record}");
+        assert_eq!(
+            record["metadata"]["opencdc.payload.schema.version"], "1",
+            "{record}"
+        );
+    }
+
+    // The built-in generator into the published file destination: every record, once.
+    let written = dir.path().join("to-file-plugin.jsonl");
+    let (to_file, _) = pipeline(
+        &address,
+        "to-file",
+        json!({"plugin": "builtin:generator", "settings": {"format.type": "raw",
+               "format.options.id": "int", "recordCount": "40"}}),
+        json!({"plugin": "standalone:file", "settings": {"path": written.to_str().unwrap()}}),
+    );
+    start(&address, &to_file);
+    crate::harness::wait_until("40 records through the file plugin", || {
+        lines(&written).len() >= 40
+    });
+    let positions: Vec<String> = lines(&written)
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            crate::harness::decode_base64(v["position"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        positions,
+        (1..=40).map(|n| n.to_string()).collect::<Vec<_>>()
+    );
+
+    for id in [&from_generator, &to_file] {
+        stop(&address, id);
+    }
+    server.terminate();
+    assert!(server.wait().success());
+}
+
+#[test]
+fn a_standalone_source_resumes_after_a_stop_and_hears_of_its_lifecycle() {
+    let (dir, data) = data_dir();
+    let connectors = dir.path().join("connectors");
+    std::fs::create_dir(&connectors).unwrap();
+    std::fs::copy(fixture_connector(), connectors.join("fixture")).unwrap();
+    let mut server = Server::start(&data, &["--connectors.path", connectors.to_str().unwrap()]);
+    let address = server.http_address();
+    let out = dir.path().join("out.jsonl");
+    let lifecycle = dir.path().join("lifecycle.log");
+    let source_settings =
+        |count: &str| json!({"recordCount": count, "lifecycleLog": lifecycle.to_str().unwrap()});
+    let (id, [source, _]) = pipeline(
+        &address,
+        "resume",
+        json!({"plugin": "standalone:fixture", "settings": source_settings("30")}),
+        json!({"plugin": "builtin:file", "settings": {"path": out.to_str().unwrap()}}),
+    );
+    start(&address, &id);
+    crate::harness::wait_until("30 records", || positions(&out).len() >= 30);
+    stop(&address, &id);
+    // Unchanged settings: no lifecycle event at the next start.
+    start(&address, &id);
+    stop(&address, &id);
+    // More records: the plugin hears of the update, and resumes after the last position.
+    let (status, updated) = call(
+        &address,
+        "PUT",
+        &format!("/v1/connectors/{source}"),
+        Some(json!({"config": {"name": "TYPE_SOURCE", "settings": source_settings("50")}})),
+    );
+    assert_eq!(status, 200, "{updated}");
+    start(&address, &id);
+    crate::harness::wait_until("50 records", || positions(&out).len() >= 50);
+    stop(&address, &id);
+    assert_eq!(
+        positions(&out),
+        (0..50).map(|n| n.to_string()).collect::<Vec<_>>(),
+        "every record once, in order, across the stops"
+    );
+    let (status, deleted) = call(
+        &address,
+        "DELETE",
+        &format!("/v1/connectors/{source}"),
+        None,
+    );
+    assert_eq!(status, 200, "{deleted}");
+    crate::harness::wait_until("the deleted event", || lines(&lifecycle).len() >= 3);
+    assert_eq!(
+        lines(&lifecycle),
+        [
+            "created recordCount=30",
+            "updated recordCount=50",
+            "deleted recordCount=50"
+        ]
+    );
+    server.terminate();
+    assert!(server.wait().success());
+}
+
+#[test]
+fn a_killed_plugin_degrades_its_pipeline_and_a_restart_loses_nothing() {
+    const RECORDS: usize = 60_000;
+    let (dir, data) = data_dir();
+    let connectors = dir.path().join("connectors");
+    std::fs::create_dir(&connectors).unwrap();
+    std::fs::copy(fixture_connector(), connectors.join("fixture")).unwrap();
+    let args = [
+        "--connectors.path",
+        connectors.to_str().unwrap(),
+        "--pipelines.error-recovery.max-retries",
+        "0",
+    ];
+    let mut server = Server::start(&data, &args);
+    let address = server.http_address();
+    let out = dir.path().join("out.jsonl");
+    let (id, _) = pipeline(
+        &address,
+        "killed",
+        json!({"plugin": "standalone:fixture", "settings": {"recordCount": RECORDS.to_string()}}),
+        json!({"plugin": "builtin:file", "settings": {"path": out.to_str().unwrap()}}),
+    );
+    start(&address, &id);
+    crate::harness::wait_until("records flowing", || lines(&out).len() >= 1_000);
+    let plugins = children_named(server.pid(), "fixture");
+    assert_eq!(plugins.len(), 1, "one plugin process runs the source");
+    let status = Command::new("kill")
+        .args(["-KILL", &plugins[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    crate::harness::wait_until("the pipeline degraded", || {
+        pipeline_state(&address, &id)["status"] == "STATUS_DEGRADED"
+    });
+    let error = pipeline_state(&address, &id)["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("fixture"), "names the plugin: {error}");
+    assert!(error.contains("signal: 9"), "says how it ended: {error}");
+    crate::harness::wait_until("the killed plugin reaped", || !alive(plugins[0]));
+    if lines(&out).len() >= RECORDS {
+        panic!("the plugin was killed after it had sent everything; raise RECORDS");
+    }
+
+    // Start again: it resumes from the last persisted position; nothing is missing.
+    start(&address, &id);
+    crate::harness::wait_until("every record", || {
+        let seen: std::collections::HashSet<String> = positions(&out).into_iter().collect();
+        seen.len() >= RECORDS
+    });
+    let all = positions(&out);
+    let seen: std::collections::HashSet<&String> = all.iter().collect();
+    for n in 0..RECORDS {
+        assert!(seen.contains(&n.to_string()), "record {n} was lost");
+    }
+
+    // Killed outright, the server takes its plugins with it.
+    let plugins = children_named(server.pid(), "fixture");
+    assert_eq!(plugins.len(), 1);
+    let status = Command::new("kill")
+        .args(["-KILL", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    server.wait();
+    crate::harness::wait_until("the orphaned plugin gone", || !alive(plugins[0]));
 }

@@ -63,6 +63,11 @@ pub const MAGIC_COOKIE: (&str, &str) = (
 /// How long a plugin may take to print its handshake (go-plugin's default).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The HTTP/2 flow-control window of one call to a plugin (bytes).
+const STREAM_WINDOW: u32 = 256 * 1024;
+/// The HTTP/2 flow-control window of the connection to a plugin (bytes).
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
 /// How many of a plugin's last stderr lines are kept for error messages.
 const STDERR_TAIL: usize = 20;
 
@@ -328,6 +333,12 @@ impl PluginProcess {
         let channel = tonic::transport::Endpoint::try_from("http://plugin.invalid")
             .expect("a valid placeholder URI")
             .connect_timeout(Duration::from_secs(10))
+            // A plugin sends one small DATA frame per record. h2 closes a connection whose
+            // unread small frames exceed a budget of half the connection window; a stream
+            // window far below that keeps a source that runs ahead of the pipeline within
+            // it (flow control then holds the plugin back).
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
                 let socket = socket.clone();
                 async move {
@@ -684,8 +695,17 @@ struct RunningSource {
     process: PluginProcess,
     client: pb::connector::v2::source_plugin_client::SourcePluginClient<tonic::transport::Channel>,
     acks: tokio::sync::mpsc::Sender<pb::connector::v2::source::run::Request>,
-    records: tonic::Streaming<pb::connector::v2::source::run::Response>,
+    /// The Run call until its answer starts (a Go gRPC server sends the response headers
+    /// with its first message: a source with nothing to read yet answers nothing).
+    call: Option<tokio::task::JoinHandle<SourceRunAnswer>>,
+    records: Option<tonic::Streaming<pb::connector::v2::source::run::Response>>,
 }
+
+/// What a source's Run call answers.
+type SourceRunAnswer = Result<
+    tonic::Response<tonic::Streaming<pb::connector::v2::source::run::Response>>,
+    tonic::Status,
+>;
 
 /// A source connector served by a plugin process.
 struct StandaloneSource {
@@ -763,16 +783,18 @@ impl Source for StandaloneSource {
             .await
             .map_err(rpc(&process, "Open"))?;
         let (acks, requests) = tokio::sync::mpsc::channel(64);
-        let records = client
-            .run(tokio_stream::wrappers::ReceiverStream::new(requests))
-            .await
-            .map_err(rpc(&process, "Run"))?
-            .into_inner();
+        let mut runner = client.clone();
+        let call = tokio::spawn(async move {
+            runner
+                .run(tokio_stream::wrappers::ReceiverStream::new(requests))
+                .await
+        });
         self.running = Some(RunningSource {
             process,
             client,
             acks,
-            records,
+            call: Some(call),
+            records: None,
         });
         Ok(())
     }
@@ -783,8 +805,25 @@ impl Source for StandaloneSource {
             .as_mut()
             .ok_or_else(|| PluginError::Other("read before open".into()))?;
         if self.buffered.is_empty() {
+            if running.records.is_none() {
+                // Cancel-safe: the call stays in `running` until it has answered.
+                let call = running
+                    .call
+                    .as_mut()
+                    .expect("the Run call is pending until answered");
+                let answer = call.await;
+                running.call = None;
+                match answer {
+                    Err(e) => return Err(PluginError::Other(format!("the Run call failed: {e}"))),
+                    Ok(Err(status)) => {
+                        return Err(running.process.failure("Run", status.message()).await)
+                    }
+                    Ok(Ok(answer)) => running.records = Some(answer.into_inner()),
+                }
+            }
+            let records = running.records.as_mut().expect("set above");
             // Cancel-safe: a message is taken from the stream only when it completes.
-            let message = match running.records.message().await {
+            let message = match records.message().await {
                 Ok(Some(message)) => message,
                 Ok(None) => {
                     return Err(running
@@ -824,10 +863,28 @@ impl Source for StandaloneSource {
             .await
         {
             Ok(()) => Ok(()),
-            Err(_) => Err(running
-                .process
-                .failure("Run", "the source's stream is closed")
-                .await),
+            Err(_) => {
+                // The call ended: its status says why.
+                let why = match running.records.as_mut() {
+                    Some(records) => {
+                        match tokio::time::timeout(Duration::from_secs(1), records.message()).await
+                        {
+                            Ok(Err(status)) => format!(
+                                "the source's stream is closed: {} ({:?})",
+                                status.message(),
+                                status.code()
+                            ),
+                            Ok(Ok(Some(_))) => {
+                                "the source's stream is closed for acks while it still sends records".into()
+                            }
+                            Ok(Ok(None)) => "the source's stream ended".into(),
+                            Err(_) => "the source's stream is closed for acks".into(),
+                        }
+                    }
+                    None => "the source's stream is closed".into(),
+                };
+                Err(running.process.failure("Run", &why).await)
+            }
         }
     }
 

@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events deps fmt clean
+.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -51,6 +51,11 @@ bench-provisioning: deps
 bench-pipeline: deps
 	$(CARGO) bench --locked --bench pipeline
 	CULVERT_BENCH_PROCESSORS=4 $(CARGO) bench --locked --bench pipeline
+
+## bench-standalone: built-in generator -> file vs a standalone Go source -> file (records/s,
+## per-record cost of the process boundary)
+bench-standalone: deps
+	$(CARGO) bench --locked --bench standalone
 
 fmt:
 	$(CARGO) fmt --all

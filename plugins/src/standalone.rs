@@ -612,6 +612,8 @@ impl ConnectorPlugin for StandalonePlugin {
             prepared: Prepare::default(),
             running: None,
             buffered: VecDeque::new(),
+            read_positions: VecDeque::new(),
+            failed: None,
         }))
     }
 
@@ -714,6 +716,23 @@ struct StandaloneSource {
     prepared: Prepare,
     running: Option<RunningSource>,
     buffered: VecDeque<culvert_domain::Record>,
+    /// The positions of the records read and not yet acked, in order: the engine acks
+    /// cumulatively, the protocol wants every position.
+    read_positions: VecDeque<Vec<u8>>,
+    /// A stream failure met after records that are still to be handed out.
+    failed: Option<PluginError>,
+}
+
+/// The output of `future` if it is ready at once (it is dropped otherwise).
+async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match future.as_mut().poll(cx) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 #[async_trait::async_trait]
@@ -821,29 +840,47 @@ impl Source for StandaloneSource {
                     Ok(Ok(answer)) => running.records = Some(answer.into_inner()),
                 }
             }
+            if let Some(failure) = self.failed.take() {
+                return Err(failure);
+            }
             let records = running.records.as_mut().expect("set above");
             // Cancel-safe: a message is taken from the stream only when it completes.
-            let message = match records.message().await {
-                Ok(Some(message)) => message,
-                Ok(None) => {
-                    return Err(running
-                        .process
-                        .failure("Run", "the source's stream ended")
-                        .await)
-                }
-                Err(status) => return Err(running.process.failure("Run", status.message()).await),
-            };
-            for record in message.records {
-                let record = match from_proto(record) {
-                    Ok(record) => record,
-                    Err(reason) => {
-                        return Err(running
-                            .process
-                            .failure("Run", &format!("it sent an invalid record: {reason}"))
-                            .await)
+            let mut next = Some(records.message().await);
+            // Then whatever else has arrived, without waiting (each record is usually a
+            // message of its own).
+            while let Some(message) = next.take() {
+                let failure = match message {
+                    Ok(Some(message)) => {
+                        let mut invalid = None;
+                        for record in message.records {
+                            match from_proto(record) {
+                                Ok(record) => {
+                                    self.read_positions.push_back(record.position.0.clone());
+                                    self.buffered.push_back(record);
+                                }
+                                Err(reason) => {
+                                    invalid = Some(format!("it sent an invalid record: {reason}"));
+                                    break;
+                                }
+                            }
+                        }
+                        invalid
                     }
+                    Ok(None) => Some("the source's stream ended".to_owned()),
+                    Err(status) => Some(status.message().to_owned()),
                 };
-                self.buffered.push_back(record);
+                if let Some(detail) = failure {
+                    let error = running.process.failure("Run", &detail).await;
+                    if self.buffered.is_empty() {
+                        return Err(error);
+                    }
+                    // Hand out what came before it first.
+                    self.failed = Some(error);
+                    break;
+                }
+                if self.buffered.len() < max {
+                    next = ready_now(records.message()).await;
+                }
             }
         }
         let take = max.min(self.buffered.len());
@@ -855,11 +892,18 @@ impl Source for StandaloneSource {
             .running
             .as_mut()
             .ok_or_else(|| PluginError::Other("ack before open".into()))?;
+        // Every position up to and including this one, in the order they were read.
+        let Some(last) = self.read_positions.iter().position(|p| *p == position.0) else {
+            return Err(PluginError::Other(format!(
+                "plugin {}: ack of position {:?}, which it did not send or was acked already",
+                self.path.display(),
+                String::from_utf8_lossy(&position.0)
+            )));
+        };
+        let ack_positions: Vec<Vec<u8>> = self.read_positions.drain(..=last).collect();
         match running
             .acks
-            .send(pb::connector::v2::source::run::Request {
-                ack_positions: vec![position.0],
-            })
+            .send(pb::connector::v2::source::run::Request { ack_positions })
             .await
         {
             Ok(()) => Ok(()),

@@ -198,12 +198,12 @@ struct RunArgs {
     /// How long a standalone destination may take to acknowledge the records it was sent
     /// before its pipeline fails (a plugin that never acks must not hold it forever).
     #[arg(
-        long = "connectors.ack-timeout",
-        env = "CULVERT_CONNECTORS_ACK_TIMEOUT",
+        long = "connectors.call-timeout",
+        env = "CULVERT_CONNECTORS_CALL_TIMEOUT",
         default_value = "5m",
         value_parser = duration
     )]
-    connectors_ack_timeout: std::time::Duration,
+    connectors_call_timeout: std::time::Duration,
     /// Pipeline configuration files: a YAML file or a directory of them (default
     /// ./pipelines, which may be missing; a path given explicitly must exist).
     #[arg(long = "pipelines.path", env = "CULVERT_PIPELINES_PATH")]
@@ -558,7 +558,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             "standalone connector plugin loaded"
         );
         connectors.add_standalone(Arc::new(
-            plugin.with_ack_timeout(args.connectors_ack_timeout),
+            plugin.with_call_timeout(args.connectors_call_timeout),
         ));
     }
     let plugins = Plugins {

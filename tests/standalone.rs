@@ -335,6 +335,11 @@ fn children_named(parent: u32, name: &str) -> Vec<u32> {
     found
 }
 
+/// Whether a process is gone for good (exited and reaped: no zombie left).
+fn reaped(pid: u32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Whether a process exists and is not a zombie.
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -545,7 +550,7 @@ fn a_killed_plugin_degrades_its_pipeline_and_a_restart_loses_nothing() {
         .to_owned();
     assert!(error.contains("fixture"), "names the plugin: {error}");
     assert!(error.contains("signal: 9"), "says how it ended: {error}");
-    crate::harness::wait_until("the killed plugin reaped", || !alive(plugins[0]));
+    crate::harness::wait_until("the killed plugin reaped", || reaped(plugins[0]));
     if lines(&out).len() >= RECORDS {
         panic!("the plugin was killed after it had sent everything; raise RECORDS");
     }
@@ -572,4 +577,51 @@ fn a_killed_plugin_degrades_its_pipeline_and_a_restart_loses_nothing() {
     assert!(status.success());
     server.wait();
     crate::harness::wait_until("the orphaned plugin gone", || !alive(plugins[0]));
+}
+
+#[test]
+fn a_destination_that_stops_acknowledging_degrades_its_pipeline() {
+    let (dir, data) = data_dir();
+    let connectors = dir.path().join("connectors");
+    std::fs::create_dir(&connectors).unwrap();
+    std::fs::copy(fixture_connector(), connectors.join("fixture")).unwrap();
+    let args = [
+        "--connectors.path",
+        connectors.to_str().unwrap(),
+        "--connectors.call-timeout",
+        "2s",
+        "--pipelines.error-recovery.max-retries",
+        "0",
+    ];
+    let mut server = Server::start(&data, &args);
+    let address = server.http_address();
+    let written = dir.path().join("written.jsonl");
+    let (id, _) = pipeline(
+        &address,
+        "hung",
+        json!({"plugin": "builtin:generator", "settings": {"format.type": "raw",
+               "format.options.id": "int", "recordCount": "100"}}),
+        json!({"plugin": "standalone:fixture", "settings": {"path": written.to_str().unwrap(),
+               "hangAfter": "10"}}),
+    );
+    start(&address, &id);
+    crate::harness::wait_until("the pipeline degraded", || {
+        pipeline_state(&address, &id)["status"] == "STATUS_DEGRADED"
+    });
+    let error = pipeline_state(&address, &id)["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("fixture"), "names the plugin: {error}");
+    assert!(
+        error.contains("not acknowledged within 2 s"),
+        "says what went wrong: {error}"
+    );
+    assert_eq!(lines(&written).len(), 10);
+    // The hung plugin was stopped and reaped.
+    crate::harness::wait_until("no plugin process left", || {
+        children_named(server.pid(), "fixture").is_empty()
+    });
+    server.terminate();
+    assert!(server.wait().success());
 }

@@ -282,10 +282,14 @@ impl PluginProcess {
             source,
         })?;
         let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
-        let relay = child
-            .stderr
-            .take()
-            .map(|err| tokio::spawn(relay_stderr(err, display.clone(), stderr.clone())));
+        let relay = child.stderr.take().map(|err| {
+            tokio::spawn(relay_stderr(
+                err,
+                display.clone(),
+                launch.connector_id.clone(),
+                stderr.clone(),
+            ))
+        });
         let tail = |stderr: &Arc<Mutex<VecDeque<String>>>| -> Vec<String> {
             stderr
                 .lock()
@@ -453,6 +457,7 @@ impl PluginProcess {
 async fn relay_stderr(
     stderr: tokio::process::ChildStderr,
     path: String,
+    connector_id: String,
     tail: Arc<Mutex<VecDeque<String>>>,
 ) {
     let plugin = Path::new(&path)
@@ -477,10 +482,10 @@ async fn relay_stderr(
             None => ("debug".to_owned(), line.clone()),
         };
         match level.as_str() {
-            "error" => tracing::error!(plugin = %plugin, "{message}"),
-            "warn" => tracing::warn!(plugin = %plugin, "{message}"),
-            "info" => tracing::info!(plugin = %plugin, "{message}"),
-            _ => tracing::debug!(plugin = %plugin, "{message}"),
+            "error" => tracing::error!(plugin = %plugin, connector_id = %connector_id, "{message}"),
+            "warn" => tracing::warn!(plugin = %plugin, connector_id = %connector_id, "{message}"),
+            "info" => tracing::info!(plugin = %plugin, connector_id = %connector_id, "{message}"),
+            _ => tracing::debug!(plugin = %plugin, connector_id = %connector_id, "{message}"),
         }
     }
 }
@@ -551,11 +556,12 @@ fn parameters(
 pub struct StandalonePlugin {
     path: PathBuf,
     spec: Specification,
-    ack_timeout: Duration,
+    call_timeout: Duration,
 }
 
-/// How long a destination may take to acknowledge what it was sent (default).
-pub const ACK_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a plugin may take to answer a call (Configure, Open, a lifecycle event) or a
+/// destination to acknowledge what it was sent (default).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl StandalonePlugin {
     /// Launch the binary, ask for its specification, shut it down.
@@ -573,7 +579,7 @@ impl StandalonePlugin {
         let has_destination = !spec.destination_params.is_empty();
         Ok(Self {
             path: path.to_owned(),
-            ack_timeout: ACK_TIMEOUT,
+            call_timeout: CALL_TIMEOUT,
             spec: Specification {
                 name: leak(spec.name),
                 summary: leak(spec.summary),
@@ -592,10 +598,10 @@ impl StandalonePlugin {
         &self.path
     }
 
-    /// How long its destinations may take to acknowledge records before the pipeline fails
-    /// (a plugin that never acks must not hold a pipeline forever).
-    pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
-        self.ack_timeout = timeout;
+    /// How long it may take to answer a call or to acknowledge records before its pipeline
+    /// fails (a plugin that hangs must not hold a pipeline forever).
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
         self
     }
 }
@@ -610,6 +616,7 @@ impl ConnectorPlugin for StandalonePlugin {
             path: self.path.clone(),
             settings: settings.clone(),
             prepared: Prepare::default(),
+            call_timeout: self.call_timeout,
             running: None,
             buffered: VecDeque::new(),
             read_positions: VecDeque::new(),
@@ -622,7 +629,7 @@ impl ConnectorPlugin for StandalonePlugin {
             path: self.path.clone(),
             settings: settings.clone(),
             prepared: Prepare::default(),
-            ack_timeout: self.ack_timeout,
+            call_timeout: self.call_timeout,
             running: None,
         }))
     }
@@ -655,7 +662,7 @@ async fn bounded(
 /// The error for records a destination did not acknowledge in time.
 fn unacked(count: usize, timeout: Duration) -> String {
     format!(
-        "{count} record(s) not acknowledged within {} s (--connectors.ack-timeout)",
+        "{count} record(s) not acknowledged within {} s (--connectors.call-timeout)",
         timeout.as_secs_f64()
     )
 }
@@ -688,6 +695,16 @@ fn lifecycle_result(
     }
 }
 
+/// The error for a plugin that did not answer in time (the process is then killed).
+fn unanswered(path: &Path, limit: Duration) -> PluginError {
+    PluginError::Other(format!(
+        "plugin {}: no answer to Configure, a lifecycle event or Open within {} s \
+         (--connectors.call-timeout); the process was killed",
+        path.display(),
+        limit.as_secs_f64()
+    ))
+}
+
 fn host(error: HostError) -> PluginError {
     PluginError::Other(error.to_string())
 }
@@ -714,6 +731,7 @@ struct StandaloneSource {
     path: PathBuf,
     settings: Settings,
     prepared: Prepare,
+    call_timeout: Duration,
     running: Option<RunningSource>,
     buffered: VecDeque<culvert_domain::Record>,
     /// The positions of the records read and not yet acked, in order: the engine acks
@@ -735,34 +753,9 @@ async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
     .await
 }
 
-#[async_trait::async_trait]
-impl Source for StandaloneSource {
-    fn prepare(&mut self, context: Prepare) {
-        self.prepared = context;
-    }
-
-    async fn on_deleted(&mut self, config: Settings) -> Result<(), PluginError> {
-        use pb::connector::v2::source;
-        let process = launch_for(&self.path, &self.prepared).await?;
-        let mut client =
-            pb::connector::v2::source_plugin_client::SourcePluginClient::new(process.channel());
-        let result = bounded(&self.path, async {
-            let deleted = client
-                .lifecycle_on_deleted(source::lifecycle::on_deleted::Request {
-                    config: config.into_iter().collect(),
-                })
-                .await
-                .map(drop);
-            let teardown = client.teardown(source::teardown::Request {}).await;
-            lifecycle_result(&process, deleted)?;
-            teardown.map(drop).map_err(rpc(&process, "Teardown"))
-        })
-        .await;
-        process.shutdown().await;
-        result
-    }
-
-    async fn open(
+impl StandaloneSource {
+    /// Launch the plugin, Configure, announce the lifecycle event, Open, start Run.
+    async fn start(
         &mut self,
         position: Option<culvert_domain::Position>,
     ) -> Result<(), PluginError> {
@@ -816,6 +809,45 @@ impl Source for StandaloneSource {
             records: None,
         });
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for StandaloneSource {
+    fn prepare(&mut self, context: Prepare) {
+        self.prepared = context;
+    }
+
+    async fn on_deleted(&mut self, config: Settings) -> Result<(), PluginError> {
+        use pb::connector::v2::source;
+        let process = launch_for(&self.path, &self.prepared).await?;
+        let mut client =
+            pb::connector::v2::source_plugin_client::SourcePluginClient::new(process.channel());
+        let result = bounded(&self.path, async {
+            let deleted = client
+                .lifecycle_on_deleted(source::lifecycle::on_deleted::Request {
+                    config: config.into_iter().collect(),
+                })
+                .await
+                .map(drop);
+            let teardown = client.teardown(source::teardown::Request {}).await;
+            lifecycle_result(&process, deleted)?;
+            teardown.map(drop).map_err(rpc(&process, "Teardown"))
+        })
+        .await;
+        process.shutdown().await;
+        result
+    }
+
+    async fn open(
+        &mut self,
+        position: Option<culvert_domain::Position>,
+    ) -> Result<(), PluginError> {
+        let limit = self.call_timeout;
+        let path = self.path.clone();
+        tokio::time::timeout(limit, self.start(position))
+            .await
+            .unwrap_or_else(|_| Err(unanswered(&path, limit)))
     }
 
     async fn read(&mut self, max: usize) -> Result<Vec<culvert_domain::Record>, PluginError> {
@@ -983,39 +1015,13 @@ struct StandaloneDestination {
     path: PathBuf,
     settings: Settings,
     prepared: Prepare,
-    ack_timeout: Duration,
+    call_timeout: Duration,
     running: Option<RunningDestination>,
 }
 
-#[async_trait::async_trait]
-impl Destination for StandaloneDestination {
-    fn prepare(&mut self, context: Prepare) {
-        self.prepared = context;
-    }
-
-    async fn on_deleted(&mut self, config: Settings) -> Result<(), PluginError> {
-        use pb::connector::v2::destination;
-        let process = launch_for(&self.path, &self.prepared).await?;
-        let mut client = pb::connector::v2::destination_plugin_client::DestinationPluginClient::new(
-            process.channel(),
-        );
-        let result = bounded(&self.path, async {
-            let deleted = client
-                .lifecycle_on_deleted(destination::lifecycle::on_deleted::Request {
-                    config: config.into_iter().collect(),
-                })
-                .await
-                .map(drop);
-            let teardown = client.teardown(destination::teardown::Request {}).await;
-            lifecycle_result(&process, deleted)?;
-            teardown.map(drop).map_err(rpc(&process, "Teardown"))
-        })
-        .await;
-        process.shutdown().await;
-        result
-    }
-
-    async fn open(&mut self) -> Result<(), PluginError> {
+impl StandaloneDestination {
+    /// Launch the plugin, Configure, announce the lifecycle event, Open, start Run.
+    async fn start(&mut self) -> Result<(), PluginError> {
         use pb::connector::v2::destination;
         let process = launch_for(&self.path, &self.prepared).await?;
         let mut client =
@@ -1068,9 +1074,46 @@ impl Destination for StandaloneDestination {
         });
         Ok(())
     }
+}
+
+#[async_trait::async_trait]
+impl Destination for StandaloneDestination {
+    async fn open(&mut self) -> Result<(), PluginError> {
+        let limit = self.call_timeout;
+        let path = self.path.clone();
+        tokio::time::timeout(limit, self.start())
+            .await
+            .unwrap_or_else(|_| Err(unanswered(&path, limit)))
+    }
+
+    fn prepare(&mut self, context: Prepare) {
+        self.prepared = context;
+    }
+
+    async fn on_deleted(&mut self, config: Settings) -> Result<(), PluginError> {
+        use pb::connector::v2::destination;
+        let process = launch_for(&self.path, &self.prepared).await?;
+        let mut client = pb::connector::v2::destination_plugin_client::DestinationPluginClient::new(
+            process.channel(),
+        );
+        let result = bounded(&self.path, async {
+            let deleted = client
+                .lifecycle_on_deleted(destination::lifecycle::on_deleted::Request {
+                    config: config.into_iter().collect(),
+                })
+                .await
+                .map(drop);
+            let teardown = client.teardown(destination::teardown::Request {}).await;
+            lifecycle_result(&process, deleted)?;
+            teardown.map(drop).map_err(rpc(&process, "Teardown"))
+        })
+        .await;
+        process.shutdown().await;
+        result
+    }
 
     async fn write(&mut self, records: &[culvert_domain::Record]) -> Result<(), PluginError> {
-        let ack_timeout = self.ack_timeout;
+        let call_timeout = self.call_timeout;
         let running = self
             .running
             .as_mut()
@@ -1092,11 +1135,11 @@ impl Destination for StandaloneDestination {
                 .call
                 .take()
                 .expect("the Run call is pending until answered");
-            let answer = match tokio::time::timeout(ack_timeout, call).await {
+            let answer = match tokio::time::timeout(call_timeout, call).await {
                 Err(_) => {
                     return Err(running
                         .process
-                        .failure("Run", &unacked(records.len(), ack_timeout))
+                        .failure("Run", &unacked(records.len(), call_timeout))
                         .await)
                 }
                 Ok(Err(e)) => return Err(PluginError::Other(format!("the Run call failed: {e}"))),
@@ -1112,11 +1155,11 @@ impl Destination for StandaloneDestination {
         let mut pending = records.len();
         while pending > 0 {
             let acks = running.acks.as_mut().expect("set above");
-            let message = match tokio::time::timeout(ack_timeout, acks.message()).await {
+            let message = match tokio::time::timeout(call_timeout, acks.message()).await {
                 Err(_) => {
                     return Err(running
                         .process
-                        .failure("Run", &unacked(pending, ack_timeout))
+                        .failure("Run", &unacked(pending, call_timeout))
                         .await)
                 }
                 Ok(Ok(Some(message))) => message,

@@ -203,12 +203,12 @@ struct Failed {
 
 /// Run `records` through `chain` in order. Dropped and failed records leave `records` and
 /// `tickets`; the dropped records' tickets and the failed records are returned.
-fn process(
+async fn process(
     chain: &mut [ProcessorNode],
     records: &mut Vec<Record>,
     tickets: &mut Tickets,
     outcomes: &mut Vec<Outcome>,
-) -> (Vec<Ticket>, Vec<Failed>) {
+) -> Result<(Vec<Ticket>, Vec<Failed>), EngineError> {
     let mut dropped = Vec::new();
     let mut failed = Vec::new();
     for node in chain {
@@ -217,7 +217,13 @@ fn process(
         }
         outcomes.clear();
         outcomes.resize(records.len(), Outcome::Keep);
-        node.processor.process(records, outcomes);
+        node.processor
+            .process(records, outcomes)
+            .await
+            .map_err(|source| EngineError::Plugin {
+                node: format!("processor {}", node.id),
+                source,
+            })?;
         if outcomes.iter().all(|o| *o == Outcome::Keep) {
             continue;
         }
@@ -242,7 +248,7 @@ fn process(
         *records = kept;
         *tickets = Tickets::List(kept_tickets);
     }
-    (dropped, failed)
+    Ok((dropped, failed))
 }
 
 /// A node's processors, with where to report the records they drop.
@@ -286,7 +292,8 @@ impl Chain {
         records: &mut Vec<Record>,
         tickets: &mut Tickets,
     ) -> Result<bool, EngineError> {
-        let (mut done, failed) = process(&mut self.nodes, records, tickets, &mut self.outcomes);
+        let (mut done, failed) =
+            process(&mut self.nodes, records, tickets, &mut self.outcomes).await?;
         // Kept and dropped records count as acks in the DLQ's window; failed ones as nacks.
         let handled = records.len() + done.len();
         for f in failed {
@@ -348,6 +355,28 @@ pub async fn run(
     } = graph;
     if sources.is_empty() || destinations.is_empty() {
         return Err(EngineError::Incomplete);
+    }
+    let (mut sources, mut pipeline_processors, mut destinations) =
+        (sources, pipeline_processors, destinations);
+    // Processors open first (a standalone one starts its module here): one that cannot
+    // keeps the pipeline from starting.
+    for node in sources
+        .iter_mut()
+        .flat_map(|s| s.processors.iter_mut())
+        .chain(pipeline_processors.iter_mut())
+        .chain(
+            destinations
+                .iter_mut()
+                .flat_map(|d| d.processors.iter_mut()),
+        )
+    {
+        node.processor
+            .open()
+            .await
+            .map_err(|source| EngineError::Plugin {
+                node: format!("processor {}", node.id),
+                source,
+            })?;
     }
     // The DLQ opens first: a pipeline whose DLQ cannot open does not start.
     let dlq = match dlq {

@@ -29,10 +29,21 @@ pub enum Outcome {
 }
 
 /// A configured processor instance.
+#[async_trait::async_trait]
 pub trait Processor: Send {
+    /// Get ready before the first batch (a standalone processor starts here); an error
+    /// keeps the pipeline from starting.
+    async fn open(&mut self) -> Result<(), PluginError> {
+        Ok(())
+    }
     /// Process `records` in place. `outcomes` has one entry per record, all
-    /// [`Outcome::Keep`] on entry; set the others.
-    fn process(&mut self, records: &mut [Record], outcomes: &mut [Outcome]);
+    /// [`Outcome::Keep`] on entry; set the others. An error means the processor itself
+    /// failed (not one record): the pipeline stops with it.
+    async fn process(
+        &mut self,
+        records: &mut [Record],
+        outcomes: &mut [Outcome],
+    ) -> Result<(), PluginError>;
 }
 
 /// A processor plugin's description (what ListProcessorPlugins shows).
@@ -146,8 +157,17 @@ struct Conditional {
     scratch_outcomes: Vec<Outcome>,
 }
 
+#[async_trait::async_trait]
 impl Processor for Conditional {
-    fn process(&mut self, records: &mut [Record], outcomes: &mut [Outcome]) {
+    async fn open(&mut self) -> Result<(), PluginError> {
+        self.inner.open().await
+    }
+
+    async fn process(
+        &mut self,
+        records: &mut [Record],
+        outcomes: &mut [Outcome],
+    ) -> Result<(), PluginError> {
         self.chosen.clear();
         for (i, record) in records.iter().enumerate() {
             let verdict = self
@@ -171,11 +191,10 @@ impl Processor for Conditional {
             }
         }
         if self.chosen.len() == records.len() {
-            self.inner.process(records, outcomes);
-            return;
+            return self.inner.process(records, outcomes).await;
         }
         if self.chosen.is_empty() {
-            return;
+            return Ok(());
         }
         // Move the chosen records out, process them as one batch, move them back.
         self.scratch.clear();
@@ -185,7 +204,8 @@ impl Processor for Conditional {
         self.scratch_outcomes
             .resize(self.scratch.len(), Outcome::Keep);
         self.inner
-            .process(&mut self.scratch, &mut self.scratch_outcomes);
+            .process(&mut self.scratch, &mut self.scratch_outcomes)
+            .await?;
         for ((&i, record), outcome) in self
             .chosen
             .iter()
@@ -195,6 +215,7 @@ impl Processor for Conditional {
             records[i] = record;
             outcomes[i] = outcome;
         }
+        Ok(())
     }
 }
 
@@ -310,8 +331,13 @@ struct SetProcessor {
     value: Template,
 }
 
+#[async_trait::async_trait]
 impl Processor for SetProcessor {
-    fn process(&mut self, records: &mut [Record], outcomes: &mut [Outcome]) {
+    async fn process(
+        &mut self,
+        records: &mut [Record],
+        outcomes: &mut [Outcome],
+    ) -> Result<(), PluginError> {
         for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
             let result = self
                 .value
@@ -322,6 +348,7 @@ impl Processor for SetProcessor {
                 *outcome = Outcome::Fail(error);
             }
         }
+        Ok(())
     }
 }
 
@@ -388,8 +415,13 @@ struct ExcludeProcessor {
     fields: Vec<Reference>,
 }
 
+#[async_trait::async_trait]
 impl Processor for ExcludeProcessor {
-    fn process(&mut self, records: &mut [Record], outcomes: &mut [Outcome]) {
+    async fn process(
+        &mut self,
+        records: &mut [Record],
+        outcomes: &mut [Outcome],
+    ) -> Result<(), PluginError> {
         for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
             for field in &self.fields {
                 if let Err(error) = field.delete(record) {
@@ -398,6 +430,7 @@ impl Processor for ExcludeProcessor {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -489,8 +522,13 @@ struct RenameProcessor {
     mapping: Vec<(Reference, String)>,
 }
 
+#[async_trait::async_trait]
 impl Processor for RenameProcessor {
-    fn process(&mut self, records: &mut [Record], outcomes: &mut [Outcome]) {
+    async fn process(
+        &mut self,
+        records: &mut [Record],
+        outcomes: &mut [Outcome],
+    ) -> Result<(), PluginError> {
         for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
             for (field, name) in &self.mapping {
                 if let Err(error) = field.rename(record, name) {
@@ -499,6 +537,7 @@ impl Processor for RenameProcessor {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -544,9 +583,15 @@ impl ProcessorPlugin for Filter {
 
 struct FilterProcessor;
 
+#[async_trait::async_trait]
 impl Processor for FilterProcessor {
-    fn process(&mut self, _records: &mut [Record], outcomes: &mut [Outcome]) {
+    async fn process(
+        &mut self,
+        _records: &mut [Record],
+        outcomes: &mut [Outcome],
+    ) -> Result<(), PluginError> {
         outcomes.fill(Outcome::Drop);
+        Ok(())
     }
 }
 
@@ -582,7 +627,11 @@ mod tests {
 
     fn run(processor: &mut dyn Processor, records: &mut [Record]) -> Vec<Outcome> {
         let mut outcomes = vec![Outcome::Keep; records.len()];
-        processor.process(records, &mut outcomes);
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(processor.process(records, &mut outcomes))
+            .unwrap();
         outcomes
     }
 

@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone deps fmt clean
+.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone bench-wasm deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -56,6 +56,11 @@ bench-pipeline: deps
 ## per-record cost of the process boundary)
 bench-standalone: deps
 	$(CARGO) bench --locked --bench standalone
+
+## bench-wasm: generator -> file with and without a no-op WASM processor (records/s, cost
+## per record)
+bench-wasm: deps
+	$(CARGO) bench --locked --bench wasm
 
 fmt:
 	$(CARGO) fmt --all

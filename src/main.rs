@@ -204,6 +204,33 @@ struct RunArgs {
         value_parser = duration
     )]
     connectors_call_timeout: std::time::Duration,
+    /// Standalone processor plugins (WASM modules built with Conduit's processor SDK):
+    /// every `*.wasm` file in this directory is compiled once and listed as
+    /// `standalone:NAME@VERSION` (default ./processors, which may be missing).
+    #[arg(
+        long = "processors.path",
+        env = "CULVERT_PROCESSORS_PATH",
+        default_value = "./processors"
+    )]
+    processors_path: PathBuf,
+    /// The most memory one WASM processor instance may use (bytes, or with a KiB, MiB or
+    /// GiB suffix).
+    #[arg(
+        long = "processors.wasm.memory-limit",
+        env = "CULVERT_PROCESSORS_WASM_MEMORY_LIMIT",
+        default_value = "512MiB",
+        value_parser = byte_size
+    )]
+    wasm_memory_limit: usize,
+    /// How long a WASM processor may take to answer one command (a batch); a module that
+    /// takes longer is stopped and its pipeline fails.
+    #[arg(
+        long = "processors.wasm.call-timeout",
+        env = "CULVERT_PROCESSORS_WASM_CALL_TIMEOUT",
+        default_value = "60s",
+        value_parser = duration
+    )]
+    wasm_call_timeout: std::time::Duration,
     /// Pipeline configuration files: a YAML file or a directory of them (default
     /// ./pipelines, which may be missing; a path given explicitly must exist).
     #[arg(long = "pipelines.path", env = "CULVERT_PIPELINES_PATH")]
@@ -277,6 +304,32 @@ const DEFAULT_CONFIG_PATH: &str = "./culvert.yaml";
 fn duration(text: &str) -> Result<std::time::Duration, String> {
     culvert_plugins::spec::parse_duration(text)
         .ok_or_else(|| format!("{text:?} is not a duration (like 500ms, 10s or 1m30s)"))
+}
+
+/// A size in bytes: a number, optionally followed by KiB, MiB or GiB.
+fn byte_size(text: &str) -> Result<usize, String> {
+    let trimmed = text.trim();
+    let (number, unit) = match trimmed.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => trimmed.split_at(i),
+        None => (trimmed, ""),
+    };
+    let factor: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size (like 536870912, 512MiB or 1GiB)"
+            ))
+        }
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size (like 536870912, 512MiB or 1GiB)"))
 }
 
 impl RunArgs {
@@ -561,9 +614,30 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             plugin.with_call_timeout(args.connectors_call_timeout),
         ));
     }
+    let mut processors = culvert_plugins::processor::ProcessorRegistry::builtin();
+    let limits = culvert_plugins::wasm::Limits {
+        memory_bytes: args.wasm_memory_limit,
+        call_timeout: args.wasm_call_timeout,
+    };
+    let (wasm, errors) = runtime.block_on(culvert_plugins::wasm::discover(
+        &args.processors_path,
+        limits,
+    ));
+    for error in errors {
+        tracing::warn!(%error, "standalone processor plugin skipped");
+    }
+    for plugin in wasm {
+        tracing::info!(
+            plugin = %culvert_plugins::processor::ProcessorPlugin::specification(&plugin)
+                .full_name(),
+            path = %plugin.path().display(),
+            "standalone processor plugin loaded"
+        );
+        processors.add_standalone(Arc::new(plugin));
+    }
     let plugins = Plugins {
         connectors: Arc::new(connectors),
-        processors: Arc::new(culvert_plugins::processor::ProcessorRegistry::builtin()),
+        processors: Arc::new(processors),
     };
     provision(&args, &writer, &plugins)?;
     runtime.block_on(serve(

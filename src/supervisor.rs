@@ -421,10 +421,11 @@ impl Supervisor {
                     let processor = state
                         .processor(processor_id)
                         .ok_or_else(|| format!("processor {processor_id} not found"))?;
-                    let instance = self
+                    let mut instance = self
                         .processor_registry
                         .configure(&processor.plugin, &processor.settings, &processor.condition)
                         .map_err(|e| format!("processor {processor_id}: {e}"))?;
+                    instance.identify(processor_id.as_str());
                     Ok(ProcessorNode {
                         id: processor_id.to_string(),
                         processor: instance,

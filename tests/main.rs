@@ -14,3 +14,4 @@ mod provisioning;
 mod server;
 mod standalone;
 mod tools;
+mod wasm;

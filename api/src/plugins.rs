@@ -89,9 +89,10 @@ pub(crate) fn processor_plugin(spec: &ProcessorSpecification) -> pb::ProcessorPl
     }
 }
 
-/// The name a processor plugin is listed under: `builtin:NAME@VERSION`.
+/// The name a processor plugin is listed under: `builtin:NAME@VERSION` or
+/// `standalone:NAME@VERSION`.
 pub(crate) fn processor_full_name(spec: &ProcessorSpecification) -> String {
-    format!("builtin:{}@{}", spec.name, spec.version)
+    spec.full_name()
 }
 
 /// Check that a processor plugin exists (as Conduit does when a processor is created or its

@@ -263,35 +263,13 @@ impl Registry {
     /// As in Conduit, a reference without a kind tries the standalone plugins first, and a
     /// missing version (or `latest`) means the highest one.
     pub fn lookup(&self, reference: &str) -> Result<&Arc<dyn ConnectorPlugin>, LookupError> {
-        let (kind, name, version) = parse_reference(reference)?;
-        if kind != "builtin" {
-            if let Some(versions) = self.standalone.get(name) {
-                let found = match version {
-                    None | Some("latest") => versions.last(),
-                    Some(v) => versions.iter().find(|p| p.specification().version == v),
-                };
-                if let Some(plugin) = found {
-                    return Ok(plugin);
-                }
-            }
-            if kind == "standalone" {
-                let available: Vec<String> = self
-                    .standalone
-                    .values()
-                    .flatten()
-                    .map(|p| p.specification().full_name())
-                    .collect();
-                return Err(LookupError::NotFound {
-                    reference: reference.to_owned(),
-                    available: available.join(", "),
-                });
-            }
-        }
-        let builtin = match reference.split_once(':') {
-            Some(("any", rest)) => rest,
-            _ => reference,
-        };
-        find(&self.plugins, builtin, |p| p.specification().version)
+        lookup_with_standalone(
+            &self.plugins,
+            &self.standalone,
+            reference,
+            |p| p.specification().version,
+            |p| p.specification().full_name(),
+        )
     }
 
     /// Check settings for one side of a plugin: the plugin exists, has that side, and the
@@ -361,8 +339,49 @@ pub(crate) fn find<'p, P: ?Sized>(
     }
 }
 
+/// Find a plugin among built-ins and standalone ones: `standalone:` looks among the
+/// standalone ones only, `builtin:` among the built-ins only, a bare name (or `any:`)
+/// among the standalone ones first (the newest version unless one is named), then the
+/// built-ins.
+pub(crate) fn lookup_with_standalone<'p, P: ?Sized>(
+    builtins: &'p BTreeMap<&'static str, Arc<P>>,
+    standalone: &'p BTreeMap<&'static str, Vec<Arc<P>>>,
+    reference: &str,
+    version: impl Fn(&P) -> &str,
+    full_name: impl Fn(&P) -> String,
+) -> Result<&'p Arc<P>, LookupError> {
+    let (kind, name, wanted) = parse_reference(reference)?;
+    if kind != "builtin" {
+        if let Some(versions) = standalone.get(name) {
+            let found = match wanted {
+                None | Some("latest") => versions.last(),
+                Some(v) => versions.iter().find(|p| version(p) == v),
+            };
+            if let Some(plugin) = found {
+                return Ok(plugin);
+            }
+        }
+        if kind == "standalone" {
+            let available: Vec<String> = standalone
+                .values()
+                .flatten()
+                .map(|p| full_name(p))
+                .collect();
+            return Err(LookupError::NotFound {
+                reference: reference.to_owned(),
+                available: available.join(", "),
+            });
+        }
+    }
+    let builtin = match reference.split_once(':') {
+        Some(("any", rest)) => rest,
+        _ => reference,
+    };
+    find(builtins, builtin, version)
+}
+
 /// A sort key for versions like `v1.2.3`: numeric parts compared as numbers.
-fn version_key(version: &str) -> Vec<u64> {
+pub(crate) fn version_key(version: &str) -> Vec<u64> {
     version
         .trim_start_matches('v')
         .split(|c: char| !c.is_ascii_digit())

@@ -18,25 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The generated service types.
-#[allow(missing_docs, clippy::all)]
-pub mod pb {
-    /// The schema message.
-    pub mod schema {
-        /// Version 1.
-        pub mod v1 {
-            include!(concat!(env!("OUT_DIR"), "/schema.v1.rs"));
-        }
-    }
-    /// The connector utilities.
-    pub mod connutils {
-        /// Version 1.
-        pub mod v1 {
-            include!(concat!(env!("OUT_DIR"), "/connutils.v1.rs"));
-        }
-    }
-}
-
+use crate::pb;
 use pb::connutils::v1 as api;
 use pb::schema::v1::{schema::Type, Schema};
 
@@ -209,6 +191,27 @@ impl Utilities {
     /// Where plugins reach the service (`host:port`).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Register a schema (as `CreateSchema`; WASM processors call it through the host).
+    pub fn create_schema(
+        &self,
+        subject: &str,
+        kind: i32,
+        text: &[u8],
+    ) -> Result<Schema, SchemaError> {
+        self.registry
+            .lock()
+            .expect("registry lock")
+            .create(subject, kind, text)
+    }
+
+    /// A subject's schema at a version (as `GetSchema`).
+    pub fn get_schema(&self, subject: &str, version: i32) -> Result<Schema, SchemaError> {
+        self.registry
+            .lock()
+            .expect("registry lock")
+            .get(subject, version)
     }
 
     /// Accept calls carrying `token` (until it is withdrawn).

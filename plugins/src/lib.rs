@@ -23,11 +23,13 @@ pub mod connutils;
 pub mod file;
 pub mod generator;
 pub mod log;
+pub mod pb;
 pub mod processor;
 pub mod reference;
 pub mod spec;
 pub mod standalone;
 pub mod template;
+pub mod wasm;
 
 pub use connector::{
     ConnectorPlugin, Destination, Lifecycle, LookupError, PluginError, Prepare, Registry, Settings,

@@ -31,6 +31,8 @@ pub enum Outcome {
 /// A configured processor instance.
 #[async_trait::async_trait]
 pub trait Processor: Send {
+    /// The processor's id (a standalone processor logs with it); called before `open`.
+    fn identify(&mut self, _id: &str) {}
     /// Get ready before the first batch (a standalone processor starts here); an error
     /// keeps the pipeline from starting.
     async fn open(&mut self) -> Result<(), PluginError> {
@@ -61,6 +63,20 @@ pub struct ProcessorSpecification {
     pub author: &'static str,
     /// The settings it accepts.
     pub parameters: Vec<Parameter>,
+    /// Whether it is a standalone (WASM) plugin.
+    pub standalone: bool,
+}
+
+impl ProcessorSpecification {
+    /// The name it is listed under: `builtin:NAME@VERSION` or `standalone:NAME@VERSION`.
+    pub fn full_name(&self) -> String {
+        let kind = if self.standalone {
+            "standalone"
+        } else {
+            "builtin"
+        };
+        format!("{kind}:{}@{}", self.name, self.version)
+    }
 }
 
 /// A kind of processor that can be configured into instances.
@@ -93,6 +109,8 @@ pub enum ConfigureError {
 #[derive(Clone, Default)]
 pub struct ProcessorRegistry {
     plugins: BTreeMap<&'static str, Arc<dyn ProcessorPlugin>>,
+    /// Standalone (WASM) plugins by name, oldest version first.
+    standalone: BTreeMap<&'static str, Vec<Arc<dyn ProcessorPlugin>>>,
 }
 
 impl ProcessorRegistry {
@@ -111,14 +129,36 @@ impl ProcessorRegistry {
         self.plugins.insert(plugin.specification().name, plugin);
     }
 
-    /// Every plugin's specification, by name.
-    pub fn specifications(&self) -> impl Iterator<Item = &ProcessorSpecification> {
-        self.plugins.values().map(|p| p.specification())
+    /// Add a standalone plugin (beside others of the same name with other versions).
+    pub fn add_standalone(&mut self, plugin: Arc<dyn ProcessorPlugin>) {
+        let versions = self
+            .standalone
+            .entry(plugin.specification().name)
+            .or_default();
+        versions.retain(|p| p.specification().version != plugin.specification().version);
+        versions.push(plugin);
+        versions.sort_by_key(|p| crate::connector::version_key(p.specification().version));
     }
 
-    /// The plugin a reference (`field.set`, `builtin:filter@v0.1.0`) names.
+    /// Every plugin's specification: built-ins by name, then standalone ones.
+    pub fn specifications(&self) -> impl Iterator<Item = &ProcessorSpecification> {
+        self.plugins
+            .values()
+            .chain(self.standalone.values().flatten())
+            .map(|p| p.specification())
+    }
+
+    /// The plugin a reference (`field.set`, `builtin:filter@v0.1.0`,
+    /// `standalone:mine@v1.0.0`) names. A bare name finds a standalone plugin first (its
+    /// newest version), then a built-in, as connector plugins do.
     pub fn lookup(&self, reference: &str) -> Result<&Arc<dyn ProcessorPlugin>, LookupError> {
-        crate::connector::find(&self.plugins, reference, |p| p.specification().version)
+        crate::connector::lookup_with_standalone(
+            &self.plugins,
+            &self.standalone,
+            reference,
+            |p| p.specification().version,
+            |p| p.specification().full_name(),
+        )
     }
 
     /// A processor instance: the plugin exists, the settings fit its parameters and the
@@ -159,6 +199,10 @@ struct Conditional {
 
 #[async_trait::async_trait]
 impl Processor for Conditional {
+    fn identify(&mut self, id: &str) {
+        self.inner.identify(id);
+    }
+
     async fn open(&mut self) -> Result<(), PluginError> {
         self.inner.open().await
     }
@@ -302,6 +346,7 @@ impl FieldSet {
                 version: VERSION,
                 author: AUTHOR,
                 parameters,
+                standalone: false,
             },
         }
     }
@@ -377,6 +422,7 @@ impl FieldExclude {
                 version: VERSION,
                 author: AUTHOR,
                 parameters,
+                standalone: false,
             },
         }
     }
@@ -460,6 +506,7 @@ impl FieldRename {
                 version: VERSION,
                 author: AUTHOR,
                 parameters,
+                standalone: false,
             },
         }
     }
@@ -560,6 +607,7 @@ impl Filter {
                 version: VERSION,
                 author: AUTHOR,
                 parameters: schema_parameters("false"),
+                standalone: false,
             },
         }
     }

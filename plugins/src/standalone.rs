@@ -23,36 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// The generated protocol types (Culvert's copies of the protos, `proto/connector/v2` and
-/// `proto/plugin`).
-#[allow(missing_docs, clippy::all)]
-pub mod pb {
-    /// The connector protocol.
-    pub mod connector {
-        /// Version 2.
-        pub mod v2 {
-            include!(concat!(env!("OUT_DIR"), "/connector.v2.rs"));
-        }
-    }
-    /// OpenCDC records.
-    pub mod opencdc {
-        /// Version 1.
-        pub mod v1 {
-            include!(concat!(env!("OUT_DIR"), "/opencdc.v1.rs"));
-        }
-    }
-    /// Parameter specifications.
-    pub mod config {
-        /// Version 1.
-        pub mod v1 {
-            include!(concat!(env!("OUT_DIR"), "/config.v1.rs"));
-        }
-    }
-    /// go-plugin's own services.
-    pub mod plugin {
-        include!(concat!(env!("OUT_DIR"), "/plugin.rs"));
-    }
-}
+pub use crate::pb;
 
 /// The environment variable and value go-plugin checks before serving (Conduit's cookie).
 pub const MAGIC_COOKIE: (&str, &str) = (
@@ -510,11 +481,11 @@ fn uuid_v4() -> String {
 
 /// Leak a string read from a plugin's specification: specifications are loaded once, at
 /// start, so this is bounded by the plugins installed.
-fn leak(text: String) -> &'static str {
+pub(crate) fn leak(text: String) -> &'static str {
     Box::leak(text.into_boxed_str())
 }
 
-fn parameters(
+pub(crate) fn parameters(
     params: std::collections::HashMap<String, pb::config::v1::Parameter>,
 ) -> Vec<Parameter> {
     use pb::config::v1::parameter::Type;
@@ -1304,7 +1275,9 @@ fn data_to_proto(data: &Option<culvert_domain::Data>) -> Option<pb::opencdc::v1:
 }
 
 /// A record from the wire.
-fn from_proto(record: pb::opencdc::v1::Record) -> Result<culvert_domain::Record, String> {
+pub(crate) fn from_proto(
+    record: pb::opencdc::v1::Record,
+) -> Result<culvert_domain::Record, String> {
     use culvert_domain::Operation;
     use pb::opencdc::v1::Operation as Op;
     let operation = match Op::try_from(record.operation) {
@@ -1328,7 +1301,7 @@ fn from_proto(record: pb::opencdc::v1::Record) -> Result<culvert_domain::Record,
 }
 
 /// A record for the wire.
-fn to_proto(record: &culvert_domain::Record) -> pb::opencdc::v1::Record {
+pub(crate) fn to_proto(record: &culvert_domain::Record) -> pb::opencdc::v1::Record {
     use culvert_domain::Operation;
     use pb::opencdc::v1::Operation as Op;
     let operation = match record.operation {

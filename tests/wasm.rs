@@ -62,7 +62,14 @@ fn call(address: &str, method: &str, path: &str, body: Option<Value>) -> (u16, V
 }
 
 /// A pipeline: built-in generator (raw, `count` records) -> `processor` -> built-in file.
-fn pipeline(address: &str, name: &str, count: u32, out: &Path, processor: Value) -> String {
+fn pipeline(
+    address: &str,
+    name: &str,
+    count: u32,
+    out: &Path,
+    processor: Value,
+    dlq: Option<Value>,
+) -> String {
     let (status, p) = call(
         address,
         "POST",
@@ -102,6 +109,15 @@ fn pipeline(address: &str, name: &str, count: u32, out: &Path, processor: Value)
                     "config": {"settings": processor["settings"]}})),
     );
     assert_eq!(status, 200, "{created}");
+    if let Some(dlq) = dlq {
+        let (status, set) = call(
+            address,
+            "PUT",
+            &format!("/v1/pipelines/{id}/dead-letter-queue"),
+            Some(dlq),
+        );
+        assert_eq!(status, 200, "{set}");
+    }
     let (status, started) = call(address, "POST", &format!("/v1/pipelines/{id}/start"), None);
     assert_eq!(status, 200, "{started}");
     id
@@ -181,6 +197,7 @@ fn wasm_processors_transform_drop_and_are_contained() {
         30,
         &out,
         json!({"plugin": "standalone:fixture", "settings": {"dropEvery": "3"}}),
+        None,
     );
     let expected: Vec<String> = (1..=30)
         .filter(|n| n % 3 != 0)
@@ -199,6 +216,44 @@ fn wasm_processors_transform_drop_and_are_contained() {
         .iter()
         .all(|r| r["metadata"]["fixture.seen"] == "true"));
 
+    // A record the module fails goes to the pipeline's dead-letter queue; the rest go on.
+    let kept = dir.path().join("kept.jsonl");
+    let dead = dir.path().join("dead.jsonl");
+    let with_dlq = pipeline(
+        &address,
+        "with-dlq",
+        10,
+        &kept,
+        json!({"plugin": "standalone:fixture", "settings": {"failAt": "5"}}),
+        Some(
+            json!({"plugin": "builtin:file", "settings": {"path": dead.to_str().unwrap()},
+                    "windowSize": 10, "windowNackThreshold": 5}),
+        ),
+    );
+    wait_until("9 records and 1 dead letter", || {
+        lines(&kept).len() >= 9 && !lines(&dead).is_empty()
+    });
+    let kept_positions: Vec<String> = lines(&kept)
+        .iter()
+        .map(|r| decode_base64(r["position"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kept_positions,
+        ["1", "2", "3", "4", "6", "7", "8", "9", "10"]
+    );
+    let dead = lines(&dead);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(decode_base64(dead[0]["position"].as_str().unwrap()), "5");
+    assert!(
+        dead[0]["metadata"]["conduit.dlq.nack.error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fixture fails the record at position 5"),
+        "{}",
+        dead[0]
+    );
+    assert_eq!(state(&address, &with_dlq)["status"], "STATUS_RUNNING");
+
     // A module that never answers fails its own pipeline, naming the processor.
     let spun = dir.path().join("spun.jsonl");
     let bad = pipeline(
@@ -207,6 +262,7 @@ fn wasm_processors_transform_drop_and_are_contained() {
         10,
         &spun,
         json!({"plugin": "standalone:spinner", "settings": {}}),
+        None,
     );
     wait_until("the spinning pipeline degraded", || {
         state(&address, &bad)["status"] == "STATUS_DEGRADED"

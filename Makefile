@@ -60,7 +60,7 @@ bench-standalone: deps
 ## bench-wasm: generator -> file with and without a no-op WASM processor (records/s, cost
 ## per record)
 bench-wasm: deps
-	$(CARGO) bench --locked --bench wasm
+	$(CARGO) bench --locked -p culvert-engine --bench wasm
 
 fmt:
 	$(CARGO) fmt --all

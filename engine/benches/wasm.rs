@@ -5,7 +5,8 @@
 //!
 //! Prints records/s for both pipelines, the per-record cost of the processor in the
 //! pipeline, and its per-record cost on its own. Run: `make bench-wasm` (= `cargo bench
-//! --locked --bench wasm`); copy the figures into BENCHMARKS.md. `CULVERT_BENCH_RECORDS`
+//! --locked -p culvert-engine --bench wasm`; in this crate so that it does not link
+//! RocksDB); copy the figures into BENCHMARKS.md. `CULVERT_BENCH_RECORDS`
 //! sets the count (default 500,000).
 
 use culvert_domain::{Position, Record};
@@ -61,7 +62,7 @@ fn fixture_processor(out: &Path) -> PathBuf {
         .args(["build", "-o"])
         .arg(&module)
         .arg(".")
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/processor"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/processor"))
         .env("GOOS", "wasip1")
         .env("GOARCH", "wasm")
         .env("GONOSUMDB", "github.com/conduitio")

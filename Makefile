@@ -55,7 +55,7 @@ bench-pipeline: deps
 ## bench-standalone: built-in generator -> file vs a standalone Go source -> file (records/s,
 ## per-record cost of the process boundary)
 bench-standalone: deps
-	$(CARGO) bench --locked --bench standalone
+	$(CARGO) bench --locked -p culvert-engine --bench standalone
 
 ## bench-wasm: generator -> file with and without a no-op WASM processor (records/s, cost
 ## per record)

@@ -9,163 +9,27 @@
 //! RocksDB); copy the figures into BENCHMARKS.md. `CULVERT_BENCH_RECORDS`
 //! sets the count (default 500,000).
 
+mod common;
+
+use common::{generator, go_fixture, measure, records, settings};
 use culvert_domain::{Position, Record};
-use culvert_engine::{run, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode};
+use culvert_engine::ProcessorNode;
 use culvert_plugins::processor::{Outcome, ProcessorPlugin};
 use culvert_plugins::wasm::{Limits, WasmProcessorPlugin};
-use culvert_plugins::{Destination, PluginError, Registry, Settings, Side};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The server's allocator (src/main.rs), so the figures are the server's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct NoPositions;
-
-impl Positions for NoPositions {
-    fn load(&self, _: &str) -> Result<Option<Position>, String> {
-        Ok(None)
-    }
-    fn save(&self, _: &str, _: &Position) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// The file destination, counting what it has written.
-struct Counted {
-    inner: Box<dyn Destination>,
-    written: Arc<AtomicU64>,
-}
-
-#[async_trait::async_trait]
-impl Destination for Counted {
-    async fn open(&mut self) -> Result<(), PluginError> {
-        self.inner.open().await
-    }
-    async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
-        self.inner.write(records).await?;
-        self.written
-            .fetch_add(records.len() as u64, Ordering::Release);
-        Ok(())
-    }
-    async fn teardown(&mut self) -> Result<(), PluginError> {
-        self.inner.teardown().await
-    }
-}
-
-fn fixture_processor(out: &Path) -> PathBuf {
-    let module = out.join("fixture-processor.wasm");
-    let status = std::process::Command::new("go")
-        .args(["build", "-o"])
-        .arg(&module)
-        .arg(".")
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/processor"))
-        .env("GOOS", "wasip1")
-        .env("GOARCH", "wasm")
-        .env("GONOSUMDB", "github.com/conduitio")
-        .status()
-        .expect("`go` on the PATH (make deps installs it)");
-    assert!(status.success(), "building the fixture processor failed");
-    module
-}
-
-fn settings(pairs: &[(&str, &str)]) -> Settings {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
-/// generator -> [processors] -> file until `records` are written; the time it took.
-fn pipeline(processors: Vec<ProcessorNode>, out: &Path, records: u64) -> Duration {
-    let registry = Registry::builtin();
-    let count = records.to_string();
-    let generator = registry
-        .validate(
-            "builtin:generator",
-            Side::Source,
-            &settings(&[
-                ("format.type", "raw"),
-                ("format.options.id", "int"),
-                ("recordCount", &count),
-            ]),
-        )
-        .unwrap();
-    let file = registry
-        .validate(
-            "builtin:file",
-            Side::Destination,
-            &settings(&[("path", out.to_str().unwrap())]),
-        )
-        .unwrap();
-    let written = Arc::new(AtomicU64::new(0));
-    let source = registry
-        .lookup("generator")
-        .unwrap()
-        .new_source(&generator)
-        .unwrap();
-    let destination = Box::new(Counted {
-        inner: registry
-            .lookup("file")
-            .unwrap()
-            .new_destination(&file)
-            .unwrap(),
-        written: written.clone(),
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let engine = tokio::spawn(run(
-            Graph {
-                sources: vec![SourceNode {
-                    id: "generator".into(),
-                    source,
-                    processors: vec![],
-                }],
-                processors,
-                destinations: vec![DestinationNode {
-                    id: "file".into(),
-                    destination,
-                    processors: vec![],
-                }],
-                dlq: None,
-            },
-            Arc::new(NoPositions),
-            Options::default(),
-            stop,
-            Some(started_tx),
-        ));
-        started_rx.await.unwrap();
-        let started = Instant::now();
-        while written.load(Ordering::Acquire) < records {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let elapsed = started.elapsed();
-        stop_tx.send(true).unwrap();
-        engine.await.unwrap().unwrap();
-        elapsed
-    })
-}
-
 fn main() {
     // `cargo test --benches` runs bench targets with --bench absent: do nothing then.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let records: u64 = std::env::var("CULVERT_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500_000);
+    let records = records();
     let dir = tempfile::tempdir().unwrap();
-    let module = fixture_processor(dir.path());
+    let module = go_fixture("processor", dir.path(), true);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let compile = Instant::now();
     let plugin = runtime
@@ -200,12 +64,22 @@ fn main() {
     });
     drop(runtime);
 
-    let bare = pipeline(vec![], &dir.path().join("bare.jsonl"), records);
+    let (bare, _) = measure(
+        generator(records),
+        vec![],
+        &dir.path().join("bare.jsonl"),
+        records,
+    );
     let processors = vec![ProcessorNode {
         id: "noop".into(),
         processor: plugin.configure(&noop).unwrap(),
     }];
-    let through = pipeline(processors, &dir.path().join("wasm.jsonl"), records);
+    let (through, _) = measure(
+        generator(records),
+        processors,
+        &dir.path().join("wasm.jsonl"),
+        records,
+    );
 
     let rate = |d: Duration| records as f64 / d.as_secs_f64();
     let per_record_us = |d: Duration| d.as_secs_f64() * 1e6 / records as f64;

@@ -168,11 +168,7 @@ fn positions(path: &Path) -> Vec<String> {
 
 #[test]
 fn standalone_connectors_run_in_pipelines_with_built_ins() {
-    let (dir, data) = data_dir();
-    let connectors = dir.path().join("connectors");
-    std::fs::create_dir(&connectors).unwrap();
-    std::fs::copy(fixture_connector(), connectors.join("fixture")).unwrap();
-    let mut server = Server::start(&data, &["--connectors.path", connectors.to_str().unwrap()]);
+    let (dir, mut server) = with_fixture(&[]);
     let address = server.http_address();
     let pipeline = |name: &str, source: Value, destination: Value| -> String {
         let (_, p) = call(
@@ -251,6 +247,19 @@ fn standalone_connectors_run_in_pipelines_with_built_ins() {
     }
     server.terminate();
     assert!(server.wait().success());
+}
+
+/// A server whose connectors directory holds the fixture connector, started with `extra`
+/// flags too.
+fn with_fixture(extra: &[&str]) -> (tempfile::TempDir, Server) {
+    let (dir, data) = data_dir();
+    let connectors = dir.path().join("connectors");
+    std::fs::create_dir(&connectors).unwrap();
+    std::fs::copy(fixture_connector(), connectors.join("fixture")).unwrap();
+    let mut args = vec!["--connectors.path", connectors.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let server = Server::start(&data, &args);
+    (dir, server)
 }
 
 /// Create a pipeline with one source and one destination; returns its id and the
@@ -452,11 +461,7 @@ fn published_connectors_run_with_built_ins_and_the_schema_service() {
 
 #[test]
 fn a_standalone_source_resumes_after_a_stop_and_hears_of_its_lifecycle() {
-    let (dir, data) = data_dir();
-    let connectors = dir.path().join("connectors");
-    std::fs::create_dir(&connectors).unwrap();
-    std::fs::copy(fixture_connector(), connectors.join("fixture")).unwrap();
-    let mut server = Server::start(&data, &["--connectors.path", connectors.to_str().unwrap()]);
+    let (dir, mut server) = with_fixture(&[]);
     let address = server.http_address();
     let out = dir.path().join("out.jsonl");
     let lifecycle = dir.path().join("lifecycle.log");
@@ -513,17 +518,7 @@ fn a_standalone_source_resumes_after_a_stop_and_hears_of_its_lifecycle() {
 #[test]
 fn a_killed_plugin_degrades_its_pipeline_and_a_restart_loses_nothing() {
     const RECORDS: usize = 60_000;
-    let (dir, data) = data_dir();
-    let connectors = dir.path().join("connectors");
-    std::fs::create_dir(&connectors).unwrap();
-    std::fs::copy(fixture_connector(), connectors.join("fixture")).unwrap();
-    let args = [
-        "--connectors.path",
-        connectors.to_str().unwrap(),
-        "--pipelines.error-recovery.max-retries",
-        "0",
-    ];
-    let mut server = Server::start(&data, &args);
+    let (dir, mut server) = with_fixture(&["--pipelines.error-recovery.max-retries", "0"]);
     let address = server.http_address();
     let out = dir.path().join("out.jsonl");
     let (id, _) = pipeline(
@@ -581,19 +576,12 @@ fn a_killed_plugin_degrades_its_pipeline_and_a_restart_loses_nothing() {
 
 #[test]
 fn a_destination_that_stops_acknowledging_degrades_its_pipeline() {
-    let (dir, data) = data_dir();
-    let connectors = dir.path().join("connectors");
-    std::fs::create_dir(&connectors).unwrap();
-    std::fs::copy(fixture_connector(), connectors.join("fixture")).unwrap();
-    let args = [
-        "--connectors.path",
-        connectors.to_str().unwrap(),
+    let (dir, mut server) = with_fixture(&[
         "--connectors.call-timeout",
         "2s",
         "--pipelines.error-recovery.max-retries",
         "0",
-    ];
-    let mut server = Server::start(&data, &args);
+    ]);
     let address = server.http_address();
     let written = dir.path().join("written.jsonl");
     let (id, _) = pipeline(

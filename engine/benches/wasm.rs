@@ -1,7 +1,9 @@
 //! The cost of a WASM processor: the built-in generator -> file, once with no processor
-//! and once through a no-op WASM processor (the Go fixture of `tests/fixtures/processor`
-//! with `noop: true`, built here with `GOOS=wasip1 GOARCH=wasm`), plus the processor alone
-//! on batches of 1,000 records.
+//! and once through each of two no-op WASM processors, plus each processor alone on
+//! batches of 1,000 records: the Go fixture of `tests/fixtures/processor` with `noop:
+//! true` (built here with `GOOS=wasip1 GOARCH=wasm`; the SDK decodes and re-encodes every
+//! record inside the module), and `benches/echo.wat`, which copies the records back
+//! without decoding them (what remains is the host's cost).
 //!
 //! Prints records/s for both pipelines, the per-record cost of the processor in the
 //! pipeline, and its per-record cost on its own. Run: `make bench-wasm` (= `cargo bench
@@ -16,6 +18,8 @@ use culvert_domain::{Position, Record};
 use culvert_engine::ProcessorNode;
 use culvert_plugins::processor::{Outcome, ProcessorPlugin};
 use culvert_plugins::wasm::{Limits, WasmProcessorPlugin};
+use culvert_plugins::Settings;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The server's allocator (src/main.rs), so the figures are the server's.
@@ -29,74 +33,85 @@ fn main() {
     }
     let records = records();
     let dir = tempfile::tempdir().unwrap();
-    let module = go_fixture("processor", dir.path(), true);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let compile = Instant::now();
-    let plugin = runtime
-        .block_on(WasmProcessorPlugin::load(&module, Limits::default()))
-        .unwrap();
-    let compile = compile.elapsed();
-    let noop = settings(&[("noop", "true")]);
-
-    // The processor alone, on batches of 1,000 records like the generator's.
-    let alone = runtime.block_on(async {
-        let mut processor = plugin.configure(&noop).unwrap();
-        processor.open().await.unwrap();
-        let template: Vec<Record> = (0..1000)
-            .map(|i| Record {
-                position: Position(i.to_string().into_bytes()),
-                payload: culvert_domain::Change {
-                    before: None,
-                    after: Some(culvert_domain::Data::Raw(vec![b'x'; 100])),
-                },
-                ..Record::default()
-            })
-            .collect();
-        let batches = (records / 1000).max(1);
-        let mut outcomes = vec![Outcome::Keep; 1000];
-        let started = Instant::now();
-        for _ in 0..batches {
-            let mut batch = template.clone();
-            outcomes.fill(Outcome::Keep);
-            processor.process(&mut batch, &mut outcomes).await.unwrap();
-        }
-        started.elapsed() / (batches * 1000) as u32
-    });
-    drop(runtime);
-
+    let go_module = go_fixture("processor", dir.path(), true);
+    let echo_module = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/echo.wat");
     let (bare, _) = measure(
         generator(records),
         vec![],
         &dir.path().join("bare.jsonl"),
         records,
     );
-    let processors = vec![ProcessorNode {
-        id: "noop".into(),
-        processor: plugin.configure(&noop).unwrap(),
-    }];
-    let (through, _) = measure(
-        generator(records),
-        processors,
-        &dir.path().join("wasm.jsonl"),
-        records,
-    );
-
     let rate = |d: Duration| records as f64 / d.as_secs_f64();
     let per_record_us = |d: Duration| d.as_secs_f64() * 1e6 / records as f64;
-    println!("module compiled in {:.2} s", compile.as_secs_f64());
     println!(
         "generator -> file: {records} records: {:.0} records/s ({:.2} s)",
         rate(bare),
         bare.as_secs_f64()
     );
-    println!(
-        "generator -> no-op WASM processor -> file: {records} records: {:.0} records/s ({:.2} s)",
-        rate(through),
-        through.as_secs_f64()
-    );
-    println!(
-        "WASM processor in the pipeline: {:.2} us per record; alone, batches of 1,000: {:.2} us per record",
-        per_record_us(through) - per_record_us(bare),
-        alone.as_secs_f64() * 1e6
-    );
+    for (name, module, processor_settings) in [
+        (
+            "Go SDK no-op (fixture, noop: true)",
+            go_module.as_path(),
+            settings(&[("noop", "true")]),
+        ),
+        (
+            "echo (WAT, records not decoded)",
+            echo_module.as_path(),
+            settings(&[]),
+        ),
+    ] {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let compile = Instant::now();
+        let plugin = runtime
+            .block_on(WasmProcessorPlugin::load(module, Limits::default()))
+            .unwrap();
+        let compile = compile.elapsed();
+        let alone = runtime.block_on(alone(&plugin, &processor_settings, records));
+        drop(runtime);
+        let processors = vec![ProcessorNode {
+            id: "wasm".into(),
+            processor: plugin.configure(&processor_settings).unwrap(),
+        }];
+        let (through, _) = measure(
+            generator(records),
+            processors,
+            &dir.path().join("wasm.jsonl"),
+            records,
+        );
+        println!(
+            "generator -> {name} -> file: {:.0} records/s ({:.2} s); in the pipeline {:.2} us \
+             per record; alone, batches of 1,000: {:.2} us per record; compiled in {:.2} s",
+            rate(through),
+            through.as_secs_f64(),
+            per_record_us(through) - per_record_us(bare),
+            alone.as_secs_f64() * 1e6,
+            compile.as_secs_f64()
+        );
+    }
+}
+
+/// The processor alone on batches of 1,000 records of 100-byte payloads; time per record.
+async fn alone(plugin: &WasmProcessorPlugin, settings: &Settings, records: u64) -> Duration {
+    let mut processor = plugin.configure(settings).unwrap();
+    processor.open().await.unwrap();
+    let template: Vec<Record> = (0..1000)
+        .map(|i| Record {
+            position: Position(i.to_string().into_bytes()),
+            payload: culvert_domain::Change {
+                before: None,
+                after: Some(culvert_domain::Data::Raw(vec![b'x'; 100])),
+            },
+            ..Record::default()
+        })
+        .collect();
+    let batches = (records / 1000).max(1);
+    let mut outcomes = vec![Outcome::Keep; 1000];
+    let started = Instant::now();
+    for _ in 0..batches {
+        let mut batch = template.clone();
+        outcomes.fill(Outcome::Keep);
+        processor.process(&mut batch, &mut outcomes).await.unwrap();
+        assert_eq!(batch[999].position, template[999].position);
+    }
+    started.elapsed() / (batches * 1000) as u32
 }

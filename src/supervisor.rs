@@ -24,7 +24,7 @@ use culvert_domain::{ConnectorType, PipelineId, PipelineStatus, Position, Stoppe
 use culvert_engine::{
     DeadLetterNode, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode,
 };
-use culvert_plugins::processor::ProcessorRegistry;
+use culvert_plugins::processor::{Parallel, ProcessorRegistry};
 use culvert_plugins::{Lifecycle, Prepare, Registry, Settings, Side};
 use culvert_store::PositionStore;
 use std::collections::HashMap;
@@ -421,10 +421,23 @@ impl Supervisor {
                     let processor = state
                         .processor(processor_id)
                         .ok_or_else(|| format!("processor {processor_id} not found"))?;
-                    let mut instance = self
-                        .processor_registry
-                        .configure(&processor.plugin, &processor.settings, &processor.condition)
-                        .map_err(|e| format!("processor {processor_id}: {e}"))?;
+                    // One instance per worker (Conduit's `workers`), each configured alike.
+                    let mut instances = (0..processor.workers.max(1))
+                        .map(|_| {
+                            self.processor_registry
+                                .configure(
+                                    &processor.plugin,
+                                    &processor.settings,
+                                    &processor.condition,
+                                )
+                                .map_err(|e| format!("processor {processor_id}: {e}"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let mut instance = if instances.len() == 1 {
+                        instances.remove(0)
+                    } else {
+                        Box::new(Parallel::new(instances))
+                    };
                     instance.identify(processor_id.as_str());
                     Ok(ProcessorNode {
                         id: processor_id.to_string(),

@@ -106,7 +106,8 @@ fn pipeline(
         "/v1/processors",
         Some(json!({"plugin": processor["plugin"],
                     "parent": {"type": "TYPE_PIPELINE", "id": id},
-                    "config": {"settings": processor["settings"]}})),
+                    "config": {"settings": processor["settings"],
+                               "workers": processor["workers"].as_i64().unwrap_or(1)}})),
     );
     assert_eq!(status, 200, "{created}");
     if let Some(dlq) = dlq {
@@ -189,14 +190,15 @@ fn wasm_processors_transform_drop_and_are_contained() {
         .unwrap();
     assert_eq!(fixture["parameters"]["dropEvery"]["default"], "0");
 
-    // Through the Go processor: every third record dropped, the others marked, in order.
+    // Through the Go processor, two workers (two instances, each batch split between them):
+    // every third record dropped, the others marked, in order.
     let out = dir.path().join("out.jsonl");
     let good = pipeline(
         &address,
         "through-wasm",
         30,
         &out,
-        json!({"plugin": "standalone:fixture", "settings": {"dropEvery": "3"}}),
+        json!({"plugin": "standalone:fixture", "settings": {"dropEvery": "3"}, "workers": 2}),
         None,
     );
     let expected: Vec<String> = (1..=30)

@@ -16,7 +16,7 @@ mod common;
 use common::{generator, go_fixture, measure, records, settings};
 use culvert_domain::{Position, Record};
 use culvert_engine::ProcessorNode;
-use culvert_plugins::processor::{Outcome, ProcessorPlugin};
+use culvert_plugins::processor::{Outcome, Parallel, ProcessorPlugin};
 use culvert_plugins::wasm::{Limits, WasmProcessorPlugin};
 use culvert_plugins::Settings;
 use std::path::Path;
@@ -48,16 +48,24 @@ fn main() {
         rate(bare),
         bare.as_secs_f64()
     );
-    for (name, module, processor_settings) in [
+    for (name, module, processor_settings, workers) in [
         (
             "Go SDK no-op (fixture, noop: true)",
             go_module.as_path(),
             settings(&[("noop", "true")]),
+            1,
+        ),
+        (
+            "Go SDK no-op, 2 workers",
+            go_module.as_path(),
+            settings(&[("noop", "true")]),
+            2,
         ),
         (
             "echo (WAT, records not decoded)",
             echo_module.as_path(),
             settings(&[]),
+            1,
         ),
     ] {
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -68,9 +76,12 @@ fn main() {
         let compile = compile.elapsed();
         let alone = runtime.block_on(alone(&plugin, &processor_settings, records));
         drop(runtime);
+        let instances = (0..workers)
+            .map(|_| plugin.configure(&processor_settings).unwrap())
+            .collect();
         let processors = vec![ProcessorNode {
             id: "wasm".into(),
-            processor: plugin.configure(&processor_settings).unwrap(),
+            processor: Box::new(Parallel::new(instances)),
         }];
         let (through, _) = measure(
             generator(records),

@@ -495,7 +495,14 @@ impl Instance {
             )
             .await
         } else {
-            Ok(None)
+            // The module is gone (it exited or trapped between commands): its thread's
+            // last word says how.
+            Ok(
+                tokio::time::timeout(Duration::from_secs(1), self.answers.recv())
+                    .await
+                    .ok()
+                    .flatten(),
+            )
         };
         let failure = match answer {
             Ok(Some(Ok(api::CommandResponse {
@@ -900,6 +907,15 @@ mod tests {
         .unwrap_err();
         assert!(error.contains("memory limit exceeded"), "{error}");
         assert!(error.contains("the limit is 8388608"), "{error}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_module_that_ends_says_how() {
+        let error = process_one(&scripted("(return)")).await.unwrap_err();
+        assert!(error.contains("the module ended: it returned"), "{error}");
+        let error = process_one(&scripted("(unreachable)")).await.unwrap_err();
+        assert!(error.contains("the module ended: it trapped"), "{error}");
+        assert!(error.contains("unreachable"), "{error}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -170,43 +170,15 @@ fn positions(path: &Path) -> Vec<String> {
 fn standalone_connectors_run_in_pipelines_with_built_ins() {
     let (dir, mut server) = with_fixture(&[]);
     let address = server.http_address();
-    let pipeline = |name: &str, source: Value, destination: Value| -> String {
-        let (_, p) = call(
-            &address,
-            "POST",
-            "/v1/pipelines",
-            Some(json!({"config": {"name": name}})),
-        );
-        let id = p["id"].as_str().unwrap().to_owned();
-        for (kind, c) in [("TYPE_SOURCE", source), ("TYPE_DESTINATION", destination)] {
-            let (status, created) = call(
-                &address,
-                "POST",
-                "/v1/connectors",
-                Some(
-                    json!({"type": kind, "plugin": c["plugin"], "pipelineId": id,
-                            "config": {"name": kind, "settings": c["settings"]}}),
-                ),
-            );
-            assert_eq!(status, 200, "{created}");
-        }
-        id
-    };
-
     // A standalone source into the built-in file destination: exactly its records.
     let out = dir.path().join("from-plugin.jsonl");
-    let from_plugin = pipeline(
+    let (from_plugin, _) = pipeline(
+        &address,
         "from-plugin",
         json!({"plugin": "standalone:fixture", "settings": {"recordCount": "20"}}),
         json!({"plugin": "builtin:file", "settings": {"path": out.to_str().unwrap()}}),
     );
-    let (status, started) = call(
-        &address,
-        "POST",
-        &format!("/v1/pipelines/{from_plugin}/start"),
-        None,
-    );
-    assert_eq!(status, 200, "{started}");
+    start(&address, &from_plugin);
     crate::harness::wait_until("20 records from the plugin", || positions(&out).len() >= 20);
     assert_eq!(
         positions(&out),
@@ -215,19 +187,14 @@ fn standalone_connectors_run_in_pipelines_with_built_ins() {
 
     // The built-in generator into the standalone destination: every record, once, in order.
     let written = dir.path().join("to-plugin.jsonl");
-    let to_plugin = pipeline(
+    let (to_plugin, _) = pipeline(
+        &address,
         "to-plugin",
         json!({"plugin": "builtin:generator", "settings": {"format.type": "raw",
                "format.options.id": "int", "recordCount": "30"}}),
         json!({"plugin": "standalone:fixture", "settings": {"path": written.to_str().unwrap()}}),
     );
-    let (status, started) = call(
-        &address,
-        "POST",
-        &format!("/v1/pipelines/{to_plugin}/start"),
-        None,
-    );
-    assert_eq!(status, 200, "{started}");
+    start(&address, &to_plugin);
     crate::harness::wait_until("30 records through the plugin", || {
         positions(&written).len() >= 30
     });
@@ -238,12 +205,7 @@ fn standalone_connectors_run_in_pipelines_with_built_ins() {
 
     // Stop both (the plugins are stopped and torn down), then the server exits cleanly.
     for id in [&from_plugin, &to_plugin] {
-        let (status, stopped) = call(&address, "POST", &format!("/v1/pipelines/{id}/stop"), None);
-        assert_eq!(status, 200, "{stopped}");
-        crate::harness::wait_until("stopped", || {
-            call(&address, "GET", &format!("/v1/pipelines/{id}"), None).1["state"]["status"]
-                == "STATUS_STOPPED"
-        });
+        stop(&address, id);
     }
     server.terminate();
     assert!(server.wait().success());

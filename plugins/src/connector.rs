@@ -160,12 +160,7 @@ impl Specification {
     /// The name it is listed under, as Conduit lists plugins: `builtin:NAME@VERSION` or
     /// `standalone:NAME@VERSION`.
     pub fn full_name(&self) -> String {
-        let kind = if self.standalone {
-            "standalone"
-        } else {
-            "builtin"
-        };
-        format!("{kind}:{}@{}", self.name, self.version)
+        full_name(self.standalone, self.name, self.version)
     }
 }
 
@@ -337,6 +332,12 @@ pub(crate) fn find<'p, P: ?Sized>(
         Some(v) if v == version(plugin) => Ok(plugin),
         Some(_) => Err(not_found()),
     }
+}
+
+/// `builtin:NAME@VERSION` or `standalone:NAME@VERSION`.
+pub(crate) fn full_name(standalone: bool, name: &str, version: &str) -> String {
+    let kind = if standalone { "standalone" } else { "builtin" };
+    format!("{kind}:{name}@{version}")
 }
 
 /// Find a plugin among built-ins and standalone ones: `standalone:` looks among the

@@ -70,12 +70,7 @@ pub struct ProcessorSpecification {
 impl ProcessorSpecification {
     /// The name it is listed under: `builtin:NAME@VERSION` or `standalone:NAME@VERSION`.
     pub fn full_name(&self) -> String {
-        let kind = if self.standalone {
-            "standalone"
-        } else {
-            "builtin"
-        };
-        format!("{kind}:{}@{}", self.name, self.version)
+        crate::connector::full_name(self.standalone, self.name, self.version)
     }
 }
 

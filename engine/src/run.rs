@@ -508,6 +508,7 @@ pub async fn run(
         dest_txs.push(tx);
         let done_tx = done_tx.clone();
         let node_dlq = dlq.clone();
+        let refused_dlq = dlq.clone();
         let opened = opened_tx.clone();
         let mut cancel = cancel.clone();
         tasks.spawn(async move {
@@ -553,10 +554,27 @@ pub async fn run(
                 if records.is_empty() {
                     continue;
                 }
-                tokio::select! {
+                let refused = tokio::select! {
                     biased;
                     _ = raised(&mut cancel) => return Ok(()),
-                    written = node.destination.write(&records) => written.map_err(fail)?,
+                    written = node.destination.write_each(&records) => written.map_err(fail)?,
+                };
+                // Records the destination refused go to the DLQ (then they count as
+                // handled); without one that takes them, the pipeline stops.
+                for (index, error) in refused {
+                    let record = &records[index];
+                    let refusal = |message: String| EngineError::Plugin {
+                        node: name.clone(),
+                        source: PluginError::Other(format!(
+                            "record at position {:?}: {message}",
+                            String::from_utf8_lossy(&record.position.0)
+                        )),
+                    };
+                    let Some(dlq) = &refused_dlq else {
+                        return Err(refusal(error));
+                    };
+                    let nacked = dlq.lock().await.nack(record, &error, &name).await;
+                    nacked.map_err(|e| refusal(e.to_string()))?;
                 }
                 let written = Done {
                     source: batch.source,

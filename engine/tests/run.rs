@@ -70,6 +70,8 @@ struct Collect {
     /// How many records were written so far, for tests to wait on.
     written: Arc<watch::Sender<usize>>,
     fail_at_write: Option<usize>,
+    /// Refuse (nack) the records whose position ends in this digit.
+    refuse_ending_in: Option<u8>,
     delay: Duration,
     writes: Arc<Mutex<usize>>,
 }
@@ -93,6 +95,24 @@ impl Destination for Collect {
         held.extend_from_slice(records);
         self.written.send_replace(held.len());
         Ok(())
+    }
+    async fn write_each(
+        &mut self,
+        records: &[Record],
+    ) -> Result<Vec<(usize, String)>, PluginError> {
+        let Some(digit) = self.refuse_ending_in else {
+            return self.write(records).await.map(|()| Vec::new());
+        };
+        let (refused, accepted): (Vec<_>, Vec<_>) = records
+            .iter()
+            .enumerate()
+            .partition(|(_, r)| r.position.0.last() == Some(&digit));
+        let accepted: Vec<Record> = accepted.into_iter().map(|(_, r)| r.clone()).collect();
+        self.write(&accepted).await?;
+        Ok(refused
+            .into_iter()
+            .map(|(i, _)| (i, "constraint violated".to_owned()))
+            .collect())
     }
     async fn teardown(&mut self) -> Result<(), PluginError> {
         Ok(())
@@ -509,6 +529,64 @@ async fn failed_records_go_to_the_dlq_and_are_acked() {
     assert_eq!(
         failed["position"], "NQ==",
         "the failed record's own position (\"5\")"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_a_destination_refuses_go_to_the_dlq_and_are_acked() {
+    let positions = Arc::new(MemoryPositions::default());
+    let letters = Collect::default();
+    let out = Collect {
+        refuse_ending_in: Some(b'7'),
+        ..Collect::default()
+    };
+    let mut g = graph(vec![generator(100)], vec![], vec![dest("out", &out)]);
+    g.dlq = Some(dlq(&letters, 0, 0));
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
+    positions.acked(100).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+    assert_eq!(
+        numbers(&out.records.lock().unwrap()),
+        (1..=100).filter(|n| n % 10 != 7).collect::<Vec<_>>()
+    );
+    let letters = letters.records.lock().unwrap();
+    assert_eq!(
+        numbers(&letters),
+        (1..=100).filter(|n| n % 10 == 7).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        letters[0].metadata["conduit.dlq.nack.node.id"],
+        "destination out"
+    );
+    assert_eq!(
+        letters[0].metadata["conduit.dlq.nack.error"],
+        "constraint violated"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_record_without_a_dlq_stops_the_pipeline_before_its_position() {
+    let positions = Arc::new(MemoryPositions::default());
+    let out = Collect {
+        refuse_ending_in: Some(b'7'),
+        ..Collect::default()
+    };
+    let g = graph(vec![generator(100)], vec![], vec![dest("out", &out)]);
+    let (_stop_tx, stop) = watch::channel(false);
+    let result = tokio::time::timeout(
+        DEADLINE,
+        run(g, positions.clone(), small_batches(), stop, None),
+    )
+    .await
+    .expect("the refusal ends the run");
+    let message = result.unwrap_err().to_string();
+    assert!(message.contains("destination out"), "{message}");
+    assert!(message.contains("\"7\": constraint violated"), "{message}");
+    assert!(
+        positions.count("src") < 7,
+        "never acked past the refused record"
     );
 }
 

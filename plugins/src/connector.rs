@@ -125,6 +125,16 @@ pub trait Destination: Send {
     async fn open(&mut self) -> Result<(), PluginError>;
     /// Write every record, in order; when this returns `Ok` they are handed over for good.
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError>;
+    /// Write every record, in order, and name the ones the system refused (by index in
+    /// `records`, with why; Conduit's per-record nack): the others are handed over for
+    /// good. The engine sends refused records to the pipeline's dead-letter queue. By
+    /// default every record is written or the whole call fails, as [`Self::write`].
+    async fn write_each(
+        &mut self,
+        records: &[Record],
+    ) -> Result<Vec<(usize, String)>, PluginError> {
+        self.write(records).await.map(|()| Vec::new())
+    }
     /// Release everything (flushing what is buffered).
     async fn teardown(&mut self) -> Result<(), PluginError>;
     /// As [`Source::prepare`].

@@ -1084,6 +1084,20 @@ impl Destination for StandaloneDestination {
     }
 
     async fn write(&mut self, records: &[culvert_domain::Record]) -> Result<(), PluginError> {
+        match self.write_each(records).await?.into_iter().next() {
+            None => Ok(()),
+            Some((index, error)) => Err(PluginError::Other(format!(
+                "plugin {}: could not write the record at position {:?}: {error}",
+                self.path.display(),
+                String::from_utf8_lossy(&records[index].position.0),
+            ))),
+        }
+    }
+
+    async fn write_each(
+        &mut self,
+        records: &[culvert_domain::Record],
+    ) -> Result<Vec<(usize, String)>, PluginError> {
         let call_timeout = self.call_timeout;
         let running = self
             .running
@@ -1122,8 +1136,9 @@ impl Destination for StandaloneDestination {
             running.acks = Some(answer.into_inner());
         }
         // Every record is acked, in order; an ack with an error is a nack.
-        let mut expected = records.iter().map(|r| &r.position.0);
+        let mut expected = records.iter().map(|r| &r.position.0).enumerate();
         let mut pending = records.len();
+        let mut refused = Vec::new();
         while pending > 0 {
             let acks = running.acks.as_mut().expect("set above");
             let message = match tokio::time::timeout(call_timeout, acks.message()).await {
@@ -1145,7 +1160,7 @@ impl Destination for StandaloneDestination {
                 }
             };
             for ack in message.acks {
-                let Some(want) = expected.next() else {
+                let Some((index, want)) = expected.next() else {
                     return Err(running
                         .process
                         .failure("Run", "it acked more records than it was sent")
@@ -1160,12 +1175,7 @@ impl Destination for StandaloneDestination {
                     return Err(running.process.failure("Run", &detail).await);
                 }
                 if !ack.error.is_empty() {
-                    return Err(PluginError::Other(format!(
-                        "plugin {}: could not write the record at position {:?}: {}",
-                        self.path.display(),
-                        String::from_utf8_lossy(&ack.position),
-                        ack.error
-                    )));
+                    refused.push((index, ack.error));
                 }
                 pending -= 1;
             }
@@ -1173,7 +1183,7 @@ impl Destination for StandaloneDestination {
         if let Some(last) = records.last() {
             running.last_position = last.position.0.clone();
         }
-        Ok(())
+        Ok(refused)
     }
 
     async fn teardown(&mut self) -> Result<(), PluginError> {

@@ -782,7 +782,12 @@ pub async fn discover(dir: &Path, limits: Limits) -> (Vec<WasmProcessorPlugin>, 
         .collect();
     paths.sort();
     for path in paths {
-        match WasmProcessorPlugin::load(&path, limits).await {
+        // Compiling a module built with Go takes seconds: say what the start waits for.
+        tracing::info!(path = %path.display(), "compiling a WASM processor");
+        let started = std::time::Instant::now();
+        let loaded = WasmProcessorPlugin::load(&path, limits).await;
+        tracing::debug!(path = %path.display(), ms = started.elapsed().as_millis() as u64, "WASM processor compiled");
+        match loaded {
             Ok(plugin) => plugins.push(plugin),
             Err(error) => errors.push(error),
         }

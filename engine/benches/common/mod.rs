@@ -5,7 +5,6 @@ use culvert_domain::{Position, Record};
 use culvert_engine::{run, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode};
 use culvert_plugins::{Destination, PluginError, Registry, Settings, Side, Source};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,10 +20,10 @@ impl Positions for NoPositions {
     }
 }
 
-/// The file destination, counting what it has written.
+/// The file destination, counting what it has written (watchable).
 struct Counted {
     inner: Box<dyn Destination>,
-    written: Arc<AtomicU64>,
+    written: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 #[async_trait::async_trait]
@@ -35,7 +34,7 @@ impl Destination for Counted {
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
         self.inner.write(records).await?;
         self.written
-            .fetch_add(records.len() as u64, Ordering::Release);
+            .send_modify(|written| *written += records.len() as u64);
         Ok(())
     }
     async fn teardown(&mut self) -> Result<(), PluginError> {
@@ -121,7 +120,7 @@ pub fn measure(
             &settings(&[("path", out.to_str().unwrap())]),
         )
         .unwrap();
-    let written = Arc::new(AtomicU64::new(0));
+    let written = Arc::new(tokio::sync::watch::channel(0u64).0);
     let destination = Box::new(Counted {
         inner: registry
             .lookup("file")
@@ -161,9 +160,11 @@ pub fn measure(
         // The plugins' start-up is not per-record cost.
         started_rx.await.unwrap();
         let started = Instant::now();
-        while written.load(Ordering::Acquire) < records {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        written
+            .subscribe()
+            .wait_for(|written| *written >= records)
+            .await
+            .unwrap();
         let elapsed = started.elapsed();
         stop_tx.send(true).unwrap();
         engine.await.unwrap().unwrap();

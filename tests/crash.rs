@@ -6,31 +6,16 @@
 //! Each record's identity is its position: the generator numbers records 1..=N and resumes
 //! from the last persisted number, so a missing number is a lost record.
 
-use crate::harness::{data_dir, decode_base64, Server};
-use crate::http_client::request;
+use crate::harness::{data_dir, decode_base64, xorshift, Server};
+use crate::http_client::call;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const RECORDS: u64 = 1_000_000;
 const KILLS: usize = 6;
 /// How long the whole run may take (the debug build is slow; this is a bound, not a goal).
 const RUN_DEADLINE: Duration = Duration::from_secs(900);
-
-fn call(address: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-    let reply = request(address, method, path, &[], bytes.as_deref());
-    assert_eq!(reply.status, 200, "{method} {path}: {}", reply.text());
-    reply.json()
-}
-
-fn kill(server: &mut Server) {
-    let pid = server.pid().to_string();
-    let status = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
-    assert!(status.success());
-    server.wait();
-}
 
 fn size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
@@ -40,14 +25,6 @@ fn size(path: &Path) -> u64 {
 fn count_lines(path: &Path) -> u64 {
     let bytes = std::fs::read(path).unwrap_or_default();
     bytes.iter().filter(|b| **b == b'\n').count() as u64
-}
-
-/// A small deterministic generator for the kill points (xorshift).
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
 }
 
 #[test]
@@ -90,7 +67,7 @@ fn no_record_is_lost_when_the_server_is_killed_mid_flight() {
     let expected = RECORDS * line_bytes;
     let mut seed = 0x5eed_c0ff_ee15_u64;
     let mut points: Vec<u64> = (0..KILLS)
-        .map(|_| expected / 20 + next(&mut seed) % (expected * 8 / 10))
+        .map(|_| expected / 20 + xorshift(&mut seed) % (expected * 8 / 10))
         .collect();
     points.sort_unstable();
     let started = Instant::now();
@@ -102,7 +79,7 @@ fn no_record_is_lost_when_the_server_is_killed_mid_flight() {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        kill(&mut server);
+        server.kill();
         server = Server::start(&data, &[]);
         address = server.http_address();
     }

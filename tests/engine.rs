@@ -4,17 +4,10 @@
 //! restart resumes a running pipeline.
 
 use crate::harness::{data_dir, decode_base64, wait_until, Server};
-use crate::http_client::request;
+use crate::http_client::{call, request};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-fn call(address: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-    let reply = request(address, method, path, &[], bytes.as_deref());
-    assert_eq!(reply.status, 200, "{method} {path}: {}", reply.text());
-    reply.json()
-}
 
 /// A pipeline generator -> file; returns its id.
 fn pipeline(address: &str, name: &str, generator: Value, out: &Path) -> String {

@@ -4,18 +4,11 @@
 //! server that shuts down cleanly with a watch open.
 
 use crate::harness::{data_dir, Server, DEADLINE};
-use crate::http_client::request;
+use crate::http_client::{call, request};
 use culvert_api::pb::culvert::api::v1 as ev;
 use ev::event_log_service_client::EventLogServiceClient;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
-
-fn call(address: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-    let reply = request(address, method, path, &[], bytes.as_deref());
-    assert_eq!(reply.status, 200, "{method} {path}: {}", reply.text());
-    reply.json()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_log_over_the_api() {

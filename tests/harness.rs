@@ -112,6 +112,16 @@ impl Server {
         assert!(status.success());
     }
 
+    /// Kill the process with SIGKILL (no chance to clean up) and reap it.
+    pub fn kill(&mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.wait();
+    }
+
     /// Wait for the process to exit (with the deadline), draining its output.
     pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + DEADLINE;
@@ -193,4 +203,12 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A small deterministic generator for seeded choices such as kill points (xorshift).
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }

@@ -121,3 +121,28 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[start + size + 2..];
     }
 }
+
+/// A JSON request that must answer 200: the reply's JSON (fails the test otherwise, with the
+/// body).
+pub fn call(
+    address: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let (status, reply) = call_any(address, method, path, body);
+    assert_eq!(status, 200, "{method} {path}: {reply}");
+    reply
+}
+
+/// A JSON request: the status and the reply's JSON.
+pub fn call_any(
+    address: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+    let reply = request(address, method, path, &[], bytes.as_deref());
+    (reply.status, reply.json())
+}

@@ -6,6 +6,7 @@ mod config;
 mod crash;
 mod engine;
 mod events_api;
+mod file_oracle;
 mod grpc;
 mod harness;
 mod http;

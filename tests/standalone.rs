@@ -8,7 +8,7 @@
 //! plugins die with it).
 
 use crate::harness::{data_dir, Server};
-use crate::http_client::request;
+use crate::http_client::call_any as call;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,12 +48,6 @@ fn upstream_connector(name: &str, version: &str) -> PathBuf {
         .expect("`go` on the PATH (make deps installs it) to build the upstream connectors");
     assert!(status.success(), "building the {name} connector failed");
     out
-}
-
-fn call(address: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-    let reply = request(address, method, path, &[], bytes.as_deref());
-    (reply.status, reply.json())
 }
 
 #[test]
@@ -574,4 +568,37 @@ fn a_destination_that_stops_acknowledging_degrades_its_pipeline() {
     });
     server.terminate();
     assert!(server.wait().success());
+}
+
+/// The standalone source host under the cancel-safety harness: reads dropped at random
+/// await points (waiting on the plugin's Run stream) lose nothing, and the fixture plugin,
+/// which checks that every position is acked in order, sees every ack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standalone_source_host_is_cancel_safe() {
+    use culvert_plugins::standalone::StandalonePlugin;
+    use culvert_plugins::testing::{check_cancel_safety, CancelSafety};
+    use culvert_plugins::ConnectorPlugin;
+    let binary = tokio::task::spawn_blocking(fixture_connector)
+        .await
+        .unwrap();
+    let plugin = StandalonePlugin::load(&binary).await.unwrap();
+    let count = 5_000;
+    // The plugin pauses now and then, so the host's reads wait on it: await points.
+    let settings: culvert_plugins::Settings = [
+        ("recordCount".to_owned(), count.to_string()),
+        ("pauseEvery".to_owned(), "10".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let expected: Vec<Vec<u8>> = (0..count).map(|n| n.to_string().into_bytes()).collect();
+    let report = check_cancel_safety(
+        || plugin.new_source(&settings).unwrap(),
+        &expected,
+        |r| r.position.0.clone(),
+        &CancelSafety::default(),
+    )
+    .await
+    .unwrap_or_else(|violation| panic!("{violation}"));
+    println!("standalone source host, cancel-safety: {report:?}");
+    assert!(report.cancelled >= 2_000, "{report:?}");
 }

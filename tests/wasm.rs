@@ -6,7 +6,7 @@
 //! is skipped with a warning naming it.
 
 use crate::harness::{data_dir, decode_base64, wait_until, Server};
-use crate::http_client::request;
+use crate::http_client::call_any as call;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,12 +54,6 @@ const SPINNER: &str = r#"(module
           (then (drop (call $respond (i32.const 1120) (i32.const 2))) (br $done)))
         (loop $spin (br $spin)))
       (br $next))))"#;
-
-fn call(address: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-    let reply = request(address, method, path, &[], bytes.as_deref());
-    (reply.status, reply.json())
-}
 
 /// A pipeline: built-in generator (raw, `count` records) -> `processor` -> built-in file.
 fn pipeline(

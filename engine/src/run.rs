@@ -8,8 +8,10 @@
 //! ```
 //!
 //! * Each source task reads batches, registers every record with its source's [`Acker`]
-//!   (before any destination can see it), and sends the batch on. The same task receives
-//!   the positions the acker releases and acks them to the source, in order.
+//!   (before any destination can see it), and sends the batch on. Between reads the same
+//!   task acks to the source the newest position the acker released. A read is never
+//!   raced against acks, so no read is dropped half-way while the pipeline runs (see
+//!   `docs/adr/20261201-reads-are-not-cancelled.md`).
 //! * A source's processors run in a task of their own; the pipeline's processors run in the
 //!   fan-out task before it fans out; a destination's processors run in that destination's
 //!   task before it writes. Each processor sees the records of a batch in order; a record a
@@ -331,6 +333,19 @@ impl Chain {
     }
 }
 
+/// The newest position waiting in `acks` (taken without waiting), and whether the acker has
+/// closed the channel (every ack delivered).
+fn drain_acks(acks: &mut mpsc::UnboundedReceiver<Position>) -> (Option<Position>, bool) {
+    let mut newest = None;
+    loop {
+        match acks.try_recv() {
+            Ok(position) => newest = Some(position),
+            Err(mpsc::error::TryRecvError::Empty) => return (newest, false),
+            Err(mpsc::error::TryRecvError::Disconnected) => return (newest, true),
+        }
+    }
+}
+
 /// Completes once the flag is true or its sender is gone (holding no guard, so it can sit
 /// in a `select!` beside awaits).
 async fn raised(flag: &mut watch::Receiver<bool>) {
@@ -462,19 +477,43 @@ pub async fn run(
             drop(opened);
             let mut batch_tx = Some(batch_tx);
             loop {
+                // Acks first: every position released since the last read (cumulative, so
+                // the newest says it all). `None` from the acker: every ack is delivered.
+                let (newest, acker_done) = drain_acks(&mut ack_rx);
+                if let Some(position) = newest {
+                    node.source.ack(position).await.map_err(fail)?;
+                }
+                if acker_done {
+                    break;
+                }
+                let Some(sender) = batch_tx.as_ref() else {
+                    // Stopping: no more reads; wait for the last acks. Cancel-safety: `recv`
+                    // takes a position only when it completes.
+                    tokio::select! {
+                        biased;
+                        _ = raised(&mut cancel) => return Ok(()),
+                        position = ack_rx.recv() => match position {
+                            Some(position) => node.source.ack(position).await.map_err(fail)?,
+                            None => break,
+                        },
+                    }
+                    continue;
+                };
+                // The read is raced only against a stop or a cancel, never against acks:
+                // while the pipeline runs no read is dropped half-way, whatever the source
+                // (acks wait for it; `read` returns within about IDLE_READ when idle). On
+                // stop or cancel the source is torn down after the drain, and a restart
+                // resumes from the last persisted position, so a dropped read loses
+                // nothing that was acked; sources are cancel-safe on top of that
+                // (`culvert_plugins::testing`).
                 tokio::select! {
                     biased;
                     _ = raised(&mut cancel) => return Ok(()),
-                    position = ack_rx.recv() => match position {
-                        Some(position) => node.source.ack(position).await.map_err(fail)?,
-                        // The acker is done: every ack has been delivered.
-                        None => break,
-                    },
-                    _ = raised(&mut stop), if batch_tx.is_some() => {
+                    _ = raised(&mut stop) => {
                         // Stop reading; closing our output lets the rest drain.
                         batch_tx = None;
                     }
-                    read = node.source.read(batch_size), if batch_tx.is_some() => {
+                    read = node.source.read(batch_size) => {
                         let records = read.map_err(fail)?;
                         if records.is_empty() {
                             continue;
@@ -489,7 +528,6 @@ pub async fn run(
                         };
                         let tickets = Tickets::Run { first, count: records.len() };
                         let batch = Batch { source: index, tickets, records };
-                        let sender = batch_tx.as_ref().expect("checked above");
                         if sender.send(batch).await.is_err() {
                             return Ok(()); // downstream is gone: cancelled
                         }
@@ -527,6 +565,7 @@ pub async fn run(
                 node_dlq,
             );
             loop {
+                // Cancel-safety: `recv` takes a batch only when it completes.
                 let batch = tokio::select! {
                     biased;
                     _ = raised(&mut cancel) => return Ok(()),
@@ -554,6 +593,8 @@ pub async fn run(
                 if records.is_empty() {
                     continue;
                 }
+                // A write dropped by a cancel is never reported as written, so none of its
+                // records is acked: a restart sends them again.
                 let refused = tokio::select! {
                     biased;
                     _ = raised(&mut cancel) => return Ok(()),
@@ -597,6 +638,7 @@ pub async fn run(
         chain.acks = true;
         tasks.spawn(async move {
             loop {
+                // Cancel-safety: `recv` takes a batch only when it completes.
                 let mut batch = tokio::select! {
                     biased;
                     _ = raised(&mut cancel) => return Ok(()),
@@ -636,6 +678,7 @@ pub async fn run(
         let mut cancel = cancel.clone();
         tasks.spawn(async move {
             loop {
+                // Cancel-safety: `recv` takes a report only when it completes.
                 let done = tokio::select! {
                     biased;
                     _ = raised(&mut cancel) => return Ok(()),
@@ -709,6 +752,7 @@ async fn source_processors(
     mut cancel: watch::Receiver<bool>,
 ) -> Result<(), EngineError> {
     loop {
+        // Cancel-safety: `recv` takes a batch only when it completes.
         let mut batch = tokio::select! {
             biased;
             _ = raised(&mut cancel) => return Ok(()),

@@ -645,3 +645,83 @@ async fn with_conduits_default_dlq_the_first_failure_stops_with_its_own_error() 
     assert!(!message.contains("threshold"), "{message}");
     assert!(letters.records.lock().unwrap().is_empty());
 }
+
+/// A source that is *not* cancel-safe: it keeps the records of a read in a local across
+/// awaits, so a read dropped half-way loses them. The engine must never drop its reads
+/// while the pipeline runs (acks arrive all the time here), so nothing may be lost.
+struct NotCancelSafe {
+    next: u64,
+    count: u64,
+}
+
+#[async_trait::async_trait]
+impl culvert_plugins::Source for NotCancelSafe {
+    async fn open(&mut self, position: Option<Position>) -> Result<(), PluginError> {
+        self.next = position.map_or(1, |p| {
+            String::from_utf8_lossy(&p.0).parse::<u64>().unwrap() + 1
+        });
+        Ok(())
+    }
+    async fn read(&mut self, max: usize) -> Result<Vec<Record>, PluginError> {
+        let mut local = Vec::new();
+        while local.len() < max && self.next <= self.count {
+            local.push(Record {
+                position: Position(self.next.to_string().into_bytes()),
+                ..Record::default()
+            });
+            self.next += 1;
+            // An await point with records held in the local.
+            tokio::task::yield_now().await;
+        }
+        if local.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(local)
+    }
+    async fn ack(&mut self, _position: Position) -> Result<(), PluginError> {
+        Ok(())
+    }
+    async fn teardown(&mut self) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_never_dropped_half_way_while_acks_flow() {
+    const COUNT: u64 = 200_000;
+    let positions = Arc::new(MemoryPositions::default());
+    let out = Collect::default();
+    let source = SourceNode {
+        id: "src".into(),
+        source: Box::new(NotCancelSafe {
+            next: 1,
+            count: COUNT,
+        }),
+        processors: vec![],
+    };
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(
+        graph(vec![source], vec![], vec![dest("out", &out)]),
+        positions.clone(),
+        Options {
+            batch_size: 64,
+            channel_capacity: 2,
+        },
+        stop,
+        None,
+    ));
+    positions.acked(COUNT).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+    let records = out.records.lock().unwrap();
+    let numbers = numbers(&records);
+    let lost = (1..=COUNT)
+        .filter(|n| numbers.binary_search(n).is_err())
+        .count();
+    assert_eq!(lost, 0, "records lost by dropped reads");
+    assert_eq!(
+        numbers,
+        (1..=COUNT).collect::<Vec<_>>(),
+        "all, once, in order"
+    );
+}

@@ -9,6 +9,10 @@ use std::sync::Arc;
 /// A connector's settings, as the user gave them (keys and values are strings).
 pub type Settings = BTreeMap<String, String>;
 
+/// How long a source's `read` should wait for records before it returns an empty batch, so
+/// that the engine can deliver acks between reads (see [`Source`]).
+pub const IDLE_READ: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What went wrong inside a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -49,15 +53,29 @@ impl PluginError {
 
 /// A source: reads records from a system.
 ///
-/// The engine calls `open` once, then `read` repeatedly (it may drop a pending `read`
-/// future when the pipeline stops, so `read` must be cancel-safe: nothing it has taken from
-/// its input may be lost when it is dropped), `ack` with positions in the order the records
-/// were read once every destination has written them, and `teardown` last.
+/// The contract the engine relies on:
+///
+/// * `open` is called once, then `read` and `ack` alternate (never concurrently: both take
+///   `&mut self`), then `teardown` last.
+/// * `read` returns up to `max` records, in order. When nothing is available it may wait,
+///   but should return (with an empty batch if nothing came) within about
+///   [`IDLE_READ`]: the engine delivers acks between reads, so a read that never returns
+///   holds back the acks of everything before it.
+/// * The engine never drops a pending `read` while the pipeline runs (acks wait for it, see
+///   `engine::run`); it drops one only when the pipeline stops or fails, and then tears the
+///   source down. Even so `read` must be cancel-safe: nothing it has taken from its input
+///   may be lost when its future is dropped (keep what was taken in `self`, not in a local,
+///   until it is returned). [`crate::testing::check_cancel_safety`] proves it for a source;
+///   every built-in source runs under it.
+/// * `ack` gets positions in the order the records were read, once every destination has
+///   handled them; acks are cumulative (a position acks every record before it too) and
+///   may skip positions. The position is persisted before `ack` is called.
 #[async_trait::async_trait]
 pub trait Source: Send {
     /// Start reading after `position` (`None`: from the beginning).
     async fn open(&mut self, position: Option<Position>) -> Result<(), PluginError>;
-    /// Up to `max` records (at least one; waits until there is one).
+    /// Up to `max` records; an empty batch when none came within about [`IDLE_READ`].
+    /// Cancel-safe (see the trait's contract).
     async fn read(&mut self, max: usize) -> Result<Vec<Record>, PluginError>;
     /// Every record up to and including `position` has been delivered.
     async fn ack(&mut self, position: Position) -> Result<(), PluginError>;

@@ -19,7 +19,7 @@
 //! not per run).
 
 use crate::connector::{
-    ConnectorPlugin, Destination, PluginError, Settings, Source, Specification,
+    ConnectorPlugin, Destination, PluginError, Settings, Source, Specification, IDLE_READ,
 };
 use crate::spec::{parse_duration, Parameter, ParameterType, Validation};
 use culvert_domain::opencdc::metadata;
@@ -386,10 +386,12 @@ impl GeneratorSource {
         })
     }
 
-    /// Under `burst.*`: wait for the next burst if the current one is over, and return
-    /// when this one ends. Cancel-safe (it only sleeps).
-    async fn burst_window(&mut self) -> Option<tokio::time::Instant> {
-        let (sleep, generate) = self.burst?;
+    /// Under `burst.*`: the end of the current burst, or `Err(())` when between bursts
+    /// after waiting (at most [`IDLE_READ`]) for the next one. Cancel-safe (it only sleeps).
+    async fn burst_window(&mut self) -> Result<Option<tokio::time::Instant>, ()> {
+        let Some((sleep, generate)) = self.burst else {
+            return Ok(None);
+        };
         let now = tokio::time::Instant::now();
         let mut until = *self.burst_until.get_or_insert(now + generate);
         if now >= until {
@@ -397,9 +399,11 @@ impl GeneratorSource {
                 until += sleep + generate;
             }
             self.burst_until = Some(until);
-            tokio::time::sleep_until(until - generate).await;
         }
-        Some(until)
+        if !idle_until(until - generate).await {
+            return Err(());
+        }
+        Ok(Some(until))
     }
 
     fn record(&mut self) -> Record {
@@ -446,6 +450,13 @@ impl GeneratorSource {
     }
 }
 
+/// Sleep until `at`, but at most [`IDLE_READ`]: whether `at` has come.
+async fn idle_until(at: tokio::time::Instant) -> bool {
+    let cap = tokio::time::Instant::now() + IDLE_READ;
+    tokio::time::sleep_until(at.min(cap)).await;
+    at <= cap
+}
+
 /// A random value of a field type.
 fn value(rng: &mut SmallRng, ty: FieldType) -> serde_json::Value {
     match ty {
@@ -490,43 +501,48 @@ impl Source for GeneratorSource {
     }
 
     async fn read(&mut self, max: usize) -> Result<Vec<Record>, PluginError> {
+        // Cancel-safety: records are made only after the last await, so a dropped read has
+        // taken nothing; waits are bounded by IDLE_READ (an empty batch then).
         let mut wanted = max.max(1) as u64;
         if self.record_count > 0 {
             let left = self.record_count.saturating_sub(self.count);
             if left == 0 {
                 // All made: nothing more, ever (the pipeline stays up until stopped).
-                std::future::pending::<()>().await;
+                tokio::time::sleep(IDLE_READ).await;
+                return Ok(Vec::new());
             }
             wanted = wanted.min(left);
         }
-        let burst_until = self.burst_window().await;
+        let Ok(burst_until) = self.burst_window().await else {
+            return Ok(Vec::new());
+        };
+        // The first record's turn (under the rate limit, if any).
+        let now = tokio::time::Instant::now();
+        let first_at = match self.interval {
+            Some(_) => self.next_at.map_or(now, |at| at.max(now)),
+            None => now,
+        };
+        if let Some(until) = burst_until.filter(|until| first_at >= *until) {
+            // This burst is over before its turn: the next read waits for the next burst.
+            idle_until(until).await;
+            return Ok(Vec::new());
+        }
+        if first_at > now && !idle_until(first_at).await {
+            return Ok(Vec::new());
+        }
         let mut records = Vec::with_capacity(wanted as usize);
         while (records.len() as u64) < wanted {
-            if let Some(until) = burst_until {
-                // When the next record would be made (under the rate limit, if any).
-                let now = tokio::time::Instant::now();
-                let at = match self.interval {
-                    Some(_) => self.next_at.map_or(now, |at| at.max(now)),
-                    None => now,
-                };
-                if at >= until {
-                    // The burst is over; the next read waits for the next one.
-                    if records.is_empty() {
-                        tokio::time::sleep_until(until).await;
-                    }
-                    break;
-                }
+            let now = tokio::time::Instant::now();
+            // When the next record would be made (under the rate limit, if any).
+            let at = match self.interval {
+                Some(_) => self.next_at.map_or(now, |at| at.max(now)),
+                None => now,
+            };
+            if at > now || burst_until.is_some_and(|until| at >= until) {
+                // Not its turn yet, or the burst is over: the next read waits.
+                break;
             }
             if let Some(interval) = self.interval {
-                let now = tokio::time::Instant::now();
-                let at = *self.next_at.get_or_insert(now);
-                if at > now {
-                    if !records.is_empty() {
-                        break;
-                    }
-                    // Nothing taken yet: a cancelled sleep loses nothing.
-                    tokio::time::sleep_until(at).await;
-                }
                 // After an idle spell, do not burst to catch up.
                 let floor = now.checked_sub(interval).unwrap_or(now);
                 self.next_at = Some(at.max(floor) + interval);
@@ -584,9 +600,8 @@ mod tests {
         );
         assert!(matches!(r.key, Some(Data::Raw(_))));
         assert_eq!(s.read(10).await.unwrap().len(), 2, "only the count is made");
-        // A further read waits for ever: no more records.
-        let more = tokio::time::timeout(Duration::from_millis(20), s.read(1)).await;
-        assert!(more.is_err());
+        // Further reads find nothing, ever.
+        assert!(s.read(1).await.unwrap().is_empty());
 
         let mut again = source(&[
             ("format.type", "raw"),
@@ -754,5 +769,39 @@ mod tests {
                 .all(|t| *t >= Duration::from_secs(4) && *t < Duration::from_secs(5)),
             "{times:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_are_cancel_safe() {
+        use crate::testing::{check_cancel_safety, CancelSafety};
+        let count = 20_000;
+        let expected: Vec<Vec<u8>> = (1..=count).map(|n| n.to_string().into_bytes()).collect();
+        // Under a rate limit and bursts every read waits, so the harness has await points
+        // at which to drop it.
+        for settings in [
+            vec![("rate", "100000")],
+            vec![
+                ("rate", "100000"),
+                ("burst.sleepTime", "20ms"),
+                ("burst.generateTime", "30ms"),
+            ],
+        ] {
+            let mut settings = settings;
+            let count = count.to_string();
+            settings.extend([
+                ("format.type", "raw"),
+                ("format.options.id", "int"),
+                ("recordCount", count.as_str()),
+            ]);
+            let report = check_cancel_safety(
+                || source(&settings).unwrap(),
+                &expected,
+                |r| r.position.0.clone(),
+                &CancelSafety::default(),
+            )
+            .await
+            .unwrap_or_else(|violation| panic!("{settings:?}: {violation}"));
+            assert!(report.cancelled >= 2_000, "{settings:?}: {report:?}");
+        }
     }
 }

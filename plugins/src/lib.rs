@@ -15,6 +15,7 @@
 //! * [`reference`]: field references (`.Payload.After.name`) as processors use them;
 //! * [`standalone`]: standalone connector plugins (Conduit's Go connectors as separate
 //!   processes): launch, handshake, specification, shutdown;
+//! * [`testing`]: the cancel-safety harness every source's tests run it under;
 //! * [`template`]: the Go-template subset that conditions and `field.set` values are
 //!   written in.
 
@@ -29,9 +30,10 @@ pub mod reference;
 pub mod spec;
 pub mod standalone;
 pub mod template;
+pub mod testing;
 pub mod wasm;
 
 pub use connector::{
     ConnectorPlugin, Destination, Lifecycle, LookupError, PluginError, Prepare, Registry, Settings,
-    Side, Source, Specification, ValidateError,
+    Side, Source, Specification, ValidateError, IDLE_READ,
 };

@@ -14,6 +14,7 @@
 
 use crate::connector::{
     ConnectorPlugin, Destination, Lifecycle, PluginError, Prepare, Settings, Source, Specification,
+    IDLE_READ,
 };
 use crate::connutils::Utilities;
 use crate::spec::{Parameter, ParameterType, Validation};
@@ -833,7 +834,11 @@ impl Source for StandaloneSource {
                     .call
                     .as_mut()
                     .expect("the Run call is pending until answered");
-                let answer = call.await;
+                // A source with nothing to send may not answer for a while: come back
+                // empty-handed after IDLE_READ so the engine can deliver acks.
+                let Ok(answer) = tokio::time::timeout(IDLE_READ, call).await else {
+                    return Ok(Vec::new());
+                };
                 running.call = None;
                 match answer {
                     Err(e) => return Err(PluginError::Other(format!("the Run call failed: {e}"))),
@@ -847,8 +852,13 @@ impl Source for StandaloneSource {
                 return Err(failure);
             }
             let records = running.records.as_mut().expect("set above");
-            // Cancel-safe: a message is taken from the stream only when it completes.
-            let mut next = Some(records.message().await);
+            // Cancel-safe: a message is taken from the stream only when it completes. After
+            // IDLE_READ with none, return empty-handed (the engine delivers acks between
+            // reads).
+            let Ok(first) = tokio::time::timeout(IDLE_READ, records.message()).await else {
+                return Ok(Vec::new());
+            };
+            let mut next = Some(first);
             // Then whatever else has arrived, without waiting (each record is usually a
             // message of its own).
             while let Some(message) = next.take() {

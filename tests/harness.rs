@@ -163,23 +163,13 @@ pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
     (dir, data)
 }
 
-/// Decode standard base64 (padded or not) to text: positions in JSON records are base64.
+/// Decode standard base64 (padded) to text: positions in JSON records are base64.
 pub fn decode_base64(text: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text.bytes().filter(|c| *c != b'=') {
-        let value = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
-        bits = (bits << 6) | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    String::from_utf8(out).expect("UTF-8 text")
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64");
+    String::from_utf8(bytes).expect("UTF-8 text")
 }
 
 /// Run the `culvert` binary with `args` (a client verb or tool): (exit code, stdout, stderr).

@@ -15,8 +15,9 @@
 use crate::connector::{
     ConnectorPlugin, Destination, PluginError, Settings, Source, Specification,
 };
-use crate::spec::{parse_bool, Parameter, ParameterType, Validation};
+use crate::spec::{Parameter, ParameterType, Validation};
 use culvert_domain::{Change, Data, Operation, Position, Record};
+use culvert_template::parse_bool;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};

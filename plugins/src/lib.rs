@@ -16,8 +16,9 @@
 //! * [`standalone`]: standalone connector plugins (Conduit's Go connectors as separate
 //!   processes): launch, handshake, specification, shutdown;
 //! * [`testing`]: the cancel-safety harness every source's tests run it under;
-//! * [`template`]: the Go-template subset that conditions and `field.set` values are
-//!   written in.
+//!
+//! The Go-template engine that conditions and `field.set` values are written in is the
+//! `culvert-template` crate.
 
 pub mod connector;
 pub mod connutils;
@@ -29,7 +30,6 @@ pub mod processor;
 pub mod reference;
 pub mod spec;
 pub mod standalone;
-pub mod template;
 pub mod testing;
 pub mod wasm;
 

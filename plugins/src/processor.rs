@@ -12,8 +12,8 @@
 use crate::connector::{LookupError, PluginError, Settings};
 use crate::reference::Reference;
 use crate::spec::{self, InvalidSettings, Parameter, ParameterType, SettingError, Validation};
-use crate::template::{parse_bool, Template};
 use culvert_domain::Record;
+use culvert_template::{parse_bool, Template};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -12,6 +12,7 @@
 //!
 //! Every problem is reported, each naming the setting, so a user fixes them all at once.
 
+use culvert_template::parse_bool;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -288,15 +289,6 @@ fn check(param: &Parameter, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Go's `strconv.ParseBool`.
-pub fn parse_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
 /// Go's `time.ParseDuration` for non-negative durations: a sequence of decimal numbers
 /// with units `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`; `0` alone is zero.
 pub fn parse_duration(value: &str) -> Option<Duration> {
@@ -457,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_bools_parse_like_go() {
+    fn durations_parse_like_go() {
         assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
@@ -465,8 +457,5 @@ mod tests {
         for bad in ["", "1", "s", "1x", "-1s"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
-        assert_eq!(parse_bool("T"), Some(true));
-        assert_eq!(parse_bool("0"), Some(false));
-        assert_eq!(parse_bool("yes"), None);
     }
 }

@@ -144,7 +144,7 @@ impl Token {
     fn issue(connector_id: &str) -> Self {
         let value = format!(
             "{{\"value\":\"{}\",\"connector_id\":\"{}\"}}",
-            uuid_v4(),
+            uuid::Uuid::new_v4(),
             connector_id.replace(['"', '\\'], "")
         );
         let utilities = match Utilities::get() {
@@ -460,24 +460,6 @@ async fn relay_stderr(
             _ => tracing::debug!(plugin = %plugin, connector_id = %connector_id, "{message}"),
         }
     }
-}
-
-/// A random version-4 UUID (the connector token's value).
-fn uuid_v4() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 /// Leak a string read from a plugin's specification: specifications are loaded once, at

@@ -600,7 +600,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let mut connectors = culvert_plugins::Registry::builtin();
     let (standalone, errors) =
-        runtime.block_on(culvert_plugins::standalone::discover(&args.connectors_path));
+        runtime.block_on(culvert_hosts::standalone::discover(&args.connectors_path));
     for error in errors {
         tracing::warn!(%error, "standalone connector plugin skipped");
     }
@@ -615,14 +615,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ));
     }
     let mut processors = culvert_plugins::processor::ProcessorRegistry::builtin();
-    let limits = culvert_plugins::wasm::Limits {
+    let limits = culvert_hosts::wasm::Limits {
         memory_bytes: args.wasm_memory_limit,
         call_timeout: args.wasm_call_timeout,
     };
-    let (wasm, errors) = runtime.block_on(culvert_plugins::wasm::discover(
-        &args.processors_path,
-        limits,
-    ));
+    let (wasm, errors) =
+        runtime.block_on(culvert_hosts::wasm::discover(&args.processors_path, limits));
     for error in errors {
         tracing::warn!(%error, "standalone processor plugin skipped");
     }

@@ -575,7 +575,7 @@ fn a_destination_that_stops_acknowledging_degrades_its_pipeline() {
 /// which checks that every position is acked in order, sees every ack.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standalone_source_host_is_cancel_safe() {
-    use culvert_plugins::standalone::StandalonePlugin;
+    use culvert_hosts::standalone::StandalonePlugin;
     use culvert_plugins::testing::{check_cancel_safety, CancelSafety};
     use culvert_plugins::ConnectorPlugin;
     let binary = tokio::task::spawn_blocking(fixture_connector)

@@ -11,7 +11,7 @@
 mod common;
 
 use common::{generator, go_fixture, measure, records, settings};
-use culvert_plugins::standalone::StandalonePlugin;
+use culvert_hosts::standalone::StandalonePlugin;
 use culvert_plugins::ConnectorPlugin;
 use std::time::Duration;
 

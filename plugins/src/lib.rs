@@ -1,8 +1,8 @@
-//! Connector and processor plugins.
+//! Connector and processor plugins: the contract, and the built-ins.
 //!
-//! Built-in connectors run in process behind the same trait that standalone plugins (Go
-//! connectors spoken to over gRPC) will implement, so the engine never knows which is
-//! which. What is here so far:
+//! Built-in connectors run in process behind the same traits that standalone plugins (Go
+//! connectors spoken to over gRPC, WASM processors; both in the `culvert-hosts` crate)
+//! implement, so the engine never knows which is which. What is here:
 //!
 //! * [`connector`]: the [`Source`] and [`Destination`] traits, plugin specifications, and
 //!   the [`Registry`] that resolves references like `builtin:generator@v0.1.0` and
@@ -13,25 +13,19 @@
 //! * [`processor`]: the processor trait, the processor registry, `condition` handling and
 //!   the built-in processors `field.set`, `field.exclude`, `field.rename` and `filter`;
 //! * [`reference`]: field references (`.Payload.After.name`) as processors use them;
-//! * [`standalone`]: standalone connector plugins (Conduit's Go connectors as separate
-//!   processes): launch, handshake, specification, shutdown;
-//! * [`testing`]: the cancel-safety harness every source's tests run it under;
+//! * [`testing`]: the cancel-safety harness that every source's tests run it under.
 //!
 //! The Go-template engine that conditions and `field.set` values are written in is the
 //! `culvert-template` crate.
 
 pub mod connector;
-pub mod connutils;
 pub mod file;
 pub mod generator;
 pub mod log;
-pub mod pb;
 pub mod processor;
 pub mod reference;
 pub mod spec;
-pub mod standalone;
 pub mod testing;
-pub mod wasm;
 
 pub use connector::{
     ConnectorPlugin, Destination, Lifecycle, LookupError, PluginError, Prepare, Registry, Settings,

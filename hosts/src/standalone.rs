@@ -12,12 +12,12 @@
 //! sent, an ack with an error failing the write), Stop and Teardown, then the process is
 //! shut down.
 
-use crate::connector::{
+use crate::connutils::Utilities;
+use culvert_plugins::connector::{
     ConnectorPlugin, Destination, Lifecycle, PluginError, Prepare, Settings, Source, Specification,
     IDLE_READ,
 };
-use crate::connutils::Utilities;
-use crate::spec::{Parameter, ParameterType, Validation};
+use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

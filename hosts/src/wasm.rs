@@ -25,14 +25,14 @@
 //! lines; a record the module reports as failed goes to the pipeline's error path (the
 //! DLQ) like any failed record. Nothing a module does can bring the server down.
 
-use crate::connector::PluginError;
 use crate::connutils::{SchemaError, Utilities};
 use crate::pb;
-use crate::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
-use crate::spec::Parameter;
 use crate::standalone::{from_proto, leak, parameters, to_proto};
-use crate::Settings;
 use culvert_domain::Record;
+use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::spec::Parameter;
+use culvert_plugins::PluginError;
+use culvert_plugins::Settings;
 use pb::processor::v1 as api;
 use prost::Message;
 use std::collections::VecDeque;

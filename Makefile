@@ -51,6 +51,7 @@ bench-provisioning: deps
 bench-pipeline: deps
 	$(CARGO) bench --locked --bench pipeline
 	CULVERT_BENCH_PROCESSORS=4 $(CARGO) bench --locked --bench pipeline
+	CULVERT_BENCH_POSITIONS=rocksdb $(CARGO) bench --locked --bench pipeline
 
 ## bench-standalone: built-in generator -> file vs a standalone Go source -> file (records/s,
 ## per-record cost of the process boundary)

@@ -7,6 +7,9 @@
 //! `cargo bench --locked --bench pipeline`); copy the figures into BENCHMARKS.md. The
 //! count can be lowered with `CULVERT_BENCH_RECORDS` for a quick look.
 //!
+//! With `CULVERT_BENCH_POSITIONS=rocksdb` positions are saved in the server's RocksDB
+//! position store (fsync on every save, as in production) instead of memory.
+//!
 //! With `CULVERT_BENCH_PROCESSORS=4` four built-in processors sit in the path: `field.set`
 //! (a template) and `field.rename` on the source, `field.exclude` on the pipeline, and a
 //! `filter` whose condition is false for every record on the destination (so every record
@@ -26,21 +29,33 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Positions in memory: this measures the engine and connectors, not the store.
+/// Where positions go: memory (this measures the engine and connectors, not the store), or
+/// with `CULVERT_BENCH_POSITIONS=rocksdb` the server's RocksDB position store, fsync on.
 #[derive(Default)]
-struct MemoryPositions(Mutex<HashMap<String, Position>>, AtomicU64);
+struct BenchPositions {
+    memory: Mutex<HashMap<String, Position>>,
+    store: Option<culvert_store::RocksStore>,
+    acked: AtomicU64,
+}
 
-impl Positions for MemoryPositions {
+impl Positions for BenchPositions {
     fn load(&self, connector: &str) -> Result<Option<Position>, String> {
-        Ok(self.0.lock().unwrap().get(connector).cloned())
+        Ok(self.memory.lock().unwrap().get(connector).cloned())
     }
     fn save(&self, connector: &str, position: &Position) -> Result<(), String> {
+        use culvert_store::PositionStore as _;
+        if let Some(store) = &self.store {
+            store
+                .put(connector, "position", &position.0)
+                .map_err(|e| e.to_string())?;
+        } else {
+            self.memory
+                .lock()
+                .unwrap()
+                .insert(connector.to_owned(), position.clone());
+        }
         let count = String::from_utf8_lossy(&position.0).parse().unwrap_or(0);
-        self.1.store(count, Ordering::Release);
-        self.0
-            .lock()
-            .unwrap()
-            .insert(connector.to_owned(), position.clone());
+        self.acked.store(count, Ordering::Release);
         Ok(())
     }
 }
@@ -175,7 +190,27 @@ fn main() {
         latencies_us: latencies.clone(),
         seen: 0,
     });
-    let positions = Arc::new(MemoryPositions::default());
+    let store = match std::env::var("CULVERT_BENCH_POSITIONS").as_deref() {
+        Ok("rocksdb") => Some(
+            culvert_store::RocksStore::open(
+                dir.path().join("data"),
+                culvert_store::StoreOptions::default(),
+                &culvert_migrations::layout(),
+            )
+            .unwrap(),
+        ),
+        Ok("memory") | Err(_) => None,
+        Ok(other) => panic!("CULVERT_BENCH_POSITIONS: memory or rocksdb, not {other}"),
+    };
+    let positions_kind = if store.is_some() {
+        ", RocksDB positions (fsync)"
+    } else {
+        ""
+    };
+    let positions = Arc::new(BenchPositions {
+        store,
+        ..BenchPositions::default()
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -228,7 +263,7 @@ fn main() {
             None,
         ));
         // Done when the last record's position is persisted (acked).
-        while positions.1.load(Ordering::Acquire) < records {
+        while positions.acked.load(Ordering::Acquire) < records {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let elapsed = started.elapsed();
@@ -245,8 +280,8 @@ fn main() {
     };
     let seconds = elapsed.as_secs_f64();
     println!(
-        "pipeline generator -> {}file, {records} records of {:.0} bytes: {:.0} records/s, {:.1} MB/s, \
-         latency p50 {:.2} ms p99 {:.2} ms, peak RSS {:.1} MiB ({seconds:.2} s)",
+        "pipeline generator -> {}file{positions_kind}, {records} records of {:.0} bytes: {:.0} records/s, \
+         {:.1} MB/s, latency p50 {:.2} ms p99 {:.2} ms, peak RSS {:.1} MiB ({seconds:.2} s)",
         if with_processors { "4 processors -> " } else { "" },
         bytes as f64 / records as f64,
         records as f64 / seconds,

@@ -319,8 +319,10 @@ impl Supervisor {
                     );
                     tokio::pin!(run);
                     let mut started_at = None;
+                    // Started first: the engine fires `started` before any connector reads
+                    // or writes, so a run that ended with it fired had started.
                     let result = tokio::select! {
-                        result = &mut run => result,
+                        biased;
                         Ok(()) = started_rx => {
                             // Every connector opened: the pipeline runs.
                             tracing::info!(pipeline = %pipeline, "pipeline started");
@@ -330,6 +332,7 @@ impl Supervisor {
                             this.report(move |p, ctx| p.report_started(ctx, &started));
                             run.await
                         }
+                        result = &mut run => result,
                     };
                     let user_stop = *requested.lock().expect("lock");
                     let shutting_down = *this.shutting_down.lock().expect("lock");

@@ -22,7 +22,9 @@
 //! * The fan-out sends each batch (shared, not copied) to every destination; each
 //!   destination writes it and reports the batch's tickets as written.
 //! * The acker persists the newest position whose record and every earlier one every
-//!   destination has written, then tells the source: a restart resumes from there.
+//!   destination has written, then tells the source: a restart resumes from there. Saves
+//!   run on a blocking thread, one at a time; positions released during a save are batched
+//!   into the next (only the newest per source is saved).
 //! * Stop drains: sources stop reading, every node finishes what it holds and closes its
 //!   output, the last acks flow, sources tear down. An error in any node cancels every
 //!   node at once without draining and is returned.
@@ -333,6 +335,53 @@ impl Chain {
     }
 }
 
+/// Counts the connectors still to open; the last fires `started`.
+struct Opened {
+    left: std::sync::atomic::AtomicUsize,
+    started: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl Opened {
+    /// One more connector opened.
+    fn one(&self) {
+        if self.left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            if let Some(started) = self.started.lock().expect("started lock").take() {
+                let _ = started.send(());
+            }
+        }
+    }
+}
+
+/// A finished save of a source's position.
+struct Saved {
+    source: usize,
+    position: Position,
+    result: Result<(), String>,
+}
+
+/// Mark a report's records done in their source's acker; the newest position this releases
+/// (every record up to it handled by every destination), if any.
+fn release(
+    ackers: &[Arc<Mutex<Acker>>],
+    done: &Done,
+    destination_count: usize,
+) -> Result<Option<Position>, EngineError> {
+    let mut acker = ackers[done.source].lock().expect("acker lock");
+    let destinations = match done.destination {
+        Some(d) => d..d + 1,
+        None => 0..destination_count,
+    };
+    let mut newest = None;
+    for ticket in done.tickets.iter() {
+        for destination in destinations.clone() {
+            if let Some(position) = acker.ack(ticket, destination)? {
+                newest = Some(position);
+            }
+        }
+    }
+    Ok(newest)
+}
+
 /// The newest position waiting in `acks` (taken without waiting), and whether the acker has
 /// closed the channel (every ack delivered).
 fn drain_acks(acks: &mut mpsc::UnboundedReceiver<Position>) -> (Option<Position>, bool) {
@@ -405,18 +454,12 @@ pub async fn run(
             Some(Arc::new(tokio::sync::Mutex::new(letters)))
         }
     };
-    // Every node says when it has opened its connector; once all have, `started` fires.
-    let node_count = sources.len() + destinations.len();
-    let (opened_tx, mut opened_rx) = mpsc::channel::<()>(node_count);
-    tokio::spawn(async move {
-        for _ in 0..node_count {
-            if opened_rx.recv().await.is_none() {
-                return; // a node failed before opening: no start to report
-            }
-        }
-        if let Some(started) = started {
-            let _ = started.send(());
-        }
+    // Every node says when it has opened its connector; the last one to do so fires
+    // `started` itself, before it reads or writes anything, so a failure right after the
+    // start is always seen as a failure of a started pipeline.
+    let opened = Arc::new(Opened {
+        left: std::sync::atomic::AtomicUsize::new(sources.len() + destinations.len()),
+        started: Mutex::new(started),
     });
     let capacity = options.channel_capacity.max(1);
     let ackers: Vec<Arc<Mutex<Acker>>> = sources
@@ -455,7 +498,7 @@ pub async fn run(
             ));
             tx
         };
-        let opened = opened_tx.clone();
+        let opened = opened.clone();
         let positions = positions.clone();
         let mut stop = stop.clone();
         let mut cancel = cancel.clone();
@@ -473,8 +516,7 @@ pub async fn run(
                     reason,
                 })?;
             node.source.open(start).await.map_err(fail)?;
-            let _ = opened.send(()).await;
-            drop(opened);
+            opened.one();
             let mut batch_tx = Some(batch_tx);
             loop {
                 // Acks first: every position released since the last read (cumulative, so
@@ -547,7 +589,7 @@ pub async fn run(
         let done_tx = done_tx.clone();
         let node_dlq = dlq.clone();
         let refused_dlq = dlq.clone();
-        let opened = opened_tx.clone();
+        let opened = opened.clone();
         let mut cancel = cancel.clone();
         tasks.spawn(async move {
             let name = format!("destination {}", node.id);
@@ -556,8 +598,7 @@ pub async fn run(
                 source,
             };
             node.destination.open().await.map_err(fail)?;
-            let _ = opened.send(()).await;
-            drop(opened);
+            opened.one();
             let mut chain = Chain::new(
                 std::mem::take(&mut node.processors),
                 Some(index),
@@ -629,7 +670,6 @@ pub async fn run(
             node.destination.teardown().await.map_err(fail)
         });
     }
-    drop(opened_tx);
 
     // Fan-in (the shared channel), the pipeline's processors, fan-out.
     {
@@ -673,45 +713,71 @@ pub async fn run(
     }
     drop(done_tx);
 
-    // The acker: persist released positions, then tell the source.
+    // The acker: persist released positions off the runtime, then tell the source.
+    //
+    // A save (a RocksDB put with fsync, in production) runs on a blocking thread, never on
+    // a runtime worker. One save is in flight at a time; positions released meanwhile are
+    // kept per source and only the newest is saved next (saves that arrive together are
+    // batched). invariant: a position is persisted before its source is told (2).
     {
         let mut cancel = cancel.clone();
         tasks.spawn(async move {
+            let mut unsaved: Vec<Option<Position>> = vec![None; source_ids.len()];
+            let mut saving: Option<tokio::task::JoinHandle<Saved>> = None;
+            // Round-robin over sources, so a busy one cannot starve another's saves.
+            let mut next_source = 0;
+            let mut reports_closed = false;
             loop {
-                // Cancel-safety: `recv` takes a report only when it completes.
-                let done = tokio::select! {
-                    biased;
-                    _ = raised(&mut cancel) => return Ok(()),
-                    done = done_rx.recv() => match done {
-                        Some(done) => done,
-                        None => return Ok(()), // all destinations done; closes ack channels
-                    },
-                };
-                let mut newest = None;
-                {
-                    let mut acker = ackers[done.source].lock().expect("acker lock");
-                    let destinations = match done.destination {
-                        Some(d) => d..d + 1,
-                        None => 0..destination_count,
-                    };
-                    for ticket in done.tickets.iter() {
-                        for destination in destinations.clone() {
-                            if let Some(position) = acker.ack(ticket, destination)? {
-                                newest = Some(position);
-                            }
+                if saving.is_none() {
+                    let count = unsaved.len();
+                    let pending = (0..count)
+                        .map(|k| (next_source + k) % count)
+                        .find(|index| unsaved[*index].is_some());
+                    match pending {
+                        Some(index) => {
+                            next_source = (index + 1) % count;
+                            let position = unsaved[index].take().expect("found above");
+                            let positions = positions.clone();
+                            let connector = source_ids[index].clone();
+                            saving = Some(tokio::task::spawn_blocking(move || {
+                                let result = positions.save(&connector, &position);
+                                Saved {
+                                    source: index,
+                                    position,
+                                    result,
+                                }
+                            }));
                         }
+                        // Every destination is done and every position saved and told:
+                        // dropping the ack channels tells the sources so.
+                        None if reports_closed => return Ok(()),
+                        None => {}
                     }
                 }
-                if let Some(position) = newest {
-                    let connector = &source_ids[done.source];
-                    positions.save(connector, &position).map_err(|reason| {
-                        EngineError::Positions {
-                            connector: connector.clone(),
+                tokio::select! {
+                    biased;
+                    _ = raised(&mut cancel) => return Ok(()),
+                    // Cancel-safety: a `JoinHandle` can be polled again after a drop of
+                    // this future; the handle stays in `saving`.
+                    saved = async { saving.as_mut().expect("checked").await }, if saving.is_some() => {
+                        saving = None;
+                        let saved = saved.map_err(|e| EngineError::Task(e.to_string()))?;
+                        saved.result.map_err(|reason| EngineError::Positions {
+                            connector: source_ids[saved.source].clone(),
                             reason,
+                        })?;
+                        // The source may already be gone (cancelled); nothing to tell then.
+                        let _ = ack_txs[saved.source].send(saved.position);
+                    }
+                    // Cancel-safety: `recv` takes a report only when it completes.
+                    done = done_rx.recv(), if !reports_closed => match done {
+                        Some(done) => {
+                            if let Some(position) = release(&ackers, &done, destination_count)? {
+                                unsaved[done.source] = Some(position);
+                            }
                         }
-                    })?;
-                    // The source may already be gone (cancelled); nothing to tell then.
-                    let _ = ack_txs[done.source].send(position);
+                        None => reports_closed = true,
+                    },
                 }
             }
         });

@@ -7,8 +7,9 @@
 //!
 //! Settings come from flags, then `CULVERT_*` environment variables, then a YAML config file
 //! (`--config.path`, default `./culvert.yaml`, keys nested by their dotted names as in
-//! Conduit's `conduit.yaml`), then defaults. The engine and the admin CLI are added by later
-//! layers.
+//! Conduit's `conduit.yaml`), then defaults. The supervisor (`supervisor`) runs the pipelines
+//! the control plane says should run; the admin CLI (`cli`) and the offline event-log tools
+//! (`tools`) are verbs of the same binary.
 
 mod cli;
 mod supervisor;

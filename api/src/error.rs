@@ -157,7 +157,7 @@ pub fn invalid(field: &str, problem: &str) -> Status {
 pub fn not_yet(rpc: &str, missing: &str) -> Status {
     status_with_info(
         Code::Unimplemented,
-        format!("{rpc} is not implemented yet: it needs {missing}, which this build does not have"),
+        format!("{rpc} is not implemented: {missing}"),
         "common.not_implemented",
         &[("rpc", rpc)],
     )

@@ -173,12 +173,31 @@ impl Api {
             .collect())
     }
 
-    /// Whether the event log answers reads (a point read of a stream's version).
-    pub(crate) fn is_serving(&self) -> bool {
-        self.writer
-            .log()
+    /// Whether the server can serve: the event log answers reads (a point read of a
+    /// stream's version) and the read models have folded every event in it. `Err` says why
+    /// not. A command in progress can leave the read models one batch behind for an
+    /// instant, so a lag is only reported if it is still there a moment later.
+    pub(crate) async fn readiness(&self) -> Result<(), &'static str> {
+        if let Err(reason) = self.readiness_now() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            self.readiness_now()?;
+            tracing::debug!(reason, "readiness recovered on a second look");
+        }
+        Ok(())
+    }
+
+    fn readiness_now(&self) -> Result<(), &'static str> {
+        let log = self.writer.log();
+        if log
             .stream_version(&culvert_domain::StreamId("health/ping".to_owned()))
-            .is_ok()
+            .is_err()
+        {
+            return Err("the event log is closed");
+        }
+        if self.writer.head() < log.head() {
+            return Err("the read models are catching up with the event log");
+        }
+        Ok(())
     }
 
     /// How many pipelines there are, run, and which are degraded (with their errors).
@@ -219,6 +238,25 @@ pub(crate) const HEALTH_SERVICES: [&str; 5] = [
     "ProcessorPluginService",
 ];
 
+fn health_status(serving: bool) -> tonic_health::ServingStatus {
+    if serving {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    }
+}
+
+/// Set the status of the server ("") and of every `api.v1` service.
+async fn set_health(
+    reporter: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    reporter.set_service_status("", status).await;
+    for name in HEALTH_SERVICES {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
 /// Serve every `api.v1` service, and `grpc.health.v1.Health`, on `listener` until
 /// `shutdown` completes; in-flight calls finish first.
 pub async fn serve_grpc(
@@ -227,11 +265,40 @@ pub async fn serve_grpc(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    for name in HEALTH_SERVICES {
-        reporter
-            .set_service_status(name, tonic_health::ServingStatus::Serving)
-            .await;
-    }
+    // Health follows readiness (as /readyz does), checked every second, and turns
+    // NOT_SERVING when the server begins to shut down.
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let serving = api.readiness().await.is_ok();
+    set_health(&reporter, health_status(serving)).await;
+    let follower = {
+        let api = api.clone();
+        let reporter = reporter.clone();
+        tokio::spawn(async move {
+            let mut last = Some(serving);
+            loop {
+                let serving = !*stopping.borrow() && api.readiness().await.is_ok();
+                if last != Some(serving) {
+                    if !serving && !*stopping.borrow() {
+                        tracing::warn!("gRPC health: NOT_SERVING (see /readyz for why)");
+                    }
+                    set_health(&reporter, health_status(serving)).await;
+                    last = Some(serving);
+                }
+                if *stopping.borrow() {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = stopping.changed() => {}
+                }
+            }
+        })
+    };
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+        let _ = follower.await;
+    };
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(PipelineServiceServer::new(api.clone()))
@@ -439,14 +506,22 @@ impl PipelineService for Api {
         &self,
         _request: Request<pb::ExportPipelineRequest>,
     ) -> Result<Response<pb::ExportPipelineResponse>, Status> {
-        Err(not_yet("ExportPipeline", "pipeline configuration files"))
+        Err(not_yet(
+            "ExportPipeline",
+            "Conduit does not implement it either; `culvert pipelines export ID` writes a \
+             pipeline configuration file, and PlanPipeline/ApplyPipeline read one",
+        ))
     }
 
     async fn import_pipeline(
         &self,
         _request: Request<pb::ImportPipelineRequest>,
     ) -> Result<Response<pb::ImportPipelineResponse>, Status> {
-        Err(not_yet("ImportPipeline", "pipeline configuration files"))
+        Err(not_yet(
+            "ImportPipeline",
+            "Conduit does not implement it either; use PlanPipeline/ApplyPipeline \
+             (`culvert pipelines import FILE`)",
+        ))
     }
 
     async fn plan_pipeline(
@@ -520,7 +595,10 @@ impl ConnectorService for Api {
         &self,
         _request: Request<pb::InspectConnectorRequest>,
     ) -> Result<Response<Self::InspectConnectorStream>, Status> {
-        Err(not_yet("InspectConnector", "the pipeline engine"))
+        Err(not_yet(
+            "InspectConnector",
+            "the stream inspector is not built yet",
+        ))
     }
 
     async fn get_connector(
@@ -682,14 +760,20 @@ impl ProcessorService for Api {
         &self,
         _request: Request<pb::InspectProcessorInRequest>,
     ) -> Result<Response<Self::InspectProcessorInStream>, Status> {
-        Err(not_yet("InspectProcessorIn", "the pipeline engine"))
+        Err(not_yet(
+            "InspectProcessorIn",
+            "the stream inspector is not built yet",
+        ))
     }
 
     async fn inspect_processor_out(
         &self,
         _request: Request<pb::InspectProcessorOutRequest>,
     ) -> Result<Response<Self::InspectProcessorOutStream>, Status> {
-        Err(not_yet("InspectProcessorOut", "the pipeline engine"))
+        Err(not_yet(
+            "InspectProcessorOut",
+            "the stream inspector is not built yet",
+        ))
     }
 
     async fn get_processor(
@@ -833,5 +917,43 @@ impl PluginService for Api {
     ) -> Result<Response<pb::ListPluginsResponse>, Status> {
         let plugins = self.plugin_list(&request.get_ref().name, crate::plugins::legacy_plugin)?;
         Ok(Response::new(pb::ListPluginsResponse { plugins }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use culvert_projections::{ProjectionOptions, Projections};
+    use culvert_store::{AppendRequest, EventLog, MemoryStore, NewEvent};
+
+    fn api_on(log: Arc<dyn EventLog>) -> Api {
+        let (projections, _) = Projections::open(log.as_ref(), ProjectionOptions::default())
+            .expect("projections over an empty log");
+        Api::new(ControlPlaneWriter::new(log, Arc::new(projections)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_follows_the_log_and_the_read_models() {
+        let log: Arc<dyn EventLog> = Arc::new(MemoryStore::new());
+        let api = api_on(log.clone());
+        assert_eq!(api.readiness().await, Ok(()));
+        // An event the read models have not folded (appended behind the writer's back).
+        log.append(AppendRequest {
+            events: vec![NewEvent {
+                stream: culvert_domain::StreamId("pipeline/p".to_owned()),
+                event_type: "PipelineCreated".to_owned(),
+                schema_version: 1,
+                actor: "test".to_owned(),
+                correlation_id: "c".to_owned(),
+                causation_id: None,
+                payload: serde_json::value::RawValue::from_string("{}".to_owned()).unwrap(),
+            }],
+            expected: vec![],
+        })
+        .unwrap();
+        assert_eq!(
+            api.readiness().await,
+            Err("the read models are catching up with the event log")
+        );
     }
 }

@@ -6,8 +6,12 @@
 //!
 //! This layer is thin: it validates the shape of a request, turns it into a call on the
 //! orchestrators (writes) or the read model (reads), and turns the result back into
-//! protobuf; the HTTP API ([`http`]) calls the very same services in process. Every error goes through one mapping ([`error`]) from domain errors to gRPC
-//! status codes. It holds no state of its own and never touches the store directly.
+//! protobuf; the HTTP API ([`http`]) calls the very same services in process. Every error
+//! goes through one mapping ([`error`]) from domain errors to gRPC status codes. It holds no
+//! state of its own. Pipelines, connectors and processors are read only from the
+//! projections; the one exception is the event-log service (`culvert.api.v1.EventLogService`
+//! and `/v1/events`), which is the log's own API and reads the log (read-only) to list,
+//! watch and fold events.
 
 mod convert;
 mod documents;

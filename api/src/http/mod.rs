@@ -307,14 +307,14 @@ pub fn app(api: Api, options: &HttpOptions) -> impl Endpoint {
             "/healthz",
             poem::get(poem::endpoint::make(move |req: Request| {
                 let api = health_api.clone();
-                async move { healthz(&api, &req) }
+                async move { healthz(&api, &req).await }
             })),
         )
         .at(
             "/readyz",
             poem::get(poem::endpoint::make(move |_req: Request| {
                 let api = ready_api.clone();
-                async move { readyz(&api) }
+                async move { readyz(&api).await }
             })),
         )
         .nest("/openapi", openapi_ui(spec, ui))
@@ -529,7 +529,7 @@ async fn pretty<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
     Ok(Response::from_parts(parts, body.into()))
 }
 
-fn healthz(api: &Api, req: &Request) -> Response {
+async fn healthz(api: &Api, req: &Request) -> Response {
     let service = query_values(req, &["service"]).into_iter().next();
     if let Some(name) = service.filter(|s| !s.is_empty()) {
         if !crate::grpc::HEALTH_SERVICES.contains(&name.as_str()) {
@@ -541,7 +541,7 @@ fn healthz(api: &Api, req: &Request) -> Response {
             .into_response();
         }
     }
-    let (status, text) = if api.is_serving() {
+    let (status, text) = if api.readiness().await.is_ok() {
         (StatusCode::OK, "SERVING")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING")
@@ -549,9 +549,10 @@ fn healthz(api: &Api, req: &Request) -> Response {
     json_response(status, &serde_json::json!({ "status": text }))
 }
 
-fn readyz(api: &Api) -> Response {
+async fn readyz(api: &Api) -> Response {
     let health = api.pipeline_health();
-    let ready = api.is_serving();
+    let readiness = api.readiness().await;
+    let ready = readiness.is_ok();
     let mut body = serde_json::json!({
         "status": if ready { "ready" } else { "unavailable" },
         "pipelines": {
@@ -565,8 +566,8 @@ fn readyz(api: &Api) -> Response {
             })).collect::<Vec<_>>(),
         },
     });
-    if !ready {
-        body["reason"] = serde_json::Value::String("the event log is closed".to_owned());
+    if let Err(reason) = readiness {
+        body["reason"] = serde_json::Value::String(reason.to_owned());
     }
     let status = if ready {
         StatusCode::OK

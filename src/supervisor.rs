@@ -25,7 +25,7 @@ use culvert_engine::{
     DeadLetterNode, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode,
 };
 use culvert_plugins::processor::{Parallel, ProcessorRegistry};
-use culvert_plugins::{Lifecycle, Prepare, Registry, Settings, Side};
+use culvert_plugins::{ErrorKind, Lifecycle, Prepare, Registry, Settings, Side};
 use culvert_store::PositionStore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -354,8 +354,10 @@ impl Supervisor {
                             });
                             return;
                         }
-                        Err(error) => error.to_string(),
+                        Err(error) => error,
                     };
+                    let kind = error.kind();
+                    let error = error.to_string();
                     // A failure at start is the start's answer; a failure of a running pipeline
                     // is retried with backoff while retries are left.
                     let Some(started_at) = started_at.filter(|_| !user_stop && !shutting_down)
@@ -364,6 +366,12 @@ impl Supervisor {
                         this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
                         return;
                     };
+                    if kind != ErrorKind::Transient {
+                        // Restarting cannot mend it: a human has to.
+                        tracing::warn!(pipeline = %pipeline, %error, %kind, "pipeline degraded: not retried");
+                        this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
+                        return;
+                    }
                     if started_at.elapsed() >= recovery.window {
                         attempt = 0;
                     }

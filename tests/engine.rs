@@ -223,6 +223,48 @@ fn a_failing_pipeline_is_restarted_with_backoff_then_left_degraded() {
     assert!(error.contains("No space left on device"), "{error}");
 }
 
+#[test]
+fn a_failure_that_a_restart_cannot_mend_is_not_retried() {
+    let (dir, data) = data_dir();
+    let mut server = Server::start(
+        &data,
+        &[
+            "--pipelines.error-recovery.min-delay",
+            "20ms",
+            "--pipelines.error-recovery.max-retries",
+            "5",
+        ],
+    );
+    let address = server.http_address();
+    let id = pipeline(
+        &address,
+        "refused",
+        json!({"recordCount": "10"}),
+        &dir.path().join("out.jsonl"),
+    );
+    // Every record fails this processor (the record has no field Foo): a restart would
+    // only fail the same record again.
+    add_processor(
+        &address,
+        ("TYPE_PIPELINE", &id),
+        "field.set",
+        json!({"field": ".Metadata.x", "value": "{{ .Foo }}"}),
+        "",
+    );
+    call(&address, "POST", &format!("/v1/pipelines/{id}/start"), None);
+    let line = server.wait_for_line("pipeline degraded");
+    assert!(line.contains("not retried"), "{line}");
+    assert!(line.contains("permanent"), "{line}");
+    assert!(
+        !server.seen.iter().any(|l| l.contains("recovering")),
+        "no restart: {:#?}",
+        server.seen
+    );
+    wait_until("degraded", || status(&address, &id).0 == "STATUS_DEGRADED");
+    let (_, error) = status(&address, &id);
+    assert!(error.contains("Foo"), "{error}");
+}
+
 /// A processor on `parent` (`TYPE_CONNECTOR` or `TYPE_PIPELINE`).
 fn add_processor(
     address: &str,

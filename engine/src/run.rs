@@ -33,7 +33,7 @@ use crate::acker::{AckError, Acker, Ticket};
 use crate::dlq::{DeadLetterNode, DeadLetters};
 use culvert_domain::{Position, Record};
 use culvert_plugins::processor::{Outcome, Processor};
-use culvert_plugins::{Destination, PluginError, Source};
+use culvert_plugins::{Destination, ErrorKind, PluginError, Source};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -145,6 +145,21 @@ pub enum EngineError {
     /// A node task panicked or was lost.
     #[error("a pipeline node failed: {0}")]
     Task(String),
+}
+
+impl EngineError {
+    /// Whether restarting the pipeline can help (the supervisor retries only transient
+    /// failures). A processor that failed a record fails it again when the record comes
+    /// again; broken ack bookkeeping and a pipeline without connectors do not mend
+    /// themselves.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Plugin { source, .. } => source.kind(),
+            Self::Processor { .. } | Self::Ack(_) => ErrorKind::Permanent,
+            Self::Incomplete => ErrorKind::Config,
+            Self::Positions { .. } | Self::Task(_) => ErrorKind::Transient,
+        }
+    }
 }
 
 /// The tickets of a batch's records, in order: a run while no processor dropped any.

@@ -41,7 +41,39 @@ pub enum PluginError {
     Other(String),
 }
 
+/// Whether retrying can help: what a supervisor should do about an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// It may pass by itself (a network or disk hiccup, a restarted peer): retry later.
+    Transient,
+    /// Retrying the same thing fails the same way (a record a processor refuses, a
+    /// position the plugin cannot resume from): needs a human.
+    Permanent,
+    /// The configuration is wrong (a setting the plugin refuses): needs a human to change it.
+    Config,
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Transient => "transient",
+            Self::Permanent => "permanent",
+            Self::Config => "configuration",
+        })
+    }
+}
+
 impl PluginError {
+    /// Whether retrying can help. I/O failures and undescribed errors count as transient
+    /// (Conduit retries every failure; we stop retrying only what cannot pass by itself).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidSettings(_) => ErrorKind::Config,
+            Self::InvalidPosition { .. } => ErrorKind::Permanent,
+            Self::Io { .. } | Self::Other(_) => ErrorKind::Transient,
+        }
+    }
+
     /// An I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
@@ -452,6 +484,22 @@ pub enum ValidateError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn errors_say_whether_a_retry_can_help() {
+        use super::{ErrorKind, PluginError};
+        let io = PluginError::io("reading", std::io::Error::other("reset"));
+        assert_eq!(io.kind(), ErrorKind::Transient);
+        assert_eq!(PluginError::Other("?".into()).kind(), ErrorKind::Transient);
+        let position = PluginError::InvalidPosition {
+            position: "x".into(),
+            reason: "no".into(),
+        };
+        assert_eq!(position.kind(), ErrorKind::Permanent);
+        let settings = PluginError::InvalidSettings(crate::spec::InvalidSettings(vec![]));
+        assert_eq!(settings.kind(), ErrorKind::Config);
+        assert_eq!(ErrorKind::Config.to_string(), "configuration");
+    }
+
     use super::*;
 
     #[test]

@@ -28,6 +28,6 @@ pub mod spec;
 pub mod testing;
 
 pub use connector::{
-    ConnectorPlugin, Destination, Lifecycle, LookupError, PluginError, Prepare, Registry, Settings,
-    Side, Source, Specification, ValidateError, IDLE_READ,
+    ConnectorPlugin, Destination, ErrorKind, Lifecycle, LookupError, PluginError, Prepare,
+    Registry, Settings, Side, Source, Specification, ValidateError, IDLE_READ,
 };

@@ -130,7 +130,38 @@ pub struct Supervisor {
     reports: Mutex<std::sync::mpsc::Sender<Report>>,
 }
 
-type Report = Box<dyn FnOnce(&PipelineOrchestrator, &Context) + Send>;
+type Report = Box<
+    dyn Fn(&PipelineOrchestrator, &Context) -> Result<(), culvert_commands::CommandError> + Send,
+>;
+
+/// How often recording an outcome is tried before it is given up (with doubling pauses from
+/// 50 ms: about 25 s in all).
+const REPORT_ATTEMPTS: u32 = 10;
+
+/// Record one outcome, trying again while the failure may pass (a concurrent change of the
+/// pipeline, a store hiccup). A refusal by the domain (the pipeline was deleted meanwhile)
+/// is final.
+fn record(report: &Report, recorder: &PipelineOrchestrator, ctx: &Context) {
+    use culvert_commands::CommandError;
+    let mut pause = std::time::Duration::from_millis(50);
+    for attempt in 1..=REPORT_ATTEMPTS {
+        let error = match report(recorder, ctx) {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        let retry = matches!(
+            error,
+            CommandError::Conflict { .. } | CommandError::Store(_) | CommandError::Projection(_)
+        ) && attempt < REPORT_ATTEMPTS;
+        if !retry {
+            tracing::error!(%error, attempt, "recording a pipeline's state failed; giving up");
+            return;
+        }
+        tracing::warn!(%error, attempt, "recording a pipeline's state failed; trying again");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
+}
 
 /// Connectors whose plugins are told of new settings at this start, with those settings.
 type Activations = Vec<(String, Settings)>;
@@ -153,7 +184,7 @@ impl Supervisor {
             .spawn(move || {
                 let ctx = Context::system();
                 for report in queue {
-                    report(&recorder, &ctx);
+                    record(&report, &recorder, &ctx);
                 }
             })
             .expect("spawn the report thread");
@@ -207,13 +238,15 @@ impl Supervisor {
         }
         // Wait until everything reported so far is recorded.
         let (done, recorded) = tokio::sync::oneshot::channel();
-        let queued = self
-            .reports
-            .lock()
-            .expect("lock")
-            .send(Box::new(move |_, _| {
-                let _ = done.send(());
-            }));
+        let queued = self.reports.lock().expect("lock").send({
+            let done = Mutex::new(Some(done));
+            Box::new(move |_, _| {
+                if let Some(done) = done.lock().expect("lock").take() {
+                    let _ = done.send(());
+                }
+                Ok(())
+            })
+        });
         if queued.is_ok() {
             let _ = recorded.await;
         }
@@ -630,18 +663,14 @@ impl Supervisor {
     }
 
     /// Record an outcome as the `system` actor, after every earlier one (on the report
-    /// thread: it may fsync).
+    /// thread: it may fsync), trying again while a failure may pass.
     fn report<F>(&self, f: F)
     where
-        F: FnOnce(&PipelineOrchestrator, &Context) -> Result<(), culvert_commands::CommandError>
+        F: Fn(&PipelineOrchestrator, &Context) -> Result<(), culvert_commands::CommandError>
             + Send
             + 'static,
     {
-        let report: Report = Box::new(move |pipelines, ctx| {
-            if let Err(error) = f(pipelines, ctx) {
-                tracing::error!(%error, "recording a pipeline's state failed");
-            }
-        });
+        let report: Report = Box::new(f);
         if self.reports.lock().expect("lock").send(report).is_err() {
             tracing::error!("the report thread is gone; a pipeline's state was not recorded");
         }
@@ -651,7 +680,52 @@ impl Supervisor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
+
+    #[test]
+    fn recording_an_outcome_is_tried_again_while_the_failure_may_pass() {
+        use culvert_commands::CommandError;
+        let log: Arc<dyn culvert_store::EventLog> = Arc::new(culvert_store::MemoryStore::new());
+        let (projections, _) = culvert_projections::Projections::open(
+            log.as_ref(),
+            culvert_projections::ProjectionOptions::default(),
+        )
+        .unwrap();
+        let recorder =
+            PipelineOrchestrator::new(ControlPlaneWriter::new(log, Arc::new(projections)));
+        let ctx = Context::system();
+        // Two concurrent changes, then it goes through.
+        let tries = Arc::new(AtomicU32::new(0));
+        let counted = tries.clone();
+        let report: Report = Box::new(move |_, _| {
+            if counted.fetch_add(1, Ordering::SeqCst) < 2 {
+                return Err(CommandError::Conflict {
+                    stream: culvert_domain::StreamId("pipeline/p".to_owned()),
+                    expected: culvert_store::ExpectedVersion::Exact(1),
+                    actual: 2,
+                });
+            }
+            Ok(())
+        });
+        record(&report, &recorder, &ctx);
+        assert_eq!(tries.load(Ordering::SeqCst), 3);
+        // The domain's refusal (the pipeline is gone) is final.
+        let tries = Arc::new(AtomicU32::new(0));
+        let counted = tries.clone();
+        let report: Report = Box::new(move |_, _| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Err(CommandError::Domain(
+                culvert_domain::DomainError::InvalidArgument {
+                    entity: culvert_domain::EntityKind::Pipeline,
+                    field: "id",
+                    reason: "gone".to_owned(),
+                },
+            ))
+        });
+        record(&report, &recorder, &ctx);
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn delays_grow_by_the_factor_up_to_the_maximum() {

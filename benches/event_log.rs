@@ -86,6 +86,7 @@ fn populate(path: &Path) {
             .append(AppendRequest {
                 events,
                 expected: vec![],
+                clear_positions: Vec::new(),
             })
             .unwrap();
     }
@@ -123,6 +124,7 @@ fn append(c: &mut Criterion) {
                     || AppendRequest {
                         events: events.clone(),
                         expected: vec![],
+                        clear_positions: Vec::new(),
                     },
                     |request| store.append(request).unwrap(),
                     BatchSize::SmallInput,

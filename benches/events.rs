@@ -65,6 +65,7 @@ fn main() {
             .append(AppendRequest {
                 events: events.iter().map(|e| encode(e, &who)).collect(),
                 expected: vec![],
+                clear_positions: Vec::new(),
             })
             .unwrap();
     }

@@ -593,8 +593,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     )
     .context("rebuilding the control plane from the event log")?;
-    let writer =
-        ControlPlaneWriter::with_positions(log.clone(), Arc::new(projections), positions.clone());
+    let writer = ControlPlaneWriter::with_positions(log.clone(), Arc::new(projections));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -595,7 +595,10 @@ async fn the_standalone_source_host_is_cancel_safe() {
         || plugin.new_source(&settings).unwrap(),
         &expected,
         |r| r.position.0.clone(),
-        &CancelSafety::default(),
+        &CancelSafety {
+            max_passes: 1_000,
+            ..CancelSafety::default()
+        },
     )
     .await
     .unwrap_or_else(|violation| panic!("{violation}"));

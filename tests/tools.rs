@@ -192,6 +192,7 @@ fn event_log_tools_answer_from_the_log() {
                     .unwrap(),
                 }],
                 expected: vec![],
+                clear_positions: Vec::new(),
             })
             .unwrap();
         stored[0].seq.0

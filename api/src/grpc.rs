@@ -949,6 +949,7 @@ mod tests {
                 payload: serde_json::value::RawValue::from_string("{}".to_owned()).unwrap(),
             }],
             expected: vec![],
+            clear_positions: Vec::new(),
         })
         .unwrap();
         assert_eq!(

@@ -23,7 +23,7 @@ use culvert_domain::{
 };
 use culvert_migrations::{encode, Provenance};
 use culvert_projections::{ProjectionError, Projections};
-use culvert_store::{AppendRequest, EventLog, ExpectedVersion, PositionStore, StoreError};
+use culvert_store::{AppendRequest, EventLog, ExpectedVersion, StoreError};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -124,9 +124,9 @@ impl From<StoreError> for CommandError {
 pub struct ControlPlaneWriter {
     log: Arc<dyn EventLog>,
     projections: Arc<Projections>,
-    /// Where connectors keep positions and state: cleared for a connector id before a
-    /// connector with that id is created.
-    positions: Option<Arc<dyn PositionStore>>,
+    /// Whether the log's database also holds the connectors' positions: then a created
+    /// connector's id is cleared of old positions in the creation's own atomic write.
+    clears_positions: bool,
     write: Mutex<()>,
 }
 
@@ -136,24 +136,21 @@ impl ControlPlaneWriter {
         Arc::new(Self {
             log,
             projections,
-            positions: None,
+            clears_positions: false,
             write: Mutex::new(()),
         })
     }
 
-    /// The same, also clearing a connector's positions and state before a connector with
-    /// its id is created (a connector deleted and created again, say by a configuration
-    /// file, must not resume from its predecessor's position). Clearing before the
-    /// creation is appended is safe at any crash point: the id has no connector then.
-    pub fn with_positions(
-        log: Arc<dyn EventLog>,
-        projections: Arc<Projections>,
-        positions: Arc<dyn PositionStore>,
-    ) -> Arc<Self> {
+    /// The same, for a log whose database also holds the connectors' positions (the
+    /// store's `PositionStore`): a connector created with an id that ran before (deleted and
+    /// created again, say by a configuration file) has its predecessor's positions and
+    /// state removed in the same atomic write as its creation, so it never resumes from
+    /// them, whatever the crash point.
+    pub fn with_positions(log: Arc<dyn EventLog>, projections: Arc<Projections>) -> Arc<Self> {
         Arc::new(Self {
             log,
             projections,
-            positions: Some(positions),
+            clears_positions: true,
             write: Mutex::new(()),
         })
     }
@@ -204,17 +201,26 @@ impl ControlPlaneWriter {
         fail::fail_point!("commands::after_decide", |_| Err(CommandError::Store(
             StoreError::Injected("commands::after_decide".into())
         )));
-        if let Some(positions) = &self.positions {
-            for event in &events {
-                if let culvert_domain::Event::ConnectorCreated { id, .. } = event {
-                    positions.delete_connector(id.as_str())?;
-                }
-            }
-        }
+        // A connector created with an id that ran before starts from nothing: its
+        // predecessor's positions and state go in the same atomic write as the creation.
+        let clear_positions = if self.clears_positions {
+            events
+                .iter()
+                .filter_map(|event| match event {
+                    culvert_domain::Event::ConnectorCreated { id, .. } => {
+                        Some(id.as_str().to_owned())
+                    }
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let provenance = context.provenance();
         let stored = self.log.append(AppendRequest {
             events: events.iter().map(|e| encode(e, &provenance)).collect(),
             expected: versions.into_iter().collect(),
+            clear_positions,
         })?;
         let recorded: Vec<RecordedEvent> = stored
             .into_iter()

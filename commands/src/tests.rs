@@ -6,7 +6,7 @@ use super::*;
 use culvert_domain::{EntityKind, PipelineStatus};
 use culvert_migrations::{decode, layout};
 use culvert_projections::ProjectionOptions;
-use culvert_store::{RocksStore, StoreOptions};
+use culvert_store::{PositionStore, RocksStore, StoreOptions};
 
 struct Harness {
     _dir: tempfile::TempDir,
@@ -388,7 +388,7 @@ fn creating_a_connector_clears_positions_left_under_its_id() {
     let log: Arc<dyn EventLog> = store.clone();
     let positions: Arc<dyn PositionStore> = store;
     let (projections, _) = Projections::open(log.as_ref(), ProjectionOptions::default()).unwrap();
-    let writer = ControlPlaneWriter::with_positions(log, Arc::new(projections), positions.clone());
+    let writer = ControlPlaneWriter::with_positions(log, Arc::new(projections));
     let pipelines = PipelineOrchestrator::new(writer.clone());
     let connectors = ConnectorOrchestrator::new(writer);
     let p = pipelines.create(&ctx(), "p", "").unwrap();

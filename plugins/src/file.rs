@@ -473,7 +473,13 @@ mod tests {
                 Some(Data::Raw(bytes)) => bytes.clone(),
                 other => panic!("a raw line expected, got {other:?}"),
             },
-            &CancelSafety::default(),
+            // Each buffer refill is one await point: drop reads early, and allow enough
+            // passes for a loaded machine (it stops at 2,000 dropped reads).
+            &CancelSafety {
+                max_pending: 2,
+                max_passes: 2_000,
+                ..CancelSafety::default()
+            },
         )
         .await
         .unwrap_or_else(|violation| panic!("{violation}"));

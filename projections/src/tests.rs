@@ -72,6 +72,7 @@ fn build(commands: &[Command]) -> (MemoryStore, Vec<ControlPlane>) {
             .append(AppendRequest {
                 events: events.iter().map(|e| encode(e, &who)).collect(),
                 expected: vec![],
+                clear_positions: Vec::new(),
             })
             .unwrap();
         let mut state = current;

@@ -37,6 +37,7 @@ pub(crate) fn request(
             .into_iter()
             .map(|(s, v)| (StreamId(s.into()), v))
             .collect(),
+        clear_positions: Vec::new(),
     }
 }
 
@@ -47,6 +48,7 @@ pub(crate) fn run_all<S: EventLog + PositionStore>(make: impl Fn() -> Subject<S>
     streams_read_in_order(make());
     snapshots_replace(make());
     positions_roundtrip(make());
+    positions_clear_with_the_events_or_not_at_all(make());
     subscription_catches_up_then_follows(make());
 }
 
@@ -197,6 +199,43 @@ fn positions_roundtrip<S: PositionStore>(s: Subject<S>) {
     assert_eq!(p.get("c1", "state").unwrap(), None);
     // A connector whose id extends another's is untouched.
     assert_eq!(p.get("c10", "position").unwrap(), Some(b"99".to_vec()));
+}
+
+/// Positions cleared by an append go in the same atomic write as its events: all of a
+/// connector's slots, no other connector's, and nothing when the append is refused.
+fn positions_clear_with_the_events_or_not_at_all<S: EventLog + PositionStore>(s: Subject<S>) {
+    let store = &s.store;
+    store.put("c", "position", b"41").unwrap();
+    store.put("c", "config", b"{}").unwrap();
+    store.put("c2", "position", b"7").unwrap();
+    store.put("cc", "position", b"8").unwrap();
+    let refused = AppendRequest {
+        clear_positions: vec!["c".into()],
+        ..request(vec![event("x", 1)], vec![("x", ExpectedVersion::Exact(5))])
+    };
+    assert!(matches!(
+        store.append(refused),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store.get("c", "position").unwrap().as_deref(),
+        Some(&b"41"[..])
+    );
+    let created = AppendRequest {
+        clear_positions: vec!["c".into()],
+        ..request(vec![event("connector/c", 1)], vec![])
+    };
+    assert_eq!(store.append(created).unwrap().len(), 1);
+    assert_eq!(store.get("c", "position").unwrap(), None);
+    assert_eq!(store.get("c", "config").unwrap(), None);
+    assert_eq!(
+        store.get("c2", "position").unwrap().as_deref(),
+        Some(&b"7"[..])
+    );
+    assert_eq!(
+        store.get("cc", "position").unwrap().as_deref(),
+        Some(&b"8"[..])
+    );
 }
 
 fn subscription_catches_up_then_follows<S: EventLog>(s: Subject<S>) {

@@ -64,6 +64,10 @@ pub struct AppendRequest {
     pub events: Vec<NewEvent>,
     /// Version checks; streams not listed are not checked.
     pub expected: Vec<(StreamId, ExpectedVersion)>,
+    /// Connectors whose positions and state (every slot) are removed in the same atomic
+    /// write as the events: a connector id created again must never resume from its
+    /// predecessor's position, at any crash point.
+    pub clear_positions: Vec<String>,
 }
 
 /// An event as stored: the envelope and its payload.

@@ -75,6 +75,9 @@ impl EventLog for MemoryStore {
                 .push(event.seq);
             inner.events.push(event.clone());
         }
+        for connector in &request.clear_positions {
+            inner.positions.retain(|(c, _), _| c != connector);
+        }
         if let Some(last) = stored.last() {
             inner.last_time = Some(now);
             self.head.send_replace(last.seq);

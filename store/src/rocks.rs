@@ -338,10 +338,18 @@ impl EventLog for RocksStore {
             batch.put_cf(self.cf(Cf::Streams), stream_key, seq.0.to_be_bytes());
             stored.push(StoredEvent::from_new(new, seq, version, now));
         }
+        for connector in &request.clear_positions {
+            let mut from = connector.as_bytes().to_vec();
+            from.push(0);
+            let mut to = connector.as_bytes().to_vec();
+            to.push(1);
+            batch.delete_range_cf(self.cf(Cf::Positions), from, to);
+        }
         fail::fail_point!("store::append::before_write", |_| Err(
             StoreError::Injected("store::append::before_write".into())
         ));
-        // invariant: every state write is atomic — the whole batch is one WriteBatch.
+        // invariant: every state write is atomic — the whole batch is one WriteBatch (events,
+        // stream index and cleared positions).
         self.db
             .write_opt(batch, &self.write_options(self.options.fsync))?;
         writer.last_seq = seq;
@@ -915,8 +923,8 @@ mod tests {
                             })
                             .into_iter()
                             .collect();
-                        let m = model.append(AppendRequest { events: model_events, expected: expected.clone() });
-                        let r = store.append(AppendRequest { events: real_events, expected });
+                        let m = model.append(AppendRequest { events: model_events, expected: expected.clone(), clear_positions: Vec::new() });
+                        let r = store.append(AppendRequest { events: real_events, expected, clear_positions: Vec::new() });
                         prop_assert_eq!(m.is_ok(), r.is_ok());
                         if let (Ok(m), Ok(r)) = (m, r) {
                             prop_assert_eq!(strip_time(m), strip_time(r));

@@ -67,6 +67,7 @@ fn child(dir: &str) {
             .append(AppendRequest {
                 events,
                 expected: vec![(stream, ExpectedVersion::Exact(expected))],
+                clear_positions: Vec::new(),
             })
             .expect("append");
         let mut out = stdout.lock();

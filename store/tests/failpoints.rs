@@ -25,6 +25,7 @@ fn append(
     store.append(AppendRequest {
         events: streams.iter().map(|s| event(s)).collect(),
         expected: vec![],
+        clear_positions: Vec::new(),
     })
 }
 

@@ -28,6 +28,8 @@ pub struct Api {
     writer: Arc<ControlPlaneWriter>,
     /// How long StartPipeline waits for the engine's verdict (`None`: it does not wait).
     start_wait: Option<std::time::Duration>,
+    /// Most events one ListEvents call looks at (whatever its filter keeps).
+    pub(crate) list_scan_limit: usize,
     plugins: Arc<culvert_plugins::Registry>,
     processor_plugins: Arc<culvert_plugins::processor::ProcessorRegistry>,
     /// Plans and applies pipeline documents (PlanPipeline, ApplyPipeline).
@@ -62,6 +64,7 @@ impl Api {
         let (never, shutdown) = tokio::sync::watch::channel(false);
         Self {
             start_wait: None,
+            list_scan_limit: crate::events::LIST_SCAN_LIMIT,
             shutdown,
             _never: Arc::new(never),
             documents: Arc::new(culvert_provisioning::Provisioner::new(

@@ -348,38 +348,32 @@ mod tests {
         }
     }
 
+    /// A fresh source over `ids()`.
+    fn listed(leaky: bool) -> Listed {
+        Listed {
+            data: ids(),
+            next: 0,
+            leaky,
+            taken: Vec::new(),
+        }
+    }
+
+    /// Check sources over `ids()`, leaky or not.
+    async fn check(leaky: bool) -> Result<Report, Violation> {
+        let make = || -> Box<dyn Source> { Box::new(listed(leaky)) };
+        check_cancel_safety(make, &ids(), |r| r.position.0.clone(), &options()).await
+    }
+
     #[tokio::test]
     async fn a_source_that_keeps_what_it_took_in_self_passes() {
-        let data = ids();
-        let make = || -> Box<dyn Source> {
-            Box::new(Listed {
-                data: ids(),
-                next: 0,
-                leaky: false,
-                taken: Vec::new(),
-            })
-        };
-        let report = check_cancel_safety(make, &data, |r| r.position.0.clone(), &options())
-            .await
-            .unwrap();
+        let report = check(false).await.unwrap();
         assert!(report.cancelled >= 2_000, "{report:?}");
-        assert_eq!(report.records, report.passes * data.len(), "{report:?}");
+        assert_eq!(report.records, report.passes * ids().len(), "{report:?}");
     }
 
     #[tokio::test]
     async fn a_source_that_keeps_records_in_a_local_across_an_await_fails() {
-        let data = ids();
-        let make = || -> Box<dyn Source> {
-            Box::new(Listed {
-                data: ids(),
-                next: 0,
-                leaky: true,
-                taken: Vec::new(),
-            })
-        };
-        let error = check_cancel_safety(make, &data, |r| r.position.0.clone(), &options())
-            .await
-            .unwrap_err();
+        let error = check(true).await.unwrap_err();
         assert!(
             matches!(&error, Violation::Mismatch { kind: "lost", .. })
                 || matches!(&error, Violation::Stalled { .. }),
@@ -412,17 +406,7 @@ mod tests {
             }
         }
         let data = ids();
-        let make = || -> Box<dyn Source> {
-            Box::new(Stutter(
-                Listed {
-                    data: ids(),
-                    next: 0,
-                    leaky: false,
-                    taken: Vec::new(),
-                },
-                false,
-            ))
-        };
+        let make = || -> Box<dyn Source> { Box::new(Stutter(listed(false), false)) };
         let error = check_cancel_safety(make, &data, |r| r.position.0.clone(), &options())
             .await
             .unwrap_err();

@@ -460,11 +460,13 @@ fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
         }
         Err(e) => anyhow::bail!("reading the config file {}: {e}", path.display()),
     };
-    let document: serde_yaml::Value = serde_yaml::from_str(&text)
+    let documents = yaml_rust2::YamlLoader::load_from_str(&text)
         .with_context(|| format!("parsing the config file {}", path.display()))?;
     let mut values = Vec::new();
-    flatten("", &document, &mut values)
-        .with_context(|| format!("in the config file {}", path.display()))?;
+    if let Some(document) = documents.first() {
+        flatten("", document, &mut values)
+            .with_context(|| format!("in the config file {}", path.display()))?;
+    }
     let command = Cli::command();
     let run_command = command
         .find_subcommand("run")
@@ -510,13 +512,13 @@ fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
 /// `a: {b: 1}` becomes `("a.b", "1")`; lists are refused (no setting takes one yet).
 fn flatten(
     prefix: &str,
-    value: &serde_yaml::Value,
+    value: &yaml_rust2::Yaml,
     out: &mut Vec<(String, String)>,
 ) -> anyhow::Result<()> {
-    use serde_yaml::Value;
+    use yaml_rust2::Yaml;
     let scalar = match value {
-        Value::Null => return Ok(()),
-        Value::Mapping(map) => {
+        Yaml::Null => return Ok(()),
+        Yaml::Hash(map) => {
             for (k, v) in map {
                 let Some(k) = k.as_str() else {
                     anyhow::bail!("key {k:?} under {prefix:?} is not a string");
@@ -530,10 +532,10 @@ fn flatten(
             }
             return Ok(());
         }
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        Value::Sequence(_) | Value::Tagged(_) => {
+        Yaml::Boolean(b) => b.to_string(),
+        Yaml::Integer(n) => n.to_string(),
+        Yaml::Real(text) | Yaml::String(text) => text.clone(),
+        Yaml::Array(_) | Yaml::Alias(_) | Yaml::BadValue => {
             anyhow::bail!("{prefix:?} must be a single value")
         }
     };

@@ -87,9 +87,14 @@ fn main() {
         let address = listener.local_addr().unwrap();
         let api = culvert_api::Api::new(writer);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(culvert_api::serve_grpc(listener, api, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(culvert_api::serve_grpc(
+            listener,
+            api,
+            culvert_api::GrpcOptions::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let channel = Channel::from_shared(format!("http://{address}"))
             .unwrap()
             .connect()

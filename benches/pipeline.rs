@@ -18,8 +18,7 @@
 use culvert_domain::opencdc::metadata;
 use culvert_domain::{Position, Record};
 use culvert_engine::{run, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode};
-use culvert_plugins::processor::ProcessorRegistry;
-use culvert_plugins::{Destination, PluginError, Registry, Settings, Side};
+use culvert_plugins::{Destination, PluginError, Settings, Side};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -113,7 +112,7 @@ fn processor(plugin: &str, pairs: &[(&str, &str)], condition: &str) -> Vec<Proce
         .collect();
     vec![ProcessorNode {
         id: plugin.to_owned(),
-        processor: ProcessorRegistry::builtin()
+        processor: culvert_processors::registry()
             .configure(plugin, &settings, condition)
             .unwrap(),
     }]
@@ -147,7 +146,7 @@ fn main() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
-    let registry = Registry::builtin();
+    let registry = culvert_connectors::registry();
     // 36 string fields and a few others: about 1 KiB of JSON per record.
     let mut source_settings = vec![
         ("format.type".to_owned(), "structured".to_owned()),

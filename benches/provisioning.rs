@@ -8,8 +8,6 @@
 //! figures into BENCHMARKS.md. `CULVERT_BENCH_FILES` changes the count.
 
 use culvert_commands::ControlPlaneWriter;
-use culvert_plugins::processor::ProcessorRegistry;
-use culvert_plugins::Registry;
 use culvert_projections::{ProjectionOptions, Projections};
 use culvert_provisioning::Provisioner;
 use culvert_store::{EventLog, RocksStore, StoreOptions};
@@ -75,8 +73,8 @@ fn main() {
     let writer = ControlPlaneWriter::new(log, Arc::new(projections));
     let provisioner = Provisioner::new(
         writer,
-        Arc::new(Registry::builtin()),
-        Arc::new(ProcessorRegistry::builtin()),
+        Arc::new(culvert_connectors::registry()),
+        Arc::new(culvert_processors::registry()),
     );
     for run in ["first start", "unchanged restart"] {
         let started = Instant::now();

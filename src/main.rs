@@ -7,12 +7,11 @@
 //!
 //! Settings come from flags, then `CULVERT_*` environment variables, then a YAML config file
 //! (`--config.path`, default `./culvert.yaml`, keys nested by their dotted names as in
-//! Conduit's `conduit.yaml`), then defaults. The supervisor (`supervisor`) runs the pipelines
+//! Conduit's `conduit.yaml`), then defaults. The supervisor (`culvert-supervisor`) runs the pipelines
 //! the control plane says should run; the admin CLI (`cli`) and the offline event-log tools
 //! (`tools`) are verbs of the same binary.
 
 mod cli;
-mod supervisor;
 mod tools;
 
 use anyhow::Context as _;
@@ -173,6 +172,30 @@ struct RunArgs {
         default_value = "127.0.0.1:8084"
     )]
     grpc_address: String,
+    /// Largest gRPC request message accepted, in bytes (larger ones get RESOURCE_EXHAUSTED).
+    #[arg(
+        long = "api.grpc.max-message-bytes",
+        env = "CULVERT_API_GRPC_MAX_MESSAGE_BYTES",
+        default_value_t = culvert_api::GrpcOptions::default().max_message_bytes
+    )]
+    grpc_max_message_bytes: usize,
+    /// How long a gRPC call may take to be answered (DEADLINE_EXCEEDED after; a stream,
+    /// once started, is not cut).
+    #[arg(
+        long = "api.grpc.call-timeout",
+        env = "CULVERT_API_GRPC_CALL_TIMEOUT",
+        default_value = "60s",
+        value_parser = positive_duration
+    )]
+    grpc_call_timeout: std::time::Duration,
+    /// gRPC calls one connection may have in flight at once (more wait their turn).
+    #[arg(
+        long = "api.grpc.max-concurrent-calls",
+        env = "CULVERT_API_GRPC_MAX_CONCURRENT_CALLS",
+        default_value_t = culvert_api::GrpcOptions::default().max_concurrent_calls,
+        value_parser = at_least_one
+    )]
+    grpc_max_concurrent_calls: usize,
     /// Address of the HTTP API, OpenAPI document and Swagger UI (port 0 picks a free port).
     #[arg(
         long = "api.http.address",
@@ -307,6 +330,23 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("{text:?} is not a duration (like 500ms, 10s or 1m30s)"))
 }
 
+/// A count of one or more.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{text:?} is not a count: {e}")),
+    }
+}
+
+/// A duration longer than zero.
+fn positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    match duration(text)? {
+        d if d.is_zero() => Err("must be longer than 0".to_owned()),
+        d => Ok(d),
+    }
+}
+
 /// A size in bytes: a number, optionally followed by KiB, MiB or GiB.
 fn byte_size(text: &str) -> Result<usize, String> {
     let trimmed = text.trim();
@@ -335,7 +375,7 @@ fn byte_size(text: &str) -> Result<usize, String> {
 
 impl RunArgs {
     /// The error-recovery settings, checked as Conduit checks them.
-    fn recovery(&self) -> anyhow::Result<supervisor::Recovery> {
+    fn recovery(&self) -> anyhow::Result<culvert_supervisor::Recovery> {
         let key = |k: &str| format!("\"pipelines.error-recovery.{k}\"");
         if self.recovery_min_delay.is_zero() {
             anyhow::bail!(
@@ -369,7 +409,7 @@ impl RunArgs {
                 key("max-retries-window")
             );
         }
-        Ok(supervisor::Recovery {
+        Ok(culvert_supervisor::Recovery {
             min_delay: self.recovery_min_delay,
             max_delay: self.recovery_max_delay,
             backoff_factor: self.recovery_backoff_factor,
@@ -600,7 +640,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut connectors = culvert_plugins::Registry::builtin();
+    let mut connectors = culvert_connectors::registry();
     let (standalone, errors) =
         runtime.block_on(culvert_hosts::standalone::discover(&args.connectors_path));
     for error in errors {
@@ -616,7 +656,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             plugin.with_call_timeout(args.connectors_call_timeout),
         ));
     }
-    let mut processors = culvert_plugins::processor::ProcessorRegistry::builtin();
+    let mut processors = culvert_processors::registry();
     let limits = culvert_hosts::wasm::Limits {
         memory_bytes: args.wasm_memory_limit,
         call_timeout: args.wasm_call_timeout,
@@ -661,7 +701,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 /// The plugins this server runs.
 struct Plugins {
     connectors: Arc<culvert_plugins::Registry>,
-    processors: Arc<culvert_plugins::processor::ProcessorRegistry>,
+    processors: Arc<culvert_processors::ProcessorRegistry>,
 }
 
 /// Provision the pipelines of the configuration files (before anything runs), logging every
@@ -777,7 +817,7 @@ async fn serve(
         connectors: plugins,
         processors: processor_plugins,
     } = plugins;
-    let supervisor = supervisor::Supervisor::new(
+    let supervisor = culvert_supervisor::Supervisor::new(
         writer.clone(),
         plugins.clone(),
         processor_plugins.clone(),
@@ -788,9 +828,15 @@ async fn serve(
     let api = culvert_api::Api::with_plugins(writer, plugins, processor_plugins)
         .with_shutdown(rx.clone())
         .with_start_wait(std::time::Duration::from_secs(30));
+    let grpc_options = culvert_api::GrpcOptions {
+        max_message_bytes: args.grpc_max_message_bytes,
+        call_timeout: args.grpc_call_timeout,
+        max_concurrent_calls: args.grpc_max_concurrent_calls,
+    };
     let mut grpc_server = tokio::spawn(culvert_api::serve_grpc(
         grpc,
         api.clone(),
+        grpc_options,
         stopped(rx.clone()),
     ));
     let options = culvert_api::HttpOptions {

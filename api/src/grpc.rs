@@ -31,7 +31,7 @@ pub struct Api {
     /// Most events one ListEvents call looks at (whatever its filter keeps).
     pub(crate) list_scan_limit: usize,
     plugins: Arc<culvert_plugins::Registry>,
-    processor_plugins: Arc<culvert_plugins::processor::ProcessorRegistry>,
+    processor_plugins: Arc<culvert_processors::ProcessorRegistry>,
     /// Plans and applies pipeline documents (PlanPipeline, ApplyPipeline).
     documents: Arc<culvert_provisioning::Provisioner>,
     /// Raised when the server shuts down: ends the streams that would otherwise follow
@@ -50,8 +50,8 @@ impl Api {
     pub fn new(writer: Arc<ControlPlaneWriter>) -> Self {
         Self::with_plugins(
             writer,
-            Arc::new(culvert_plugins::Registry::builtin()),
-            Arc::new(culvert_plugins::processor::ProcessorRegistry::builtin()),
+            Arc::new(culvert_connectors::registry()),
+            Arc::new(culvert_processors::registry()),
         )
     }
 
@@ -59,7 +59,7 @@ impl Api {
     pub fn with_plugins(
         writer: Arc<ControlPlaneWriter>,
         plugins: Arc<culvert_plugins::Registry>,
-        processor_plugins: Arc<culvert_plugins::processor::ProcessorRegistry>,
+        processor_plugins: Arc<culvert_processors::ProcessorRegistry>,
     ) -> Self {
         let (never, shutdown) = tokio::sync::watch::channel(false);
         Self {
@@ -261,10 +261,11 @@ async fn set_health(
 }
 
 /// Serve every `api.v1` service, and `grpc.health.v1.Health`, on `listener` until
-/// `shutdown` completes; in-flight calls finish first.
+/// `shutdown` completes, within `options`' limits; in-flight calls finish first.
 pub async fn serve_grpc(
     listener: tokio::net::TcpListener,
     api: Api,
+    options: crate::GrpcOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -302,18 +303,22 @@ pub async fn serve_grpc(
         let _ = stopping_tx.send(true);
         let _ = follower.await;
     };
+    let size = options.max_message_bytes;
     tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(options.max_concurrent_calls)
+        .layer(crate::limits::LimitsLayer { options })
         .add_service(health)
-        .add_service(PipelineServiceServer::new(api.clone()))
-        .add_service(ConnectorServiceServer::new(api.clone()))
-        .add_service(ProcessorServiceServer::new(api.clone()))
-        .add_service(InformationServiceServer::new(api.clone()))
+        .add_service(PipelineServiceServer::new(api.clone()).max_decoding_message_size(size))
+        .add_service(ConnectorServiceServer::new(api.clone()).max_decoding_message_size(size))
+        .add_service(ProcessorServiceServer::new(api.clone()).max_decoding_message_size(size))
+        .add_service(InformationServiceServer::new(api.clone()).max_decoding_message_size(size))
         .add_service(
             crate::pb::culvert::api::v1::event_log_service_server::EventLogServiceServer::new(
                 api.clone(),
-            ),
+            )
+            .max_decoding_message_size(size),
         )
-        .add_service(PluginServiceServer::new(api))
+        .add_service(PluginServiceServer::new(api).max_decoding_message_size(size))
         .serve_with_incoming_shutdown(
             // TCP_NODELAY, as tonic's own listener sets it: without it an answer larger than a
             // segment waits ~40 ms for the client's delayed ACK (Nagle).

@@ -19,11 +19,13 @@ pub mod error;
 mod events;
 mod grpc;
 pub mod http;
+mod limits;
 mod plugins;
 pub mod wkt;
 
 pub use grpc::{serve_grpc, Api};
 pub use http::{openapi_document, serve_http, HttpOptions};
+pub use limits::GrpcOptions;
 
 /// The protobuf messages and gRPC stubs generated from `proto/`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -6,9 +6,10 @@ use crate::error::{invalid, status_with_info};
 use crate::pb::api::v1 as pb;
 use crate::pb::config::v1 as config;
 use culvert_domain::ConnectorType;
-use culvert_plugins::processor::{ProcessorRegistry, ProcessorSpecification};
+use culvert_plugins::processor::ProcessorSpecification;
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_plugins::{LookupError, Registry, Settings, Side, Specification, ValidateError};
+use culvert_processors::ProcessorRegistry;
 use std::collections::HashMap;
 use tonic::{Code, Status};
 

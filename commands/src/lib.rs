@@ -124,8 +124,9 @@ impl From<StoreError> for CommandError {
 pub struct ControlPlaneWriter {
     log: Arc<dyn EventLog>,
     projections: Arc<Projections>,
-    /// Whether the log's database also holds the connectors' positions: then a created
-    /// connector's id is cleared of old positions in the creation's own atomic write.
+    /// Whether the log's database also holds the connectors' positions: then a created or
+    /// deleted connector's positions are cleared in the creation's or deletion's own atomic
+    /// write.
     clears_positions: bool,
     write: Mutex<()>,
 }
@@ -145,7 +146,8 @@ impl ControlPlaneWriter {
     /// store's `PositionStore`): a connector created with an id that ran before (deleted and
     /// created again, say by a configuration file) has its predecessor's positions and
     /// state removed in the same atomic write as its creation, so it never resumes from
-    /// them, whatever the crash point.
+    /// them, whatever the crash point; a deleted connector's positions and state go in the
+    /// deletion's write.
     pub fn with_positions(log: Arc<dyn EventLog>, projections: Arc<Projections>) -> Arc<Self> {
         Arc::new(Self {
             log,
@@ -203,11 +205,14 @@ impl ControlPlaneWriter {
         )));
         // A connector created with an id that ran before starts from nothing: its
         // predecessor's positions and state go in the same atomic write as the creation.
+        // A deleted connector's go in the same write as its deletion: no position outlives
+        // its connector, whatever the crash point.
         let clear_positions = if self.clears_positions {
             events
                 .iter()
                 .filter_map(|event| match event {
-                    culvert_domain::Event::ConnectorCreated { id, .. } => {
+                    culvert_domain::Event::ConnectorCreated { id, .. }
+                    | culvert_domain::Event::ConnectorDeleted { id } => {
                         Some(id.as_str().to_owned())
                     }
                     _ => None,

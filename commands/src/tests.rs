@@ -413,3 +413,100 @@ fn creating_a_connector_clears_positions_left_under_its_id() {
         "other connectors keep theirs"
     );
 }
+
+/// An event log that keeps every append it is asked for, to assert on the batches.
+struct Recording {
+    inner: Arc<culvert_store::MemoryStore>,
+    appends: std::sync::Mutex<Vec<AppendRequest>>,
+}
+
+impl EventLog for Recording {
+    fn append(
+        &self,
+        request: AppendRequest,
+    ) -> Result<Vec<culvert_store::StoredEvent>, StoreError> {
+        self.appends.lock().unwrap().push(request.clone());
+        self.inner.append(request)
+    }
+    fn read_from(
+        &self,
+        from: culvert_domain::Seq,
+        limit: usize,
+    ) -> Result<Vec<culvert_store::StoredEvent>, StoreError> {
+        self.inner.read_from(from, limit)
+    }
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<culvert_store::StoredEvent>, StoreError> {
+        self.inner.read_stream(stream, from_version, limit)
+    }
+    fn head(&self) -> culvert_domain::Seq {
+        self.inner.head()
+    }
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        self.inner.stream_version(stream)
+    }
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<culvert_domain::Seq> {
+        self.inner.watch_head()
+    }
+    fn put_snapshot(
+        &self,
+        name: &str,
+        snapshot: &culvert_store::Snapshot,
+    ) -> Result<(), StoreError> {
+        self.inner.put_snapshot(name, snapshot)
+    }
+    fn get_snapshot(&self, name: &str) -> Result<Option<culvert_store::Snapshot>, StoreError> {
+        self.inner.get_snapshot(name)
+    }
+}
+
+#[test]
+fn a_deleted_connectors_positions_go_in_the_batch_of_its_deletion_events() {
+    let store = Arc::new(culvert_store::MemoryStore::new());
+    let recording = Arc::new(Recording {
+        inner: store.clone(),
+        appends: std::sync::Mutex::new(Vec::new()),
+    });
+    let log: Arc<dyn EventLog> = recording.clone();
+    let (projections, _) = Projections::open(log.as_ref(), ProjectionOptions::default()).unwrap();
+    let writer = ControlPlaneWriter::with_positions(log, Arc::new(projections));
+    let pipelines = PipelineOrchestrator::new(writer.clone());
+    let connectors = ConnectorOrchestrator::new(writer);
+    let p = pipelines.create(&ctx(), "p", "").unwrap();
+    let id = ConnectorId("p:src".into());
+    connectors
+        .create_with_id(
+            &ctx(),
+            id.clone(),
+            &p.id,
+            ConnectorType::Source,
+            "builtin:generator",
+            "src",
+            Settings::new(),
+        )
+        .unwrap();
+    store.put("p:src", "position", b"42").unwrap();
+    store.put("p:src", "last-active-settings", b"{}").unwrap();
+    store.put("other", "position", b"7").unwrap();
+    recording.appends.lock().unwrap().clear();
+
+    connectors.delete(&ctx(), &id).unwrap();
+
+    // One append: the deletion events and the clearing of the connector's slots, together.
+    let appends = recording.appends.lock().unwrap();
+    assert_eq!(appends.len(), 1, "{appends:?}");
+    let batch = &appends[0];
+    let kinds: Vec<&str> = batch.events.iter().map(|e| e.event_type.as_str()).collect();
+    assert!(kinds.contains(&"ConnectorDeleted"), "{kinds:?}");
+    assert_eq!(batch.clear_positions, vec!["p:src".to_owned()]);
+    assert_eq!(store.get("p:src", "position").unwrap(), None);
+    assert_eq!(store.get("p:src", "last-active-settings").unwrap(), None);
+    assert_eq!(
+        store.get("other", "position").unwrap().as_deref(),
+        Some(&b"7"[..])
+    );
+}

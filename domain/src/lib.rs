@@ -37,3 +37,14 @@ pub use model::{
 };
 pub use opencdc::{Change, Data, Operation, Position, Record};
 pub use state::{evolve, ControlPlane, LIMITS};
+
+/// Go's `strconv.ParseBool`: `1 t T TRUE true True` are true, `0 f F FALSE false False`
+/// are false, anything else is `None`. Conduit reads boolean settings and processor
+/// conditions with it.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}

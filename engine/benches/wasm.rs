@@ -17,8 +17,9 @@ use common::{generator, go_fixture, measure, records, settings};
 use culvert_domain::{Position, Record};
 use culvert_engine::ProcessorNode;
 use culvert_hosts::wasm::{Limits, WasmProcessorPlugin};
-use culvert_plugins::processor::{Outcome, Parallel, ProcessorPlugin};
+use culvert_plugins::processor::{Outcome, ProcessorPlugin};
 use culvert_plugins::Settings;
+use culvert_processors::Parallel;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -6,8 +6,7 @@ use culvert_domain::{Position, Record};
 use culvert_engine::{
     run, DestinationNode, EngineError, Graph, Options, Positions, ProcessorNode, SourceNode,
 };
-use culvert_plugins::processor::ProcessorRegistry;
-use culvert_plugins::{ConnectorPlugin, Destination, PluginError, Registry, Settings, Side};
+use culvert_plugins::{ConnectorPlugin, Destination, PluginError, Settings, Side};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -120,7 +119,7 @@ impl Destination for Collect {
 }
 
 fn generator(count: u64) -> SourceNode {
-    let registry = Registry::builtin();
+    let registry = culvert_connectors::registry();
     let settings: Settings = [
         ("format.type", "structured"),
         ("format.options.id", "int"),
@@ -169,7 +168,7 @@ fn processor(id: &str, plugin: &str, settings: &[(&str, &str)], condition: &str)
         .collect();
     ProcessorNode {
         id: id.into(),
-        processor: ProcessorRegistry::builtin()
+        processor: culvert_processors::registry()
             .configure(plugin, &settings, condition)
             .unwrap_or_else(|e| panic!("{plugin}: {e}")),
     }

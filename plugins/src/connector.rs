@@ -278,15 +278,6 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in connectors.
-    pub fn builtin() -> Self {
-        let mut registry = Self::default();
-        registry.add(Arc::new(crate::generator::Generator::new()));
-        registry.add(Arc::new(crate::file::File::new()));
-        registry.add(Arc::new(crate::log::Log::new()));
-        registry
-    }
-
     /// Add a plugin (replacing one of the same name).
     pub fn add(&mut self, plugin: Arc<dyn ConnectorPlugin>) {
         self.plugins.insert(plugin.specification().name, plugin);
@@ -395,7 +386,7 @@ pub(crate) fn find<'p, P: ?Sized>(
 }
 
 /// `builtin:NAME@VERSION` or `standalone:NAME@VERSION`.
-pub(crate) fn full_name(standalone: bool, name: &str, version: &str) -> String {
+pub fn full_name(standalone: bool, name: &str, version: &str) -> String {
     let kind = if standalone { "standalone" } else { "builtin" };
     format!("{kind}:{name}@{version}")
 }
@@ -404,7 +395,7 @@ pub(crate) fn full_name(standalone: bool, name: &str, version: &str) -> String {
 /// standalone ones only, `builtin:` among the built-ins only, a bare name (or `any:`)
 /// among the standalone ones first (the newest version unless one is named), then the
 /// built-ins.
-pub(crate) fn lookup_with_standalone<'p, P: ?Sized>(
+pub fn lookup_with_standalone<'p, P: ?Sized>(
     builtins: &'p BTreeMap<&'static str, Arc<P>>,
     standalone: &'p BTreeMap<&'static str, Vec<Arc<P>>>,
     reference: &str,
@@ -442,7 +433,7 @@ pub(crate) fn lookup_with_standalone<'p, P: ?Sized>(
 }
 
 /// A sort key for versions like `v1.2.3`: numeric parts compared as numbers.
-pub(crate) fn version_key(version: &str) -> Vec<u64> {
+pub fn version_key(version: &str) -> Vec<u64> {
     version
         .trim_start_matches('v')
         .split(|c: char| !c.is_ascii_digit())
@@ -498,65 +489,5 @@ mod tests {
         let settings = PluginError::InvalidSettings(crate::spec::InvalidSettings(vec![]));
         assert_eq!(settings.kind(), ErrorKind::Config);
         assert_eq!(ErrorKind::Config.to_string(), "configuration");
-    }
-
-    use super::*;
-
-    #[test]
-    fn references_resolve_like_conduits() {
-        let registry = Registry::builtin();
-        for reference in [
-            "generator",
-            "builtin:generator",
-            "any:generator",
-            "generator@latest",
-        ] {
-            assert_eq!(
-                registry.lookup(reference).unwrap().specification().name,
-                "generator"
-            );
-        }
-        let version = format!("builtin:log@v{}", env!("CARGO_PKG_VERSION"));
-        assert!(registry.lookup(&version).is_ok());
-        assert!(matches!(
-            registry.lookup("builtin:log@v9.9.9"),
-            Err(LookupError::NotFound { .. })
-        ));
-        let missing = registry.lookup("builtin:kafka").err().unwrap().to_string();
-        assert!(missing.contains("file, generator, log"), "{missing}");
-        assert!(matches!(
-            registry.lookup("standalone:generator"),
-            Err(LookupError::NotFound { .. })
-        ));
-        assert!(matches!(
-            registry.lookup("weird:x"),
-            Err(LookupError::Malformed(_))
-        ));
-        assert!(matches!(
-            registry.lookup(""),
-            Err(LookupError::Malformed(_))
-        ));
-    }
-
-    #[test]
-    fn validate_checks_the_side_and_the_settings() {
-        let registry = Registry::builtin();
-        let settings: Settings = [("level".to_owned(), "warn".to_owned())].into();
-        assert_eq!(
-            registry
-                .validate("builtin:log", Side::Destination, &settings)
-                .unwrap()["level"],
-            "warn"
-        );
-        let error = registry
-            .validate("builtin:log", Side::Source, &settings)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(error, "plugin \"log\" has no source");
-        let error = registry
-            .validate("builtin:file", Side::Destination, &Settings::new())
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("setting \"path\": required"), "{error}");
     }
 }

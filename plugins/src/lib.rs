@@ -1,29 +1,23 @@
-//! Connector and processor plugins: the contract, and the built-ins.
+//! The plugin contract: what every connector and processor implements, built-in or not.
 //!
-//! Built-in connectors run in process behind the same traits that standalone plugins (Go
-//! connectors spoken to over gRPC, WASM processors; both in the `culvert-hosts` crate)
-//! implement, so the engine never knows which is which. What is here:
+//! Built-in connectors (`culvert-connectors`) and processors (`culvert-processors`) run in
+//! process behind the same traits that standalone plugins (Go connectors spoken to over
+//! gRPC, WASM processors; both in `culvert-hosts`) implement, so the engine never knows
+//! which is which. What is here:
 //!
-//! * [`connector`]: the [`Source`] and [`Destination`] traits, plugin specifications, and
-//!   the [`Registry`] that resolves references like `builtin:generator@v0.1.0` and
-//!   validates settings;
-//! * [`spec`]: parameter specifications and the validation of connector settings against
-//!   them, with conduit-commons' semantics, each error naming the setting;
-//! * the built-in connectors: [`generator`], [`file`] and [`log`];
-//! * [`processor`]: the processor trait, the processor registry, `condition` handling and
-//!   the built-in processors `field.set`, `field.exclude`, `field.rename` and `filter`;
-//! * [`reference`]: field references (`.Payload.After.name`) as processors use them;
-//! * [`testing`]: the cancel-safety harness that every source's tests run it under.
+//! * [`connector`]: the [`Source`] and [`Destination`] traits, plugin specifications,
+//!   [`PluginError`] with its retry class ([`ErrorKind`]), and the [`Registry`] that
+//!   resolves references like `builtin:generator@v0.1.0` and validates settings;
+//! * [`processor`]: the [`processor::Processor`] trait and processor specifications;
+//! * [`spec`]: parameter specifications and the validation of settings against them, with
+//!   conduit-commons' semantics, each error naming the setting;
+//! * [`testing`]: the cancel-safety harness every source's tests run it under.
 //!
-//! The Go-template engine that conditions and `field.set` values are written in is the
-//! `culvert-template` crate.
+//! This crate is small on purpose: the API and provisioning validate settings through it
+//! without compiling any connector, processor or WASM runtime.
 
 pub mod connector;
-pub mod file;
-pub mod generator;
-pub mod log;
 pub mod processor;
-pub mod reference;
 pub mod spec;
 pub mod testing;
 

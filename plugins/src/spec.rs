@@ -12,7 +12,7 @@
 //!
 //! Every problem is reported, each naming the setting, so a user fixes them all at once.
 
-use culvert_template::parse_bool;
+use culvert_domain::parse_bool;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -5,8 +5,6 @@ use crate::config::{self, Problem, Severity};
 use crate::{Provisioner, Report};
 use culvert_commands::{Context, ControlPlaneWriter, PipelineOrchestrator};
 use culvert_domain::{DomainError, PipelineId, PipelineStatus, Seq};
-use culvert_plugins::processor::ProcessorRegistry;
-use culvert_plugins::Registry;
 use culvert_projections::{ProjectionOptions, Projections};
 use culvert_store::{EventLog, MemoryStore};
 use std::path::{Path, PathBuf};
@@ -238,8 +236,8 @@ fn plane() -> Plane {
     let writer = ControlPlaneWriter::new(log.clone(), Arc::new(projections));
     let provisioner = Provisioner::new(
         writer.clone(),
-        Arc::new(Registry::builtin()),
-        Arc::new(ProcessorRegistry::builtin()),
+        Arc::new(culvert_connectors::registry()),
+        Arc::new(culvert_processors::registry()),
     );
     Plane {
         log,

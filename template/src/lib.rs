@@ -223,14 +223,8 @@ impl std::fmt::Debug for Template {
     }
 }
 
-/// Go's `strconv.ParseBool`: `1 t T TRUE true True` are true, `0 f F FALSE false False`
-/// are false, anything else is `None`.
-pub fn parse_bool(text: &str) -> Option<bool> {
-    match text {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
+/// Go's `strconv.ParseBool` (how a condition's output is read); it lives in the domain
+/// crate, which boolean settings use too.
+pub use culvert_domain::parse_bool;
 
 // ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 use culvert_domain::{Position, Record};
 use culvert_engine::{run, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode};
-use culvert_plugins::{Destination, PluginError, Registry, Settings, Side, Source};
+use culvert_plugins::{Destination, PluginError, Settings, Side, Source};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,7 +60,7 @@ pub fn records() -> u64 {
 
 /// The built-in generator making `records` small raw records.
 pub fn generator(records: u64) -> Box<dyn Source> {
-    let registry = Registry::builtin();
+    let registry = culvert_connectors::registry();
     let count = records.to_string();
     let settings = registry
         .validate(
@@ -112,7 +112,7 @@ pub fn measure(
     out: &Path,
     records: u64,
 ) -> (Duration, u64) {
-    let registry = Registry::builtin();
+    let registry = culvert_connectors::registry();
     let file = registry
         .validate(
             "builtin:file",

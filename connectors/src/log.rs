@@ -1,11 +1,11 @@
 //! `builtin:log`: a destination that logs every record (Conduit's log connector), at a
 //! chosen level, with an optional message.
 
-use crate::connector::{
+use culvert_domain::Record;
+use culvert_plugins::connector::{
     ConnectorPlugin, Destination, PluginError, Settings, Source, Specification,
 };
-use crate::spec::{Parameter, ParameterType, Validation};
-use culvert_domain::Record;
+use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 
 /// The log plugin.
 pub struct Log {

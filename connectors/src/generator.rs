@@ -18,12 +18,12 @@
 //! generated so far, so a restarted pipeline continues the count (`recordCount` is a total,
 //! not per run).
 
-use crate::connector::{
-    ConnectorPlugin, Destination, PluginError, Settings, Source, Specification, IDLE_READ,
-};
-use crate::spec::{parse_duration, Parameter, ParameterType, Validation};
 use culvert_domain::opencdc::metadata;
 use culvert_domain::{Change, Data, Operation, Position, Record};
+use culvert_plugins::connector::{
+    ConnectorPlugin, Destination, PluginError, Settings, Source, Specification, IDLE_READ,
+};
+use culvert_plugins::spec::{parse_duration, Parameter, ParameterType, Validation};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -189,8 +189,8 @@ pub struct GeneratorSource {
 }
 
 fn invalid(key: &str, problem: String) -> PluginError {
-    PluginError::InvalidSettings(crate::spec::InvalidSettings(vec![
-        crate::spec::SettingError {
+    PluginError::InvalidSettings(culvert_plugins::spec::InvalidSettings(vec![
+        culvert_plugins::spec::SettingError {
             key: key.to_owned(),
             problem,
         },
@@ -564,7 +564,7 @@ impl Source for GeneratorSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec;
+    use culvert_plugins::spec;
 
     fn source(pairs: &[(&str, &str)]) -> Result<Box<dyn Source>, PluginError> {
         let plugin = Generator::new();
@@ -773,7 +773,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn reads_are_cancel_safe() {
-        use crate::testing::{check_cancel_safety, CancelSafety};
+        use culvert_plugins::testing::{check_cancel_safety, CancelSafety};
         let count = 20_000;
         let expected: Vec<Vec<u8>> = (1..=count).map(|n| n.to_string().into_bytes()).collect();
         // Under a rate limit and bursts every read waits, so the harness has await points

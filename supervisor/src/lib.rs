@@ -1,4 +1,5 @@
-//! The engine's subscriber: runs the pipelines the control plane says should run.
+//! The pipeline supervisor: the engine's subscriber, which runs the pipelines the control
+//! plane says should run.
 //!
 //! It is level-triggered: at start and after every event the read model folds it compares each
 //! pipeline's recorded status with the engines it runs, and acts:
@@ -14,9 +15,19 @@
 //!   say; once no retries are left, or when it fails before it started, the pipeline is
 //!   reported degraded with the error.
 //!
-//! Reports are commands with actor `system`, so they are events like any other. On server
-//! shutdown every engine drains, and nothing is reported: the pipelines are still meant to
-//! run, and start again with the server.
+//! Reports are commands with actor `system`, so they are events like any other, recorded in
+//! order by one thread that tries again while a failure may pass; a report that cannot be
+//! recorded at all is surfaced as the pipeline's status (degraded, saying what could not be
+//! recorded) rather than leaving it `Stopping`. On server shutdown every engine drains, and
+//! nothing is reported: the pipelines are still meant to run, and start again with the
+//! server.
+//!
+//! A deleted connector's positions go with its deletion events, in one atomic write (the
+//! control-plane writer does it); the supervisor then tells the connector's plugin, with the
+//! settings the connector last ran with, which it keeps in memory for that.
+//!
+//! The state machine is unit-tested here (`tests`) with in-memory stores and scripted
+//! plugins, without a server process.
 
 use culvert_commands::{Context, ControlPlaneWriter, PipelineOrchestrator};
 use culvert_domain::ProcessorId;
@@ -24,8 +35,8 @@ use culvert_domain::{ConnectorType, PipelineId, PipelineStatus, Position, Stoppe
 use culvert_engine::{
     DeadLetterNode, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode,
 };
-use culvert_plugins::processor::{Parallel, ProcessorRegistry};
 use culvert_plugins::{ErrorKind, Lifecycle, Prepare, Registry, Settings, Side};
+use culvert_processors::{Parallel, ProcessorRegistry};
 use culvert_store::PositionStore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -122,6 +133,10 @@ pub struct Supervisor {
     /// The connectors seen at the last reconcile (id -> plugin and side), to notice
     /// deletions and tell their plugins.
     connectors: Mutex<HashMap<String, (String, Side)>>,
+    /// The settings each present connector last started with (the copy of its
+    /// `LAST_ACTIVE_SLOT`), kept to tell its plugin when it is deleted: the deletion's own
+    /// write removes the slot.
+    last_active: Mutex<HashMap<String, Settings>>,
     engines: Mutex<HashMap<PipelineId, Engine>>,
     /// Raised when an engine task ends, so the next reconcile sees it gone.
     wake: Arc<tokio::sync::Notify>,
@@ -130,36 +145,71 @@ pub struct Supervisor {
     reports: Mutex<std::sync::mpsc::Sender<Report>>,
 }
 
-type Report = Box<
+type Apply = Box<
     dyn Fn(&PipelineOrchestrator, &Context) -> Result<(), culvert_commands::CommandError> + Send,
 >;
 
-/// How often recording an outcome is tried before it is given up (with doubling pauses from
-/// 50 ms: about 25 s in all).
-const REPORT_ATTEMPTS: u32 = 10;
+/// An outcome to record: which pipeline, what happened (for messages), and the command.
+struct Report {
+    pipeline: Option<PipelineId>,
+    what: &'static str,
+    apply: Apply,
+}
+
+/// How recording an outcome is retried: `attempts` tries, with pauses doubling from `pause`
+/// up to 5 s.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportRetry {
+    /// Tries in all.
+    pub attempts: u32,
+    /// The pause after the first failed try.
+    pub pause: std::time::Duration,
+}
+
+impl Default for ReportRetry {
+    /// 10 tries, pauses doubling from 50 ms: about 25 s in all.
+    fn default() -> Self {
+        Self {
+            attempts: 10,
+            pause: std::time::Duration::from_millis(50),
+        }
+    }
+}
 
 /// Record one outcome, trying again while the failure may pass (a concurrent change of the
 /// pipeline, a store hiccup). A refusal by the domain (the pipeline was deleted meanwhile)
-/// is final.
-fn record(report: &Report, recorder: &PipelineOrchestrator, ctx: &Context) {
+/// is final. When every try failed, the pipeline is reported degraded with what could not
+/// be recorded, so its status says so (instead of staying, say, `Stopping`).
+fn record(report: &Report, recorder: &PipelineOrchestrator, ctx: &Context, retry: ReportRetry) {
     use culvert_commands::CommandError;
-    let mut pause = std::time::Duration::from_millis(50);
-    for attempt in 1..=REPORT_ATTEMPTS {
-        let error = match report(recorder, ctx) {
+    let mut pause = retry.pause;
+    for attempt in 1..=retry.attempts.max(1) {
+        let error = match (report.apply)(recorder, ctx) {
             Ok(()) => return,
             Err(error) => error,
         };
-        let retry = matches!(
+        let passing = matches!(
             error,
             CommandError::Conflict { .. } | CommandError::Store(_) | CommandError::Projection(_)
-        ) && attempt < REPORT_ATTEMPTS;
-        if !retry {
-            tracing::error!(%error, attempt, "recording a pipeline's state failed; giving up");
-            return;
+        );
+        if passing && attempt < retry.attempts {
+            tracing::warn!(%error, attempt, what = report.what, "recording a pipeline's state failed; trying again");
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            continue;
         }
-        tracing::warn!(%error, attempt, "recording a pipeline's state failed; trying again");
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+        tracing::error!(%error, attempt, what = report.what, "recording a pipeline's state failed; giving up");
+        if let (true, Some(pipeline)) = (passing, &report.pipeline) {
+            let message = format!(
+                "culvert could not record that the pipeline {} ({error}); its engine is no \
+                 longer running it as recorded",
+                report.what
+            );
+            if let Err(error) = recorder.report_degraded(ctx, pipeline, &message) {
+                tracing::error!(%error, pipeline = %pipeline, "the pipeline's status could not be updated either");
+            }
+        }
+        return;
     }
 }
 
@@ -179,12 +229,13 @@ impl Supervisor {
         let pipelines = PipelineOrchestrator::new(writer.clone());
         let (reports, queue) = std::sync::mpsc::channel::<Report>();
         let recorder = pipelines;
+        let retry = ReportRetry::default();
         std::thread::Builder::new()
             .name("pipeline-reports".into())
             .spawn(move || {
                 let ctx = Context::system();
                 for report in queue {
-                    record(&report, &recorder, &ctx);
+                    record(&report, &recorder, &ctx, retry);
                 }
             })
             .expect("spawn the report thread");
@@ -197,6 +248,7 @@ impl Supervisor {
             positions: Arc::new(StorePositions(positions.clone())),
             store: positions,
             connectors: Mutex::new(HashMap::new()),
+            last_active: Mutex::new(HashMap::new()),
             engines: Mutex::new(HashMap::new()),
             shutting_down: Arc::new(Mutex::new(false)),
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -240,12 +292,16 @@ impl Supervisor {
         let (done, recorded) = tokio::sync::oneshot::channel();
         let queued = self.reports.lock().expect("lock").send({
             let done = Mutex::new(Some(done));
-            Box::new(move |_, _| {
-                if let Some(done) = done.lock().expect("lock").take() {
-                    let _ = done.send(());
-                }
-                Ok(())
-            })
+            Report {
+                pipeline: None,
+                what: "barrier",
+                apply: Box::new(move |_, _| {
+                    if let Some(done) = done.lock().expect("lock").take() {
+                        let _ = done.send(());
+                    }
+                    Ok(())
+                }),
+            }
         });
         if queued.is_ok() {
             let _ = recorded.await;
@@ -297,7 +353,9 @@ impl Supervisor {
                     // Removed from the map so later passes do not cancel and report again.
                     if let Some(engine) = engines.remove(&id) {
                         engine.task.abort();
-                        self.report(move |p, ctx| p.report_stopped(ctx, &id, StoppedReason::User));
+                        self.report(id.clone(), "stopped", move |p, ctx| {
+                            p.report_stopped(ctx, &id, StoppedReason::User)
+                        });
                     }
                 }
                 (PipelineStatus::Stopping { force: false }, true) => {
@@ -311,7 +369,9 @@ impl Supervisor {
                 (PipelineStatus::Stopping { .. }, false) if boot => {
                     // The server stopped mid-stop: nothing runs it, so it is stopped. (While
                     // running, an engine that ended reports its own stop.)
-                    self.report(move |p, ctx| p.report_stopped(ctx, &id, StoppedReason::User));
+                    self.report(id.clone(), "stopped", move |p, ctx| {
+                        p.report_stopped(ctx, &id, StoppedReason::User)
+                    });
                 }
                 _ => {}
             }
@@ -338,7 +398,9 @@ impl Supervisor {
                         Ok(nodes) => nodes,
                         Err(error) => {
                             tracing::warn!(pipeline = %pipeline, %error, "pipeline cannot start");
-                            this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
+                            this.report(pipeline.clone(), "failed", move |p, ctx| {
+                                p.report_degraded(ctx, &pipeline, &error)
+                            });
                             return;
                         }
                     };
@@ -362,7 +424,7 @@ impl Supervisor {
                             started_at = Some(std::time::Instant::now());
                             this.activated(&activations);
                             let started = pipeline.clone();
-                            this.report(move |p, ctx| p.report_started(ctx, &started));
+                            this.report(started.clone(), "started", move |p, ctx| p.report_started(ctx, &started));
                             run.await
                         }
                         result = &mut run => result,
@@ -372,7 +434,7 @@ impl Supervisor {
                     let error = match result {
                         Ok(()) if user_stop => {
                             tracing::info!(pipeline = %pipeline, "pipeline stopped");
-                            this.report(move |p, ctx| {
+                            this.report(pipeline.clone(), "stopped", move |p, ctx| {
                                 p.report_stopped(ctx, &pipeline, StoppedReason::User)
                             });
                             return;
@@ -382,7 +444,7 @@ impl Supervisor {
                             return;
                         }
                         Ok(()) => {
-                            this.report(move |p, ctx| {
+                            this.report(pipeline.clone(), "stopped", move |p, ctx| {
                                 p.report_stopped(ctx, &pipeline, StoppedReason::System)
                             });
                             return;
@@ -396,13 +458,17 @@ impl Supervisor {
                     let Some(started_at) = started_at.filter(|_| !user_stop && !shutting_down)
                     else {
                         tracing::warn!(pipeline = %pipeline, %error, "pipeline degraded");
-                        this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
+                        this.report(pipeline.clone(), "failed", move |p, ctx| {
+                            p.report_degraded(ctx, &pipeline, &error)
+                        });
                         return;
                     };
                     if kind != ErrorKind::Transient {
                         // Restarting cannot mend it: a human has to.
                         tracing::warn!(pipeline = %pipeline, %error, %kind, "pipeline degraded: not retried");
-                        this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
+                        this.report(pipeline.clone(), "failed", move |p, ctx| {
+                            p.report_degraded(ctx, &pipeline, &error)
+                        });
                         return;
                     }
                     if started_at.elapsed() >= recovery.window {
@@ -410,7 +476,9 @@ impl Supervisor {
                     }
                     if !recovery.retry_allowed(attempt) {
                         tracing::warn!(pipeline = %pipeline, %error, attempt, "pipeline degraded: no retries left");
-                        this.report(move |p, ctx| p.report_degraded(ctx, &pipeline, &error));
+                        this.report(pipeline.clone(), "failed", move |p, ctx| {
+                            p.report_degraded(ctx, &pipeline, &error)
+                        });
                         return;
                     }
                     attempt += 1;
@@ -423,14 +491,14 @@ impl Supervisor {
                         "pipeline failed; recovering"
                     );
                     let recovering = pipeline.clone();
-                    this.report(move |p, ctx| {
+                    this.report(recovering.clone(), "is recovering", move |p, ctx| {
                         p.report_recovering(ctx, &recovering, &error, attempt)
                     });
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = async { let _ = stop_rx.wait_for(|s| *s).await; } => {
                             if *requested.lock().expect("lock") {
-                                this.report(move |p, ctx| {
+                                this.report(pipeline.clone(), "stopped", move |p, ctx| {
                                     p.report_stopped(ctx, &pipeline, StoppedReason::User)
                                 });
                             }
@@ -584,12 +652,31 @@ impl Supervisor {
             if let Err(error) = self.store.put(connector, LAST_ACTIVE_SLOT, &json) {
                 tracing::warn!(%connector, %error, "could not record the connector's active settings");
             }
+            self.last_active
+                .lock()
+                .expect("lock")
+                .insert(connector.clone(), settings.clone());
         }
     }
 
-    /// Tell the plugins of connectors deleted since the last look, if they ever ran, and
-    /// forget their positions.
+    /// Tell the plugins of connectors deleted since the last look, if they ever ran. (Their
+    /// positions and state went in the deletion's own write.)
     fn notice_deletions(self: &Arc<Self>, present: HashMap<String, (String, Side)>, boot: bool) {
+        if boot {
+            // The settings each connector last ran with, to hand its plugin at deletion.
+            let mut last_active = self.last_active.lock().expect("lock");
+            for connector in present.keys() {
+                match self.last_active(connector) {
+                    Ok(Some(settings)) => {
+                        last_active.insert(connector.clone(), settings);
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(%connector, %error, "its plugin will not be told if it is deleted")
+                    }
+                }
+            }
+        }
         let previous = std::mem::replace(&mut *self.connectors.lock().expect("lock"), present);
         if boot {
             return;
@@ -608,13 +695,7 @@ impl Supervisor {
     }
 
     async fn deleted(self: Arc<Self>, connector: String, plugin: String, side: Side) {
-        let last = match self.last_active(&connector) {
-            Ok(last) => last,
-            Err(error) => {
-                tracing::warn!(%connector, %error, "deleted connector: lifecycle event skipped");
-                None
-            }
-        };
+        let last = self.last_active.lock().expect("lock").remove(&connector);
         if let Some(config) = last {
             let prepare = Prepare {
                 connector_id: connector.clone(),
@@ -649,28 +730,21 @@ impl Supervisor {
                 }
             }
         }
-        // Unless a connector with the same id was created meanwhile (its state is its own).
-        let recreated = self
-            .connectors
-            .lock()
-            .expect("lock")
-            .contains_key(&connector);
-        if !recreated {
-            if let Err(error) = self.store.delete_connector(&connector) {
-                tracing::warn!(%connector, %error, "could not forget a deleted connector's position");
-            }
-        }
     }
 
     /// Record an outcome as the `system` actor, after every earlier one (on the report
     /// thread: it may fsync), trying again while a failure may pass.
-    fn report<F>(&self, f: F)
+    fn report<F>(&self, pipeline: PipelineId, what: &'static str, f: F)
     where
         F: Fn(&PipelineOrchestrator, &Context) -> Result<(), culvert_commands::CommandError>
             + Send
             + 'static,
     {
-        let report: Report = Box::new(f);
+        let report = Report {
+            pipeline: Some(pipeline),
+            what,
+            apply: Box::new(f),
+        };
         if self.reports.lock().expect("lock").send(report).is_err() {
             tracing::error!("the report thread is gone; a pipeline's state was not recorded");
         }
@@ -678,73 +752,4 @@ impl Supervisor {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::time::Duration;
-
-    #[test]
-    fn recording_an_outcome_is_tried_again_while_the_failure_may_pass() {
-        use culvert_commands::CommandError;
-        let log: Arc<dyn culvert_store::EventLog> = Arc::new(culvert_store::MemoryStore::new());
-        let (projections, _) = culvert_projections::Projections::open(
-            log.as_ref(),
-            culvert_projections::ProjectionOptions::default(),
-        )
-        .unwrap();
-        let recorder =
-            PipelineOrchestrator::new(ControlPlaneWriter::new(log, Arc::new(projections)));
-        let ctx = Context::system();
-        // Two concurrent changes, then it goes through.
-        let tries = Arc::new(AtomicU32::new(0));
-        let counted = tries.clone();
-        let report: Report = Box::new(move |_, _| {
-            if counted.fetch_add(1, Ordering::SeqCst) < 2 {
-                return Err(CommandError::Conflict {
-                    stream: culvert_domain::StreamId("pipeline/p".to_owned()),
-                    expected: culvert_store::ExpectedVersion::Exact(1),
-                    actual: 2,
-                });
-            }
-            Ok(())
-        });
-        record(&report, &recorder, &ctx);
-        assert_eq!(tries.load(Ordering::SeqCst), 3);
-        // The domain's refusal (the pipeline is gone) is final.
-        let tries = Arc::new(AtomicU32::new(0));
-        let counted = tries.clone();
-        let report: Report = Box::new(move |_, _| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            Err(CommandError::Domain(
-                culvert_domain::DomainError::InvalidArgument {
-                    entity: culvert_domain::EntityKind::Pipeline,
-                    field: "id",
-                    reason: "gone".to_owned(),
-                },
-            ))
-        });
-        record(&report, &recorder, &ctx);
-        assert_eq!(tries.load(Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn delays_grow_by_the_factor_up_to_the_maximum() {
-        let r = Recovery::conduit_defaults();
-        let delays: Vec<u64> = (1..=12).map(|a| r.delay(a).as_secs()).collect();
-        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
-        assert!(r.retry_allowed(1_000_000), "-1: no limit");
-        let limited = Recovery {
-            max_retries: 2,
-            min_delay: Duration::from_millis(10),
-            ..r
-        };
-        assert!(limited.retry_allowed(1));
-        assert!(!limited.retry_allowed(2));
-        assert_eq!(limited.delay(1), Duration::from_millis(10));
-        let none = Recovery {
-            max_retries: 0,
-            ..r
-        };
-        assert!(!none.retry_allowed(0));
-    }
-}
+mod tests;

@@ -12,12 +12,12 @@
 //! speed. A crash in the middle of a write can leave a torn last line: the destination cuts
 //! it off when it opens (those records were never acked and come again).
 
-use crate::connector::{
+use culvert_domain::parse_bool;
+use culvert_domain::{Change, Data, Operation, Position, Record};
+use culvert_plugins::connector::{
     ConnectorPlugin, Destination, PluginError, Settings, Source, Specification,
 };
-use crate::spec::{Parameter, ParameterType, Validation};
-use culvert_domain::{Change, Data, Operation, Position, Record};
-use culvert_template::parse_bool;
+use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
@@ -453,7 +453,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_are_cancel_safe() {
-        use crate::testing::{check_cancel_safety, CancelSafety};
+        use culvert_plugins::testing::{check_cancel_safety, CancelSafety};
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.txt");
         // Lines of different lengths, long enough that reads span many buffer refills (each

@@ -1,6 +1,7 @@
 //! Every RPC of Conduit's `api.v1` over real gRPC against the `culvert` binary, with a
 //! client generated from our proto: the happy paths, the error codes, nothing stored on
-//! error, and the same state after a restart.
+//! error, the same state after a restart, and the server's limits. Each test checks one
+//! thing on a server of its own, so a failure hides no other check.
 
 use crate::harness::{data_dir, Server};
 use culvert_api::pb::api::v1 as pb;
@@ -10,6 +11,8 @@ use pb::pipeline_service_client::PipelineServiceClient;
 use pb::plugin_service_client::PluginServiceClient;
 use pb::processor_service_client::ProcessorServiceClient;
 use std::collections::HashMap;
+use std::path::PathBuf;
+use tempfile::TempDir;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -137,15 +140,32 @@ impl Clients {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
-    let (dir, data) = data_dir();
-    // The DLQ file lives in the test's own directory (the pipeline starts, and opens it).
-    let dlq_path = dir.path().join("dlq.jsonl").to_str().unwrap().to_owned();
-    let mut server = Server::start(&data, &[]);
-    let mut c = connect(&mut server).await;
+/// A server on a fresh data directory, and clients of it.
+struct Env {
+    dir: TempDir,
+    data: PathBuf,
+    server: Server,
+    c: Clients,
+}
 
-    // Pipelines.
+async fn env(args: &[&str]) -> Env {
+    let (dir, data) = data_dir();
+    let mut server = Server::start(&data, args);
+    let c = connect(&mut server).await;
+    Env {
+        dir,
+        data,
+        server,
+        c,
+    }
+}
+
+use pb::processor::parent::Type as Parent;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_are_created_got_listed_and_updated() {
+    let mut e = env(&[]).await;
+    let c = &mut e.c;
     let p = c.create_pipeline("orders").await;
     assert_eq!(p.config.as_ref().unwrap().name, "orders");
     let state = p.state.as_ref().unwrap();
@@ -201,8 +221,14 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
         .pipeline
         .unwrap();
     assert_eq!(updated.config.unwrap().name, "billing-v2");
+}
 
-    // DLQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letter_queue_is_read_and_replaced() {
+    let mut e = env(&[]).await;
+    let c = &mut e.c;
+    let dlq_path = e.dir.path().join("dlq.jsonl").to_str().unwrap().to_owned();
+    let p = c.create_pipeline("orders").await;
     let dlq = c
         .pipelines
         .get_dlq(pb::GetDlqRequest { id: p.id.clone() })
@@ -231,8 +257,13 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
         .dlq
         .unwrap();
     assert_eq!(answered, new_dlq);
+}
 
-    // Connectors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectors_are_created_listed_updated_and_got() {
+    let mut e = env(&[]).await;
+    let c = &mut e.c;
+    let p = c.create_pipeline("orders").await;
     let src = c.create_connector(&p.id, pb::connector::Type::Source).await;
     let dst = c
         .create_connector(&p.id, pb::connector::Type::Destination)
@@ -285,9 +316,17 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
         .connector
         .unwrap();
     assert_eq!(got, src);
+}
 
-    // Processors on a connector and on the pipeline.
-    use pb::processor::parent::Type as Parent;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processors_attach_to_a_connector_and_to_the_pipeline() {
+    let mut e = env(&[]).await;
+    let c = &mut e.c;
+    let p = c.create_pipeline("orders").await;
+    let src = c.create_connector(&p.id, pb::connector::Type::Source).await;
+    let dst = c
+        .create_connector(&p.id, pb::connector::Type::Destination)
+        .await;
     let on_src = c.create_processor(Parent::Connector, &src.id).await;
     let on_pipeline = c.create_processor(Parent::Pipeline, &p.id).await;
     assert_eq!(
@@ -343,7 +382,19 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
         .unwrap();
     assert_eq!(p_now.connector_ids, vec![src.id.clone(), dst.id.clone()]);
     assert_eq!(p_now.processor_ids, vec![on_pipeline.id.clone()]);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_go_children_first() {
+    let mut e = env(&[]).await;
+    let c = &mut e.c;
+    let p = c.create_pipeline("orders").await;
+    let other = c.create_pipeline("billing").await;
+    let src = c.create_connector(&p.id, pb::connector::Type::Source).await;
+    let dst = c
+        .create_connector(&p.id, pb::connector::Type::Destination)
+        .await;
+    let on_src = c.create_processor(Parent::Connector, &src.id).await;
     // Deletes, children first (Conduit refuses a parent with children).
     assert_eq!(
         code(
@@ -387,7 +438,15 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
         ),
         Code::NotFound
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_needs_a_destination_and_valid_processors_and_a_running_pipeline_refuses_edits() {
+    let mut e = env(&[]).await;
+    let c = &mut e.c;
+    let p = c.create_pipeline("orders").await;
+    c.create_connector(&p.id, pb::connector::Type::Source).await;
+    let on_pipeline = c.create_processor(Parent::Pipeline, &p.id).await;
     // Start (needs a destination again), then edits are refused while it runs.
     assert_eq!(
         code(
@@ -490,7 +549,12 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
         ),
         Code::FailedPrecondition
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn information_and_plugin_services_answer() {
+    let mut e = env(&[]).await;
+    let c = &mut e.c;
     // Information and the deprecated plugin service.
     let info = c
         .info
@@ -544,7 +608,22 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
         })
         .await
         .expect("valid settings validate");
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_survives_a_restart() {
+    let Env {
+        mut c,
+        data,
+        mut server,
+        dir: _dir,
+    } = env(&[]).await;
+    let p = c.create_pipeline("orders").await;
+    let src = c.create_connector(&p.id, pb::connector::Type::Source).await;
+    c.create_connector(&p.id, pb::connector::Type::Destination)
+        .await;
+    c.create_processor(Parent::Connector, &src.id).await;
+    c.create_processor(Parent::Pipeline, &p.id).await;
     // A restart rebuilds exactly the same state from the log.
     let pipelines = c.list().await;
     let connectors = c
@@ -584,14 +663,12 @@ async fn every_rpc_works_over_grpc_and_state_survives_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_the_right_code_and_stores_nothing() {
-    let (_dir, data) = data_dir();
-    let mut server = Server::start(&data, &[]);
-    let mut c = connect(&mut server).await;
+async fn bad_pipeline_requests_get_the_right_code_and_store_nothing() {
+    let mut e = env(&[]).await;
+    let c = &mut e.c;
     let p = c.create_pipeline("taken").await;
     let before = c.list().await;
     let p_id = p.id.clone();
-
     let create = |name: &str| pb::CreatePipelineRequest {
         config: config(name),
     };
@@ -670,6 +747,93 @@ async fn bad_input_gets_the_right_code_and_stores_nothing() {
         Code::Internal,
         "Conduit answers an invalid name regex with INTERNAL"
     );
+    // RPCs whose capability comes later say so.
+    assert_eq!(
+        code(
+            c.pipelines
+                .export_pipeline(pb::ExportPipelineRequest { id: p_id.clone() })
+                .await
+        ),
+        Code::Unimplemented
+    );
+    assert_eq!(
+        c.list().await,
+        before,
+        "nothing stored by any refused request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_processor_requests_get_the_right_code_and_store_nothing() {
+    let mut e = env(&[]).await;
+    let c = &mut e.c;
+    let p = c.create_pipeline("taken").await;
+    let before = c.list().await;
+    let p_id = p.id.clone();
+    assert_eq!(
+        code(
+            c.processors
+                .create_processor(pb::CreateProcessorRequest {
+                    parent: Some(pb::processor::Parent {
+                        r#type: 0,
+                        id: p_id.clone()
+                    }),
+                    plugin: "field.set".into(),
+                    ..Default::default()
+                })
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            c.processors
+                .create_processor(pb::CreateProcessorRequest {
+                    parent: Some(pb::processor::Parent {
+                        r#type: pb::processor::parent::Type::Pipeline as i32,
+                        id: p_id.clone(),
+                    }),
+                    config: Some(pb::processor::Config {
+                        settings: HashMap::new(),
+                        workers: -1
+                    }),
+                    plugin: "field.set".into(),
+                    ..Default::default()
+                })
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            c.processors
+                .get_processor(pb::GetProcessorRequest { id: "nope".into() })
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        c.list().await,
+        before,
+        "nothing stored by any refused request"
+    );
+    assert!(c
+        .processors
+        .list_processors(pb::ListProcessorsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .processors
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_connector_requests_get_the_right_code_and_store_nothing() {
+    let mut e = env(&[]).await;
+    let c = &mut e.c;
+    let p = c.create_pipeline("taken").await;
+    let before = c.list().await;
+    let p_id = p.id.clone();
     for kind in [0, 7] {
         assert_eq!(
             code(
@@ -723,62 +887,11 @@ async fn bad_input_gets_the_right_code_and_stores_nothing() {
     );
     assert_eq!(
         code(
-            c.processors
-                .create_processor(pb::CreateProcessorRequest {
-                    parent: Some(pb::processor::Parent {
-                        r#type: 0,
-                        id: p_id.clone()
-                    }),
-                    plugin: "field.set".into(),
-                    ..Default::default()
-                })
-                .await
-        ),
-        Code::InvalidArgument
-    );
-    assert_eq!(
-        code(
-            c.processors
-                .create_processor(pb::CreateProcessorRequest {
-                    parent: Some(pb::processor::Parent {
-                        r#type: pb::processor::parent::Type::Pipeline as i32,
-                        id: p_id.clone(),
-                    }),
-                    config: Some(pb::processor::Config {
-                        settings: HashMap::new(),
-                        workers: -1
-                    }),
-                    plugin: "field.set".into(),
-                    ..Default::default()
-                })
-                .await
-        ),
-        Code::InvalidArgument
-    );
-    assert_eq!(
-        code(
-            c.processors
-                .get_processor(pb::GetProcessorRequest { id: "nope".into() })
-                .await
-        ),
-        Code::NotFound
-    );
-    assert_eq!(
-        code(
             c.connectors
                 .get_connector(pb::GetConnectorRequest { id: "nope".into() })
                 .await
         ),
         Code::NotFound
-    );
-    // RPCs whose capability comes later say so.
-    assert_eq!(
-        code(
-            c.pipelines
-                .export_pipeline(pb::ExportPipelineRequest { id: p_id.clone() })
-                .await
-        ),
-        Code::Unimplemented
     );
     assert_eq!(
         code(
@@ -866,6 +979,54 @@ async fn bad_input_gets_the_right_code_and_stores_nothing() {
         .into_inner()
         .connectors
         .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_request_is_resource_exhausted_and_the_server_goes_on() {
+    let mut e = env(&[]).await;
+    let c = &mut e.c;
+    let before = c.list().await;
+    // 10 MB, over the default limit of 4 MiB.
+    let huge = pb::CreatePipelineRequest {
+        config: Some(pb::pipeline::Config {
+            name: "huge".into(),
+            description: "x".repeat(10 * 1024 * 1024),
+        }),
+    };
+    let refused = c
+        .pipelines
+        .create_pipeline(huge)
+        .await
+        .expect_err("a 10 MB request");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("4194304") && refused.message().contains("--api.grpc"),
+        "{}",
+        refused.message()
+    );
+    // The same connection goes on working, and nothing was stored.
+    assert_eq!(c.list().await, before);
+    c.create_pipeline("small").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_size_limit_is_a_flag() {
+    let mut e = env(&["--api.grpc.max-message-bytes", "2048"]).await;
+    let c = &mut e.c;
+    let request = |size: usize| pb::CreatePipelineRequest {
+        config: Some(pb::pipeline::Config {
+            name: format!("p{size}"),
+            description: "x".repeat(size),
+        }),
+    };
+    c.pipelines.create_pipeline(request(1000)).await.unwrap();
+    let refused = c
+        .pipelines
+        .create_pipeline(request(4000))
+        .await
+        .expect_err("over the limit");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("2048"), "{}", refused.message());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

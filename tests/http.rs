@@ -1,10 +1,13 @@
 //! Every route of the HTTP API (grpc-gateway's for Conduit) against the `culvert` binary over
 //! real sockets: protojson bodies, grpc-gateway's error shape and status codes, bad input
 //! refused with nothing stored, the OpenAPI document and Swagger UI, health and readiness.
+//! Each test checks one thing on a server of its own, so a failure hides no other check.
 
 use crate::harness::{data_dir, Server};
 use crate::http_client::{request, Reply};
 use serde_json::{json, Value};
+use std::path::PathBuf;
+use tempfile::TempDir;
 
 struct Http {
     address: String,
@@ -69,15 +72,57 @@ fn ids(list: &Value) -> Vec<String> {
     ids
 }
 
-#[test]
-fn every_route_works_over_http_and_state_survives_a_restart() {
-    let (dir, data) = data_dir();
-    // The DLQ file lives in the test's own directory (the pipeline starts, and opens it).
-    let dlq_path = dir.path().join("dlq.jsonl");
-    let dlq_path = dlq_path.to_str().unwrap();
-    let mut server = Server::start(&data, &[]);
-    let h = Http::new(&mut server);
+/// A server on a fresh data directory, and a client of its HTTP API.
+struct Env {
+    dir: TempDir,
+    data: PathBuf,
+    server: Server,
+    h: Http,
+}
 
+fn env(args: &[&str]) -> Env {
+    let (dir, data) = data_dir();
+    let mut server = Server::start(&data, args);
+    let h = Http::new(&mut server);
+    Env {
+        dir,
+        data,
+        server,
+        h,
+    }
+}
+
+impl Http {
+    /// A new pipeline's id.
+    fn pipeline(&self, name: &str) -> String {
+        let p = self.ok(
+            "POST",
+            "/v1/pipelines",
+            Some(json!({"config": {"name": name}})),
+        );
+        p["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A new connector's id: a generator source or a log destination.
+    fn connector(&self, pipeline: &str, source: bool) -> String {
+        let body = if source {
+            json!({"type": "TYPE_SOURCE", "plugin": "builtin:generator", "pipelineId": pipeline,
+                   "config": {"name": "source", "settings": generator(10)}})
+        } else {
+            json!({"type": "TYPE_DESTINATION", "plugin": "builtin:log", "pipelineId": pipeline,
+                   "config": {"name": "sink"}})
+        };
+        self.ok("POST", "/v1/connectors", Some(body))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+#[test]
+fn pipelines_are_created_got_listed_and_updated_over_http() {
+    let e = env(&[]);
+    let h = &e.h;
     assert_eq!(h.ok("GET", "/v1/pipelines", None), json!([]));
 
     // Pipelines: protojson out, every field present, enums as names, timestamps RFC 3339.
@@ -98,7 +143,7 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
     let created = p["createdAt"].as_str().unwrap();
     assert!(created.ends_with('Z') && created.contains('T'), "{created}");
     assert_eq!(h.ok("GET", &format!("/v1/pipelines/{id}"), None), p);
-    let other = h.ok(
+    h.ok(
         "POST",
         "/v1/pipelines",
         Some(json!({"config": {"name": "other"}})),
@@ -120,7 +165,16 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
     );
     assert_eq!(updated["config"]["name"], "orders-v2");
     assert_eq!(updated["createdAt"], p["createdAt"]);
+}
 
+#[test]
+fn the_dead_letter_queue_over_http() {
+    let e = env(&[]);
+    let h = &e.h;
+    // The DLQ file lives in the test's own directory.
+    let dlq_path = e.dir.path().join("dlq.jsonl");
+    let dlq_path = dlq_path.to_str().unwrap();
+    let id = h.pipeline("orders");
     // Dead-letter queue: the body is the DLQ itself; 64-bit integers are strings.
     let dlq = h.ok(
         "GET",
@@ -146,7 +200,18 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         ),
         dlq
     );
+}
 
+#[test]
+fn connectors_over_http_by_json_or_proto_names() {
+    let e = env(&[]);
+    let h = &e.h;
+    let id = h.pipeline("orders");
+    let other = h.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": "other"}})),
+    );
     // Connectors: enum by name or number, fields by JSON or proto name.
     let src = h.ok(
         "POST",
@@ -200,7 +265,14 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
     assert_eq!(src["config"]["settings"]["rate"], "20");
     let pipeline = h.ok("GET", &format!("/v1/pipelines/{id}"), None);
     assert_eq!(pipeline["connectorIds"].as_array().unwrap().len(), 2);
+}
 
+#[test]
+fn processors_over_http_and_their_plugin_must_exist() {
+    let e = env(&[]);
+    let h = &e.h;
+    let id = h.pipeline("orders");
+    let src_id = h.connector(&id, true);
     // Processors on a connector and on the pipeline.
     let on_connector = h.ok(
         "POST",
@@ -268,6 +340,20 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         json!({"field": ".Metadata.y"})
     );
 
+    assert_eq!(
+        h.ok("DELETE", &format!("/v1/processors/{pc_id}"), None),
+        json!({})
+    );
+    assert_eq!(
+        h.ok("DELETE", &format!("/v1/processors/{pp_id}"), None),
+        json!({})
+    );
+}
+
+#[test]
+fn plugin_listings_and_information_over_http() {
+    let e = env(&[]);
+    let h = &e.h;
     // The literal plugin routes win over /{id}; the built-in connectors are listed.
     let plugins = h.ok("GET", "/v1/connectors/plugins", None);
     assert_eq!(plugins.as_array().unwrap().len(), 3, "{plugins}");
@@ -304,16 +390,15 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
     let info = h.ok("GET", "/info", None);
     assert!(info["version"].as_str().unwrap().starts_with('v'));
     assert_eq!(info["os"], std::env::consts::OS);
+}
 
-    assert_eq!(
-        h.ok("DELETE", &format!("/v1/processors/{pc_id}"), None),
-        json!({})
-    );
-    assert_eq!(
-        h.ok("DELETE", &format!("/v1/processors/{pp_id}"), None),
-        json!({})
-    );
-
+#[test]
+fn start_and_stop_over_http_and_a_running_pipeline_refuses_edits() {
+    let e = env(&[]);
+    let h = &e.h;
+    let id = h.pipeline("orders");
+    h.connector(&id, true);
+    let dst_id = h.connector(&id, false);
     // Start and stop requests; a running pipeline refuses edits (FAILED_PRECONDITION, 400).
     assert_eq!(
         h.ok("POST", &format!("/v1/pipelines/{id}/start"), None),
@@ -351,7 +436,17 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
 
+#[test]
+fn deletes_go_children_first_over_http() {
+    let e = env(&[]);
+    let h = &e.h;
+    let other = h.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": "other"}})),
+    );
     // Deletes (on the other pipeline, which never ran).
     let other_id = other["id"].as_str().unwrap().to_owned();
     let lone = h.ok(
@@ -388,7 +483,22 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         json!({})
     );
     h.fails("GET", &format!("/v1/pipelines/{other_id}"), None, 404, 5);
+}
 
+#[test]
+fn capabilities_not_there_yet_answer_501() {
+    let e = env(&[]);
+    let h = &e.h;
+    let id = h.pipeline("orders");
+    let src_id = h.connector(&id, true);
+    let pc_id = h.ok(
+        "POST",
+        "/v1/processors",
+        Some(json!({"plugin": "field.set", "parent": {"type": "TYPE_CONNECTOR", "id": src_id}})),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Capabilities of later layers answer 501 with grpc-gateway's body.
     h.fails("POST", &format!("/v1/pipelines/{id}/export"), None, 501, 12);
     h.fails(
@@ -398,6 +508,33 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         501,
         12,
     );
+    h.fails(
+        "GET",
+        &format!("/v1/connectors/{src_id}/inspect"),
+        None,
+        501,
+        12,
+    );
+    h.fails(
+        "GET",
+        &format!("/v1/processors/{pc_id}/inspect-in"),
+        None,
+        501,
+        12,
+    );
+    h.fails(
+        "GET",
+        &format!("/v1/processors/{pc_id}/inspect-out"),
+        None,
+        501,
+        12,
+    );
+}
+
+#[test]
+fn plan_and_apply_take_a_pipeline_document() {
+    let e = env(&[]);
+    let h = &e.h;
     // Plan and apply take a pipeline document (ApplyPipeline is how `culvert pipelines
     // import` creates pipelines); without one they are refused.
     h.fails("POST", "/v1/pipelines/plan", Some(json!({})), 400, 3);
@@ -454,6 +591,12 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
             .contains("/connectors/1/plugin: connector \"log\": plugin \"builtin:nope\" not found"),
         "{refused}"
     );
+}
+
+#[test]
+fn connector_settings_are_validated_over_http() {
+    let e = env(&[]);
+    let h = &e.h;
     assert_eq!(
         h.ok(
             "POST",
@@ -474,28 +617,27 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
         refused["message"].as_str().unwrap().contains("format.type"),
         "{refused}"
     );
-    h.fails(
-        "GET",
-        &format!("/v1/connectors/{src_id}/inspect"),
-        None,
-        501,
-        12,
-    );
-    h.fails(
-        "GET",
-        &format!("/v1/processors/{pc_id}/inspect-in"),
-        None,
-        501,
-        12,
-    );
-    h.fails(
-        "GET",
-        &format!("/v1/processors/{pc_id}/inspect-out"),
-        None,
-        501,
-        12,
-    );
+}
 
+#[test]
+fn state_survives_a_restart_over_http() {
+    let Env {
+        data,
+        mut server,
+        h,
+        dir: _dir,
+    } = env(&[]);
+    let id = h.pipeline("orders");
+    let src_id = h.connector(&id, true);
+    h.connector(&id, false);
+    h.ok(
+        "POST",
+        "/v1/processors",
+        Some(
+            json!({"plugin": "field.set", "parent": {"type": "TYPE_CONNECTOR", "id": src_id},
+                    "config": {"settings": {"field": ".Metadata.x", "value": "1"}}}),
+        ),
+    );
     // A restart rebuilds exactly the same state from the log.
     let state = h.state();
     server.terminate();
@@ -507,10 +649,9 @@ fn every_route_works_over_http_and_state_survives_a_restart() {
 }
 
 #[test]
-fn bad_input_over_http_gets_the_right_code_and_stores_nothing() {
-    let (_dir, data) = data_dir();
-    let mut server = Server::start(&data, &["--api.http.max-body-bytes", "4096"]);
-    let h = Http::new(&mut server);
+fn malformed_bodies_and_unknown_enums_are_refused_over_http() {
+    let e = env(&["--api.http.max-body-bytes", "4096"]);
+    let h = &e.h;
     let p = h.ok(
         "POST",
         "/v1/pipelines",
@@ -518,7 +659,6 @@ fn bad_input_over_http_gets_the_right_code_and_stores_nothing() {
     );
     let id = p["id"].as_str().unwrap().to_owned();
     let before = h.state();
-
     // Malformed JSON and wrong JSON types.
     for body in [&b"{not json"[..], b"[1,2]", b"{\"config\": {\"name\": 5}}"] {
         let reply = request(&h.address, "POST", "/v1/pipelines", &[], Some(body));
@@ -554,6 +694,24 @@ fn bad_input_over_http_gets_the_right_code_and_stores_nothing() {
         400,
         3,
     );
+    assert_eq!(
+        h.state(),
+        before,
+        "nothing was stored by any refused request"
+    );
+}
+
+#[test]
+fn missing_invalid_and_unknown_fields_and_ids_are_refused_over_http() {
+    let e = env(&["--api.http.max-body-bytes", "4096"]);
+    let h = &e.h;
+    let p = h.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": "taken"}})),
+    );
+    let id = p["id"].as_str().unwrap().to_owned();
+    let before = h.state();
     // Missing required fields.
     h.fails("POST", "/v1/pipelines", Some(json!({})), 400, 3);
     h.fails("POST", "/v1/pipelines", None, 400, 3);
@@ -632,6 +790,24 @@ fn bad_input_over_http_gets_the_right_code_and_stores_nothing() {
         404,
         5,
     );
+    assert_eq!(
+        h.state(),
+        before,
+        "nothing was stored by any refused request"
+    );
+}
+
+#[test]
+fn limits_routes_and_methods_are_refused_over_http() {
+    let e = env(&["--api.http.max-body-bytes", "4096"]);
+    let h = &e.h;
+    let p = h.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(json!({"config": {"name": "taken"}})),
+    );
+    let id = p["id"].as_str().unwrap().to_owned();
+    let before = h.state();
     // Stopping a stopped pipeline; an invalid name regex (INTERNAL, as Conduit).
     h.fails("POST", &format!("/v1/pipelines/{id}/stop"), None, 400, 9);
     h.fails("GET", "/v1/pipelines?name=(", None, 500, 13);
@@ -643,7 +819,6 @@ fn bad_input_over_http_gets_the_right_code_and_stores_nothing() {
     assert_eq!(not_found["message"], "Not Found");
     let wrong = h.fails("PATCH", "/v1/pipelines", None, 501, 12);
     assert_eq!(wrong["message"], "Method Not Allowed");
-
     assert_eq!(
         h.state(),
         before,

@@ -1,0 +1,97 @@
+//! The built-in processors, the processor registry, and `condition` handling.
+//!
+//! Each built-in has a module of its own, named after it: [`field_set`] (`field.set`),
+//! [`field_exclude`], [`field_rename`] and [`filter`]. They follow Conduit's: same names,
+//! parameters, defaults, validations and errors. Their `sdk.schema.*` parameters are
+//! accepted (Conduit's processor SDK adds them) but have no effect: Culvert has no schema
+//! registry yet. [`registry()`] gives a [`ProcessorRegistry`] holding them all; the binary
+//! adds the standalone (WASM) ones found in the plugin folder.
+//!
+//! * [`registry`]: lookup by reference and configuration into instances;
+//! * [`condition`]: the `condition` template that chooses which records a processor sees;
+//! * [`parallel`]: Conduit's `workers`, one processor run by several instances, order kept;
+//! * [`reference`]: field references (`.Payload.After.name`) as processors use them.
+//!
+//! The processor trait itself is the contract in `culvert-plugins`.
+
+pub mod condition;
+pub mod field_exclude;
+pub mod field_rename;
+pub mod field_set;
+pub mod filter;
+pub mod parallel;
+pub mod reference;
+pub mod registry;
+
+pub use field_exclude::FieldExclude;
+pub use field_rename::FieldRename;
+pub use field_set::FieldSet;
+pub use filter::Filter;
+pub use parallel::Parallel;
+pub use registry::{ConfigureError, ProcessorRegistry};
+
+use culvert_plugins::spec::{InvalidSettings, Parameter, ParameterType, SettingError};
+use culvert_plugins::{PluginError, Settings};
+use std::sync::Arc;
+
+/// A registry of the built-in processors.
+pub fn registry() -> ProcessorRegistry {
+    let mut registry = ProcessorRegistry::default();
+    registry.add(Arc::new(FieldSet::new()));
+    registry.add(Arc::new(FieldExclude::new()));
+    registry.add(Arc::new(FieldRename::new()));
+    registry.add(Arc::new(Filter::new()));
+    registry
+}
+
+pub(crate) const AUTHOR: &str = "Culvert";
+pub(crate) const VERSION: &str = "v0.1.0";
+
+/// The parameters Conduit's processor SDK adds to every processor (decoding and encoding
+/// with a schema registry), with the plugin's default.
+pub(crate) fn schema_parameters(default: &'static str) -> Vec<Parameter> {
+    let param = |name, description| {
+        Parameter::new(name, ParameterType::Bool, description).default_value(default)
+    };
+    vec![
+        param(
+            "sdk.schema.decode.key.enabled",
+            "Whether to decode the record key using its corresponding schema from the schema registry.",
+        ),
+        param(
+            "sdk.schema.decode.payload.enabled",
+            "Whether to decode the record payload using its corresponding schema from the schema registry.",
+        ),
+        param(
+            "sdk.schema.encode.key.enabled",
+            "Whether to encode the record key using its corresponding schema from the schema registry.",
+        ),
+        param(
+            "sdk.schema.encode.payload.enabled",
+            "Whether to encode the record payload using its corresponding schema from the schema registry.",
+        ),
+    ]
+}
+
+pub(crate) fn setting<'s>(settings: &'s Settings, key: &str) -> &'s str {
+    settings.get(key).map(String::as_str).unwrap_or("")
+}
+
+pub(crate) fn invalid(key: &str, problem: impl std::fmt::Display) -> PluginError {
+    PluginError::InvalidSettings(InvalidSettings(vec![SettingError {
+        key: key.to_owned(),
+        problem: problem.to_string(),
+    }]))
+}
+
+/// Conduit's comma-separated list settings: items trimmed, empty ones skipped.
+pub(crate) fn list(value: &str) -> Vec<&str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

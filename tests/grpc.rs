@@ -162,6 +162,14 @@ async fn env(args: &[&str]) -> Env {
 
 use pb::processor::parent::Type as Parent;
 
+/// A server with one pipeline ("taken"): its id, and the pipelines before any bad request.
+async fn bad_input_env() -> (Env, String, Vec<pb::Pipeline>) {
+    let mut e = env(&[]).await;
+    let p = e.c.create_pipeline("taken").await;
+    let before = e.c.list().await;
+    (e, p.id, before)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelines_are_created_got_listed_and_updated() {
     let mut e = env(&[]).await;
@@ -664,11 +672,8 @@ async fn state_survives_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_pipeline_requests_get_the_right_code_and_store_nothing() {
-    let mut e = env(&[]).await;
+    let (mut e, p_id, before) = bad_input_env().await;
     let c = &mut e.c;
-    let p = c.create_pipeline("taken").await;
-    let before = c.list().await;
-    let p_id = p.id.clone();
     let create = |name: &str| pb::CreatePipelineRequest {
         config: config(name),
     };
@@ -765,11 +770,8 @@ async fn bad_pipeline_requests_get_the_right_code_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_processor_requests_get_the_right_code_and_store_nothing() {
-    let mut e = env(&[]).await;
+    let (mut e, p_id, before) = bad_input_env().await;
     let c = &mut e.c;
-    let p = c.create_pipeline("taken").await;
-    let before = c.list().await;
-    let p_id = p.id.clone();
     assert_eq!(
         code(
             c.processors
@@ -829,11 +831,8 @@ async fn bad_processor_requests_get_the_right_code_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_connector_requests_get_the_right_code_and_store_nothing() {
-    let mut e = env(&[]).await;
+    let (mut e, p_id, before) = bad_input_env().await;
     let c = &mut e.c;
-    let p = c.create_pipeline("taken").await;
-    let before = c.list().await;
-    let p_id = p.id.clone();
     for kind in [0, 7] {
         assert_eq!(
             code(

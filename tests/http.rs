@@ -92,6 +92,15 @@ fn env(args: &[&str]) -> Env {
     }
 }
 
+/// A server with a small HTTP body limit and one pipeline ("taken"): its id, and the state
+/// before any bad request.
+fn bad_input_env() -> (Env, String, (Value, Value, Value)) {
+    let e = env(&["--api.http.max-body-bytes", "4096"]);
+    let id = e.h.pipeline("taken");
+    let before = e.h.state();
+    (e, id, before)
+}
+
 impl Http {
     /// A new pipeline's id.
     fn pipeline(&self, name: &str) -> String {
@@ -650,15 +659,8 @@ fn state_survives_a_restart_over_http() {
 
 #[test]
 fn malformed_bodies_and_unknown_enums_are_refused_over_http() {
-    let e = env(&["--api.http.max-body-bytes", "4096"]);
+    let (e, id, before) = bad_input_env();
     let h = &e.h;
-    let p = h.ok(
-        "POST",
-        "/v1/pipelines",
-        Some(json!({"config": {"name": "taken"}})),
-    );
-    let id = p["id"].as_str().unwrap().to_owned();
-    let before = h.state();
     // Malformed JSON and wrong JSON types.
     for body in [&b"{not json"[..], b"[1,2]", b"{\"config\": {\"name\": 5}}"] {
         let reply = request(&h.address, "POST", "/v1/pipelines", &[], Some(body));
@@ -694,24 +696,13 @@ fn malformed_bodies_and_unknown_enums_are_refused_over_http() {
         400,
         3,
     );
-    assert_eq!(
-        h.state(),
-        before,
-        "nothing was stored by any refused request"
-    );
+    assert_eq!(h.state(), before, "nothing stored by a refused request");
 }
 
 #[test]
 fn missing_invalid_and_unknown_fields_and_ids_are_refused_over_http() {
-    let e = env(&["--api.http.max-body-bytes", "4096"]);
+    let (e, id, before) = bad_input_env();
     let h = &e.h;
-    let p = h.ok(
-        "POST",
-        "/v1/pipelines",
-        Some(json!({"config": {"name": "taken"}})),
-    );
-    let id = p["id"].as_str().unwrap().to_owned();
-    let before = h.state();
     // Missing required fields.
     h.fails("POST", "/v1/pipelines", Some(json!({})), 400, 3);
     h.fails("POST", "/v1/pipelines", None, 400, 3);
@@ -790,24 +781,13 @@ fn missing_invalid_and_unknown_fields_and_ids_are_refused_over_http() {
         404,
         5,
     );
-    assert_eq!(
-        h.state(),
-        before,
-        "nothing was stored by any refused request"
-    );
+    assert_eq!(h.state(), before, "nothing stored by a refused request");
 }
 
 #[test]
 fn limits_routes_and_methods_are_refused_over_http() {
-    let e = env(&["--api.http.max-body-bytes", "4096"]);
+    let (e, id, before) = bad_input_env();
     let h = &e.h;
-    let p = h.ok(
-        "POST",
-        "/v1/pipelines",
-        Some(json!({"config": {"name": "taken"}})),
-    );
-    let id = p["id"].as_str().unwrap().to_owned();
-    let before = h.state();
     // Stopping a stopped pipeline; an invalid name regex (INTERNAL, as Conduit).
     h.fails("POST", &format!("/v1/pipelines/{id}/stop"), None, 400, 9);
     h.fails("GET", "/v1/pipelines?name=(", None, 500, 13);
@@ -819,11 +799,7 @@ fn limits_routes_and_methods_are_refused_over_http() {
     assert_eq!(not_found["message"], "Not Found");
     let wrong = h.fails("PATCH", "/v1/pipelines", None, 501, 12);
     assert_eq!(wrong["message"], "Method Not Allowed");
-    assert_eq!(
-        h.state(),
-        before,
-        "nothing was stored by any refused request"
-    );
+    assert_eq!(h.state(), before, "nothing stored by a refused request");
 }
 
 #[test]

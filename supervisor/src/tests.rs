@@ -285,6 +285,25 @@ impl Harness {
         }
     }
 
+    /// Start the pipeline and wait until it runs.
+    async fn start(&self) {
+        self.pipelines.start(&user(), &self.id).unwrap();
+        self.until("running", |s| *s == PipelineStatus::Running)
+            .await;
+    }
+
+    /// Stop the pipeline (`force`: without a drain) and wait until the user's stop is
+    /// recorded.
+    async fn stop(&self, force: bool) {
+        self.pipelines.stop(&user(), &self.id, force).unwrap();
+        self.until("stopped", |s| {
+            *s == PipelineStatus::Stopped {
+                reason: StoppedReason::User,
+            }
+        })
+        .await;
+    }
+
     /// The kinds of the pipeline's events, in order.
     fn history(&self) -> Vec<String> {
         use culvert_store::EventLog;
@@ -312,17 +331,10 @@ impl Running {
 async fn a_started_pipeline_runs_and_a_stop_drains_it() {
     let h = Harness::new(fast_recovery(-1));
     let running = h.supervise();
-    h.pipelines.start(&user(), &h.id).unwrap();
-    h.until("running", |s| *s == PipelineStatus::Running).await;
+    h.start().await;
     h.until_script("records read", |s| s.read.load(Ordering::SeqCst) >= 20)
         .await;
-    h.pipelines.stop(&user(), &h.id, false).unwrap();
-    h.until("stopped", |s| {
-        *s == PipelineStatus::Stopped {
-            reason: StoppedReason::User,
-        }
-    })
-    .await;
+    h.stop(false).await;
     assert_eq!(h.script.torn_down.load(Ordering::SeqCst), 1);
     // Drained: the position saved is the last record read.
     let saved = h
@@ -369,8 +381,7 @@ async fn a_source_that_cannot_open_degrades_the_pipeline_with_its_error() {
 async fn a_transient_failure_while_running_is_recovered_from() {
     let h = Harness::new(fast_recovery(-1));
     let running = h.supervise();
-    h.pipelines.start(&user(), &h.id).unwrap();
-    h.until("running", |s| *s == PipelineStatus::Running).await;
+    h.start().await;
     h.until_script("records read", |s| s.read.load(Ordering::SeqCst) >= 8)
         .await;
     h.script
@@ -402,8 +413,7 @@ async fn a_transient_failure_while_running_is_recovered_from() {
 async fn a_failure_no_restart_can_mend_is_not_retried() {
     let h = Harness::new(fast_recovery(-1));
     let running = h.supervise();
-    h.pipelines.start(&user(), &h.id).unwrap();
-    h.until("running", |s| *s == PipelineStatus::Running).await;
+    h.start().await;
     h.script
         .failures
         .lock()
@@ -428,8 +438,7 @@ async fn a_failure_no_restart_can_mend_is_not_retried() {
 async fn when_retries_run_out_the_pipeline_is_left_degraded() {
     let h = Harness::new(fast_recovery(2));
     let running = h.supervise();
-    h.pipelines.start(&user(), &h.id).unwrap();
-    h.until("running", |s| *s == PipelineStatus::Running).await;
+    h.start().await;
     *h.script.always_fail.lock().unwrap() = true;
     let status = h
         .until("degraded", |s| matches!(s, PipelineStatus::Degraded { .. }))
@@ -482,10 +491,7 @@ async fn a_pipeline_that_was_running_starts_again_with_the_server_where_it_was()
         saved,
         "resumed from the saved position"
     );
-    second.pipelines.stop(&user(), &second.id, false).unwrap();
-    second
-        .until("stopped", |s| matches!(s, PipelineStatus::Stopped { .. }))
-        .await;
+    second.stop(false).await;
     running.shut_down().await;
 }
 
@@ -514,18 +520,10 @@ async fn a_pipeline_left_stopping_by_the_last_server_is_stopped_at_boot() {
 async fn a_forced_stop_cancels_at_once() {
     let h = Harness::new(fast_recovery(-1));
     let running = h.supervise();
-    h.pipelines.start(&user(), &h.id).unwrap();
-    h.until("running", |s| *s == PipelineStatus::Running).await;
-    h.pipelines.stop(&user(), &h.id, true).unwrap();
-    h.until("stopped", |s| {
-        *s == PipelineStatus::Stopped {
-            reason: StoppedReason::User,
-        }
-    })
-    .await;
+    h.start().await;
+    h.stop(true).await;
     // It can start again at once.
-    h.pipelines.start(&user(), &h.id).unwrap();
-    h.until("running", |s| *s == PipelineStatus::Running).await;
+    h.start().await;
     running.shut_down().await;
 }
 
@@ -533,11 +531,8 @@ async fn a_forced_stop_cancels_at_once() {
 async fn a_deleted_connectors_plugin_is_told_with_the_settings_it_last_ran_with() {
     let h = Harness::new(fast_recovery(-1));
     let running = h.supervise();
-    h.pipelines.start(&user(), &h.id).unwrap();
-    h.until("running", |s| *s == PipelineStatus::Running).await;
-    h.pipelines.stop(&user(), &h.id, false).unwrap();
-    h.until("stopped", |s| matches!(s, PipelineStatus::Stopped { .. }))
-        .await;
+    h.start().await;
+    h.stop(false).await;
     assert!(h.store.get("src", LAST_ACTIVE_SLOT).unwrap().is_some());
     h.connectors
         .delete(&user(), &ConnectorId("src".into()))

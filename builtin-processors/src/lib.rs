@@ -1,11 +1,16 @@
 //! The built-in processors, the processor registry, and `condition` handling.
 //!
-//! Each built-in has a module of its own, named after it: [`field_set`] (`field.set`),
-//! [`field_exclude`], [`field_rename`] and [`filter`]. They follow Conduit's: same names,
-//! parameters, defaults, validations and errors. Their `sdk.schema.*` parameters are
-//! accepted (Conduit's processor SDK adds them) but have no effect: Culvert has no schema
-//! registry yet. [`registry()`] gives a [`ProcessorRegistry`] holding them all; the binary
-//! adds the standalone (WASM) ones found in the plugin folder.
+//! Each built-in has a module of its own, named after it (`field.set` is [`field_set`]):
+//! [`base64_decode`], [`base64_encode`], [`error`], [`field_convert`], [`field_exclude`],
+//! [`field_rename`], [`field_set`], [`filter`], [`json_decode`], [`json_encode`],
+//! [`unwrap_debezium`], [`unwrap_kafkaconnect`] and [`unwrap_opencdc`]. They follow
+//! Conduit's: same names, parameters, defaults, validations and behaviour, checked against
+//! Conduit's own examples, and their specifications against a fixture derived from
+//! Conduit's (`fixtures/conduit-processor-specs.json`, by
+//! `scripts/conduit-processor-specs.py`). Their `sdk.schema.*` parameters are accepted
+//! (Conduit's processor SDK adds them) but have no effect yet. [`registry()`] gives a
+//! [`ProcessorRegistry`] holding them all; the binary adds the standalone (WASM) ones found
+//! in the plugin folder.
 //!
 //! * [`registry`]: lookup by reference and configuration into instances;
 //! * [`condition`]: the `condition` template that chooses which records a processor sees;
@@ -14,20 +19,30 @@
 //!
 //! The processor trait itself is the contract in `culvert-plugins`.
 
+pub mod base64_decode;
+pub mod base64_encode;
 pub mod condition;
+pub mod error;
+pub mod field_convert;
 pub mod field_exclude;
 pub mod field_rename;
 pub mod field_set;
 pub mod filter;
+pub mod json_decode;
+pub mod json_encode;
 pub mod parallel;
 pub mod reference;
 pub mod registry;
+pub mod unwrap_debezium;
+pub mod unwrap_kafkaconnect;
+pub mod unwrap_opencdc;
 
 pub use field_exclude::FieldExclude;
 pub use field_rename::FieldRename;
 pub use field_set::FieldSet;
 pub use filter::Filter;
 pub use parallel::Parallel;
+pub use reference::{FieldValue, Reference, ReferenceError};
 pub use registry::{ConfigureError, ProcessorRegistry};
 
 use culvert_plugins::spec::{InvalidSettings, Parameter, ParameterType, SettingError};
@@ -37,10 +52,19 @@ use std::sync::Arc;
 /// A registry of the built-in processors.
 pub fn registry() -> ProcessorRegistry {
     let mut registry = ProcessorRegistry::default();
-    registry.add(Arc::new(FieldSet::new()));
+    registry.add(Arc::new(base64_decode::Base64Decode::new()));
+    registry.add(Arc::new(base64_encode::Base64Encode::new()));
+    registry.add(Arc::new(error::ErrorProcessor::new()));
+    registry.add(Arc::new(field_convert::FieldConvert::new()));
     registry.add(Arc::new(FieldExclude::new()));
     registry.add(Arc::new(FieldRename::new()));
+    registry.add(Arc::new(FieldSet::new()));
     registry.add(Arc::new(Filter::new()));
+    registry.add(Arc::new(json_decode::JsonDecode::new()));
+    registry.add(Arc::new(json_encode::JsonEncode::new()));
+    registry.add(Arc::new(unwrap_debezium::UnwrapDebezium::new()));
+    registry.add(Arc::new(unwrap_kafkaconnect::UnwrapKafkaConnect::new()));
+    registry.add(Arc::new(unwrap_opencdc::UnwrapOpenCdc::new()));
     registry
 }
 

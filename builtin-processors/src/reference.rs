@@ -31,6 +31,50 @@ pub struct Reference {
 #[error("{0}")]
 pub struct ReferenceError(pub String);
 
+/// A value read from a record through a reference, or to write into one.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldValue {
+    /// `.Position`.
+    Position(Vec<u8>),
+    /// `.Operation`.
+    Operation(Operation),
+    /// `.Metadata`, all of it.
+    Metadata(BTreeMap<String, String>),
+    /// A metadata value, or text to store.
+    Text(String),
+    /// Bytes to store (raw data; base64 text inside structured data).
+    Bytes(Vec<u8>),
+    /// `.Payload`, both sides.
+    Payload(culvert_domain::Change),
+    /// `.Key`, `.Payload.Before` or `.Payload.After`: raw or structured data, or none.
+    Data(Option<Data>),
+    /// A field inside structured data (null when missing), or a JSON value to store.
+    Json(Value),
+}
+
+impl FieldValue {
+    /// The kind of value, for errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Position(_) => "position",
+            Self::Operation(_) => "operation",
+            Self::Metadata(_) => "metadata",
+            Self::Text(_) => "string",
+            Self::Bytes(_) => "bytes",
+            Self::Payload(_) => "payload",
+            Self::Data(None) => "nil",
+            Self::Data(Some(Data::Raw(_))) => "raw data",
+            Self::Data(Some(Data::Structured(_))) => "structured data",
+            Self::Json(Value::Null) => "nil",
+            Self::Json(Value::Bool(_)) => "bool",
+            Self::Json(Value::Number(_)) => "number",
+            Self::Json(Value::String(_)) => "string",
+            Self::Json(Value::Array(_)) => "array",
+            Self::Json(Value::Object(_)) => "map",
+        }
+    }
+}
+
 /// Where a reference points in one record.
 enum Target<'r> {
     Record,
@@ -103,6 +147,176 @@ impl Reference {
             }
             Target::Field { object, field, .. } => {
                 object.insert(field, Value::String(value));
+                Ok(())
+            }
+        }
+    }
+
+    /// The referenced value, read without changing the record (a missing field is
+    /// [`FieldValue::Json`] null, missing data [`FieldValue::Data`] `None`), as Conduit's
+    /// resolver's `Get` hands processors the value.
+    pub fn get(&self, record: &Record) -> Result<FieldValue, ReferenceError> {
+        let mut fields = self.fields.iter();
+        let Some(first) = fields.next() else {
+            return Err(immutable("cannot get record"));
+        };
+        let mut path;
+        let mut data: Option<&Data> = match first.as_str() {
+            "Position" => {
+                return self.only(fields, FieldValue::Position(record.position.0.clone()))
+            }
+            "Operation" => return self.only(fields, FieldValue::Operation(record.operation)),
+            "Metadata" => {
+                return match fields.next() {
+                    None => Ok(FieldValue::Metadata(record.metadata.clone())),
+                    Some(key) => self.only(
+                        fields,
+                        FieldValue::Text(record.metadata.get(key).cloned().unwrap_or_default()),
+                    ),
+                }
+            }
+            "Key" => {
+                path = ".Key".to_owned();
+                record.key.as_ref()
+            }
+            "Payload" => match fields.next().map(String::as_str) {
+                None => return Ok(FieldValue::Payload(record.payload.clone())),
+                Some("Before") => {
+                    path = ".Payload.Before".to_owned();
+                    record.payload.before.as_ref()
+                }
+                Some(_) => {
+                    path = ".Payload.After".to_owned();
+                    record.payload.after.as_ref()
+                }
+            },
+            other => return Err(not_resolvable(format!("unexpected field {other:?}"))),
+        };
+        let Some(field) = fields.next() else {
+            return Ok(FieldValue::Data(data.cloned()));
+        };
+        let mut value = match data.take() {
+            None => return Ok(FieldValue::Json(Value::Null)),
+            Some(Data::Raw(_)) => {
+                return Err(not_resolvable(format!(
+                    "{path} does not contain structured data"
+                )))
+            }
+            Some(Data::Structured(object)) => object.get(field),
+        };
+        path.push('.');
+        path.push_str(field);
+        for field in fields {
+            value = match value {
+                None | Some(Value::Null) => return Ok(FieldValue::Json(Value::Null)),
+                Some(Value::Object(object)) => object.get(field),
+                Some(_) => {
+                    return Err(not_resolvable(format!(
+                        "{path} does not contain structured data"
+                    )))
+                }
+            };
+            path.push('.');
+            path.push_str(field);
+        }
+        Ok(FieldValue::Json(value.cloned().unwrap_or(Value::Null)))
+    }
+
+    /// `value` if no field is left to walk, else the error of walking into a leaf.
+    fn only<'f>(
+        &self,
+        mut rest: impl Iterator<Item = &'f String>,
+        value: FieldValue,
+    ) -> Result<FieldValue, ReferenceError> {
+        match rest.next() {
+            None => Ok(value),
+            Some(_) => Err(not_resolvable(format!(
+                "{} is not a structured field",
+                self.raw
+            ))),
+        }
+    }
+
+    /// Set the field to a value of any kind, as Conduit's resolver's `Set` takes one: data
+    /// (`.Key`, payload sides) takes data, an object (structured), text or bytes (raw) or
+    /// null (none); a field in structured data takes any JSON value, text, or bytes (kept
+    /// as base64 text, as JSON shows them); a metadata value takes text; `.Operation` an
+    /// operation or its name; `.Metadata` and `.Payload` their own kind. Anything else is
+    /// an error naming the type.
+    pub fn set_value(&self, record: &mut Record, value: FieldValue) -> Result<(), ReferenceError> {
+        match (self.resolve(record)?, value) {
+            (Target::Record, _) => Err(immutable("cannot set record")),
+            (Target::Position, _) => Err(immutable("cannot set .Position")),
+            (Target::Operation(op), FieldValue::Operation(new)) => {
+                *op = new;
+                Ok(())
+            }
+            (
+                Target::Operation(op),
+                FieldValue::Text(name) | FieldValue::Json(Value::String(name)),
+            ) => match Operation::parse(&name) {
+                Some(parsed) => {
+                    *op = parsed;
+                    Ok(())
+                }
+                None => Err(ReferenceError(format!(
+                    "failed to set .Operation: unknown operation {name:?}"
+                ))),
+            },
+            (Target::Operation(_), other) => Err(unexpected_type(other.kind(), ".Operation")),
+            (Target::Metadata(metadata), FieldValue::Metadata(new)) => {
+                *metadata = new;
+                Ok(())
+            }
+            (Target::Metadata(_), other) => Err(unexpected_type(other.kind(), ".Metadata")),
+            (
+                Target::MetadataField(metadata, field),
+                FieldValue::Text(text) | FieldValue::Json(Value::String(text)),
+            ) => {
+                metadata.insert(field, text);
+                Ok(())
+            }
+            (Target::MetadataField(_, field), other) => {
+                Err(unexpected_type(other.kind(), &format!(".Metadata.{field}")))
+            }
+            (Target::Payload(payload), FieldValue::Payload(new)) => {
+                *payload = new;
+                Ok(())
+            }
+            (Target::Payload(_), other) => Err(unexpected_type(other.kind(), ".Payload")),
+            (Target::Data(data, path), value) => {
+                *data = match value {
+                    FieldValue::Data(new) => new,
+                    FieldValue::Json(Value::Object(object)) => Some(Data::Structured(object)),
+                    FieldValue::Json(Value::Null) => None,
+                    FieldValue::Json(Value::String(text)) | FieldValue::Text(text) => {
+                        Some(Data::Raw(text.into_bytes()))
+                    }
+                    FieldValue::Bytes(bytes) => Some(Data::Raw(bytes)),
+                    other => return Err(unexpected_type(other.kind(), path)),
+                };
+                Ok(())
+            }
+            (
+                Target::Field {
+                    object,
+                    field,
+                    path,
+                },
+                value,
+            ) => {
+                let value = match value {
+                    FieldValue::Json(value) => value,
+                    FieldValue::Text(text) => Value::String(text),
+                    FieldValue::Bytes(bytes) => {
+                        use base64::Engine as _;
+                        Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+                    }
+                    FieldValue::Data(None) => Value::Null,
+                    FieldValue::Data(Some(Data::Structured(object))) => Value::Object(object),
+                    other => return Err(unexpected_type(other.kind(), &format!("{path}.{field}"))),
+                };
+                object.insert(field, value);
                 Ok(())
             }
         }
@@ -399,6 +613,90 @@ mod tests {
             Some(Data::Structured(map)) => Value::Object(map.clone()),
             other => panic!("not structured: {other:?}"),
         }
+    }
+
+    #[test]
+    fn get_reads_every_kind_of_field_without_changing_the_record() {
+        let r = record();
+        let get = |reference: &str| Reference::parse(reference).unwrap().get(&r).unwrap();
+        assert_eq!(get(".Position"), FieldValue::Position(b"p".to_vec()));
+        assert_eq!(get(".Operation"), FieldValue::Operation(Operation::Create));
+        assert_eq!(get(".Metadata.table"), FieldValue::Text("users".into()));
+        assert_eq!(get(".Metadata.missing"), FieldValue::Text(String::new()));
+        assert_eq!(
+            get(".Key"),
+            FieldValue::Data(Some(Data::Raw(b"k".to_vec())))
+        );
+        assert_eq!(get(".Payload.Before"), FieldValue::Data(None));
+        assert_eq!(get(".Payload.After.name"), FieldValue::Json(json!("ada")));
+        assert_eq!(get(".Payload.After.nested.x"), FieldValue::Json(json!(1)));
+        assert_eq!(
+            get(".Payload.After.nested.y"),
+            FieldValue::Json(Value::Null)
+        );
+        assert_eq!(get(".Payload.After.a.b.c"), FieldValue::Json(Value::Null));
+        assert_eq!(get(".Payload.Before.x"), FieldValue::Json(Value::Null));
+        assert!(matches!(get(".Metadata"), FieldValue::Metadata(m) if m.len() == 1));
+        assert!(matches!(get(".Payload"), FieldValue::Payload(_)));
+        // Walking into raw data or a scalar is an error; nothing was created on the way.
+        for bad in [".Key.x", ".Payload.After.name.first"] {
+            let error = Reference::parse(bad).unwrap().get(&r).unwrap_err();
+            assert!(
+                error.0.contains("does not contain structured data"),
+                "{error}"
+            );
+        }
+        assert_eq!(r, record());
+    }
+
+    #[test]
+    fn set_value_stores_each_kind_where_conduit_would() {
+        let mut r = record();
+        let set = |r: &mut Record, reference: &str, value: FieldValue| {
+            Reference::parse(reference).unwrap().set_value(r, value)
+        };
+        set(
+            &mut r,
+            ".Payload.After.list",
+            FieldValue::Json(json!([1, 2])),
+        )
+        .unwrap();
+        set(
+            &mut r,
+            ".Payload.After.bytes",
+            FieldValue::Bytes(b"hi".to_vec()),
+        )
+        .unwrap();
+        set(&mut r, ".Payload.After.text", FieldValue::Text("t".into())).unwrap();
+        assert_eq!(after(&r)["list"], json!([1, 2]));
+        assert_eq!(after(&r)["bytes"], json!("aGk="));
+        assert_eq!(after(&r)["text"], json!("t"));
+        set(&mut r, ".Key", FieldValue::Json(json!({"id": 1}))).unwrap();
+        assert_eq!(
+            r.key,
+            Some(Data::Structured(
+                json!({"id": 1}).as_object().unwrap().clone()
+            ))
+        );
+        set(&mut r, ".Key", FieldValue::Text("raw".into())).unwrap();
+        assert_eq!(r.key, Some(Data::Raw(b"raw".to_vec())));
+        set(&mut r, ".Payload.Before", FieldValue::Json(Value::Null)).unwrap();
+        assert_eq!(r.payload.before, None);
+        set(&mut r, ".Operation", FieldValue::Text("delete".into())).unwrap();
+        assert_eq!(r.operation, Operation::Delete);
+        set(&mut r, ".Metadata.k", FieldValue::Json(json!("v"))).unwrap();
+        assert_eq!(r.metadata["k"], "v");
+        // The wrong kind is an error naming the type and the field, and changes nothing.
+        let before = r.clone();
+        let error = set(&mut r, ".Metadata.k", FieldValue::Json(json!(5))).unwrap_err();
+        assert_eq!(
+            error.0,
+            "can't set type number for .Metadata.k: unexpected type"
+        );
+        let error = set(&mut r, ".Key", FieldValue::Json(json!([1]))).unwrap_err();
+        assert_eq!(error.0, "can't set type array for .Key: unexpected type");
+        assert!(set(&mut r, ".Position", FieldValue::Text("x".into())).is_err());
+        assert_eq!(r, before);
     }
 
     #[test]

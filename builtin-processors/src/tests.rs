@@ -88,7 +88,21 @@ fn registry_lists_and_finds_the_builtins() {
     let names: Vec<_> = registry.specifications().map(|s| s.name).collect();
     assert_eq!(
         names,
-        ["field.exclude", "field.rename", "field.set", "filter"]
+        [
+            "base64.decode",
+            "base64.encode",
+            "error",
+            "field.convert",
+            "field.exclude",
+            "field.rename",
+            "field.set",
+            "filter",
+            "json.decode",
+            "json.encode",
+            "unwrap.debezium",
+            "unwrap.kafkaconnect",
+            "unwrap.opencdc"
+        ]
     );
     for reference in [
         "field.set",
@@ -267,4 +281,106 @@ fn filter_without_condition_drops_everything() {
         run(filter.as_mut(), &mut records),
         [Outcome::Drop, Outcome::Drop]
     );
+}
+
+/// Conduit's built-in processors that Culvert does not have yet (issue 17); every other one
+/// of Conduit's must be here with the same specification.
+const NOT_BUILT_YET: &[&str] = &[
+    "avro.decode",
+    "avro.encode",
+    "clone",
+    "cohere.command",
+    "cohere.embed",
+    "cohere.rerank",
+    "custom.javascript",
+    "ollama",
+    "openai.embeddings",
+    "openai.textgen",
+    "split",
+    "webhook.http",
+];
+
+/// A validation as Conduit's specifications write it: its type and value.
+fn conduit_validation(validation: &culvert_plugins::spec::Validation) -> Value {
+    use culvert_plugins::spec::Validation;
+    let (kind, value) = match validation {
+        Validation::Required => ("required", String::new()),
+        Validation::GreaterThan(n) => ("greater-than", n.to_string()),
+        Validation::LessThan(n) => ("less-than", n.to_string()),
+        Validation::Inclusion(list) => ("inclusion", list.join(",")),
+        Validation::Exclusion(list) => ("exclusion", list.join(",")),
+        Validation::Regex(regex) => ("regex", regex.clone()),
+    };
+    json!({"type": kind, "value": value})
+}
+
+#[test]
+fn specifications_match_conduits_fixture() {
+    use culvert_plugins::spec::ParameterType;
+    // Derived from Conduit's exported specifications by scripts/conduit-processor-specs.py;
+    // the file names the Conduit commit.
+    let fixture: Value =
+        serde_json::from_str(include_str!("../fixtures/conduit-processor-specs.json")).unwrap();
+    let conduit = fixture["processors"].as_object().unwrap();
+    let registry = registry();
+    let ours: BTreeMap<&str, &culvert_plugins::processor::ProcessorSpecification> =
+        registry.specifications().map(|s| (s.name, s)).collect();
+    let mut problems = Vec::new();
+    for name in ours.keys() {
+        if !conduit.contains_key(*name) {
+            problems.push(format!("{name}: not one of Conduit's processors"));
+        }
+    }
+    for (name, theirs) in conduit {
+        let Some(spec) = ours.get(name.as_str()) else {
+            if !NOT_BUILT_YET.contains(&name.as_str()) {
+                problems.push(format!("{name}: missing (and not listed as not built yet)"));
+            }
+            continue;
+        };
+        if NOT_BUILT_YET.contains(&name.as_str()) {
+            problems.push(format!("{name}: built, so take it off NOT_BUILT_YET"));
+        }
+        if spec.version != theirs["version"] {
+            problems.push(format!(
+                "{name}: version {} vs {}",
+                spec.version, theirs["version"]
+            ));
+        }
+        let params: BTreeMap<&str, Value> = spec
+            .parameters
+            .iter()
+            .map(|p| {
+                let ty = match p.ty {
+                    ParameterType::String | ParameterType::File => "string",
+                    ParameterType::Int => "int",
+                    ParameterType::Float => "float",
+                    ParameterType::Bool => "bool",
+                    ParameterType::Duration => "duration",
+                };
+                let validations: Vec<Value> =
+                    p.validations.iter().map(conduit_validation).collect();
+                (
+                    p.name,
+                    json!({"type": ty, "default": p.default, "validations": validations}),
+                )
+            })
+            .collect();
+        let expected = theirs["parameters"].as_object().unwrap();
+        for (param, want) in expected {
+            match params.get(param.as_str()) {
+                None => problems.push(format!("{name}: parameter {param} missing")),
+                Some(got) if got != want => problems.push(format!(
+                    "{name}: parameter {param}: {got} vs Conduit's {want}"
+                )),
+                Some(_) => {}
+            }
+        }
+        for param in params.keys() {
+            if !expected.contains_key(*param) {
+                problems.push(format!("{name}: parameter {param} is not Conduit's"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

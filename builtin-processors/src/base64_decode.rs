@@ -1,15 +1,13 @@
 //! `base64.decode`: replace a field's base64 text (standard alphabet, padded) with what it
 //! encodes.
-//!
-//! Also home to what the base64 and JSON processors share: reading a field the way
-//! Conduit's reference resolver hands it to a processor (`resolve`) and Go's names for
-//! value types in errors (`go_type`).
 
-use crate::reference::{FieldValue, Reference, ReferenceError};
-use crate::{invalid, schema_parameters, setting, AUTHOR, VERSION};
+use crate::params::{field_except_position, field_except_position_setting, with_schema_parameters};
+use crate::per_record::{PerRecord, RecordProcessor};
+use crate::reference::{FieldValue, Reference};
+use crate::resolve::{resolve, unexpected_type};
+use crate::{AUTHOR, VERSION};
 use culvert_domain::{Data, Record};
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
-use culvert_plugins::spec::{Parameter, ParameterType, Validation};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};
 use serde_json::Value;
 
@@ -21,15 +19,13 @@ pub struct Base64Decode {
 impl Base64Decode {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![Parameter::new(
-            "field",
-            ParameterType::String,
-            "The field holding base64 text (a reference such as `.Payload.After.token`); \
-             `.Position` cannot be decoded.",
-        )
-        .validate(Validation::Required)
-        .validate(Validation::Exclusion(vec![".Position".to_owned()]))];
-        parameters.extend(schema_parameters("true"));
+        let parameters = with_schema_parameters(
+            vec![field_except_position(
+                "The field holding base64 text (a reference such as `.Payload.After.token`); \
+                 `.Position` cannot be decoded.",
+            )],
+            "true",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "base64.decode",
@@ -59,34 +55,17 @@ impl ProcessorPlugin for Base64Decode {
     }
 
     fn configure(&self, settings: &Settings) -> Result<Box<dyn Processor>, PluginError> {
-        let field = field_setting(settings, "decoding")?;
-        Ok(Box::new(DecodeProcessor { field }))
+        let field = field_except_position_setting(settings, "decoding")?;
+        Ok(Box::new(PerRecord(DecodeProcessor { field })))
     }
-}
-
-/// The `field` setting of the base64 processors: required, a valid reference, not
-/// `.Position` (the parameter's validations say so too; checked again for callers that
-/// skip them). `action` names what the processor does, for the error (`decoding`).
-pub(crate) fn field_setting(settings: &Settings, action: &str) -> Result<Reference, PluginError> {
-    let field = setting(settings, "field");
-    if field.is_empty() {
-        return Err(invalid("field", "required parameter is not provided"));
-    }
-    if field == ".Position" {
-        return Err(invalid(
-            "field",
-            format!("{action} \".Position\" is not allowed"),
-        ));
-    }
-    Reference::parse(field).map_err(|e| invalid("field", e))
 }
 
 struct DecodeProcessor {
     field: Reference,
 }
 
-impl DecodeProcessor {
-    fn decode(&self, record: &mut Record) -> Result<(), String> {
+impl RecordProcessor for DecodeProcessor {
+    fn process_record(&self, record: &mut Record) -> Result<(), String> {
         let value = resolve(&self.field, record)
             .map_err(|e| format!("failed to resolve the field: {e}"))?;
         let (input, raw) = match value {
@@ -95,7 +74,7 @@ impl DecodeProcessor {
             Some(FieldValue::Text(text) | FieldValue::Json(Value::String(text))) => {
                 (text.into_bytes(), false)
             }
-            Some(other) => return Err(format!("unexpected data type {}", go_type(&other))),
+            Some(other) => return Err(unexpected_type(&other)),
         };
         let decoded = decode_go(&input).map_err(|offset| {
             format!("failed to decode the value: illegal base64 data at input byte {offset}")
@@ -109,22 +88,6 @@ impl DecodeProcessor {
         self.field
             .set_value(record, value)
             .map_err(|e| format!("failed to set the decoded value into the record: {e}"))
-    }
-}
-
-#[async_trait::async_trait]
-impl Processor for DecodeProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            if let Err(error) = self.decode(record) {
-                *outcome = Outcome::Fail(error);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -207,165 +170,25 @@ fn decode_go(src: &[u8]) -> Result<Vec<u8>, usize> {
     Ok(out)
 }
 
-/// The value `reference` points at in `record`, as Conduit's resolver hands it to a
-/// processor: `None` stands for Go's nil (no data, a missing or null data field, a
-/// missing metadata key). As in Conduit, resolving a data field creates the objects on
-/// the way to it, so a nil field leaves them behind: `.Payload.After.a.b` on a record
-/// without `.Payload.After` makes it `{"a": {}}`.
-pub(crate) fn resolve(
-    reference: &Reference,
-    record: &mut Record,
-) -> Result<Option<FieldValue>, ReferenceError> {
-    match reference.get(record)? {
-        FieldValue::Data(None) => Ok(None),
-        FieldValue::Text(text) if text.is_empty() => {
-            // A metadata key: empty, or missing (nil).
-            let mut without = record.clone();
-            reference.delete(&mut without)?;
-            Ok((without != *record).then_some(FieldValue::Text(text)))
-        }
-        FieldValue::Json(Value::Null) => {
-            // Null stays null; a missing field stays missing, its parents created.
-            let mut with_null = record.clone();
-            reference.set_value(&mut with_null, FieldValue::Json(Value::Null))?;
-            if with_null != *record {
-                reference.delete(record)?;
-            }
-            Ok(None)
-        }
-        value => Ok(Some(value)),
-    }
-}
-
-/// Go's name for the type of a value (`%T`), as Conduit's errors show it.
-pub(crate) fn go_type(value: &FieldValue) -> &'static str {
-    match value {
-        FieldValue::Position(_) => "opencdc.Position",
-        FieldValue::Operation(_) => "opencdc.Operation",
-        FieldValue::Metadata(_) => "opencdc.Metadata",
-        FieldValue::Text(_) | FieldValue::Json(Value::String(_)) => "string",
-        FieldValue::Bytes(_) => "[]uint8",
-        FieldValue::Payload(_) => "opencdc.Change",
-        FieldValue::Data(None) | FieldValue::Json(Value::Null) => "<nil>",
-        FieldValue::Data(Some(Data::Raw(_))) => "opencdc.RawData",
-        FieldValue::Data(Some(Data::Structured(_))) => "opencdc.StructuredData",
-        FieldValue::Json(Value::Bool(_)) => "bool",
-        FieldValue::Json(Value::Number(n)) if n.is_f64() => "float64",
-        FieldValue::Json(Value::Number(_)) => "int",
-        FieldValue::Json(Value::Array(_)) => "[]interface {}",
-        FieldValue::Json(Value::Object(_)) => "map[string]interface {}",
-    }
-}
-
-/// Test helpers shared by the base64 and JSON processors' tests.
-#[cfg(test)]
-pub(crate) mod testing {
-    use culvert_domain::{Change, Data, Operation, Position, Record};
-    use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin};
-    use culvert_plugins::{PluginError, Settings};
-    use serde_json::Value;
-    use std::collections::BTreeMap;
-
-    /// Settings from pairs.
-    pub fn settings(pairs: &[(&str, &str)]) -> Settings {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    /// Structured data from a JSON object.
-    pub fn structured(value: Value) -> Option<Data> {
-        match value {
-            Value::Object(map) => Some(Data::Structured(map)),
-            other => panic!("not an object: {other}"),
-        }
-    }
-
-    /// Raw data.
-    pub fn raw(bytes: &str) -> Option<Data> {
-        Some(Data::Raw(bytes.as_bytes().to_vec()))
-    }
-
-    /// The record of Conduit's examples: position, create, `key1: val1`, raw key `test-key`.
-    pub fn example(after: Option<Data>, key: Option<Data>) -> Record {
-        Record {
-            position: Position(b"test-position".to_vec()),
-            operation: Operation::Create,
-            metadata: BTreeMap::from([("key1".to_owned(), "val1".to_owned())]),
-            key,
-            payload: Change {
-                before: None,
-                after,
-            },
-        }
-    }
-
-    /// A record with only a key.
-    pub fn keyed(key: Option<Data>) -> Record {
-        Record {
-            key,
-            ..Record::default()
-        }
-    }
-
-    /// Validate the settings (applying defaults) and configure the plugin, as the registry
-    /// does.
-    pub fn configure(
-        plugin: &dyn ProcessorPlugin,
-        pairs: &[(&str, &str)],
-    ) -> Result<Box<dyn Processor>, String> {
-        let validated =
-            culvert_plugins::spec::validate(&plugin.specification().parameters, &settings(pairs))
-                .map_err(|e| e.to_string())?;
-        plugin
-            .configure(&validated)
-            .map_err(|e: PluginError| e.to_string())
-    }
-
-    /// Run one batch.
-    pub fn run(processor: &mut dyn Processor, records: &mut [Record]) -> Vec<Outcome> {
-        let mut outcomes = vec![Outcome::Keep; records.len()];
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(processor.process(records, &mut outcomes))
-            .unwrap();
-        outcomes
-    }
-
-    /// Configure with `field` and process one record.
-    pub fn process_one(
-        plugin: &dyn ProcessorPlugin,
-        field: &str,
-        mut record: Record,
-    ) -> (Record, Outcome) {
-        let mut processor = configure(plugin, &[("field", field)]).unwrap();
-        let outcome = run(processor.as_mut(), std::slice::from_mut(&mut record)).remove(0);
-        (record, outcome)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testing::*;
     use super::*;
+    use crate::testing::*;
+    use culvert_plugins::processor::Outcome;
     use serde_json::json;
 
     #[test]
     fn conduits_examples() {
         // (description, settings, input, expected output)
-        let cases = [(
-            "decode a base64 encoded string",
-            ".Payload.After.foo",
-            example(structured(json!({"foo": "YmFy"})), raw("test-key")),
-            example(structured(json!({"foo": "bar"})), raw("test-key")),
-        )];
-        for (name, field, input, want) in cases {
-            let (got, outcome) = process_one(&Base64Decode::new(), field, input);
-            assert_eq!(outcome, Outcome::Keep, "{name}");
-            assert_eq!(got, want, "{name}");
-        }
+        assert_kept(
+            &Base64Decode::new(),
+            [(
+                "decode a base64 encoded string",
+                ".Payload.After.foo",
+                example(structured(json!({"foo": "YmFy"})), raw("test-key")),
+                example(structured(json!({"foo": "bar"})), raw("test-key")),
+            )],
+        );
     }
 
     #[test]
@@ -382,7 +205,7 @@ mod tests {
                 "metadata",
                 ".Metadata.key1",
                 Record {
-                    metadata: [("key1".to_owned(), "dmFsMQ==".to_owned())].into(),
+                    metadata: meta(&[("key1", "dmFsMQ==")]),
                     ..example(None, None)
                 },
                 example(None, None),
@@ -420,11 +243,7 @@ mod tests {
                 example(None, None),
             ),
         ];
-        for (name, field, input, want) in cases {
-            let (got, outcome) = process_one(&Base64Decode::new(), field, input);
-            assert_eq!(outcome, Outcome::Keep, "{name}");
-            assert_eq!(got, want, "{name}");
-        }
+        assert_kept(&Base64Decode::new(), cases);
         // Raw data keeps bytes that are not UTF-8; text gets replacement characters.
         let (got, _) = process_one(&Base64Decode::new(), ".Key", keyed(raw("/w==")));
         assert_eq!(got.key, Some(Data::Raw(vec![0xff])));
@@ -486,11 +305,7 @@ mod tests {
                  resolve reference",
             ),
         ];
-        for (field, input, want) in cases {
-            let (got, outcome) = process_one(&Base64Decode::new(), field, input.clone());
-            assert_eq!(outcome, Outcome::Fail(want.to_owned()), "{field} {input:?}");
-            assert_eq!(got, input, "{field}: unchanged");
-        }
+        assert_failed(&Base64Decode::new(), cases);
     }
 
     #[test]
@@ -544,47 +359,24 @@ mod tests {
     #[test]
     fn settings_are_validated() {
         let plugin = Base64Decode::new();
-        let validated = culvert_plugins::spec::validate(
-            &plugin.specification().parameters,
-            &settings(&[("field", ".Key")]),
-        )
-        .unwrap();
-        for key in [
-            "sdk.schema.decode.key.enabled",
-            "sdk.schema.decode.payload.enabled",
-            "sdk.schema.encode.key.enabled",
-            "sdk.schema.encode.payload.enabled",
-        ] {
-            assert_eq!(validated[key], "true", "{key}");
-        }
-        assert!(plugin.configure(&validated).is_ok());
-        for (pairs, want) in [
-            (
-                vec![],
-                "setting \"field\": required parameter is not provided",
-            ),
-            (
-                vec![("field", ".Position")],
-                "setting \"field\": \".Position\" must not be one of .Position",
-            ),
-            (
-                vec![("field", ".Nope")],
-                "setting \"field\": invalid reference",
-            ),
-            (
+        assert_field_settings(
+            &plugin,
+            ".Key",
+            &[],
+            [
+                (".Position", "\".Position\" must not be one of .Position"),
+                (".Nope", "invalid reference"),
+            ],
+        );
+        assert_refused(
+            &plugin,
+            [(
                 vec![("field", ".Key"), ("other", "x")],
                 "setting \"other\": unrecognized parameter",
-            ),
-        ] {
-            let error = configure(&plugin, &pairs).err().unwrap();
-            assert!(error.contains(want), "{pairs:?}: {error}");
-        }
+            )],
+        );
         // Refused by the plugin too when asked directly.
-        let error = plugin
-            .configure(&settings(&[("field", ".Position")]))
-            .err()
-            .unwrap()
-            .to_string();
+        let error = direct_refusal(&plugin, &[("field", ".Position")]);
         assert!(
             error.contains("\"field\"") && error.contains(".Position"),
             "{error}"

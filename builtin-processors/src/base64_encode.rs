@@ -1,16 +1,17 @@
 //! `base64.encode`: replace a field's value with its base64 text (standard alphabet,
 //! padded).
 
-use crate::base64_decode::{field_setting, go_type, resolve};
-use crate::json_encode::{go_float, GoFloat};
+use crate::gofmt::{go_sprint_number, Numbers};
+use crate::params::{field_except_position, field_except_position_setting, with_schema_parameters};
+use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::{FieldValue, Reference};
-use crate::{schema_parameters, AUTHOR, VERSION};
+use crate::resolve::{resolve, unexpected_type};
+use crate::{AUTHOR, VERSION};
 use base64::Engine as _;
 use culvert_domain::{Data, Record};
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
-use culvert_plugins::spec::{Parameter, ParameterType, Validation};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};
-use serde_json::{Number, Value};
+use serde_json::Value;
 
 /// `base64.encode`: encode a field to base64.
 pub struct Base64Encode {
@@ -20,15 +21,13 @@ pub struct Base64Encode {
 impl Base64Encode {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![Parameter::new(
-            "field",
-            ParameterType::String,
-            "The field to encode (a reference such as `.Key` or `.Payload.After.secret`); \
-             `.Position` cannot be encoded.",
-        )
-        .validate(Validation::Required)
-        .validate(Validation::Exclusion(vec![".Position".to_owned()]))];
-        parameters.extend(schema_parameters("true"));
+        let parameters = with_schema_parameters(
+            vec![field_except_position(
+                "The field to encode (a reference such as `.Key` or `.Payload.After.secret`); \
+                 `.Position` cannot be encoded.",
+            )],
+            "true",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "base64.encode",
@@ -58,8 +57,8 @@ impl ProcessorPlugin for Base64Encode {
     }
 
     fn configure(&self, settings: &Settings) -> Result<Box<dyn Processor>, PluginError> {
-        let field = field_setting(settings, "encoding")?;
-        Ok(Box::new(EncodeProcessor { field }))
+        let field = field_except_position_setting(settings, "encoding")?;
+        Ok(Box::new(PerRecord(EncodeProcessor { field })))
     }
 }
 
@@ -67,8 +66,8 @@ struct EncodeProcessor {
     field: Reference,
 }
 
-impl EncodeProcessor {
-    fn encode(&self, record: &mut Record) -> Result<(), String> {
+impl RecordProcessor for EncodeProcessor {
+    fn process_record(&self, record: &mut Record) -> Result<(), String> {
         let value = resolve(&self.field, record)
             .map_err(|e| format!("failed to resolve the field: {e}"))?;
         let bytes = match value {
@@ -78,9 +77,11 @@ impl EncodeProcessor {
                 text.into_bytes()
             }
             // Numbers and booleans are encoded as Go prints them (`%v`).
-            Some(FieldValue::Json(Value::Number(n))) => go_verb(&n).into_bytes(),
+            Some(FieldValue::Json(Value::Number(n))) => {
+                go_sprint_number(&n, Numbers::AsHeld).into_bytes()
+            }
             Some(FieldValue::Json(Value::Bool(b))) => b.to_string().into_bytes(),
-            Some(other) => return Err(format!("unexpected data type {}", go_type(&other))),
+            Some(other) => return Err(unexpected_type(&other)),
         };
         let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
         self.field
@@ -89,34 +90,11 @@ impl EncodeProcessor {
     }
 }
 
-/// A number as Go's `%v` prints it: whole numbers as they are, others as a float64.
-fn go_verb(n: &Number) -> String {
-    match n.as_f64() {
-        Some(f) if n.is_f64() => go_float(f, GoFloat::Verb),
-        _ => n.to_string(),
-    }
-}
-
-#[async_trait::async_trait]
-impl Processor for EncodeProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            if let Err(error) = self.encode(record) {
-                *outcome = Outcome::Fail(error);
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base64_decode::testing::*;
+    use crate::testing::*;
+    use culvert_plugins::processor::Outcome;
     use serde_json::json;
 
     #[test]
@@ -136,11 +114,7 @@ mod tests {
                 example(structured(json!({"foo": "YmFy"})), raw("test-key")),
             ),
         ];
-        for (name, field, input, want) in cases {
-            let (got, outcome) = process_one(&Base64Encode::new(), field, input);
-            assert_eq!(outcome, Outcome::Keep, "{name}");
-            assert_eq!(got, want, "{name}");
-        }
+        assert_kept(&Base64Encode::new(), cases);
     }
 
     #[test]
@@ -180,13 +154,7 @@ mod tests {
                 "missing field: its parents are created, as in Conduit",
                 ".Payload.After.a.b",
                 keyed(None),
-                Record {
-                    payload: culvert_domain::Change {
-                        before: None,
-                        after: structured(json!({"a": {}})),
-                    },
-                    ..keyed(None)
-                },
+                payload(None, structured(json!({"a": {}}))),
             ),
             (
                 "missing metadata",
@@ -199,7 +167,7 @@ mod tests {
                 ".Metadata.key1",
                 example(None, None),
                 Record {
-                    metadata: [("key1".to_owned(), "dmFsMQ==".to_owned())].into(),
+                    metadata: meta(&[("key1", "dmFsMQ==")]),
                     ..example(None, None)
                 },
             ),
@@ -210,11 +178,7 @@ mod tests {
                 example(raw("AAE="), None),
             ),
         ];
-        for (name, field, input, want) in cases {
-            let (got, outcome) = process_one(&Base64Encode::new(), field, input);
-            assert_eq!(outcome, Outcome::Keep, "{name}");
-            assert_eq!(got, want, "{name}");
-        }
+        assert_kept(&Base64Encode::new(), cases);
     }
 
     #[test]
@@ -252,11 +216,7 @@ mod tests {
                  cannot resolve reference",
             ),
         ];
-        for (field, input, want) in cases {
-            let (got, outcome) = process_one(&Base64Encode::new(), field, input.clone());
-            assert_eq!(outcome, Outcome::Fail(want.to_owned()), "{field}");
-            assert_eq!(got, input, "{field}: unchanged");
-        }
+        assert_failed(&Base64Encode::new(), cases);
         // The others in the batch go on.
         let mut processor = configure(&Base64Encode::new(), &[("field", ".Key")]).unwrap();
         let mut records = vec![keyed(structured(json!({}))), keyed(raw("a"))];
@@ -269,42 +229,16 @@ mod tests {
     #[test]
     fn settings_are_validated() {
         let plugin = Base64Encode::new();
-        let validated = culvert_plugins::spec::validate(
-            &plugin.specification().parameters,
-            &settings(&[("field", ".Payload.After.foo")]),
-        )
-        .unwrap();
-        for key in [
-            "sdk.schema.decode.key.enabled",
-            "sdk.schema.decode.payload.enabled",
-            "sdk.schema.encode.key.enabled",
-            "sdk.schema.encode.payload.enabled",
-        ] {
-            assert_eq!(validated[key], "true", "{key}");
-        }
-        assert!(plugin.configure(&validated).is_ok());
-        for (pairs, want) in [
-            (
-                vec![],
-                "setting \"field\": required parameter is not provided",
-            ),
-            (
-                vec![("field", ".Position")],
-                "setting \"field\": \".Position\" must not be one of .Position",
-            ),
-            (
-                vec![("field", "Key")],
-                "setting \"field\": invalid reference",
-            ),
-        ] {
-            let error = configure(&plugin, &pairs).err().unwrap();
-            assert!(error.contains(want), "{pairs:?}: {error}");
-        }
-        let error = plugin
-            .configure(&settings(&[("field", ".Position")]))
-            .err()
-            .unwrap()
-            .to_string();
+        assert_field_settings(
+            &plugin,
+            ".Payload.After.foo",
+            &[],
+            [
+                (".Position", "\".Position\" must not be one of .Position"),
+                ("Key", "invalid reference"),
+            ],
+        );
+        let error = direct_refusal(&plugin, &[("field", ".Position")]);
         assert!(
             error.contains("\"field\"") && error.contains(".Position"),
             "{error}"

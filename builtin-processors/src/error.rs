@@ -11,7 +11,8 @@
 //! SDK disables schema decoding and encoding for this processor by default, so its
 //! `sdk.schema.*` parameters default to `false`.
 
-use crate::{invalid, schema_parameters, setting, AUTHOR, VERSION};
+use crate::params::{invalid, setting_or, with_schema_parameters};
+use crate::{AUTHOR, VERSION};
 use culvert_domain::Record;
 use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::{Parameter, ParameterType};
@@ -29,14 +30,16 @@ pub struct ErrorProcessor {
 impl ErrorProcessor {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![Parameter::new(
-            "message",
-            ParameterType::String,
-            "The error each record fails with: a Go template evaluated with the record \
-             (e.g. `bad record: {{ .Metadata.table }}`).",
-        )
-        .default_value(DEFAULT_MESSAGE)];
-        parameters.extend(schema_parameters("false"));
+        let parameters = with_schema_parameters(
+            vec![Parameter::new(
+                "message",
+                ParameterType::String,
+                "The error each record fails with: a Go template evaluated with the record \
+                 (e.g. `bad record: {{ .Metadata.table }}`).",
+            )
+            .default_value(DEFAULT_MESSAGE)],
+            "false",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "error",
@@ -67,10 +70,7 @@ impl ProcessorPlugin for ErrorProcessor {
     }
 
     fn configure(&self, settings: &Settings) -> Result<Box<dyn Processor>, PluginError> {
-        let message = match setting(settings, "message") {
-            "" => DEFAULT_MESSAGE,
-            message => message,
-        };
+        let message = setting_or(settings, "message", DEFAULT_MESSAGE);
         let message = if message.contains("{{") {
             let template = Template::parse(message).map_err(|e| {
                 invalid(
@@ -119,65 +119,28 @@ impl Processor for FailEvery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use culvert_domain::{Change, Data, Operation};
+    use crate::testing::{
+        assert_parameters, meta, payload, run, settings, structured, validated_settings,
+    };
+    use culvert_domain::{Change, Operation};
     use culvert_plugins::spec::validate;
-    use serde_json::{json, Value};
-    use std::collections::BTreeMap;
-
-    fn settings(pairs: &[(&str, &str)]) -> Settings {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    fn structured(value: Value) -> Option<Data> {
-        let Value::Object(map) = value else {
-            panic!("not an object: {value}")
-        };
-        Some(Data::Structured(map))
-    }
-
-    fn metadata(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use serde_json::json;
 
     /// Validate (defaults applied) and configure, as the registry does.
     fn processor(pairs: &[(&str, &str)]) -> Box<dyn Processor> {
-        let plugin = ErrorProcessor::new();
-        let validated = validate(&plugin.specification().parameters, &settings(pairs))
-            .unwrap_or_else(|e| panic!("{pairs:?}: {e}"));
-        plugin
-            .configure(&validated)
+        crate::testing::configure(&ErrorProcessor::new(), pairs)
             .unwrap_or_else(|e| panic!("{pairs:?}: {e}"))
-    }
-
-    fn run(processor: &mut dyn Processor, records: &mut [Record]) -> Vec<Outcome> {
-        let mut outcomes = vec![Outcome::Keep; records.len()];
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(processor.process(records, &mut outcomes))
-            .unwrap();
-        outcomes
     }
 
     /// Two records like those of Conduit's tests of this processor.
     fn two_records() -> Vec<Record> {
         vec![
             Record {
-                metadata: metadata(&[("foo", "rec 1")]),
-                payload: Change {
-                    before: None,
-                    after: structured(json!({"foo": "bar"})),
-                },
-                ..Record::default()
+                metadata: meta(&[("foo", "rec 1")]),
+                ..payload(None, structured(json!({"foo": "bar"})))
             },
             Record {
-                metadata: metadata(&[("foo", "rec 2")]),
+                metadata: meta(&[("foo", "rec 2")]),
                 ..Record::default()
             },
         ]
@@ -199,7 +162,7 @@ mod tests {
             )],
             have: Record {
                 operation: Operation::Create,
-                metadata: metadata(&[("foo", "bar")]),
+                metadata: meta(&[("foo", "bar")]),
                 payload: Change {
                     before: structured(json!({"bar": "baz"})),
                     after: structured(json!({"foo": "bar"})),
@@ -271,18 +234,12 @@ mod tests {
     fn settings_are_validated() {
         let plugin = ErrorProcessor::new();
         let params = &plugin.specification().parameters;
-        let names: Vec<_> = params.iter().map(|p| (p.name, p.default)).collect();
-        assert_eq!(
-            names,
-            [
-                ("message", "error processor triggered"),
-                ("sdk.schema.decode.key.enabled", "false"),
-                ("sdk.schema.decode.payload.enabled", "false"),
-                ("sdk.schema.encode.key.enabled", "false"),
-                ("sdk.schema.encode.payload.enabled", "false"),
-            ]
+        assert_parameters(
+            &plugin,
+            &[("message", "error processor triggered")],
+            "false",
         );
-        let validated = validate(params, &settings(&[])).unwrap();
+        let validated = validated_settings(&plugin, &[]);
         assert_eq!(validated["message"], "error processor triggered");
         assert_eq!(validated["sdk.schema.encode.payload.enabled"], "false");
         plugin.configure(&validated).unwrap();
@@ -292,7 +249,7 @@ mod tests {
         let not_bool = validate(params, &settings(&[("sdk.schema.decode.key.enabled", "x")]));
         assert!(not_bool.is_err());
 
-        let validated = validate(params, &settings(&[("message", "{{ .Metadata.x ")])).unwrap();
+        let validated = validated_settings(&plugin, &[("message", "{{ .Metadata.x ")]);
         let Err(error) = plugin.configure(&validated) else {
             panic!("an unclosed action is accepted")
         };

@@ -25,17 +25,21 @@
 //! is what Conduit's record shows once serialised; and a NaN or infinite float, which JSON
 //! cannot hold, fails the record.
 
+use crate::gofmt::{go_float, go_sprint, go_sprint_map, GoFloat, Numbers};
+use crate::params::{
+    invalid, key_or_payload_field, reference, required_field, setting, under_key_or_payload,
+    with_schema_parameters, KEY_OR_PAYLOAD_PATTERN,
+};
+use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::{FieldValue, Reference};
-use crate::{invalid, schema_parameters, setting, AUTHOR, VERSION};
+use crate::{AUTHOR, VERSION};
 use culvert_domain::{parse_bool, Data, Record};
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_plugins::{PluginError, Settings};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use std::fmt::Write as _;
 
-/// The pattern a `field` setting must match (Conduit's validation).
-const FIELD_PATTERN: &str = r"^\.(Payload|Key).*";
 /// The values `type` may take.
 const TYPES: [&str; 5] = ["string", "int", "float", "bool", "time"];
 /// Go's `time.RFC3339Nano` layout, as its parse errors name it.
@@ -51,26 +55,24 @@ pub struct FieldConvert {
 impl FieldConvert {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![
-            Parameter::new(
-                "field",
-                ParameterType::String,
-                "The field to convert: a reference into structured data under `.Key` or \
-                 `.Payload` (e.g. `.Payload.After.age`).",
-            )
-            .validate(Validation::Required)
-            .validate(Validation::Regex(FIELD_PATTERN.to_owned())),
-            Parameter::new(
-                "type",
-                ParameterType::String,
-                "The type the field gets: `string`, `int`, `float`, `bool` or `time`.",
-            )
-            .validate(Validation::Required)
-            .validate(Validation::Inclusion(
-                TYPES.iter().map(|t| (*t).to_owned()).collect(),
-            )),
-        ];
-        parameters.extend(schema_parameters("true"));
+        let parameters = with_schema_parameters(
+            vec![
+                key_or_payload_field(
+                    "The field to convert: a reference into structured data under `.Key` or \
+                     `.Payload` (e.g. `.Payload.After.age`).",
+                ),
+                Parameter::new(
+                    "type",
+                    ParameterType::String,
+                    "The type the field gets: `string`, `int`, `float`, `bool` or `time`.",
+                )
+                .validate(Validation::Required)
+                .validate(Validation::Inclusion(
+                    TYPES.iter().map(|t| (*t).to_owned()).collect(),
+                )),
+            ],
+            "true",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "field.convert",
@@ -103,15 +105,13 @@ impl ProcessorPlugin for FieldConvert {
     }
 
     fn configure(&self, settings: &Settings) -> Result<Box<dyn Processor>, PluginError> {
-        let field = setting(settings, "field");
-        if field.is_empty() {
-            return Err(invalid("field", "required parameter is not provided"));
-        }
-        if !(field.starts_with(".Payload") || field.starts_with(".Key")) {
-            let problem = format!("{field:?} must match {FIELD_PATTERN:?} (.Key or .Payload)");
+        let field = required_field(settings)?;
+        if !under_key_or_payload(field) {
+            let problem =
+                format!("{field:?} must match {KEY_OR_PAYLOAD_PATTERN:?} (.Key or .Payload)");
             return Err(invalid("field", problem));
         }
-        let field = Reference::parse(field).map_err(|e| invalid("field", e))?;
+        let field = reference("field", field)?;
         let ty = setting(settings, "type");
         let Some(target) = Target::parse(ty) else {
             return Err(invalid(
@@ -119,7 +119,7 @@ impl ProcessorPlugin for FieldConvert {
                 format!("{ty:?} must be one of {}", TYPES.join(", ")),
             ));
         };
-        Ok(Box::new(ConvertProcessor { field, target }))
+        Ok(Box::new(PerRecord(ConvertProcessor { field, target })))
     }
 }
 
@@ -158,7 +158,7 @@ impl Target {
                         format!(
                             "{} reads as the float {}, which structured data (JSON) cannot hold",
                             go_quote(text),
-                            go_float_v(float)
+                            go_float(float, GoFloat::Verb)
                         )
                     })
             }
@@ -178,27 +178,11 @@ struct ConvertProcessor {
     target: Target,
 }
 
-impl ConvertProcessor {
-    fn convert(&self, record: &mut Record) -> Result<(), String> {
+impl RecordProcessor for ConvertProcessor {
+    fn process_record(&self, record: &mut Record) -> Result<(), String> {
         let current = self.field.get(record).map_err(|e| e.0)?;
         let value = self.target.read(&go_text(&current, self.target))?;
         self.field.set_value(record, value).map_err(|e| e.0)
-    }
-}
-
-#[async_trait::async_trait]
-impl Processor for ConvertProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            if let Err(error) = self.convert(record) {
-                *outcome = Outcome::Fail(error);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -209,8 +193,8 @@ fn go_text(value: &FieldValue, target: Target) -> String {
         FieldValue::Json(Value::Bool(b)) if matches!(target, Target::Int | Target::Float) => {
             u8::from(*b).to_string()
         }
-        FieldValue::Json(Value::Number(n)) => number_text(n, false),
-        FieldValue::Json(other) => go_v(other),
+        FieldValue::Json(Value::Number(n)) => number_text(n),
+        FieldValue::Json(other) => go_sprint(other, Numbers::AsHeld),
         FieldValue::Bytes(bytes) | FieldValue::Position(bytes) => {
             String::from_utf8_lossy(bytes).into_owned()
         }
@@ -221,20 +205,16 @@ fn go_text(value: &FieldValue, target: Target) -> String {
             data_v(change.after.as_ref())
         ),
         FieldValue::Operation(op) => op.as_str().to_owned(),
-        FieldValue::Metadata(metadata) => go_v(&serde_json::json!(metadata)),
+        FieldValue::Metadata(metadata) => go_sprint(&serde_json::json!(metadata), Numbers::AsHeld),
     }
 }
 
-/// A number as Go prints an `int` (digits) or a `float64`: alone in its shortest
-/// positional form (`FormatFloat(f, 'f', -1, 64)`, which is Rust's `Display`), nested in
-/// a map or list as `%v` does.
-fn number_text(n: &Number, nested: bool) -> String {
-    match (n.as_i64(), n.as_u64(), n.as_f64()) {
-        (Some(i), _, _) => i.to_string(),
-        (None, Some(u), _) => u.to_string(),
-        (None, None, Some(f)) if nested => go_float_v(f),
-        (None, None, Some(f)) => f.to_string(),
-        (None, None, None) => n.to_string(),
+/// A number alone as Go prints an `int` (digits) or a `float64` (in its shortest
+/// positional form, `FormatFloat(f, 'f', -1, 64)`, which is Rust's `Display`).
+fn number_text(n: &Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.is_f64() => f.to_string(),
+        _ => n.to_string(),
     }
 }
 
@@ -242,55 +222,8 @@ fn number_text(n: &Number, nested: bool) -> String {
 fn data_v(data: Option<&Data>) -> String {
     match data {
         None => "<nil>".to_owned(),
-        Some(Data::Raw(bytes)) => go_v(&serde_json::json!(bytes)),
-        Some(Data::Structured(map)) => map_v(map),
-    }
-}
-
-/// Go's `%v` of a JSON-like value.
-fn go_v(value: &Value) -> String {
-    match value {
-        Value::Null => "<nil>".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => number_text(n, true),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => {
-            format!("[{}]", items.iter().map(go_v).collect::<Vec<_>>().join(" "))
-        }
-        Value::Object(map) => map_v(map),
-    }
-}
-
-/// Go's `%v` of a map: `map[k1:v1 k2:v2]`, keys sorted.
-fn map_v(map: &Map<String, Value>) -> String {
-    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    entries.sort_by_key(|(k, _)| *k);
-    let entries: Vec<String> = entries
-        .iter()
-        .map(|(k, v)| format!("{k}:{}", go_v(v)))
-        .collect();
-    format!("map[{}]", entries.join(" "))
-}
-
-/// Go's `%v` of a float64: `%g` with the shortest digits, so an exponent from 1e+06 up
-/// and below 1e-04.
-fn go_float_v(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".to_owned();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
-    }
-    // Rust's `{:e}` gives the shortest round-tripping digits, e.g. `1.234567e6`.
-    let scientific = format!("{:e}", f.abs());
-    let (mantissa, exponent) = scientific.split_once('e').expect("`{:e}` has an exponent");
-    let exponent: i32 = exponent.parse().expect("`{:e}` has a numeric exponent");
-    let sign = if f.is_sign_negative() { "-" } else { "" };
-    if f == 0.0 || (-4..6).contains(&exponent) {
-        format!("{sign}{}", f.abs())
-    } else {
-        let exponent_sign = if exponent < 0 { '-' } else { '+' };
-        format!("{sign}{mantissa}e{exponent_sign}{:02}", exponent.abs())
+        Some(Data::Raw(bytes)) => go_sprint(&serde_json::json!(bytes), Numbers::AsHeld),
+        Some(Data::Structured(map)) => go_sprint_map(map, Numbers::AsHeld),
     }
 }
 
@@ -726,17 +659,14 @@ fn time_quote(s: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{
+        assert_parameters, configure, refusal, run, settings, validated_settings,
+    };
     use culvert_domain::{Change, Operation};
-    use culvert_plugins::spec::validate;
+    use culvert_plugins::processor::Outcome;
     use serde_json::json;
 
-    fn settings(pairs: &[(&str, &str)]) -> Settings {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
+    /// Structured data from a JSON object, none from null.
     fn data(value: Value) -> Option<Data> {
         match value {
             Value::Object(map) => Some(Data::Structured(map)),
@@ -760,21 +690,7 @@ mod tests {
 
     /// Validate the settings (defaults applied) and configure, as the registry does.
     fn processor(field: &str, ty: &str) -> Box<dyn Processor> {
-        let plugin = FieldConvert::new();
-        let pairs = settings(&[("field", field), ("type", ty)]);
-        let validated = validate(&plugin.specification().parameters, &pairs).unwrap();
-        plugin.configure(&validated).unwrap()
-    }
-
-    fn run(processor: &mut dyn Processor, records: &mut [Record]) -> Vec<Outcome> {
-        let mut outcomes = vec![Outcome::Keep; records.len()];
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime
-            .block_on(processor.process(records, &mut outcomes))
-            .unwrap();
-        outcomes
+        configure(&FieldConvert::new(), &[("field", field), ("type", ty)]).unwrap()
     }
 
     /// Convert `.Key.id` holding `id` (JSON text): its new value, or the record's error.
@@ -947,16 +863,10 @@ mod tests {
     #[rustfmt::skip]
     fn settings_are_validated() {
         let plugin = FieldConvert::new();
-        let params = &plugin.specification().parameters;
-        let names: Vec<_> = params.iter().map(|p| (p.name, p.default)).collect();
-        assert_eq!(names, [("field", ""), ("type", ""), ("sdk.schema.decode.key.enabled", "true"),
-            ("sdk.schema.decode.payload.enabled", "true"), ("sdk.schema.encode.key.enabled", "true"),
-            ("sdk.schema.encode.payload.enabled", "true")]);
-        let configure = |pairs: &[(&str, &str)]| {
-            let validated = validate(params, &settings(pairs)).map_err(|e| e.to_string())?;
-            plugin.configure(&validated).map(|_| validated).map_err(|e| e.to_string())
-        };
-        let validated = configure(&[("field", ".Payload.After.foo"), ("type", "int")]).unwrap();
+        assert_parameters(&plugin, &[("field", ""), ("type", "")], "true");
+        let pairs = [("field", ".Payload.After.foo"), ("type", "int")];
+        configure(&plugin, &pairs).unwrap();
+        let validated = validated_settings(&plugin, &pairs);
         assert_eq!(validated["sdk.schema.encode.payload.enabled"], "true", "defaults applied");
         // Conduit's configuration tests, and more.
         for (pairs, key, problem) in [
@@ -969,7 +879,7 @@ mod tests {
             (&[("field", ".Payload.After."), ("type", "int")], "field", "invalid reference"),
             (&[("field", ".Payloads"), ("type", "int")], "field", "unexpected field"),
         ] {
-            let error = configure(pairs).unwrap_err();
+            let error = refusal(&plugin, pairs);
             assert!(error.contains(&format!("{key:?}")) && error.contains(problem), "{pairs:?}: {error}");
         }
         // Unvalidated settings are checked by `configure` too, naming the setting.

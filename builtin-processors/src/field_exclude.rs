@@ -1,9 +1,11 @@
 //! `field.exclude`: remove fields from the record.
 
+use crate::params::{invalid, list, reference, setting, with_schema_parameters};
+use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::Reference;
-use crate::{invalid, list, schema_parameters, setting, AUTHOR, VERSION};
+use crate::{AUTHOR, VERSION};
 use culvert_domain::Record;
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_plugins::{PluginError, Settings};
 
@@ -15,13 +17,15 @@ pub struct FieldExclude {
 impl FieldExclude {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![Parameter::new(
-            "fields",
-            ParameterType::String,
-            "A comma-separated list of fields to remove (references such as `.Metadata.x`); `.Position` and `.Operation` cannot be excluded.",
-        )
-        .validate(Validation::Required)];
-        parameters.extend(schema_parameters("true"));
+        let parameters = with_schema_parameters(
+            vec![Parameter::new(
+                "fields",
+                ParameterType::String,
+                "A comma-separated list of fields to remove (references such as `.Metadata.x`); `.Position` and `.Operation` cannot be excluded.",
+            )
+            .validate(Validation::Required)],
+            "true",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "field.exclude",
@@ -58,12 +62,12 @@ impl ProcessorPlugin for FieldExclude {
                     "it is not allowed to exclude the fields \".Operation\" and \".Position\"",
                 ));
             }
-            fields.push(Reference::parse(field).map_err(|e| invalid("fields", e))?);
+            fields.push(reference("fields", field)?);
         }
         if fields.is_empty() {
             return Err(invalid("fields", "no field to exclude"));
         }
-        Ok(Box::new(ExcludeProcessor { fields }))
+        Ok(Box::new(PerRecord(ExcludeProcessor { fields })))
     }
 }
 
@@ -71,20 +75,10 @@ struct ExcludeProcessor {
     fields: Vec<Reference>,
 }
 
-#[async_trait::async_trait]
-impl Processor for ExcludeProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            for field in &self.fields {
-                if let Err(error) = field.delete(record) {
-                    *outcome = Outcome::Fail(error.0);
-                    break;
-                }
-            }
+impl RecordProcessor for ExcludeProcessor {
+    fn process_record(&self, record: &mut Record) -> Result<(), String> {
+        for field in &self.fields {
+            field.delete(record).map_err(|e| e.0)?;
         }
         Ok(())
     }

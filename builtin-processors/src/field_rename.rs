@@ -1,9 +1,11 @@
 //! `field.rename`: give fields new names.
 
+use crate::params::{invalid, list, reference, setting, with_schema_parameters};
+use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::Reference;
-use crate::{invalid, list, schema_parameters, setting, AUTHOR, VERSION};
+use crate::{AUTHOR, VERSION};
 use culvert_domain::Record;
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_plugins::{PluginError, Settings};
 
@@ -15,13 +17,15 @@ pub struct FieldRename {
 impl FieldRename {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![Parameter::new(
-            "mapping",
-            ParameterType::String,
-            "A comma-separated list of `field:newName` pairs, e.g. `.Metadata.key:id,.Payload.After.foo:bar`.",
-        )
-        .validate(Validation::Required)];
-        parameters.extend(schema_parameters("true"));
+        let parameters = with_schema_parameters(
+            vec![Parameter::new(
+                "mapping",
+                ParameterType::String,
+                "A comma-separated list of `field:newName` pairs, e.g. `.Metadata.key:id,.Payload.After.foo:bar`.",
+            )
+            .validate(Validation::Required)],
+            "true",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "field.rename",
@@ -82,13 +86,13 @@ impl ProcessorPlugin for FieldRename {
                     format!("cannot rename the key {field:?} to an empty string"),
                 ));
             }
-            let field = Reference::parse(field).map_err(|e| invalid("mapping", e))?;
+            let field = reference("mapping", field)?;
             mapping.push((field, name.to_owned()));
         }
         if mapping.is_empty() {
             return Err(invalid("mapping", "no field to rename"));
         }
-        Ok(Box::new(RenameProcessor { mapping }))
+        Ok(Box::new(PerRecord(RenameProcessor { mapping })))
     }
 }
 
@@ -96,20 +100,10 @@ struct RenameProcessor {
     mapping: Vec<(Reference, String)>,
 }
 
-#[async_trait::async_trait]
-impl Processor for RenameProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            for (field, name) in &self.mapping {
-                if let Err(error) = field.rename(record, name) {
-                    *outcome = Outcome::Fail(error.0);
-                    break;
-                }
-            }
+impl RecordProcessor for RenameProcessor {
+    fn process_record(&self, record: &mut Record) -> Result<(), String> {
+        for (field, name) in &self.mapping {
+            field.rename(record, name).map_err(|e| e.0)?;
         }
         Ok(())
     }

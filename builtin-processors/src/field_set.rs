@@ -1,9 +1,11 @@
 //! `field.set`: set a field to the output of a Go template evaluated with the record.
 
+use crate::params::{field_except_position, invalid, reference, setting, with_schema_parameters};
+use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::Reference;
-use crate::{invalid, schema_parameters, setting, AUTHOR, VERSION};
+use crate::{AUTHOR, VERSION};
 use culvert_domain::Record;
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_plugins::{PluginError, Settings};
 use culvert_template::Template;
@@ -16,22 +18,20 @@ pub struct FieldSet {
 impl FieldSet {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![
-            Parameter::new(
-                "field",
-                ParameterType::String,
-                "The field to set (a reference such as `.Payload.After.name`); `.Position` cannot be set.",
-            )
-            .validate(Validation::Required)
-            .validate(Validation::Exclusion(vec![".Position".to_owned()])),
-            Parameter::new(
-                "value",
-                ParameterType::String,
-                "A Go template evaluated with the record; its output is stored in `field` (e.g. `{{ .Payload.After.id }}`).",
-            )
-            .validate(Validation::Required),
-        ];
-        parameters.extend(schema_parameters("true"));
+        let parameters = with_schema_parameters(
+            vec![
+                field_except_position(
+                    "The field to set (a reference such as `.Payload.After.name`); `.Position` cannot be set.",
+                ),
+                Parameter::new(
+                    "value",
+                    ParameterType::String,
+                    "A Go template evaluated with the record; its output is stored in `field` (e.g. `{{ .Payload.After.id }}`).",
+                )
+                .validate(Validation::Required),
+            ],
+            "true",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "field.set",
@@ -60,10 +60,9 @@ impl ProcessorPlugin for FieldSet {
     }
 
     fn configure(&self, settings: &Settings) -> Result<Box<dyn Processor>, PluginError> {
-        let field =
-            Reference::parse(setting(settings, "field")).map_err(|e| invalid("field", e))?;
+        let field = reference("field", setting(settings, "field"))?;
         let value = Template::parse(setting(settings, "value")).map_err(|e| invalid("value", e))?;
-        Ok(Box::new(SetProcessor { field, value }))
+        Ok(Box::new(PerRecord(SetProcessor { field, value })))
     }
 }
 
@@ -72,23 +71,9 @@ struct SetProcessor {
     value: Template,
 }
 
-#[async_trait::async_trait]
-impl Processor for SetProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            let result = self
-                .value
-                .render(record)
-                .map_err(|e| e.to_string())
-                .and_then(|value| self.field.set(record, value).map_err(|e| e.0));
-            if let Err(error) = result {
-                *outcome = Outcome::Fail(error);
-            }
-        }
-        Ok(())
+impl RecordProcessor for SetProcessor {
+    fn process_record(&self, record: &mut Record) -> Result<(), String> {
+        let value = self.value.render(record).map_err(|e| e.to_string())?;
+        self.field.set(record, value).map_err(|e| e.0)
     }
 }

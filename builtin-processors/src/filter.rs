@@ -1,6 +1,7 @@
 //! `filter`: drop every record it sees (used with a `condition`).
 
-use crate::{schema_parameters, AUTHOR, VERSION};
+use crate::params::schema_parameters;
+use crate::{AUTHOR, VERSION};
 use culvert_domain::Record;
 use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};

@@ -1,12 +1,14 @@
 //! `json.decode`: parse JSON text (raw data or a string) in a field under `.Key` or
 //! `.Payload` and store the decoded value in its place.
 
-use crate::base64_decode::{go_type, resolve};
-use crate::json_encode::{json_field_parameter, json_field_setting};
+use crate::gofmt::{go_json_type, Numbers};
+use crate::params::{json_field, json_field_setting, with_schema_parameters};
+use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::{FieldValue, Reference};
-use crate::{schema_parameters, AUTHOR, VERSION};
+use crate::resolve::{resolve, unexpected_type};
+use crate::{AUTHOR, VERSION};
 use culvert_domain::{Data, Record};
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};
 use serde_json::Value;
 
@@ -18,11 +20,13 @@ pub struct JsonDecode {
 impl JsonDecode {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![json_field_parameter(
-            "The field holding JSON text (a reference under `.Key` or `.Payload`, such as \
-             `.Payload.After.address`); `.Payload` itself cannot be decoded.",
-        )];
-        parameters.extend(schema_parameters("true"));
+        let parameters = with_schema_parameters(
+            vec![json_field(
+                "The field holding JSON text (a reference under `.Key` or `.Payload`, such as \
+                 `.Payload.After.address`); `.Payload` itself cannot be decoded.",
+            )],
+            "true",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "json.decode",
@@ -64,7 +68,7 @@ impl ProcessorPlugin for JsonDecode {
         .into_iter()
         .find(|(path, _)| field.is(path))
         .map(|(_, name)| name);
-        Ok(Box::new(DecodeProcessor { field, data }))
+        Ok(Box::new(PerRecord(DecodeProcessor { field, data })))
     }
 }
 
@@ -74,8 +78,8 @@ struct DecodeProcessor {
     data: Option<&'static str>,
 }
 
-impl DecodeProcessor {
-    fn decode(&self, record: &mut Record) -> Result<(), String> {
+impl RecordProcessor for DecodeProcessor {
+    fn process_record(&self, record: &mut Record) -> Result<(), String> {
         // Conduit reports a field it cannot resolve as it is, without a prefix.
         let text = match resolve(&self.field, record).map_err(|e| e.0)? {
             None => return Ok(()),
@@ -87,7 +91,7 @@ impl DecodeProcessor {
             Some(
                 FieldValue::Data(Some(Data::Structured(_))) | FieldValue::Json(Value::Object(_)),
             ) => return Ok(()),
-            Some(other) => return Err(format!("unexpected data type {}", go_type(&other))),
+            Some(other) => return Err(unexpected_type(&other)),
         };
         // Empty text is no value at all.
         let value = if text.is_empty() {
@@ -96,39 +100,17 @@ impl DecodeProcessor {
             parse(&text).map_err(|e| format!("failed to unmarshal raw data as JSON: {e}"))?
         };
         if let Some(name) = self.data {
-            // Go decodes every JSON number to a float64; data takes an object, a string
-            // (raw data) or null.
-            let go_type = match &value {
-                Value::Number(_) => Some("float64"),
-                Value::Bool(_) => Some("bool"),
-                Value::Array(_) => Some("[]interface {}"),
-                _ => None,
-            };
-            if let Some(go_type) = go_type {
+            // Data takes an object, a string (raw data) or null.
+            if matches!(value, Value::Number(_) | Value::Bool(_) | Value::Array(_)) {
                 return Err(format!(
-                    "can't set type {go_type} for {name}: unexpected type"
+                    "can't set type {} for {name}: unexpected type",
+                    go_json_type(&value, Numbers::Float64)
                 ));
             }
         }
         self.field
             .set_value(record, FieldValue::Json(value))
             .map_err(|e| e.0)
-    }
-}
-
-#[async_trait::async_trait]
-impl Processor for DecodeProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            if let Err(error) = self.decode(record) {
-                *outcome = Outcome::Fail(error);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -176,27 +158,9 @@ fn whole_numbers(value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base64_decode::testing::*;
-    use culvert_domain::{Change, Operation};
+    use crate::testing::*;
+    use culvert_plugins::processor::Outcome;
     use serde_json::json;
-
-    fn snapshot(before: Option<Data>) -> Record {
-        Record {
-            operation: Operation::Snapshot,
-            payload: Change {
-                before,
-                after: None,
-            },
-            ..Record::default()
-        }
-    }
-
-    fn payload(before: Option<Data>, after: Option<Data>) -> Record {
-        Record {
-            payload: Change { before, after },
-            ..Record::default()
-        }
-    }
 
     #[test]
     fn conduits_examples() {
@@ -219,11 +183,7 @@ mod tests {
                 )),
             ),
         ];
-        for (name, field, input, want) in cases {
-            let (got, outcome) = process_one(&JsonDecode::new(), field, input);
-            assert_eq!(outcome, Outcome::Keep, "{name}");
-            assert_eq!(got, want, "{name}");
-        }
+        assert_kept(&JsonDecode::new(), cases);
     }
 
     #[test]
@@ -318,11 +278,7 @@ mod tests {
                 payload(None, structured(json!({"a": {}}))),
             ),
         ];
-        for (name, field, input, want) in cases {
-            let (got, outcome) = process_one(&JsonDecode::new(), field, input);
-            assert_eq!(outcome, Outcome::Keep, "{name}");
-            assert_eq!(got, want, "{name}");
-        }
+        assert_kept(&JsonDecode::new(), cases);
     }
 
     #[test]
@@ -377,11 +333,7 @@ mod tests {
                 ".Payload.After.foo does not contain structured data: cannot resolve reference",
             ),
         ];
-        for (field, input, want) in cases {
-            let (got, outcome) = process_one(&JsonDecode::new(), field, input.clone());
-            assert_eq!(outcome, Outcome::Fail(want.to_owned()), "{field} {input:?}");
-            assert_eq!(got, input, "{field}: unchanged");
-        }
+        assert_failed(&JsonDecode::new(), cases);
         // The others in the batch go on.
         let mut processor = configure(&JsonDecode::new(), &[("field", ".Key")]).unwrap();
         let mut records = vec![keyed(raw("{")), keyed(raw("{\"a\":\"<\\u00e9>\"}"))];
@@ -402,56 +354,21 @@ mod tests {
     #[test]
     fn settings_are_validated() {
         let plugin = JsonDecode::new();
-        let validated = culvert_plugins::spec::validate(
-            &plugin.specification().parameters,
-            &settings(&[("field", ".Key")]),
-        )
-        .unwrap();
-        for key in [
-            "sdk.schema.decode.key.enabled",
-            "sdk.schema.decode.payload.enabled",
-            "sdk.schema.encode.key.enabled",
-            "sdk.schema.encode.payload.enabled",
-        ] {
-            assert_eq!(validated[key], "true", "{key}");
-        }
-        assert!(plugin.configure(&validated).is_ok());
-        for field in [
+        assert_field_settings(
+            &plugin,
             ".Key",
-            ".Payload.After",
-            ".Payload.Before",
-            ".Payload.After.foo",
-        ] {
-            configure(&plugin, &[("field", field)]).unwrap_or_else(|e| panic!("{field}: {e}"));
-        }
-        for (pairs, want) in [
-            (
-                vec![],
-                "setting \"field\": required parameter is not provided",
-            ),
-            (
-                vec![("field", ".Metadata")],
-                "setting \"field\": \".Metadata\" must match",
-            ),
-            (
-                vec![("field", ".Payload")],
-                "setting \"field\": \".Payload\" must not be one of .Payload",
-            ),
-            (
-                vec![("field", ".Key[")],
-                "setting \"field\": invalid reference",
-            ),
-        ] {
-            let error = configure(&plugin, &pairs).err().unwrap();
-            assert!(error.contains(want), "{pairs:?}: {error}");
-        }
-        for field in [".Payload", ".Operation", ""] {
-            let error = plugin
-                .configure(&settings(&[("field", field)]))
-                .err()
-                .unwrap()
-                .to_string();
-            assert!(error.contains("\"field\""), "{field}: {error}");
-        }
+            &[
+                ".Key",
+                ".Payload.After",
+                ".Payload.Before",
+                ".Payload.After.foo",
+            ],
+            [
+                (".Metadata", "\".Metadata\" must match"),
+                (".Payload", "\".Payload\" must not be one of .Payload"),
+                (".Key[", "invalid reference"),
+            ],
+        );
+        assert_field_refused_directly(&plugin, &[".Payload", ".Operation", ""]);
     }
 }

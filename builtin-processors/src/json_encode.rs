@@ -1,16 +1,15 @@
 //! `json.encode`: replace a field under `.Key` or `.Payload` with its JSON text, written
 //! as Conduit writes it (keys sorted, HTML characters escaped, Go's number forms).
-//!
-//! Also home to Go's ways of writing a float64 (`go_float`), which `base64.encode`
-//! uses too.
 
-use crate::base64_decode::{go_type, resolve};
+use crate::gofmt::{go_float, GoFloat};
+use crate::params::{json_field, json_field_setting, with_schema_parameters};
+use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::{FieldValue, Reference};
-use crate::{invalid, schema_parameters, setting, AUTHOR, VERSION};
+use crate::resolve::{resolve, unexpected_type};
+use crate::{AUTHOR, VERSION};
 use base64::Engine as _;
 use culvert_domain::{Data, Record};
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
-use culvert_plugins::spec::{Parameter, ParameterType, Validation};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};
 use serde_json::{Number, Value};
 use std::fmt::Write as _;
@@ -23,11 +22,13 @@ pub struct JsonEncode {
 impl JsonEncode {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![json_field_parameter(
-            "The field to encode (a reference under `.Key` or `.Payload`, such as \
-             `.Payload.After.address`); `.Payload` itself cannot be encoded.",
-        )];
-        parameters.extend(schema_parameters("true"));
+        let parameters = with_schema_parameters(
+            vec![json_field(
+                "The field to encode (a reference under `.Key` or `.Payload`, such as \
+                 `.Payload.After.address`); `.Payload` itself cannot be encoded.",
+            )],
+            "true",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "json.encode",
@@ -52,37 +53,6 @@ impl Default for JsonEncode {
     }
 }
 
-/// The `field` parameter of `json.decode` and `json.encode`: under `.Key` or `.Payload`,
-/// not `.Payload` itself.
-pub(crate) fn json_field_parameter(description: &'static str) -> Parameter {
-    Parameter::new("field", ParameterType::String, description)
-        .validate(Validation::Required)
-        .validate(Validation::Regex("^\\.(Payload|Key).*".to_owned()))
-        .validate(Validation::Exclusion(vec![".Payload".to_owned()]))
-}
-
-/// The `field` setting of the JSON processors, checked as its parameter's validations
-/// check it (again, for callers that skip them) and parsed.
-pub(crate) fn json_field_setting(settings: &Settings) -> Result<Reference, PluginError> {
-    let field = setting(settings, "field");
-    if field.is_empty() {
-        return Err(invalid("field", "required parameter is not provided"));
-    }
-    if !(field.starts_with(".Payload") || field.starts_with(".Key")) {
-        return Err(invalid(
-            "field",
-            format!("{field:?} is not a field under .Key or .Payload"),
-        ));
-    }
-    if field == ".Payload" {
-        return Err(invalid(
-            "field",
-            "\".Payload\" cannot be used, name .Payload.Before or .Payload.After",
-        ));
-    }
-    Reference::parse(field).map_err(|e| invalid("field", e))
-}
-
 impl ProcessorPlugin for JsonEncode {
     fn specification(&self) -> &ProcessorSpecification {
         &self.spec
@@ -90,7 +60,7 @@ impl ProcessorPlugin for JsonEncode {
 
     fn configure(&self, settings: &Settings) -> Result<Box<dyn Processor>, PluginError> {
         let field = json_field_setting(settings)?;
-        Ok(Box::new(EncodeProcessor { field }))
+        Ok(Box::new(PerRecord(EncodeProcessor { field })))
     }
 }
 
@@ -98,8 +68,8 @@ struct EncodeProcessor {
     field: Reference,
 }
 
-impl EncodeProcessor {
-    fn encode(&self, record: &mut Record) -> Result<(), String> {
+impl RecordProcessor for EncodeProcessor {
+    fn process_record(&self, record: &mut Record) -> Result<(), String> {
         let value = resolve(&self.field, record)
             .map_err(|e| format!("failed to resolve the field: {e}"))?;
         let mut json = String::new();
@@ -116,27 +86,11 @@ impl EncodeProcessor {
             Some(FieldValue::Json(value)) => write_json(&mut json, &value),
             Some(FieldValue::Text(text)) => write_string(&mut json, &text),
             // Not under `.Key` or `.Payload`: the setting's validations keep these out.
-            Some(other) => return Err(format!("unexpected data type {}", go_type(&other))),
+            Some(other) => return Err(unexpected_type(&other)),
         }
         self.field
             .set(record, json)
             .map_err(|e| format!("failed to set the JSON encoded value into the record: {e}"))
-    }
-}
-
-#[async_trait::async_trait]
-impl Processor for EncodeProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            if let Err(error) = self.encode(record) {
-                *outcome = Outcome::Fail(error);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -214,98 +168,12 @@ fn write_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
-/// Which of Go's float64 forms to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum GoFloat {
-    /// `fmt`'s `%v`: plain below an exponent of 6 and from 1e-4, else `1e+06`.
-    Verb,
-    /// JSON: plain from 1e-6 to below 1e21, else `1e-07` or `1e+21`.
-    Json,
-}
-
-/// A float64 written the way Go writes it, with the fewest digits that read back as the
-/// same number.
-pub(crate) fn go_float(f: f64, style: GoFloat) -> String {
-    if !f.is_finite() {
-        // JSON values never hold these; Go's `%v` forms, for completeness.
-        return if f.is_nan() {
-            "NaN"
-        } else if f > 0.0 {
-            "+Inf"
-        } else {
-            "-Inf"
-        }
-        .to_owned();
-    }
-    // Rust's `{:e}` gives the shortest round-trip digits: `d.ddde<exp>`.
-    let scientific = format!("{:e}", f.abs());
-    let (mantissa, exponent) = scientific
-        .split_once('e')
-        .expect("`{:e}` always writes an exponent");
-    let exponent: i32 = exponent.parse().expect("`{:e}` writes a whole exponent");
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let exponential = match style {
-        GoFloat::Verb => !(-4..6).contains(&exponent),
-        GoFloat::Json => f != 0.0 && !(1e-6..1e21).contains(&f.abs()),
-    };
-    let mut out = String::new();
-    if f.is_sign_negative() {
-        out.push('-');
-    }
-    if exponential {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let sign = if exponent < 0 { '-' } else { '+' };
-        write!(out, "e{sign}{:02}", exponent.abs()).expect("writing to a string");
-    } else {
-        // The decimal point goes after `point` digits.
-        let point = exponent + 1;
-        if point <= 0 {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', point.unsigned_abs() as usize));
-            out.push_str(&digits);
-        } else if point as usize >= digits.len() {
-            out.push_str(&digits);
-            out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
-        } else {
-            out.push_str(&digits[..point as usize]);
-            out.push('.');
-            out.push_str(&digits[point as usize..]);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base64_decode::testing::*;
-    use culvert_domain::{Change, Operation};
+    use crate::testing::*;
+    use culvert_plugins::processor::Outcome;
     use serde_json::json;
-
-    fn snapshot(before: Option<Data>) -> Record {
-        Record {
-            operation: Operation::Snapshot,
-            payload: Change {
-                before,
-                after: None,
-            },
-            ..Record::default()
-        }
-    }
-
-    fn after(after: Option<Data>) -> Record {
-        Record {
-            payload: Change {
-                before: None,
-                after,
-            },
-            ..Record::default()
-        }
-    }
 
     #[test]
     fn conduits_examples() {
@@ -328,15 +196,12 @@ mod tests {
                 )),
             ),
         ];
-        for (name, field, input, want) in cases {
-            let (got, outcome) = process_one(&JsonEncode::new(), field, input);
-            assert_eq!(outcome, Outcome::Keep, "{name}");
-            assert_eq!(got, want, "{name}");
-        }
+        assert_kept(&JsonEncode::new(), cases);
     }
 
     #[test]
     fn encodes_like_conduit() {
+        let after = |data| payload(None, data);
         let cases = [
             (
                 "structured key to raw data",
@@ -392,11 +257,7 @@ mod tests {
                 keyed(structured(json!({"a": {}}))),
             ),
         ];
-        for (name, field, input, want) in cases {
-            let (got, outcome) = process_one(&JsonEncode::new(), field, input);
-            assert_eq!(outcome, Outcome::Keep, "{name}");
-            assert_eq!(got, want, "{name}");
-        }
+        assert_kept(&JsonEncode::new(), cases);
         // A field that cannot be walked into fails the record, leaving it as it was.
         let input = keyed(raw("x"));
         let (got, outcome) = process_one(&JsonEncode::new(), ".Key.a", input.clone());
@@ -435,84 +296,20 @@ mod tests {
     }
 
     #[test]
-    fn floats_are_written_as_go_writes_them() {
-        // Checked against Go: fmt.Sprintf("%v", f) and goccy/go-json's Marshal(f).
-        let cases: [(f64, &str, &str); 17] = [
-            (0.0, "0", "0"),
-            (-0.0, "-0", "-0"),
-            (1.0, "1", "1"),
-            (123456.0, "123456", "123456"),
-            (1234567.0, "1.234567e+06", "1234567"),
-            (1e6, "1e+06", "1000000"),
-            (1.1, "1.1", "1.1"),
-            (0.0001, "0.0001", "0.0001"),
-            (0.00001, "1e-05", "0.00001"),
-            (1e21, "1e+21", "1e+21"),
-            (1.5e-7, "1.5e-07", "1.5e-07"),
-            (-2.5, "-2.5", "-2.5"),
-            (100.0, "100", "100"),
-            (1e20, "1e+20", "100000000000000000000"),
-            (3.0e15, "3e+15", "3000000000000000"),
-            (1e-6, "1e-06", "0.000001"),
-            (9.99e20, "9.99e+20", "999000000000000000000"),
-        ];
-        for (f, verb, json) in cases {
-            assert_eq!(go_float(f, GoFloat::Verb), verb, "%v of {f}");
-            assert_eq!(go_float(f, GoFloat::Json), json, "JSON of {f}");
-        }
-        assert_eq!(go_float(1e300, GoFloat::Json), "1e+300");
-        assert_eq!(go_float(5e-324, GoFloat::Verb), "5e-324");
-        assert_eq!(go_float(f64::NEG_INFINITY, GoFloat::Verb), "-Inf");
-        assert_eq!(go_float(f64::NAN, GoFloat::Json), "NaN");
-    }
-
-    #[test]
     fn settings_are_validated() {
         let plugin = JsonEncode::new();
-        let validated = culvert_plugins::spec::validate(
-            &plugin.specification().parameters,
-            &settings(&[("field", ".Payload.After.foo")]),
-        )
-        .unwrap();
-        assert_eq!(validated["sdk.schema.encode.payload.enabled"], "true");
-        assert_eq!(validated["sdk.schema.decode.key.enabled"], "true");
-        assert!(plugin.configure(&validated).is_ok());
-        for field in [".Key", ".Payload.After", ".Payload.Before", ".Key.a.b"] {
-            configure(&plugin, &[("field", field)]).unwrap_or_else(|e| panic!("{field}: {e}"));
-        }
-        for (pairs, want) in [
-            (
-                vec![],
-                "setting \"field\": required parameter is not provided",
-            ),
-            (
-                vec![("field", ".Metadata")],
-                "setting \"field\": \".Metadata\" must match",
-            ),
-            (
-                vec![("field", ".Payload")],
-                "setting \"field\": \".Payload\" must not be one of .Payload",
-            ),
-            (
-                vec![("field", ".Position")],
-                "setting \"field\": \".Position\" must match",
-            ),
-            (
-                vec![("field", ".Payload.Middle")],
-                "setting \"field\": invalid reference",
-            ),
-        ] {
-            let error = configure(&plugin, &pairs).err().unwrap();
-            assert!(error.contains(want), "{pairs:?}: {error}");
-        }
+        assert_field_settings(
+            &plugin,
+            ".Payload.After.foo",
+            &[".Key", ".Payload.After", ".Payload.Before", ".Key.a.b"],
+            [
+                (".Metadata", "\".Metadata\" must match"),
+                (".Payload", "\".Payload\" must not be one of .Payload"),
+                (".Position", "\".Position\" must match"),
+                (".Payload.Middle", "invalid reference"),
+            ],
+        );
         // Refused by the plugin too when asked directly.
-        for field in [".Payload", ".Metadata.x", ""] {
-            let error = plugin
-                .configure(&settings(&[("field", field)]))
-                .err()
-                .unwrap()
-                .to_string();
-            assert!(error.contains("\"field\""), "{field}: {error}");
-        }
+        assert_field_refused_directly(&plugin, &[".Payload", ".Metadata.x", ""]);
     }
 }

@@ -12,10 +12,15 @@
 //! [`ProcessorRegistry`] holding them all; the binary adds the standalone (WASM) ones found
 //! in the plugin folder.
 //!
-//! * [`registry`]: lookup by reference and configuration into instances;
+//! * [`registry`](mod@registry): lookup by reference and configuration into instances;
 //! * [`condition`]: the `condition` template that chooses which records a processor sees;
 //! * [`parallel`]: Conduit's `workers`, one processor run by several instances, order kept;
-//! * [`reference`]: field references (`.Payload.After.name`) as processors use them.
+//! * [`reference`](mod@reference): field references (`.Payload.After.name`) as processors use them.
+//!
+//! What the built-ins share has modules of its own, inside the crate: `params` (parameters
+//! and settings), `per_record` (processors that take one record at a time), `resolve`
+//! (reading a field as Conduit's resolver does), `wrapped` (records carried in a field),
+//! `gofmt` (Go's printing of values and type names) and, for tests, `testing`.
 //!
 //! The processor trait itself is the contract in `culvert-plugins`.
 
@@ -37,6 +42,14 @@ pub mod unwrap_debezium;
 pub mod unwrap_kafkaconnect;
 pub mod unwrap_opencdc;
 
+mod gofmt;
+mod params;
+mod per_record;
+mod resolve;
+#[cfg(test)]
+mod testing;
+mod wrapped;
+
 pub use field_exclude::FieldExclude;
 pub use field_rename::FieldRename;
 pub use field_set::FieldSet;
@@ -45,8 +58,6 @@ pub use parallel::Parallel;
 pub use reference::{FieldValue, Reference, ReferenceError};
 pub use registry::{ConfigureError, ProcessorRegistry};
 
-use culvert_plugins::spec::{InvalidSettings, Parameter, ParameterType, SettingError};
-use culvert_plugins::{PluginError, Settings};
 use std::sync::Arc;
 
 /// A registry of the built-in processors.
@@ -70,52 +81,6 @@ pub fn registry() -> ProcessorRegistry {
 
 pub(crate) const AUTHOR: &str = "Culvert";
 pub(crate) const VERSION: &str = "v0.1.0";
-
-/// The parameters Conduit's processor SDK adds to every processor (decoding and encoding
-/// with a schema registry), with the plugin's default.
-pub(crate) fn schema_parameters(default: &'static str) -> Vec<Parameter> {
-    let param = |name, description| {
-        Parameter::new(name, ParameterType::Bool, description).default_value(default)
-    };
-    vec![
-        param(
-            "sdk.schema.decode.key.enabled",
-            "Whether to decode the record key using its corresponding schema from the schema registry.",
-        ),
-        param(
-            "sdk.schema.decode.payload.enabled",
-            "Whether to decode the record payload using its corresponding schema from the schema registry.",
-        ),
-        param(
-            "sdk.schema.encode.key.enabled",
-            "Whether to encode the record key using its corresponding schema from the schema registry.",
-        ),
-        param(
-            "sdk.schema.encode.payload.enabled",
-            "Whether to encode the record payload using its corresponding schema from the schema registry.",
-        ),
-    ]
-}
-
-pub(crate) fn setting<'s>(settings: &'s Settings, key: &str) -> &'s str {
-    settings.get(key).map(String::as_str).unwrap_or("")
-}
-
-pub(crate) fn invalid(key: &str, problem: impl std::fmt::Display) -> PluginError {
-    PluginError::InvalidSettings(InvalidSettings(vec![SettingError {
-        key: key.to_owned(),
-        problem: problem.to_string(),
-    }]))
-}
-
-/// Conduit's comma-separated list settings: items trimmed, empty ones skipped.
-pub(crate) fn list(value: &str) -> Vec<&str> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect()
-}
 
 #[cfg(test)]
 mod tests;

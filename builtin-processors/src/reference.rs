@@ -589,29 +589,20 @@ fn lex(input: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{after_value as after, meta, raw, structured};
     use culvert_domain::Position;
     use serde_json::json;
 
     fn record() -> Record {
-        let Value::Object(after) = json!({"name": "ada", "nested": {"x": 1}, "n": 5}) else {
-            unreachable!()
-        };
         Record {
             position: Position(b"p".to_vec()),
             operation: Operation::Create,
-            metadata: BTreeMap::from([("table".to_owned(), "users".to_owned())]),
-            key: Some(Data::Raw(b"k".to_vec())),
+            metadata: meta(&[("table", "users")]),
+            key: raw("k"),
             payload: culvert_domain::Change {
                 before: None,
-                after: Some(Data::Structured(after)),
+                after: structured(json!({"name": "ada", "nested": {"x": 1}, "n": 5})),
             },
-        }
-    }
-
-    fn after(record: &Record) -> Value {
-        match &record.payload.after {
-            Some(Data::Structured(map)) => Value::Object(map.clone()),
-            other => panic!("not structured: {other:?}"),
         }
     }
 

@@ -1,49 +1,23 @@
 //! Tests of the built-in processors, the registry, conditions and workers.
 
+use crate::testing::{after_value as after, meta, run, settings, structured};
 use crate::*;
-use culvert_domain::Record;
-use culvert_domain::{Change, Data, Operation, Position};
-use culvert_plugins::processor::{Outcome, Processor};
+use culvert_domain::{Change, Data, Operation, Position, Record};
+use culvert_plugins::processor::Outcome;
+use culvert_plugins::Settings;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-fn settings(pairs: &[(&str, &str)]) -> Settings {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
 fn record(n: i64, table: &str) -> Record {
-    let Value::Object(after) = json!({"id": n, "name": format!("user-{n}"), "secret": "s"}) else {
-        unreachable!()
-    };
     Record {
         position: Position(n.to_string().into_bytes()),
         operation: Operation::Create,
-        metadata: BTreeMap::from([("table".to_owned(), table.to_owned())]),
+        metadata: meta(&[("table", table)]),
         key: None,
         payload: Change {
             before: None,
-            after: Some(Data::Structured(after)),
+            after: structured(json!({"id": n, "name": format!("user-{n}"), "secret": "s"})),
         },
-    }
-}
-
-fn run(processor: &mut dyn Processor, records: &mut [Record]) -> Vec<Outcome> {
-    let mut outcomes = vec![Outcome::Keep; records.len()];
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(processor.process(records, &mut outcomes))
-        .unwrap();
-    outcomes
-}
-
-fn after(record: &Record) -> Value {
-    match &record.payload.after {
-        Some(Data::Structured(map)) => Value::Object(map.clone()),
-        other => panic!("not structured: {other:?}"),
     }
 }
 

@@ -17,24 +17,19 @@
 //!   (an object becomes structured data, anything else raw text); otherwise the key as is.
 //!
 //! Values that are not strings become text the way Go's `fmt.Sprint` prints them, as
-//! Conduit does (numbers parsed from JSON print like Go's `float64`: `1e+06`). The helpers
-//! doing that are shared with `unwrap.opencdc` and `unwrap.kafkaconnect`.
+//! Conduit does (numbers parsed from JSON print like Go's `float64`: `1e+06`).
 
-use crate::reference::{FieldValue, Reference};
-use crate::{invalid, schema_parameters, setting, AUTHOR, VERSION};
+use crate::gofmt::{go_json_type, go_sprint, Numbers};
+use crate::params::{payload_field, payload_field_setting, with_schema_parameters};
+use crate::reference::Reference;
+use crate::wrapped::{unwrap_key, wrapped_object, Unwrap};
+use crate::{AUTHOR, VERSION};
 use culvert_domain::opencdc::metadata;
 use culvert_domain::{Change, Data, Operation, Record};
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
-use culvert_plugins::spec::{Parameter, ParameterType, Validation};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-
-/// The default for `field` in the unwrap processors.
-pub(crate) const DEFAULT_FIELD: &str = ".Payload.After";
-
-/// The pattern the `field` of `unwrap.debezium` and `unwrap.kafkaconnect` must match.
-pub(crate) const PAYLOAD_PATTERN: &str = "^.Payload";
 
 /// `unwrap.debezium`: replace a record with the Debezium change event it carries.
 pub struct UnwrapDebezium {
@@ -44,14 +39,12 @@ pub struct UnwrapDebezium {
 impl UnwrapDebezium {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![Parameter::new(
-            "field",
-            ParameterType::String,
-            "Where the Debezium event is (a reference into the payload, such as `.Payload.After` or `.Payload.After.event`).",
-        )
-        .default_value(DEFAULT_FIELD)
-        .validate(Validation::Regex(PAYLOAD_PATTERN.to_owned()))];
-        parameters.extend(schema_parameters("true"));
+        let parameters = with_schema_parameters(
+            vec![payload_field(
+                "Where the Debezium event is (a reference into the payload, such as `.Payload.After` or `.Payload.After.event`).",
+            )],
+            "true",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "unwrap.debezium",
@@ -85,55 +78,13 @@ impl ProcessorPlugin for UnwrapDebezium {
     }
 
     fn configure(&self, settings: &Settings) -> Result<Box<dyn Processor>, PluginError> {
-        let field = payload_field(settings)?;
-        Ok(Box::new(DebeziumProcessor { field }))
-    }
-}
-
-/// The `field` setting of `unwrap.debezium` and `unwrap.kafkaconnect`: a reference that
-/// must start with `.Payload` (checked again here in case the settings were not validated).
-pub(crate) fn payload_field(settings: &Settings) -> Result<Reference, PluginError> {
-    let raw = match setting(settings, "field") {
-        "" => DEFAULT_FIELD,
-        raw => raw,
-    };
-    // The pattern's `.` matches any character, as in Conduit.
-    let mut chars = raw.chars();
-    if chars.next().is_none() || !chars.as_str().starts_with("Payload") {
-        return Err(invalid(
-            "field",
-            format!("{raw:?} must match {PAYLOAD_PATTERN:?}"),
-        ));
-    }
-    Reference::parse(raw).map_err(|e| invalid("field", e))
-}
-
-struct DebeziumProcessor {
-    field: Reference,
-}
-
-#[async_trait::async_trait]
-impl Processor for DebeziumProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            match unwrap(&self.field, record) {
-                Ok(unwrapped) => *record = unwrapped,
-                Err(error) => *outcome = Outcome::Fail(error),
-            }
-        }
-        Ok(())
+        let field = payload_field_setting(settings)?;
+        Ok(Unwrap::processor(field, unwrap))
     }
 }
 
 fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
-    let value = field
-        .get(record)
-        .map_err(|e| format!("failed resolving reference: {e}"))?;
-    let (event, floats) = wrapped_object(value, "")?;
+    let (event, numbers) = wrapped_object(field, record, "")?;
     let Some(Value::Object(envelope)) = event.get("payload") else {
         return Err("data to be unwrapped doesn't contain a payload field".to_owned());
     };
@@ -164,11 +115,11 @@ fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
         other => {
             return Err(format!(
                 "the \"op\" field is not a string, got {}",
-                go_type(other.unwrap_or(&Value::Null))
+                go_json_type(other.unwrap_or(&Value::Null), Numbers::Float64)
             ))
         }
     };
-    let metadata = merge_metadata(&record.metadata, envelope, floats)
+    let metadata = merge_metadata(&record.metadata, envelope, numbers)
         .map_err(|e| format!("error unwrapping metadata: {e}"))?;
     Ok(Record {
         position: record.position.clone(),
@@ -188,7 +139,7 @@ fn side(value: Option<&Value>) -> Result<Option<Data>, String> {
         Some(Value::String(text)) => Ok(Some(Data::Raw(text.clone().into_bytes()))),
         Some(other) => Err(format!(
             "expected a map or a string, got {}",
-            go_type(other)
+            go_json_type(other, Numbers::Float64)
         )),
     }
 }
@@ -197,7 +148,7 @@ fn side(value: Option<&Value>) -> Result<Option<Data>, String> {
 fn merge_metadata(
     own: &BTreeMap<String, String>,
     envelope: &Map<String, Value>,
-    floats: bool,
+    numbers: Numbers,
 ) -> Result<BTreeMap<String, String>, String> {
     let mut metadata = own.clone();
     let mut source = Vec::new();
@@ -212,10 +163,10 @@ fn merge_metadata(
                 let nanos = (millis as i64).wrapping_mul(1_000_000);
                 metadata.insert(metadata::READ_AT.to_owned(), nanos.to_string());
             }
-            "source" => flatten("", value, floats, &mut source),
+            "source" => flatten("", value, numbers, &mut source),
             other => {
                 let mut flat = Vec::new();
-                flatten(&format!("debezium.{other}"), value, floats, &mut flat);
+                flatten(&format!("debezium.{other}"), value, numbers, &mut flat);
                 metadata.extend(flat);
             }
         }
@@ -227,7 +178,7 @@ fn merge_metadata(
 
 /// Flatten a value into dotted keys under `key`: objects are walked, null gives nothing,
 /// anything else one entry (printed as Go prints it).
-fn flatten(key: &str, value: &Value, floats: bool, out: &mut Vec<(String, String)>) {
+fn flatten(key: &str, value: &Value, numbers: Numbers, out: &mut Vec<(String, String)>) {
     match value {
         Value::Object(object) => {
             for (name, inner) in object {
@@ -236,204 +187,24 @@ fn flatten(key: &str, value: &Value, floats: bool, out: &mut Vec<(String, String
                 } else {
                     format!("{key}.{name}")
                 };
-                flatten(&nested, inner, floats, out);
+                flatten(&nested, inner, numbers, out);
             }
         }
         Value::Null => {}
-        other => out.push((key.to_owned(), go_sprint(other, floats))),
-    }
-}
-
-/// The key of an unwrapped Debezium or Kafka Connect record: when the key (structured data,
-/// or raw data holding a JSON object) has a `payload` field, that field (an object becomes
-/// structured data, anything else raw text as Go prints it); otherwise the key unchanged.
-pub(crate) fn unwrap_key(key: &Option<Data>) -> Option<Data> {
-    let (object, floats) = match key {
-        Some(Data::Structured(object)) => (object.clone(), false),
-        Some(Data::Raw(bytes)) => match parse_object(bytes) {
-            Ok(object) => (object, true),
-            Err(_) => return key.clone(),
-        },
-        None => return None,
-    };
-    match object.get("payload") {
-        None => key.clone(),
-        Some(Value::Object(payload)) => Some(Data::Structured(payload.clone())),
-        Some(other) => Some(Data::Raw(go_sprint(other, floats).into_bytes())),
-    }
-}
-
-/// The object a reference points at, for `unwrap.debezium` and `unwrap.kafkaconnect`:
-/// structured data is used as it is, raw data and strings are parsed as JSON. The flag says
-/// whether it was parsed (its numbers then print as Go's `float64`). `suffix` is added to
-/// the error for other kinds of value.
-pub(crate) fn wrapped_object(
-    value: FieldValue,
-    suffix: &str,
-) -> Result<(Map<String, Value>, bool), String> {
-    match value {
-        FieldValue::Data(Some(Data::Structured(object)))
-        | FieldValue::Json(Value::Object(object)) => Ok((object, false)),
-        FieldValue::Data(Some(Data::Raw(bytes))) => parse_object(&bytes)
-            .map(|object| (object, true))
-            .map_err(|e| format!("failed unmarshalling JSON from raw data: {e}")),
-        FieldValue::Text(text) | FieldValue::Json(Value::String(text)) => {
-            parse_object(text.as_bytes())
-                .map(|object| (object, true))
-                .map_err(|e| format!("failed unmarshalling JSON from string: {e}"))
-        }
-        other => Err(format!(
-            "unexpected data type {}{suffix}",
-            field_value_type(&other)
-        )),
-    }
-}
-
-/// Parse JSON text that must hold an object; `null` is an empty object (as Go decodes it
-/// into a map).
-pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
-    match serde_json::from_slice::<Value>(bytes).map_err(|e| e.to_string())? {
-        Value::Object(object) => Ok(object),
-        Value::Null => Ok(Map::new()),
-        other => Err(format!(
-            "cannot unmarshal {} into an object",
-            json_kind(&other)
-        )),
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// The Go type name Conduit reports for a JSON value (numbers from JSON are `float64`).
-pub(crate) fn go_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "float64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
-}
-
-/// The Go type name Conduit reports for a value a reference resolves to.
-pub(crate) fn field_value_type(value: &FieldValue) -> &'static str {
-    match value {
-        FieldValue::Position(_) => "opencdc.Position",
-        FieldValue::Operation(_) => "opencdc.Operation",
-        FieldValue::Metadata(_) => "opencdc.Metadata",
-        FieldValue::Text(_) => "string",
-        FieldValue::Bytes(_) => "[]uint8",
-        FieldValue::Payload(_) => "opencdc.Change",
-        FieldValue::Data(None) => "<nil>",
-        FieldValue::Data(Some(Data::Raw(_))) => "opencdc.RawData",
-        FieldValue::Data(Some(Data::Structured(_))) => "opencdc.StructuredData",
-        FieldValue::Json(value) => go_type(value),
-    }
-}
-
-/// A JSON value as Go's `fmt.Sprint` prints it: null `<nil>`, strings bare, arrays
-/// `[a b]`, objects `map[k:v]` with sorted keys. With `floats` (data parsed from JSON, where
-/// Go holds every number as `float64`) numbers print as Go's `float64`; otherwise whole
-/// numbers print as integers.
-pub(crate) fn go_sprint(value: &Value, floats: bool) -> String {
-    match value {
-        Value::Null => "<nil>".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if floats || n.is_f64() => go_float(f),
-            _ => n.to_string(),
-        },
-        Value::String(s) => s.clone(),
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(|v| go_sprint(v, floats)).collect();
-            format!("[{}]", items.join(" "))
-        }
-        Value::Object(object) => {
-            let mut entries: Vec<(&String, &Value)> = object.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            let entries: Vec<String> = entries
-                .into_iter()
-                .map(|(k, v)| format!("{k}:{}", go_sprint(v, floats)))
-                .collect();
-            format!("map[{}]", entries.join(" "))
-        }
-    }
-}
-
-/// A float as Go's `%v` prints it: the shortest digits that round-trip, in exponent form
-/// (`1.5e+06`, `1e-05`) when the exponent is below -4 or at least 6, plain otherwise.
-fn go_float(f: f64) -> String {
-    let scientific = format!("{f:e}");
-    let (mantissa, exponent) = scientific
-        .split_once('e')
-        .expect("Rust's exponent form has an `e`");
-    let exponent: i32 = exponent.parse().expect("the exponent is an integer");
-    if f != 0.0 && !(-4..6).contains(&exponent) {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exponent.abs())
-    } else {
-        format!("{f}")
+        other => out.push((key.to_owned(), go_sprint(other, numbers))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::*;
     use culvert_domain::Position;
+    use culvert_plugins::processor::Outcome;
     use serde_json::json;
 
-    fn object(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(object) => object,
-            other => panic!("not an object: {other}"),
-        }
-    }
-
-    fn structured(value: Value) -> Option<Data> {
-        Some(Data::Structured(object(value)))
-    }
-
-    fn raw(text: &str) -> Option<Data> {
-        Some(Data::Raw(text.as_bytes().to_vec()))
-    }
-
-    fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    fn configure(pairs: &[(&str, &str)]) -> Result<Box<dyn Processor>, PluginError> {
-        let plugin = UnwrapDebezium::new();
-        let settings: Settings = meta(pairs);
-        let validated =
-            culvert_plugins::spec::validate(&plugin.specification().parameters, &settings)?;
-        plugin.configure(&validated)
-    }
-
     fn run(field: &str, record: Record) -> (Record, Outcome) {
-        let mut processor = configure(&[("field", field)]).unwrap();
-        let mut records = [record];
-        let mut outcomes = [Outcome::Keep];
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(processor.process(&mut records, &mut outcomes))
-            .unwrap();
-        let [record] = records;
-        let [outcome] = outcomes;
-        (record, outcome)
+        process_one(&UnwrapDebezium::new(), field, record)
     }
 
     const EVENT: &str = r#"{
@@ -472,19 +243,27 @@ mod tests {
     /// `debezium_test.go`: (name, field, record in, record out).
     #[test]
     fn conduits_examples() {
-        let unwrapped_update = |position: &str| Record {
+        // What the event unwraps to, from a record at `position` with `metadata`.
+        let unwrapped = |position: &str, operation, metadata: &[(&str, &str)]| Record {
             position: Position(position.as_bytes().to_vec()),
-            operation: Operation::Update,
-            metadata: meta(&[
-                ("opencdc.readAt", "1674061777225000000"),
-                ("opencdc.version", "v1"),
-                ("conduit.version", "v0.4.0"),
-            ]),
+            operation,
+            metadata: meta(metadata),
             key: raw("27"),
             payload: Change {
                 before: None,
                 after: structured(json!({"description": "test1", "id": 27})),
             },
+        };
+        let unwrapped_update = |position: &str| {
+            unwrapped(
+                position,
+                Operation::Update,
+                &[
+                    ("opencdc.readAt", "1674061777225000000"),
+                    ("opencdc.version", "v1"),
+                    ("conduit.version", "v0.4.0"),
+                ],
+            )
         };
         let cases = [
             (
@@ -500,20 +279,15 @@ mod tests {
                         after: structured(json!({ "nested": EVENT })),
                     },
                 },
-                Record {
-                    position: Position(b"test-position".to_vec()),
-                    operation: Operation::Create,
-                    metadata: meta(&[
+                unwrapped(
+                    "test-position",
+                    Operation::Create,
+                    &[
                         ("metadata-key", "metadata-value"),
                         ("opencdc.readAt", "1674061777225877000"),
                         ("opencdc.version", "v1"),
-                    ]),
-                    key: raw("27"),
-                    payload: Change {
-                        before: None,
-                        after: structured(json!({"description": "test1", "id": 27})),
-                    },
-                },
+                    ],
+                ),
             ),
             (
                 "raw payload",
@@ -521,25 +295,16 @@ mod tests {
                 Record {
                     position: Position(b"position".to_vec()),
                     key: raw(r#"{"payload":"27"}"#),
-                    payload: Change {
-                        before: None,
-                        after: raw(EVENT),
-                    },
-                    ..Record::default()
+                    ..payload(None, raw(EVENT))
                 },
-                Record {
-                    position: Position(b"position".to_vec()),
-                    operation: Operation::Create,
-                    metadata: meta(&[
+                unwrapped(
+                    "position",
+                    Operation::Create,
+                    &[
                         ("opencdc.readAt", "1674061777225877000"),
                         ("opencdc.version", "v1"),
-                    ]),
-                    key: raw("27"),
-                    payload: Change {
-                        before: None,
-                        after: structured(json!({"description": "test1", "id": 27})),
-                    },
-                },
+                    ],
+                ),
             ),
             (
                 "structured payload",
@@ -547,11 +312,7 @@ mod tests {
                 Record {
                     metadata: meta(&[("conduit.version", "v0.4.0")]),
                     key: structured(json!({"payload": 27, "schema": {}})),
-                    payload: Change {
-                        before: None,
-                        after: structured(structured_event()),
-                    },
-                    ..Record::default()
+                    ..payload(None, structured(structured_event()))
                 },
                 unwrapped_update(""),
             ),
@@ -562,20 +323,15 @@ mod tests {
                     position: Position(b"p".to_vec()),
                     metadata: meta(&[("conduit.version", "v0.4.0")]),
                     key: structured(json!({"payload": 27, "schema": {}})),
-                    payload: Change {
-                        before: None,
-                        after: structured(json!({ "debezium_event": structured_event() })),
-                    },
-                    ..Record::default()
+                    ..payload(
+                        None,
+                        structured(json!({ "debezium_event": structured_event() })),
+                    )
                 },
                 unwrapped_update("p"),
             ),
         ];
-        for (name, field, input, want) in cases {
-            let (got, outcome) = run(field, input);
-            assert_eq!(outcome, Outcome::Keep, "{name}");
-            assert_eq!(got, want, "{name}");
-        }
+        assert_kept(&UnwrapDebezium::new(), cases);
     }
 
     #[test]
@@ -599,11 +355,7 @@ mod tests {
         ] {
             let record = Record {
                 metadata: meta(&[("table", "mine"), ("kept", "yes")]),
-                payload: Change {
-                    before: None,
-                    after: raw(&event(op)),
-                },
-                ..Record::default()
+                ..payload(None, raw(&event(op)))
             };
             let (got, outcome) = run(".Payload.After", record);
             assert_eq!(outcome, Outcome::Keep, "{op}");
@@ -628,80 +380,15 @@ mod tests {
     }
 
     #[test]
-    fn keys() {
-        for (key, want) in [
-            (None, None),
-            (raw("not json"), raw("not json")),
-            (raw("[1]"), raw("[1]")),
-            (raw("null"), raw("null")),
-            (raw(r#"{"id": 1}"#), raw(r#"{"id": 1}"#)),
-            (
-                raw(r#"{"payload": {"id": 1}}"#),
-                structured(json!({"id": 1})),
-            ),
-            (raw(r#"{"payload": 12345678}"#), raw("1.2345678e+07")),
-            (raw(r#"{"payload": null}"#), raw("<nil>")),
-            (structured(json!({"payload": 12345678})), raw("12345678")),
-            (structured(json!({"payload": true})), raw("true")),
-            (structured(json!({"id": 1})), structured(json!({"id": 1}))),
-        ] {
-            assert_eq!(unwrap_key(&key), want, "{key:?}");
-        }
-    }
-
-    #[test]
-    fn go_printing() {
-        for (value, floats, want) in [
-            (json!(1674061777225_i64), true, "1.674061777225e+12"),
-            (json!(1674061777225_i64), false, "1674061777225"),
-            (json!(27), true, "27"),
-            (json!(1000000), true, "1e+06"),
-            (json!(123456), true, "123456"),
-            (json!(0.0001), true, "0.0001"),
-            (json!(0.00001), true, "1e-05"),
-            (json!(1e21), false, "1e+21"),
-            (json!(-2.5e-7), false, "-2.5e-07"),
-            (json!(0), true, "0"),
-            (
-                json!(12345678901234567890_u64),
-                true,
-                "1.2345678901234567e+19",
-            ),
-            (
-                json!([1, "x", null, {"z": 1, "a": [true]}]),
-                true,
-                "[1 x <nil> map[a:[true] z:1]]",
-            ),
-            (
-                json!({"k": null, "b": 2.5e-7}),
-                true,
-                "map[b:2.5e-07 k:<nil>]",
-            ),
-        ] {
-            assert_eq!(go_sprint(&value, floats), want, "{value}");
-        }
-    }
-
-    #[test]
     fn records_that_cannot_be_unwrapped_fail_unchanged() {
-        let envelope = |payload: Value| Record {
+        let envelope = |envelope: Value| Record {
             position: Position(b"p".to_vec()),
-            payload: Change {
-                before: None,
-                after: structured(json!({ "payload": payload })),
-            },
-            ..Record::default()
+            ..payload(None, structured(json!({ "payload": envelope })))
         };
         let cases = [
             (
                 ".Payload.After",
-                Record {
-                    payload: Change {
-                        before: None,
-                        after: structured(json!({"foo": "bar", "schema": {}})),
-                    },
-                    ..Record::default()
-                },
+                payload(None, structured(json!({"foo": "bar", "schema": {}}))),
                 "data to be unwrapped doesn't contain a payload field",
             ),
             (
@@ -738,35 +425,17 @@ mod tests {
             ),
             (
                 ".Payload.After",
-                Record {
-                    payload: Change {
-                        before: None,
-                        after: raw("not json"),
-                    },
-                    ..Record::default()
-                },
+                payload(None, raw("not json")),
                 "failed unmarshalling JSON from raw data: expected ident",
             ),
             (
                 ".Payload.After",
-                Record {
-                    payload: Change {
-                        before: None,
-                        after: raw("[1, 2]"),
-                    },
-                    ..Record::default()
-                },
+                payload(None, raw("[1, 2]")),
                 "failed unmarshalling JSON from raw data: cannot unmarshal an array",
             ),
             (
                 ".Payload.After.event",
-                Record {
-                    payload: Change {
-                        before: None,
-                        after: structured(json!({"event": "{"})),
-                    },
-                    ..Record::default()
-                },
+                payload(None, structured(json!({"event": "{"}))),
                 "failed unmarshalling JSON from string",
             ),
             (
@@ -781,13 +450,7 @@ mod tests {
             ),
             (
                 ".Payload.After.event",
-                Record {
-                    payload: Change {
-                        before: None,
-                        after: structured(json!({"event": 1})),
-                    },
-                    ..Record::default()
-                },
+                payload(None, structured(json!({"event": 1}))),
                 "unexpected data type float64",
             ),
             (
@@ -797,48 +460,18 @@ mod tests {
             ),
             (
                 ".Payload.After.event",
-                Record {
-                    payload: Change {
-                        before: None,
-                        after: raw("{}"),
-                    },
-                    ..Record::default()
-                },
+                payload(None, raw("{}")),
                 "failed resolving reference: .Payload.After does not contain structured data",
             ),
         ];
-        for (field, input, want) in cases {
-            let (got, outcome) = run(field, input.clone());
-            match outcome {
-                Outcome::Fail(error) => assert!(error.contains(want), "{field}: {error}"),
-                other => panic!("{field} {input:?}: {other:?}"),
-            }
-            assert_eq!(got, input, "a failed record is left as it was");
-        }
+        assert_failed_containing(&UnwrapDebezium::new(), cases);
     }
 
     #[test]
     fn settings() {
         let plugin = UnwrapDebezium::new();
-        let names: Vec<_> = plugin
-            .specification()
-            .parameters
-            .iter()
-            .map(|p| p.name)
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "field",
-                "sdk.schema.decode.key.enabled",
-                "sdk.schema.decode.payload.enabled",
-                "sdk.schema.encode.key.enabled",
-                "sdk.schema.encode.payload.enabled"
-            ]
-        );
-        let validated =
-            culvert_plugins::spec::validate(&plugin.specification().parameters, &Settings::new())
-                .unwrap();
+        assert_parameters(&plugin, &[("field", ".Payload.After")], "true");
+        let validated = validated_settings(&plugin, &[]);
         assert_eq!(validated["field"], ".Payload.After");
         assert_eq!(validated["sdk.schema.decode.key.enabled"], "true");
         for ok in [
@@ -846,7 +479,7 @@ mod tests {
             &[("field", ".Payload.After.something")],
             &[("field", ".Payload.Before")],
         ] {
-            configure(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+            configure(&plugin, ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
         }
         for (bad, why) in [
             (&[("field", ".Key")][..], "must match"),
@@ -857,20 +490,17 @@ mod tests {
             (&[("field", ".Payload.After.")], "invalid reference"),
             (&[("other", "x")], "unrecognized"),
         ] {
-            match configure(bad) {
-                Ok(_) => panic!("{bad:?} accepted"),
-                Err(e) => {
-                    let e = e.to_string();
-                    assert!(e.contains(why), "{bad:?}: {e}");
-                    assert!(
-                        e.contains(&format!("{:?}", bad[0].0)),
-                        "names the setting: {e}"
-                    );
-                }
-            }
+            let e = refusal(&plugin, bad);
+            assert!(e.contains(why), "{bad:?}: {e}");
+            assert!(
+                e.contains(&format!("{:?}", bad[0].0)),
+                "names the setting: {e}"
+            );
         }
         // Configured without validation, the pattern is still enforced.
-        assert!(plugin.configure(&meta(&[("field", ".Key")])).is_err());
+        assert!(plugin
+            .configure(&crate::testing::settings(&[("field", ".Key")]))
+            .is_err());
         assert!(plugin.configure(&Settings::new()).is_ok());
     }
 }

@@ -9,14 +9,12 @@
 //! JSON) has a `payload` field, that field becomes the key (an object as structured data,
 //! anything else as raw text). Position and metadata are kept.
 
+use crate::params::{payload_field, payload_field_setting, with_schema_parameters};
 use crate::reference::Reference;
-use crate::unwrap_debezium::{
-    payload_field, unwrap_key, wrapped_object, DEFAULT_FIELD, PAYLOAD_PATTERN,
-};
-use crate::{schema_parameters, AUTHOR, VERSION};
+use crate::wrapped::{unwrap_key, wrapped_object, Unwrap};
+use crate::{AUTHOR, VERSION};
 use culvert_domain::{Change, Data, Operation, Record};
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
-use culvert_plugins::spec::{Parameter, ParameterType, Validation};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};
 use serde_json::Value;
 
@@ -28,14 +26,12 @@ pub struct UnwrapKafkaConnect {
 impl UnwrapKafkaConnect {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![Parameter::new(
-            "field",
-            ParameterType::String,
-            "Where the Kafka Connect record is (a reference into the payload, such as `.Payload.After` or `.Payload.After.record`).",
-        )
-        .default_value(DEFAULT_FIELD)
-        .validate(Validation::Regex(PAYLOAD_PATTERN.to_owned()))];
-        parameters.extend(schema_parameters("true"));
+        let parameters = with_schema_parameters(
+            vec![payload_field(
+                "Where the Kafka Connect record is (a reference into the payload, such as `.Payload.After` or `.Payload.After.record`).",
+            )],
+            "true",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "unwrap.kafkaconnect",
@@ -67,37 +63,13 @@ impl ProcessorPlugin for UnwrapKafkaConnect {
     }
 
     fn configure(&self, settings: &Settings) -> Result<Box<dyn Processor>, PluginError> {
-        let field = payload_field(settings)?;
-        Ok(Box::new(KafkaConnectProcessor { field }))
-    }
-}
-
-struct KafkaConnectProcessor {
-    field: Reference,
-}
-
-#[async_trait::async_trait]
-impl Processor for KafkaConnectProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            match unwrap(&self.field, record) {
-                Ok(unwrapped) => *record = unwrapped,
-                Err(error) => *outcome = Outcome::Fail(error),
-            }
-        }
-        Ok(())
+        let field = payload_field_setting(settings)?;
+        Ok(Unwrap::processor(field, unwrap))
     }
 }
 
 fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
-    let value = field
-        .get(record)
-        .map_err(|e| format!("failed resolving reference: {e}"))?;
-    let (wrapped, _) = wrapped_object(value, " (only structured data is supported)")?;
+    let (wrapped, _) = wrapped_object(field, record, " (only structured data is supported)")?;
     let Some(Value::Object(payload)) = wrapped.get("payload") else {
         return Err("referenced record field doesn't contain a payload field".to_owned());
     };
@@ -116,85 +88,41 @@ fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::*;
     use culvert_domain::Position;
+    use culvert_plugins::processor::Outcome;
     use serde_json::{json, Map};
-    use std::collections::BTreeMap;
-
-    fn structured(value: Value) -> Option<Data> {
-        match value {
-            Value::Object(object) => Some(Data::Structured(object)),
-            other => panic!("not an object: {other}"),
-        }
-    }
-
-    fn raw(text: &str) -> Option<Data> {
-        Some(Data::Raw(text.as_bytes().to_vec()))
-    }
-
-    fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    fn configure(pairs: &[(&str, &str)]) -> Result<Box<dyn Processor>, PluginError> {
-        let plugin = UnwrapKafkaConnect::new();
-        let validated =
-            culvert_plugins::spec::validate(&plugin.specification().parameters, &meta(pairs))?;
-        plugin.configure(&validated)
-    }
 
     fn run(pairs: &[(&str, &str)], record: Record) -> (Record, Outcome) {
-        let mut processor = configure(pairs).unwrap();
-        let mut records = [record];
-        let mut outcomes = [Outcome::Keep];
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(processor.process(&mut records, &mut outcomes))
-            .unwrap();
-        let [record] = records;
-        let [outcome] = outcomes;
-        (record, outcome)
+        process(&UnwrapKafkaConnect::new(), pairs, record)
     }
-
-    /// A named case: settings, the record in and the record out.
-    type Case = (
-        &'static str,
-        &'static [(&'static str, &'static str)],
-        Record,
-        Record,
-    );
 
     /// Conduit's example (`kafka_connect_examples_test.go`) and the cases of its
     /// `kafka_connect_test.go`: (name, settings, record in, record out).
     #[test]
     fn conduits_examples() {
+        // A record as those of Conduit's tests.
+        let record = |operation, key, after| Record {
+            position: Position(b"test position".to_vec()),
+            operation,
+            metadata: meta(&[("metadata-key", "metadata-value")]),
+            key,
+            ..payload(None, after)
+        };
         let cases: [Case; 3] = [
             (
                 "example: raw Kafka Connect record, structured key",
                 &[],
-                Record {
-                    position: Position(b"test position".to_vec()),
-                    operation: Operation::Create,
-                    metadata: meta(&[("metadata-key", "metadata-value")]),
-                    key: structured(json!({"payload": {"id": 27}, "schema": {}})),
-                    payload: Change {
-                        before: None,
-                        after: raw("{\n\"payload\": {\n  \"description\": \"test2\"\n},\n\"schema\": {}\n}"),
-                    },
-                },
-                Record {
-                    position: Position(b"test position".to_vec()),
-                    operation: Operation::Create,
-                    metadata: meta(&[("metadata-key", "metadata-value")]),
-                    key: structured(json!({"id": 27})),
-                    payload: Change {
-                        before: None,
-                        after: structured(json!({"description": "test2"})),
-                    },
-                },
+                record(
+                    Operation::Create,
+                    structured(json!({"payload": {"id": 27}, "schema": {}})),
+                    raw("{\n\"payload\": {\n  \"description\": \"test2\"\n},\n\"schema\": {}\n}"),
+                ),
+                record(
+                    Operation::Create,
+                    structured(json!({"id": 27})),
+                    structured(json!({"description": "test2"})),
+                ),
             ),
             (
                 "structured payload",
@@ -223,38 +151,24 @@ mod tests {
             (
                 "raw payload, snapshot becomes create, raw key kept",
                 &[],
-                Record {
-                    position: Position(b"test position".to_vec()),
-                    operation: Operation::Snapshot,
-                    metadata: meta(&[("metadata-key", "metadata-value")]),
-                    key: raw("key"),
-                    payload: Change {
-                        before: None,
-                        after: raw(r#"{
+                record(
+                    Operation::Snapshot,
+                    raw("key"),
+                    raw(r#"{
                             "payload": {
                                 "description": "test2"
                             },
                             "schema": {}
                         }"#),
-                    },
-                },
-                Record {
-                    position: Position(b"test position".to_vec()),
-                    operation: Operation::Create,
-                    metadata: meta(&[("metadata-key", "metadata-value")]),
-                    key: raw("key"),
-                    payload: Change {
-                        before: None,
-                        after: structured(json!({"description": "test2"})),
-                    },
-                },
+                ),
+                record(
+                    Operation::Create,
+                    raw("key"),
+                    structured(json!({"description": "test2"})),
+                ),
             ),
         ];
-        for (name, settings, input, want) in cases {
-            let (got, outcome) = run(settings, input);
-            assert_eq!(outcome, Outcome::Keep, "{name}");
-            assert_eq!(got, want, "{name}");
-        }
+        assert_kept_with(&UnwrapKafkaConnect::new(), cases);
     }
 
     #[test]
@@ -281,13 +195,7 @@ mod tests {
         assert_eq!(got.payload.before, None);
         assert_eq!(got.payload.after, structured(json!({"id": 1})));
 
-        let record = Record {
-            payload: Change {
-                before: structured(json!({"payload": {"id": 2}})),
-                after: None,
-            },
-            ..Record::default()
-        };
+        let record = payload(structured(json!({"payload": {"id": 2}})), None);
         let (got, outcome) = run(&[("field", ".Payload.Before")], record);
         assert_eq!(outcome, Outcome::Keep);
         assert_eq!(got.payload.after, structured(json!({"id": 2})));
@@ -298,11 +206,7 @@ mod tests {
     fn records_that_cannot_be_unwrapped_fail_unchanged() {
         let after = |data: Option<Data>| Record {
             position: Position(b"p".to_vec()),
-            payload: Change {
-                before: None,
-                after: data,
-            },
-            ..Record::default()
+            ..payload(None, data)
         };
         let cases = [
             (
@@ -346,43 +250,27 @@ mod tests {
                 "failed resolving reference: .Payload.After does not contain structured data",
             ),
         ];
-        for (field, input, want) in cases {
-            let (got, outcome) = run(&[("field", field)], input.clone());
-            match outcome {
-                Outcome::Fail(error) => assert!(error.contains(want), "{field}: {error}"),
-                other => panic!("{field} {input:?}: {other:?}"),
-            }
-            assert_eq!(got, input, "a failed record is left as it was");
-        }
+        assert_failed_containing(&UnwrapKafkaConnect::new(), cases);
     }
 
     #[test]
     fn settings() {
         let plugin = UnwrapKafkaConnect::new();
-        let params = &plugin.specification().parameters;
-        assert_eq!(params.len(), 5);
-        assert_eq!(params[0].name, "field");
-        assert_eq!(params[0].default, ".Payload.After");
-        assert!(params[1..]
-            .iter()
-            .all(|p| p.name.starts_with("sdk.schema.") && p.default == "true"));
-        let validated = culvert_plugins::spec::validate(params, &Settings::new()).unwrap();
+        assert_parameters(&plugin, &[("field", ".Payload.After")], "true");
+        let validated = validated_settings(&plugin, &[]);
         assert_eq!(validated["field"], ".Payload.After");
-        configure(&[]).unwrap();
-        configure(&[("field", ".Payload.After.something")]).unwrap();
-        for (bad, why) in [
-            (".Key", "must match"),
-            (".Metadata.x", "must match"),
-            (".Payload.Nope", "unexpected field \"Nope\""),
-        ] {
-            match configure(&[("field", bad)]) {
-                Ok(_) => panic!("{bad} accepted"),
-                Err(e) => {
-                    let e = e.to_string();
-                    assert!(e.contains("\"field\"") && e.contains(why), "{bad}: {e}");
-                }
-            }
-        }
-        assert!(plugin.configure(&meta(&[("field", ".Key")])).is_err());
+        configure(&plugin, &[]).unwrap();
+        configure(&plugin, &[("field", ".Payload.After.something")]).unwrap();
+        assert_field_refused(
+            &plugin,
+            [
+                (".Key", "must match"),
+                (".Metadata.x", "must match"),
+                (".Payload.Nope", "unexpected field \"Nope\""),
+            ],
+        );
+        assert!(plugin
+            .configure(&crate::testing::settings(&[("field", ".Key")]))
+            .is_err());
     }
 }

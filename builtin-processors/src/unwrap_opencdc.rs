@@ -12,15 +12,16 @@
 //! `position` is ignored: the result keeps the position of the record that carried it, so
 //! acknowledgements still reach the right source.
 
+use crate::gofmt::{go_json_type, go_sprint, go_type, Numbers};
+use crate::params::{with_schema_parameters, wrapped_field, wrapped_field_setting};
 use crate::reference::{FieldValue, Reference};
-use crate::unwrap_debezium::{field_value_type, go_sprint, go_type, parse_object, DEFAULT_FIELD};
-use crate::{invalid, schema_parameters, setting, AUTHOR, VERSION};
+use crate::wrapped::{parse_object, Unwrap};
+use crate::{AUTHOR, VERSION};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use culvert_domain::{Change, Data, Operation, Record};
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
-use culvert_plugins::spec::{Parameter, ParameterType};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -33,13 +34,12 @@ pub struct UnwrapOpenCdc {
 impl UnwrapOpenCdc {
     /// The plugin.
     pub fn new() -> Self {
-        let mut parameters = vec![Parameter::new(
-            "field",
-            ParameterType::String,
-            "Where the wrapped OpenCDC record is (a reference such as `.Payload.After` or `.Payload.After.record`).",
-        )
-        .default_value(DEFAULT_FIELD)];
-        parameters.extend(schema_parameters("true"));
+        let parameters = with_schema_parameters(
+            vec![wrapped_field(
+                "Where the wrapped OpenCDC record is (a reference such as `.Payload.After` or `.Payload.After.record`).",
+            )],
+            "true",
+        );
         Self {
             spec: ProcessorSpecification {
                 name: "unwrap.opencdc",
@@ -72,33 +72,8 @@ impl ProcessorPlugin for UnwrapOpenCdc {
     }
 
     fn configure(&self, settings: &Settings) -> Result<Box<dyn Processor>, PluginError> {
-        let raw = match setting(settings, "field") {
-            "" => DEFAULT_FIELD,
-            raw => raw,
-        };
-        let field = Reference::parse(raw).map_err(|e| invalid("field", e))?;
-        Ok(Box::new(OpenCdcProcessor { field }))
-    }
-}
-
-struct OpenCdcProcessor {
-    field: Reference,
-}
-
-#[async_trait::async_trait]
-impl Processor for OpenCdcProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            match unwrap(&self.field, record) {
-                Ok(unwrapped) => *record = unwrapped,
-                Err(error) => *outcome = Outcome::Fail(error),
-            }
-        }
-        Ok(())
+        let field = wrapped_field_setting(settings)?;
+        Ok(Unwrap::processor(field, unwrap))
     }
 }
 
@@ -108,32 +83,37 @@ fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
         .map_err(|e| format!("failed resolving record reference: {e}"))?;
     let parse = |bytes: &[u8]| {
         parse_object(bytes)
-            .map(|object| (object, true))
+            .map(|object| (object, Numbers::Float64))
             .map_err(|e| format!("failed to unmarshal raw data as JSON: {e}"))
     };
-    let (wrapped, floats) = match value {
+    let (wrapped, numbers) = match value {
         FieldValue::Data(Some(Data::Raw(bytes))) => parse(&bytes)?,
         FieldValue::Text(text) | FieldValue::Json(Value::String(text)) => parse(text.as_bytes())?,
-        FieldValue::Data(Some(Data::Structured(object))) => (object, false),
+        FieldValue::Data(Some(Data::Structured(object))) => (object, Numbers::AsHeld),
         // Conduit takes only top-level structured data, and fails on an object nested in
         // it; Culvert's nested objects are the same JSON, so they are taken too.
-        FieldValue::Json(Value::Object(object)) => (object, false),
+        FieldValue::Json(Value::Object(object)) => (object, Numbers::AsHeld),
         FieldValue::Data(None) | FieldValue::Json(Value::Null) => {
             return Err("field to unmarshal is nil".to_owned())
         }
-        other => return Err(format!("unexpected data type {}", field_value_type(&other))),
+        other => {
+            return Err(format!(
+                "unexpected data type {}",
+                go_type(&other, Numbers::Float64)
+            ))
+        }
     };
     let mut unwrapped =
-        from_object(&wrapped, floats).map_err(|e| format!("failed unmarshalling record: {e}"))?;
+        from_object(&wrapped, numbers).map_err(|e| format!("failed unmarshalling record: {e}"))?;
     unwrapped.position = record.position.clone();
     Ok(unwrapped)
 }
 
 /// The record an object describes, in the order Conduit checks its fields.
-fn from_object(object: &Map<String, Value>, floats: bool) -> Result<Record, String> {
+fn from_object(object: &Map<String, Value>, numbers: Numbers) -> Result<Record, String> {
     let operation = operation(object.get("operation"))
         .map_err(|e| format!("failed unmarshalling operation: {e}"))?;
-    let metadata = metadata(object.get("metadata"), floats)
+    let metadata = metadata(object.get("metadata"), numbers)
         .map_err(|e| format!("failed unmarshalling metadata: {e}"))?;
     let key = data(object, "key").map_err(|e| format!("failed unmarshalling key: {e}"))?;
     let payload = match object.get("payload") {
@@ -147,7 +127,7 @@ fn from_object(object: &Map<String, Value>, floats: bool) -> Result<Record, Stri
         Some(other) => {
             return Err(format!(
                 "failed unmarshalling payload: expected a opencdc.Change or a map[string]interface{{}}, got {}",
-                go_type(other)
+                go_json_type(other, Numbers::Float64)
             ))
         }
     };
@@ -166,7 +146,7 @@ fn operation(value: Option<&Value>) -> Result<Operation, String> {
         Some(Value::String(name)) => parse_operation(name),
         Some(other) => Err(format!(
             "expected a opencdc.Operation or a string, got {}",
-            go_type(other)
+            go_json_type(other, Numbers::Float64)
         )),
     }
 }
@@ -192,16 +172,16 @@ fn parse_operation(name: &str) -> Result<Operation, String> {
     }
 }
 
-fn metadata(value: Option<&Value>, floats: bool) -> Result<BTreeMap<String, String>, String> {
+fn metadata(value: Option<&Value>, numbers: Numbers) -> Result<BTreeMap<String, String>, String> {
     match value {
         None => Err("no metadata".to_owned()),
         Some(Value::Object(object)) => Ok(object
             .iter()
-            .map(|(key, value)| (key.clone(), go_sprint(value, floats)))
+            .map(|(key, value)| (key.clone(), go_sprint(value, numbers)))
             .collect()),
         Some(other) => Err(format!(
             "expected a opencdc.Metadata or a map[string]interface{{}}, got {}",
-            go_type(other)
+            go_json_type(other, Numbers::Float64)
         )),
     }
 }
@@ -230,7 +210,7 @@ fn data(object: &Map<String, Value>, field: &str) -> Result<Option<Data>, String
         }
         Some(other) => Err(format!(
             "expected a map[string]interface{{}} or string, got: {}",
-            go_type(other)
+            go_json_type(other, Numbers::Float64)
         )),
     }
 }
@@ -238,46 +218,13 @@ fn data(object: &Map<String, Value>, field: &str) -> Result<Option<Data>, String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::*;
     use culvert_domain::Position;
+    use culvert_plugins::processor::Outcome;
     use serde_json::json;
 
-    fn structured(value: Value) -> Option<Data> {
-        match value {
-            Value::Object(object) => Some(Data::Structured(object)),
-            other => panic!("not an object: {other}"),
-        }
-    }
-
-    fn raw(text: &str) -> Option<Data> {
-        Some(Data::Raw(text.as_bytes().to_vec()))
-    }
-
-    fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    fn configure(pairs: &[(&str, &str)]) -> Result<Box<dyn Processor>, PluginError> {
-        let plugin = UnwrapOpenCdc::new();
-        let validated =
-            culvert_plugins::spec::validate(&plugin.specification().parameters, &meta(pairs))?;
-        plugin.configure(&validated)
-    }
-
     fn run(pairs: &[(&str, &str)], record: Record) -> (Record, Outcome) {
-        let mut processor = configure(pairs).unwrap();
-        let mut records = [record];
-        let mut outcomes = [Outcome::Keep];
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(processor.process(&mut records, &mut outcomes))
-            .unwrap();
-        let [record] = records;
-        let [outcome] = outcomes;
-        (record, outcome)
+        process(&UnwrapOpenCdc::new(), pairs, record)
     }
 
     const KAFKA_POSITION: &str = "eyJHcm91cElEIjoiNGQ2ZTBhMjktNzAwZi00Yjk4LWEzY2MtZWUyNzZhZTc4MjVjIiwiVG9waWMiOiJzdHJlYW0tNzhscG5jaHg3dHpweXF6LWdlbmVyYXRvciIsIlBhcnRpdGlvbiI6MCwiT2Zmc2V0IjoyMjF9";
@@ -368,14 +315,6 @@ mod tests {
             },
         }
     }
-
-    /// A named case: settings, the record in and the record out.
-    type Case = (
-        &'static str,
-        &'static [(&'static str, &'static str)],
-        Record,
-        Record,
-    );
 
     /// Conduit's example (`opencdc_examples_test.go`) and the successful cases of its
     /// `opencdc_test.go`: (name, settings, record in, record out).
@@ -487,11 +426,7 @@ mod tests {
                 unwrapped(Operation::Update, raw_key(), Value::Null, first()),
             ),
         ];
-        for (name, settings, input, want) in cases {
-            let (got, outcome) = run(settings, input);
-            assert_eq!(outcome, Outcome::Keep, "{name}");
-            assert_eq!(got, want, "{name}");
-        }
+        assert_kept_with(&UnwrapOpenCdc::new(), cases);
     }
 
     #[test]
@@ -499,11 +434,7 @@ mod tests {
         let record = |wrapped: Value| Record {
             position: Position(b"outer".to_vec()),
             metadata: meta(&[("dropped", "yes")]),
-            payload: Change {
-                before: None,
-                after: raw(&wrapped.to_string()),
-            },
-            ..Record::default()
+            ..payload(None, raw(&wrapped.to_string()))
         };
         for (operation, want) in [
             ("snapshot", Operation::Snapshot),
@@ -551,11 +482,7 @@ mod tests {
         let text = json!({"operation": "update", "metadata": {"n": 1234567}, "payload": {}});
         let carrier = Record {
             metadata: meta(&[("wrapped", &text.to_string())]),
-            payload: Change {
-                before: None,
-                after: structured(json!({ "nested": text })),
-            },
-            ..Record::default()
+            ..payload(None, structured(json!({ "nested": text })))
         };
         let (got, outcome) = run(&[("field", ".Metadata.wrapped")], carrier.clone());
         assert_eq!(outcome, Outcome::Keep);
@@ -575,141 +502,122 @@ mod tests {
         let after = |data: Option<Data>| Record {
             position: Position(b"test-pos".to_vec()),
             key: raw("one-key-raw-data"),
-            payload: Change {
-                before: None,
-                after: data,
-            },
-            ..Record::default()
+            ..payload(None, data)
         };
         let wrapped = |value: Value| after(raw(&value.to_string()));
         let msg = json!({"after": {"msg": "string 0e8955b3-7fb5-4dda-8064-e10dc007f00d"}});
         let cases = [
-            (".Payload.After", after(None), "field to unmarshal is nil".to_owned()),
+            (".Payload.After", after(None), "field to unmarshal is nil"),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": "foobar", "key": "MTc3", "payload": msg})),
-                "failed unmarshalling record: failed unmarshalling operation: invalid operation \"foobar\"".to_owned(),
+                "failed unmarshalling record: failed unmarshalling operation: invalid operation \"foobar\"",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": "create", "metadata": "invalid", "payload": msg})),
-                "failed unmarshalling record: failed unmarshalling metadata: expected a opencdc.Metadata or a map[string]interface{}, got string".to_owned(),
+                "failed unmarshalling record: failed unmarshalling metadata: expected a opencdc.Metadata or a map[string]interface{}, got string",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": "create", "metadata": {}, "key": 1, "payload": msg})),
-                "failed unmarshalling record: failed unmarshalling key: expected a map[string]interface{} or string, got: float64".to_owned(),
+                "failed unmarshalling record: failed unmarshalling key: expected a map[string]interface{} or string, got: float64",
             ),
             (
                 ".Payload.After",
                 after(raw("this is not a json string")),
-                "failed to unmarshal raw data as JSON: expected ident at line 1 column 2".to_owned(),
+                "failed to unmarshal raw data as JSON: expected ident at line 1 column 2",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"metadata": {}, "payload": msg})),
-                "failed unmarshalling operation: no operation".to_owned(),
+                "failed unmarshalling operation: no operation",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": 2, "metadata": {}, "payload": msg})),
-                "expected a opencdc.Operation or a string, got float64".to_owned(),
+                "expected a opencdc.Operation or a string, got float64",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": "Operation(9)", "metadata": {}, "payload": msg})),
-                "invalid operation \"Operation(9)\"".to_owned(),
+                "invalid operation \"Operation(9)\"",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": "create", "payload": msg})),
-                "failed unmarshalling metadata: no metadata".to_owned(),
+                "failed unmarshalling metadata: no metadata",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": "create", "metadata": null, "payload": msg})),
-                "got <nil>".to_owned(),
+                "got <nil>",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": "create", "metadata": {}, "key": "not base64!"})),
-                "failed unmarshalling key: couldn't decode key as base64".to_owned(),
+                "failed unmarshalling key: couldn't decode key as base64",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": "create", "metadata": {}})),
-                "failed unmarshalling record: failed unmarshalling payload: no payload".to_owned(),
+                "failed unmarshalling record: failed unmarshalling payload: no payload",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": "create", "metadata": {}, "payload": []})),
-                "failed unmarshalling payload: expected a opencdc.Change or a map[string]interface{}, got []interface {}".to_owned(),
+                "failed unmarshalling payload: expected a opencdc.Change or a map[string]interface{}, got []interface {}",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": "create", "metadata": {}, "payload": {"after": true}})),
-                "failed unmarshalling payload: expected a map[string]interface{} or string, got: bool".to_owned(),
+                "failed unmarshalling payload: expected a map[string]interface{} or string, got: bool",
             ),
             (
                 ".Payload.After",
                 wrapped(json!({"operation": "create", "metadata": {}, "payload": {"before": "%"}})),
-                "failed unmarshalling payload: couldn't decode before as base64".to_owned(),
+                "failed unmarshalling payload: couldn't decode before as base64",
             ),
             (
                 ".Payload.After",
                 after(raw("null")),
-                "failed unmarshalling operation: no operation".to_owned(),
+                "failed unmarshalling operation: no operation",
             ),
             (
                 ".Payload.After",
                 after(raw("[]")),
-                "failed to unmarshal raw data as JSON: cannot unmarshal an array into an object".to_owned(),
+                "failed to unmarshal raw data as JSON: cannot unmarshal an array into an object",
             ),
             (
                 ".Payload.After.x",
                 after(structured(json!({"x": 5}))),
-                "unexpected data type float64".to_owned(),
+                "unexpected data type float64",
             ),
             (
                 ".Payload.After.x",
                 after(structured(json!({}))),
-                "field to unmarshal is nil".to_owned(),
+                "field to unmarshal is nil",
             ),
-            (".Position", after(None), "unexpected data type opencdc.Position".to_owned()),
-            (".Operation", after(None), "unexpected data type opencdc.Operation".to_owned()),
+            (".Position", after(None), "unexpected data type opencdc.Position"),
+            (".Operation", after(None), "unexpected data type opencdc.Operation"),
             (
                 ".Payload.After.x",
                 after(raw("{}")),
-                "failed resolving record reference: .Payload.After does not contain structured data".to_owned(),
+                "failed resolving record reference: .Payload.After does not contain structured data",
             ),
         ];
-        for (field, input, want) in cases {
-            let (got, outcome) = run(&[("field", field)], input.clone());
-            match outcome {
-                Outcome::Fail(error) => assert!(error.contains(&want), "{field}: {error}"),
-                other => panic!("{field} {input:?}: {other:?}"),
-            }
-            assert_eq!(got, input, "a failed record is left as it was");
-        }
+        assert_failed_containing(&UnwrapOpenCdc::new(), cases);
     }
 
     #[test]
     fn a_failed_record_does_not_stop_the_others() {
-        let good = Record {
-            payload: Change {
-                before: None,
-                after: structured(json!({"operation": "delete", "metadata": {}, "payload": {}})),
-            },
-            ..Record::default()
-        };
-        let mut processor = configure(&[]).unwrap();
+        let good = payload(
+            None,
+            structured(json!({"operation": "delete", "metadata": {}, "payload": {}})),
+        );
+        let mut processor = configure(&UnwrapOpenCdc::new(), &[]).unwrap();
         let mut records = [good.clone(), Record::default(), good];
-        let mut outcomes = [Outcome::Keep, Outcome::Keep, Outcome::Keep];
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(processor.process(&mut records, &mut outcomes))
-            .unwrap();
+        let outcomes = crate::testing::run(processor.as_mut(), &mut records);
         assert_eq!(outcomes[0], Outcome::Keep);
         assert!(matches!(&outcomes[1], Outcome::Fail(_)));
         assert_eq!(outcomes[2], Outcome::Keep);
@@ -719,38 +627,20 @@ mod tests {
     #[test]
     fn settings() {
         let plugin = UnwrapOpenCdc::new();
-        let params = &plugin.specification().parameters;
-        let names: Vec<_> = params.iter().map(|p| (p.name, p.default)).collect();
-        assert_eq!(
-            names,
-            [
-                ("field", ".Payload.After"),
-                ("sdk.schema.decode.key.enabled", "true"),
-                ("sdk.schema.decode.payload.enabled", "true"),
-                ("sdk.schema.encode.key.enabled", "true"),
-                ("sdk.schema.encode.payload.enabled", "true"),
-            ]
-        );
-        let validated = culvert_plugins::spec::validate(params, &Settings::new()).unwrap();
+        assert_parameters(&plugin, &[("field", ".Payload.After")], "true");
+        let validated = validated_settings(&plugin, &[]);
         assert_eq!(validated["field"], ".Payload.After");
-        configure(&[]).unwrap();
-        configure(&[("field", ".Payload.Before")]).unwrap();
-        configure(&[("field", ".Key")]).unwrap();
-        for (bad, why) in [
-            (".Payload.Something", "unexpected field \"Something\""),
-            ("Payload", "invalid reference"),
-        ] {
-            match configure(&[("field", bad)]) {
-                Ok(_) => panic!("{bad} accepted"),
-                Err(e) => {
-                    let e = e.to_string();
-                    assert!(e.contains("\"field\"") && e.contains(why), "{bad}: {e}");
-                }
-            }
-        }
-        match configure(&[("sdk.schema.decode.key.enabled", "maybe")]) {
-            Ok(_) => panic!("a non-boolean accepted"),
-            Err(e) => assert!(e.to_string().contains("sdk.schema.decode.key.enabled")),
-        }
+        configure(&plugin, &[]).unwrap();
+        configure(&plugin, &[("field", ".Payload.Before")]).unwrap();
+        configure(&plugin, &[("field", ".Key")]).unwrap();
+        assert_field_refused(
+            &plugin,
+            [
+                (".Payload.Something", "unexpected field \"Something\""),
+                ("Payload", "invalid reference"),
+            ],
+        );
+        let error = refusal(&plugin, &[("sdk.schema.decode.key.enabled", "maybe")]);
+        assert!(error.contains("sdk.schema.decode.key.enabled"), "{error}");
     }
 }

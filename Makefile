@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone bench-wasm bench-processors deps fmt clean
+.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -66,6 +66,10 @@ bench-wasm: deps
 ## bench-processors: each built-in processor's cost per record (batches of 1,000 small records)
 bench-processors: deps
 	$(CARGO) bench --locked -p culvert-processors --bench processors
+
+## bench-template: rendering parsed Go templates (fields, functions, range, variables)
+bench-template: deps
+	$(CARGO) bench --locked -p culvert-template --bench render
 
 fmt:
 	$(CARGO) fmt --all

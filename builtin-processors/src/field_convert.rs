@@ -703,7 +703,7 @@ mod tests {
                 other => panic!("key is {other:?}"),
             }),
             Outcome::Fail(error) => Err(error),
-            Outcome::Drop => panic!("dropped"),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -1,8 +1,8 @@
 //! The built-in processors, the processor registry, and `condition` handling.
 //!
 //! Each built-in has a module of its own, named after it (`field.set` is [`field_set`]):
-//! [`base64_decode`], [`base64_encode`], [`error`], [`field_convert`], [`field_exclude`],
-//! [`field_rename`], [`field_set`], [`filter`], [`json_decode`], [`json_encode`],
+//! [`base64_decode`], [`base64_encode`], [`clone`](mod@clone), [`error`], [`field_convert`], [`field_exclude`],
+//! [`field_rename`], [`field_set`], [`filter`], [`json_decode`], [`json_encode`], [`split`](mod@split),
 //! [`unwrap_debezium`], [`unwrap_kafkaconnect`] and [`unwrap_opencdc`]. They follow
 //! Conduit's: same names, parameters, defaults, validations and behaviour, checked against
 //! Conduit's own examples, and their specifications against a fixture derived from
@@ -26,6 +26,7 @@
 
 pub mod base64_decode;
 pub mod base64_encode;
+pub mod clone;
 pub mod condition;
 pub mod error;
 pub mod field_convert;
@@ -38,6 +39,7 @@ pub mod json_encode;
 pub mod parallel;
 pub mod reference;
 pub mod registry;
+pub mod split;
 pub mod unwrap_debezium;
 pub mod unwrap_kafkaconnect;
 pub mod unwrap_opencdc;
@@ -65,6 +67,7 @@ pub fn registry() -> ProcessorRegistry {
     let mut registry = ProcessorRegistry::default();
     registry.add(Arc::new(base64_decode::Base64Decode::new()));
     registry.add(Arc::new(base64_encode::Base64Encode::new()));
+    registry.add(Arc::new(clone::CloneProcessor::new()));
     registry.add(Arc::new(error::ErrorProcessor::new()));
     registry.add(Arc::new(field_convert::FieldConvert::new()));
     registry.add(Arc::new(FieldExclude::new()));
@@ -73,6 +76,7 @@ pub fn registry() -> ProcessorRegistry {
     registry.add(Arc::new(Filter::new()));
     registry.add(Arc::new(json_decode::JsonDecode::new()));
     registry.add(Arc::new(json_encode::JsonEncode::new()));
+    registry.add(Arc::new(split::Split::new()));
     registry.add(Arc::new(unwrap_debezium::UnwrapDebezium::new()));
     registry.add(Arc::new(unwrap_kafkaconnect::UnwrapKafkaConnect::new()));
     registry.add(Arc::new(unwrap_opencdc::UnwrapOpenCdc::new()));

@@ -7,6 +7,10 @@
 //! now be persisted: the position of the newest record such that it and every record before
 //! it are done. Persisting that position, then acking the source, can never skip a record
 //! still in flight.
+//!
+//! A processor may replace a record by several ([`Acker::expand`]: `split`, `clone`); the
+//! copies share the record's ticket, and a destination's ack counts for one copy, so the
+//! record is done for that destination only once every copy is.
 
 use culvert_domain::Position;
 use std::collections::VecDeque;
@@ -55,6 +59,9 @@ struct InFlight {
     /// Bit i set = destination i has not acked yet.
     waiting: u64,
     fan_out: usize,
+    /// Acks destination i still expects beyond one (copies a processor made); empty until
+    /// the record is first expanded.
+    copies: Vec<u32>,
 }
 
 /// The ordered-ack state of one source.
@@ -93,6 +100,7 @@ impl Acker {
             position,
             waiting,
             fan_out: destinations,
+            copies: Vec::new(),
         });
         Ok((ticket, self.release()))
     }
@@ -123,8 +131,53 @@ impl Acker {
                 destination,
             });
         }
+        if let Some(more) = record.copies.get_mut(destination).filter(|n| **n > 0) {
+            *more -= 1;
+            return Ok(None);
+        }
         record.waiting &= !bit;
         Ok(if index == 0 { self.release() } else { None })
+    }
+
+    /// A processor replaced one copy of record `ticket` by `extra + 1` copies, before the
+    /// fan-out (`destination` `None`: every destination will see each copy) or in
+    /// destination `destination`'s processors. Each copy needs its own ack from the
+    /// destinations that see it. Call it before any of the new copies can be acked.
+    pub fn expand(
+        &mut self,
+        ticket: Ticket,
+        destination: Option<usize>,
+        extra: u32,
+    ) -> Result<(), AckError> {
+        let index = ticket
+            .checked_sub(self.first)
+            .filter(|i| *i < self.in_flight.len() as Ticket)
+            .ok_or(AckError::NotInFlight { ticket })? as usize;
+        let record = &mut self.in_flight[index];
+        let destinations = match destination {
+            Some(d) if d >= record.fan_out => {
+                return Err(AckError::UnknownDestination {
+                    ticket,
+                    destination: d,
+                    fan_out: record.fan_out,
+                })
+            }
+            Some(d) => d..d + 1,
+            None => 0..record.fan_out,
+        };
+        if record.copies.is_empty() {
+            record.copies = vec![0; record.fan_out];
+        }
+        for d in destinations {
+            if record.waiting & (1u64 << d) == 0 {
+                return Err(AckError::DuplicateAck {
+                    ticket,
+                    destination: d,
+                });
+            }
+            record.copies[d] += extra;
+        }
+        Ok(())
     }
 
     /// Drop the done prefix; the newest position in it is the one to persist.
@@ -176,6 +229,41 @@ mod tests {
             "both done: persist the newer"
         );
         assert_eq!(acker.in_flight(), 0);
+    }
+
+    #[test]
+    fn an_expanded_record_is_done_only_when_every_copy_is() {
+        let mut acker = Acker::new();
+        let (a, _) = acker.track(pos(0), 2).unwrap();
+        let (b, _) = acker.track(pos(1), 2).unwrap();
+        // Before the fan-out, `a` became 3 copies; in destination 1's processors one copy
+        // of `b` became 2.
+        acker.expand(a, None, 2).unwrap();
+        acker.expand(b, Some(1), 1).unwrap();
+        for _ in 0..3 {
+            assert_eq!(acker.ack(a, 0).unwrap(), None);
+        }
+        assert!(matches!(
+            acker.ack(a, 0),
+            Err(AckError::DuplicateAck { .. })
+        ));
+        assert_eq!(acker.ack(a, 1).unwrap(), None);
+        assert_eq!(acker.ack(a, 1).unwrap(), None);
+        assert_eq!(acker.ack(a, 1).unwrap(), Some(pos(0)), "the third copy");
+        assert_eq!(acker.ack(b, 0).unwrap(), None);
+        assert_eq!(acker.ack(b, 1).unwrap(), None, "one of two copies");
+        assert_eq!(acker.ack(b, 1).unwrap(), Some(pos(1)));
+        assert_eq!(acker.in_flight(), 0);
+        // Expanding what is not in flight, or for a destination it does not have, is a bug.
+        assert!(matches!(
+            acker.expand(a, None, 1),
+            Err(AckError::NotInFlight { .. })
+        ));
+        let (c, _) = acker.track(pos(2), 1).unwrap();
+        assert!(matches!(
+            acker.expand(c, Some(1), 1),
+            Err(AckError::UnknownDestination { .. })
+        ));
     }
 
     #[test]

@@ -220,14 +220,26 @@ struct Failed {
     message: String,
 }
 
+/// What a chain of processors did to a batch besides the records it kept.
+#[derive(Default)]
+struct Processed {
+    /// Tickets of records dropped (one entry per copy).
+    dropped: Vec<Ticket>,
+    /// Records failed.
+    failed: Vec<Failed>,
+}
+
 /// Run `records` through `chain` in order. Dropped and failed records leave `records` and
-/// `tickets`; the dropped records' tickets and the failed records are returned.
+/// `tickets`; a record split into several is replaced by them, each with its ticket, and
+/// `expand` is told of the extra copies before they go on (so the acker expects an ack
+/// for each). The dropped records' tickets and the failed records are returned.
 async fn process(
     chain: &mut [ProcessorNode],
     records: &mut Vec<Record>,
     tickets: &mut Tickets,
     outcomes: &mut Vec<Outcome>,
-) -> Result<(Vec<Ticket>, Vec<Failed>), EngineError> {
+    mut expand: impl FnMut(Ticket, u32) -> Result<(), EngineError>,
+) -> Result<Processed, EngineError> {
     let mut dropped = Vec::new();
     let mut failed = Vec::new();
     for node in chain {
@@ -262,12 +274,30 @@ async fn process(
                     processor: node.id.clone(),
                     message,
                 }),
+                Outcome::Split(copies) => {
+                    let Some(extra) = copies.len().checked_sub(1) else {
+                        dropped.push(ticket);
+                        continue;
+                    };
+                    if extra > 0 {
+                        let extra = u32::try_from(extra).map_err(|_| EngineError::Processor {
+                            processor: node.id.clone(),
+                            position: String::from_utf8_lossy(&record.position.0).into_owned(),
+                            message: format!("split one record into {} records", extra + 1),
+                        })?;
+                        expand(ticket, extra)?;
+                    }
+                    for copy in copies {
+                        kept.push(copy);
+                        kept_tickets.push(ticket);
+                    }
+                }
             }
         }
         *records = kept;
         *tickets = Tickets::List(kept_tickets);
     }
-    Ok((dropped, failed))
+    Ok(Processed { dropped, failed })
 }
 
 /// A node's processors, with where to report the records they drop.
@@ -279,6 +309,8 @@ struct Chain {
     outcomes: Vec<Outcome>,
     /// Where failed records go, if the pipeline has a DLQ that can take them.
     dlq: Option<Arc<tokio::sync::Mutex<DeadLetters>>>,
+    /// Every source's acker, told of records a processor splits into several.
+    ackers: Arc<[Arc<Mutex<Acker>>]>,
     /// Whether the records through this chain count as handled in the DLQ's window (the
     /// pipeline's chain: every record passes it once).
     acks: bool,
@@ -290,6 +322,7 @@ impl Chain {
         destination: Option<usize>,
         done_tx: mpsc::Sender<Done>,
         dlq: Option<Arc<tokio::sync::Mutex<DeadLetters>>>,
+        ackers: Arc<[Arc<Mutex<Acker>>]>,
     ) -> Self {
         Self {
             nodes,
@@ -297,6 +330,7 @@ impl Chain {
             done_tx,
             outcomes: Vec::new(),
             dlq,
+            ackers,
             acks: false,
         }
     }
@@ -311,8 +345,26 @@ impl Chain {
         records: &mut Vec<Record>,
         tickets: &mut Tickets,
     ) -> Result<bool, EngineError> {
-        let (mut done, failed) =
-            process(&mut self.nodes, records, tickets, &mut self.outcomes).await?;
+        let acker = &self.ackers[source];
+        let destination = self.destination;
+        let expand = |ticket, extra| {
+            acker
+                .lock()
+                .expect("acker lock")
+                .expand(ticket, destination, extra)
+                .map_err(EngineError::from)
+        };
+        let Processed {
+            dropped: mut done,
+            failed,
+        } = process(
+            &mut self.nodes,
+            records,
+            tickets,
+            &mut self.outcomes,
+            expand,
+        )
+        .await?;
         // Kept and dropped records count as acks in the DLQ's window; failed ones as nacks.
         let handled = records.len() + done.len();
         for f in failed {
@@ -477,7 +529,7 @@ pub async fn run(
         started: Mutex::new(started),
     });
     let capacity = options.channel_capacity.max(1);
-    let ackers: Vec<Arc<Mutex<Acker>>> = sources
+    let ackers: Arc<[Arc<Mutex<Acker>>]> = sources
         .iter()
         .map(|_| Arc::new(Mutex::new(Acker::new())))
         .collect();
@@ -504,6 +556,7 @@ pub async fn run(
                 None,
                 done_tx.clone(),
                 dlq.clone(),
+                ackers.clone(),
             );
             tasks.spawn(source_processors(
                 chain,
@@ -604,6 +657,7 @@ pub async fn run(
         let done_tx = done_tx.clone();
         let node_dlq = dlq.clone();
         let refused_dlq = dlq.clone();
+        let ackers = ackers.clone();
         let opened = opened.clone();
         let mut cancel = cancel.clone();
         tasks.spawn(async move {
@@ -619,6 +673,7 @@ pub async fn run(
                 Some(index),
                 done_tx.clone(),
                 node_dlq,
+                ackers.clone(),
             );
             loop {
                 // Cancel-safety: `recv` takes a batch only when it completes.
@@ -689,7 +744,13 @@ pub async fn run(
     // Fan-in (the shared channel), the pipeline's processors, fan-out.
     {
         let mut cancel = cancel.clone();
-        let mut chain = Chain::new(pipeline_processors, None, done_tx.clone(), dlq.clone());
+        let mut chain = Chain::new(
+            pipeline_processors,
+            None,
+            done_tx.clone(),
+            dlq.clone(),
+            ackers.clone(),
+        );
         chain.acks = true;
         tasks.spawn(async move {
             loop {

@@ -724,3 +724,137 @@ async fn reads_are_never_dropped_half_way_while_acks_flow() {
         "all, once, in order"
     );
 }
+
+/// Splits record n into n % 3 copies (none: dropped), each tagged with its index in
+/// `copy` and with `by`.
+struct Splitter(&'static str);
+
+#[async_trait::async_trait]
+impl culvert_plugins::processor::Processor for Splitter {
+    async fn process(
+        &mut self,
+        records: &mut [Record],
+        outcomes: &mut [culvert_plugins::processor::Outcome],
+    ) -> Result<(), PluginError> {
+        for (record, outcome) in records.iter().zip(outcomes.iter_mut()) {
+            let n: u64 = String::from_utf8_lossy(&record.position.0).parse().unwrap();
+            let copies = (0..n % 3)
+                .map(|i| {
+                    let mut copy = record.clone();
+                    copy.metadata
+                        .insert(format!("copy.{}", self.0), i.to_string());
+                    copy
+                })
+                .collect();
+            *outcome = culvert_plugins::processor::Outcome::Split(copies);
+        }
+        Ok(())
+    }
+}
+
+fn splitter(id: &'static str) -> ProcessorNode {
+    ProcessorNode {
+        id: id.into(),
+        processor: Box::new(Splitter(id)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_records_reach_every_destination_and_the_original_is_acked_once_all_are() {
+    let positions = Arc::new(MemoryPositions::default());
+    let (a, b) = (
+        Collect::default(),
+        Collect {
+            delay: Duration::from_millis(1),
+            ..Collect::default()
+        },
+    );
+    // Split before the fan-out (both destinations see the copies), and again in b.
+    let mut to_b = dest("b", &b);
+    to_b.processors = vec![splitter("b")];
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(
+        graph(
+            vec![generator(600)],
+            vec![splitter("p")],
+            vec![dest("a", &a), to_b],
+        ),
+        positions.clone(),
+        small_batches(),
+        stop,
+        None,
+    ));
+    positions.acked(600).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+    let copies = |n: u64| n % 3;
+    let a = a.records.lock().unwrap();
+    let want_a: Vec<u64> = (1..=600)
+        .flat_map(|n| std::iter::repeat_n(n, copies(n) as usize))
+        .collect();
+    assert_eq!(numbers(&a), want_a, "every copy, once, in order");
+    let b = b.records.lock().unwrap();
+    let want_b: Vec<u64> = (1..=600)
+        .flat_map(|n| std::iter::repeat_n(n, (copies(n) * copies(n)) as usize))
+        .collect();
+    assert_eq!(numbers(&b), want_b);
+    // The copies are distinct: (p copy, b copy) pairs for record 2 are (0,0) (0,1) (1,0) (1,1).
+    let two: Vec<(String, String)> = b
+        .iter()
+        .filter(|r| r.position.0 == b"2")
+        .map(|r| (r.metadata["copy.p"].clone(), r.metadata["copy.b"].clone()))
+        .collect();
+    assert_eq!(
+        two,
+        [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")].map(|(p, b)| (p.to_owned(), b.to_owned()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_never_passes_a_record_whose_copies_are_not_all_written() {
+    let positions = Arc::new(MemoryPositions::default());
+    // One copy per write: the third write (a copy of record 2, or later) fails.
+    let bad = Collect {
+        fail_at_write: Some(3),
+        ..Collect::default()
+    };
+    let (_stop_tx, stop) = watch::channel(false);
+    let options = Options {
+        batch_size: 1,
+        channel_capacity: 1,
+    };
+    let result = tokio::time::timeout(
+        DEADLINE,
+        run(
+            graph(
+                vec![generator(0)],
+                vec![splitter("p")],
+                vec![dest("bad", &bad)],
+            ),
+            positions.clone(),
+            options,
+            stop,
+            None,
+        ),
+    )
+    .await
+    .expect("an error ends the run");
+    assert!(result.is_err());
+    let written = bad.records.lock().unwrap();
+    // Records are whole when every copy was written (n % 3 copies of record n).
+    let complete = (1..)
+        .take_while(|n: &u64| {
+            written
+                .iter()
+                .filter(|r| numbers(std::slice::from_ref(r))[0] == *n)
+                .count() as u64
+                == n % 3
+        })
+        .last()
+        .unwrap_or(0);
+    assert!(
+        positions.count("src") <= complete,
+        "persisted {} but only records up to {complete} were written whole",
+        positions.count("src")
+    );
+}

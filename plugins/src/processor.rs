@@ -3,7 +3,8 @@
 //!
 //! A processor works on a batch in place: it may change any record and says, for each one,
 //! whether it goes on ([`Outcome::Keep`]), is dropped ([`Outcome::Drop`]; the engine acks
-//! it, so it is never lost) or failed ([`Outcome::Fail`]; the engine nacks it). The
+//! it, so it is never lost), failed ([`Outcome::Fail`]; the engine nacks it) or replaced by
+//! several ([`Outcome::Split`]; the original is acked once every one is). The
 //! built-in processors, the registry and `condition` handling are in `culvert-processors`.
 
 use crate::connector::{PluginError, Settings};
@@ -11,7 +12,7 @@ use crate::spec::Parameter;
 use culvert_domain::Record;
 
 /// What became of one record in a processor.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// It goes on to the next node (possibly changed).
     Keep,
@@ -19,6 +20,11 @@ pub enum Outcome {
     Drop,
     /// Processing it failed, with this error.
     Fail(String),
+    /// It is replaced by these records, in order, which go on in its place (Conduit's
+    /// `MultiRecord`, as `split` and `clone` make). They keep the original's position; the
+    /// original counts as handled (and its position may be persisted) only once every one
+    /// of them is: written, dropped or sent to the dead-letter queue. None: as `Drop`.
+    Split(Vec<Record>),
 }
 
 /// A configured processor instance.

@@ -34,6 +34,12 @@ impl PErr {
 pub(crate) struct Fail {
     pub(crate) msg: String,
     pub(crate) span: Option<Span>,
+    /// Go's text for the node when it is not the source text (`{{template "x"}}`).
+    pub(crate) text: Option<Box<str>>,
+    /// The `define`d template the error happened in (None: the main template).
+    pub(crate) template: Option<Box<str>>,
+    /// Where to report the error when not at the span's start.
+    pub(crate) pos: Option<usize>,
 }
 
 impl Fail {
@@ -41,7 +47,34 @@ impl Fail {
         Fail {
             msg: msg.into(),
             span: None,
+            text: None,
+            template: None,
+            pos: None,
         }
+    }
+
+    pub(crate) fn at_pos(mut self, span: Span, pos: usize) -> Self {
+        if self.span.is_none() {
+            self.span = Some(span);
+            self.pos = Some(pos);
+        }
+        self
+    }
+
+    pub(crate) fn at_text(mut self, span: Span, text: &str) -> Self {
+        if self.span.is_none() {
+            self.span = Some(span);
+            self.text = Some(text.into());
+        }
+        self
+    }
+
+    /// Name the template the error happened in, unless an inner one is named already.
+    pub(crate) fn in_template(mut self, name: &str) -> Self {
+        if self.template.is_none() {
+            self.template = Some(name.into());
+        }
+        self
     }
 
     pub(crate) fn at(mut self, span: Span) -> Self {
@@ -54,10 +87,14 @@ impl Fail {
     pub(crate) fn into_error(self, src: &str) -> TemplateError {
         match self.span {
             Some(span) => {
-                let (line, col) = line_col(src, span.start);
-                let text = src.get(span.start..span.end).unwrap_or("").trim();
+                let (line, col) = line_col(src, self.pos.unwrap_or(span.start));
+                let text = match &self.text {
+                    Some(text) => text,
+                    None => src.get(span.start..span.end).unwrap_or("").trim(),
+                };
+                let name = self.template.as_deref().unwrap_or("");
                 TemplateError::Exec(format!(
-                    "template: :{line}:{col}: executing at <{text}>: {}",
+                    "template: :{line}:{col}: executing {name:?} at <{text}>: {}",
                     self.msg
                 ))
             }

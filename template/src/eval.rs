@@ -2,100 +2,7 @@
 
 use super::*;
 
-pub(crate) type Res<'a> = Result<Value<'a>, Fail>;
-
-pub(crate) struct Exec<'a> {
-    pub(crate) template: &'a Template,
-    pub(crate) record: &'a Record,
-}
-
 impl<'a> Exec<'a> {
-    pub(crate) fn list(&self, nodes: &'a [Node], out: &mut String) -> Result<(), Fail> {
-        for node in nodes {
-            match node {
-                Node::Text(t) => out.push_str(t),
-                Node::Action(p) => {
-                    let v = self.pipeline(p)?;
-                    write_action(out, &v);
-                }
-                Node::If(n) => {
-                    let mut chosen = &n.otherwise;
-                    for (cond, body) in &n.branches {
-                        if truthy(&self.pipeline(cond)?) {
-                            chosen = body;
-                            break;
-                        }
-                    }
-                    self.list(chosen, out)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn pipeline(&self, p: &'a Pipeline) -> Res<'a> {
-        let mut value = None;
-        for cmd in &p.cmds {
-            value = Some(self.command(cmd, value.take())?);
-        }
-        Ok(value.unwrap_or(Value::Missing))
-    }
-
-    pub(crate) fn command(&self, cmd: &'a Command, piped: Option<Value<'a>>) -> Res<'a> {
-        match &cmd.kind {
-            CmdKind::Operand(op) => self.operand(op),
-            CmdKind::Call(call) => self.call(call, piped).map_err(|e| e.at(cmd.span)),
-        }
-    }
-
-    pub(crate) fn operand(&self, op: &'a Operand) -> Res<'a> {
-        let mut v = match &op.term {
-            Term::Record(base) => base.eval(self.record),
-            Term::Lit(lit) => Ok(match lit {
-                Lit::Str(s) => Value::Str(Cow::Borrowed(s)),
-                Lit::Int(i) => Value::Int(*i),
-                Lit::Float(f) => Value::Float(*f),
-                Lit::Bool(b) => Value::Bool(*b),
-                Lit::Nil => Value::Nil,
-            }),
-            Term::Pipe(p) => self.pipeline(p),
-            Term::Func(f) => self.apply(*f, None, Args::with_capacity(0)),
-        }
-        .map_err(|e| e.at(op.span))?;
-        for name in op.chain.iter() {
-            v = field(v, name).map_err(|e| e.at(op.span))?;
-        }
-        Ok(v)
-    }
-
-    pub(crate) fn call(&self, call: &'a Call, piped: Option<Value<'a>>) -> Res<'a> {
-        if matches!(call.func, Func::And | Func::Or) {
-            // Short-circuit: arguments are evaluated only until one decides.
-            let total = call.args.len() + usize::from(piped.is_some());
-            if total == 0 {
-                return Err(arity_at_least(call.func, 1, 0));
-            }
-            let decides = call.func == Func::Or;
-            let mut last = Value::Missing;
-            for arg in &call.args {
-                let v = self.operand(arg)?;
-                if truthy(&v) == decides {
-                    return Ok(v);
-                }
-                last = v;
-            }
-            return Ok(piped.unwrap_or(last));
-        }
-        let mut args = Args::with_capacity(call.args.len() + 1);
-        for arg in &call.args {
-            args.push(self.operand(arg)?);
-        }
-        if let Some(p) = piped {
-            args.push(p);
-        }
-        self.apply(call.func, Some(call), args)
-    }
-
     /// The regex for a call's pattern argument: precompiled, or compiled and cached.
     pub(crate) fn regex(&self, call: Option<&'a Call>, pattern: &str) -> Result<Re<'a>, String> {
         if let Some(Some(compiled)) = call.map(|c| &c.regex) {
@@ -190,6 +97,33 @@ impl<'a> Exec<'a> {
                 Ok(owned(
                     sprintf(format, &args[1..]).map_err(|m| call_err(f, m))?,
                 ))
+            }
+            Func::Slice => {
+                if n == 0 {
+                    return Err(arity_at_least(f, 1, 0));
+                }
+                let mut it = args.into_vec().into_iter();
+                let item = it.next().unwrap_or(Value::Missing);
+                let indexes: Vec<Value<'a>> = it.collect();
+                slice_value(item, &indexes).map_err(|m| call_err(f, m))
+            }
+            Func::Html | Func::Js | Func::Urlquery => {
+                let text = escaper_text(&args);
+                Ok(owned(match f {
+                    Func::Html => html_escape(&text),
+                    Func::Js => js_escape(&text),
+                    _ => query_escape(&text),
+                }))
+            }
+            Func::Call => {
+                if n == 0 {
+                    return Err(arity_at_least(f, 1, 0));
+                }
+                let text = match call.and_then(|c| c.args.first()) {
+                    Some(op) => &self.template.source[op.span.start..op.span.end],
+                    None => "",
+                };
+                Err(call_err(f, call_error(&args[0], text)))
             }
             Func::Contains | Func::HasPrefix | Func::HasSuffix => {
                 let [needle, hay] = take(f, args)?;

@@ -4,8 +4,9 @@ use super::*;
 
 pub(crate) const SPACE: [char; 4] = [' ', '\t', '\r', '\n'];
 pub(crate) const MAX_DEPTH: usize = 100;
-pub(crate) const UNSUPPORTED: [&str; 7] = [
-    "range", "with", "define", "template", "block", "break", "continue",
+/// Go's keywords: never function names.
+pub(crate) const KEYWORDS: [&str; 10] = [
+    "if", "else", "end", "with", "range", "break", "continue", "define", "template", "block",
 ];
 
 pub(crate) fn is_space(b: u8) -> bool {

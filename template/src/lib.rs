@@ -1,4 +1,4 @@
-//! A subset of Go's `text/template`, with a subset of the sprig function library,
+//! Go's `text/template` language, with a subset of the sprig function library,
 //! evaluated against an OpenCDC [`Record`].
 //!
 //! Conduit evaluates processor `condition`s (render, then [`parse_bool`]) and the `value` of
@@ -9,14 +9,31 @@
 //!
 //! # Supported syntax
 //!
+//! Go's whole text/template language:
+//!
 //! * Text outside `{{ }}` is copied. Comments `{{/* ... */}}`. Trim markers `{{- ` and
 //!   ` -}}` (the marker needs a space, tab or newline next to it) remove all adjacent
 //!   white space of the neighbouring text.
-//! * Actions `{{ pipeline }}`, and `{{ if P }} .. {{ else if P }} .. {{ else }} .. {{ end }}`.
+//! * Actions `{{ pipeline }}`; `{{ if P }} .. {{ else if P }} .. {{ else }} .. {{ end }}`;
+//!   `{{ with P }} .. {{ else with P }} .. {{ else }} .. {{ end }}` (dot is the value in
+//!   the chosen branch); `{{ range P }} .. {{ else }} .. {{ end }}` over lists, maps (in
+//!   sorted key order), raw data and positions (their bytes) and integers (`range 5` is
+//!   0..4), with `{{ break }}` and `{{ continue }}`; missing and nil values range zero
+//!   times, anything else is Go's `range can't iterate over` error.
+//! * Variables: `{{ $x := P }}` declares, `{{ $x = P }}` assigns (an action that does
+//!   either prints nothing), `{{ range $i, $v := P }}`, `{{ range $v := P }}` and the `=`
+//!   forms, `{{ if $x := P }}`, `{{ with $x := P }}`; `$x.a.b` chains. Scopes are Go's:
+//!   a variable lives to the `end` of the control structure it is declared in (or of
+//!   the template); an undeclared variable is a parse error, one declared in a branch
+//!   that did not run an exec error. `$` is the data the template was called with.
+//! * `{{ define "name" }} .. {{ end }}` (top level only), `{{ template "name" [P] }}`,
+//!   `{{ block "name" P }} .. {{ end }}`. A definition has its own variables (only `$`);
+//!   of two definitions of one name the non-empty one is kept, two non-empty ones are a
+//!   parse error; calling an undefined template is an exec error, as in Go.
 //! * Pipelines: commands separated by `|`, each result passed as the last argument of the
 //!   next command; parenthesised pipelines as arguments, optionally followed by a field
 //!   chain (`(index .Metadata "x").y`).
-//! * Operands: `.` and `$` (both the record), field chains `.A.B.C` and `$.A.B`, string
+//! * Operands: `.`, `$` and variables, field chains `.A.B.C` and `$.A.B`, string
 //!   literals with Go's escapes and raw `` `strings` ``, character constants (`'a'` is an
 //!   int, like Go), integers (decimal, `0x`, `0o`, `0b`, leading-zero octal, `_`
 //!   separators), floats, `true`, `false`, `nil`, and a function name used as an argument
@@ -24,13 +41,13 @@
 //! * Record fields: `.Position`, `.Operation`, `.Metadata`, `.Key`, `.Payload`,
 //!   `.Payload.Before`, `.Payload.After`, then map look-ups into metadata and structured
 //!   data (`.Metadata.table`, `.Payload.After.a.b`); the methods `.Operation.String` and
-//!   `.Position.String`.
+//!   `.Position.String`. Where dot or `$` is known to be the record (outside `with`,
+//!   `range` and definitions) these are resolved when parsing.
 //!
-//! Rejected when parsing (Go would accept them): `range`, `with`, `define`, `template`,
-//! `block`, `break`, `continue`, variables (`$x`, `:=`, `=`), hexadecimal float and
-//! imaginary literals. Also rejected when parsing, where Go only fails when the action
-//! runs: a non-function command given arguments (`{{ .A "x" }}`), a non-function command
-//! after a `|`, and `nil` as a command. An unknown function is a parse error, as in Go.
+//! Rejected when parsing (Go would accept them): hexadecimal float and imaginary
+//! literals. Also rejected when parsing, where Go only fails when the action runs: a
+//! non-function command given arguments (`{{ .A "x" }}`), a non-function command after a
+//! `|`, and `nil` as a command. An unknown function is a parse error, as in Go.
 //!
 //! # Values
 //!
@@ -47,8 +64,10 @@
 //!
 //! # Functions
 //!
-//! Go's `and`, `or` (short-circuit, returning the deciding argument), `not`, `eq`, `ne`,
-//! `lt`, `le`, `gt`, `ge`, `len`, `index`, `print`, `println`, `printf`; and sprig's
+//! All of Go's: `and`, `or` (short-circuit, returning the deciding argument), `not`, `eq`,
+//! `ne`, `lt`, `le`, `gt`, `ge`, `len`, `index`, `slice`, `print`, `println`, `printf`,
+//! `html`, `js`, `urlquery`, `call` (a record holds no functions, so `call` always fails
+//! as Go does for a non-function); and sprig's
 //! `contains`, `hasPrefix`, `hasSuffix`, `lower`, `upper`, `title`, `trim`, `trimPrefix`,
 //! `trimSuffix`, `trimAll`, `replace`, `repeat`, `substr`, `trunc`, `quote`, `squote`,
 //! `default`, `empty`, `coalesce`, `ternary`, `toString`, `toJson`, `atoi`, `int`,
@@ -85,6 +104,14 @@
 //!   `title` use per-character case mapping and keep characters whose upper case is
 //!   several characters (`ß`), approximating Go's simple case mapping.
 //! * An exec error yields no output at all (Go has written the output before the error).
+//! * `template` calls and the control structures inside them may nest 250 levels deep
+//!   (Go: 100000 calls), so that rendering fits a thread's stack.
+//! * `range` over the operation yields ints (Go yields operations); `slice` of a list
+//!   past its length says `index out of range` (Go checks against the slice's capacity).
+//! * A definition named like the main template (`""`) does not replace it, and
+//!   `{{ template "" }}` does not call the main template.
+//! * Exec errors of a field of a `range` element name the element's own type (`int`),
+//!   where Go names the list's element type (`interface {}`).
 //! * An integer literal that overflows `int64` is a parse error (an exec error in Go).
 //! * An empty position prints as an empty string and encodes as `""` in `toJson`; Go
 //!   prints a nil position as `<nil>` and encodes it as `null`.
@@ -100,25 +127,35 @@ use std::sync::{Arc, Mutex};
 
 mod error;
 mod eval;
+mod exec;
 mod funcs;
+mod gofuncs;
 mod json;
 mod lex;
 mod parse;
 mod printf;
 mod regexes;
+mod tree;
 mod value;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_go_errors;
+#[cfg(test)]
+mod tests_go_outputs;
 
 use error::*;
 use eval::*;
+use exec::*;
 use funcs::*;
+use gofuncs::*;
 use json::*;
 use lex::*;
 use parse::*;
 use printf::*;
 use regexes::*;
+use tree::*;
 use value::*;
 
 // ---------------------------------------------------------------------------------------
@@ -128,10 +165,13 @@ use value::*;
 /// A parsed template, ready to be rendered against any number of records.
 ///
 /// Parsing checks everything that can be checked without a record (syntax, function
-/// names, unsupported keywords); rendering walks the parsed tree.
+/// names, variable scopes); rendering walks the parsed tree.
 pub struct Template {
     source: Box<str>,
     nodes: Vec<Node>,
+    /// The templates `define`d or `block`ed in the text.
+    defines: Vec<Define>,
+    uses_vars: bool,
     literal: bool,
     size_hint: usize,
     regex_cache: RegexCache,
@@ -140,7 +180,8 @@ pub struct Template {
 /// Why a template could not be parsed or rendered.
 ///
 /// Messages follow Go's form: `template: :LINE: message` for parse errors and
-/// `template: :LINE:COL: executing at <ACTION>: message` for exec errors.
+/// `template: :LINE:COL: executing "NAME" at <ACTION>: message` for exec errors (NAME
+/// is `""` for the main template, or the `define`d template the error happened in).
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum TemplateError {
     /// The template text is not a valid template of the supported subset.
@@ -156,9 +197,9 @@ impl Template {
     /// Parse a template.
     ///
     /// Every unknown function, unclosed action, comment, string or parenthesis,
-    /// unbalanced `if`/`else`/`end`, and unsupported keyword (`range`, `with`, `define`,
-    /// `template`, `block`, `break`, `continue`, variables) is an error here, not when
-    /// rendering.
+    /// unbalanced `if`/`with`/`range`/`define`/`block` and `else`/`end`, undefined
+    /// variable, `break`/`continue` outside `range`, and duplicate definition is an
+    /// error here, not when rendering.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let (items, literal) = scan(text).map_err(|e| e.into_error(text))?;
         let size_hint = items
@@ -168,15 +209,21 @@ impl Template {
                 Item::Action { .. } => 8,
             })
             .sum();
+        let root_static = !root_is_assigned(&items);
         let mut parser = TreeParser {
             src: text,
             items: items.into_iter(),
             depth: 0,
+            max_depth: 0,
+            ctx: Ctx::new(root_static),
+            defines: Vec::new(),
         };
         let nodes = parser.top().map_err(|e| e.into_error(text))?;
         Ok(Template {
             source: text.into(),
             nodes,
+            defines: parser.defines,
+            uses_vars: parser.ctx.uses_vars,
             literal,
             size_hint,
             regex_cache: RegexCache::default(),
@@ -186,12 +233,9 @@ impl Template {
     /// Render the template against a record.
     pub fn render(&self, record: &Record) -> Result<String, TemplateError> {
         let mut out = String::with_capacity(self.size_hint);
-        let exec = Exec {
-            template: self,
-            record,
-        };
+        let mut exec = Exec::new(self, record);
         match exec.list(&self.nodes, &mut out) {
-            Ok(()) => Ok(out),
+            Ok(_) => Ok(out),
             Err(fail) => Err(fail.into_error(&self.source)),
         }
     }
@@ -208,6 +252,8 @@ impl Clone for Template {
         Template {
             source: self.source.clone(),
             nodes: self.nodes.clone(),
+            defines: self.defines.clone(),
+            uses_vars: self.uses_vars,
             literal: self.literal,
             size_hint: self.size_hint,
             regex_cache: RegexCache::default(),

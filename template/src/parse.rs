@@ -3,21 +3,19 @@
 use super::*;
 
 #[derive(Debug, Clone)]
-pub(crate) enum Node {
-    Text(Box<str>),
-    Action(Pipeline),
-    If(Box<IfNode>),
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct IfNode {
-    pub(crate) branches: Vec<(Pipeline, Vec<Node>)>,
-    pub(crate) otherwise: Vec<Node>,
-}
-
-#[derive(Debug, Clone)]
 pub(crate) struct Pipeline {
     pub(crate) cmds: Vec<Command>,
+    /// Variables the pipeline declares (`:=`) or assigns (`=`) its value to.
+    pub(crate) decl: Box<[Var]>,
+    pub(crate) assign: bool,
+}
+
+/// A variable reference, resolved to its name's id when parsing.
+#[derive(Debug, Clone)]
+pub(crate) struct Var {
+    pub(crate) id: u32,
+    pub(crate) name: Box<str>,
+    pub(crate) span: Span,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +44,8 @@ pub(crate) struct Operand {
     /// Field names applied to the term's value, in order.
     pub(crate) chain: Box<[Box<str>]>,
     pub(crate) span: Span,
+    /// Where Go reports the operand's errors.
+    pub(crate) pos: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +56,10 @@ pub(crate) enum Term {
     Pipe(Box<Pipeline>),
     /// A function name used as an argument: called with no arguments.
     Func(Func),
+    /// Dot where it is not known to be the record (in `with`, `range`, definitions).
+    Dot,
+    /// A variable, `$` included where it is not known to be the record.
+    Var(Var),
 }
 
 #[derive(Debug, Clone)]
@@ -117,167 +121,6 @@ pub(crate) fn resolve(chain: Vec<Box<str>>) -> (Base, Vec<Box<str>>) {
     (base, rest)
 }
 
-pub(crate) enum Act {
-    Pipeline(Pipeline),
-    If(Pipeline),
-    ElseIf(Pipeline),
-    Else,
-    End,
-}
-
-pub(crate) enum Stop {
-    Eof,
-    Else(usize),
-    ElseIf(Pipeline, usize),
-    End(usize),
-}
-
-pub(crate) struct TreeParser<'s> {
-    pub(crate) src: &'s str,
-    pub(crate) items: std::vec::IntoIter<Item>,
-    pub(crate) depth: usize,
-}
-
-impl TreeParser<'_> {
-    pub(crate) fn top(&mut self) -> Result<Vec<Node>, PErr> {
-        let (nodes, stop) = self.list()?;
-        match stop {
-            Stop::Eof => Ok(nodes),
-            Stop::End(at) => Err(PErr::new("unexpected {{end}}", at)),
-            Stop::Else(at) | Stop::ElseIf(_, at) => Err(PErr::new("unexpected {{else}}", at)),
-        }
-    }
-
-    pub(crate) fn list(&mut self) -> Result<(Vec<Node>, Stop), PErr> {
-        let mut nodes = Vec::new();
-        while let Some(item) = self.items.next() {
-            match item {
-                Item::Text(t) => nodes.push(Node::Text(t)),
-                Item::Action { toks, at } => match classify(&toks, at, self.src)? {
-                    Act::Pipeline(p) => nodes.push(Node::Action(p)),
-                    Act::If(p) => nodes.push(self.if_node(p, at)?),
-                    Act::Else => return Ok((nodes, Stop::Else(at))),
-                    Act::ElseIf(p) => return Ok((nodes, Stop::ElseIf(p, at))),
-                    Act::End => return Ok((nodes, Stop::End(at))),
-                },
-            }
-        }
-        Ok((nodes, Stop::Eof))
-    }
-
-    pub(crate) fn if_node(&mut self, cond: Pipeline, at: usize) -> Result<Node, PErr> {
-        if self.depth >= MAX_DEPTH {
-            return Err(PErr::new("{{if}} nested too deeply", at));
-        }
-        self.depth += 1;
-        let mut branches = Vec::new();
-        let mut cond = cond;
-        let unclosed = || PErr::new("unexpected EOF: {{if}} has no matching {{end}}", at);
-        let otherwise = loop {
-            let (body, stop) = self.list()?;
-            branches.push((cond, body));
-            match stop {
-                Stop::End(_) => break Vec::new(),
-                Stop::ElseIf(p, _) => cond = p,
-                Stop::Else(_) => {
-                    let (body, stop) = self.list()?;
-                    match stop {
-                        Stop::End(_) => break body,
-                        Stop::Else(p) | Stop::ElseIf(_, p) => {
-                            return Err(PErr::new("expected {{end}}; found {{else}}", p))
-                        }
-                        Stop::Eof => return Err(unclosed()),
-                    }
-                }
-                Stop::Eof => return Err(unclosed()),
-            }
-        };
-        self.depth -= 1;
-        Ok(Node::If(Box::new(IfNode {
-            branches,
-            otherwise,
-        })))
-    }
-}
-
-/// Decide what an action is: a pipeline, or an `if`/`else`/`end` delimiter.
-pub(crate) fn classify(toks: &[Token], at: usize, src: &str) -> Result<Act, PErr> {
-    if let Some(t) = toks
-        .iter()
-        .find(|t| matches!(t.tok, Tok::Assign | Tok::Declare | Tok::Comma))
-    {
-        return Err(PErr::new(
-            "variable declarations are not supported by this template subset",
-            t.span.start,
-        ));
-    }
-    let mut tp = Tp {
-        toks,
-        i: 0,
-        depth: 0,
-        src,
-        end: at,
-    };
-    tp.skip_space();
-    let Some(first) = tp.peek() else {
-        return Err(PErr::new("missing value for command", at));
-    };
-    if let Tok::Ident(word) = &first.tok {
-        let pos = first.span.start;
-        match &**word {
-            "if" => {
-                tp.i += 1;
-                return Ok(Act::If(tp.condition(pos)?));
-            }
-            "else" => {
-                tp.i += 1;
-                tp.skip_space();
-                return match tp.peek() {
-                    None => Ok(Act::Else),
-                    Some(Token {
-                        tok: Tok::Ident(w),
-                        span,
-                    }) => {
-                        if &**w == "if" {
-                            tp.i += 1;
-                            Ok(Act::ElseIf(tp.condition(span.start)?))
-                        } else if UNSUPPORTED.contains(&&**w) {
-                            Err(unsupported(w, span.start))
-                        } else {
-                            Err(PErr::new(format!("unexpected {w:?} in else"), span.start))
-                        }
-                    }
-                    Some(t) => Err(PErr::new(
-                        format!("unexpected {} in else", t.tok.describe()),
-                        t.span.start,
-                    )),
-                };
-            }
-            "end" => {
-                tp.i += 1;
-                tp.skip_space();
-                return match tp.peek() {
-                    None => Ok(Act::End),
-                    Some(t) => Err(PErr::new(
-                        format!("unexpected {} in end", t.tok.describe()),
-                        t.span.start,
-                    )),
-                };
-            }
-            w if UNSUPPORTED.contains(&w) => return Err(unsupported(w, pos)),
-            _ => {}
-        }
-    }
-    Ok(Act::Pipeline(tp.pipeline(false)?))
-}
-
-pub(crate) fn unsupported(word: &str, at: usize) -> PErr {
-    PErr::new(
-        format!("{{{{{word}}}}} is not supported by this template subset (only if/else/end)"),
-        at,
-    )
-}
-
 /// The token parser of one action.
 pub(crate) struct Tp<'t> {
     pub(crate) toks: &'t [Token],
@@ -286,6 +129,7 @@ pub(crate) struct Tp<'t> {
     pub(crate) src: &'t str,
     /// Where to report errors at the end of the action.
     pub(crate) end: usize,
+    pub(crate) ctx: &'t mut Ctx,
 }
 
 impl<'t> Tp<'t> {
@@ -309,15 +153,72 @@ impl<'t> Tp<'t> {
         }
     }
 
-    pub(crate) fn condition(&mut self, at: usize) -> Result<Pipeline, PErr> {
-        self.skip_space();
-        if self.peek().is_none() {
-            return Err(PErr::new("missing value for if", at));
+    /// Go's declarations at the start of a pipeline: `$x :=`, `$x =`, and in `range`
+    /// `$i, $v :=` (or `=`).
+    pub(crate) fn declarations(&mut self, context: &str) -> Result<(Box<[Var]>, bool), PErr> {
+        let mut decl: Vec<Var> = Vec::new();
+        let start = self.i;
+        loop {
+            self.skip_space();
+            let Some(Token {
+                tok: Tok::Var(name),
+                span,
+            }) = self.peek()
+            else {
+                break;
+            };
+            let (name, span) = (name.clone(), *span);
+            let var_at = self.i;
+            self.i += 1;
+            self.skip_space();
+            match self.peek().map(|t| &t.tok) {
+                Some(tok @ (Tok::Declare | Tok::Assign)) => {
+                    let assign = matches!(tok, Tok::Assign);
+                    self.i += 1;
+                    decl.push(self.declare(name, span));
+                    return Ok((decl.into_boxed_slice(), assign));
+                }
+                Some(Tok::Comma) => {
+                    self.i += 1;
+                    decl.push(self.declare(name, span));
+                    if context == "range" && decl.len() < 2 {
+                        self.skip_space();
+                        match self.peek().map(|t| &t.tok) {
+                            None | Some(Tok::Var(_) | Tok::RParen) => continue,
+                            _ => {
+                                return Err(PErr::new(
+                                    "range can only initialize variables",
+                                    self.pos(),
+                                ))
+                            }
+                        }
+                    }
+                    return Err(PErr::new(
+                        format!("too many declarations in {context}"),
+                        span.start,
+                    ));
+                }
+                _ => {
+                    self.i = var_at;
+                    break;
+                }
+            }
         }
-        self.pipeline(false)
+        if decl.is_empty() {
+            self.i = start;
+        }
+        Ok((decl.into_boxed_slice(), false))
     }
 
-    pub(crate) fn pipeline(&mut self, nested: bool) -> Result<Pipeline, PErr> {
+    fn declare(&mut self, name: Box<str>, span: Span) -> Var {
+        let id = self.ctx.id(&name);
+        self.ctx.scope.push(id);
+        self.ctx.uses_vars = true;
+        Var { id, name, span }
+    }
+
+    pub(crate) fn pipeline(&mut self, context: &str, nested: bool) -> Result<Pipeline, PErr> {
+        let (decl, assign) = self.declarations(context)?;
         let mut cmds: Vec<Command> = Vec::new();
         loop {
             let cmd = self.command()?;
@@ -357,7 +258,7 @@ impl<'t> Tp<'t> {
                 }
             }
         }
-        Ok(Pipeline { cmds })
+        Ok(Pipeline { cmds, decl, assign })
     }
 
     pub(crate) fn command(&mut self) -> Result<Command, PErr> {
@@ -424,6 +325,8 @@ impl<'t> Tp<'t> {
     pub(crate) fn operand(&mut self) -> Result<Operand, PErr> {
         enum Head {
             Dot,
+            Root,
+            Var(Var),
             Lit(Lit),
             Pipe(Pipeline),
             Func(Func),
@@ -441,13 +344,15 @@ impl<'t> Tp<'t> {
                 chain.push(name.clone());
                 Head::Dot
             }
-            Tok::Var(name) if name.is_empty() => Head::Dot,
-            Tok::Var(name) => {
-                return Err(PErr::new(
-                    format!("variables are not supported by this template subset: ${name}"),
-                    start,
-                ))
-            }
+            Tok::Var(name) if name.is_empty() && self.ctx.root_static => Head::Root,
+            Tok::Var(name) => match self.ctx.lookup(name) {
+                Some(mut var) => {
+                    self.ctx.uses_vars = true;
+                    var.span = tok.span;
+                    Head::Var(var)
+                }
+                None => return Err(PErr::new(format!("undefined variable \"${name}\""), start)),
+            },
             Tok::Str(s) => Head::Lit(Lit::Str(s.clone())),
             Tok::Int(i) => Head::Lit(Lit::Int(*i)),
             Tok::Float(f) => Head::Lit(Lit::Float(*f)),
@@ -455,13 +360,8 @@ impl<'t> Tp<'t> {
             Tok::Nil => Head::Lit(Lit::Nil),
             Tok::Ident(name) => match Func::lookup(name) {
                 Some(f) => Head::Func(f),
-                None if UNSUPPORTED.contains(&&**name)
-                    || matches!(&**name, "if" | "else" | "end") =>
-                {
-                    return Err(PErr::new(
-                        format!("unexpected keyword {name:?} in command"),
-                        start,
-                    ))
+                None if KEYWORDS.contains(&&**name) => {
+                    return Err(PErr::new(format!("unexpected <{name}> in operand"), start))
                 }
                 None => return Err(PErr::new(format!("function {name:?} not defined"), start)),
             },
@@ -470,7 +370,7 @@ impl<'t> Tp<'t> {
                     return Err(PErr::new("parentheses nested too deeply", start));
                 }
                 self.depth += 1;
-                let p = self.pipeline(true)?;
+                let p = self.pipeline("parenthesized pipeline", true)?;
                 self.depth -= 1;
                 match self.peek() {
                     Some(Token {
@@ -492,11 +392,16 @@ impl<'t> Tp<'t> {
                 ))
             }
         };
+        // Go reports errors of a field chain at its second element.
+        let mut pos = start;
         while let Some(Token {
             tok: Tok::Field(name),
             span,
         }) = self.peek()
         {
+            if pos == start {
+                pos = span.start;
+            }
             chain.push(name.clone());
             end = span.end;
             self.i += 1;
@@ -520,10 +425,12 @@ impl<'t> Tp<'t> {
             }
         };
         let (term, chain) = match head {
-            Head::Dot => {
+            Head::Dot if !self.ctx.dot_static => (Term::Dot, chain),
+            Head::Dot | Head::Root => {
                 let (base, rest) = resolve(chain);
                 (Term::Record(base), rest)
             }
+            Head::Var(var) => (Term::Var(var), chain),
             Head::Lit(lit) => {
                 after_term(&chain)?;
                 (Term::Lit(lit), chain)
@@ -538,6 +445,7 @@ impl<'t> Tp<'t> {
             term,
             chain: chain.into_boxed_slice(),
             span,
+            pos,
         })
     }
 }

@@ -90,6 +90,43 @@ impl<'a> MapV<'a> {
         keys
     }
 
+    /// Keys and values sorted by key, as Go's `range` visits a map.
+    pub(crate) fn range_entries(&self) -> Vec<(Value<'a>, Value<'a>)> {
+        let mut entries: Vec<(Value<'a>, Value<'a>)> = match self {
+            MapV::Json(m) => {
+                let m: &'a JsonMap = m;
+                m.iter()
+                    .map(|(k, v)| (Value::Str(Cow::Borrowed(k.as_str())), from_json(v)))
+                    .collect()
+            }
+            MapV::Meta(m) => {
+                let m: &'a BTreeMap<String, String> = m;
+                m.iter()
+                    .map(|(k, v)| {
+                        (
+                            Value::Str(Cow::Borrowed(k.as_str())),
+                            Value::Str(Cow::Borrowed(v.as_str())),
+                        )
+                    })
+                    .collect()
+            }
+            MapV::Owned(m) => m
+                .iter()
+                .map(|(k, v)| (Value::Str(Cow::Owned(k.clone())), v.clone()))
+                .collect(),
+        };
+        fn key<'v>(v: &'v Value<'_>) -> &'v str {
+            match v {
+                Value::Str(s) => s,
+                _ => "",
+            }
+        }
+        if !entries.is_sorted_by(|a, b| key(&a.0) <= key(&b.0)) {
+            entries.sort_unstable_by(|a, b| key(&a.0).cmp(key(&b.0)));
+        }
+        entries
+    }
+
     /// Entries sorted by key, as Go prints and encodes maps.
     pub(crate) fn entries(&self) -> Vec<(&str, Value<'a>)> {
         let mut entries: Vec<(&str, Value<'a>)> = match self {

@@ -140,6 +140,17 @@ fn bench(c: &mut Criterion) {
             Some(processor("unwrap.debezium", &[])),
             debezium,
         ),
+        (
+            "custom.javascript",
+            Some(processor(
+                "custom.javascript",
+                &[(
+                    "script",
+                    "function process(r) { r.Metadata[\"seen\"] = r.Payload.After.name; return r; }",
+                )],
+            )),
+            small,
+        ),
     ];
     for (name, mut processor, make) in cases {
         let batch: Vec<Record> = (0..BATCH).map(make).collect();

@@ -1,9 +1,10 @@
 //! The built-in processors, the processor registry, and `condition` handling.
 //!
 //! Each built-in has a module of its own, named after it (`field.set` is [`field_set`]):
-//! [`base64_decode`], [`base64_encode`], [`clone`](mod@clone), [`error`], [`field_convert`], [`field_exclude`],
-//! [`field_rename`], [`field_set`], [`filter`], [`json_decode`], [`json_encode`], [`split`](mod@split),
-//! [`unwrap_debezium`], [`unwrap_kafkaconnect`] and [`unwrap_opencdc`]. They follow
+//! [`base64_decode`], [`base64_encode`], [`clone`](mod@clone), [`custom_javascript`],
+//! [`error`], [`field_convert`], [`field_exclude`], [`field_rename`], [`field_set`],
+//! [`filter`], [`json_decode`], [`json_encode`], [`split`](mod@split), [`unwrap_debezium`],
+//! [`unwrap_kafkaconnect`], [`unwrap_opencdc`] and [`webhook_http`]. They follow
 //! Conduit's: same names, parameters, defaults, validations and behaviour, checked against
 //! Conduit's own examples, and their specifications against a fixture derived from
 //! Conduit's (`fixtures/conduit-processor-specs.json`, by
@@ -28,6 +29,7 @@ pub mod base64_decode;
 pub mod base64_encode;
 pub mod clone;
 pub mod condition;
+pub mod custom_javascript;
 pub mod error;
 pub mod field_convert;
 pub mod field_exclude;
@@ -43,6 +45,7 @@ pub mod split;
 pub mod unwrap_debezium;
 pub mod unwrap_kafkaconnect;
 pub mod unwrap_opencdc;
+pub mod webhook_http;
 
 mod gofmt;
 mod params;
@@ -68,6 +71,7 @@ pub fn registry() -> ProcessorRegistry {
     registry.add(Arc::new(base64_decode::Base64Decode::new()));
     registry.add(Arc::new(base64_encode::Base64Encode::new()));
     registry.add(Arc::new(clone::CloneProcessor::new()));
+    registry.add(Arc::new(custom_javascript::CustomJavascript::new()));
     registry.add(Arc::new(error::ErrorProcessor::new()));
     registry.add(Arc::new(field_convert::FieldConvert::new()));
     registry.add(Arc::new(FieldExclude::new()));
@@ -80,6 +84,7 @@ pub fn registry() -> ProcessorRegistry {
     registry.add(Arc::new(unwrap_debezium::UnwrapDebezium::new()));
     registry.add(Arc::new(unwrap_kafkaconnect::UnwrapKafkaConnect::new()));
     registry.add(Arc::new(unwrap_opencdc::UnwrapOpenCdc::new()));
+    registry.add(Arc::new(webhook_http::WebhookHttp::new()));
     registry
 }
 

@@ -66,6 +66,7 @@ fn registry_lists_and_finds_the_builtins() {
             "base64.decode",
             "base64.encode",
             "clone",
+            "custom.javascript",
             "error",
             "field.convert",
             "field.exclude",
@@ -77,7 +78,8 @@ fn registry_lists_and_finds_the_builtins() {
             "split",
             "unwrap.debezium",
             "unwrap.kafkaconnect",
-            "unwrap.opencdc"
+            "unwrap.opencdc",
+            "webhook.http"
         ]
     );
     for reference in [
@@ -267,11 +269,9 @@ const NOT_BUILT_YET: &[&str] = &[
     "cohere.command",
     "cohere.embed",
     "cohere.rerank",
-    "custom.javascript",
     "ollama",
     "openai.embeddings",
     "openai.textgen",
-    "webhook.http",
 ];
 
 /// A validation as Conduit's specifications write it: its type and value.

@@ -11,6 +11,7 @@ mod grpc;
 mod harness;
 mod http;
 mod http_client;
+mod processors;
 mod provisioning;
 mod server;
 mod standalone;

@@ -142,7 +142,10 @@ pub struct Supervisor {
     wake: Arc<tokio::sync::Notify>,
     shutting_down: Arc<Mutex<bool>>,
     /// Outcomes are recorded one after another, in the order they happened, by one thread.
-    reports: Mutex<std::sync::mpsc::Sender<Report>>,
+    reports: Mutex<Option<std::sync::mpsc::Sender<Report>>>,
+    /// The thread that records them; joined at shutdown, since it holds the control plane
+    /// (and so the database) until it ends.
+    report_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 type Apply = Box<
@@ -230,7 +233,7 @@ impl Supervisor {
         let (reports, queue) = std::sync::mpsc::channel::<Report>();
         let recorder = pipelines;
         let retry = ReportRetry::default();
-        std::thread::Builder::new()
+        let report_thread = std::thread::Builder::new()
             .name("pipeline-reports".into())
             .spawn(move || {
                 let ctx = Context::system();
@@ -241,7 +244,8 @@ impl Supervisor {
             .expect("spawn the report thread");
         Arc::new(Self {
             recovery,
-            reports: Mutex::new(reports),
+            reports: Mutex::new(Some(reports)),
+            report_thread: Mutex::new(Some(report_thread)),
             writer,
             registry,
             processor_registry,
@@ -288,23 +292,17 @@ impl Supervisor {
         for engine in engines {
             let _ = engine.task.await;
         }
-        // Wait until everything reported so far is recorded.
-        let (done, recorded) = tokio::sync::oneshot::channel();
-        let queued = self.reports.lock().expect("lock").send({
-            let done = Mutex::new(Some(done));
-            Report {
-                pipeline: None,
-                what: "barrier",
-                apply: Box::new(move |_, _| {
-                    if let Some(done) = done.lock().expect("lock").take() {
-                        let _ = done.send(());
-                    }
-                    Ok(())
-                }),
+        // Record everything reported so far, then let the report thread end (closing its
+        // queue) and wait for it: it must not outlive the server's database.
+        drop(self.reports.lock().expect("lock").take());
+        let thread = self.report_thread.lock().expect("lock").take();
+        if let Some(thread) = thread {
+            if tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .is_err()
+            {
+                tracing::error!("the report thread failed");
             }
-        });
-        if queued.is_ok() {
-            let _ = recorded.await;
         }
     }
 
@@ -745,7 +743,11 @@ impl Supervisor {
             what,
             apply: Box::new(f),
         };
-        if self.reports.lock().expect("lock").send(report).is_err() {
+        let sent = match self.reports.lock().expect("lock").as_ref() {
+            Some(queue) => queue.send(report).is_ok(),
+            None => false,
+        };
+        if !sent {
             tracing::error!("the report thread is gone; a pipeline's state was not recorded");
         }
     }

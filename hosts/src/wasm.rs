@@ -750,11 +750,19 @@ impl Processor for WasmProcessor {
                     )
                 }
                 Some(Processed::MultiRecord(many)) => {
-                    // Conduit's default engine does not split records either.
-                    return Err(plugin_error(instance.error(format!(
-                        "it made {} records from one, which the pipeline engine does not support",
-                        many.records.len()
-                    ))));
+                    // Several records in this one's place (the engine acks the original once
+                    // every one of them is handled).
+                    let copies = many
+                        .records
+                        .into_iter()
+                        .map(from_proto)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|reason| {
+                            plugin_error(
+                                instance.error(format!("it answered an invalid record: {reason}")),
+                            )
+                        })?;
+                    *outcome = Outcome::Split(copies);
                 }
                 None => {
                     return Err(plugin_error(
@@ -816,6 +824,9 @@ mod tests {
   ;; CommandResponse{{process: {{records: [{{filter_record: {{}}}}]}}}}
   (data (i32.const 1130) "\2a\04\0a\02\12\00")
   (data (i32.const 1200) "\ff\ff\ff\ff")
+  ;; CommandResponse{{process: {{records: [{{multi_record: {{records: [
+  ;;   {{position: "a", operation: create}}, {{position: "b", operation: create}}]}}}}]}}}}
+  (data (i32.const 1300) "\2a\12\0a\10\22\0e\0a\05\0a\01a\10\01\0a\05\0a\01b\10\01")
   (func (export "_start")
     (local $n i32)
     (loop $next
@@ -893,6 +904,20 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(outcome, Outcome::Drop);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn several_records_made_of_one_take_its_place() {
+        let outcome = process_one(&scripted(
+            "(drop (call $respond (i32.const 1300) (i32.const 20)))",
+        ))
+        .await
+        .unwrap();
+        let Outcome::Split(copies) = outcome else {
+            panic!("{outcome:?}")
+        };
+        let positions: Vec<&[u8]> = copies.iter().map(|r| r.position.0.as_slice()).collect();
+        assert_eq!(positions, [&b"a"[..], &b"b"[..]]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

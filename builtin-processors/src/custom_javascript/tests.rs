@@ -423,8 +423,10 @@ fn a_script_that_runs_too_long_is_stopped_and_the_processor_goes_on() {
         record("1", &[("loop", "1")], None),
         "ran longer than the limit of 100 ms per record",
     );
+    // Not a timing measurement: a bound far above the 100 ms limit, so a loaded machine
+    // passes, while a script that is never stopped fails.
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(2), "stopped after {took:?}");
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
     // The same processor takes the next records; in a batch too.
     let mut records = vec![
         record("2", &[], None),

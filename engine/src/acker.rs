@@ -364,5 +364,66 @@ mod tests {
             prop_assert_eq!(persisted, Some(fan_outs.len() as u64 - 1));
             prop_assert_eq!(acker.in_flight(), 0);
         }
+
+        /// Records split into copies (before the fan-out, and again in a destination's
+        /// processors) are released only once every copy is acked at every destination,
+        /// whatever the order of the acks.
+        #[test]
+        fn a_split_record_is_released_only_when_every_copy_is(
+            (records, acks) in split_scenario()
+        ) {
+            let mut acker = Acker::new();
+            let mut remaining: Vec<u32> = records
+                .iter()
+                .map(|(copies, extra)| extra.iter().map(|e| copies * (1 + e)).sum())
+                .collect();
+            for (t, (copies, extra)) in records.iter().enumerate() {
+                let (ticket, released) = acker.track(pos(t as u64), extra.len()).unwrap();
+                prop_assert_eq!(released, None);
+                // The splits happen before any copy reaches a destination.
+                acker.expand(ticket, None, copies - 1).unwrap();
+                for (d, e) in extra.iter().enumerate() {
+                    for _ in 0..*copies {
+                        acker.expand(ticket, Some(d), *e).unwrap();
+                    }
+                }
+            }
+            let mut persisted: Option<u64> = None;
+            for (ticket, destination) in acks {
+                remaining[ticket as usize] -= 1;
+                if let Some(p) = acker.ack(ticket, destination).unwrap() {
+                    let n = u64::from_be_bytes(p.0.as_slice().try_into().unwrap());
+                    prop_assert!(persisted.is_none_or(|prev| n > prev), "moved backwards");
+                    prop_assert!(
+                        remaining[..=n as usize].iter().all(|r| *r == 0),
+                        "released {} with a copy unacked at or before it", n
+                    );
+                    persisted = Some(n);
+                }
+            }
+            prop_assert_eq!(persisted, Some(records.len() as u64 - 1));
+            prop_assert_eq!(acker.in_flight(), 0);
+        }
+    }
+
+    /// A record: copies made before the fan-out, and the extra copies each destination's
+    /// processors make of each copy.
+    type Split = (u32, Vec<u32>);
+
+    /// Records as [`Split`]s, and every ack they need (ticket, destination), shuffled.
+    fn split_scenario() -> impl Strategy<Value = (Vec<Split>, Vec<(u64, usize)>)> {
+        let record = (1u32..4, proptest::collection::vec(0u32..3, 1..4));
+        proptest::collection::vec(record, 1..20).prop_flat_map(|records| {
+            let acks: Vec<(u64, usize)> = records
+                .iter()
+                .enumerate()
+                .flat_map(|(t, (copies, extra))| {
+                    extra.iter().enumerate().flat_map(move |(d, e)| {
+                        std::iter::repeat_n((t as u64, d), (copies * (1 + e)) as usize)
+                    })
+                })
+                .collect();
+            (Just(records), Just(acks).prop_shuffle())
+        })
     }
 }

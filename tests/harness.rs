@@ -20,6 +20,11 @@ pub struct Server {
 impl Server {
     /// Start `culvert run` with `args` on the data directory `data`.
     pub fn start(data: &Path, args: &[&str]) -> Server {
+        Self::start_with_env(data, args, &[])
+    }
+
+    /// As [`Server::start`], with environment variables (a pipeline file's `${VAR}`s).
+    pub fn start_with_env(data: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_culvert"));
         command
             .arg("run")
@@ -28,7 +33,8 @@ impl Server {
             .args(["--log.format", "json", "--db.fsync", "false"])
             .args(["--api.grpc.address", "127.0.0.1:0"])
             .args(["--api.http.address", "127.0.0.1:0"])
-            .args(args);
+            .args(args)
+            .envs(env.iter().copied());
         Self::spawn(command)
     }
 

@@ -9,7 +9,6 @@ use crate::harness::{data_dir, wait_until, Server};
 use culvert_domain::{Data, Operation, Record};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 
 const EVENTS: u64 = 2_000;
 
@@ -67,19 +66,12 @@ fn event(n: u64) -> String {
 }
 
 fn start(data: &Path, pipelines: &Path, input: &Path, out: &Path) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_culvert"));
-    command
-        .arg("run")
-        .arg("--db.rocksdb.path")
-        .arg(data)
-        .args(["--log.format", "json", "--db.fsync", "false"])
-        .args(["--api.grpc.address", "127.0.0.1:0"])
-        .args(["--api.http.address", "127.0.0.1:0"])
-        .arg("--pipelines.path")
-        .arg(pipelines)
-        .env("IN", input)
-        .env("OUT", out);
-    Server::spawn(command)
+    let pipelines = pipelines.to_str().unwrap();
+    Server::start_with_env(
+        data,
+        &["--pipelines.path", pipelines],
+        &[("IN", input.as_os_str()), ("OUT", out.as_os_str())],
+    )
 }
 
 /// The whole records written so far.

@@ -6,7 +6,6 @@ use crate::harness::{culvert, data_dir, wait_until, Server};
 use crate::http_client::request;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 
 const FILE: &str = r#"
 version: "2.2"
@@ -30,19 +29,12 @@ pipelines:
 "#;
 
 fn start(data: &Path, pipelines: &Path, out: &Path) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_culvert"));
-    command
-        .arg("run")
-        .arg("--db.rocksdb.path")
-        .arg(data)
-        .args(["--log.format", "json", "--db.fsync", "false"])
-        .args(["--api.grpc.address", "127.0.0.1:0"])
-        .args(["--api.http.address", "127.0.0.1:0"])
-        .arg("--pipelines.path")
-        .arg(pipelines)
-        .env("VIA", "config-file")
-        .env("OUT", out);
-    Server::spawn(command)
+    let pipelines = pipelines.to_str().unwrap();
+    Server::start_with_env(
+        data,
+        &["--pipelines.path", pipelines],
+        &[("VIA", "config-file".as_ref()), ("OUT", out.as_os_str())],
+    )
 }
 
 fn provisioned_line(server: &Server) -> Value {

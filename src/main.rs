@@ -12,6 +12,7 @@
 //! (`tools`) are verbs of the same binary.
 
 mod cli;
+mod schemas;
 mod tools;
 
 use anyhow::Context as _;
@@ -656,7 +657,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             plugin.with_call_timeout(args.connectors_call_timeout),
         ));
     }
-    let mut processors = culvert_processors::registry();
+    let schemas: Arc<dyn culvert_plugins::schema::SchemaRegistry> = Arc::new(schemas::LogRegistry(
+        culvert_commands::SchemaOrchestrator::new(writer.clone()),
+    ));
+    culvert_hosts::connutils::install_registry(schemas.clone());
+    let mut processors = culvert_processors::registry_with_schemas(schemas);
     let limits = culvert_hosts::wasm::Limits {
         memory_bytes: args.wasm_memory_limit,
         call_timeout: args.wasm_call_timeout,

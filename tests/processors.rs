@@ -1,11 +1,14 @@
 //! Conduit's built-in processors chained in a real pipeline on the running server: a
 //! pipeline file reads Debezium change events from a file, decodes them (`json.decode`),
 //! unwraps them (`unwrap.debezium`), changes and filters them in JavaScript
-//! (`custom.javascript`), encodes the payload again (`json.encode`) and writes the records
-//! to a file. Every output record is checked against its input: none lost, none repeated,
-//! in order, and the filtered ones acked (the pipeline's position reaches the last line).
+//! (`custom.javascript`), encodes the payload as Avro with a schema it infers and registers
+//! (`avro.encode`) and writes the records to a file. Every output record is checked against
+//! its input with a decoder of its own (none lost, none repeated, in order), the filtered
+//! ones are acked (the pipeline's position reaches the last line), and the registered
+//! schema is an event in the log that outlives a restart.
 
 use crate::harness::{data_dir, wait_until, Server};
+use crate::http_client::call;
 use culvert_domain::{Data, Operation, Record};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -45,8 +48,10 @@ pipelines:
               return r;
             }
       - id: encode
-        plugin: json.encode
-        settings: { field: .Payload.After }
+        plugin: avro.encode
+        settings:
+          schema.strategy: autoRegister
+          schema.autoRegister.subject: users
 "#;
 
 /// Event `n`: a Debezium envelope; even ids are inserts, odd ones updates.
@@ -72,6 +77,46 @@ fn start(data: &Path, pipelines: &Path, input: &Path, out: &Path) -> Server {
         &["--pipelines.path", pipelines],
         &[("IN", input.as_os_str()), ("OUT", out.as_os_str())],
     )
+}
+
+/// An Avro varint (zigzag long) at the front of `bytes`, and the rest.
+fn zigzag(bytes: &[u8]) -> (i64, &[u8]) {
+    let (mut value, mut shift) = (0u64, 0);
+    for (index, byte) in bytes.iter().enumerate() {
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return (
+                ((value >> 1) as i64) ^ -((value & 1) as i64),
+                &bytes[index + 1..],
+            );
+        }
+        shift += 7;
+    }
+    panic!("a truncated varint");
+}
+
+/// `.Payload.After` as avro.encode writes it for `{"id": long, "name": string}`: the
+/// Confluent header (magic 0, schema id) and the fields in name order. Returns the schema
+/// id, the id and the name.
+fn decode_user(after: &[u8]) -> (u32, i64, String) {
+    assert_eq!(after[0], 0, "the magic byte");
+    let schema = u32::from_be_bytes(after[1..5].try_into().unwrap());
+    let (id, rest) = zigzag(&after[5..]);
+    let (length, rest) = zigzag(rest);
+    let length = usize::try_from(length).unwrap();
+    assert_eq!(rest.len(), length, "nothing after the name");
+    (schema, id, String::from_utf8(rest.to_vec()).unwrap())
+}
+
+/// The ids of the users written so far.
+fn written_ids(out: &Path) -> Vec<u64> {
+    written(out)
+        .iter()
+        .map(|r| match &r.payload.after {
+            Some(Data::Raw(after)) => decode_user(after).1 as u64,
+            other => panic!("{other:?}"),
+        })
+        .collect()
 }
 
 /// The whole records written so far.
@@ -104,11 +149,12 @@ fn debezium_events_are_decoded_unwrapped_scripted_and_encoded_with_nothing_lost(
     let mut ids = Vec::new();
     for record in &records {
         let Some(Data::Raw(after)) = &record.payload.after else {
-            panic!("json.encode leaves raw JSON: {record:?}");
+            panic!("avro.encode leaves raw bytes: {record:?}");
         };
-        let after: Value = serde_json::from_slice(after).unwrap();
-        let id = after["id"].as_u64().unwrap();
-        assert_eq!(after, json!({"id": id, "name": format!("USER-{id}")}));
+        let (schema, id, name) = decode_user(after);
+        assert_eq!(schema, 1, "the first schema registered");
+        let id = id as u64;
+        assert_eq!(name, format!("USER-{id}"));
         let operation = if id.is_multiple_of(2) {
             Operation::Create
         } else {
@@ -135,6 +181,7 @@ fn debezium_events_are_decoded_unwrapped_scripted_and_encoded_with_nothing_lost(
     server.terminate();
     assert!(server.wait().success());
     let mut server = start(&data, &pipelines, &input, &out);
+    let http = server.http_address();
     server.wait_for_line("pipeline started");
     let more: Vec<String> = (EVENTS + 1..=EVENTS + 10).map(event).collect();
     let mut file = std::fs::OpenOptions::new()
@@ -146,14 +193,23 @@ fn debezium_events_are_decoded_unwrapped_scripted_and_encoded_with_nothing_lost(
     wait_until("the appended events written", || {
         written(&out).len() >= kept.len()
     });
-    let ids: Vec<u64> = written(&out)
-        .iter()
-        .map(|r| match &r.payload.after {
-            Some(Data::Raw(after)) => serde_json::from_slice::<Value>(after).unwrap()["id"]
-                .as_u64()
-                .unwrap(),
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(ids, kept, "nothing read twice after the restart");
+    assert_eq!(
+        written_ids(&out),
+        kept,
+        "nothing read twice after the restart"
+    );
+
+    // The schema is one event in the log, recorded once: after the restart the registry
+    // knew it (from the log) and the same shape registered nothing new.
+    let events = call(&http, "GET", "/v1/events?type=SchemaRegistered", None);
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["subject"], "users");
+    assert_eq!(events[0]["data"]["id"].as_f64(), Some(1.0));
+    let schema: Value =
+        serde_json::from_str(events[0]["data"]["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        schema["fields"],
+        json!([{"name": "id", "type": "long"}, {"name": "name", "type": "string"}])
+    );
 }

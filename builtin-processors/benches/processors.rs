@@ -151,6 +151,17 @@ fn bench(c: &mut Criterion) {
             )),
             small,
         ),
+        (
+            "avro.encode",
+            Some(processor(
+                "avro.encode",
+                &[
+                    ("schema.strategy", "autoRegister"),
+                    ("schema.autoRegister.subject", "users"),
+                ],
+            )),
+            small,
+        ),
     ];
     for (name, mut processor, make) in cases {
         let batch: Vec<Record> = (0..BATCH).map(make).collect();

@@ -1,7 +1,8 @@
 //! The built-in processors, the processor registry, and `condition` handling.
 //!
 //! Each built-in has a module of its own, named after it (`field.set` is [`field_set`]):
-//! [`base64_decode`], [`base64_encode`], [`clone`](mod@clone), [`custom_javascript`],
+//! [`avro_decode`], [`avro_encode`] (with [`avro`], the codec), [`base64_decode`],
+//! [`base64_encode`], [`clone`](mod@clone), [`custom_javascript`],
 //! [`error`], [`field_convert`], [`field_exclude`], [`field_rename`], [`field_set`],
 //! [`filter`], [`json_decode`], [`json_encode`], [`split`](mod@split), [`unwrap_debezium`],
 //! [`unwrap_kafkaconnect`], [`unwrap_opencdc`] and [`webhook_http`]. They follow
@@ -25,6 +26,9 @@
 //!
 //! The processor trait itself is the contract in `culvert-plugins`.
 
+pub mod avro;
+pub mod avro_decode;
+pub mod avro_encode;
 pub mod base64_decode;
 pub mod base64_encode;
 pub mod clone;
@@ -63,11 +67,20 @@ pub use parallel::Parallel;
 pub use reference::{FieldValue, Reference, ReferenceError};
 pub use registry::{ConfigureError, ProcessorRegistry};
 
+use culvert_plugins::schema::SchemaRegistry;
 use std::sync::Arc;
 
-/// A registry of the built-in processors.
+/// A registry of the built-in processors; the `avro.*` ones use a schema registry in memory
+/// (the server gives them its own with [`registry_with_schemas`]).
 pub fn registry() -> ProcessorRegistry {
+    registry_with_schemas(Arc::new(avro::MemoryRegistry::default()))
+}
+
+/// A registry of the built-in processors whose `avro.*` processors use `schemas`.
+pub fn registry_with_schemas(schemas: Arc<dyn SchemaRegistry>) -> ProcessorRegistry {
     let mut registry = ProcessorRegistry::default();
+    registry.add(Arc::new(avro_decode::AvroDecode::new(schemas.clone())));
+    registry.add(Arc::new(avro_encode::AvroEncode::new(schemas)));
     registry.add(Arc::new(base64_decode::Base64Decode::new()));
     registry.add(Arc::new(base64_encode::Base64Encode::new()));
     registry.add(Arc::new(clone::CloneProcessor::new()));

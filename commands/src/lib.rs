@@ -1,7 +1,8 @@
 //! The write path of the control plane.
 //!
-//! Three orchestrators — [`PipelineOrchestrator`], [`ConnectorOrchestrator`],
-//! [`ProcessorOrchestrator`] — turn a request into a domain [`Command`], let the domain
+//! The orchestrators — [`PipelineOrchestrator`], [`ConnectorOrchestrator`],
+//! [`ProcessorOrchestrator`], and [`SchemaOrchestrator`] for the built-in schema registry —
+//! turn a request into a domain [`Command`], let the domain
 //! decide it against the current read model, and append the resulting events to the log in
 //! one atomic batch, with the stream versions the decision was based on as expectations.
 //! One user operation that touches several entities (creating a connector adds it to its
@@ -18,8 +19,8 @@
 
 use culvert_domain::{
     Command, Connector, ConnectorId, ConnectorType, ControlPlane, DeadLetterQueue, DomainError,
-    Pipeline, PipelineId, Processor, ProcessorId, ProcessorParent, RecordedEvent, Seq, Settings,
-    StoppedReason, StreamId,
+    Pipeline, PipelineId, Processor, ProcessorId, ProcessorParent, RecordedEvent, RegisteredSchema,
+    SchemaType, Seq, Settings, StoppedReason, StreamId,
 };
 use culvert_migrations::{encode, Provenance};
 use culvert_projections::{ProjectionError, Projections};
@@ -609,6 +610,73 @@ impl ProcessorOrchestrator {
     pub fn delete(&self, ctx: &Context, id: &ProcessorId) -> Result<(), CommandError> {
         let command = Command::DeleteProcessor { id: id.clone() };
         self.writer.execute(ctx, &command, None).map(|_| ())
+    }
+}
+
+/// The built-in schema registry's write side: registers schemas as `SchemaRegistered`
+/// events (so they survive restarts and replays) and answers from the read model.
+#[derive(Clone)]
+pub struct SchemaOrchestrator {
+    writer: Arc<ControlPlaneWriter>,
+}
+
+impl SchemaOrchestrator {
+    /// An orchestrator on `writer`.
+    pub fn new(writer: Arc<ControlPlaneWriter>) -> Self {
+        Self { writer }
+    }
+
+    /// Register `schema` under `subject` (the caller has checked it is a schema of its
+    /// type) and answer its version and id; a text the subject has already answers the
+    /// version it has, and records nothing.
+    pub fn register(
+        &self,
+        ctx: &Context,
+        subject: &str,
+        schema_type: SchemaType,
+        schema: &str,
+    ) -> Result<RegisteredSchema, CommandError> {
+        let command = Command::RegisterSchema {
+            subject: subject.to_owned(),
+            schema_type,
+            schema: schema.to_owned(),
+        };
+        self.writer.execute(ctx, &command, None)?;
+        // Schemas are never removed: the text is under the subject now.
+        self.writer
+            .projections
+            .read()
+            .schemas()
+            .find(subject, schema_type, schema)
+            .ok_or_else(|| not_found(culvert_domain::EntityKind::Schema, subject))
+    }
+
+    /// `subject`'s schema at `version`.
+    pub fn get(&self, subject: &str, version: u32) -> Option<RegisteredSchema> {
+        self.writer
+            .projections
+            .read()
+            .schemas()
+            .get(subject, version)
+    }
+
+    /// The type and text of the schema with a global id.
+    pub fn by_id(&self, id: u32) -> Option<(SchemaType, String)> {
+        self.writer
+            .projections
+            .read()
+            .schemas()
+            .by_id(id)
+            .map(|(kind, text)| (kind, text.to_owned()))
+    }
+
+    /// Whether `subject` has any version.
+    pub fn has_subject(&self, subject: &str) -> bool {
+        self.writer
+            .projections
+            .read()
+            .schemas()
+            .has_subject(subject)
     }
 }
 

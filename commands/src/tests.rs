@@ -510,3 +510,50 @@ fn a_deleted_connectors_positions_go_in_the_batch_of_its_deletion_events() {
         Some(&b"7"[..])
     );
 }
+
+#[test]
+fn schemas_are_events_and_survive_a_restart_with_their_ids() {
+    let h = harness();
+    let schemas = SchemaOrchestrator::new(h.writer.clone());
+    let a = r#"{"type":"record","name":"a","fields":[]}"#;
+    let b = r#"{"type":"record","name":"b","fields":[]}"#;
+    let first = schemas.register(&ctx(), "s", SchemaType::Avro, a).unwrap();
+    assert_eq!((first.version, first.id), (1, 1));
+    let head = h.writer.head();
+    let again = schemas.register(&ctx(), "s", SchemaType::Avro, a).unwrap();
+    assert_eq!((again.version, again.id), (1, 1));
+    assert_eq!(h.writer.head(), head, "the same text again records nothing");
+    schemas.register(&ctx(), "s", SchemaType::Avro, b).unwrap();
+    let shared = schemas.register(&ctx(), "t", SchemaType::Avro, b).unwrap();
+    assert_eq!((shared.version, shared.id), (1, 2));
+    let refused = schemas.register(&ctx(), "", SchemaType::Avro, a);
+    assert_eq!(h.domain_code(refused), "schema.invalid_subject");
+
+    let events = h
+        .log
+        .read_stream(&StreamId::schema_subject("s"), 0, 100)
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].event_type, "SchemaRegistered");
+    assert_eq!(events[0].actor, "user:test");
+
+    let Harness {
+        path,
+        _dir,
+        log,
+        writer,
+        pipelines,
+        connectors,
+        processors,
+    } = h;
+    drop((log, writer, pipelines, connectors, processors, schemas));
+    let (_, writer) = open(&path);
+    let schemas = SchemaOrchestrator::new(writer);
+    assert_eq!(schemas.get("s", 2).unwrap().text, b);
+    assert_eq!(schemas.by_id(1), Some((SchemaType::Avro, a.to_owned())));
+    assert!(schemas.has_subject("t") && !schemas.has_subject("u"));
+    let next = schemas
+        .register(&ctx(), "u", SchemaType::Avro, r#""string""#)
+        .unwrap();
+    assert_eq!(next.id, 3, "ids go on from the log after a restart");
+}

@@ -2,6 +2,7 @@
 
 use crate::ids::{ConnectorId, PipelineId, ProcessorId};
 use crate::model::{ConnectorType, DeadLetterQueue, ProcessorParent, Settings, StoppedReason};
+use crate::schema::SchemaType;
 use serde::{Deserialize, Serialize};
 
 /// A request to change the control plane. Ids of created entities are chosen by the caller
@@ -139,6 +140,16 @@ pub enum Command {
     DeleteProcessor {
         /// The processor.
         id: ProcessorId,
+    },
+    /// Register a schema in the built-in schema registry (the caller has checked that the
+    /// text is a schema of its type). Registering a text a subject has already is no change.
+    RegisterSchema {
+        /// The subject.
+        subject: String,
+        /// The schema's type.
+        schema_type: SchemaType,
+        /// The schema text.
+        schema: String,
     },
     /// Bring a pipeline in line with a configuration document: `commands` (creations,
     /// updates and deletions of the pipeline and its connectors and processors) decided in

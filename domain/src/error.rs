@@ -12,6 +12,8 @@ pub enum EntityKind {
     Connector,
     /// A processor.
     Processor,
+    /// A schema in the schema registry.
+    Schema,
 }
 
 impl fmt::Display for EntityKind {
@@ -20,6 +22,7 @@ impl fmt::Display for EntityKind {
             Self::Pipeline => "pipeline",
             Self::Connector => "connector",
             Self::Processor => "processor",
+            Self::Schema => "schema",
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::ids::{ConnectorId, PipelineId, ProcessorId, Seq, StreamId};
 use crate::model::{ConnectorType, DeadLetterQueue, ProcessorParent, Settings, StoppedReason};
+use crate::schema::SchemaType;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -195,6 +196,20 @@ pub enum Event {
         /// The processor.
         id: ProcessorId,
     },
+    /// A schema was registered in the built-in schema registry (by a connector, a
+    /// processor or a user).
+    SchemaRegistered {
+        /// The subject it was registered under.
+        subject: String,
+        /// Its version under the subject (from 1).
+        version: u32,
+        /// Its global id (from 1; the same text has the same id under every subject).
+        id: u32,
+        /// Its type.
+        schema_type: SchemaType,
+        /// Its text.
+        schema: String,
+    },
 }
 
 impl Event {
@@ -225,6 +240,7 @@ impl Event {
             ProcessorCreated { id, .. } | ProcessorUpdated { id, .. } | ProcessorDeleted { id } => {
                 StreamId::processor(id)
             }
+            SchemaRegistered { subject, .. } => StreamId::schema_subject(subject),
         }
     }
 
@@ -255,6 +271,7 @@ impl Event {
             ProcessorCreated { .. } => "ProcessorCreated",
             ProcessorUpdated { .. } => "ProcessorUpdated",
             ProcessorDeleted { .. } => "ProcessorDeleted",
+            SchemaRegistered { .. } => "SchemaRegistered",
         }
     }
 }

@@ -75,8 +75,8 @@ impl fmt::Display for Seq {
     }
 }
 
-/// The name of an event stream: one stream per entity, `pipeline/<id>`, `connector/<id>`
-/// or `processor/<id>`. A stream's version is the number of events in it.
+/// The name of an event stream: one stream per entity, `pipeline/<id>`, `connector/<id>`,
+/// `processor/<id>` or `schema/<subject>`. A stream's version is the number of events in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct StreamId(pub String);
@@ -93,6 +93,10 @@ impl StreamId {
     /// The stream of a processor.
     pub fn processor(id: &ProcessorId) -> Self {
         Self(format!("processor/{id}"))
+    }
+    /// The stream of a schema-registry subject (every version registered under it).
+    pub fn schema_subject(subject: &str) -> Self {
+        Self(format!("schema/{subject}"))
     }
     /// The stream name as a string slice.
     pub fn as_str(&self) -> &str {

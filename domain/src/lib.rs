@@ -25,6 +25,7 @@ mod event;
 mod ids;
 mod model;
 pub mod opencdc;
+pub mod schema;
 mod state;
 
 pub use command::Command;
@@ -36,6 +37,7 @@ pub use model::{
     ProcessorParent, Settings, StoppedReason,
 };
 pub use opencdc::{Change, Data, Operation, Position, Record};
+pub use schema::{RegisteredSchema, SchemaType};
 pub use state::{evolve, ControlPlane, LIMITS};
 
 /// Go's `strconv.ParseBool`: `1 t T TRUE true True` are true, `0 f F FALSE false False`

@@ -8,6 +8,7 @@ use crate::model::{
     Connector, ConnectorType, DeadLetterQueue, Pipeline, PipelineStatus, Processor,
     ProcessorParent, StoppedReason,
 };
+use crate::schema::Schemas;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -45,6 +46,9 @@ pub struct ControlPlane {
     pipelines: BTreeMap<PipelineId, Pipeline>,
     connectors: BTreeMap<ConnectorId, Connector>,
     processors: BTreeMap<ProcessorId, Processor>,
+    /// The built-in schema registry.
+    #[serde(default)]
+    schemas: Schemas,
     last_seq: Seq,
     /// Pipeline name -> id; derived from `pipelines`, rebuilt by [`ControlPlane::reindex`].
     #[serde(skip)]
@@ -110,6 +114,12 @@ impl ControlPlane {
             .values()
             .map(|p| (p.name.clone(), p.id.clone()))
             .collect();
+        self.schemas.reindex();
+    }
+
+    /// The built-in schema registry.
+    pub fn schemas(&self) -> &Schemas {
+        &self.schemas
     }
 
     /// Check `command` against this state and return the events that carry it out, or the
@@ -261,7 +271,7 @@ impl ControlPlane {
                 Command::UpdateProcessor { id, .. } | Command::DeleteProcessor { id } => {
                     processors.push(id.clone())
                 }
-                Command::Provision { .. } => {}
+                Command::Provision { .. } | Command::RegisterSchema { .. } => {}
             }
         }
         for id in &pipelines {
@@ -468,6 +478,11 @@ impl ControlPlane {
                     attempt: *attempt,
                 }])
             }
+            Command::RegisterSchema {
+                subject,
+                schema_type,
+                schema,
+            } => self.schemas.decide_register(subject, *schema_type, schema),
             Command::ReportPipelineDegraded { id, error } => {
                 self.existing_pipeline(id)?;
                 Ok(vec![Event::PipelineDegraded {
@@ -723,6 +738,15 @@ impl ControlPlane {
             Event::ProcessorDeleted { id } => {
                 self.processors.remove(id);
             }
+            Event::SchemaRegistered {
+                subject,
+                id,
+                schema_type,
+                schema,
+                ..
+            } => self
+                .schemas
+                .evolve_registered(subject, *id, *schema_type, schema),
             Event::PipelineUpdated {
                 id,
                 name,
@@ -837,7 +861,8 @@ impl ControlPlane {
             | Event::ConnectorCreated { .. }
             | Event::ConnectorDeleted { .. }
             | Event::ProcessorCreated { .. }
-            | Event::ProcessorDeleted { .. } => {}
+            | Event::ProcessorDeleted { .. }
+            | Event::SchemaRegistered { .. } => {}
         }
     }
 

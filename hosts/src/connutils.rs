@@ -9,14 +9,15 @@
 //! protocol's client maps to its error values (`schema subject not found`, `schema version
 //! not found`, `invalid schema`).
 //!
-//! Schemas follow a schema registry's rules: versions count from 1 per subject, the same
-//! text registered again under a subject answers the existing version, and one text has one
-//! id across subjects. The registry lives in memory: a source registers its schemas again
-//! when it runs, so a restart needs nothing from a previous one.
+//! The schemas live in the server's registry (installed with [`install_registry`]):
+//! the built-in one keeps them as events in the log, so they survive restarts and replays
+//! with their ids.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use culvert_plugins::schema::{RegisteredSchema, SchemaError, SchemaRegistry, SchemaType};
 
 use crate::pb;
 use pb::connutils::v1 as api;
@@ -25,107 +26,31 @@ use pb::schema::v1::{schema::Type, Schema};
 /// The metadata key a plugin's calls carry its token in.
 pub const TOKEN_METADATA: &str = "conduit-connector-token";
 
-/// One registered schema text.
-#[derive(Clone)]
-struct Stored {
-    id: i32,
-    kind: i32,
-    text: Vec<u8>,
+/// A schema as the protocol carries it.
+fn to_proto(schema: RegisteredSchema) -> Schema {
+    Schema {
+        subject: schema.subject,
+        version: schema.version as i32,
+        id: schema.id as i32,
+        r#type: match schema.schema_type {
+            SchemaType::Avro => Type::Avro as i32,
+        },
+        bytes: schema.text.into_bytes(),
+    }
 }
 
-/// Subjects and their versions.
-#[derive(Default)]
-pub struct SchemaRegistry {
-    /// Every distinct (type, text), by id - 1.
-    schemas: Vec<Stored>,
-    /// (type, text) -> id.
-    ids: HashMap<(i32, Vec<u8>), i32>,
-    /// subject -> ids of its versions, in order (version n at index n - 1).
-    subjects: HashMap<String, Vec<i32>>,
-}
+/// The registry the service (and the WASM host) answers from.
+static REGISTRY: RwLock<Option<Arc<dyn SchemaRegistry>>> = RwLock::new(None);
 
-/// Why a schema call failed; the messages are the protocol's.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SchemaError {
-    /// No such subject.
-    #[error("schema subject not found")]
-    SubjectNotFound,
-    /// The subject has no such version.
-    #[error("schema version not found")]
-    VersionNotFound,
-    /// The schema is not a schema of its type.
-    #[error("invalid schema")]
-    InvalidSchema,
-}
-
-impl SchemaRegistry {
-    /// Register `text` of `kind` under `subject`; the same text again answers the version it
-    /// has.
-    pub fn create(&mut self, subject: &str, kind: i32, text: &[u8]) -> Result<Schema, SchemaError> {
-        // Conduit registers Avro schemas only; an Avro schema is JSON (a name, an object or
-        // a union array).
-        if kind != Type::Avro as i32
-            || subject.is_empty()
-            || serde_json::from_slice::<serde_json::Value>(text).is_err()
-        {
-            return Err(SchemaError::InvalidSchema);
-        }
-        let key = (kind, text.to_vec());
-        let id = match self.ids.get(&key) {
-            Some(id) => *id,
-            None => {
-                let id = i32::try_from(self.schemas.len() + 1)
-                    .map_err(|_| SchemaError::InvalidSchema)?;
-                self.schemas.push(Stored {
-                    id,
-                    kind,
-                    text: text.to_vec(),
-                });
-                self.ids.insert(key, id);
-                id
-            }
-        };
-        let versions = self.subjects.entry(subject.to_owned()).or_default();
-        let version = match versions.iter().position(|v| *v == id) {
-            Some(index) => index + 1,
-            None => {
-                versions.push(id);
-                versions.len()
-            }
-        };
-        Ok(self.schema(subject, version, id))
-    }
-
-    /// `subject`'s schema at `version`.
-    pub fn get(&self, subject: &str, version: i32) -> Result<Schema, SchemaError> {
-        let versions = self
-            .subjects
-            .get(subject)
-            .ok_or(SchemaError::SubjectNotFound)?;
-        let index = usize::try_from(version)
-            .ok()
-            .and_then(|v| v.checked_sub(1))
-            .filter(|i| *i < versions.len())
-            .ok_or(SchemaError::VersionNotFound)?;
-        Ok(self.schema(subject, index + 1, versions[index]))
-    }
-
-    fn schema(&self, subject: &str, version: usize, id: i32) -> Schema {
-        let stored = &self.schemas[(id - 1) as usize];
-        Schema {
-            subject: subject.to_owned(),
-            version: version as i32,
-            id: stored.id,
-            r#type: stored.kind,
-            bytes: stored.text.clone(),
-        }
-    }
+/// Serve `registry` to plugins from now on. The server installs its registry at start,
+/// before any plugin runs; until then schema calls answer UNAVAILABLE.
+pub fn install_registry(registry: Arc<dyn SchemaRegistry>) {
+    *REGISTRY.write().expect("registry lock") = Some(registry);
 }
 
 /// The running utilities service: its address, the registry and the valid tokens.
 pub struct Utilities {
     address: SocketAddr,
-    registry: Mutex<SchemaRegistry>,
     tokens: Mutex<HashSet<String>>,
 }
 
@@ -147,7 +72,6 @@ impl Utilities {
             .map_err(|e| format!("connector utilities: {e}"))?;
         let utilities = Arc::new(Self {
             address,
-            registry: Mutex::new(SchemaRegistry::default()),
             tokens: Mutex::new(HashSet::new()),
         });
         let service = Service(utilities.clone());
@@ -193,25 +117,38 @@ impl Utilities {
         self.address
     }
 
+    fn registry(&self) -> Result<Arc<dyn SchemaRegistry>, SchemaError> {
+        REGISTRY
+            .read()
+            .expect("registry lock")
+            .clone()
+            .ok_or_else(|| SchemaError::Unavailable("no schema registry configured".into()))
+    }
+
     /// Register a schema (as `CreateSchema`; WASM processors call it through the host).
+    /// `kind` is the protocol's schema type; Conduit registers Avro schemas only.
     pub fn create_schema(
         &self,
         subject: &str,
         kind: i32,
         text: &[u8],
     ) -> Result<Schema, SchemaError> {
-        self.registry
-            .lock()
-            .expect("registry lock")
-            .create(subject, kind, text)
+        if kind != Type::Avro as i32 {
+            return Err(SchemaError::InvalidSchema(format!(
+                "schema type {kind} is not supported; Conduit registers Avro schemas only"
+            )));
+        }
+        let text = std::str::from_utf8(text)
+            .map_err(|_| SchemaError::InvalidSchema("the schema is not UTF-8 text".into()))?;
+        self.registry()?
+            .create(subject, SchemaType::Avro, text)
+            .map(to_proto)
     }
 
     /// A subject's schema at a version (as `GetSchema`).
     pub fn get_schema(&self, subject: &str, version: i32) -> Result<Schema, SchemaError> {
-        self.registry
-            .lock()
-            .expect("registry lock")
-            .get(subject, version)
+        let version = u32::try_from(version).map_err(|_| SchemaError::VersionNotFound)?;
+        self.registry()?.get(subject, version).map(to_proto)
     }
 
     /// Accept calls carrying `token` (until it is withdrawn).
@@ -245,13 +182,19 @@ impl Utilities {
 
 struct Service(Arc<Utilities>);
 
+/// A registry error as the protocol's status: the exact messages its client maps to error
+/// values (the detail of an invalid schema goes to the log).
 fn status(error: SchemaError) -> tonic::Status {
-    let message = error.to_string();
     match error {
-        SchemaError::InvalidSchema => tonic::Status::invalid_argument(message),
-        SchemaError::SubjectNotFound | SchemaError::VersionNotFound => {
-            tonic::Status::not_found(message)
+        SchemaError::InvalidSchema(detail) => {
+            tracing::warn!(%detail, "a plugin registered an invalid schema");
+            tonic::Status::invalid_argument("invalid schema")
         }
+        SchemaError::SubjectNotFound | SchemaError::VersionNotFound => {
+            tonic::Status::not_found(error.to_string())
+        }
+        SchemaError::IdNotFound(_) => tonic::Status::not_found(error.to_string()),
+        SchemaError::Unavailable(_) => tonic::Status::unavailable(error.to_string()),
     }
 }
 
@@ -263,13 +206,13 @@ impl api::schema_service_server::SchemaService for Service {
     ) -> Result<tonic::Response<api::CreateSchemaResponse>, tonic::Status> {
         self.0.check(&request)?;
         let request = request.into_inner();
-        let schema = self
-            .0
-            .registry
-            .lock()
-            .expect("registry lock")
-            .create(&request.subject, request.r#type, &request.bytes)
-            .map_err(status)?;
+        let utilities = self.0.clone();
+        let schema = tokio::task::spawn_blocking(move || {
+            utilities.create_schema(&request.subject, request.r#type, &request.bytes)
+        })
+        .await
+        .map_err(|e| tonic::Status::internal(format!("schema registration failed: {e}")))?
+        .map_err(status)?;
         tracing::debug!(subject = %schema.subject, version = schema.version, "schema registered");
         Ok(tonic::Response::new(api::CreateSchemaResponse {
             schema: Some(schema),
@@ -284,10 +227,7 @@ impl api::schema_service_server::SchemaService for Service {
         let request = request.into_inner();
         let schema = self
             .0
-            .registry
-            .lock()
-            .expect("registry lock")
-            .get(&request.subject, request.version)
+            .get_schema(&request.subject, request.version)
             .map_err(status)?;
         Ok(tonic::Response::new(api::GetSchemaResponse {
             schema: Some(schema),
@@ -299,50 +239,19 @@ impl api::schema_service_server::SchemaService for Service {
 mod tests {
     use super::*;
 
-    const AVRO: i32 = Type::Avro as i32;
-
     #[test]
-    fn versions_count_per_subject_and_texts_share_ids() {
-        let mut registry = SchemaRegistry::default();
-        let a = br#"{"type":"record","name":"a","fields":[]}"#;
-        let b = br#"{"type":"record","name":"b","fields":[]}"#;
-        let first = registry.create("s", AVRO, a).unwrap();
-        assert_eq!((first.version, first.id), (1, 1));
-        assert_eq!(registry.create("s", AVRO, a).unwrap().version, 1);
-        let second = registry.create("s", AVRO, b).unwrap();
-        assert_eq!((second.version, second.id), (2, 2));
-        let other = registry.create("t", AVRO, b).unwrap();
+    fn errors_carry_the_messages_the_protocol_maps() {
+        let cases = [
+            (SchemaError::SubjectNotFound, "schema subject not found"),
+            (SchemaError::VersionNotFound, "schema version not found"),
+            (SchemaError::InvalidSchema("bad".into()), "invalid schema"),
+        ];
+        for (error, message) in cases {
+            assert_eq!(status(error).message(), message);
+        }
         assert_eq!(
-            (other.subject.as_str(), other.version, other.id),
-            ("t", 1, 2)
+            status(SchemaError::Unavailable("x".into())).code(),
+            tonic::Code::Unavailable
         );
-        assert_eq!(registry.get("s", 2).unwrap().bytes, b.to_vec());
-        assert_eq!(registry.get("s", 3), Err(SchemaError::VersionNotFound));
-        assert_eq!(registry.get("s", 0), Err(SchemaError::VersionNotFound));
-        assert_eq!(registry.get("u", 1), Err(SchemaError::SubjectNotFound));
-    }
-
-    #[test]
-    fn only_avro_json_is_a_schema() {
-        let mut registry = SchemaRegistry::default();
-        assert_eq!(
-            registry.create("s", AVRO, b"not json"),
-            Err(SchemaError::InvalidSchema)
-        );
-        assert_eq!(
-            registry.create("s", Type::Unspecified as i32, b"\"string\""),
-            Err(SchemaError::InvalidSchema)
-        );
-        assert!(registry.create("s", AVRO, b"\"string\"").is_ok());
-        // The protocol's client maps these exact messages to its errors.
-        assert_eq!(
-            SchemaError::SubjectNotFound.to_string(),
-            "schema subject not found"
-        );
-        assert_eq!(
-            SchemaError::VersionNotFound.to_string(),
-            "schema version not found"
-        );
-        assert_eq!(SchemaError::InvalidSchema.to_string(), "invalid schema");
     }
 }

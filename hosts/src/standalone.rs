@@ -370,7 +370,14 @@ impl PluginProcess {
             .and_then(Result::ok);
         if exited.is_some() {
             if let Some(relay) = self.relay.as_mut() {
-                let _ = tokio::time::timeout(Duration::from_secs(1), relay).await;
+                // A finished relay is dropped: a JoinHandle must not be polled again after
+                // it completed (a second failure of the same process would panic).
+                if tokio::time::timeout(Duration::from_secs(1), relay)
+                    .await
+                    .is_ok()
+                {
+                    self.relay = None;
+                }
             }
         }
         let how = exited

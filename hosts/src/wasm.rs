@@ -25,11 +25,12 @@
 //! lines; a record the module reports as failed goes to the pipeline's error path (the
 //! DLQ) like any failed record. Nothing a module does can bring the server down.
 
-use crate::connutils::{SchemaError, Utilities};
+use crate::connutils::Utilities;
 use crate::pb;
 use crate::standalone::{from_proto, leak, parameters, to_proto};
 use culvert_domain::Record;
 use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::schema::SchemaError;
 use culvert_plugins::spec::Parameter;
 use culvert_plugins::PluginError;
 use culvert_plugins::Settings;
@@ -299,7 +300,11 @@ fn schema_call(function: &str, request: &[u8]) -> Result<Vec<u8>, u32> {
     result.map_err(|error| match error {
         SchemaError::SubjectNotFound => code::SUBJECT_NOT_FOUND,
         SchemaError::VersionNotFound => code::VERSION_NOT_FOUND,
-        SchemaError::InvalidSchema => code::INVALID_SCHEMA,
+        SchemaError::InvalidSchema(_) => code::INVALID_SCHEMA,
+        SchemaError::IdNotFound(_) | SchemaError::Unavailable(_) => {
+            tracing::warn!(%error, "a WASM processor's schema call failed");
+            code::INTERNAL
+        }
     })
 }
 

@@ -9,6 +9,8 @@
 //!   [`PluginError`] with its retry class ([`ErrorKind`]), and the [`Registry`] that
 //!   resolves references like `builtin:generator@v0.1.0` and validates settings;
 //! * [`processor`]: the [`processor::Processor`] trait and processor specifications;
+//! * [`schema`]: the [`schema::SchemaRegistry`] connectors and processors register and read
+//!   schemas in;
 //! * [`spec`]: parameter specifications and the validation of settings against them, with
 //!   conduit-commons' semantics, each error naming the setting;
 //! * [`testing`]: the cancel-safety harness every source's tests run it under.
@@ -18,6 +20,7 @@
 
 pub mod connector;
 pub mod processor;
+pub mod schema;
 pub mod spec;
 pub mod testing;
 

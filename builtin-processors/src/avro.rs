@@ -1,0 +1,389 @@
+//! Avro for the `avro.*` processors: the Confluent wire format (a zero byte, the schema id
+//! as 4 bytes big-endian, then the Avro binary datum), encoding structured data with a
+//! schema, decoding a datum back into structured data, and inferring a schema from data
+//! the way Conduit's `autoRegister` strategy does. The codec is the `apache-avro` crate's;
+//! this module maps between its values and the JSON values records hold.
+//!
+//! It also has [`MemoryRegistry`], a schema registry in memory (for tests and benchmarks;
+//! the server's registry keeps schemas in the event log).
+
+use apache_avro::types::Value as Avro;
+use apache_avro::Schema;
+use base64::Engine as _;
+use culvert_domain::schema::Schemas;
+use culvert_plugins::schema::{RegisteredSchema, SchemaError, SchemaRegistry, SchemaType};
+use serde_json::{Map, Number, Value};
+use std::sync::Mutex;
+
+/// The first byte of the Confluent wire format.
+const MAGIC: u8 = 0;
+
+/// Parse an Avro schema text.
+pub fn parse_schema(text: &str) -> Result<Schema, String> {
+    Schema::parse_str(text).map_err(|e| format!("could not parse avro schema: {e}"))
+}
+
+/// `datum` with the Confluent header for schema `id` in front.
+pub(crate) fn with_header(id: u32, datum: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + datum.len());
+    out.push(MAGIC);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&datum);
+    out
+}
+
+/// The schema id and the datum of Confluent wire-format bytes.
+pub(crate) fn split_header(bytes: &[u8]) -> Result<(u32, &[u8]), String> {
+    match bytes {
+        [MAGIC, a, b, c, d, rest @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), rest)),
+        [] | [MAGIC, ..] => Err(format!(
+            "failed to decode header: {} bytes is too short for the 5-byte header",
+            bytes.len()
+        )),
+        [other, ..] => Err(format!(
+            "failed to decode header: the first byte is {other}, not the magic byte 0"
+        )),
+    }
+}
+
+/// Encode a JSON value (structured data) as an Avro datum of `schema`.
+pub(crate) fn encode(schema: &Schema, value: Value) -> Result<Vec<u8>, String> {
+    let value = Avro::try_from(value)
+        .and_then(|v| v.resolve(schema))
+        .map_err(|e| format!("the data does not fit the schema: {e}"))?;
+    apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+        .validate(false)
+        .build()
+        .and_then(|writer| writer.write_value_to_vec(value))
+        .map_err(|e| format!("could not encode: {e}"))
+}
+
+/// Decode an Avro datum of `schema` into a JSON value.
+pub(crate) fn decode(schema: &Schema, datum: &[u8]) -> Result<Value, String> {
+    let mut reader = datum;
+    let value = apache_avro::reader::datum::GenericDatumReader::builder(schema)
+        .build()
+        .and_then(|r| r.read_value(&mut reader))
+        .map_err(|e| format!("could not decode: {e}"))?;
+    if !reader.is_empty() {
+        return Err(format!(
+            "could not decode: {} bytes left after the datum",
+            reader.len()
+        ));
+    }
+    Ok(to_json(value))
+}
+
+/// An Avro value as JSON: records and maps as objects, unions as their value, bytes as
+/// base64 text (as Go prints `[]byte`), enums as their symbol, dates and timestamps as
+/// RFC 3339 text, times as nanoseconds (Go's `time.Duration`).
+fn to_json(value: Avro) -> Value {
+    use chrono::{DateTime, NaiveDate};
+    let float = |f: f64| Number::from_f64(f).map_or(Value::Null, Value::Number);
+    let timestamp = |nanos: i128| -> Value {
+        let seconds = nanos.div_euclid(1_000_000_000) as i64;
+        let sub = nanos.rem_euclid(1_000_000_000) as u32;
+        DateTime::from_timestamp(seconds, sub).map_or(Value::Null, |t| {
+            Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        })
+    };
+    match value {
+        Avro::Null => Value::Null,
+        Avro::Boolean(b) => Value::Bool(b),
+        Avro::Int(i) => Value::from(i),
+        Avro::Long(i) => Value::from(i),
+        Avro::Float(f) => float(f64::from(f)),
+        Avro::Double(f) => float(f),
+        Avro::Bytes(bytes) | Avro::Fixed(_, bytes) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        Avro::String(s) | Avro::Enum(_, s) => Value::String(s),
+        Avro::Union(_, inner) => to_json(*inner),
+        Avro::Array(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Avro::Map(items) => {
+            Value::Object(items.into_iter().map(|(k, v)| (k, to_json(v))).collect())
+        }
+        Avro::Record(fields) => {
+            Value::Object(fields.into_iter().map(|(k, v)| (k, to_json(v))).collect())
+        }
+        Avro::Date(days) => NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(i64::from(days))))
+            .map_or(Value::Null, |d| {
+                Value::String(format!("{}T00:00:00Z", d.format("%Y-%m-%d")))
+            }),
+        Avro::TimeMillis(ms) => Value::from(i64::from(ms) * 1_000_000),
+        Avro::TimeMicros(us) => Value::from(us.saturating_mul(1_000)),
+        Avro::TimestampMillis(t) | Avro::LocalTimestampMillis(t) => {
+            timestamp(i128::from(t) * 1_000_000)
+        }
+        Avro::TimestampMicros(t) | Avro::LocalTimestampMicros(t) => {
+            timestamp(i128::from(t) * 1_000)
+        }
+        Avro::TimestampNanos(t) | Avro::LocalTimestampNanos(t) => timestamp(i128::from(t)),
+        Avro::Uuid(u) => Value::String(u.to_string()),
+        Avro::Decimal(d) => {
+            let bytes: Vec<u8> = Vec::try_from(d).unwrap_or_default();
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        Avro::BigDecimal(d) => Value::String(d.to_string()),
+        Avro::Duration(d) => Value::Object(Map::from_iter([
+            ("months".to_owned(), Value::from(u32::from(d.months()))),
+            ("days".to_owned(), Value::from(u32::from(d.days()))),
+            ("millis".to_owned(), Value::from(u32::from(d.millis()))),
+        ])),
+    }
+}
+
+/// The schema Conduit's `autoRegister` strategy infers for structured data: objects are
+/// records (named by their path from `record`, fields sorted by name), integers `long`,
+/// other numbers `double`, null a nullable string, arrays of a union of their items' types
+/// with null; union members are sorted as Conduit sorts them.
+pub(crate) fn infer(data: &Map<String, Value>) -> Result<Value, String> {
+    infer_object(&mut vec!["record".to_owned()], data)
+}
+
+fn infer_object(path: &mut Vec<String>, data: &Map<String, Value>) -> Result<Value, String> {
+    let mut fields: Vec<(&String, &Value)> = data.iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::with_capacity(fields.len());
+    for (name, value) in fields {
+        path.push(name.clone());
+        let schema = infer_value(path, value);
+        path.pop();
+        out.push(serde_json::json!({"name": name, "type": schema?}));
+    }
+    Ok(serde_json::json!({"type": "record", "name": path.join("."), "fields": out}))
+}
+
+fn infer_value(path: &mut Vec<String>, value: &Value) -> Result<Value, String> {
+    Ok(match value {
+        Value::Null => Value::Array(vec!["null".into(), "string".into()]),
+        Value::Bool(_) => "boolean".into(),
+        Value::Number(n) if n.is_i64() => "long".into(),
+        Value::Number(n) if n.is_u64() => {
+            return Err(format!("{}: {n} does not fit a long", path.join(".")))
+        }
+        Value::Number(_) => "double".into(),
+        Value::String(_) => "string".into(),
+        Value::Object(map) => infer_object(path, map)?,
+        Value::Array(items) => {
+            let mut types = vec![Value::from("null")];
+            for (index, item) in items.iter().enumerate() {
+                path.push(format!("item{index}"));
+                let schema = infer_value(path, item);
+                path.pop();
+                add_member(&mut types, schema?)?;
+            }
+            if items.is_empty() {
+                types.push("string".into());
+            }
+            types.sort_by_key(union_sort_key);
+            serde_json::json!({"type": "array", "items": types})
+        }
+    })
+}
+
+/// Add `schema` to a union's members unless it is there; a union's members are added one
+/// by one; two arrays are combined into one of both item types.
+fn add_member(types: &mut Vec<Value>, schema: Value) -> Result<(), String> {
+    if let Value::Array(members) = schema {
+        for member in members {
+            add_member(types, member)?;
+        }
+        return Ok(());
+    }
+    if types.contains(&schema) {
+        return Ok(());
+    }
+    let kind = |s: &Value| s.get("type").and_then(Value::as_str).map(str::to_owned);
+    if let Some(k) = kind(&schema) {
+        if let Some(existing) = types.iter_mut().find(|t| kind(t).as_deref() == Some(&k)) {
+            if k != "array" {
+                return Err(format!(
+                    "can't combine two {k} schemas of different shapes in one array"
+                ));
+            }
+            let mut items = match existing["items"].take() {
+                Value::Array(items) => items,
+                one => vec![one],
+            };
+            add_member(&mut items, schema["items"].clone())?;
+            items.sort_by_key(union_sort_key);
+            existing["items"] = if items.len() == 1 {
+                items.remove(0)
+            } else {
+                Value::Array(items)
+            };
+            return Ok(());
+        }
+    }
+    types.push(schema);
+    Ok(())
+}
+
+/// How Conduit orders a union's members: by their schema text, in which a primitive is
+/// `"name"`, a record starts `{"name":` and an array `{"type":"array"`.
+fn union_sort_key(schema: &Value) -> String {
+    match schema {
+        Value::String(name) => format!("\"{name}\""),
+        Value::Object(o) if o.get("type") == Some(&Value::from("record")) => format!(
+            "{{\"name\":\"{}\"",
+            o.get("name").and_then(Value::as_str).unwrap_or_default()
+        ),
+        Value::Object(o) => format!(
+            "{{\"type\":\"{}\"",
+            o.get("type").and_then(Value::as_str).unwrap_or_default()
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// A schema registry in memory, with the built-in registry's rules (for tests, benchmarks
+/// and embedding; schemas do not outlive it). Texts must be Avro schemas.
+#[derive(Default)]
+pub struct MemoryRegistry(Mutex<Schemas>);
+
+impl SchemaRegistry for MemoryRegistry {
+    fn create(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        text: &str,
+    ) -> Result<RegisteredSchema, SchemaError> {
+        parse_schema(text).map_err(SchemaError::InvalidSchema)?;
+        self.0
+            .lock()
+            .expect("registry lock")
+            .register(subject, schema_type, text)
+            .map_err(|e| SchemaError::InvalidSchema(e.to_string()))
+    }
+
+    fn get(&self, subject: &str, version: u32) -> Result<RegisteredSchema, SchemaError> {
+        let schemas = self.0.lock().expect("registry lock");
+        match schemas.get(subject, version) {
+            Some(schema) => Ok(schema),
+            None if schemas.has_subject(subject) => Err(SchemaError::VersionNotFound),
+            None => Err(SchemaError::SubjectNotFound),
+        }
+    }
+
+    fn by_id(&self, id: u32) -> Result<(SchemaType, String), SchemaError> {
+        self.0
+            .lock()
+            .expect("registry lock")
+            .by_id(id)
+            .map(|(kind, text)| (kind, text.to_owned()))
+            .ok_or(SchemaError::IdNotFound(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_header_is_a_zero_byte_and_the_id_big_endian() {
+        assert_eq!(with_header(258, vec![7]), vec![0, 0, 0, 1, 2, 7]);
+        assert_eq!(
+            split_header(&[0, 0, 0, 1, 2, 7]).unwrap(),
+            (258, &[7u8][..])
+        );
+        assert!(split_header(&[0, 0, 1]).unwrap_err().contains("too short"));
+        assert!(split_header(&[1, 0, 0, 0, 1])
+            .unwrap_err()
+            .contains("magic"));
+        assert!(split_header(&[]).is_err());
+    }
+
+    #[test]
+    fn inferred_schemas_sort_fields_and_union_members_as_conduit_does() {
+        let data = json!({
+            "myString": "bar", "myInt": 1, "myFloat": 2.3, "nothing": null,
+            "myMap": {"foo": true, "bar": 2.2},
+            "list": [1, "a", [1], ["b"]], "empty": []
+        });
+        let schema = infer(data.as_object().unwrap()).unwrap();
+        let names: Vec<&str> = schema["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["empty", "list", "myFloat", "myInt", "myMap", "myString", "nothing"]
+        );
+        assert_eq!(
+            schema["fields"][0]["type"],
+            json!({"type": "array", "items": ["null", "string"]})
+        );
+        assert_eq!(
+            schema["fields"][1]["type"],
+            json!({"type": "array", "items": [
+                "long", "null", "string",
+                {"type": "array", "items": ["long", "null", "string"]}
+            ]})
+        );
+        assert_eq!(schema["fields"][4]["type"]["name"], "record.myMap");
+        assert_eq!(schema["fields"][6]["type"], json!(["null", "string"]));
+        parse_schema(&schema.to_string()).unwrap();
+    }
+
+    #[test]
+    fn records_of_different_shapes_in_one_array_are_refused() {
+        let data = json!({"list": [{"a": 1}, {"b": 2}]});
+        let error = infer(data.as_object().unwrap()).unwrap_err();
+        assert!(
+            error.contains("can't combine two record schemas"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn values_round_trip_through_a_schema() {
+        let schema = parse_schema(
+            r#"{"type":"record","name":"r","fields":[
+                {"name":"s","type":"string"},{"name":"i","type":"int"},
+                {"name":"n","type":["null","long"]},{"name":"b","type":"bytes"},
+                {"name":"e","type":{"type":"enum","name":"E","symbols":["A","B"]}},
+                {"name":"m","type":{"type":"map","values":"double"}},
+                {"name":"a","type":{"type":"array","items":"boolean"}}]}"#,
+        )
+        .unwrap();
+        let value = json!({"s": "x", "i": 7, "n": null, "b": "AAE=", "e": "B",
+                           "m": {"k": 1.5}, "a": [true, false]});
+        let datum = encode(&schema, value.clone()).unwrap();
+        let back = decode(&schema, &datum).unwrap();
+        // Bytes come back as base64 text, as Go prints []byte.
+        assert_eq!(back["s"], "x");
+        assert_eq!(back["i"], 7);
+        assert_eq!(back["n"], Value::Null);
+        assert_eq!(back["e"], "B");
+        assert_eq!(back["m"], json!({"k": 1.5}));
+        assert_eq!(back["a"], json!([true, false]));
+        let missing = encode(&schema, json!({"s": "x"})).unwrap_err();
+        assert!(missing.contains("does not fit the schema"), "{missing}");
+        let trailing = [datum.as_slice(), &[0]].concat();
+        assert!(decode(&schema, &trailing)
+            .unwrap_err()
+            .contains("left after"));
+        assert!(decode(&schema, &datum[..2]).is_err());
+    }
+
+    #[test]
+    fn the_memory_registry_refuses_texts_that_are_not_avro() {
+        let registry = MemoryRegistry::default();
+        assert!(matches!(
+            registry.create("s", SchemaType::Avro, "{\"type\":\"nope\"}"),
+            Err(SchemaError::InvalidSchema(_))
+        ));
+        let first = registry
+            .create("s", SchemaType::Avro, "\"string\"")
+            .unwrap();
+        assert_eq!((first.version, first.id), (1, 1));
+        assert_eq!(registry.get("s", 2), Err(SchemaError::VersionNotFound));
+        assert_eq!(registry.get("t", 1), Err(SchemaError::SubjectNotFound));
+        assert_eq!(registry.by_id(2), Err(SchemaError::IdNotFound(2)));
+    }
+}

@@ -2,13 +2,12 @@
 //! with a schema from the schema registry (`preRegistered`) or inferred from the data and
 //! registered on the fly (`autoRegister`).
 
-use crate::avro::{encode, infer, parse_schema, with_header};
+use crate::avro::{encode, encoding, infer, parse_schema, shape, with_header, Encoding};
 use crate::params::{invalid, reference, setting, setting_or, with_schema_parameters};
 use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::{FieldValue, Reference};
 use crate::resolve::{resolve, unexpected_type};
 use crate::{AUTHOR, VERSION};
-use apache_avro::Schema;
 use culvert_domain::{Data, Record};
 use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::schema::{SchemaRegistry, SchemaType};
@@ -164,7 +163,7 @@ impl ProcessorPlugin for AvroEncode {
 }
 
 /// A schema ready to encode with: its id and the parsed schema.
-type Ready = (u32, Arc<Schema>);
+type Ready = (u32, Arc<Encoding>);
 
 enum Strategy {
     PreRegistered {
@@ -175,7 +174,7 @@ enum Strategy {
     },
     AutoRegister {
         subject: String,
-        /// Inferred schema text -> its registration.
+        /// The shape of the data (see `avro::shape`) -> its inferred schema's registration.
         schemas: Mutex<HashMap<String, Ready>>,
     },
 }
@@ -203,19 +202,22 @@ impl Encoder {
                         "could not get schema with subject {subject:?} and version {version}: {e}"
                     )
                 })?;
-                let parsed = parse_schema(&registered.text)?;
+                let parsed = encoding(parse_schema(&registered.text)?)?;
                 let ready = (registered.id, Arc::new(parsed));
                 *cached = Some(ready.clone());
                 Ok(ready)
             }
             Strategy::AutoRegister { subject, schemas } => {
+                let mut key = String::with_capacity(64);
+                shape(data, &mut key);
+                if let Some(ready) = schemas.lock().expect("schema lock").get(&key) {
+                    return Ok(ready.clone());
+                }
                 let text = infer(data)
                     .map_err(|e| format!("could not extract avro schema: {e}"))?
                     .to_string();
-                if let Some(ready) = schemas.lock().expect("schema lock").get(&text) {
-                    return Ok(ready.clone());
-                }
                 let parsed = parse_schema(&text)
+                    .and_then(encoding)
                     .map_err(|e| format!("could not extract avro schema: {e}"))?;
                 let registered = self
                     .registry
@@ -226,7 +228,7 @@ impl Encoder {
                 if schemas.len() >= INFERRED_CACHE {
                     schemas.clear();
                 }
-                schemas.insert(text, ready.clone());
+                schemas.insert(key, ready.clone());
                 Ok(ready)
             }
         }
@@ -262,7 +264,7 @@ impl RecordProcessor for Encoder {
         let (id, schema) = self
             .schema(&data)
             .map_err(|e| format!("failed encoding data: failed to get schema: {e}"))?;
-        let datum = encode(&schema, Value::Object(data)).map_err(|e| {
+        let datum = encode(&schema, &Value::Object(data)).map_err(|e| {
             format!("failed encoding data: failed to marshal data with schema (ID: {id}): {e}")
         })?;
         self.field

@@ -48,7 +48,7 @@ enum Commands {
     /// Start the server.
     ///
     /// Example: culvert run --db.rocksdb.path ./data --api.http.address 127.0.0.1:8080
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Pipelines of a running server: list, show, create, start, stop, delete, export and
     /// import as configuration files.
     ///
@@ -299,12 +299,71 @@ struct RunArgs {
         value_parser = duration
     )]
     recovery_window: std::time::Duration,
+    /// The schema registry connectors and the avro.* processors use: builtin (schemas are
+    /// events in the log) or confluent (an external Confluent schema registry).
+    #[arg(
+        long = "schema-registry.type",
+        env = "CULVERT_SCHEMA_REGISTRY_TYPE",
+        value_enum,
+        default_value_t = SchemaRegistryType::Builtin
+    )]
+    schema_registry_type: SchemaRegistryType,
+    /// The Confluent schema registry's URL (with schema-registry.type confluent).
+    #[arg(
+        long = "schema-registry.confluent.connection-string",
+        env = "CULVERT_SCHEMA_REGISTRY_CONFLUENT_CONNECTION_STRING"
+    )]
+    confluent_url: Option<String>,
+    /// How to authenticate to the Confluent schema registry: none, basic or bearer.
+    #[arg(
+        long = "schema-registry.confluent.auth.type",
+        env = "CULVERT_SCHEMA_REGISTRY_CONFLUENT_AUTH_TYPE",
+        value_enum,
+        default_value_t = ConfluentAuth::None
+    )]
+    confluent_auth: ConfluentAuth,
+    /// The user name for basic authentication to the Confluent schema registry.
+    #[arg(
+        long = "schema-registry.confluent.auth.basic.username",
+        env = "CULVERT_SCHEMA_REGISTRY_CONFLUENT_AUTH_BASIC_USERNAME"
+    )]
+    confluent_username: Option<String>,
+    /// The password for basic authentication to the Confluent schema registry.
+    #[arg(
+        long = "schema-registry.confluent.auth.basic.password",
+        env = "CULVERT_SCHEMA_REGISTRY_CONFLUENT_AUTH_BASIC_PASSWORD"
+    )]
+    confluent_password: Option<String>,
+    /// The bearer token for the Confluent schema registry.
+    #[arg(
+        long = "schema-registry.confluent.auth.bearer.token",
+        env = "CULVERT_SCHEMA_REGISTRY_CONFLUENT_AUTH_BEARER_TOKEN"
+    )]
+    confluent_token: Option<String>,
     /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
     #[arg(long = "log.level", env = "CULVERT_LOG_LEVEL", default_value = "info")]
     log_level: String,
     /// Log format.
     #[arg(long = "log.format", env = "CULVERT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Cli)]
     log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum SchemaRegistryType {
+    /// Culvert's own: schemas are events in the log.
+    Builtin,
+    /// An external Confluent schema registry.
+    Confluent,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ConfluentAuth {
+    /// No credentials.
+    None,
+    /// HTTP basic authentication (username and password).
+    Basic,
+    /// A bearer token.
+    Bearer,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -468,7 +527,7 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             }
-            match run(args) {
+            match run(*args) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!("{error:#}");
@@ -526,7 +585,11 @@ fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
                 ));
             }
             Some(arg) => {
-                if run.value_source(arg.get_id().as_str()) == Some(ValueSource::DefaultValue) {
+                // Not given (no default) or only defaulted: the file's value applies.
+                if matches!(
+                    run.value_source(arg.get_id().as_str()),
+                    None | Some(ValueSource::DefaultValue)
+                ) {
                     extra.push(std::ffi::OsString::from(format!("--{key}={value}")));
                 }
             }
@@ -626,6 +689,53 @@ fn open_log(args: &RunArgs) -> anyhow::Result<Stores> {
     })
 }
 
+/// The schema registry the flags choose; a Confluent one without what it needs is an
+/// error naming the missing flag.
+fn schema_registry(
+    args: &RunArgs,
+    writer: &Arc<ControlPlaneWriter>,
+) -> anyhow::Result<Arc<dyn culvert_plugins::schema::SchemaRegistry>> {
+    use culvert_processors::confluent::{Auth, ConfluentRegistry};
+    if args.schema_registry_type == SchemaRegistryType::Builtin {
+        return Ok(Arc::new(schemas::LogRegistry(
+            culvert_commands::SchemaOrchestrator::new(writer.clone()),
+        )));
+    }
+    let required = |value: &Option<String>, flag: &str| {
+        value.clone().filter(|v| !v.is_empty()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid config: {flag} is required with schema-registry.type confluent"
+            )
+        })
+    };
+    let url = required(
+        &args.confluent_url,
+        "schema-registry.confluent.connection-string",
+    )?;
+    let auth = match args.confluent_auth {
+        ConfluentAuth::None => Auth::None,
+        ConfluentAuth::Basic => Auth::Basic {
+            username: required(
+                &args.confluent_username,
+                "schema-registry.confluent.auth.basic.username",
+            )?,
+            password: required(
+                &args.confluent_password,
+                "schema-registry.confluent.auth.basic.password",
+            )?,
+        },
+        ConfluentAuth::Bearer => Auth::Bearer(required(
+            &args.confluent_token,
+            "schema-registry.confluent.auth.bearer.token",
+        )?),
+    };
+    let registry = ConfluentRegistry::new(&url, auth).map_err(|e| {
+        anyhow::anyhow!("invalid config: schema-registry.confluent.connection-string: {e}")
+    })?;
+    tracing::info!(url = %url, "schemas are kept in a Confluent schema registry");
+    Ok(Arc::new(registry))
+}
+
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let (log, positions) = open_log(&args)?;
@@ -657,9 +767,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             plugin.with_call_timeout(args.connectors_call_timeout),
         ));
     }
-    let schemas: Arc<dyn culvert_plugins::schema::SchemaRegistry> = Arc::new(schemas::LogRegistry(
-        culvert_commands::SchemaOrchestrator::new(writer.clone()),
-    ));
+    let schemas = schema_registry(&args, &writer)?;
     culvert_hosts::connutils::install_registry(schemas.clone());
     let mut processors = culvert_processors::registry_with_schemas(schemas);
     let limits = culvert_hosts::wasm::Limits {

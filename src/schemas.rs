@@ -30,11 +30,9 @@ impl SchemaRegistry for LogRegistry {
     }
 
     fn get(&self, subject: &str, version: u32) -> Result<RegisteredSchema, SchemaError> {
-        match self.0.get(subject, version) {
-            Some(schema) => Ok(schema),
-            None if self.0.has_subject(subject) => Err(SchemaError::VersionNotFound),
-            None => Err(SchemaError::SubjectNotFound),
-        }
+        self.0
+            .get(subject, version)
+            .ok_or_else(|| SchemaError::missing_version(self.0.has_subject(subject)))
     }
 
     fn by_id(&self, id: u32) -> Result<(SchemaType, String), SchemaError> {

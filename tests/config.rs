@@ -23,7 +23,7 @@ fn config_file_sets_what_flags_and_env_do_not() {
          db:\n  type: rocksdb\n  rocksdb:\n    path: ./from-file\n  fsync: false\n\
          api:\n  grpc:\n    address: 127.0.0.1:0\n  http:\n    address: 127.0.0.1:0\n\
          log:\n  format: json\n  level: debug\n\
-         schema-registry:\n  type: builtin\n",
+         preview:\n  pipeline-arch-v2: true\n",
     )
     .unwrap();
     // The file is found at the default path (the working directory); the flag beats it for
@@ -34,7 +34,7 @@ fn config_file_sets_what_flags_and_env_do_not() {
         .env("CULVERT_LOG_LEVEL", "info");
     let mut server = Server::spawn(command);
     let warning = server.wait_for_line("unknown key");
-    assert!(warning.contains("schema-registry.type"), "{warning}");
+    assert!(warning.contains("preview.pipeline-arch-v2"), "{warning}");
     server.http_address();
     let ready = server.wait_for_line("culvert ready");
     let v: serde_json::Value = serde_json::from_str(&ready).expect("JSON log lines from the file");
@@ -99,6 +99,21 @@ fn bad_config_files_are_refused_with_the_key_named() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+    // A Confluent schema registry needs its URL, and its credentials.
+    let (code, stderr) = run("schema-registry:\n  type: confluent\n");
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("schema-registry.confluent.connection-string is required"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(
+        "schema-registry:\n  type: confluent\n  confluent:\n    connection-string: http://127.0.0.1:1\n    auth:\n      type: basic\n      basic:\n        username: u\n",
+    );
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("schema-registry.confluent.auth.basic.password is required"),
+        "{stderr}"
+    );
     // A config file named explicitly must exist.
     let output = culvert(dir.path())
         .args(["run", "--config.path", "missing.yaml"])

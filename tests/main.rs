@@ -13,6 +13,7 @@ mod http;
 mod http_client;
 mod processors;
 mod provisioning;
+mod schema_registry;
 mod server;
 mod standalone;
 mod tools;

@@ -601,11 +601,9 @@ impl SchemaRegistry for MemoryRegistry {
 
     fn get(&self, subject: &str, version: u32) -> Result<RegisteredSchema, SchemaError> {
         let schemas = self.0.lock().expect("registry lock");
-        match schemas.get(subject, version) {
-            Some(schema) => Ok(schema),
-            None if schemas.has_subject(subject) => Err(SchemaError::VersionNotFound),
-            None => Err(SchemaError::SubjectNotFound),
-        }
+        schemas
+            .get(subject, version)
+            .ok_or_else(|| SchemaError::missing_version(schemas.has_subject(subject)))
     }
 
     fn by_id(&self, id: u32) -> Result<(SchemaType, String), SchemaError> {

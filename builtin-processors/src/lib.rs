@@ -2,10 +2,13 @@
 //!
 //! Each built-in has a module of its own, named after it (`field.set` is [`field_set`]):
 //! [`avro_decode`], [`avro_encode`] (with [`avro`], the codec), [`base64_decode`],
-//! [`base64_encode`], [`clone`](mod@clone), [`custom_javascript`],
-//! [`error`], [`field_convert`], [`field_exclude`], [`field_rename`], [`field_set`],
-//! [`filter`], [`json_decode`], [`json_encode`], [`split`](mod@split), [`unwrap_debezium`],
-//! [`unwrap_kafkaconnect`], [`unwrap_opencdc`] and [`webhook_http`]. They follow
+//! [`base64_encode`], [`clone`](mod@clone), [`cohere`] (`cohere.command`, `.embed`,
+//! `.rerank`), [`custom_javascript`], [`error`], [`field_convert`], [`field_exclude`],
+//! [`field_rename`], [`field_set`], [`filter`], [`json_decode`], [`json_encode`],
+//! [`ollama`], [`openai`] (`openai.embeddings`, `.textgen`), [`split`](mod@split),
+//! [`unwrap_debezium`], [`unwrap_kafkaconnect`], [`unwrap_opencdc`] and [`webhook_http`]:
+//! all 25 of Conduit's. [`confluent`] is the Confluent schema-registry client the server
+//! uses with `schema-registry.type: confluent`. They follow
 //! Conduit's: same names, parameters, defaults, validations and behaviour, checked against
 //! Conduit's own examples, and their specifications against a fixture derived from
 //! Conduit's (`fixtures/conduit-processor-specs.json`, by
@@ -22,7 +25,8 @@
 //! What the built-ins share has modules of its own, inside the crate: `params` (parameters
 //! and settings), `per_record` (processors that take one record at a time), `resolve`
 //! (reading a field as Conduit's resolver does), `wrapped` (records carried in a field),
-//! `gofmt` (Go's printing of values and type names) and, for tests, `testing`.
+//! `gofmt` (Go's printing of values and type names), `http` (the HTTP client, retries and
+//! service URLs of the processors that call web services) and, for tests, `testing`.
 //!
 //! The processor trait itself is the contract in `culvert-plugins`.
 
@@ -32,7 +36,9 @@ pub mod avro_encode;
 pub mod base64_decode;
 pub mod base64_encode;
 pub mod clone;
+pub mod cohere;
 pub mod condition;
+pub mod confluent;
 pub mod custom_javascript;
 pub mod error;
 pub mod field_convert;
@@ -42,6 +48,8 @@ pub mod field_set;
 pub mod filter;
 pub mod json_decode;
 pub mod json_encode;
+pub mod ollama;
+pub mod openai;
 pub mod parallel;
 pub mod reference;
 pub mod registry;
@@ -52,6 +60,7 @@ pub mod unwrap_opencdc;
 pub mod webhook_http;
 
 mod gofmt;
+mod http;
 mod params;
 mod per_record;
 mod resolve;
@@ -84,6 +93,9 @@ pub fn registry_with_schemas(schemas: Arc<dyn SchemaRegistry>) -> ProcessorRegis
     registry.add(Arc::new(base64_decode::Base64Decode::new()));
     registry.add(Arc::new(base64_encode::Base64Encode::new()));
     registry.add(Arc::new(clone::CloneProcessor::new()));
+    registry.add(Arc::new(cohere::CohereCommand::new()));
+    registry.add(Arc::new(cohere::CohereEmbed::new()));
+    registry.add(Arc::new(cohere::CohereRerank::new()));
     registry.add(Arc::new(custom_javascript::CustomJavascript::new()));
     registry.add(Arc::new(error::ErrorProcessor::new()));
     registry.add(Arc::new(field_convert::FieldConvert::new()));
@@ -93,6 +105,9 @@ pub fn registry_with_schemas(schemas: Arc<dyn SchemaRegistry>) -> ProcessorRegis
     registry.add(Arc::new(Filter::new()));
     registry.add(Arc::new(json_decode::JsonDecode::new()));
     registry.add(Arc::new(json_encode::JsonEncode::new()));
+    registry.add(Arc::new(ollama::Ollama::new()));
+    registry.add(Arc::new(openai::OpenAiEmbeddings::new()));
+    registry.add(Arc::new(openai::OpenAiTextgen::new()));
     registry.add(Arc::new(split::Split::new()));
     registry.add(Arc::new(unwrap_debezium::UnwrapDebezium::new()));
     registry.add(Arc::new(unwrap_kafkaconnect::UnwrapKafkaConnect::new()));

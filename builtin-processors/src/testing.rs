@@ -298,3 +298,146 @@ pub(crate) fn assert_failed_containing<'a>(
         assert_eq!(got, input, "a failed record is left as it was");
     }
 }
+
+/// A loopback HTTP/1.1 server for the tests of processors that call web services.
+pub(crate) mod http_server {
+    use super::configure;
+    use culvert_domain::Record;
+    use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    /// A request the test server received (header names in lower case).
+    #[derive(Clone, Debug)]
+    pub(crate) struct Seen {
+        pub(crate) method: String,
+        pub(crate) target: String,
+        pub(crate) headers: BTreeMap<String, String>,
+        pub(crate) body: String,
+    }
+
+    /// A reply: status, extra headers, body.
+    pub(crate) type Reply = (u16, Vec<(&'static str, &'static str)>, String);
+    pub(crate) type Handler = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
+
+    /// An HTTP/1.1 server on 127.0.0.1 answering each request (one per connection) as the
+    /// handler says, given the request and how many came so far; and the runtime it and the
+    /// processor run on.
+    pub(crate) struct Server {
+        pub(crate) rt: tokio::runtime::Runtime,
+        pub(crate) url: String,
+        seen: Arc<Mutex<Vec<Seen>>>,
+    }
+
+    impl Server {
+        pub(crate) fn start(
+            handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
+        ) -> Self {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            let rt = builder.worker_threads(1).enable_all().build().unwrap();
+            let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"));
+            let listener = listener.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let (log, handler): (_, Arc<Handler>) = (seen.clone(), Arc::new(handler));
+            rt.spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(serve(stream, log.clone(), handler.clone()));
+                }
+            });
+            Self { rt, url, seen }
+        }
+
+        pub(crate) fn run(
+            &self,
+            processor: &mut dyn Processor,
+            records: &mut [Record],
+        ) -> Vec<Outcome> {
+            let mut outcomes = vec![Outcome::Keep; records.len()];
+            let done = self.rt.block_on(processor.process(records, &mut outcomes));
+            done.unwrap();
+            outcomes
+        }
+
+        /// Configure `plugin` (`URL` in values replaced by the server's URL) and process one
+        /// record.
+        pub(crate) fn process(
+            &self,
+            plugin: &dyn ProcessorPlugin,
+            pairs: &[(&str, &str)],
+            mut record: Record,
+        ) -> (Record, Outcome) {
+            let owned: Vec<_> = (pairs.iter())
+                .map(|(k, v)| (*k, v.replace("URL", &self.url)))
+                .collect();
+            let pairs: Vec<_> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut processor = configure(plugin, &pairs).unwrap();
+            let outcome = self.run(processor.as_mut(), std::slice::from_mut(&mut record));
+            (record, outcome[0].clone())
+        }
+
+        pub(crate) fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    async fn serve(
+        stream: tokio::net::TcpStream,
+        log: Arc<Mutex<Vec<Seen>>>,
+        handler: Arc<Handler>,
+    ) {
+        let mut reader = BufReader::new(stream);
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line).await {
+                // Not an HTTP request (a TLS handshake, say): hang up.
+                Err(_) => return,
+                Ok(0) => break,
+                Ok(_) if line == "\r\n" => break,
+                Ok(_) => {}
+            }
+            lines.push(line.trim_end().to_owned());
+        }
+        let mut words = lines[0].split(' ').map(str::to_owned);
+        let (method, target) = (words.next().unwrap(), words.next().unwrap());
+        let headers: BTreeMap<_, _> = (lines[1..].iter())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        let mut body = vec![
+            0;
+            headers
+                .get("content-length")
+                .map_or(0, |l| l.parse().unwrap())
+        ];
+        reader.read_exact(&mut body).await.unwrap();
+        let body = String::from_utf8(body).unwrap();
+        let seen = Seen {
+            method,
+            target,
+            headers,
+            body,
+        };
+        let count = {
+            let mut log = log.lock().unwrap();
+            log.push(seen.clone());
+            log.len()
+        };
+        let (status, extra, body) = handler(&seen, count);
+        let mut reply = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+        for (name, value) in extra {
+            reply.push_str(&format!("{name}: {value}\r\n"));
+        }
+        reply.push_str(&format!("Connection: close\r\n\r\n{body}"));
+        let mut stream = reader.into_inner();
+        stream.write_all(reply.as_bytes()).await.unwrap();
+        stream.shutdown().await.ok();
+    }
+
+    /// A 200 reply with `body`.
+    pub(crate) fn ok(body: &str) -> Reply {
+        (200, vec![], body.to_owned())
+    }
+}

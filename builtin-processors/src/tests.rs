@@ -68,6 +68,9 @@ fn registry_lists_and_finds_the_builtins() {
             "base64.decode",
             "base64.encode",
             "clone",
+            "cohere.command",
+            "cohere.embed",
+            "cohere.rerank",
             "custom.javascript",
             "error",
             "field.convert",
@@ -77,6 +80,9 @@ fn registry_lists_and_finds_the_builtins() {
             "filter",
             "json.decode",
             "json.encode",
+            "ollama",
+            "openai.embeddings",
+            "openai.textgen",
             "split",
             "unwrap.debezium",
             "unwrap.kafkaconnect",
@@ -263,17 +269,6 @@ fn filter_without_condition_drops_everything() {
     );
 }
 
-/// Conduit's built-in processors that Culvert does not have yet (issue 17); every other one
-/// of Conduit's must be here with the same specification.
-const NOT_BUILT_YET: &[&str] = &[
-    "cohere.command",
-    "cohere.embed",
-    "cohere.rerank",
-    "ollama",
-    "openai.embeddings",
-    "openai.textgen",
-];
-
 /// A validation as Conduit's specifications write it: its type and value.
 fn conduit_validation(validation: &culvert_plugins::spec::Validation) -> Value {
     use culvert_plugins::spec::Validation;
@@ -307,14 +302,9 @@ fn specifications_match_conduits_fixture() {
     }
     for (name, theirs) in conduit {
         let Some(spec) = ours.get(name.as_str()) else {
-            if !NOT_BUILT_YET.contains(&name.as_str()) {
-                problems.push(format!("{name}: missing (and not listed as not built yet)"));
-            }
+            problems.push(format!("{name}: missing"));
             continue;
         };
-        if NOT_BUILT_YET.contains(&name.as_str()) {
-            problems.push(format!("{name}: built, so take it off NOT_BUILT_YET"));
-        }
         if spec.version != theirs["version"] {
             problems.push(format!(
                 "{name}: version {} vs {}",

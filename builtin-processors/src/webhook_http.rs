@@ -9,26 +9,23 @@
 //! As with Conduit's Go client, redirects are followed (up to 10), user information in the
 //! URL becomes basic authentication, and a templated URL's query is re-encoded Go's way.
 //!
-//! Only plain `http://` is supported (this build has no TLS): an `https://` URL is refused
-//! when configuring, or fails the record when the template gives the scheme. Each attempt
-//! must finish within [`REQUEST_TIMEOUT`] (Conduit has no limit). Processing needs a Tokio
+//! `http://` and `https://` URLs are supported (TLS by rustls, with the Mozilla CA roots
+//! built in). Each attempt must finish within [`REQUEST_TIMEOUT`] (Conduit has no limit). Processing needs a Tokio
 //! runtime with I/O and timers, as the engine's.
 
+use crate::http::{chain, client, Backoff, HttpClient};
 use crate::params::{invalid, reference, setting, setting_or, with_schema_parameters};
 use crate::reference::{FieldValue, Reference};
 use crate::{AUTHOR, VERSION};
 use culvert_domain::Record;
 use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
-use culvert_plugins::spec::{parse_duration, Parameter, ParameterType, Validation};
+use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_plugins::{PluginError, Settings};
 use culvert_template::Template;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -37,10 +34,6 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many redirects an attempt follows (Go's client's limit).
 const MAX_REDIRECTS: usize = 10;
-
-/// Why an `https://` URL cannot be used.
-const TLS_UNSUPPORTED: &str =
-    "https is not supported yet: webhook.http can only send plain http:// requests (no TLS)";
 
 /// `webhook.http`: an HTTP request per record, the reply stored in the record.
 pub struct WebhookHttp {
@@ -139,7 +132,7 @@ impl ProcessorPlugin for WebhookHttp {
             )
         })?;
         Ok(Box::new(HttpProcessor {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: client(),
             method,
             url,
             headers,
@@ -197,60 +190,13 @@ fn headers(settings: &Settings) -> Result<HeaderMap, PluginError> {
     Ok(headers)
 }
 
-/// The retry settings, and the waits they give (those of the Go backoff library Conduit
-/// uses, without jitter).
-struct Backoff {
-    count: f64,
-    factor: f64,
-    min: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    fn from_settings(settings: &Settings) -> Result<Self, PluginError> {
-        let number = |key: &str, default: &str, above: f64| {
-            let text = setting_or(settings, key, default);
-            let problem = match text.parse::<f64>() {
-                Ok(n) if n > above => return Ok(n),
-                Ok(_) => format!("{text:?} must be greater than {above}"),
-                Err(_) => format!("{text:?} is not a number"),
-            };
-            Err(invalid(key, problem))
-        };
-        let duration = |key: &str, default: &str| {
-            let text = setting_or(settings, key, default);
-            parse_duration(text).ok_or_else(|| invalid(key, format!("{text:?} is not a duration")))
-        };
-        Ok(Self {
-            count: number("backoffRetry.count", "0", -1.0)?,
-            factor: number("backoffRetry.factor", "2", 0.0)?,
-            min: duration("backoffRetry.min", "100ms")?,
-            max: duration("backoffRetry.max", "5s")?,
-        })
-    }
-
-    /// The wait after failed attempt number `attempt` (from 0).
-    fn delay(&self, attempt: f64) -> Duration {
-        let or = |d: Duration, default| if d.is_zero() { default } else { d };
-        let (min, max) = (
-            or(self.min, Duration::from_millis(100)),
-            or(self.max, Duration::from_secs(10)),
-        );
-        let nanos = min.as_nanos() as f64 * self.factor.powf(attempt);
-        if min >= max || nanos.is_nan() || nanos >= i64::MAX as f64 {
-            return max;
-        }
-        Duration::from_nanos(nanos as u64).clamp(min, max)
-    }
-}
-
 /// The request URL: parsed once, or rendered per record.
 enum Url {
     Fixed(Target),
     Templated(Template),
 }
 
-/// A parsed `http://` URL, ready to request.
+/// A parsed `http://` or `https://` URL, ready to request.
 #[derive(Clone, Debug)]
 struct Target {
     /// Absolute, without user information or fragment.
@@ -261,7 +207,7 @@ struct Target {
 
 /// A configured `webhook.http`.
 struct HttpProcessor {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     method: Method,
     url: Url,
     headers: HeaderMap,
@@ -399,15 +345,6 @@ fn go_method(method: &Method) -> String {
     lower.get(..1).unwrap_or("").to_ascii_uppercase() + lower.get(1..).unwrap_or("")
 }
 
-/// An error followed by its sources.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let causes = std::iter::successors(Some(error), |e| e.source());
-    causes
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
 /// Whether credentials meant for `first`'s host may go to `next`'s: the same host or a
 /// subdomain of it.
 fn same_site(first: &Uri, next: &Uri) -> bool {
@@ -430,16 +367,15 @@ fn split_scheme(url: &str) -> Result<(&str, &str), &'static str> {
     Ok(("", url))
 }
 
-/// Only `http` can be requested.
+/// Only `http` and `https` can be requested.
 fn check_scheme(scheme: &str) -> Result<(), String> {
     match scheme.to_ascii_lowercase().as_str() {
-        "http" => Ok(()),
-        "https" => Err(TLS_UNSUPPORTED.to_owned()),
+        "http" | "https" => Ok(()),
         other => Err(format!("unsupported protocol scheme {other:?}")),
     }
 }
 
-/// Parse an `http://` URL as Go's client would send it: the path escaped where needed,
+/// Parse an `http://` or `https://` URL as Go's client would send it: the path escaped where needed,
 /// the fragment dropped, and, for a URL rendered from a template, the query re-encoded.
 fn parse_target(url: &str, reencode_query: bool) -> Result<Target, String> {
     let fail = |problem: &str| format!("parse {url:?}: {problem}");
@@ -474,7 +410,8 @@ fn parse_target(url: &str, reencode_query: bool) -> Result<Target, String> {
     } else {
         format!("?{query}")
     };
-    let text = format!("http://{host}{path}{query}");
+    let scheme = scheme.to_ascii_lowercase();
+    let text = format!("{scheme}://{host}{path}{query}");
     let uri = text.parse::<Uri>().map_err(|e| fail(&e.to_string()))?;
     let basic_auth = match userinfo {
         None => None,
@@ -495,14 +432,17 @@ fn parse_target(url: &str, reencode_query: bool) -> Result<Target, String> {
 /// segments are not resolved).
 fn resolve(base: &Target, location: &str) -> Result<Target, String> {
     let authority = base.uri.authority().map_or("", |a| a.as_str());
+    let scheme = base.uri.scheme_str().unwrap_or("http");
     let absolute = match split_scheme(location) {
         Ok((scheme, _)) if !scheme.is_empty() => return parse_target(location, false),
-        _ if location.starts_with("//") => return parse_target(&format!("http:{location}"), false),
-        _ if location.starts_with('/') => format!("http://{authority}{location}"),
+        _ if location.starts_with("//") => {
+            return parse_target(&format!("{scheme}:{location}"), false)
+        }
+        _ if location.starts_with('/') => format!("{scheme}://{authority}{location}"),
         _ => {
             let path = base.uri.path();
             format!(
-                "http://{authority}{}{location}",
+                "{scheme}://{authority}{}{location}",
                 &path[..path.rfind('/').map_or(0, |i| i + 1)]
             )
         }
@@ -605,128 +545,11 @@ fn encode_query(query: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::http_server::{ok, Server};
     use crate::testing::{assert_parameters, assert_refused, configure, meta, payload, raw};
     use crate::testing::{settings, structured};
     use culvert_domain::{Change, Data, Operation, Position};
     use serde_json::json;
-    use std::sync::{Arc, Mutex};
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
-    /// A request the test server received (header names in lower case).
-    #[derive(Clone, Debug)]
-    struct Seen {
-        method: String,
-        target: String,
-        headers: BTreeMap<String, String>,
-        body: String,
-    }
-
-    /// A reply: status, extra headers, body.
-    type Reply = (u16, Vec<(&'static str, &'static str)>, String);
-    type Handler = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
-
-    /// An HTTP/1.1 server on 127.0.0.1 answering each request (one per connection) as the
-    /// handler says, given the request and how many came so far; and the runtime it and the
-    /// processor run on.
-    struct Server {
-        rt: tokio::runtime::Runtime,
-        url: String,
-        seen: Arc<Mutex<Vec<Seen>>>,
-    }
-
-    impl Server {
-        fn start(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            let rt = builder.worker_threads(1).enable_all().build().unwrap();
-            let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"));
-            let listener = listener.unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            let seen = Arc::new(Mutex::new(Vec::new()));
-            let (log, handler): (_, Arc<Handler>) = (seen.clone(), Arc::new(handler));
-            rt.spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(serve(stream, log.clone(), handler.clone()));
-                }
-            });
-            Self { rt, url, seen }
-        }
-
-        fn run(&self, processor: &mut dyn Processor, records: &mut [Record]) -> Vec<Outcome> {
-            let mut outcomes = vec![Outcome::Keep; records.len()];
-            let done = self.rt.block_on(processor.process(records, &mut outcomes));
-            done.unwrap();
-            outcomes
-        }
-
-        /// Configure (`URL` in values replaced by the server's URL) and process one record.
-        fn process(&self, pairs: &[(&str, &str)], mut record: Record) -> (Record, Outcome) {
-            let owned: Vec<_> = (pairs.iter())
-                .map(|(k, v)| (*k, v.replace("URL", &self.url)))
-                .collect();
-            let pairs: Vec<_> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let mut processor = configure(&WebhookHttp::new(), &pairs).unwrap();
-            let outcome = self.run(processor.as_mut(), std::slice::from_mut(&mut record));
-            (record, outcome[0].clone())
-        }
-
-        fn seen(&self) -> Vec<Seen> {
-            self.seen.lock().unwrap().clone()
-        }
-    }
-
-    async fn serve(
-        stream: tokio::net::TcpStream,
-        log: Arc<Mutex<Vec<Seen>>>,
-        handler: Arc<Handler>,
-    ) {
-        let mut reader = BufReader::new(stream);
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).await.unwrap() == 0 || line == "\r\n" {
-                break;
-            }
-            lines.push(line.trim_end().to_owned());
-        }
-        let mut words = lines[0].split(' ').map(str::to_owned);
-        let (method, target) = (words.next().unwrap(), words.next().unwrap());
-        let headers: BTreeMap<_, _> = (lines[1..].iter())
-            .filter_map(|l| l.split_once(':'))
-            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
-            .collect();
-        let mut body = vec![
-            0;
-            headers
-                .get("content-length")
-                .map_or(0, |l| l.parse().unwrap())
-        ];
-        reader.read_exact(&mut body).await.unwrap();
-        let body = String::from_utf8(body).unwrap();
-        let seen = Seen {
-            method,
-            target,
-            headers,
-            body,
-        };
-        let count = {
-            let mut log = log.lock().unwrap();
-            log.push(seen.clone());
-            log.len()
-        };
-        let (status, extra, body) = handler(&seen, count);
-        let mut reply = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
-        for (name, value) in extra {
-            reply.push_str(&format!("{name}: {value}\r\n"));
-        }
-        reply.push_str(&format!("Connection: close\r\n\r\n{body}"));
-        let mut stream = reader.into_inner();
-        stream.write_all(reply.as_bytes()).await.unwrap();
-        stream.shutdown().await.ok();
-    }
-
-    fn ok(body: &str) -> Reply {
-        (200, vec![], body.to_owned())
-    }
 
     fn record(operation: Operation, before: Option<Data>, after: Option<Data>) -> Record {
         let payload = Change { before, after };
@@ -780,11 +603,11 @@ mod tests {
             (vec![url, ("headers.bad name", "x")], "\"bad name\" is not a valid header name"),
             (vec![("request.url", "example.com")], "unsupported protocol scheme \"\""),
             (vec![("request.url", "ftp://example.com")], "unsupported protocol scheme \"ftp\""),
-            (vec![("request.url", "https://example.com")], TLS_UNSUPPORTED),
-            (vec![("request.url", "HTTPS://example.com/{{ .Metadata.id }}")], TLS_UNSUPPORTED),
         ]);
         for pairs in [
             vec![url],
+            vec![("request.url", "https://example.com")],
+            vec![("request.url", "HTTPS://example.com/{{ .Metadata.id }}")],
             vec![("request.url", "http://example.com/{{.Payload.After}}")],
             vec![("request.url", "{{ .Metadata.url }}")],
             vec![url, ("request.method", "GET")],
@@ -819,7 +642,7 @@ mod tests {
              example(Operation::Create, structured(json!({"name": "foo", "response": "aGVsbG8sIGZvbyE="})), meta(&[]))),
         ];
         for (pairs, input, want) in cases {
-            assert_eq!(server.process(pairs, input), (want, Outcome::Keep), "{pairs:?}");
+            assert_eq!(server.process(&WebhookHttp::new(), pairs, input), (want, Outcome::Keep), "{pairs:?}");
         }
         let seen = server.seen();
         assert_eq!((seen[0].method.as_str(), seen[0].body.as_str()), ("GET", "world"));
@@ -862,7 +685,7 @@ mod tests {
         for (mut pairs, status, input, want_body, want) in cases {
             let server = Server::start(move |_, _| (status, vec![], "foo-bar/response".to_owned()));
             pairs.push(("request.url", "URL"));
-            assert_eq!(server.process(&pairs, input), (want, Outcome::Keep), "{pairs:?}");
+            assert_eq!(server.process(&WebhookHttp::new(), &pairs, input), (want, Outcome::Keep), "{pairs:?}");
             let method = if pairs.contains(&post) { "POST" } else { "GET" };
             let seen = &server.seen()[0];
             assert_eq!((seen.method.as_str(), seen.body.as_str()), (method, want_body.as_str()));
@@ -882,11 +705,11 @@ mod tests {
             ("URL/a b?z=1&a=x+y", Record::default(), "/a%20b?z=1&a=x+y"),
         ];
         for (i, (url, input, want)) in cases.into_iter().enumerate() {
-            assert_eq!(server.process(&[("request.url", url)], input).1, Outcome::Keep, "{url}");
+            assert_eq!(server.process(&WebhookHttp::new(), &[("request.url", url)], input).1, Outcome::Keep, "{url}");
             assert_eq!(server.seen()[i].target, want, "{url}");
         }
         let input = Record { metadata: meta(&[("p", "x?a=%zz")]), ..Record::default() };
-        let error = failure(server.process(&[("request.url", "URL/{{.Metadata.p}}")], input).1);
+        let error = failure(server.process(&WebhookHttp::new(), &[("request.url", "URL/{{.Metadata.p}}")], input).1);
         assert!(error.contains("error parsing URL: parse \"") && error.ends_with("invalid URL escape \"%zz\""), "{error}");
     }
 
@@ -897,7 +720,7 @@ mod tests {
         // Four failures, then success.
         let server = Server::start(|_, n| if n < 5 { (500, vec![], String::new()) } else { ok("foo-bar/response") });
         let pairs = [&backoff[..], &[("request.url", "URL"), ("backoffRetry.count", "4"), ("request.body", "{{ toJson . }}")]].concat();
-        let (got, outcome) = server.process(&pairs, payload(None, raw("random data")));
+        let (got, outcome) = server.process(&WebhookHttp::new(), &pairs, payload(None, raw("random data")));
         assert_eq!((got, outcome), (payload(None, raw("foo-bar/response")), Outcome::Keep));
         let sent = record_json("create", "null", r#""cmFuZG9tIGRhdGE=""#);
         let seen = server.seen();
@@ -907,7 +730,7 @@ mod tests {
         let pairs = [&backoff[..], &[("request.url", "URL"), ("backoffRetry.count", "5")]].concat();
         let input = payload(None, raw("something"));
         let want = Outcome::Fail("error status code 503 (body: \"down\")".to_owned());
-        assert_eq!(server.process(&pairs, input.clone()), (input, want));
+        assert_eq!(server.process(&WebhookHttp::new(), &pairs, input.clone()), (input, want));
         assert_eq!(server.seen().len(), 6);
         // Without retries, one request each; the other records of the batch go on.
         let server = Server::start(|seen, _| if seen.target == "/bad" { (500, vec![], String::new()) } else { ok("ok") });
@@ -943,7 +766,7 @@ mod tests {
             pairs.extend([("request.url", "URL"), ("response.status", ".Metadata.status")]);
             // An empty reply is empty raw data.
             let want = Record { metadata: meta(&[("status", "204")]), ..payload(None, raw("")) };
-            assert_eq!(server.process(&pairs, payload(None, raw("before"))), (want, Outcome::Keep));
+            assert_eq!(server.process(&WebhookHttp::new(), &pairs, payload(None, raw("before"))), (want, Outcome::Keep));
             let seen = &server.seen()[i];
             assert_eq!((seen.method.as_str(), seen.headers["content-type"].as_str()), (method, content_type));
         }
@@ -951,7 +774,7 @@ mod tests {
         assert_eq!((first.headers["authorization"].as_str(), first.headers["x-trace"].as_str(), first.body.as_str()), ("Bearer key", "t1", "hi"));
         // User information in the URL is sent as basic authentication.
         let url = server.url.replace("http://", "http://user:p%40ss@");
-        assert_eq!(server.process(&[("request.url", &url)], Record::default()).1, Outcome::Keep);
+        assert_eq!(server.process(&WebhookHttp::new(), &[("request.url", &url)], Record::default()).1, Outcome::Keep);
         assert_eq!(server.seen()[3].headers["authorization"], "Basic dXNlcjpwQHNz");
     }
 
@@ -964,7 +787,7 @@ mod tests {
             "/loop" => (301, vec![("Location", "/loop")], String::new()),
             path => ok(&format!("at {path}")),
         });
-        let post = |path: &str| server.process(&[("request.url", &format!("URL{path}")), ("request.method", "POST"), ("request.body", "x")], Record::default());
+        let post = |path: &str| server.process(&WebhookHttp::new(), &[("request.url", &format!("URL{path}")), ("request.method", "POST"), ("request.body", "x")], Record::default());
         assert_eq!(post("/start"), (payload(None, raw("at /final")), Outcome::Keep));
         assert_eq!(post("/dir/perm"), (payload(None, raw("at /dir/next")), Outcome::Keep));
         let seen: Vec<_> = server.seen().into_iter().map(|s| format!("{} {} {}", s.method, s.target, s.body)).collect();
@@ -980,15 +803,19 @@ mod tests {
         let server = Server::start(|_, _| ok(""));
         // A port nothing listens on (bound, then closed).
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let error = failure(server.process(&[("request.url", &format!("http://{closed}/x"))], Record::default()).1);
+        let error = failure(server.process(&WebhookHttp::new(), &[("request.url", &format!("http://{closed}/x"))], Record::default()).1);
         assert!(error.starts_with(&format!("error executing HTTP request: Get \"http://{closed}/x\": ")), "{error}");
         // A scheme that comes from the record is checked when sending.
-        let input = Record { metadata: meta(&[("url", "https://127.0.0.1:1/")]), ..Record::default() };
-        let error = failure(server.process(&[("request.url", "{{ .Metadata.url }}")], input).1);
-        assert!(error.contains(TLS_UNSUPPORTED), "{error}");
-        assert!(server.seen().is_empty());
+        let input = Record { metadata: meta(&[("url", "ftp://127.0.0.1:1/")]), ..Record::default() };
+        let error = failure(server.process(&WebhookHttp::new(), &[("request.url", "{{ .Metadata.url }}")], input).1);
+        assert!(error.contains("unsupported protocol scheme \"ftp\""), "{error}");
+        // https is spoken: a TLS handshake with a plain-HTTP server fails, and says so.
+        let plain = server.url.replace("http://", "https://");
+        let error = failure(server.process(&WebhookHttp::new(), &[("request.url", &plain)], Record::default()).1);
+        assert!(error.starts_with(&format!("error executing HTTP request: Get \"{plain}/\": ")), "{error}");
+        assert!(error.contains("tls handshake"), "{error}");
         // The reply cannot go into a metadata value (Conduit's resolver refuses bytes there).
-        let error = failure(server.process(&[("request.url", "URL"), ("response.body", ".Metadata.reply")], Record::default()).1);
+        let error = failure(server.process(&WebhookHttp::new(), &[("request.url", "URL"), ("response.body", ".Metadata.reply")], Record::default()).1);
         assert!(error.starts_with("failed setting response body: "), "{error}");
     }
 }

@@ -30,6 +30,18 @@ pub enum SchemaError {
     Unavailable(String),
 }
 
+impl SchemaError {
+    /// The error for a version a registry does not have: the subject is unknown, or it is
+    /// known and the version is not.
+    pub fn missing_version(subject_exists: bool) -> Self {
+        if subject_exists {
+            Self::VersionNotFound
+        } else {
+            Self::SubjectNotFound
+        }
+    }
+}
+
 /// A schema registry.
 pub trait SchemaRegistry: Send + Sync {
     /// Register `text` under `subject`; a text the subject has already answers the version

@@ -208,3 +208,14 @@ pub fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state << 17;
     *state
 }
+
+/// The whole OpenCDC records a file destination has written so far (a line being written
+/// is left out).
+pub fn written_records(path: &Path) -> Vec<culvert_domain::Record> {
+    std::fs::read(path)
+        .unwrap_or_default()
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| l.ends_with(b"\n"))
+        .map(|l| culvert_domain::Record::from_json(&l[..l.len() - 1]).expect("a whole record"))
+        .collect()
+}

@@ -7,9 +7,9 @@
 //! ones are acked (the pipeline's position reaches the last line), and the registered
 //! schema is an event in the log that outlives a restart.
 
-use crate::harness::{data_dir, wait_until, Server};
+use crate::harness::{data_dir, wait_until, written_records, Server};
 use crate::http_client::call;
-use culvert_domain::{Data, Operation, Record};
+use culvert_domain::{Data, Operation};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -110,22 +110,12 @@ fn decode_user(after: &[u8]) -> (u32, i64, String) {
 
 /// The ids of the users written so far.
 fn written_ids(out: &Path) -> Vec<u64> {
-    written(out)
+    written_records(out)
         .iter()
         .map(|r| match &r.payload.after {
             Some(Data::Raw(after)) => decode_user(after).1 as u64,
             other => panic!("{other:?}"),
         })
-        .collect()
-}
-
-/// The whole records written so far.
-fn written(out: &Path) -> Vec<Record> {
-    std::fs::read(out)
-        .unwrap_or_default()
-        .split_inclusive(|b| *b == b'\n')
-        .filter(|l| l.ends_with(b"\n"))
-        .map(|l| Record::from_json(&l[..l.len() - 1]).expect("a whole record"))
         .collect()
 }
 
@@ -143,9 +133,9 @@ fn debezium_events_are_decoded_unwrapped_scripted_and_encoded_with_nothing_lost(
     let mut server = start(&data, &pipelines, &input, &out);
     let kept: Vec<u64> = (1..=EVENTS).filter(|n| n % 5 != 0).collect();
     wait_until("every kept record written", || {
-        written(&out).len() >= kept.len()
+        written_records(&out).len() >= kept.len()
     });
-    let records = written(&out);
+    let records = written_records(&out);
     let mut ids = Vec::new();
     for record in &records {
         let Some(Data::Raw(after)) = &record.payload.after else {
@@ -191,7 +181,7 @@ fn debezium_events_are_decoded_unwrapped_scripted_and_encoded_with_nothing_lost(
     std::io::Write::write_all(&mut file, (more.join("\n") + "\n").as_bytes()).unwrap();
     let kept: Vec<u64> = (1..=EVENTS + 10).filter(|n| n % 5 != 0).collect();
     wait_until("the appended events written", || {
-        written(&out).len() >= kept.len()
+        written_records(&out).len() >= kept.len()
     });
     assert_eq!(
         written_ids(&out),

@@ -3,11 +3,10 @@
 //! loopback, answering the REST calls Confluent's registry answers), with the configured
 //! credentials, and the records carry the id that registry gave.
 
-use crate::harness::{data_dir, wait_until, Server};
-use culvert_domain::{Data, Record};
+use crate::harness::{data_dir, wait_until, written_records, Server};
+use culvert_domain::Data;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 const FILE: &str = r#"
@@ -95,15 +94,6 @@ fn fake_registry() -> (String, Arc<Mutex<Vec<Seen>>>) {
     (url, seen)
 }
 
-fn written(out: &Path) -> Vec<Record> {
-    std::fs::read(out)
-        .unwrap_or_default()
-        .split_inclusive(|b| *b == b'\n')
-        .filter(|l| l.ends_with(b"\n"))
-        .map(|l| Record::from_json(&l[..l.len() - 1]).expect("a whole record"))
-        .collect()
-}
-
 #[test]
 fn avro_encode_registers_in_a_confluent_registry_with_credentials() {
     let (registry, seen) = fake_registry();
@@ -139,8 +129,10 @@ fn avro_encode_registers_in_a_confluent_registry_with_credentials() {
             ),
         ],
     );
-    wait_until("every record written", || written(&out).len() >= 100);
-    for record in written(&out) {
+    wait_until("every record written", || {
+        written_records(&out).len() >= 100
+    });
+    for record in written_records(&out) {
         let Some(Data::Raw(after)) = &record.payload.after else {
             panic!("{record:?}");
         };

@@ -6,9 +6,9 @@ use crate::avro::{encode, encoding, infer, parse_schema, shape, with_header, Enc
 use crate::params::{invalid, reference, setting, setting_or, with_schema_parameters};
 use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::{FieldValue, Reference};
-use crate::resolve::{resolve, unexpected_type};
+use crate::resolve::{resolve, structured_data};
 use crate::{AUTHOR, VERSION};
-use culvert_domain::{Data, Record};
+use culvert_domain::Record;
 use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::schema::{SchemaRegistry, SchemaType};
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
@@ -235,32 +235,12 @@ impl Encoder {
     }
 }
 
-/// The structured data to encode, as Conduit takes it: structured data, or JSON text in raw
-/// data or a string (empty raw data is empty structured data).
-fn structured_data(value: Option<FieldValue>) -> Result<Map<String, Value>, String> {
-    let parse = |bytes: &[u8]| {
-        serde_json::from_slice::<Map<String, Value>>(bytes)
-            .map_err(|e| format!("failed unmarshalling JSON from raw data: {e}"))
-    };
-    match value {
-        Some(FieldValue::Data(Some(Data::Structured(map))))
-        | Some(FieldValue::Json(Value::Object(map))) => Ok(map),
-        Some(FieldValue::Data(Some(Data::Raw(bytes)))) if bytes.is_empty() => Ok(Map::new()),
-        Some(FieldValue::Data(Some(Data::Raw(bytes))) | FieldValue::Bytes(bytes)) => parse(&bytes),
-        Some(FieldValue::Text(text) | FieldValue::Json(Value::String(text))) => {
-            parse(text.as_bytes())
-        }
-        Some(other) => Err(unexpected_type(&other)),
-        None => Err("unexpected data type <nil>".into()),
-    }
-}
-
 impl RecordProcessor for Encoder {
     fn process_record(&self, record: &mut Record) -> Result<(), String> {
         let value =
             resolve(&self.field, record).map_err(|e| format!("failed resolving field: {e}"))?;
-        let data =
-            structured_data(value).map_err(|e| format!("failed getting structured data: {e}"))?;
+        let data = structured_data(value, "unexpected data type <nil>")
+            .map_err(|e| format!("failed getting structured data: {e}"))?;
         let (id, schema) = self
             .schema(&data)
             .map_err(|e| format!("failed encoding data: failed to get schema: {e}"))?;
@@ -276,6 +256,7 @@ impl RecordProcessor for Encoder {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use culvert_domain::Data;
     use crate::avro::MemoryRegistry;
     use crate::testing::*;
     use culvert_plugins::processor::Outcome;

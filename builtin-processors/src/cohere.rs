@@ -38,7 +38,7 @@ pub use command::CohereCommand;
 pub use embed::{CohereEmbed, EMBED_MODEL_METADATA};
 pub use rerank::CohereRerank;
 
-use crate::gofmt::{go_float, go_type, GoFloat, Numbers};
+use crate::gofmt::{go_type, Numbers};
 use crate::http::{base_url, client, endpoint, post_json, Backoff, HttpClient};
 use crate::params::{invalid, setting};
 use crate::reference::FieldValue;
@@ -48,8 +48,7 @@ use culvert_plugins::{PluginError, Settings};
 use http::header::{AUTHORIZATION, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Uri};
 use hyper::body::Bytes;
-use serde_json::{Number, Value};
-use std::fmt::Write as _;
+use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -247,89 +246,13 @@ fn input_text(value: Option<FieldValue>) -> Result<String, String> {
         }
         Some(FieldValue::Data(Some(Data::Structured(object)))) => {
             let mut text = String::new();
-            write_go_json(&mut text, &Value::Object(object));
+            crate::gojson::write_json(&mut text, &Value::Object(object));
             Ok(text)
         }
         Some(FieldValue::Text(text) | FieldValue::Json(Value::String(text))) => Ok(text),
         Some(other) => unsupported(go_type(&other, Numbers::AsHeld)),
         None => unsupported("<nil>"),
     }
-}
-
-/// A JSON value as Conduit writes it (goccy/go-json): object keys sorted by their written
-/// form, strings escaped as [`write_go_string`] does, numbers as Go prints them.
-fn write_go_json(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => write_go_number(out, n),
-        Value::String(s) => write_go_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_go_json(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(object) => {
-            let mut entries: Vec<(String, &Value)> = object
-                .iter()
-                .map(|(key, item)| {
-                    let mut written = String::with_capacity(key.len() + 2);
-                    write_go_string(&mut written, key);
-                    (written, item)
-                })
-                .collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&key);
-                out.push(':');
-                write_go_json(out, item);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// A number as Go writes it in JSON: whole numbers as digits, the others as float64s.
-fn write_go_number(out: &mut String, n: &Number) {
-    if let Some(u) = n.as_u64() {
-        let _ = write!(out, "{u}");
-    } else if let Some(i) = n.as_i64() {
-        let _ = write!(out, "{i}");
-    } else if let Some(f) = n.as_f64() {
-        out.push_str(&go_float(f, GoFloat::Json));
-    } else {
-        out.push_str(&n.to_string());
-    }
-}
-
-/// A JSON string as Conduit writes it: `"` and `\` escaped, `\n`, `\r` and `\t` short,
-/// other control characters, `<`, `>` and `&` as `\u00xx`, U+2028 and U+2029 as `\u2028`
-/// and `\u2029`; everything else as it is.
-fn write_go_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{0}'..='\u{1f}' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// A float64 read from a JSON number's text as Go reads it (correctly rounded); `null` is

@@ -1,7 +1,7 @@
 //! `json.encode`: replace a field under `.Key` or `.Payload` with its JSON text, written
 //! as Conduit writes it (keys sorted, HTML characters escaped, Go's number forms).
 
-use crate::gofmt::{go_float, GoFloat};
+use crate::gojson::{write_json, write_string, Writer};
 use crate::params::{json_field, json_field_setting, with_schema_parameters};
 use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::{FieldValue, Reference};
@@ -11,8 +11,7 @@ use base64::Engine as _;
 use culvert_domain::{Data, Record};
 use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};
-use serde_json::{Number, Value};
-use std::fmt::Write as _;
+use serde_json::Value;
 
 /// `json.encode`: encode a field as JSON text.
 pub struct JsonEncode {
@@ -79,12 +78,13 @@ impl RecordProcessor for EncodeProcessor {
             Some(FieldValue::Data(Some(Data::Raw(bytes)))) => write_string(
                 &mut json,
                 &base64::engine::general_purpose::STANDARD.encode(bytes),
+                Writer::Goccy,
             ),
             Some(FieldValue::Data(Some(Data::Structured(object)))) => {
                 write_json(&mut json, &Value::Object(object))
             }
             Some(FieldValue::Json(value)) => write_json(&mut json, &value),
-            Some(FieldValue::Text(text)) => write_string(&mut json, &text),
+            Some(FieldValue::Text(text)) => write_string(&mut json, &text, Writer::Goccy),
             // Not under `.Key` or `.Payload`: the setting's validations keep these out.
             Some(other) => return Err(unexpected_type(&other)),
         }
@@ -92,80 +92,6 @@ impl RecordProcessor for EncodeProcessor {
             .set(record, json)
             .map_err(|e| format!("failed to set the JSON encoded value into the record: {e}"))
     }
-}
-
-/// Write a value as compact JSON the way goccy/go-json (Conduit's JSON library) writes
-/// it: object keys sorted, Go's number forms, strings escaped as Go escapes them.
-fn write_json(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => write_number(out, n),
-        Value::String(s) => write_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(object) => {
-            // goccy/go-json orders the keys by their written form, quotes and escapes
-            // included: `"a!"` comes before `"a"`, `"B"` before `"\u003c"` (`<`).
-            let mut entries: Vec<(String, &Value)> = object
-                .iter()
-                .map(|(key, item)| {
-                    let mut written = String::with_capacity(key.len() + 2);
-                    write_string(&mut written, key);
-                    (written, item)
-                })
-                .collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&key);
-                out.push(':');
-                write_json(out, item);
-            }
-            out.push('}');
-        }
-    }
-}
-
-fn write_number(out: &mut String, n: &Number) {
-    match (n.as_u64(), n.as_i64(), n.as_f64()) {
-        (Some(u), _, _) => write!(out, "{u}").expect("writing to a string"),
-        (_, Some(i), _) => write!(out, "{i}").expect("writing to a string"),
-        (_, _, Some(f)) => out.push_str(&go_float(f, GoFloat::Json)),
-        _ => out.push_str(&n.to_string()),
-    }
-}
-
-/// A JSON string as Go writes it: `"` and `\` escaped, `\n`, `\r` and `\t` short, other
-/// control characters and `<`, `>`, `&` as `\u00xx`, U+2028 and U+2029 as `\u2028` and
-/// `\u2029`; everything else as it is.
-fn write_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{0}'..='\u{1f}' | '\u{2028}' | '\u{2029}' => {
-                write!(out, "\\u{:04x}", u32::from(c)).expect("writing to a string")
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

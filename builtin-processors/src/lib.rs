@@ -25,7 +25,7 @@
 //! What the built-ins share has modules of its own, inside the crate: `params` (parameters
 //! and settings), `per_record` (processors that take one record at a time), `resolve`
 //! (reading a field as Conduit's resolver does), `wrapped` (records carried in a field),
-//! `gofmt` (Go's printing of values and type names), `http` (the HTTP client, retries and
+//! `gofmt` (Go's printing of values and type names), `gojson` (JSON as Go writes it), `http` (the HTTP client, retries and
 //! service URLs of the processors that call web services) and, for tests, `testing`.
 //!
 //! The processor trait itself is the contract in `culvert-plugins`.
@@ -60,6 +60,7 @@ pub mod unwrap_opencdc;
 pub mod webhook_http;
 
 mod gofmt;
+mod gojson;
 mod http;
 mod params;
 mod per_record;

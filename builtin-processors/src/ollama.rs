@@ -13,11 +13,12 @@ use crate::http::{client, endpoint, post_json, HttpClient};
 use crate::params::{
     invalid, reference, setting, setting_or, with_schema_parameters, PAYLOAD_PATTERN,
 };
+use crate::per_record::{AsyncPerRecord, AsyncRecordProcessor};
 use crate::reference::{FieldValue, Reference};
-use crate::resolve::unexpected_type;
+use crate::resolve::structured_data;
 use crate::{AUTHOR, VERSION};
-use culvert_domain::{Data, Record};
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_domain::Record;
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_plugins::{PluginError, Settings};
 use http::{HeaderMap, StatusCode, Uri};
@@ -128,13 +129,13 @@ impl ProcessorPlugin for Ollama {
             ));
         }
         let field = reference("field", field_text)?;
-        Ok(Box::new(OllamaProcessor {
+        Ok(Box::new(AsyncPerRecord(OllamaProcessor {
             client: client(),
             generate,
             field,
             model: setting_or(settings, "model", "llama3.2").to_owned(),
             prompt: setting(settings, "prompt").to_owned(),
-        }))
+        })))
     }
 }
 
@@ -147,23 +148,8 @@ struct OllamaProcessor {
 }
 
 #[async_trait::async_trait]
-impl Processor for OllamaProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            if let Err(error) = self.process_record(record).await {
-                *outcome = Outcome::Fail(error);
-            }
-        }
-        Ok(())
-    }
-}
-
-impl OllamaProcessor {
-    async fn process_record(&self, record: &mut Record) -> Result<(), String> {
+impl AsyncRecordProcessor for OllamaProcessor {
+    async fn process_record(&self, record: &Record) -> Result<Record, String> {
         if !ALLOWED_MODELS.contains(&self.model.as_str()) {
             return Err(format!(
                 "model {{{}}} not allowed by processor. Allowed models: [{}]",
@@ -176,7 +162,8 @@ impl OllamaProcessor {
             Ok(value) => Some(value),
             Err(e) => return Err(format!("failed resolving reference: {e}")),
         };
-        let data = field_data(value).map_err(|e| format!("cannot process field: {e}"))?;
+        let data = structured_data(value, "field to unmarshal nil")
+            .map_err(|e| format!("cannot process field: {e}"))?;
         let prompt =
             prompt(&self.prompt, &data).map_err(|e| format!("creating the ollama request: {e}"))?;
         let body = serde_json::json!({
@@ -201,29 +188,11 @@ impl OllamaProcessor {
             ));
         }
         let answer = answer(&reply).map_err(|e| format!("cannot process response: {e}"))?;
+        let mut out = record.clone();
         self.field
-            .set_value(record, FieldValue::Json(Value::Object(answer)))
-            .map_err(|e| format!("error setting the designated field: {e}"))
-    }
-}
-
-/// The field's data as Conduit takes it: structured data, or JSON text in raw data or a
-/// string (empty raw data is an empty object).
-fn field_data(value: Option<FieldValue>) -> Result<Map<String, Value>, String> {
-    let parse = |bytes: &[u8]| {
-        serde_json::from_slice::<Map<String, Value>>(bytes)
-            .map_err(|e| format!("failed unmarshalling JSON: {e}"))
-    };
-    match value {
-        Some(FieldValue::Data(Some(Data::Structured(map))))
-        | Some(FieldValue::Json(Value::Object(map))) => Ok(map),
-        Some(FieldValue::Data(Some(Data::Raw(bytes)))) if bytes.is_empty() => Ok(Map::new()),
-        Some(FieldValue::Data(Some(Data::Raw(bytes))) | FieldValue::Bytes(bytes)) => parse(&bytes),
-        Some(FieldValue::Text(text) | FieldValue::Json(Value::String(text))) => {
-            parse(text.as_bytes())
-        }
-        Some(other) => Err(unexpected_type(&other)),
-        None => Err("field to unmarshal nil".into()),
+            .set_value(&mut out, FieldValue::Json(Value::Object(answer)))
+            .map_err(|e| format!("error setting the designated field: {e}"))?;
+        Ok(out)
     }
 }
 
@@ -274,17 +243,11 @@ mod tests {
     use super::*;
     use crate::testing::http_server::{ok, Server};
     use crate::testing::*;
+    use culvert_plugins::processor::Outcome;
     use serde_json::json;
 
     const REPLY: &str = r#"{"model":"llama3.2","created_at":"2025-04-09T04:18:57.239864Z",
         "response":"{\"test-field\": 124}","done":true,"done_reason":"stop","context":[1,2]}"#;
-
-    fn failure(outcome: Outcome) -> String {
-        match outcome {
-            Outcome::Fail(error) => error,
-            other => panic!("not failed: {other:?}"),
-        }
-    }
 
     #[test]
     fn conduits_example() {

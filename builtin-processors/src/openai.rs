@@ -44,7 +44,6 @@
 
 mod api;
 mod embeddings;
-mod gojson;
 mod textgen;
 
 pub use embeddings::OpenAiEmbeddings;
@@ -279,7 +278,7 @@ fn take(field: &Reference, record: &Record) -> Result<Taken, String> {
         Some(FieldValue::Position(bytes)) => (lossy(bytes), Slot::Position),
         Some(FieldValue::Data(Some(Data::Raw(bytes)))) => (lossy(bytes), Slot::Data),
         Some(FieldValue::Data(Some(Data::Structured(object)))) => {
-            (gojson::object_text(&object), Slot::Data)
+            (crate::gojson::object_text(&object), Slot::Data)
         }
         Some(FieldValue::Text(text) | FieldValue::Json(Value::String(text))) => (text, Slot::Text),
         None => return Err("unsupported type <nil>".to_owned()),

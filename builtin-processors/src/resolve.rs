@@ -40,3 +40,30 @@ pub(crate) fn resolve(
 pub(crate) fn unexpected_type(value: &FieldValue) -> String {
     format!("unexpected data type {}", go_type(value, Numbers::AsHeld))
 }
+
+/// A field's value as structured data, as Conduit's processors that want an object take
+/// it: structured data, or JSON text in raw data or a string (empty raw data is an empty
+/// object). `nil` is the error for a missing or null field.
+pub(crate) fn structured_data(
+    value: Option<FieldValue>,
+    nil: &str,
+) -> Result<serde_json::Map<String, Value>, String> {
+    use culvert_domain::Data;
+    let parse = |bytes: &[u8]| {
+        serde_json::from_slice::<serde_json::Map<String, Value>>(bytes)
+            .map_err(|e| format!("failed unmarshalling JSON from raw data: {e}"))
+    };
+    match value {
+        Some(FieldValue::Data(Some(Data::Structured(map))))
+        | Some(FieldValue::Json(Value::Object(map))) => Ok(map),
+        Some(FieldValue::Data(Some(Data::Raw(bytes)))) if bytes.is_empty() => {
+            Ok(serde_json::Map::new())
+        }
+        Some(FieldValue::Data(Some(Data::Raw(bytes))) | FieldValue::Bytes(bytes)) => parse(&bytes),
+        Some(FieldValue::Text(text) | FieldValue::Json(Value::String(text))) => {
+            parse(text.as_bytes())
+        }
+        Some(other) => Err(unexpected_type(&other)),
+        None => Err(nil.to_owned()),
+    }
+}

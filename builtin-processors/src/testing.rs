@@ -299,6 +299,14 @@ pub(crate) fn assert_failed_containing<'a>(
     }
 }
 
+/// Why a record failed (it must have).
+pub(crate) fn failure(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Fail(error) => error,
+        other => panic!("not failed: {other:?}"),
+    }
+}
+
 /// A loopback HTTP/1.1 server for the tests of processors that call web services.
 pub(crate) mod http_server {
     use super::configure;

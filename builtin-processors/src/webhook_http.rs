@@ -15,10 +15,11 @@
 
 use crate::http::{chain, client, Backoff, HttpClient};
 use crate::params::{invalid, reference, setting, setting_or, with_schema_parameters};
+use crate::per_record::{AsyncPerRecord, AsyncRecordProcessor};
 use crate::reference::{FieldValue, Reference};
 use crate::{AUTHOR, VERSION};
 use culvert_domain::Record;
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_plugins::{PluginError, Settings};
 use culvert_template::Template;
@@ -131,7 +132,7 @@ impl ProcessorPlugin for WebhookHttp {
                 format!("configuration check failed: invalid method {method_text:?}"),
             )
         })?;
-        Ok(Box::new(HttpProcessor {
+        Ok(Box::new(AsyncPerRecord(HttpProcessor {
             client: client(),
             method,
             url,
@@ -140,7 +141,7 @@ impl ProcessorPlugin for WebhookHttp {
             response_body,
             response_status,
             backoff,
-        }))
+        })))
     }
 }
 
@@ -218,36 +219,16 @@ struct HttpProcessor {
 }
 
 #[async_trait::async_trait]
-impl Processor for HttpProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            match Box::pin(self.process_with_retries(record)).await {
-                Ok(done) => *record = done,
-                Err(error) => *outcome = Outcome::Fail(error),
-            }
-        }
-        Ok(())
+impl AsyncRecordProcessor for HttpProcessor {
+    async fn process_record(&self, record: &Record) -> Result<Record, String> {
+        Box::pin(self.process_with_retries(record)).await
     }
 }
 
 impl HttpProcessor {
     /// The record with the reply stored, after as many attempts as allowed.
     async fn process_with_retries(&self, record: &Record) -> Result<Record, String> {
-        let mut attempt = 0.0;
-        loop {
-            match self.attempt(record).await {
-                Ok(done) => return Ok(done),
-                Err(_) if attempt < self.backoff.count => {
-                    tokio::time::sleep(self.backoff.delay(attempt)).await;
-                    attempt += 1.0;
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        self.backoff.run(|| self.attempt(record), |_| true).await
     }
 
     /// One attempt: build the request, send it, store the reply in a copy of the record.
@@ -547,8 +528,9 @@ mod tests {
     use super::*;
     use crate::testing::http_server::{ok, Server};
     use crate::testing::{assert_parameters, assert_refused, configure, meta, payload, raw};
-    use crate::testing::{settings, structured};
+    use crate::testing::{failure, settings, structured};
     use culvert_domain::{Change, Data, Operation, Position};
+    use culvert_plugins::processor::Outcome;
     use serde_json::json;
 
     fn record(operation: Operation, before: Option<Data>, after: Option<Data>) -> Record {
@@ -557,13 +539,6 @@ mod tests {
             operation,
             payload,
             ..Record::default()
-        }
-    }
-
-    fn failure(outcome: Outcome) -> String {
-        match outcome {
-            Outcome::Fail(error) => error,
-            other => panic!("not failed: {other:?}"),
         }
     }
 

@@ -7,11 +7,12 @@ use super::{
     default_base_url, input_text, parameters, raw_object, raw_string, required, Api, Endpoint,
 };
 use crate::params::{reference, setting_or};
+use crate::per_record::{AsyncPerRecord, AsyncRecordProcessor};
 use crate::reference::{FieldValue, Reference};
 use crate::resolve::resolve;
 use crate::{AUTHOR, VERSION};
 use culvert_domain::Record;
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_plugins::{PluginError, Settings};
 use serde_json::json;
@@ -91,13 +92,13 @@ impl ProcessorPlugin for CohereCommand {
         let prompt = required(settings, "prompt")?.to_owned();
         let request = setting_or(settings, "request.body", ".Payload.After");
         let response = setting_or(settings, "response.body", ".Payload.After");
-        Ok(Box::new(CommandProcessor {
+        Ok(Box::new(AsyncPerRecord(CommandProcessor {
             api,
             model: setting_or(settings, "model", "command").to_owned(),
             prompt,
             request: reference("request.body", request)?,
             response: reference("response.body", response)?,
-        }))
+        })))
     }
 }
 
@@ -110,44 +111,7 @@ struct CommandProcessor {
     response: Reference,
 }
 
-#[async_trait::async_trait]
-impl Processor for CommandProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            match self.process_record(record).await {
-                Ok(done) => *record = done,
-                Err(error) => *outcome = Outcome::Fail(error),
-            }
-        }
-        Ok(())
-    }
-}
-
-impl CommandProcessor {
-    /// The record with the model's reply stored.
-    async fn process_record(&self, record: &Record) -> Result<Record, String> {
-        let mut out = record.clone();
-        let value = resolve(&self.request, &mut out)
-            .map_err(|e| format!("failed to resolve reference {}: {e}", self.request.as_str()))?;
-        let input = input_text(value).map_err(|e| format!("failed to get input: {e}"))?;
-        let body = json!({
-            "model": self.model,
-            "messages": [{"role": "user", "content": sprintf(&self.prompt, &input)}],
-            "stream": false,
-        });
-        let reply = self.api.post(&body).await?;
-        let text = reply_text(&reply)?;
-        let mut out = record.clone();
-        self.response
-            .set_value(&mut out, FieldValue::Text(text))
-            .map_err(|e| format!("failed setting response body: {e}"))?;
-        Ok(out)
-    }
-}
+impl CommandProcessor {}
 
 /// The text of a chat reply, which must have exactly one content item.
 fn reply_text(reply: &[u8]) -> Result<String, String> {
@@ -171,12 +135,36 @@ fn reply_text(reply: &[u8]) -> Result<String, String> {
     raw_string(&item, "text").map_err(unreadable)
 }
 
+#[async_trait::async_trait]
+impl AsyncRecordProcessor for CommandProcessor {
+    /// The record with the model's reply stored.
+    async fn process_record(&self, record: &Record) -> Result<Record, String> {
+        let mut out = record.clone();
+        let value = resolve(&self.request, &mut out)
+            .map_err(|e| format!("failed to resolve reference {}: {e}", self.request.as_str()))?;
+        let input = input_text(value).map_err(|e| format!("failed to get input: {e}"))?;
+        let body = json!({
+            "model": self.model,
+            "messages": [{"role": "user", "content": sprintf(&self.prompt, &input)}],
+            "stream": false,
+        });
+        let reply = self.api.post(&body).await?;
+        let text = reply_text(&reply)?;
+        let mut out = record.clone();
+        self.response
+            .set_value(&mut out, FieldValue::Text(text))
+            .map_err(|e| format!("failed setting response body: {e}"))?;
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::http_server::{ok, Reply, Seen, Server};
     use crate::testing::*;
     use culvert_domain::{Change, Operation, Position};
+    use culvert_plugins::processor::Outcome;
     use serde_json::{json, Value};
 
     /// The plugin, calling the test server; its client waits 1ms before trying again.
@@ -219,13 +207,6 @@ mod tests {
 
     fn body(seen: &Seen) -> Value {
         serde_json::from_str(&seen.body).unwrap()
-    }
-
-    fn failure(outcome: Outcome) -> String {
-        match outcome {
-            Outcome::Fail(error) => error,
-            other => panic!("not a failure: {other:?}"),
-        }
     }
 
     #[test]

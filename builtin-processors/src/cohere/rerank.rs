@@ -3,8 +3,8 @@
 //! result as JSON: `{"document":{"text":...},"index":0,"relevance_score":0.9}`.
 
 use super::{
-    default_base_url, go_f64, input_text, parameters, raw_object, raw_string, required,
-    write_go_string, Api, Endpoint,
+    default_base_url, go_f64, input_text, parameters, raw_object, raw_string, required, Api,
+    Endpoint,
 };
 use crate::gofmt::{go_float, GoFloat};
 use crate::params::{reference, setting_or};
@@ -230,7 +230,7 @@ fn results(reply: &[u8]) -> Result<Vec<(i64, String)>, String> {
 /// A result as Conduit writes it.
 fn write_result(out: &mut String, text: &str, index: i64, score: f64) {
     out.push_str(r#"{"document":{"text":"#);
-    write_go_string(out, text);
+    crate::gojson::write_string(out, text, crate::gojson::Writer::Goccy);
     out.push_str(&format!(
         r#"}},"index":{index},"relevance_score":{}}}"#,
         go_float(score, GoFloat::Json)

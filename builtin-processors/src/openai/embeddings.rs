@@ -2,15 +2,16 @@
 //! endpoint (`POST {base}/embeddings`), stored in the field as a JSON array of `float32`s.
 
 use super::api::{array_member, object_value, reply_object, Api, Failure};
-use super::gojson::{f32_text, write_string, Writer};
 use super::{field_setting, int_setting, parameters, put, required, take, Retries};
 use super::{ParameterRow, BASE_URL_VARIABLE, DEFAULT_BASE_URL};
 use crate::gofmt::{go_float, GoFloat};
+use crate::gojson::{f32_text, write_string, Writer};
+use crate::per_record::{AsyncPerRecord, AsyncRecordProcessor};
 use crate::reference::Reference;
 use crate::{AUTHOR, VERSION};
 use base64::Engine as _;
 use culvert_domain::Record;
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::ParameterType;
 use culvert_plugins::{PluginError, Settings};
 use serde_json::value::RawValue;
@@ -77,7 +78,7 @@ impl ProcessorPlugin for OpenAiEmbeddings {
         let dimensions = int_setting(settings, "dimensions", 0)?;
         let encoding_format = crate::params::setting(settings, "encoding_format");
         let user = crate::params::setting(settings, "user");
-        Ok(Box::new(EmbeddingsProcessor {
+        Ok(Box::new(AsyncPerRecord(EmbeddingsProcessor {
             api: Api::new(&self.base_url, "embeddings", api_key)?,
             field,
             retries,
@@ -87,7 +88,7 @@ impl ProcessorPlugin for OpenAiEmbeddings {
                 encoding_format: encoding_format.to_owned(),
                 user: user.to_owned(),
             },
-        }))
+        })))
     }
 }
 
@@ -145,32 +146,7 @@ struct EmbeddingsProcessor {
     request: EmbeddingsRequest,
 }
 
-#[async_trait::async_trait]
-impl Processor for EmbeddingsProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            match self.process_record(record).await {
-                Ok(done) => *record = done,
-                Err(error) => *outcome = Outcome::Fail(error),
-            }
-        }
-        Ok(())
-    }
-}
-
 impl EmbeddingsProcessor {
-    /// The record with the field's text replaced by its embedding vector.
-    async fn process_record(&self, record: &Record) -> Result<Record, String> {
-        let taken = take(&self.field, record)?;
-        let input = taken.input.as_str();
-        let vector = self.retries.run(|| self.attempt(input)).await?;
-        put(&self.field, taken, vector_text(vector.as_deref()))
-    }
-
     /// One call: the first embedding of the reply (`None`: none, Go's nil).
     async fn attempt(&self, input: &str) -> Result<Option<Vec<f32>>, Failure> {
         let reply = self.api.post(self.request.body(input)).await?;
@@ -256,6 +232,17 @@ fn vector_text(vector: Option<&[f32]>) -> String {
     format!("[{}]", items.join(","))
 }
 
+#[async_trait::async_trait]
+impl AsyncRecordProcessor for EmbeddingsProcessor {
+    /// The record with the field's text replaced by its embedding vector.
+    async fn process_record(&self, record: &Record) -> Result<Record, String> {
+        let taken = take(&self.field, record)?;
+        let input = taken.input.as_str();
+        let vector = self.retries.run(|| self.attempt(input)).await?;
+        put(&self.field, taken, vector_text(vector.as_deref()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +250,7 @@ mod tests {
     use crate::testing::{assert_parameters, assert_schema_defaults, configure, direct_refusal};
     use crate::testing::{example, meta, payload, raw, refusal, structured, validated_settings};
     use culvert_domain::{Operation, Position};
+    use culvert_plugins::processor::Outcome;
     use serde_json::{json, Value};
 
     const VECTOR: &str = "[0.1,0.2,0.3,0.4,0.5]";

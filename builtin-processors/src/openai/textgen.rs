@@ -4,14 +4,15 @@
 //! the field receives the content of the reply's first choice.
 
 use super::api::{array_member, object_value, reply_object, Api, Failure};
-use super::gojson::{f32_text, write_string, Writer};
 use super::{bool_setting, f32_setting, field_setting, int_setting, parameters, put, required};
 use super::{take, ParameterRow, Retries, BASE_URL_VARIABLE, DEFAULT_BASE_URL};
+use crate::gojson::{f32_text, write_string, Writer};
 use crate::params::setting;
+use crate::per_record::{AsyncPerRecord, AsyncRecordProcessor};
 use crate::reference::Reference;
 use crate::{AUTHOR, VERSION};
 use culvert_domain::Record;
-use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::ParameterType;
 use culvert_plugins::{PluginError, Settings};
 use serde_json::Value;
@@ -98,13 +99,13 @@ impl ProcessorPlugin for OpenAiTextgen {
         bool_setting(settings, "stream")?;
         bool_setting(settings, "strict_output")?;
         let unsendable = request.unsendable();
-        Ok(Box::new(TextgenProcessor {
+        Ok(Box::new(AsyncPerRecord(TextgenProcessor {
             api: Api::new(&self.base_url, "chat/completions", api_key)?,
             field,
             retries,
             request,
             unsendable,
-        }))
+        })))
     }
 }
 
@@ -332,32 +333,7 @@ struct TextgenProcessor {
     unsendable: Option<String>,
 }
 
-#[async_trait::async_trait]
-impl Processor for TextgenProcessor {
-    async fn process(
-        &mut self,
-        records: &mut [Record],
-        outcomes: &mut [Outcome],
-    ) -> Result<(), PluginError> {
-        for (record, outcome) in records.iter_mut().zip(outcomes.iter_mut()) {
-            match self.process_record(record).await {
-                Ok(done) => *record = done,
-                Err(error) => *outcome = Outcome::Fail(error),
-            }
-        }
-        Ok(())
-    }
-}
-
 impl TextgenProcessor {
-    /// The record with the field's text replaced by the model's answer.
-    async fn process_record(&self, record: &Record) -> Result<Record, String> {
-        let taken = take(&self.field, record)?;
-        let input = taken.input.as_str();
-        let answer = self.retries.run(|| self.attempt(input)).await?;
-        put(&self.field, taken, answer)
-    }
-
     /// One call: the content of the first choice.
     async fn attempt(&self, input: &str) -> Result<String, Failure> {
         if let Some(problem) = &self.unsendable {
@@ -397,6 +373,17 @@ fn first_content(reply: &[u8]) -> Result<String, String> {
     }
 }
 
+#[async_trait::async_trait]
+impl AsyncRecordProcessor for TextgenProcessor {
+    /// The record with the field's text replaced by the model's answer.
+    async fn process_record(&self, record: &Record) -> Result<Record, String> {
+        let taken = take(&self.field, record)?;
+        let input = taken.input.as_str();
+        let answer = self.retries.run(|| self.attempt(input)).await?;
+        put(&self.field, taken, answer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,6 +391,7 @@ mod tests {
     use crate::testing::{assert_parameters, assert_schema_defaults, configure, direct_refusal};
     use crate::testing::{raw, refusal, validated_settings};
     use culvert_domain::{Change, Operation, Position};
+    use culvert_plugins::processor::Outcome;
     use serde_json::json;
 
     /// OpenAI's reply with the content.

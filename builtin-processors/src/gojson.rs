@@ -1,6 +1,7 @@
-//! JSON text written the way Conduit's Go code writes it: the structured data a field holds
-//! (goccy/go-json, as `StructuredData.Bytes` gives it), the request bodies (Go's
-//! `encoding/json`, which go-openai uses) and `float32` numbers (the embeddings).
+//! JSON text written the way Conduit's Go code writes it: values and structured data
+//! (goccy/go-json, Conduit's JSON library, as `json.encode` and `StructuredData.Bytes`
+//! write them), strings for request bodies (Go's `encoding/json`, which go-openai uses),
+//! and `float32` numbers (embeddings).
 
 use crate::gofmt::{go_float, GoFloat};
 use serde_json::{Map, Number, Value};
@@ -8,7 +9,7 @@ use std::fmt::Write as _;
 
 /// Which of Go's JSON writers: they differ in small ways.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Writer {
+pub(crate) enum Writer {
     /// goccy/go-json: `\b` and `\f` as `\u0008` and `\u000c`; exponents of at least two
     /// digits (`1e-07`).
     Goccy,
@@ -20,7 +21,7 @@ pub(super) enum Writer {
 /// A JSON string as Go writes it: `"` and `\` escaped, `\n`, `\r` and `\t` short (and `\b`,
 /// `\f` for [`Writer::Std`]), other control characters and the HTML characters `<`, `>`,
 /// `&` as `\u00xx`, U+2028 and U+2029 escaped; everything else as it is.
-pub(super) fn write_string(out: &mut String, text: &str, writer: Writer) {
+pub(crate) fn write_string(out: &mut String, text: &str, writer: Writer) {
     out.push('"');
     for c in text.chars() {
         match c {
@@ -42,13 +43,16 @@ pub(super) fn write_string(out: &mut String, text: &str, writer: Writer) {
 
 /// Structured data as text, as Conduit hands it to the OpenAI processors: compact, object
 /// keys in the order of their written form (goccy/go-json's), Go's number forms.
-pub(super) fn object_text(object: &Map<String, Value>) -> String {
+pub(crate) fn object_text(object: &Map<String, Value>) -> String {
     let mut out = String::new();
     write_object(&mut out, object);
     out
 }
 
-fn write_value(out: &mut String, value: &Value) {
+/// Write a value as compact JSON the way goccy/go-json writes it: object keys sorted by
+/// their written form (quotes and escapes included), Go's number forms, strings escaped as
+/// Go escapes them.
+pub(crate) fn write_json(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -60,7 +64,7 @@ fn write_value(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_value(out, item);
+                write_json(out, item);
             }
             out.push(']');
         }
@@ -85,7 +89,7 @@ fn write_object(out: &mut String, object: &Map<String, Value>) {
         }
         out.push_str(&key);
         out.push(':');
-        write_value(out, item);
+        write_json(out, item);
     }
     out.push('}');
 }
@@ -102,7 +106,7 @@ fn write_number(out: &mut String, n: &Number) {
 /// A `float32` as Go's JSON writers write it: the fewest digits that read back as the same
 /// `float32`, plain from 1e-6 to below 1e21 and in exponent form outside; goccy/go-json
 /// writes NaN and the infinities as `NaN`, `+Inf` and `-Inf` (which is not JSON).
-pub(super) fn f32_text(f: f32, writer: Writer) -> String {
+pub(crate) fn f32_text(f: f32, writer: Writer) -> String {
     if f.is_nan() {
         return "NaN".to_owned();
     }

@@ -330,47 +330,6 @@ mod tests {
     }
 
     #[test]
-    fn specifications_match_conduits_fixture() {
-        use culvert_plugins::processor::ProcessorPlugin;
-        let fixture: Value =
-            serde_json::from_str(include_str!("../fixtures/conduit-processor-specs.json")).unwrap();
-        let plugins: [&dyn ProcessorPlugin; 3] = [
-            &CohereCommand::new(),
-            &CohereEmbed::new(),
-            &CohereRerank::new(),
-        ];
-        for plugin in plugins {
-            let spec = plugin.specification();
-            let theirs = &fixture["processors"][spec.name];
-            assert_eq!(spec.version, theirs["version"], "{}", spec.name);
-            let ours: serde_json::Map<String, Value> = (spec.parameters.iter())
-                .map(|p| {
-                    let ty = match p.ty {
-                        ParameterType::String | ParameterType::File => "string",
-                        ParameterType::Int => "int",
-                        ParameterType::Float => "float",
-                        ParameterType::Bool => "bool",
-                        ParameterType::Duration => "duration",
-                    };
-                    let validations: Vec<Value> = (p.validations.iter())
-                        .map(|v| match v {
-                            Validation::Required => json!({"type": "required", "value": ""}),
-                            Validation::GreaterThan(n) => {
-                                json!({"type": "greater-than", "value": n.to_string()})
-                            }
-                            other => panic!("{other:?}"),
-                        })
-                        .collect();
-                    let entry =
-                        json!({"type": ty, "default": p.default, "validations": validations});
-                    (p.name.to_owned(), entry)
-                })
-                .collect();
-            assert_eq!(Value::Object(ours), theirs["parameters"], "{}", spec.name);
-        }
-    }
-
-    #[test]
     fn numbers_are_read_exactly() {
         let raw = |t: &str| serde_json::value::RawValue::from_string(t.to_owned()).unwrap();
         assert_eq!(go_f64(&raw("0.1")).unwrap(), 0.1);

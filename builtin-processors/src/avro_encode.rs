@@ -256,9 +256,9 @@ impl RecordProcessor for Encoder {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use culvert_domain::Data;
     use crate::avro::MemoryRegistry;
     use crate::testing::*;
+    use culvert_domain::Data;
     use culvert_plugins::processor::Outcome;
     use serde_json::json;
 

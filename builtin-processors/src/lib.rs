@@ -13,7 +13,8 @@
 //! Conduit's own examples, and their specifications against a fixture derived from
 //! Conduit's (`fixtures/conduit-processor-specs.json`, by
 //! `scripts/conduit-processor-specs.py`). Their `sdk.schema.*` parameters are accepted
-//! (Conduit's processor SDK adds them) but have no effect yet. [`registry()`] gives a
+//! (Conduit's processor SDK adds them) and do what the SDK does: `sdk_schema` decodes keys
+//! and payloads that come with a schema before a built-in and encodes them after. [`registry()`] gives a
 //! [`ProcessorRegistry`] holding them all; the binary adds the standalone (WASM) ones found
 //! in the plugin folder.
 //!
@@ -53,6 +54,7 @@ pub mod openai;
 pub mod parallel;
 pub mod reference;
 pub mod registry;
+mod sdk_schema;
 pub mod split;
 pub mod unwrap_debezium;
 pub mod unwrap_kafkaconnect;
@@ -89,6 +91,7 @@ pub fn registry() -> ProcessorRegistry {
 /// A registry of the built-in processors whose `avro.*` processors use `schemas`.
 pub fn registry_with_schemas(schemas: Arc<dyn SchemaRegistry>) -> ProcessorRegistry {
     let mut registry = ProcessorRegistry::default();
+    registry.use_schemas(schemas.clone());
     registry.add(Arc::new(avro_decode::AvroDecode::new(schemas.clone())));
     registry.add(Arc::new(avro_encode::AvroEncode::new(schemas)));
     registry.add(Arc::new(base64_decode::Base64Decode::new()));

@@ -2,8 +2,10 @@
 //! making of a configured instance (settings validated, `condition` attached).
 
 use crate::condition::Conditional;
+use crate::sdk_schema::{Switches, WithSchemas};
 use culvert_plugins::connector::{lookup_with_standalone, version_key};
 use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
+use culvert_plugins::schema::SchemaRegistry;
 use culvert_plugins::spec::{self, InvalidSettings};
 use culvert_plugins::{LookupError, PluginError, Settings};
 use culvert_template::Template;
@@ -33,12 +35,20 @@ pub struct ProcessorRegistry {
     plugins: BTreeMap<&'static str, Arc<dyn ProcessorPlugin>>,
     /// Standalone (WASM) plugins by name, oldest version first.
     standalone: BTreeMap<&'static str, Vec<Arc<dyn ProcessorPlugin>>>,
+    /// The schema registry the built-ins' `sdk.schema.*` decoding and encoding use.
+    schemas: Option<Arc<dyn SchemaRegistry>>,
 }
 
 impl ProcessorRegistry {
     /// Add a plugin (replacing one of the same name).
     pub fn add(&mut self, plugin: Arc<dyn ProcessorPlugin>) {
         self.plugins.insert(plugin.specification().name, plugin);
+    }
+
+    /// Decode and encode records with schemas from `schemas` around the built-ins (their
+    /// `sdk.schema.*` settings).
+    pub fn use_schemas(&mut self, schemas: Arc<dyn SchemaRegistry>) {
+        self.schemas = Some(schemas);
     }
 
     /// Add a standalone plugin (beside others of the same name with other versions).
@@ -74,7 +84,9 @@ impl ProcessorRegistry {
     }
 
     /// A processor instance: the plugin exists, the settings fit its parameters and the
-    /// plugin accepts them, and the condition (if not blank) parses.
+    /// plugin accepts them, and the condition (if not blank) parses. A built-in is wrapped
+    /// in the `sdk.schema.*` decoding and encoding its settings ask for (inside the
+    /// condition, as in Conduit).
     pub fn configure(
         &self,
         reference: &str,
@@ -83,7 +95,15 @@ impl ProcessorRegistry {
     ) -> Result<Box<dyn Processor>, ConfigureError> {
         let plugin = self.lookup(reference)?;
         let settings = spec::validate(&plugin.specification().parameters, settings)?;
-        let processor = plugin.configure(&settings)?;
+        let mut processor = plugin.configure(&settings)?;
+        let switches = Switches::from_settings(&settings);
+        if let (false, true, Some(schemas)) = (
+            plugin.specification().standalone,
+            switches.any(),
+            &self.schemas,
+        ) {
+            processor = Box::new(WithSchemas::new(processor, switches, schemas.clone()));
+        }
         if condition.trim().is_empty() {
             return Ok(processor);
         }

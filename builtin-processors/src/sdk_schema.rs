@@ -1,0 +1,477 @@
+//! The `sdk.schema.*` settings of the built-in processors: Conduit's processor SDK wraps
+//! every processor so that a record whose key or payload comes encoded with a schema (the
+//! `opencdc.key.schema.*` / `opencdc.payload.schema.*` metadata a source built with
+//! Conduit's connector SDK attaches) reaches the processor as structured data, and leaves
+//! it encoded again.
+//!
+//! Before the processor (`sdk.schema.decode.key.enabled`, `...payload.enabled`): raw data
+//! under a schema (subject and version in the metadata) is decoded with that schema (an
+//! Avro datum, no header) into structured data. After it (`sdk.schema.encode.*`):
+//! structured data is encoded again. If the processor left the record's schema metadata as
+//! it came, the schema is inferred from the data as it is now and registered under the same
+//! subject (the processor may have changed the data's shape), and the metadata names the
+//! new version; if the processor named another schema, that one is used. A record without
+//! schema metadata passes untouched. A record that cannot be decoded or encoded fails alone
+//! (Conduit fails the batch), saying which part and why.
+//!
+//! Standalone (WASM) processors are not wrapped: Conduit's SDK does this inside them.
+
+use crate::avro::{decode, encode, encoding, infer, parse_schema, Encoding};
+use apache_avro::Schema;
+use culvert_domain::{parse_bool, Data, Record};
+use culvert_plugins::processor::{Outcome, Processor};
+use culvert_plugins::schema::{SchemaRegistry, SchemaType};
+use culvert_plugins::{PluginError, Settings};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The metadata keys of a key's schema.
+const KEY_SUBJECT: &str = "opencdc.key.schema.subject";
+const KEY_VERSION: &str = "opencdc.key.schema.version";
+/// The metadata keys of a payload's schema.
+const PAYLOAD_SUBJECT: &str = "opencdc.payload.schema.subject";
+const PAYLOAD_VERSION: &str = "opencdc.payload.schema.version";
+
+/// Which parts are decoded before and encoded after the processor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Switches {
+    decode_key: bool,
+    decode_payload: bool,
+    encode_key: bool,
+    encode_payload: bool,
+}
+
+impl Switches {
+    /// From the (validated) settings; a setting that is not there is off.
+    pub(crate) fn from_settings(settings: &Settings) -> Self {
+        let on = |key: &str| {
+            settings
+                .get(key)
+                .and_then(|v| parse_bool(v))
+                .unwrap_or(false)
+        };
+        Self {
+            decode_key: on("sdk.schema.decode.key.enabled"),
+            decode_payload: on("sdk.schema.decode.payload.enabled"),
+            encode_key: on("sdk.schema.encode.key.enabled"),
+            encode_payload: on("sdk.schema.encode.payload.enabled"),
+        }
+    }
+
+    /// Whether anything is to be done.
+    pub(crate) fn any(self) -> bool {
+        self.decode_key || self.decode_payload || self.encode_key || self.encode_payload
+    }
+}
+
+/// A schema's subject and version, as the metadata names it.
+type Named = (String, u32);
+
+/// A schema ready to use: its registry version, the parsed schema and its encoder.
+struct Ready {
+    version: u32,
+    schema: Schema,
+    encoding: Encoding,
+}
+
+/// A processor with the SDK's schema decoding and encoding around it.
+pub(crate) struct WithSchemas {
+    inner: Box<dyn Processor>,
+    switches: Switches,
+    registry: Arc<dyn SchemaRegistry>,
+    /// Schemas by subject and version (a version never changes meaning).
+    cache: HashMap<Named, Arc<Ready>>,
+    /// Per record of the batch: the key's and the payload's schema as it came.
+    incoming: Vec<(Option<Named>, Option<Named>)>,
+    /// The records that go to the processor, by index; the others failed to decode.
+    chosen: Vec<usize>,
+}
+
+impl WithSchemas {
+    /// `inner` with `switches` applied around it, schemas from `registry`.
+    pub(crate) fn new(
+        inner: Box<dyn Processor>,
+        switches: Switches,
+        registry: Arc<dyn SchemaRegistry>,
+    ) -> Self {
+        Self {
+            inner,
+            switches,
+            registry,
+            cache: HashMap::new(),
+            incoming: Vec::new(),
+            chosen: Vec::new(),
+        }
+    }
+
+    fn schema(&mut self, named: &Named) -> Result<Arc<Ready>, String> {
+        if let Some(ready) = self.cache.get(named) {
+            return Ok(ready.clone());
+        }
+        let (subject, version) = named;
+        let registered = self
+            .registry
+            .get(subject, *version)
+            .map_err(|e| format!("failed to get schema for {subject}:{version}: {e}"))?;
+        let ready = Arc::new(prepare(registered.version, &registered.text)?);
+        self.cache.insert(named.clone(), ready.clone());
+        Ok(ready)
+    }
+
+    /// Decode the parts of `record` that came under a schema.
+    fn decode_record(
+        &mut self,
+        record: &mut Record,
+        key: &Option<Named>,
+        payload: &Option<Named>,
+    ) -> Result<(), String> {
+        if let (true, Some(named), Some(Data::Raw(bytes))) =
+            (self.switches.decode_key, key, &record.key)
+        {
+            let ready = self.schema(named)?;
+            record.key = Some(
+                decoded(&ready.schema, bytes).map_err(|e| format!("failed to decode key: {e}"))?,
+            );
+        }
+        if let (true, Some(named)) = (self.switches.decode_payload, payload) {
+            for (side, name) in [
+                (&mut record.payload.before, "payload.before"),
+                (&mut record.payload.after, "payload.after"),
+            ] {
+                if let Some(Data::Raw(bytes)) = side {
+                    let ready = self.schema(named)?;
+                    *side = Some(
+                        decoded(&ready.schema, bytes)
+                            .map_err(|e| format!("failed to decode {name}: {e}"))?,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Encode the structured parts of a processed record again.
+    fn encode_record(
+        &mut self,
+        record: &mut Record,
+        key: &Option<Named>,
+        payload: &Option<Named>,
+    ) -> Result<(), String> {
+        if self.switches.encode_key && matches!(record.key, Some(Data::Structured(_))) {
+            if let Some(outgoing) = named(record, KEY_SUBJECT, KEY_VERSION)? {
+                let data = record.key.clone();
+                let ready = self
+                    .outgoing(&outgoing, key, data.as_ref())
+                    .map_err(|e| format!("failed to encode key: {e}"))?;
+                record.key = encoded(&ready, record.key.take())
+                    .map_err(|e| format!("failed to encode key: {e}"))?;
+                record
+                    .metadata
+                    .insert(KEY_VERSION.to_owned(), ready.version.to_string());
+            }
+        }
+        let structured = |d: &Option<Data>| matches!(d, Some(Data::Structured(_)));
+        if self.switches.encode_payload
+            && (structured(&record.payload.before) || structured(&record.payload.after))
+        {
+            if let Some(outgoing) = named(record, PAYLOAD_SUBJECT, PAYLOAD_VERSION)? {
+                let sample = if structured(&record.payload.after) {
+                    record.payload.after.clone()
+                } else {
+                    record.payload.before.clone()
+                };
+                let ready = self
+                    .outgoing(&outgoing, payload, sample.as_ref())
+                    .map_err(|e| format!("failed to encode payload: {e}"))?;
+                for side in [&mut record.payload.before, &mut record.payload.after] {
+                    *side = encoded(&ready, side.take())
+                        .map_err(|e| format!("failed to encode payload: {e}"))?;
+                }
+                record
+                    .metadata
+                    .insert(PAYLOAD_VERSION.to_owned(), ready.version.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// The schema to encode with: the one the record names if the processor named another
+    /// than it came with; else one inferred from `data` and registered under the subject.
+    fn outgoing(
+        &mut self,
+        outgoing: &Named,
+        incoming: &Option<Named>,
+        data: Option<&Data>,
+    ) -> Result<Arc<Ready>, String> {
+        if incoming.as_ref() != Some(outgoing) {
+            return self.schema(outgoing);
+        }
+        let Some(Data::Structured(map)) = data else {
+            return self.schema(outgoing);
+        };
+        let text = infer(map)
+            .map_err(|e| format!("failed to extract schema: {e}"))?
+            .to_string();
+        let registered = self
+            .registry
+            .create(&outgoing.0, SchemaType::Avro, &text)
+            .map_err(|e| format!("failed to register schema: {e}"))?;
+        let named = (outgoing.0.clone(), registered.version);
+        if let Some(ready) = self.cache.get(&named) {
+            return Ok(ready.clone());
+        }
+        let ready = Arc::new(prepare(registered.version, &text)?);
+        self.cache.insert(named, ready.clone());
+        Ok(ready)
+    }
+}
+
+fn prepare(version: u32, text: &str) -> Result<Ready, String> {
+    let schema = parse_schema(text)?;
+    let encoding = encoding(schema.clone())?;
+    Ok(Ready {
+        version,
+        schema,
+        encoding,
+    })
+}
+
+/// The schema a record's metadata names with `subject` and `version` keys: none if either
+/// is missing; an error if the version is not a number.
+fn named(record: &Record, subject: &str, version: &str) -> Result<Option<Named>, String> {
+    let (Some(s), Some(v)) = (record.metadata.get(subject), record.metadata.get(version)) else {
+        return Ok(None);
+    };
+    let v = v.parse::<u32>().map_err(|_| {
+        format!("failed to get schema version from metadata: {version} is {v:?}, not a number")
+    })?;
+    Ok(Some((s.clone(), v)))
+}
+
+fn decoded(schema: &Schema, bytes: &[u8]) -> Result<Data, String> {
+    match decode(schema, bytes)? {
+        Value::Object(map) => Ok(Data::Structured(map)),
+        other => Err(format!("the schema gives {other}, not structured data")),
+    }
+}
+
+fn encoded(ready: &Ready, data: Option<Data>) -> Result<Option<Data>, String> {
+    Ok(match data {
+        Some(Data::Structured(map)) => {
+            Some(Data::Raw(encode(&ready.encoding, &Value::Object(map))?))
+        }
+        other => other,
+    })
+}
+
+#[async_trait::async_trait]
+impl Processor for WithSchemas {
+    fn identify(&mut self, id: &str) {
+        self.inner.identify(id);
+    }
+
+    async fn open(&mut self) -> Result<(), PluginError> {
+        self.inner.open().await
+    }
+
+    async fn process(
+        &mut self,
+        records: &mut [Record],
+        outcomes: &mut [Outcome],
+    ) -> Result<(), PluginError> {
+        self.incoming.clear();
+        self.chosen.clear();
+        for (i, record) in records.iter_mut().enumerate() {
+            let parts = named(record, KEY_SUBJECT, KEY_VERSION)
+                .and_then(|key| Ok((key, named(record, PAYLOAD_SUBJECT, PAYLOAD_VERSION)?)));
+            let (key, payload) = match parts {
+                Ok(parts) => parts,
+                Err(error) => {
+                    outcomes[i] = Outcome::Fail(error);
+                    self.incoming.push((None, None));
+                    continue;
+                }
+            };
+            match self.decode_record(record, &key, &payload) {
+                Ok(()) => self.chosen.push(i),
+                Err(error) => outcomes[i] = Outcome::Fail(error),
+            }
+            self.incoming.push((key, payload));
+        }
+        if self.chosen.len() == records.len() {
+            self.inner.process(records, outcomes).await?;
+        } else if !self.chosen.is_empty() {
+            let mut batch: Vec<Record> = self
+                .chosen
+                .iter()
+                .map(|&i| std::mem::take(&mut records[i]))
+                .collect();
+            let mut results = vec![Outcome::Keep; batch.len()];
+            let done = self.inner.process(&mut batch, &mut results).await;
+            for ((&i, record), outcome) in self.chosen.iter().zip(batch).zip(results) {
+                records[i] = record;
+                outcomes[i] = outcome;
+            }
+            done?;
+        }
+        if !(self.switches.encode_key || self.switches.encode_payload) {
+            return Ok(());
+        }
+        let chosen = std::mem::take(&mut self.chosen);
+        for &i in &chosen {
+            let (key, payload) = self.incoming[i].clone();
+            match &mut outcomes[i] {
+                Outcome::Keep => {
+                    if let Err(error) = self.encode_record(&mut records[i], &key, &payload) {
+                        outcomes[i] = Outcome::Fail(error);
+                    }
+                }
+                Outcome::Split(copies) => {
+                    let mut copies = std::mem::take(copies);
+                    let mut failed = None;
+                    for copy in &mut copies {
+                        if let Err(error) = self.encode_record(copy, &key, &payload) {
+                            failed = Some(error);
+                            break;
+                        }
+                    }
+                    outcomes[i] = match failed {
+                        Some(error) => Outcome::Fail(error),
+                        None => Outcome::Split(copies),
+                    };
+                }
+                Outcome::Drop | Outcome::Fail(_) => {}
+            }
+        }
+        self.chosen = chosen;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::avro::MemoryRegistry;
+    use crate::testing::{meta, run, settings};
+    use serde_json::json;
+
+    const USERS: &str = r#"{"type":"record","name":"users","fields":[
+        {"name":"name","type":"string"},{"name":"age","type":"int"}]}"#;
+
+    /// A registry holding `USERS` as users:1, and a record whose payload is encoded with it.
+    fn setup() -> (Arc<MemoryRegistry>, Record) {
+        let registry = Arc::new(MemoryRegistry::default());
+        registry.create("users", SchemaType::Avro, USERS).unwrap();
+        let ready = prepare(1, USERS).unwrap();
+        let after = encode(&ready.encoding, &json!({"name": "ada", "age": 36})).unwrap();
+        let record = Record {
+            metadata: meta(&[(PAYLOAD_SUBJECT, "users"), (PAYLOAD_VERSION, "1")]),
+            payload: culvert_domain::Change {
+                before: None,
+                after: Some(Data::Raw(after)),
+            },
+            ..Record::default()
+        };
+        (registry, record)
+    }
+
+    fn configure(
+        registry: &Arc<MemoryRegistry>,
+        plugin: &str,
+        pairs: &[(&str, &str)],
+    ) -> Box<dyn Processor> {
+        crate::registry_with_schemas(registry.clone())
+            .configure(plugin, &settings(pairs), "")
+            .unwrap()
+    }
+
+    fn payload_as(registry: &MemoryRegistry, record: &Record) -> Value {
+        let version: u32 = record.metadata[PAYLOAD_VERSION].parse().unwrap();
+        let text = registry.get("users", version).unwrap().text;
+        let Some(Data::Raw(bytes)) = &record.payload.after else {
+            panic!("not encoded: {record:?}");
+        };
+        decode(&parse_schema(&text).unwrap(), bytes).unwrap()
+    }
+
+    #[test]
+    fn a_processor_sees_structured_data_and_its_output_is_encoded_again() {
+        let (registry, record) = setup();
+        let mut processor = configure(
+            &registry,
+            "field.set",
+            &[("field", ".Payload.After.name"), ("value", "grace")],
+        );
+        let mut records = vec![record];
+        assert_eq!(run(processor.as_mut(), &mut records), [Outcome::Keep]);
+        let out = &records[0];
+        // The schema was inferred from the data as it is now (integers are longs) and
+        // registered as the subject's next version.
+        assert_eq!(out.metadata[PAYLOAD_VERSION], "2");
+        assert_eq!(
+            payload_as(&registry, out),
+            json!({"age": 36, "name": "grace"})
+        );
+    }
+
+    #[test]
+    fn switched_off_or_without_schema_metadata_the_data_stays_raw() {
+        let kind = [
+            ("field", ".Metadata.kind"),
+            ("value", "{{ printf \"%T\" .Payload.After }}"),
+        ];
+        let (registry, record) = setup();
+        let mut on = configure(&registry, "field.set", &kind);
+        let mut records = vec![record.clone()];
+        run(on.as_mut(), &mut records);
+        assert_ne!(records[0].metadata["kind"], "opencdc.RawData", "decoded");
+        let mut pairs = kind.to_vec();
+        pairs.push(("sdk.schema.decode.payload.enabled", "false"));
+        let mut off = configure(&registry, "field.set", &pairs);
+        let mut records = vec![record.clone()];
+        run(off.as_mut(), &mut records);
+        assert_eq!(records[0].metadata["kind"], "opencdc.RawData");
+        let mut bare = record;
+        bare.metadata.clear();
+        let mut records = vec![bare.clone()];
+        run(on.as_mut(), &mut records);
+        assert_eq!(records[0].metadata["kind"], "opencdc.RawData");
+        assert_eq!(records[0].payload, bare.payload, "untouched");
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_decoded_fails_alone() {
+        let (registry, good) = setup();
+        let mut bad = good.clone();
+        bad.payload.after = Some(Data::Raw(vec![0xff]));
+        let mut wrong = good.clone();
+        wrong
+            .metadata
+            .insert(PAYLOAD_VERSION.to_owned(), "x".to_owned());
+        let mut missing = good.clone();
+        missing
+            .metadata
+            .insert(PAYLOAD_VERSION.to_owned(), "9".to_owned());
+        let mut processor = configure(
+            &registry,
+            "field.set",
+            &[("field", ".Metadata.seen"), ("value", "yes")],
+        );
+        let mut records = vec![bad, good, wrong, missing];
+        let outcomes = run(processor.as_mut(), &mut records);
+        let reason = |o: &Outcome| match o {
+            Outcome::Fail(e) => e.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(reason(&outcomes[0]).contains("failed to decode payload.after"));
+        assert_eq!(outcomes[1], Outcome::Keep);
+        assert_eq!(records[1].metadata["seen"], "yes");
+        assert!(reason(&outcomes[2]).contains("not a number"));
+        assert!(reason(&outcomes[3]).contains("failed to get schema for users:9"));
+        assert!(
+            !records[0].metadata.contains_key("seen"),
+            "a failed record was not processed"
+        );
+    }
+}

@@ -171,11 +171,15 @@ pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
 
 /// Decode standard base64 (padded) to text: positions in JSON records are base64.
 pub fn decode_base64(text: &str) -> String {
+    String::from_utf8(decode_base64_bytes(text)).expect("UTF-8 text")
+}
+
+/// The bytes of standard base64 text (raw data in a record's JSON).
+pub fn decode_base64_bytes(text: &str) -> Vec<u8> {
     use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
+    base64::engine::general_purpose::STANDARD
         .decode(text)
-        .expect("base64");
-    String::from_utf8(bytes).expect("UTF-8 text")
+        .expect("base64")
 }
 
 /// Run the `culvert` binary with `args` (a client verb or tool): (exit code, stdout, stderr).

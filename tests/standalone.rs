@@ -383,6 +383,71 @@ fn published_connectors_run_with_built_ins_and_the_schema_service() {
         );
     }
 
+    // A built-in processor between them sees the payload decoded (`sdk.schema.decode.*`);
+    // what it writes is encoded again with the schema inferred from it, registered as the
+    // subject's version 2.
+    let processed = dir.path().join("processed.jsonl");
+    let (with_processor, _) = pipeline(
+        &address,
+        "processed",
+        json!({"plugin": "standalone:generator", "settings": {"format.type": "structured",
+               "format.options.id": "int", "format.options.name": "string",
+               "recordCount": "20"}}),
+        json!({"plugin": "builtin:file", "settings": {"path": processed.to_str().unwrap()}}),
+    );
+    let (status, created) = call(
+        &address,
+        "POST",
+        "/v1/processors",
+        Some(json!({"plugin": "field.set",
+                    "parent": {"type": "TYPE_PIPELINE", "id": with_processor},
+                    "config": {"settings": {"field": ".Payload.After.tag",
+                                            "value": "seen-{{ .Payload.After.id }}"}}})),
+    );
+    assert_eq!(status, 200, "{created}");
+    start(&address, &with_processor);
+    crate::harness::wait_until("20 processed records", || lines(&processed).len() >= 20);
+    let (_, events) = call(&address, "GET", "/v1/events?type=SchemaRegistered", None);
+    for line in lines(&processed) {
+        let record: Value = serde_json::from_str(&line).unwrap();
+        let subject = record["metadata"]["opencdc.payload.schema.subject"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            record["metadata"]["opencdc.payload.schema.version"], "2",
+            "{record}"
+        );
+        let text = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["data"]["subject"] == subject && e["data"]["version"].as_f64() == Some(2.0))
+            .and_then(|e| e["data"]["schema"].as_str())
+            .unwrap_or_else(|| panic!("no version 2 of {subject}: {events}"));
+        let schema = apache_avro::Schema::parse_str(text).unwrap();
+        let bytes =
+            crate::harness::decode_base64_bytes(record["payload"]["after"].as_str().unwrap());
+        #[allow(deprecated)]
+        let decoded = apache_avro::from_avro_datum(&schema, &mut bytes.as_slice(), None).unwrap();
+        let apache_avro::types::Value::Record(fields) = decoded else {
+            panic!("{decoded:?}");
+        };
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let Some(apache_avro::types::Value::Long(id)) = field("id") else {
+            panic!("{fields:?}");
+        };
+        assert_eq!(
+            field("tag"),
+            Some(apache_avro::types::Value::String(format!("seen-{id}"))),
+            "{fields:?}"
+        );
+    }
+
     // The built-in generator into the published file destination: every record, once.
     let written = dir.path().join("to-file-plugin.jsonl");
     let (to_file, _) = pipeline(

@@ -84,9 +84,9 @@ impl ProcessorPlugin for UnwrapDebezium {
 }
 
 fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
-    let (mut event, numbers) = wrapped_object(field, record, "")?;
-    // Owned from here on: the sides are moved out of the envelope, not copied again.
-    let Some(Value::Object(mut envelope)) = event.remove("payload") else {
+    let (event, numbers) = wrapped_object(field, record, "")?;
+    // Read where it is: only the two sides are copied into the new record.
+    let Some(Value::Object(envelope)) = event.get("payload") else {
         return Err("data to be unwrapped doesn't contain a payload field".to_owned());
     };
     let missing: Vec<String> = ["after", "source", "op"]
@@ -97,10 +97,10 @@ fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
     if !missing.is_empty() {
         return Err(format!("invalid record: {}", missing.join("; ")));
     }
-    let before = side(envelope.remove("before"))
-        .map_err(|e| format!("failed to parse field before: {e}"))?;
+    let before =
+        side(envelope.get("before")).map_err(|e| format!("failed to parse field before: {e}"))?;
     let after =
-        side(envelope.remove("after")).map_err(|e| format!("failed to parse field after: {e}"))?;
+        side(envelope.get("after")).map_err(|e| format!("failed to parse field after: {e}"))?;
     let operation = match envelope.get("op") {
         Some(Value::String(op)) => match op.as_str() {
             "c" => Operation::Create,
@@ -120,7 +120,7 @@ fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
             ))
         }
     };
-    let metadata = merge_metadata(&record.metadata, &envelope, numbers)
+    let metadata = merge_metadata(&record.metadata, envelope, numbers)
         .map_err(|e| format!("error unwrapping metadata: {e}"))?;
     Ok(Record {
         position: record.position.clone(),
@@ -133,14 +133,14 @@ fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
 
 /// One side of the payload from the envelope: an object is structured data, a string raw
 /// data, null (or nothing) no data.
-fn side(value: Option<Value>) -> Result<Option<Data>, String> {
+fn side(value: Option<&Value>) -> Result<Option<Data>, String> {
     match value {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(object)) => Ok(Some(Data::Structured(object))),
-        Some(Value::String(text)) => Ok(Some(Data::Raw(text.into_bytes()))),
+        Some(Value::Object(object)) => Ok(Some(Data::Structured(object.clone()))),
+        Some(Value::String(text)) => Ok(Some(Data::Raw(text.clone().into_bytes()))),
         Some(other) => Err(format!(
             "expected a map or a string, got {}",
-            go_json_type(&other, Numbers::Float64)
+            go_json_type(other, Numbers::Float64)
         )),
     }
 }

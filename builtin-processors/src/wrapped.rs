@@ -9,6 +9,7 @@ use crate::reference::{FieldValue, Reference};
 use culvert_domain::{Data, Record};
 use culvert_plugins::processor::Processor;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// An unwrap processor: each record is replaced by the record `unwrap` makes of it, reading
 /// the wrapped one from `field`. A record that cannot be unwrapped fails, unchanged.
@@ -38,23 +39,36 @@ impl RecordProcessor for Unwrap {
 /// structured data is used as it is, raw data and strings are parsed as JSON (so Go holds
 /// their numbers as `float64`s, as the second part of the answer says). `suffix` is added
 /// to the error for other kinds of value.
-pub(crate) fn wrapped_object(
+pub(crate) fn wrapped_object<'r>(
     field: &Reference,
-    record: &Record,
+    record: &'r Record,
     suffix: &str,
-) -> Result<(Map<String, Value>, Numbers), String> {
+) -> Result<(Cow<'r, Map<String, Value>>, Numbers), String> {
+    // Structured data in a whole data field is read where it is, not copied.
+    let whole = if field.is(&["Payload", "After"]) {
+        Some(&record.payload.after)
+    } else if field.is(&["Payload", "Before"]) {
+        Some(&record.payload.before)
+    } else if field.is(&["Key"]) {
+        Some(&record.key)
+    } else {
+        None
+    };
+    if let Some(Some(Data::Structured(object))) = whole {
+        return Ok((Cow::Borrowed(object), Numbers::AsHeld));
+    }
     let value = field
         .get(record)
         .map_err(|e| format!("failed resolving reference: {e}"))?;
     match value {
         FieldValue::Data(Some(Data::Structured(object)))
-        | FieldValue::Json(Value::Object(object)) => Ok((object, Numbers::AsHeld)),
+        | FieldValue::Json(Value::Object(object)) => Ok((Cow::Owned(object), Numbers::AsHeld)),
         FieldValue::Data(Some(Data::Raw(bytes))) => parse_object(&bytes)
-            .map(|object| (object, Numbers::Float64))
+            .map(|object| (Cow::Owned(object), Numbers::Float64))
             .map_err(|e| format!("failed unmarshalling JSON from raw data: {e}")),
         FieldValue::Text(text) | FieldValue::Json(Value::String(text)) => {
             parse_object(text.as_bytes())
-                .map(|object| (object, Numbers::Float64))
+                .map(|object| (Cow::Owned(object), Numbers::Float64))
                 .map_err(|e| format!("failed unmarshalling JSON from string: {e}"))
         }
         other => Err(format!(
@@ -92,10 +106,14 @@ fn json_kind(value: &Value) -> &'static str {
 /// or raw data holding a JSON object) has a `payload` field, that field (an object becomes
 /// structured data, anything else raw text as Go prints it); otherwise the key unchanged.
 pub(crate) fn unwrap_key(key: &Option<Data>) -> Option<Data> {
+    let parsed;
     let (object, numbers) = match key {
-        Some(Data::Structured(object)) => (object.clone(), Numbers::AsHeld),
+        Some(Data::Structured(object)) => (object, Numbers::AsHeld),
         Some(Data::Raw(bytes)) => match parse_object(bytes) {
-            Ok(object) => (object, Numbers::Float64),
+            Ok(object) => {
+                parsed = object;
+                (&parsed, Numbers::Float64)
+            }
             Err(_) => return key.clone(),
         },
         None => return None,

@@ -152,6 +152,11 @@ fn bench(c: &mut Criterion) {
             small,
         ),
         (
+            "js.identity",
+            Some(processor("custom.javascript", &[("script", "function process(r) { return r; }")])),
+            small,
+        ),
+        (
             "avro.encode",
             Some(processor(
                 "avro.encode",

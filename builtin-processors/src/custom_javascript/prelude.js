@@ -10,6 +10,13 @@
 
   // Bytes as a string of one char each (what Rust reads back).
   function latin1(bytes) {
+    const n = bytes.length;
+    if (n <= 64) {
+      // Short ones (positions, keys) char by char: no sub-array, no argument list.
+      let short = "";
+      for (let i = 0; i < n; i++) short += fromCharCode(bytes[i]);
+      return short;
+    }
     let text = "";
     for (let i = 0; i < bytes.length; i += 8192) {
       text += fromCharCode.apply(null, bytes.subarray(i, i + 8192));
@@ -17,6 +24,7 @@
     return text;
   }
   function view(v) {
+    if (v instanceof U8) return v;
     if (v instanceof AB) return new U8(v);
     if (isView(v)) return new U8(v.buffer, v.byteOffset, v.byteLength);
     return undefined;

@@ -80,6 +80,48 @@ fn processor(name: &str, settings: &[(&str, &str)]) -> Box<dyn Processor> {
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// Two processors one after the other (to measure one that needs the other's output).
+struct Chain(Box<dyn Processor>, Box<dyn Processor>);
+
+#[async_trait::async_trait]
+impl Processor for Chain {
+    async fn process(
+        &mut self,
+        records: &mut [Record],
+        outcomes: &mut [Outcome],
+    ) -> Result<(), culvert_plugins::PluginError> {
+        self.0.process(records, outcomes).await?;
+        self.1.process(records, outcomes).await
+    }
+}
+
+/// `avro.encode` then `avro.decode` of the whole payload, over one registry.
+fn avro_round_trip() -> Box<dyn Processor> {
+    let registry = culvert_processors::registry_with_schemas(std::sync::Arc::new(
+        culvert_processors::avro::MemoryRegistry::default(),
+    ));
+    let settings = |pairs: &[(&str, &str)]| -> Settings {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let encode = registry
+        .configure(
+            "avro.encode",
+            &settings(&[
+                ("schema.strategy", "autoRegister"),
+                ("schema.autoRegister.subject", "users"),
+            ]),
+            "",
+        )
+        .expect("avro.encode");
+    let decode = registry
+        .configure("avro.decode", &Settings::new(), "")
+        .expect("avro.decode");
+    Box::new(Chain(encode, decode))
+}
+
 /// A benchmark: its name, the processor (none: the harness alone) and its records.
 type Case = (
     &'static str,
@@ -156,6 +198,7 @@ fn bench(c: &mut Criterion) {
             Some(processor("custom.javascript", &[("script", "function process(r) { return r; }")])),
             small,
         ),
+        ("avro.encode+decode", Some(avro_round_trip()), small),
         (
             "avro.encode",
             Some(processor(

@@ -1,13 +1,12 @@
 //! `avro.decode`: decode a field's Avro bytes in the Confluent wire format into structured
 //! data, with the schema the bytes name, read from the schema registry (and cached).
 
-use crate::avro::{decode, parse_schema, split_header};
+use crate::avro::{decode, encoding, parse_schema, split_header, Encoding};
 use crate::params::{reference, setting_or, with_schema_parameters};
 use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::{FieldValue, Reference};
 use crate::resolve::{resolve, unexpected_type};
 use crate::{AUTHOR, VERSION};
-use apache_avro::Schema;
 use culvert_domain::{Data, Record};
 use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::schema::SchemaRegistry;
@@ -74,16 +73,16 @@ struct Decoder {
     field: Reference,
     registry: Arc<dyn SchemaRegistry>,
     /// Schemas by id, parsed, as they are first needed (ids never change meaning).
-    schemas: Mutex<HashMap<u32, Arc<Schema>>>,
+    schemas: Mutex<HashMap<u32, Arc<Encoding>>>,
 }
 
 impl Decoder {
-    fn schema(&self, id: u32) -> Result<Arc<Schema>, String> {
+    fn schema(&self, id: u32) -> Result<Arc<Encoding>, String> {
         if let Some(schema) = self.schemas.lock().expect("schema lock").get(&id) {
             return Ok(schema.clone());
         }
         let (_, text) = self.registry.by_id(id).map_err(|e| e.to_string())?;
-        let schema = Arc::new(parse_schema(&text)?);
+        let schema = Arc::new(encoding(parse_schema(&text)?)?);
         self.schemas
             .lock()
             .expect("schema lock")

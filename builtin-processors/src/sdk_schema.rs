@@ -17,7 +17,6 @@
 //! Standalone (WASM) processors are not wrapped: Conduit's SDK does this inside them.
 
 use crate::avro::{decode, encode, encoding, infer, parse_schema, Encoding};
-use apache_avro::Schema;
 use culvert_domain::{parse_bool, Data, Record};
 use culvert_plugins::processor::{Outcome, Processor};
 use culvert_plugins::schema::{SchemaRegistry, SchemaType};
@@ -71,7 +70,6 @@ type Named = (String, u32);
 /// A schema ready to use: its registry version, the parsed schema and its encoder.
 struct Ready {
     version: u32,
-    schema: Schema,
     encoding: Encoding,
 }
 
@@ -131,7 +129,8 @@ impl WithSchemas {
         {
             let ready = self.schema(named)?;
             record.key = Some(
-                decoded(&ready.schema, bytes).map_err(|e| format!("failed to decode key: {e}"))?,
+                decoded(&ready.encoding, bytes)
+                    .map_err(|e| format!("failed to decode key: {e}"))?,
             );
         }
         if let (true, Some(named)) = (self.switches.decode_payload, payload) {
@@ -142,7 +141,7 @@ impl WithSchemas {
                 if let Some(Data::Raw(bytes)) = side {
                     let ready = self.schema(named)?;
                     *side = Some(
-                        decoded(&ready.schema, bytes)
+                        decoded(&ready.encoding, bytes)
                             .map_err(|e| format!("failed to decode {name}: {e}"))?,
                     );
                 }
@@ -228,12 +227,9 @@ impl WithSchemas {
 }
 
 fn prepare(version: u32, text: &str) -> Result<Ready, String> {
-    let schema = parse_schema(text)?;
-    let encoding = encoding(schema.clone())?;
     Ok(Ready {
         version,
-        schema,
-        encoding,
+        encoding: encoding(parse_schema(text)?)?,
     })
 }
 
@@ -249,7 +245,7 @@ fn named(record: &Record, subject: &str, version: &str) -> Result<Option<Named>,
     Ok(Some((s.clone(), v)))
 }
 
-fn decoded(schema: &Schema, bytes: &[u8]) -> Result<Data, String> {
+fn decoded(schema: &Encoding, bytes: &[u8]) -> Result<Data, String> {
     match decode(schema, bytes)? {
         Value::Object(map) => Ok(Data::Structured(map)),
         other => Err(format!("the schema gives {other}, not structured data")),
@@ -392,7 +388,7 @@ mod tests {
         let Some(Data::Raw(bytes)) = &record.payload.after else {
             panic!("not encoded: {record:?}");
         };
-        decode(&parse_schema(&text).unwrap(), bytes).unwrap()
+        decode(&encoding(parse_schema(&text).unwrap()).unwrap(), bytes).unwrap()
     }
 
     #[test]

@@ -88,6 +88,20 @@ fn collect_names(schema: &Schema, names: &mut Names) {
     }
 }
 
+/// Encode structured data as an Avro datum of `schema` (a record schema, or any schema an
+/// object fits), without copying it into a JSON value first.
+pub(crate) fn encode_map(schema: &Encoding, data: &Map<String, Value>) -> Result<Vec<u8>, String> {
+    match &schema.schema {
+        Schema::Record(record) => {
+            let mut out = Vec::with_capacity(64);
+            write_record(record, &schema.names, data, &mut out, &mut String::new())
+                .map_err(|e| format!("the data does not fit the schema: {e}"))?;
+            Ok(out)
+        }
+        _ => encode(schema, &Value::Object(data.clone())),
+    }
+}
+
 /// Encode a JSON value (structured data) as an Avro datum of `schema`, straight from the
 /// JSON (no intermediate values). Integers go into `int`, `long`, `float` and `double`
 /// fields, floats with no fraction into integer ones; bytes and fixed fields take base64
@@ -266,27 +280,7 @@ fn write(
             _ => mismatch("a map"),
         },
         Schema::Record(record) => match value {
-            Value::Object(entries) => {
-                let len = path.len();
-                for field in &record.fields {
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(&field.name);
-                    match entries.get(&field.name) {
-                        Some(item) => write(&field.schema, names, item, out, path)?,
-                        None => match &field.default {
-                            Some(default) => write(&field.schema, names, default, out, path)?,
-                            None if nullable(&field.schema) => {
-                                write(&field.schema, names, &Value::Null, out, path)?
-                            }
-                            None => return Err(format!("{path}: missing, and it has no default")),
-                        },
-                    }
-                    path.truncate(len);
-                }
-                Ok(())
-            }
+            Value::Object(entries) => write_record(record, names, entries, out, path),
             _ => mismatch("a record (an object)"),
         },
         Schema::Union(union) => {
@@ -314,6 +308,35 @@ fn write(
             ))
         }
     }
+}
+
+/// Write an object as a record of `record`'s fields.
+fn write_record(
+    record: &apache_avro::schema::RecordSchema,
+    names: &Names,
+    entries: &Map<String, Value>,
+    out: &mut Vec<u8>,
+    path: &mut String,
+) -> Result<(), String> {
+    let len = path.len();
+    for field in &record.fields {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(&field.name);
+        match entries.get(&field.name) {
+            Some(item) => write(&field.schema, names, item, out, path)?,
+            None => match &field.default {
+                Some(default) => write(&field.schema, names, default, out, path)?,
+                None if nullable(&field.schema) => {
+                    write(&field.schema, names, &Value::Null, out, path)?
+                }
+                None => return Err(format!("{path}: missing, and it has no default")),
+            },
+        }
+        path.truncate(len);
+    }
+    Ok(())
 }
 
 /// Whether a union schema has null among its types.

@@ -1,6 +1,7 @@
 //! A processor's `condition`: a Go template rendered per record and read as a boolean, as
 //! Conduit does; the processor sees only the records it is true for.
 
+use crate::per_record::Subset;
 use culvert_domain::Record;
 use culvert_plugins::processor::{Outcome, Processor};
 use culvert_plugins::PluginError;
@@ -12,8 +13,7 @@ pub(crate) struct Conditional {
     condition: Template,
     inner: Box<dyn Processor>,
     chosen: Vec<usize>,
-    scratch: Vec<Record>,
-    scratch_outcomes: Vec<Outcome>,
+    subset: Subset,
 }
 
 impl Conditional {
@@ -23,8 +23,7 @@ impl Conditional {
             condition,
             inner,
             chosen: Vec::new(),
-            scratch: Vec::new(),
-            scratch_outcomes: Vec::new(),
+            subset: Subset::default(),
         }
     }
 }
@@ -66,31 +65,8 @@ impl Processor for Conditional {
                 }
             }
         }
-        if self.chosen.len() == records.len() {
-            return self.inner.process(records, outcomes).await;
-        }
-        if self.chosen.is_empty() {
-            return Ok(());
-        }
-        // Move the chosen records out, process them as one batch, move them back.
-        self.scratch.clear();
-        self.scratch
-            .extend(self.chosen.iter().map(|&i| std::mem::take(&mut records[i])));
-        self.scratch_outcomes.clear();
-        self.scratch_outcomes
-            .resize(self.scratch.len(), Outcome::Keep);
-        self.inner
-            .process(&mut self.scratch, &mut self.scratch_outcomes)
-            .await?;
-        for ((&i, record), outcome) in self
-            .chosen
-            .iter()
-            .zip(self.scratch.drain(..))
-            .zip(self.scratch_outcomes.drain(..))
-        {
-            records[i] = record;
-            outcomes[i] = outcome;
-        }
-        Ok(())
+        self.subset
+            .process(self.inner.as_mut(), &self.chosen, records, outcomes)
+            .await
     }
 }

@@ -57,3 +57,46 @@ impl<P: AsyncRecordProcessor> Processor for AsyncPerRecord<P> {
         Ok(())
     }
 }
+
+/// Scratch space for running a processor on some of a batch's records (a `condition`'s
+/// choice, the records that decoded), reused from batch to batch.
+#[derive(Default)]
+pub(crate) struct Subset {
+    records: Vec<Record>,
+    outcomes: Vec<Outcome>,
+}
+
+impl Subset {
+    /// Run `inner` on the records at `chosen` (ascending indexes) as one batch; the records
+    /// and their outcomes go back in their places, also when the processor fails. The
+    /// others are left alone.
+    pub(crate) async fn process(
+        &mut self,
+        inner: &mut dyn Processor,
+        chosen: &[usize],
+        records: &mut [Record],
+        outcomes: &mut [Outcome],
+    ) -> Result<(), PluginError> {
+        if chosen.len() == records.len() {
+            return inner.process(records, outcomes).await;
+        }
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        self.records.clear();
+        self.records
+            .extend(chosen.iter().map(|&i| std::mem::take(&mut records[i])));
+        self.outcomes.clear();
+        self.outcomes.resize(self.records.len(), Outcome::Keep);
+        let done = inner.process(&mut self.records, &mut self.outcomes).await;
+        for ((&i, record), outcome) in chosen
+            .iter()
+            .zip(self.records.drain(..))
+            .zip(self.outcomes.drain(..))
+        {
+            records[i] = record;
+            outcomes[i] = outcome;
+        }
+        done
+    }
+}

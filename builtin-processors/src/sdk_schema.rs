@@ -16,7 +16,8 @@
 //!
 //! Standalone (WASM) processors are not wrapped: Conduit's SDK does this inside them.
 
-use crate::avro::{decode, encode, encoding, infer, parse_schema, Encoding};
+use crate::avro::{decode, encode_map, encoding, infer, parse_schema, Encoding};
+use crate::per_record::Subset;
 use culvert_domain::{parse_bool, Data, Record};
 use culvert_plugins::processor::{Outcome, Processor};
 use culvert_plugins::schema::{SchemaRegistry, SchemaType};
@@ -84,6 +85,7 @@ pub(crate) struct WithSchemas {
     incoming: Vec<(Option<Named>, Option<Named>)>,
     /// The records that go to the processor, by index; the others failed to decode.
     chosen: Vec<usize>,
+    subset: Subset,
 }
 
 impl WithSchemas {
@@ -100,6 +102,7 @@ impl WithSchemas {
             cache: HashMap::new(),
             incoming: Vec::new(),
             chosen: Vec::new(),
+            subset: Subset::default(),
         }
     }
 
@@ -117,80 +120,93 @@ impl WithSchemas {
         Ok(ready)
     }
 
-    /// Decode the parts of `record` that came under a schema.
+    /// Decode the parts of `record` that came under a schema: all of them, or (on an
+    /// error) none, so a failed record is left as it came.
     fn decode_record(
         &mut self,
         record: &mut Record,
         key: &Option<Named>,
         payload: &Option<Named>,
     ) -> Result<(), String> {
+        let mut new_key = None;
         if let (true, Some(named), Some(Data::Raw(bytes))) =
             (self.switches.decode_key, key, &record.key)
         {
             let ready = self.schema(named)?;
-            record.key = Some(
+            new_key = Some(
                 decoded(&ready.encoding, bytes)
                     .map_err(|e| format!("failed to decode key: {e}"))?,
             );
         }
+        let mut sides = [None, None];
         if let (true, Some(named)) = (self.switches.decode_payload, payload) {
-            for (side, name) in [
-                (&mut record.payload.before, "payload.before"),
-                (&mut record.payload.after, "payload.after"),
+            for (slot, side, name) in [
+                (0, &record.payload.before, "payload.before"),
+                (1, &record.payload.after, "payload.after"),
             ] {
                 if let Some(Data::Raw(bytes)) = side {
                     let ready = self.schema(named)?;
-                    *side = Some(
+                    sides[slot] = Some(
                         decoded(&ready.encoding, bytes)
                             .map_err(|e| format!("failed to decode {name}: {e}"))?,
                     );
                 }
             }
         }
+        let [before, after] = sides;
+        replace(&mut record.key, new_key);
+        replace(&mut record.payload.before, before);
+        replace(&mut record.payload.after, after);
         Ok(())
     }
 
-    /// Encode the structured parts of a processed record again.
+    /// Encode the structured parts of a processed record again: all of them, or (on an
+    /// error) none.
     fn encode_record(
         &mut self,
         record: &mut Record,
         key: &Option<Named>,
         payload: &Option<Named>,
     ) -> Result<(), String> {
-        if self.switches.encode_key && matches!(record.key, Some(Data::Structured(_))) {
+        let mut new_key = None;
+        if let (true, Some(Data::Structured(data))) = (self.switches.encode_key, &record.key) {
             if let Some(outgoing) = named(record, KEY_SUBJECT, KEY_VERSION)? {
-                let data = record.key.clone();
-                let ready = self
-                    .outgoing(&outgoing, key, data.as_ref())
-                    .map_err(|e| format!("failed to encode key: {e}"))?;
-                record.key = encoded(&ready, record.key.take())
-                    .map_err(|e| format!("failed to encode key: {e}"))?;
-                record
-                    .metadata
-                    .insert(KEY_VERSION.to_owned(), ready.version.to_string());
+                let failed = |e: String| format!("failed to encode key: {e}");
+                let ready = self.outgoing(&outgoing, key, data).map_err(failed)?;
+                new_key = Some((encoded(&ready, data).map_err(failed)?, ready.version));
             }
         }
-        let structured = |d: &Option<Data>| matches!(d, Some(Data::Structured(_)));
-        if self.switches.encode_payload
-            && (structured(&record.payload.before) || structured(&record.payload.after))
-        {
+        let mut sides = [None, None];
+        let mut payload_version = None;
+        let sample = structured(&record.payload.after).or(structured(&record.payload.before));
+        if let (true, Some(sample)) = (self.switches.encode_payload, sample) {
             if let Some(outgoing) = named(record, PAYLOAD_SUBJECT, PAYLOAD_VERSION)? {
-                let sample = if structured(&record.payload.after) {
-                    record.payload.after.clone()
-                } else {
-                    record.payload.before.clone()
-                };
-                let ready = self
-                    .outgoing(&outgoing, payload, sample.as_ref())
-                    .map_err(|e| format!("failed to encode payload: {e}"))?;
-                for side in [&mut record.payload.before, &mut record.payload.after] {
-                    *side = encoded(&ready, side.take())
-                        .map_err(|e| format!("failed to encode payload: {e}"))?;
+                let failed = |e: String| format!("failed to encode payload: {e}");
+                let ready = self.outgoing(&outgoing, payload, sample).map_err(failed)?;
+                for (slot, side) in [&record.payload.before, &record.payload.after]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if let Some(map) = structured(side) {
+                        sides[slot] = Some(encoded(&ready, map).map_err(failed)?);
+                    }
                 }
-                record
-                    .metadata
-                    .insert(PAYLOAD_VERSION.to_owned(), ready.version.to_string());
+                payload_version = Some(ready.version);
             }
+        }
+        if let Some((data, version)) = new_key {
+            record.key = Some(data);
+            record
+                .metadata
+                .insert(KEY_VERSION.to_owned(), version.to_string());
+        }
+        let [before, after] = sides;
+        replace(&mut record.payload.before, before);
+        replace(&mut record.payload.after, after);
+        if let Some(version) = payload_version {
+            record
+                .metadata
+                .insert(PAYLOAD_VERSION.to_owned(), version.to_string());
         }
         Ok(())
     }
@@ -201,15 +217,12 @@ impl WithSchemas {
         &mut self,
         outgoing: &Named,
         incoming: &Option<Named>,
-        data: Option<&Data>,
+        data: &serde_json::Map<String, Value>,
     ) -> Result<Arc<Ready>, String> {
         if incoming.as_ref() != Some(outgoing) {
             return self.schema(outgoing);
         }
-        let Some(Data::Structured(map)) = data else {
-            return self.schema(outgoing);
-        };
-        let text = infer(map)
+        let text = infer(data)
             .map_err(|e| format!("failed to extract schema: {e}"))?
             .to_string();
         let registered = self
@@ -252,13 +265,23 @@ fn decoded(schema: &Encoding, bytes: &[u8]) -> Result<Data, String> {
     }
 }
 
-fn encoded(ready: &Ready, data: Option<Data>) -> Result<Option<Data>, String> {
-    Ok(match data {
-        Some(Data::Structured(map)) => {
-            Some(Data::Raw(encode(&ready.encoding, &Value::Object(map))?))
-        }
-        other => other,
-    })
+fn encoded(ready: &Ready, data: &serde_json::Map<String, Value>) -> Result<Data, String> {
+    encode_map(&ready.encoding, data).map(Data::Raw)
+}
+
+/// The structured data a key or payload side holds, if it holds some.
+fn structured(data: &Option<Data>) -> Option<&serde_json::Map<String, Value>> {
+    match data {
+        Some(Data::Structured(map)) => Some(map),
+        _ => None,
+    }
+}
+
+/// Put `new` in `slot` if there is one.
+fn replace(slot: &mut Option<Data>, new: Option<Data>) {
+    if let Some(new) = new {
+        *slot = Some(new);
+    }
 }
 
 #[async_trait::async_trait]
@@ -295,22 +318,9 @@ impl Processor for WithSchemas {
             }
             self.incoming.push((key, payload));
         }
-        if self.chosen.len() == records.len() {
-            self.inner.process(records, outcomes).await?;
-        } else if !self.chosen.is_empty() {
-            let mut batch: Vec<Record> = self
-                .chosen
-                .iter()
-                .map(|&i| std::mem::take(&mut records[i]))
-                .collect();
-            let mut results = vec![Outcome::Keep; batch.len()];
-            let done = self.inner.process(&mut batch, &mut results).await;
-            for ((&i, record), outcome) in self.chosen.iter().zip(batch).zip(results) {
-                records[i] = record;
-                outcomes[i] = outcome;
-            }
-            done?;
-        }
+        self.subset
+            .process(self.inner.as_mut(), &self.chosen, records, outcomes)
+            .await?;
         if !(self.switches.encode_key || self.switches.encode_payload) {
             return Ok(());
         }
@@ -348,7 +358,7 @@ impl Processor for WithSchemas {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::avro::MemoryRegistry;
+    use crate::avro::{encode, MemoryRegistry};
     use crate::testing::{meta, run, settings};
     use serde_json::json;
 
@@ -469,5 +479,32 @@ mod tests {
             !records[0].metadata.contains_key("seen"),
             "a failed record was not processed"
         );
+    }
+
+    #[test]
+    fn a_record_is_decoded_whole_or_not_at_all() {
+        let (registry, good) = setup();
+        let mut record = good.clone();
+        // The key decodes; the payload does not: the record fails as it came.
+        record.key = good.payload.after.clone();
+        record
+            .metadata
+            .insert(KEY_SUBJECT.to_owned(), "users".to_owned());
+        record
+            .metadata
+            .insert(KEY_VERSION.to_owned(), "1".to_owned());
+        record.payload.after = Some(Data::Raw(vec![0xff]));
+        let mut processor = configure(
+            &registry,
+            "field.set",
+            &[("field", ".Metadata.seen"), ("value", "yes")],
+        );
+        let mut records = vec![record.clone()];
+        let outcomes = run(processor.as_mut(), &mut records);
+        assert!(
+            matches!(&outcomes[0], Outcome::Fail(e) if e.contains("payload.after")),
+            "{outcomes:?}"
+        );
+        assert_eq!(records[0], record, "left as it came, the key still raw");
     }
 }

@@ -14,6 +14,10 @@
 //! (a template) and `field.rename` on the source, `field.exclude` on the pipeline, and a
 //! `filter` whose condition is false for every record on the destination (so every record
 //! is still written and the figures compare).
+//!
+//! The connectors and processors carry the SDK's schema handling as in the server (the
+//! generator names a schema for its payloads, processors keep it up to date; schemas in
+//! memory); `CULVERT_BENCH_SCHEMAS=off` leaves it out.
 
 use culvert_domain::opencdc::metadata;
 use culvert_domain::{Position, Record};
@@ -112,10 +116,33 @@ fn processor(plugin: &str, pairs: &[(&str, &str)], condition: &str) -> Vec<Proce
         .collect();
     vec![ProcessorNode {
         id: plugin.to_owned(),
-        processor: culvert_processors::registry()
+        processor: processor_registry()
             .configure(plugin, &settings, condition)
             .unwrap(),
     }]
+}
+
+/// Whether the SDK's schema handling is in the path (`CULVERT_BENCH_SCHEMAS`).
+fn with_schemas() -> bool {
+    match std::env::var("CULVERT_BENCH_SCHEMAS").as_deref() {
+        Ok("on") | Err(_) => true,
+        Ok("off") => false,
+        Ok(other) => panic!("CULVERT_BENCH_SCHEMAS: on or off, not {other}"),
+    }
+}
+
+fn schemas() -> Arc<dyn culvert_plugins::schema::SchemaRegistry> {
+    static SCHEMAS: std::sync::OnceLock<Arc<culvert_processors::avro::MemoryRegistry>> =
+        std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(Default::default).clone()
+}
+
+fn processor_registry() -> culvert_processors::ProcessorRegistry {
+    if with_schemas() {
+        culvert_processors::registry_with_schemas(schemas())
+    } else {
+        culvert_processors::registry()
+    }
 }
 
 fn peak_rss_kib() -> u64 {
@@ -146,7 +173,11 @@ fn main() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
-    let registry = culvert_connectors::registry();
+    let registry = if with_schemas() {
+        culvert_connectors::registry_with_schemas(schemas())
+    } else {
+        culvert_connectors::registry()
+    };
     // 36 string fields and a few others: about 1 KiB of JSON per record.
     let mut source_settings = vec![
         ("format.type".to_owned(), "structured".to_owned()),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Culvert needs and a fresh Debian machine may lack:
-# clang and libclang (bindgen and RocksDB's C++ build), and for the tests python3 with
+# clang and libclang (bindgen and RocksDB's C++ build), and for the tests PostgreSQL's
+# server binaries, python3 with
 # openapi-spec-validator (checks the HTTP API's OpenAPI document), and checks Go is there (the
 # standalone-connector tests build a Go connector). Quiet when everything is
 # present.
@@ -14,6 +15,12 @@ if ! compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null \
 fi
 
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+
+# The PostgreSQL tests start a throw-away server of their own (initdb in a temp dir,
+# loopback only, stopped when the test ends); only the binaries are needed.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  missing+=(postgresql)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (needed to build RocksDB and run the tests)..." >&2

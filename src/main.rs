@@ -256,6 +256,58 @@ struct RunArgs {
         value_parser = duration
     )]
     wasm_call_timeout: std::time::Duration,
+    /// Open the engine-level ceiling for WASM processors' host-mediated HTTP egress (the
+    /// SDK's `egress.Do`, host function `conduit.http_request`). Off (the default), every
+    /// call is refused, whatever a processor's own `sdk.egress.allow` setting asks for;
+    /// on, a processor that opts in with `sdk.egress.allow` may reach the destinations in
+    /// both lists (see docs/egress.md).
+    #[arg(
+        long = "processors.egress.enabled",
+        env = "CULVERT_PROCESSORS_EGRESS_ENABLED",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    egress_enabled: bool,
+    /// The egress ceiling's allow-list: host[:port], https://host[:port] or
+    /// http://private-address[:port] entries (repeatable or comma-separated). Empty with
+    /// egress enabled: a processor's own list is honoured as it is (single tenant).
+    /// Loopback and private addresses are only reachable through an address entry with
+    /// its port (e.g. http://127.0.0.1:11434).
+    #[arg(
+        long = "processors.egress.allow",
+        env = "CULVERT_PROCESSORS_EGRESS_ALLOW",
+        action = clap::ArgAction::Append
+    )]
+    egress_allow: Vec<String>,
+    /// Secrets processors may name (in `sdk.egress.secretRefs`) for the host to send as
+    /// the Authorization header, read from CONDUIT_SECRET_<NAME> (repeatable or
+    /// comma-separated).
+    #[arg(
+        long = "processors.egress.secret-refs",
+        env = "CULVERT_PROCESSORS_EGRESS_SECRET_REFS",
+        action = clap::ArgAction::Append
+    )]
+    egress_secret_refs: Vec<String>,
+    /// Upper bound on a processor's per-call egress time limit (its own default is 30s;
+    /// 0: no bound).
+    #[arg(
+        long = "processors.egress.timeout",
+        env = "CULVERT_PROCESSORS_EGRESS_TIMEOUT",
+        default_value = "0",
+        value_parser = duration
+    )]
+    egress_timeout: std::time::Duration,
+    /// Upper bound on the egress response body a processor gets, in bytes (its own
+    /// default is 4 MiB; 0: no bound).
+    #[arg(
+        long = "processors.egress.max-response-bytes",
+        env = "CULVERT_PROCESSORS_EGRESS_MAX_RESPONSE_BYTES",
+        default_value = "0",
+        value_parser = byte_size_or_zero
+    )]
+    egress_max_response_bytes: usize,
     /// Pipeline configuration files: a YAML file or a directory of them (default
     /// ./pipelines, which may be missing; a path given explicitly must exist).
     #[arg(long = "pipelines.path", env = "CULVERT_PIPELINES_PATH")]
@@ -431,6 +483,14 @@ fn byte_size(text: &str) -> Result<usize, String> {
         .and_then(|n| n.checked_mul(factor))
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{text:?} is not a size (like 536870912, 512MiB or 1GiB)"))
+}
+
+/// A size in bytes as [`byte_size`], or 0 (no bound).
+fn byte_size_or_zero(text: &str) -> Result<usize, String> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    byte_size(text)
 }
 
 impl RunArgs {
@@ -613,7 +673,10 @@ fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
     Ok((Cli::from_arg_matches(&matches)?, warnings))
 }
 
-/// `a: {b: 1}` becomes `("a.b", "1")`; lists are refused (no setting takes one yet).
+/// Config-file keys that may hold a list (joined with commas).
+const LIST_KEYS: [&str; 2] = ["processors.egress.allow", "processors.egress.secret-refs"];
+
+/// `a: {b: 1}` becomes `("a.b", "1")`; lists are refused except for [`LIST_KEYS`].
 fn flatten(
     prefix: &str,
     value: &yaml_rust2::Yaml,
@@ -639,6 +702,16 @@ fn flatten(
         Yaml::Boolean(b) => b.to_string(),
         Yaml::Integer(n) => n.to_string(),
         Yaml::Real(text) | Yaml::String(text) => text.clone(),
+        // The egress lists may be YAML lists (as in Conduit's conduit.yaml).
+        Yaml::Array(items) if LIST_KEYS.contains(&prefix) => items
+            .iter()
+            .map(|item| match item {
+                Yaml::String(text) | Yaml::Real(text) => Ok(text.clone()),
+                Yaml::Integer(n) => Ok(n.to_string()),
+                _ => Err(anyhow::anyhow!("{prefix:?} must be a list of strings")),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .join(","),
         Yaml::Array(_) | Yaml::Alias(_) | Yaml::BadValue => {
             anyhow::bail!("{prefix:?} must be a single value")
         }
@@ -751,7 +824,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut connectors = culvert_connectors::registry();
+    let schemas = schema_registry(&args, &writer)?;
+    culvert_hosts::connutils::install_registry(schemas.clone());
+    let mut connectors = culvert_connectors::registry_with_schemas(schemas.clone());
     let (standalone, errors) =
         runtime.block_on(culvert_hosts::standalone::discover(&args.connectors_path));
     for error in errors {
@@ -767,15 +842,30 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             plugin.with_call_timeout(args.connectors_call_timeout),
         ));
     }
-    let schemas = schema_registry(&args, &writer)?;
-    culvert_hosts::connutils::install_registry(schemas.clone());
     let mut processors = culvert_processors::registry_with_schemas(schemas);
     let limits = culvert_hosts::wasm::Limits {
         memory_bytes: args.wasm_memory_limit,
         call_timeout: args.wasm_call_timeout,
     };
-    let (wasm, errors) =
-        runtime.block_on(culvert_hosts::wasm::discover(&args.processors_path, limits));
+    let ceiling = culvert_hosts::egress::Policy::ceiling(
+        args.egress_enabled,
+        &args.egress_allow,
+        &args.egress_secret_refs,
+        args.egress_timeout,
+        args.egress_max_response_bytes as u64,
+    )
+    .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+    if ceiling.enabled {
+        tracing::info!(
+            allow = %ceiling.allowlist.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            "WASM processor egress is open to processors that opt in (sdk.egress.allow)"
+        );
+    }
+    let (wasm, errors) = runtime.block_on(culvert_hosts::wasm::discover(
+        &args.processors_path,
+        limits,
+        ceiling,
+    ));
     for error in errors {
         tracing::warn!(%error, "standalone processor plugin skipped");
     }

@@ -630,6 +630,34 @@ fn connector_settings_are_validated_over_http() {
         refused["message"].as_str().unwrap().contains("format.type"),
         "{refused}"
     );
+    // Conduit's versions of its built-ins are accepted, with or without the version.
+    for plugin in ["builtin:file@v0.10.8", "builtin:file", "file@latest"] {
+        let settings = json!({"path": "/tmp/x"});
+        assert_eq!(
+            h.ok(
+                "POST",
+                "/v1/connectors/validate",
+                Some(json!({"type": "TYPE_DESTINATION", "plugin": plugin,
+                            "config": {"settings": settings}})),
+            ),
+            json!({}),
+            "{plugin}"
+        );
+    }
+    let versionless = h.fails(
+        "POST",
+        "/v1/connectors/validate",
+        Some(
+            json!({"type": "TYPE_DESTINATION", "plugin": "builtin:file@v9",
+                    "config": {"settings": {"path": "/tmp/x"}}}),
+        ),
+        404,
+        5,
+    );
+    assert_eq!(
+        versionless["message"],
+        "plugin \"builtin:file@v9\" not found; available versions: [v0.10.8]"
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! One test binary (modules below) to keep link time down.
 
 mod admin_cli;
+mod conduit_parity;
 mod config;
 mod crash;
 mod engine;
@@ -11,6 +12,8 @@ mod grpc;
 mod harness;
 mod http;
 mod http_client;
+mod pg;
+mod postgres_standalone;
 mod processors;
 mod provisioning;
 mod schema_registry;

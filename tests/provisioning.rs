@@ -24,7 +24,7 @@ pipelines:
             settings: { field: .Metadata.via, value: "${VIA}" }
       - id: out
         type: destination
-        plugin: builtin:file
+        plugin: builtin:file@v0.10.8
         settings: { path: "${OUT}" }
 "#;
 

@@ -286,3 +286,232 @@ fn wasm_processors_transform_drop_and_are_contained() {
     server.terminate();
     assert!(server.wait().success());
 }
+
+/// Build the fixture processor made with the current SDK (`tests/fixtures/processor-current`,
+/// whose module imports `conduit.http_request`): per record, an HTTP GET through the host
+/// to its `url` setting, with the outcome in the record's `egress.*` metadata.
+pub fn fixture_processor_current() -> PathBuf {
+    let out =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-fixtures/fixture-processor-current.wasm");
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/processor-current"))
+        .env("GOOS", "wasip1")
+        .env("GOARCH", "wasm")
+        .env("GONOSUMDB", "github.com/conduitio")
+        .status()
+        .expect("`go` on the PATH (make deps installs it) to build the fixture processor");
+    assert!(
+        status.success(),
+        "building the current-SDK fixture processor failed"
+    );
+    out
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 answering every request with 200 and a fixed body
+/// (and closing the connection); it counts the requests it answered.
+struct TestWebServer {
+    port: u16,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+const TEST_WEB_BODY: &str = "hello from the test server";
+
+impl TestWebServer {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(&stream);
+                    let mut line = String::new();
+                    // The request head (GETs have no body).
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                        line.clear();
+                    }
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+                         connection: close\r\n\r\n{TEST_WEB_BODY}",
+                        TEST_WEB_BODY.len()
+                    );
+                    let _ = (&stream).write_all(answer.as_bytes());
+                });
+            }
+        });
+        Self { port, requests }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The `egress.*` metadata of the records written to `out`, once `count` are there.
+fn egress_outcomes(out: &Path, count: usize) -> Vec<Value> {
+    wait_until(&format!("{count} records in {}", out.display()), || {
+        lines(out).len() >= count
+    });
+    lines(out)
+        .into_iter()
+        .map(|r| r["metadata"].clone())
+        .collect()
+}
+
+#[test]
+fn current_sdk_processors_load_and_egress_is_refused_by_default() {
+    let web = TestWebServer::start();
+    let (dir, data) = data_dir();
+    let processors = dir.path().join("processors");
+    std::fs::create_dir(&processors).unwrap();
+    std::fs::copy(fixture_processor_current(), processors.join("current.wasm")).unwrap();
+    // No processors.egress.* flags: the ceiling is closed.
+    let mut server = Server::start(&data, &["--processors.path", processors.to_str().unwrap()]);
+    let address = server.http_address();
+    let (status, plugins) = call(
+        &address,
+        "GET",
+        "/v1/processors/plugins?name=standalone:.*",
+        None,
+    );
+    assert_eq!(status, 200, "{plugins}");
+    let names: Vec<&str> = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["standalone:fixture-current@v0.2.0"]);
+    // Its own parameter, and the host's reserved egress settings.
+    let parameters = &plugins[0]["parameters"];
+    assert!(parameters["url"].is_object(), "{parameters}");
+    assert!(parameters["sdk.egress.allow"].is_object(), "{parameters}");
+
+    // Not opted in, and opted in under a closed ceiling: both refused as "disabled", with
+    // the SDK's own error, and nothing reaches the server.
+    let allow = format!("http://127.0.0.1:{}", web.port);
+    let url = format!("{allow}/hello");
+    for (name, settings) in [
+        ("not-opted-in", json!({"url": url})),
+        ("opted-in", json!({"url": url, "sdk.egress.allow": allow})),
+    ] {
+        let out = dir.path().join(format!("{name}.jsonl"));
+        pipeline(
+            &address,
+            name,
+            3,
+            &out,
+            json!({"plugin": "standalone:fixture-current", "settings": settings}),
+            None,
+        );
+        for metadata in egress_outcomes(&out, 3) {
+            assert_eq!(metadata["egress.code"], "disabled", "{name}: {metadata}");
+            let error = metadata["egress.error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains("http egress is not enabled for this processor"),
+                "{name}: {error}"
+            );
+            assert!(metadata.get("egress.status").is_none(), "{metadata}");
+        }
+    }
+    assert_eq!(web.requests(), 0);
+    server.terminate();
+    assert!(server.wait().success());
+}
+
+#[test]
+fn egress_reaches_an_allow_listed_loopback_server_and_refuses_denied_addresses() {
+    let web = TestWebServer::start();
+    let (dir, data) = data_dir();
+    let processors = dir.path().join("processors");
+    std::fs::create_dir(&processors).unwrap();
+    std::fs::copy(fixture_processor_current(), processors.join("current.wasm")).unwrap();
+    // Loopback is reachable only through its exact address-and-port entry; `localhost`
+    // is allowed by name, but it resolves to loopback, which the dial-time check refuses.
+    let exact = format!("http://127.0.0.1:{}", web.port);
+    let by_name = format!("localhost:{}", web.port);
+    let mut server = Server::start(
+        &data,
+        &[
+            "--processors.path",
+            processors.to_str().unwrap(),
+            "--processors.egress.enabled",
+            "--processors.egress.allow",
+            &exact,
+            "--processors.egress.allow",
+            &by_name,
+        ],
+    );
+    let address = server.http_address();
+
+    let allowed = dir.path().join("allowed.jsonl");
+    pipeline(
+        &address,
+        "allowed",
+        3,
+        &allowed,
+        json!({"plugin": "standalone:fixture-current",
+               "settings": {"url": format!("{exact}/hello"), "sdk.egress.allow": exact}}),
+        None,
+    );
+    for metadata in egress_outcomes(&allowed, 3) {
+        assert_eq!(metadata["egress.status"], "200", "{metadata}");
+        assert_eq!(metadata["egress.body"], TEST_WEB_BODY, "{metadata}");
+        // The host-reserved settings never reach the module (it would not know them).
+        assert!(metadata.get("egress.error").is_none(), "{metadata}");
+    }
+    assert_eq!(web.requests(), 3);
+
+    // Allowed by name, refused at dial time: `localhost` is a loopback address.
+    let by_name_out = dir.path().join("by-name.jsonl");
+    pipeline(
+        &address,
+        "by-name",
+        2,
+        &by_name_out,
+        json!({"plugin": "standalone:fixture-current",
+               "settings": {"url": format!("https://{by_name}/hello"),
+                            "sdk.egress.allow": by_name}}),
+        None,
+    );
+    for metadata in egress_outcomes(&by_name_out, 2) {
+        assert_eq!(metadata["egress.code"], "forbidden", "{metadata}");
+        let error = metadata["egress.error"].as_str().unwrap_or_default();
+        assert!(error.contains("forbidden by policy"), "{error}");
+    }
+    // The refusal is in the audit log, with why.
+    let denied = server.wait_for_line("ip_refused_");
+    assert!(denied.contains("egress call denied"), "{denied}");
+
+    // The same loopback address on another port, and the cloud metadata address: not
+    // on the processor's list (and the ceiling would drop them anyway).
+    let other = dir.path().join("other.jsonl");
+    let other_port = format!("http://127.0.0.1:{}", web.port + 1);
+    pipeline(
+        &address,
+        "other",
+        2,
+        &other,
+        json!({"plugin": "standalone:fixture-current",
+               "settings": {"url": "http://169.254.169.254/latest/meta-data",
+                            "sdk.egress.allow": format!("{exact},{other_port}")}}),
+        None,
+    );
+    for metadata in egress_outcomes(&other, 2) {
+        assert_eq!(metadata["egress.code"], "forbidden", "{metadata}");
+    }
+    assert_eq!(
+        web.requests(),
+        3,
+        "only the allowed pipeline reached the server"
+    );
+    server.terminate();
+    assert!(server.wait().success());
+}

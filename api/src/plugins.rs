@@ -8,7 +8,7 @@ use crate::pb::config::v1 as config;
 use culvert_domain::ConnectorType;
 use culvert_plugins::processor::ProcessorSpecification;
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
-use culvert_plugins::{LookupError, Registry, Settings, Side, Specification, ValidateError};
+use culvert_plugins::{Registry, Settings, Side, Specification, ValidateError};
 use culvert_processors::ProcessorRegistry;
 use std::collections::HashMap;
 use tonic::{Code, Status};
@@ -105,7 +105,7 @@ pub(crate) fn check_processor(registry: &ProcessorRegistry, plugin: &str) -> Res
     }
     match registry.lookup(plugin) {
         Ok(_) => Ok(()),
-        Err(e @ LookupError::NotFound { .. }) => Err(status_with_info(
+        Err(e) if e.is_not_found() => Err(status_with_info(
             Code::NotFound,
             format!("could not get processor: {e}"),
             "processor.plugin_not_found",
@@ -173,7 +173,7 @@ pub(crate) fn check(
     };
     match registry.validate(plugin, side, settings) {
         Ok(_) => Ok(()),
-        Err(ValidateError::Lookup(e @ LookupError::NotFound { .. })) => Err(status_with_info(
+        Err(ValidateError::Lookup(e)) if e.is_not_found() => Err(status_with_info(
             Code::NotFound,
             e.to_string(),
             "connector.plugin_not_found",

@@ -22,6 +22,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 
+/// The version listed and accepted in references (`builtin:file@v0.10.8`): the version of
+/// Conduit's `conduit-connector-file` that Conduit bundles and this connector matches.
+pub const CONDUIT_VERSION: &str = "v0.10.8";
+
 /// How often a source at the end of its file looks for appended lines.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -45,7 +49,7 @@ impl File {
                 description: "The source emits each line as a raw record and keeps reading \
                     as the file grows; its position is a byte offset. The destination appends \
                     one record per line in OpenCDC JSON.",
-                version: concat!("v", env!("CARGO_PKG_VERSION")),
+                version: CONDUIT_VERSION,
                 author: "Culvert",
                 source: Some(vec![path()]),
                 destination: Some(vec![

@@ -28,6 +28,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The version listed and accepted in references (`builtin:generator@v0.10.4`): the version of
+/// Conduit's `conduit-connector-generator` that Conduit bundles and this connector matches.
+pub const CONDUIT_VERSION: &str = "v0.10.4";
+
 /// The generator plugin.
 pub struct Generator {
     spec: Specification,
@@ -48,7 +52,7 @@ impl Generator {
                 summary: "Generates records (structured, raw or from a file) at a given rate.",
                 description: "A source of made-up records for trying pipelines out and for \
                     load tests. It resumes from its position: recordCount counts all runs.",
-                version: concat!("v", env!("CARGO_PKG_VERSION")),
+                version: CONDUIT_VERSION,
                 author: "Culvert",
                 source: Some(vec![
                     Parameter::new(
@@ -428,13 +432,16 @@ impl GeneratorSource {
                 after: None,
             },
         };
-        let read_at = SystemTime::now()
+        // As Conduit's generator: made now (`opencdc.createdAt`); read now too (the engine
+        // sets `opencdc.readAt` only where a source left it empty).
+        let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
-            .as_nanos();
+            .as_nanos()
+            .to_string();
         let mut metadata: std::collections::BTreeMap<String, String> = [
-            (metadata::VERSION.to_owned(), "v1".to_owned()),
-            (metadata::READ_AT.to_owned(), read_at.to_string()),
+            (metadata::CREATED_AT.to_owned(), now.clone()),
+            (metadata::READ_AT.to_owned(), now),
         ]
         .into();
         if !collection.name.is_empty() {

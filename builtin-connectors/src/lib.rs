@@ -2,7 +2,8 @@
 //!
 //! * [`generator`]: made-up records at a rate or in bursts (Conduit's `builtin:generator`);
 //! * [`file`]: lines of a file as records, and records written as lines;
-//! * [`log`]: a destination that logs each record.
+//! * [`log`]: a destination that logs each record;
+//! * [`sdk_schema`]: the schema settings Conduit's connector SDK gives each of them.
 //!
 //! They implement the `Source` and `Destination` traits of `culvert-plugins`, the same
 //! contract standalone connectors (in `culvert-hosts`) implement, so the engine never knows
@@ -13,16 +14,38 @@
 pub mod file;
 pub mod generator;
 pub mod log;
+pub mod sdk_schema;
 
-use culvert_plugins::Registry;
+use culvert_plugins::schema::SchemaRegistry;
+use culvert_plugins::{ConnectorPlugin, Registry};
 use std::sync::Arc;
 
-/// A registry of the built-in connectors.
+/// The built-in connector plugins, each with whether its source extracts schemas by
+/// default (Conduit's file source does not: its lines are raw).
+fn builtins() -> [(Arc<dyn ConnectorPlugin>, bool); 3] {
+    [
+        (Arc::new(generator::Generator::new()), true),
+        (Arc::new(file::File::new()), false),
+        (Arc::new(log::Log::new()), true),
+    ]
+}
+
+/// A registry of the built-in connectors, without the SDK's schema settings.
 pub fn registry() -> Registry {
     let mut registry = Registry::default();
-    registry.add(Arc::new(generator::Generator::new()));
-    registry.add(Arc::new(file::File::new()));
-    registry.add(Arc::new(log::Log::new()));
+    for (plugin, _) in builtins() {
+        registry.add(plugin);
+    }
+    registry
+}
+
+/// A registry of the built-in connectors with the SDK's schema settings (see
+/// [`sdk_schema`]), schemas kept in `schemas`: what the server runs.
+pub fn registry_with_schemas(schemas: Arc<dyn SchemaRegistry>) -> Registry {
+    let mut registry = Registry::default();
+    for (plugin, extract) in builtins() {
+        registry.add(sdk_schema::with_schemas(plugin, extract, schemas.clone()));
+    }
     registry
 }
 
@@ -45,12 +68,22 @@ mod tests {
                 "generator"
             );
         }
-        let version = format!("builtin:log@v{}", env!("CARGO_PKG_VERSION"));
-        assert!(registry.lookup(&version).is_ok());
-        assert!(matches!(
-            registry.lookup("builtin:log@v9.9.9"),
-            Err(LookupError::NotFound { .. })
-        ));
+        // Conduit's versions of its built-ins, as Conduit bundles them.
+        for (reference, version) in [
+            ("builtin:file@v0.10.8", "v0.10.8"),
+            ("builtin:generator@v0.10.4", "v0.10.4"),
+            ("log@v0.7.5", "v0.7.5"),
+            ("builtin:file", "v0.10.8"),
+        ] {
+            let found = registry.lookup(reference).unwrap();
+            assert_eq!(found.specification().version, version, "{reference}");
+        }
+        let wrong = registry.lookup("builtin:file@v9").err().unwrap();
+        assert!(wrong.is_not_found());
+        assert_eq!(
+            wrong.to_string(),
+            "plugin \"builtin:file@v9\" not found; available versions: [v0.10.8]"
+        );
         let missing = registry.lookup("builtin:kafka").err().unwrap().to_string();
         assert!(missing.contains("file, generator, log"), "{missing}");
         assert!(matches!(

@@ -7,6 +7,10 @@ use culvert_plugins::connector::{
 };
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 
+/// The version listed and accepted in references (`builtin:log@v0.7.5`): the version of
+/// Conduit's `conduit-connector-log` that Conduit bundles and this connector matches.
+pub const CONDUIT_VERSION: &str = "v0.7.5";
+
 /// The log plugin.
 pub struct Log {
     spec: Specification,
@@ -21,7 +25,7 @@ impl Log {
                 summary: "Logs every record it receives.",
                 description: "A destination for trying pipelines out: each record is logged \
                     as OpenCDC JSON at the given level.",
-                version: concat!("v", env!("CARGO_PKG_VERSION")),
+                version: CONDUIT_VERSION,
                 author: "Culvert",
                 source: None,
                 destination: Some(vec![

@@ -54,6 +54,7 @@ pub mod openai;
 pub mod parallel;
 pub mod reference;
 pub mod registry;
+pub mod schema_codec;
 mod sdk_schema;
 pub mod split;
 pub mod unwrap_debezium;

@@ -10,28 +10,26 @@
 //! structured data is encoded again. If the processor left the record's schema metadata as
 //! it came, the schema is inferred from the data as it is now and registered under the same
 //! subject (the processor may have changed the data's shape), and the metadata names the
-//! new version; if the processor named another schema, that one is used. A record without
-//! schema metadata passes untouched. A record that cannot be decoded or encoded fails alone
+//! new version; if the processor named another schema, that one is used. A part that came
+//! structured (a built-in source's records stay structured inside the process) gets its
+//! schema brought up to date the same way but is not encoded: the next step would only
+//! decode it. A record without schema metadata passes untouched. A record that cannot be decoded or encoded fails alone
 //! (Conduit fails the batch), saying which part and why.
 //!
 //! Standalone (WASM) processors are not wrapped: Conduit's SDK does this inside them.
 
-use crate::avro::{decode, encode_map, encoding, infer, parse_schema, Encoding};
+use crate::avro::encode_map;
 use crate::per_record::Subset;
+use crate::schema_codec::{
+    named, replace, structured, Named, Ready, SchemaCodec, KEY_SUBJECT, KEY_VERSION,
+    PAYLOAD_SUBJECT, PAYLOAD_VERSION,
+};
 use culvert_domain::{parse_bool, Data, Record};
 use culvert_plugins::processor::{Outcome, Processor};
-use culvert_plugins::schema::{SchemaRegistry, SchemaType};
+use culvert_plugins::schema::SchemaRegistry;
 use culvert_plugins::{PluginError, Settings};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
-
-/// The metadata keys of a key's schema.
-const KEY_SUBJECT: &str = "opencdc.key.schema.subject";
-const KEY_VERSION: &str = "opencdc.key.schema.version";
-/// The metadata keys of a payload's schema.
-const PAYLOAD_SUBJECT: &str = "opencdc.payload.schema.subject";
-const PAYLOAD_VERSION: &str = "opencdc.payload.schema.version";
 
 /// Which parts are decoded before and encoded after the processor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -65,24 +63,22 @@ impl Switches {
     }
 }
 
-/// A schema's subject and version, as the metadata names it.
-type Named = (String, u32);
-
-/// A schema ready to use: its registry version, the parsed schema and its encoder.
-struct Ready {
-    version: u32,
-    encoding: Encoding,
+/// A record's key and payload schemas as it came, and whether each part came encoded.
+#[derive(Clone, Default)]
+struct Incoming {
+    key: Option<Named>,
+    payload: Option<Named>,
+    /// The key came encoded (raw), the payload came encoded.
+    raw: [bool; 2],
 }
 
 /// A processor with the SDK's schema decoding and encoding around it.
 pub(crate) struct WithSchemas {
     inner: Box<dyn Processor>,
     switches: Switches,
-    registry: Arc<dyn SchemaRegistry>,
-    /// Schemas by subject and version (a version never changes meaning).
-    cache: HashMap<Named, Arc<Ready>>,
+    codec: SchemaCodec,
     /// Per record of the batch: the key's and the payload's schema as it came.
-    incoming: Vec<(Option<Named>, Option<Named>)>,
+    incoming: Vec<Incoming>,
     /// The records that go to the processor, by index; the others failed to decode.
     chosen: Vec<usize>,
     subset: Subset,
@@ -98,82 +94,44 @@ impl WithSchemas {
         Self {
             inner,
             switches,
-            registry,
-            cache: HashMap::new(),
+            codec: SchemaCodec::new(registry),
             incoming: Vec::new(),
             chosen: Vec::new(),
             subset: Subset::default(),
         }
     }
 
-    fn schema(&mut self, named: &Named) -> Result<Arc<Ready>, String> {
-        if let Some(ready) = self.cache.get(named) {
-            return Ok(ready.clone());
-        }
-        let (subject, version) = named;
-        let registered = self
-            .registry
-            .get(subject, *version)
-            .map_err(|e| format!("failed to get schema for {subject}:{version}: {e}"))?;
-        let ready = Arc::new(prepare(registered.version, &registered.text)?);
-        self.cache.insert(named.clone(), ready.clone());
-        Ok(ready)
-    }
-
-    /// Decode the parts of `record` that came under a schema: all of them, or (on an
-    /// error) none, so a failed record is left as it came.
+    /// Decode the parts of `record` that came under a schema (and are switched on): all of
+    /// them, or (on an error) none, so a failed record is left as it came.
     fn decode_record(
         &mut self,
         record: &mut Record,
         key: &Option<Named>,
         payload: &Option<Named>,
     ) -> Result<(), String> {
-        let mut new_key = None;
-        if let (true, Some(named), Some(Data::Raw(bytes))) =
-            (self.switches.decode_key, key, &record.key)
-        {
-            let ready = self.schema(named)?;
-            new_key = Some(
-                decoded(&ready.encoding, bytes)
-                    .map_err(|e| format!("failed to decode key: {e}"))?,
-            );
-        }
-        let mut sides = [None, None];
-        if let (true, Some(named)) = (self.switches.decode_payload, payload) {
-            for (slot, side, name) in [
-                (0, &record.payload.before, "payload.before"),
-                (1, &record.payload.after, "payload.after"),
-            ] {
-                if let Some(Data::Raw(bytes)) = side {
-                    let ready = self.schema(named)?;
-                    sides[slot] = Some(
-                        decoded(&ready.encoding, bytes)
-                            .map_err(|e| format!("failed to decode {name}: {e}"))?,
-                    );
-                }
-            }
-        }
-        let [before, after] = sides;
-        replace(&mut record.key, new_key);
-        replace(&mut record.payload.before, before);
-        replace(&mut record.payload.after, after);
-        Ok(())
+        let key = key.as_ref().filter(|_| self.switches.decode_key);
+        let payload = payload.as_ref().filter(|_| self.switches.decode_payload);
+        self.codec.decode_named(record, key, payload)
     }
 
     /// Encode the structured parts of a processed record again: all of them, or (on an
-    /// error) none.
-    fn encode_record(
-        &mut self,
-        record: &mut Record,
-        key: &Option<Named>,
-        payload: &Option<Named>,
-    ) -> Result<(), String> {
+    /// error) none. A part that came structured (from a built-in source, inside this
+    /// process) stays structured: its schema is brought up to date (inferred from the data
+    /// as it is now, and registered) but the data is not encoded, as the next step would
+    /// only decode it again; what any consumer sees is the same.
+    fn encode_record(&mut self, record: &mut Record, incoming: &Incoming) -> Result<(), String> {
         let mut new_key = None;
+        let mut key_version = None;
         if let (true, Some(Data::Structured(data))) = (self.switches.encode_key, &record.key) {
             if let Some(outgoing) = named(record, KEY_SUBJECT, KEY_VERSION)? {
                 let failed = |e: String| format!("failed to encode key: {e}");
-                let ready = self.outgoing(&outgoing, key, data).map_err(failed)?;
-                new_key = Some((encoded(&ready, data).map_err(failed)?, ready.version));
+                let ready = self
+                    .outgoing(&outgoing, &incoming.key, data)
+                    .map_err(failed)?;
+                if incoming.raw[0] {
+                    new_key = Some(encoded(&ready, data).map_err(failed)?);
+                }
+                key_version = Some(ready.version);
             }
         }
         let mut sides = [None, None];
@@ -182,20 +140,24 @@ impl WithSchemas {
         if let (true, Some(sample)) = (self.switches.encode_payload, sample) {
             if let Some(outgoing) = named(record, PAYLOAD_SUBJECT, PAYLOAD_VERSION)? {
                 let failed = |e: String| format!("failed to encode payload: {e}");
-                let ready = self.outgoing(&outgoing, payload, sample).map_err(failed)?;
-                for (slot, side) in [&record.payload.before, &record.payload.after]
-                    .into_iter()
-                    .enumerate()
-                {
-                    if let Some(map) = structured(side) {
-                        sides[slot] = Some(encoded(&ready, map).map_err(failed)?);
+                let ready = self
+                    .outgoing(&outgoing, &incoming.payload, sample)
+                    .map_err(failed)?;
+                if incoming.raw[1] {
+                    for (slot, side) in [&record.payload.before, &record.payload.after]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        if let Some(map) = structured(side) {
+                            sides[slot] = Some(encoded(&ready, map).map_err(failed)?);
+                        }
                     }
                 }
                 payload_version = Some(ready.version);
             }
         }
-        if let Some((data, version)) = new_key {
-            record.key = Some(data);
+        replace(&mut record.key, new_key);
+        if let Some(version) = key_version {
             record
                 .metadata
                 .insert(KEY_VERSION.to_owned(), version.to_string());
@@ -220,68 +182,18 @@ impl WithSchemas {
         data: &serde_json::Map<String, Value>,
     ) -> Result<Arc<Ready>, String> {
         if incoming.as_ref() != Some(outgoing) {
-            return self.schema(outgoing);
+            return self.codec.schema(outgoing);
         }
-        let text = infer(data)
-            .map_err(|e| format!("failed to extract schema: {e}"))?
-            .to_string();
-        let registered = self
-            .registry
-            .create(&outgoing.0, SchemaType::Avro, &text)
-            .map_err(|e| format!("failed to register schema: {e}"))?;
-        let named = (outgoing.0.clone(), registered.version);
-        if let Some(ready) = self.cache.get(&named) {
-            return Ok(ready.clone());
-        }
-        let ready = Arc::new(prepare(registered.version, &text)?);
-        self.cache.insert(named, ready.clone());
-        Ok(ready)
-    }
-}
-
-fn prepare(version: u32, text: &str) -> Result<Ready, String> {
-    Ok(Ready {
-        version,
-        encoding: encoding(parse_schema(text)?)?,
-    })
-}
-
-/// The schema a record's metadata names with `subject` and `version` keys: none if either
-/// is missing; an error if the version is not a number.
-fn named(record: &Record, subject: &str, version: &str) -> Result<Option<Named>, String> {
-    let (Some(s), Some(v)) = (record.metadata.get(subject), record.metadata.get(version)) else {
-        return Ok(None);
-    };
-    let v = v.parse::<u32>().map_err(|_| {
-        format!("failed to get schema version from metadata: {version} is {v:?}, not a number")
-    })?;
-    Ok(Some((s.clone(), v)))
-}
-
-fn decoded(schema: &Encoding, bytes: &[u8]) -> Result<Data, String> {
-    match decode(schema, bytes)? {
-        Value::Object(map) => Ok(Data::Structured(map)),
-        other => Err(format!("the schema gives {other}, not structured data")),
+        let named = self
+            .codec
+            .extracted(outgoing.0.clone(), data)
+            .map_err(|e| format!("failed to extract schema: {e}"))?;
+        self.codec.schema(&named)
     }
 }
 
 fn encoded(ready: &Ready, data: &serde_json::Map<String, Value>) -> Result<Data, String> {
     encode_map(&ready.encoding, data).map(Data::Raw)
-}
-
-/// The structured data a key or payload side holds, if it holds some.
-fn structured(data: &Option<Data>) -> Option<&serde_json::Map<String, Value>> {
-    match data {
-        Some(Data::Structured(map)) => Some(map),
-        _ => None,
-    }
-}
-
-/// Put `new` in `slot` if there is one.
-fn replace(slot: &mut Option<Data>, new: Option<Data>) {
-    if let Some(new) = new {
-        *slot = Some(new);
-    }
 }
 
 #[async_trait::async_trait]
@@ -308,15 +220,20 @@ impl Processor for WithSchemas {
                 Ok(parts) => parts,
                 Err(error) => {
                     outcomes[i] = Outcome::Fail(error);
-                    self.incoming.push((None, None));
+                    self.incoming.push(Incoming::default());
                     continue;
                 }
             };
+            let raw = [
+                matches!(record.key, Some(Data::Raw(_))),
+                matches!(record.payload.before, Some(Data::Raw(_)))
+                    || matches!(record.payload.after, Some(Data::Raw(_))),
+            ];
             match self.decode_record(record, &key, &payload) {
                 Ok(()) => self.chosen.push(i),
                 Err(error) => outcomes[i] = Outcome::Fail(error),
             }
-            self.incoming.push((key, payload));
+            self.incoming.push(Incoming { key, payload, raw });
         }
         self.subset
             .process(self.inner.as_mut(), &self.chosen, records, outcomes)
@@ -326,10 +243,10 @@ impl Processor for WithSchemas {
         }
         let chosen = std::mem::take(&mut self.chosen);
         for &i in &chosen {
-            let (key, payload) = self.incoming[i].clone();
+            let incoming = self.incoming[i].clone();
             match &mut outcomes[i] {
                 Outcome::Keep => {
-                    if let Err(error) = self.encode_record(&mut records[i], &key, &payload) {
+                    if let Err(error) = self.encode_record(&mut records[i], &incoming) {
                         outcomes[i] = Outcome::Fail(error);
                     }
                 }
@@ -337,7 +254,7 @@ impl Processor for WithSchemas {
                     let mut copies = std::mem::take(copies);
                     let mut failed = None;
                     for copy in &mut copies {
-                        if let Err(error) = self.encode_record(copy, &key, &payload) {
+                        if let Err(error) = self.encode_record(copy, &incoming) {
                             failed = Some(error);
                             break;
                         }
@@ -358,8 +275,10 @@ impl Processor for WithSchemas {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::avro::{encode, MemoryRegistry};
+    use crate::avro::{decode, encode, encoding, parse_schema, MemoryRegistry};
+    use crate::schema_codec::prepare;
     use crate::testing::{meta, run, settings};
+    use culvert_plugins::schema::SchemaType;
     use serde_json::json;
 
     const USERS: &str = r#"{"type":"record","name":"users","fields":[
@@ -419,6 +338,48 @@ mod tests {
             payload_as(&registry, out),
             json!({"age": 36, "name": "grace"})
         );
+    }
+
+    #[test]
+    fn structured_data_under_a_schema_stays_structured_and_its_schema_follows_it() {
+        // As a built-in source's records come: structured, naming their schema.
+        let registry = Arc::new(MemoryRegistry::default());
+        let mut codec = crate::schema_codec::SchemaCodec::new(registry.clone());
+        let mut record = Record {
+            payload: culvert_domain::Change {
+                before: None,
+                after: Some(Data::Structured(
+                    json!({"name": "ada"}).as_object().unwrap().clone(),
+                )),
+            },
+            ..Record::default()
+        };
+        let how = crate::schema_codec::Extraction {
+            payload_subject: Some("payload".into()),
+            ..Default::default()
+        };
+        codec.extract(&mut record, &how).unwrap();
+        assert_eq!(record.metadata[PAYLOAD_VERSION], "1");
+        let mut processor = configure(
+            &registry,
+            "field.set",
+            &[("field", ".Payload.After.age"), ("value", "36")],
+        );
+        let mut records = vec![record];
+        assert_eq!(run(processor.as_mut(), &mut records), [Outcome::Keep]);
+        let out = &records[0];
+        assert_eq!(
+            out.payload.after,
+            Some(Data::Structured(
+                json!({"name": "ada", "age": "36"})
+                    .as_object()
+                    .unwrap()
+                    .clone()
+            ))
+        );
+        assert_eq!(out.metadata[PAYLOAD_VERSION], "2");
+        let text = registry.get("payload", 2).unwrap().text;
+        assert!(text.contains("\"age\""), "{text}");
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //!                               ┘            fan-out                 └─> ...                        ─┘
 //! ```
 //!
-//! * Each source task reads batches, registers every record with its source's [`Acker`]
-//!   (before any destination can see it), and sends the batch on. Between reads the same
+//! * Each source task reads batches, stamps each record as Conduit's engine does
+//!   (`opencdc.readAt` and `conduit.source.connector.id` where the source left them empty),
+//!   registers every record with its source's [`Acker`] (before any destination can see
+//!   it), and sends the batch on. Between reads the same
 //!   task acks to the source the newest position the acker released. A read is never
 //!   raced against acks, so no read is dropped half-way while the pipeline runs (see
 //!   `docs/adr/20261201-reads-are-not-cancelled.md`).
@@ -464,6 +466,32 @@ fn drain_acks(acks: &mut mpsc::UnboundedReceiver<Position>) -> (Option<Position>
 
 /// Completes once the flag is true or its sender is gone (holding no guard, so it can sit
 /// in a `select!` beside awaits).
+/// Give every record a source read the metadata Conduit's engine gives it: when it was
+/// read (`opencdc.readAt`, unix nanoseconds, one instant per read) and the source connector
+/// it came from (`conduit.source.connector.id`); values the source set stay.
+fn stamp(records: &mut [Record], connector: &str) {
+    use culvert_domain::opencdc::metadata::{READ_AT, SOURCE_CONNECTOR_ID};
+    let mut now = None;
+    for record in records {
+        let metadata = &mut record.metadata;
+        if metadata.get(READ_AT).is_none_or(String::is_empty) {
+            let now = now.get_or_insert_with(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+                    .to_string()
+            });
+            metadata.insert(READ_AT.to_owned(), now.clone());
+        }
+        if metadata
+            .get(SOURCE_CONNECTOR_ID)
+            .is_none_or(String::is_empty)
+        {
+            metadata.insert(SOURCE_CONNECTOR_ID.to_owned(), connector.to_owned());
+        }
+    }
+}
+
 async fn raised(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|raised| *raised).await;
 }
@@ -624,10 +652,11 @@ pub async fn run(
                         batch_tx = None;
                     }
                     read = node.source.read(batch_size) => {
-                        let records = read.map_err(fail)?;
+                        let mut records = read.map_err(fail)?;
                         if records.is_empty() {
                             continue;
                         }
+                        stamp(&mut records, &node.id);
                         let first = {
                             let mut acker = acker.lock().expect("acker lock");
                             let first = acker.next_ticket();

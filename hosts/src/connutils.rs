@@ -48,6 +48,11 @@ pub fn install_registry(registry: Arc<dyn SchemaRegistry>) {
     *REGISTRY.write().expect("registry lock") = Some(registry);
 }
 
+/// The registry installed with [`install_registry`], if one is.
+pub fn installed_registry() -> Option<Arc<dyn SchemaRegistry>> {
+    REGISTRY.read().expect("registry lock").clone()
+}
+
 /// The running utilities service: its address, the registry and the valid tokens.
 pub struct Utilities {
     address: SocketAddr,

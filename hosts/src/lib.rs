@@ -10,12 +10,15 @@
 //! * [`wasm`]: WASM processors built with Conduit's processor SDK, run by wasmtime in a
 //!   sandbox (no filesystem or network, memory and time limits), behind the `Processor`
 //!   trait;
+//! * [`egress`]: the one way out of that sandbox, Conduit's host-mediated HTTP egress
+//!   (`conduit.http_request`), deny-all unless the operator and the processor opt in;
 //! * [`pb`]: the generated protocol types (our copies of Conduit's protos).
 //!
 //! This is the only crate that links wasmtime and speaks to plugin processes; the API and
 //! provisioning see plugins only through `culvert_plugins`' registries.
 
 pub mod connutils;
+pub mod egress;
 pub mod pb;
 pub mod standalone;
 pub mod wasm;

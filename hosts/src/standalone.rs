@@ -18,6 +18,7 @@ use culvert_plugins::connector::{
     IDLE_READ,
 };
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
+use culvert_processors::schema_codec::SchemaCodec;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -592,6 +593,7 @@ impl ConnectorPlugin for StandalonePlugin {
             prepared: Prepare::default(),
             call_timeout: self.call_timeout,
             running: None,
+            boundary: Boundary::default(),
         }))
     }
 }
@@ -980,6 +982,40 @@ type RunAnswer = Result<
     tonic::Status,
 >;
 
+/// Records as they leave the process for a plugin (a standalone destination, a WASM
+/// processor): as Conduit would send them. A key or payload under a schema (named in the
+/// metadata) goes encoded with it, as Conduit's sources send it; inside Culvert a built-in
+/// source's records stay structured. A record that does not fit its schema (changed by a
+/// processor that did not update it) goes as it is: the SDKs take structured data too.
+#[derive(Default)]
+pub(crate) struct Boundary {
+    /// Made at first need, with the server's registry.
+    codec: Option<SchemaCodec>,
+}
+
+impl Boundary {
+    /// `record` in the protocol's form, encoded where Conduit's would be.
+    pub(crate) fn outgoing(&mut self, record: &culvert_domain::Record) -> pb::opencdc::v1::Record {
+        if !SchemaCodec::needs_encoding(record, true, true) {
+            return to_proto(record);
+        }
+        if self.codec.is_none() {
+            self.codec = crate::connutils::installed_registry().map(SchemaCodec::new);
+        }
+        let Some(codec) = self.codec.as_mut() else {
+            return to_proto(record);
+        };
+        let mut encoded = record.clone();
+        match codec.encode(&mut encoded, true, true) {
+            Ok(()) => to_proto(&encoded),
+            Err(error) => {
+                tracing::debug!(%error, "record sent structured: it does not fit its schema");
+                to_proto(record)
+            }
+        }
+    }
+}
+
 /// A destination connector served by a plugin process.
 struct StandaloneDestination {
     path: PathBuf,
@@ -987,6 +1023,8 @@ struct StandaloneDestination {
     prepared: Prepare,
     call_timeout: Duration,
     running: Option<RunningDestination>,
+    /// Encodes structured data under a schema before it is sent.
+    boundary: Boundary,
 }
 
 impl StandaloneDestination {
@@ -1097,6 +1135,7 @@ impl Destination for StandaloneDestination {
         &mut self,
         records: &[culvert_domain::Record],
     ) -> Result<Vec<(usize, String)>, PluginError> {
+        let sending: Vec<_> = records.iter().map(|r| self.boundary.outgoing(r)).collect();
         let call_timeout = self.call_timeout;
         let running = self
             .running
@@ -1104,9 +1143,7 @@ impl Destination for StandaloneDestination {
             .ok_or_else(|| PluginError::Other("write before open".into()))?;
         let sent = running
             .records
-            .send(pb::connector::v2::destination::run::Request {
-                records: records.iter().map(to_proto).collect(),
-            })
+            .send(pb::connector::v2::destination::run::Request { records: sending })
             .await;
         if sent.is_err() {
             return Err(running

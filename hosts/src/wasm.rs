@@ -9,14 +9,18 @@
 //! guest's buffer, the host answers its size and keeps it for the next call (the guest
 //! grows its buffer and asks again). Answers `>= u32::MAX - 100` are error codes. Schemas
 //! go through `conduit.create_schema` / `conduit.get_schema`, to the same registry the
-//! standalone connectors use.
+//! standalone connectors use; outbound HTTP goes through `conduit.http_request`, which the
+//! host serves under the processor's egress policy (see [`crate::egress`]; deny-all unless
+//! the operator and the processor opt in). Its call blocks the module's thread, never an
+//! async runtime's, for no longer than what is left of the command's time limit.
 //!
 //! Each processor instance runs its module on a thread of its own: the guest blocks in
 //! `command_request` between commands, the engine sends a command and awaits the answer.
 //! A module is compiled once, when it is discovered; instances are made from the compiled
 //! module (with the host functions linked ahead of time).
 //!
-//! The sandbox: WASI with no preopened directories (no filesystem), no sockets, arguments
+//! The sandbox: WASI with no preopened directories (no filesystem), no sockets (only the
+//! host-mediated, policy-checked `http_request`), arguments
 //! or environment beyond what Conduit passes (`CONDUIT_MAGIC_COOKIE`,
 //! `CONDUIT_PROCESSOR_ID`, `CONDUIT_LOG_LEVEL`); a memory limit per instance; and a time
 //! limit per command (epoch interruption: a module that does not answer in time is stopped
@@ -26,8 +30,9 @@
 //! DLQ) like any failed record. Nothing a module does can bring the server down.
 
 use crate::connutils::Utilities;
+use crate::egress;
 use crate::pb;
-use crate::standalone::{from_proto, leak, parameters, to_proto};
+use crate::standalone::{from_proto, leak, parameters, Boundary};
 use culvert_domain::Record;
 use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::schema::SchemaError;
@@ -39,7 +44,7 @@ use prost::Message;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::{AsContextMut, Caller, Engine, Extern, InstancePre, Linker, Module, Store};
 
 /// The environment variable and value the SDK checks before it runs (Conduit's cookie).
@@ -48,14 +53,17 @@ pub const MAGIC_COOKIE: (&str, &str) = (
     "3stnegqd0x02axggy0vrc4izjeq2zik6g7somyb3ye4vy5iivvjm5s1edppl5oja",
 );
 
-/// Error codes a host function answers (the SDK's `pprocutils` codes).
+/// Error codes a host function answers (the SDK's `pprocutils` codes: `MaxUint32 - iota`
+/// in a Go constant block whose first entry is `ErrorCodeStart`, so the first code,
+/// "no more commands", is `u32::MAX - 1`; the `http_request` codes are in
+/// [`egress::code`]).
 mod code {
-    pub const NO_MORE_COMMANDS: u32 = u32::MAX;
-    pub const UNKNOWN_COMMAND_RESPONSE: u32 = u32::MAX - 2;
-    pub const INTERNAL: u32 = u32::MAX - 4;
-    pub const SUBJECT_NOT_FOUND: u32 = u32::MAX - 5;
-    pub const VERSION_NOT_FOUND: u32 = u32::MAX - 6;
-    pub const INVALID_SCHEMA: u32 = u32::MAX - 7;
+    pub const NO_MORE_COMMANDS: u32 = u32::MAX - 1;
+    pub const UNKNOWN_COMMAND_RESPONSE: u32 = u32::MAX - 3;
+    pub const INTERNAL: u32 = u32::MAX - 5;
+    pub const SUBJECT_NOT_FOUND: u32 = u32::MAX - 6;
+    pub const VERSION_NOT_FOUND: u32 = u32::MAX - 7;
+    pub const INVALID_SCHEMA: u32 = u32::MAX - 8;
 }
 
 /// How often the epoch advances (the granularity of the time limit).
@@ -141,6 +149,16 @@ struct Guest {
     answers: tokio::sync::mpsc::UnboundedSender<Result<api::CommandResponse, String>>,
     /// A schema answer that did not fit, with the request it answers.
     parked_schema: Option<(Vec<u8>, Vec<u8>)>,
+    /// This instance's egress (`None`: deny-all).
+    egress: Option<egress::Service>,
+    /// An `http_request` answer that did not fit, with the request it answers.
+    parked_http: Option<(Vec<u8>, Vec<u8>)>,
+    /// How long the module may take per command.
+    call_timeout: Duration,
+    /// When the command being answered must be answered by.
+    call_deadline: Option<Instant>,
+    /// The processor's id (for the audit log).
+    id: String,
 }
 
 impl wasmtime::ResourceLimiter for Guest {
@@ -222,6 +240,8 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<Guest>> {
             // The module has this long to answer.
             let ticks = caller.data().deadline_ticks;
             caller.as_context_mut().set_epoch_deadline(ticks);
+            let deadline = Instant::now() + caller.data().call_timeout;
+            caller.data_mut().call_deadline = Some(deadline);
             Ok(length)
         },
     )?;
@@ -268,7 +288,52 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<Guest>> {
             },
         )?;
     }
+    linker.func_wrap(
+        "conduit",
+        "http_request",
+        |mut caller: Caller<'_, Guest>, ptr: u32, size: u32| -> wasmtime::Result<u32> {
+            let (memory, start, end) = guest_range(&mut caller, "http_request", ptr, size)?;
+            let request = memory.data(&caller)[start..end].to_vec();
+            // A repeated call with a larger buffer asks again for the parked answer.
+            let answer = match caller.data_mut().parked_http.take() {
+                Some((asked, answer)) if request.starts_with(&asked) => answer,
+                _ => match http_call(caller.data(), &request) {
+                    Ok(answer) => answer,
+                    Err(code) => return Ok(code),
+                },
+            };
+            let length = u32::try_from(answer.len()).unwrap_or(code::INTERNAL);
+            if answer.len() > end - start {
+                caller.data_mut().parked_http = Some((request, answer));
+                return Ok(length);
+            }
+            memory.data_mut(&mut caller)[start..start + answer.len()].copy_from_slice(&answer);
+            Ok(length)
+        },
+    )?;
     Ok(linker)
+}
+
+/// An `http_request` call: the encoded response, or the SDK's error code. It may take no
+/// longer than what is left of the current command's time limit.
+fn http_call(guest: &Guest, request: &[u8]) -> Result<Vec<u8>, u32> {
+    let Some(service) = &guest.egress else {
+        tracing::warn!(
+            processor = %guest.id,
+            decision = "deny",
+            reason = "egress_disabled",
+            "egress call denied: egress is not enabled for this processor (the processor \
+             setting {} and --processors.egress.enabled open it)",
+            egress::KEY_ALLOW
+        );
+        return Err(egress::code::EGRESS_DISABLED);
+    };
+    let budget = guest.call_deadline.map_or(guest.call_timeout, |deadline| {
+        deadline.saturating_duration_since(Instant::now())
+    });
+    service
+        .handle(request, budget)
+        .map_err(|failure| failure.code)
 }
 
 /// A schema call against the registry the connectors use (the request and answer messages
@@ -328,8 +393,8 @@ struct Instance {
 }
 
 impl Compiled {
-    /// Start an instance for processor `id`.
-    fn start(self: &Arc<Self>, id: &str) -> Result<Instance, WasmError> {
+    /// Start an instance for processor `id`, with its effective egress policy.
+    fn start(self: &Arc<Self>, id: &str, policy: egress::Policy) -> Result<Instance, WasmError> {
         let display = self.path.display().to_string();
         let fail = |reason: String| WasmError {
             path: display.clone(),
@@ -344,6 +409,11 @@ impl Compiled {
             .name("wasm-stderr".into())
             .spawn(move || relay_stderr(reader, &relay_id, &relay_tail))
             .map_err(|e| fail(format!("no stderr thread: {e}")))?;
+        let egress = if policy.enabled {
+            Some(egress::Service::new(policy, id).map_err(|e| fail(format!("egress: {e}")))?)
+        } else {
+            None
+        };
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
             .env(MAGIC_COOKIE.0, MAGIC_COOKIE.1)
             .env("CONDUIT_PROCESSOR_ID", id)
@@ -369,6 +439,11 @@ impl Compiled {
             parked: None,
             answers: answers_tx,
             parked_schema: None,
+            egress,
+            parked_http: None,
+            call_timeout: self.limits.call_timeout,
+            call_deadline: None,
+            id: id.to_owned(),
         };
         let compiled = self.clone();
         std::thread::Builder::new()
@@ -565,10 +640,12 @@ impl Drop for Instance {
     }
 }
 
-/// A WASM processor plugin: its compiled module and the specification it gave.
+/// A WASM processor plugin: its compiled module, the specification it gave and the
+/// operator's egress ceiling.
 pub struct WasmProcessorPlugin {
     compiled: Arc<Compiled>,
     spec: ProcessorSpecification,
+    ceiling: egress::Policy,
 }
 
 impl WasmProcessorPlugin {
@@ -600,7 +677,7 @@ impl WasmProcessorPlugin {
             pre,
             limits,
         });
-        let mut instance = compiled.start("load-specification")?;
+        let mut instance = compiled.start("load-specification", egress::Policy::deny_all())?;
         let answer = instance
             .call(api::command_request::Request::Specify(
                 api::specify::Request {},
@@ -619,9 +696,14 @@ impl WasmProcessorPlugin {
         if spec.name.is_empty() {
             return Err(fail("its specification has no name".into()));
         }
-        let parameters: Vec<Parameter> = parameters(spec.parameters);
+        let mut parameters: Vec<Parameter> = parameters(spec.parameters);
+        // The host's own settings (read and removed before the module is configured).
+        let ours = egress::parameters();
+        parameters.retain(|p| !p.name.starts_with(egress::RESERVED_PREFIX));
+        parameters.extend(ours);
         Ok(Self {
             compiled,
+            ceiling: egress::Policy::deny_all(),
             spec: ProcessorSpecification {
                 name: leak(spec.name),
                 summary: leak(spec.summary),
@@ -637,6 +719,13 @@ impl WasmProcessorPlugin {
     /// The module's file.
     pub fn path(&self) -> &Path {
         &self.compiled.path
+    }
+
+    /// With the operator's egress ceiling (`processors.egress.*`; the default is deny-all):
+    /// a processor's own `sdk.egress.*` opt-in is clamped to it.
+    pub fn with_egress(mut self, ceiling: egress::Policy) -> Self {
+        self.ceiling = ceiling;
+        self
     }
 }
 
@@ -658,11 +747,35 @@ impl ProcessorPlugin for WasmProcessorPlugin {
     }
 
     fn configure(&self, settings: &Settings) -> Result<Box<dyn Processor>, PluginError> {
+        // The `sdk.egress.*` settings are the host's: read here, never sent to the module.
+        let requested = egress::Policy::requested(|key| settings.get(key).map(String::as_str))
+            .map_err(|(key, problem)| {
+                PluginError::InvalidSettings(culvert_plugins::spec::InvalidSettings(vec![
+                    culvert_plugins::spec::SettingError {
+                        key: key.to_owned(),
+                        problem,
+                    },
+                ]))
+            })?;
+        let (policy, dropped) = requested.resolve(&self.ceiling);
+        if !dropped.is_empty() {
+            let dropped: Vec<String> = dropped.iter().map(ToString::to_string).collect();
+            tracing::warn!(
+                plugin = %self.spec.full_name(),
+                dropped = %dropped.join(", "),
+                "egress allowlist entries dropped: outside the engine-level egress ceiling \
+                 (--processors.egress.enabled / --processors.egress.allow)"
+            );
+        }
+        let mut settings = settings.clone();
+        egress::strip_reserved(&mut settings);
         Ok(Box::new(WasmProcessor {
             compiled: self.compiled.clone(),
-            settings: settings.clone(),
+            settings,
+            egress: policy,
             id: String::new(),
             instance: None,
+            boundary: Boundary::default(),
         }))
     }
 }
@@ -671,8 +784,12 @@ impl ProcessorPlugin for WasmProcessorPlugin {
 struct WasmProcessor {
     compiled: Arc<Compiled>,
     settings: Settings,
+    /// Its effective egress policy (its own opt-in within the ceiling).
+    egress: egress::Policy,
     id: String,
     instance: Option<Instance>,
+    /// Sends records as Conduit would (parts under a schema encoded).
+    boundary: Boundary,
 }
 
 fn plugin_error(error: WasmError) -> PluginError {
@@ -691,7 +808,10 @@ impl Processor for WasmProcessor {
         } else {
             &self.id
         };
-        let mut instance = self.compiled.start(id).map_err(plugin_error)?;
+        let mut instance = self
+            .compiled
+            .start(id, self.egress.clone())
+            .map_err(plugin_error)?;
         let configure = api::command_request::Request::Configure(api::configure::Request {
             parameters: self.settings.clone().into_iter().collect(),
         });
@@ -715,7 +835,7 @@ impl Processor for WasmProcessor {
             .as_mut()
             .ok_or_else(|| PluginError::Other("process before open".into()))?;
         let request = api::command_request::Request::Process(api::process::Request {
-            records: records.iter().map(to_proto).collect(),
+            records: records.iter().map(|r| self.boundary.outgoing(r)).collect(),
         });
         let processed = match instance.call(request).await.map_err(plugin_error)? {
             api::command_response::Response::Process(processed) => processed.records,
@@ -780,9 +900,14 @@ impl Processor for WasmProcessor {
     }
 }
 
-/// Compile and load every `*.wasm` file in `dir` (not recursive), in name order; a missing
-/// directory holds none. Files that fail are returned with why.
-pub async fn discover(dir: &Path, limits: Limits) -> (Vec<WasmProcessorPlugin>, Vec<WasmError>) {
+/// Compile and load every `*.wasm` file in `dir` (not recursive), in name order, under the
+/// operator's egress `ceiling`; a missing directory holds none. Files that fail are
+/// returned with why.
+pub async fn discover(
+    dir: &Path,
+    limits: Limits,
+    ceiling: egress::Policy,
+) -> (Vec<WasmProcessorPlugin>, Vec<WasmError>) {
     let mut plugins = Vec::new();
     let mut errors = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -801,7 +926,7 @@ pub async fn discover(dir: &Path, limits: Limits) -> (Vec<WasmProcessorPlugin>, 
         let loaded = WasmProcessorPlugin::load(&path, limits).await;
         tracing::debug!(path = %path.display(), ms = started.elapsed().as_millis() as u64, "WASM processor compiled");
         match loaded {
-            Ok(plugin) => plugins.push(plugin),
+            Ok(plugin) => plugins.push(plugin.with_egress(ceiling.clone())),
             Err(error) => errors.push(error),
         }
     }
@@ -809,219 +934,4 @@ pub async fn discover(dir: &Path, limits: Limits) -> (Vec<WasmProcessorPlugin>, 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A module that speaks the command exchange with canned answers: a specification
-    /// named `scripted`, empty Configure/Open/Teardown answers, and `process` (WAT
-    /// instructions) for Process commands.
-    fn scripted(process: &str) -> String {
-        format!(
-            r#"(module
-  (import "conduit" "command_request" (func $request (param i32 i32) (result i32)))
-  (import "conduit" "command_response" (func $respond (param i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  ;; CommandResponse{{specify: {{name: "scripted"}}}}
-  (data (i32.const 1024) "\12\0a\0a\08scripted")
-  (data (i32.const 1100) "\1a\00")  ;; configure
-  (data (i32.const 1110) "\22\00")  ;; open
-  (data (i32.const 1120) "\32\00")  ;; teardown
-  ;; CommandResponse{{process: {{records: [{{filter_record: {{}}}}]}}}}
-  (data (i32.const 1130) "\2a\04\0a\02\12\00")
-  (data (i32.const 1200) "\ff\ff\ff\ff")
-  ;; CommandResponse{{process: {{records: [{{multi_record: {{records: [
-  ;;   {{position: "a", operation: create}}, {{position: "b", operation: create}}]}}}}]}}}}
-  (data (i32.const 1300) "\2a\12\0a\10\22\0e\0a\05\0a\01a\10\01\0a\05\0a\01b\10\01")
-  (func (export "_start")
-    (local $n i32)
-    (loop $next
-      (local.set $n (call $request (i32.const 4096) (i32.const 60000)))
-      ;; error codes (no more commands): done
-      (if (i32.ge_u (local.get $n) (i32.const 0xffffff9b)) (then (return)))
-      (block $done
-        (if (i32.eq (i32.load8_u (i32.const 4096)) (i32.const 0x0a))
-          (then (drop (call $respond (i32.const 1024) (i32.const 12))) (br $done)))
-        (if (i32.eq (i32.load8_u (i32.const 4096)) (i32.const 0x12))
-          (then (drop (call $respond (i32.const 1100) (i32.const 2))) (br $done)))
-        (if (i32.eq (i32.load8_u (i32.const 4096)) (i32.const 0x1a))
-          (then (drop (call $respond (i32.const 1110) (i32.const 2))) (br $done)))
-        (if (i32.eq (i32.load8_u (i32.const 4096)) (i32.const 0x2a))
-          (then (drop (call $respond (i32.const 1120) (i32.const 2))) (br $done)))
-        {process}
-      )
-      (br $next)))
-)"#
-        )
-    }
-
-    fn limits() -> Limits {
-        Limits {
-            memory_bytes: 8 << 20,
-            call_timeout: Duration::from_millis(300),
-        }
-    }
-
-    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn record() -> Record {
-        Record {
-            position: culvert_domain::Position(b"1".to_vec()),
-            ..Record::default()
-        }
-    }
-
-    /// Load `module`, open a processor of it and process one record.
-    async fn process_one(module: &str) -> Result<Outcome, String> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write(&dir, "m.wasm", module);
-        let plugin = WasmProcessorPlugin::load(&path, limits())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut processor = plugin.configure(&Settings::new()).unwrap();
-        processor.identify("p1");
-        processor.open().await.map_err(|e| e.to_string())?;
-        let mut records = vec![record()];
-        let mut outcomes = vec![Outcome::Keep];
-        processor
-            .process(&mut records, &mut outcomes)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(outcomes.remove(0))
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_module_is_specified_configured_and_processes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write(
-            &dir,
-            "m.wasm",
-            &scripted("(drop (call $respond (i32.const 1130) (i32.const 6)))"),
-        );
-        let plugin = WasmProcessorPlugin::load(&path, limits()).await.unwrap();
-        assert_eq!(plugin.specification().full_name(), "standalone:scripted@");
-        let outcome = process_one(&scripted(
-            "(drop (call $respond (i32.const 1130) (i32.const 6)))",
-        ))
-        .await
-        .unwrap();
-        assert_eq!(outcome, Outcome::Drop);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn several_records_made_of_one_take_its_place() {
-        let outcome = process_one(&scripted(
-            "(drop (call $respond (i32.const 1300) (i32.const 20)))",
-        ))
-        .await
-        .unwrap();
-        let Outcome::Split(copies) = outcome else {
-            panic!("{outcome:?}")
-        };
-        let positions: Vec<&[u8]> = copies.iter().map(|r| r.position.0.as_slice()).collect();
-        assert_eq!(positions, [&b"a"[..], &b"b"[..]]);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_endless_loop_is_stopped_at_the_time_limit() {
-        let error = process_one(&scripted("(loop $spin (br $spin))"))
-            .await
-            .unwrap_err();
-        assert!(error.contains("did not answer within 0.3 s"), "{error}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_memory_bomb_is_stopped_at_the_memory_limit() {
-        let error = process_one(&scripted(
-            "(loop $grow (drop (memory.grow (i32.const 16))) (br $grow))",
-        ))
-        .await
-        .unwrap_err();
-        assert!(error.contains("memory limit exceeded"), "{error}");
-        assert!(error.contains("the limit is 8388608"), "{error}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_module_that_ends_says_how() {
-        let error = process_one(&scripted("(return)")).await.unwrap_err();
-        assert!(error.contains("the module ended: it returned"), "{error}");
-        let error = process_one(&scripted("(unreachable)")).await.unwrap_err();
-        assert!(error.contains("the module ended: it trapped"), "{error}");
-        assert!(error.contains("unreachable"), "{error}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn bad_answer_bytes_fail_the_processor() {
-        let error = process_one(&scripted(
-            "(drop (call $respond (i32.const 1200) (i32.const 4)))",
-        ))
-        .await
-        .unwrap_err();
-        assert!(error.contains("not a command response"), "{error}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn out_of_range_pointers_stop_the_module() {
-        let error = process_one(&scripted(
-            "(drop (call $respond (i32.const 0xfffffff0) (i32.const 1000)))",
-        ))
-        .await
-        .unwrap_err();
-        assert!(error.contains("outside the module's memory"), "{error}");
-        let error = process_one(&scripted(
-            "(drop (call $request (i32.const 131000) (i32.const 60000)))",
-        ))
-        .await
-        .unwrap_err();
-        assert!(error.contains("command_request"), "{error}");
-        assert!(error.contains("outside the module's memory"), "{error}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn modules_missing_exports_or_imports_are_refused_at_load() {
-        let no_start = scripted("").replace("(export \"_start\")", "");
-        let error = process_one(&no_start).await.unwrap_err();
-        assert!(error.contains("exports no _start function"), "{error}");
-        let no_memory = scripted("").replace("(memory (export \"memory\") 2)", "(memory 2)");
-        let error = process_one(&no_memory).await.unwrap_err();
-        assert!(error.contains("exports no memory"), "{error}");
-        let unknown_import = scripted("").replace(
-            "(import \"conduit\" \"command_response\"",
-            "(import \"conduit\" \"launch_missiles\"",
-        );
-        let error = process_one(&unknown_import).await.unwrap_err();
-        assert!(error.contains("imports cannot be satisfied"), "{error}");
-        let error = process_one("not wasm at all").await.unwrap_err();
-        assert!(error.contains("not a WASM module"), "{error}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn large_commands_are_parked_until_the_buffer_fits() {
-        // A guest with a 16-byte buffer: the host answers the size, the guest asks again
-        // with a buffer that fits (as the SDK does).
-        let module = scripted("(drop (call $respond (i32.const 1130) (i32.const 6)))").replace(
-            "(local.set $n (call $request (i32.const 4096) (i32.const 60000)))",
-            "(local.set $n (call $request (i32.const 4096) (i32.const 16)))
-      (if (i32.and (i32.gt_u (local.get $n) (i32.const 16))
-                   (i32.lt_u (local.get $n) (i32.const 0xffffff9b)))
-        (then (local.set $n (call $request (i32.const 4096) (local.get $n)))))",
-        );
-        let mut big = record();
-        big.metadata.insert("pad".into(), "x".repeat(1000));
-        let dir = tempfile::tempdir().unwrap();
-        let path = write(&dir, "m.wasm", &module);
-        let plugin = WasmProcessorPlugin::load(&path, limits()).await.unwrap();
-        let mut processor = plugin.configure(&Settings::new()).unwrap();
-        processor.open().await.unwrap();
-        let mut records = vec![big];
-        let mut outcomes = vec![Outcome::Keep];
-        processor
-            .process(&mut records, &mut outcomes)
-            .await
-            .unwrap();
-        assert_eq!(outcomes, [Outcome::Drop]);
-    }
-}
+mod tests;

@@ -245,6 +245,14 @@ pub enum Side {
     Destination,
 }
 
+impl LookupError {
+    /// No plugin answers the reference: it names no plugin, or a version that does not
+    /// exist (NOT_FOUND in the API), rather than being malformed or naming a missing side.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. } | Self::VersionNotFound { .. })
+    }
+}
+
 /// Why a plugin reference could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LookupError {
@@ -255,6 +263,14 @@ pub enum LookupError {
         reference: String,
         /// The names that exist.
         available: String,
+    },
+    /// The plugin exists, but not in the version asked for.
+    #[error("plugin {reference:?} not found; available versions: [{versions}]")]
+    VersionNotFound {
+        /// The reference given, as a full name (`builtin:NAME@VERSION`).
+        reference: String,
+        /// The versions that exist, space-separated as Conduit prints them.
+        versions: String,
     },
     /// The plugin exists but has no source (or destination).
     #[error("plugin {name:?} has no {side}")]
@@ -304,7 +320,7 @@ impl Registry {
             .map(|p| p.specification())
     }
 
-    /// The plugin a reference (`builtin:generator`, `generator@v0.1.0`, `any:log`) names.
+    /// The plugin a reference (`builtin:generator`, `generator@v0.10.4`, `any:log`) names.
     ///
     /// As in Conduit, a reference without a kind tries the standalone plugins first, and a
     /// missing version (or `latest`) means the highest one.
@@ -381,7 +397,10 @@ pub(crate) fn find<'p, P: ?Sized>(
     match wanted {
         None | Some("latest") => Ok(plugin),
         Some(v) if v == version(plugin) => Ok(plugin),
-        Some(_) => Err(not_found()),
+        Some(v) => Err(LookupError::VersionNotFound {
+            reference: full_name(false, name, v),
+            versions: version(plugin).to_owned(),
+        }),
     }
 }
 
@@ -411,6 +430,16 @@ pub fn lookup_with_standalone<'p, P: ?Sized>(
             };
             if let Some(plugin) = found {
                 return Ok(plugin);
+            }
+            if let (Some(v), "standalone") = (wanted, kind) {
+                return Err(LookupError::VersionNotFound {
+                    reference: crate::connector::full_name(true, name, v),
+                    versions: versions
+                        .iter()
+                        .map(|p| version(p))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                });
             }
         }
         if kind == "standalone" {

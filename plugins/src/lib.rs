@@ -7,7 +7,7 @@
 //!
 //! * [`connector`]: the [`Source`] and [`Destination`] traits, plugin specifications,
 //!   [`PluginError`] with its retry class ([`ErrorKind`]), and the [`Registry`] that
-//!   resolves references like `builtin:generator@v0.1.0` and validates settings;
+//!   resolves references like `builtin:generator@v0.10.4` and validates settings;
 //! * [`processor`]: the [`processor::Processor`] trait and processor specifications;
 //! * [`schema`]: the [`schema::SchemaRegistry`] connectors and processors register and read
 //!   schemas in;

@@ -3,7 +3,7 @@
 //! records of the same shape — the same metadata keys (values that are times or random
 //! aside, schema subjects exactly), positions, operations and payload layout.
 
-use crate::harness::{data_dir, wait_until, Server};
+use crate::harness::{data_dir, json_lines, wait_until, Server};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,15 +12,6 @@ fn recorded(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/conduit-recorded")
         .join(name)
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn metadata_keys(record: &Value) -> BTreeSet<String> {
@@ -51,7 +42,7 @@ fn layout(value: &Value) -> Value {
 /// Run Conduit's recorded pipeline file `name.yaml` on Culvert and compare what its file
 /// destination writes with `name.jsonl` as Conduit wrote it.
 fn same_as_conduit(name: &str) {
-    let expected = lines(&recorded(&format!("{name}.jsonl")));
+    let expected = json_lines(&recorded(&format!("{name}.jsonl")));
     let (dir, data) = data_dir();
     let pipelines = dir.path().join("pipelines");
     std::fs::create_dir(&pipelines).unwrap();
@@ -67,9 +58,9 @@ fn same_as_conduit(name: &str) {
         &[("OUT_DIR", dir.path().as_os_str())],
     );
     wait_until("the recorded number of records", || {
-        lines(&out).len() >= expected.len()
+        json_lines(&out).len() >= expected.len()
     });
-    let got = lines(&out);
+    let got = json_lines(&out);
     assert_eq!(got.len(), expected.len(), "{got:#?}");
     for (got, want) in got.iter().zip(&expected) {
         assert_eq!(metadata_keys(got), metadata_keys(want), "{got}\n{want}");

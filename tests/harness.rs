@@ -223,3 +223,25 @@ pub fn written_records(path: &Path) -> Vec<culvert_domain::Record> {
         .map(|l| culvert_domain::Record::from_json(&l[..l.len() - 1]).expect("a whole record"))
         .collect()
 }
+
+/// The whole JSON lines of a file written so far (a line being written is left out).
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| serde_json::from_str(l).expect("a whole JSON line"))
+        .collect()
+}
+
+/// The `name` of every plugin a listing route answers (such as
+/// `/v1/processors/plugins?name=standalone:.*`), in order.
+pub fn listed_names(address: &str, route: &str) -> Vec<String> {
+    let plugins = crate::http_client::call(address, "GET", route, None);
+    plugins
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {plugins}"))
+        .iter()
+        .map(|p| p["name"].as_str().expect("a name").to_owned())
+        .collect()
+}

@@ -7,7 +7,7 @@
 //! registers with the host; the destination decodes them). A `field.set` on
 //! `.Payload.After.name` sees and changes them.
 
-use crate::harness::{data_dir, wait_until, Server};
+use crate::harness::{data_dir, json_lines, wait_until, Server};
 use crate::pg::Postgres;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -35,15 +35,6 @@ fn statements(sql: &str, section: &str) -> Vec<String> {
         }
     }
     out
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn metadata_keys(record: &Value) -> BTreeSet<&String> {
@@ -106,7 +97,7 @@ fn conduits_postgres_connector_into_the_file_destination_writes_what_conduit_wri
     let out = dir.path().join("postgres-users.jsonl");
     let renamed_out = dir.path().join("renamed.jsonl");
     wait_until("the snapshot in both files", || {
-        lines(&out).len() >= 3 && lines(&renamed_out).len() >= 3
+        json_lines(&out).len() >= 3 && json_lines(&renamed_out).len() >= 3
     });
     for statement in statements(&sql, "changes") {
         pg.sql("users_db", &statement);
@@ -116,10 +107,10 @@ fn conduits_postgres_connector_into_the_file_destination_writes_what_conduit_wri
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     wait_until("every change in both files", || {
-        lines(&out).len() >= expected.len() && lines(&renamed_out).len() >= expected.len()
+        json_lines(&out).len() >= expected.len() && json_lines(&renamed_out).len() >= expected.len()
     });
 
-    let got = lines(&out);
+    let got = json_lines(&out);
     assert_eq!(got.len(), expected.len(), "{got:#?}");
     for (got, want) in got.iter().zip(&expected) {
         for field in ["operation", "key", "payload"] {
@@ -145,7 +136,7 @@ fn conduits_postgres_connector_into_the_file_destination_writes_what_conduit_wri
         }
     }
 
-    let renamed = lines(&renamed_out);
+    let renamed = json_lines(&renamed_out);
     assert_eq!(renamed.len(), expected.len(), "{renamed:#?}");
     for (got, want) in renamed.iter().zip(&expected) {
         let mut want = want.clone();

@@ -2,7 +2,7 @@
 //! says, the API may stop it but not change it, and a removed file deletes it at the next
 //! start. A `--pipelines.path` that does not exist is a usage error (exit code 2).
 
-use crate::harness::{culvert, data_dir, wait_until, Server};
+use crate::harness::{culvert, data_dir, json_lines, wait_until, Server};
 use crate::http_client::request;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -46,15 +46,6 @@ fn provisioned_line(server: &Server) -> Value {
     serde_json::from_str::<Value>(line).unwrap()["fields"].clone()
 }
 
-fn lines(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out)
-        .unwrap_or_default()
-        .split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn a_file_provisions_a_running_pipeline_the_api_cannot_change_and_removing_it_deletes_it() {
     let (dir, data) = data_dir();
@@ -73,9 +64,9 @@ fn a_file_provisions_a_running_pipeline_the_api_cannot_change_and_removing_it_de
 
     // It runs: 50 records, tagged by the connector's processor with the env variable.
     wait_until("the provisioned pipeline delivered 50 records", || {
-        lines(&out).len() >= 50
+        json_lines(&out).len() >= 50
     });
-    let records = lines(&out);
+    let records = json_lines(&out);
     assert_eq!(records.len(), 50);
     assert!(records
         .iter()

@@ -332,20 +332,8 @@ fn published_connectors_run_with_built_ins_and_the_schema_service() {
     .unwrap();
     let mut server = Server::start(&data, &["--connectors.path", connectors.to_str().unwrap()]);
     let address = server.http_address();
-    let (_, plugins) = call(
-        &address,
-        "GET",
-        "/v1/connectors/plugins?name=standalone:.*",
-        None,
-    );
-    let names: Vec<&str> = plugins
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        crate::harness::listed_names(&address, "/v1/connectors/plugins?name=standalone:.*"),
         ["standalone:file@v0.10.8", "standalone:generator@v0.10.4"]
     );
 

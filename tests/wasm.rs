@@ -5,7 +5,7 @@
 //! stopped at the time limit and fails only its own pipeline; a file that is not a module
 //! is skipped with a warning naming it.
 
-use crate::harness::{data_dir, decode_base64, wait_until, Server};
+use crate::harness::{data_dir, decode_base64, json_lines, wait_until, Server};
 use crate::http_client::call_any as call;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -118,15 +118,6 @@ fn pipeline(
     id
 }
 
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn state(address: &str, id: &str) -> Value {
     call(address, "GET", &format!("/v1/pipelines/{id}"), None).1["state"].clone()
 }
@@ -159,23 +150,12 @@ fn wasm_processors_transform_drop_and_are_contained() {
     assert_eq!(skipped.len(), 1, "{:#?}", server.seen);
     assert!(skipped[0].contains("broken.wasm") && skipped[0].contains("not a WASM module"));
 
-    let (status, plugins) = call(
-        &address,
-        "GET",
-        "/v1/processors/plugins?name=standalone:.*",
-        None,
-    );
-    assert_eq!(status, 200, "{plugins}");
-    let names: Vec<&str> = plugins
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let route = "/v1/processors/plugins?name=standalone:.*";
     assert_eq!(
-        names,
+        crate::harness::listed_names(&address, route),
         ["standalone:fixture@v0.1.0", "standalone:spinner@v0.0.1"]
     );
+    let (_, plugins) = call(&address, "GET", route, None);
     let fixture = plugins
         .as_array()
         .unwrap()
@@ -200,9 +180,9 @@ fn wasm_processors_transform_drop_and_are_contained() {
         .map(|n| n.to_string())
         .collect();
     wait_until("20 records through the WASM processor", || {
-        lines(&out).len() >= expected.len()
+        json_lines(&out).len() >= expected.len()
     });
-    let records = lines(&out);
+    let records = json_lines(&out);
     let positions: Vec<String> = records
         .iter()
         .map(|r| decode_base64(r["position"].as_str().unwrap()))
@@ -227,9 +207,9 @@ fn wasm_processors_transform_drop_and_are_contained() {
         ),
     );
     wait_until("9 records and 1 dead letter", || {
-        lines(&kept).len() >= 9 && !lines(&dead).is_empty()
+        json_lines(&kept).len() >= 9 && !json_lines(&dead).is_empty()
     });
-    let kept_positions: Vec<String> = lines(&kept)
+    let kept_positions: Vec<String> = json_lines(&kept)
         .iter()
         .map(|r| decode_base64(r["position"].as_str().unwrap()))
         .collect();
@@ -237,7 +217,7 @@ fn wasm_processors_transform_drop_and_are_contained() {
         kept_positions,
         ["1", "2", "3", "4", "6", "7", "8", "9", "10"]
     );
-    let dead = lines(&dead);
+    let dead = json_lines(&dead);
     assert_eq!(dead.len(), 1);
     assert_eq!(decode_base64(dead[0]["position"].as_str().unwrap()), "5");
     assert!(
@@ -267,7 +247,7 @@ fn wasm_processors_transform_drop_and_are_contained() {
     assert!(error.contains("processor"), "{error}");
     assert!(error.contains("spinner.wasm"), "{error}");
     assert!(error.contains("did not answer within 1 s"), "{error}");
-    assert!(lines(&spun).is_empty());
+    assert!(json_lines(&spun).is_empty());
 
     // The server and the other pipeline are unaffected.
     assert_eq!(state(&address, &good)["status"], "STATUS_RUNNING");
@@ -357,9 +337,9 @@ impl TestWebServer {
 /// The `egress.*` metadata of the records written to `out`, once `count` are there.
 fn egress_outcomes(out: &Path, count: usize) -> Vec<Value> {
     wait_until(&format!("{count} records in {}", out.display()), || {
-        lines(out).len() >= count
+        json_lines(out).len() >= count
     });
-    lines(out)
+    json_lines(out)
         .into_iter()
         .map(|r| r["metadata"].clone())
         .collect()
@@ -375,20 +355,12 @@ fn current_sdk_processors_load_and_egress_is_refused_by_default() {
     // No processors.egress.* flags: the ceiling is closed.
     let mut server = Server::start(&data, &["--processors.path", processors.to_str().unwrap()]);
     let address = server.http_address();
-    let (status, plugins) = call(
-        &address,
-        "GET",
-        "/v1/processors/plugins?name=standalone:.*",
-        None,
+    let route = "/v1/processors/plugins?name=standalone:.*";
+    assert_eq!(
+        crate::harness::listed_names(&address, route),
+        ["standalone:fixture-current@v0.2.0"]
     );
-    assert_eq!(status, 200, "{plugins}");
-    let names: Vec<&str> = plugins
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["standalone:fixture-current@v0.2.0"]);
+    let (_, plugins) = call(&address, "GET", route, None);
     // Its own parameter, and the host's reserved egress settings.
     let parameters = &plugins[0]["parameters"];
     assert!(parameters["url"].is_object(), "{parameters}");

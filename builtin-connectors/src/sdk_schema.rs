@@ -451,6 +451,41 @@ mod tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_extracting_source_is_cancel_safe() {
+        use culvert_plugins::testing::{check_cancel_safety, CancelSafety};
+        let registry: Arc<dyn SchemaRegistry> = Arc::new(MemoryRegistry::default());
+        let plugin = with_schemas(Arc::new(crate::generator::Generator::new()), true, registry);
+        let count = 20_000;
+        let expected: Vec<Vec<u8>> = (1..=count).map(|n| n.to_string().into_bytes()).collect();
+        // Rate-limited, so every read waits and the harness drops reads at its await points.
+        let settings = settings(&[
+            ("format.type", "structured"),
+            ("format.options.id", "int"),
+            ("rate", "100000"),
+            ("recordCount", &count.to_string()),
+        ]);
+        let report = check_cancel_safety(
+            || {
+                let mut source = plugin.new_source(&settings).unwrap();
+                source.prepare(Prepare {
+                    connector_id: "p:gen".into(),
+                    lifecycle: None,
+                });
+                source
+            },
+            &expected,
+            |r| {
+                assert_eq!(r.metadata[PAYLOAD_SUBJECT], "p:gen:payload", "{r:?}");
+                r.position.0.clone()
+            },
+            &CancelSafety::default(),
+        )
+        .await
+        .unwrap_or_else(|violation| panic!("{violation}"));
+        assert!(report.cancelled >= 2_000, "{report:?}");
+    }
+
     /// A plugin whose destination keeps what it is given.
     struct KeepPlugin(Arc<Mutex<Vec<Record>>>);
 

@@ -206,25 +206,12 @@ impl SchemaCodec {
 
     /// Whether [`Self::encode`] would change `record`: a structured part under a schema.
     pub fn needs_encoding(record: &Record, key: bool, payload: bool) -> bool {
-        let has = |subject: &str, version: &str| {
-            record.metadata.contains_key(subject) && record.metadata.contains_key(version)
-        };
-        (key && structured(&record.key).is_some() && has(KEY_SUBJECT, KEY_VERSION))
-            || (payload
-                && (structured(&record.payload.before).is_some()
-                    || structured(&record.payload.after).is_some())
-                && has(PAYLOAD_SUBJECT, PAYLOAD_VERSION))
+        under_schema(record, key, payload, |d| structured(d).is_some())
     }
 
     /// Whether [`Self::decode`] would change `record`: a raw, non-empty part under a schema.
     pub fn needs_decoding(record: &Record, key: bool, payload: bool) -> bool {
-        let has = |subject: &str, version: &str| {
-            record.metadata.contains_key(subject) && record.metadata.contains_key(version)
-        };
-        (key && raw(&record.key).is_some() && has(KEY_SUBJECT, KEY_VERSION))
-            || (payload
-                && (raw(&record.payload.before).is_some() || raw(&record.payload.after).is_some())
-                && has(PAYLOAD_SUBJECT, PAYLOAD_VERSION))
+        under_schema(record, key, payload, |d| raw(d).is_some())
     }
 
     /// Name in `record`'s metadata a schema for its structured key and payload, as a source
@@ -299,6 +286,23 @@ impl SchemaCodec {
         self.extracted.insert(key, version);
         Ok((subject, version))
     }
+}
+
+/// Whether a part of `record` (its key if `key`, a payload side if `payload`) satisfies
+/// `part` and its metadata names a schema for it.
+fn under_schema(
+    record: &Record,
+    key: bool,
+    payload: bool,
+    part: impl Fn(&Option<Data>) -> bool,
+) -> bool {
+    let has = |subject: &str, version: &str| {
+        record.metadata.contains_key(subject) && record.metadata.contains_key(version)
+    };
+    (key && part(&record.key) && has(KEY_SUBJECT, KEY_VERSION))
+        || (payload
+            && (part(&record.payload.before) || part(&record.payload.after))
+            && has(PAYLOAD_SUBJECT, PAYLOAD_VERSION))
 }
 
 /// `[context:][collection.]subject` for a record.

@@ -48,7 +48,8 @@ fn serve(stream: std::net::TcpStream, seen: &Mutex<Vec<String>>) {
                             content-length: 0\r\n\r\n"
                 .to_owned(),
             "/slow" => {
-                std::thread::sleep(Duration::from_secs(5));
+                // Never answer: hold the connection until the client gives up and closes.
+                let _ = std::io::copy(&mut reader, &mut std::io::sink());
                 return;
             }
             _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_owned(),

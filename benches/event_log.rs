@@ -26,6 +26,7 @@ fn who() -> Provenance {
         actor: "user:bench".into(),
         correlation_id: "00000000-0000-0000-0000-000000000000".into(),
         causation_id: None,
+        reason: None,
     }
 }
 

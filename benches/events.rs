@@ -44,6 +44,7 @@ fn main() {
         actor: "user:bench".into(),
         correlation_id: "bench".into(),
         causation_id: None,
+        reason: None,
     };
     let started = Instant::now();
     for i in 0..pipelines {

@@ -1,12 +1,14 @@
 //! Client verbs of the `culvert` binary that talk to a running server over gRPC
 //! (`--grpc.address`): `pipelines ls|describe|create|start|stop|delete|export|import`,
 //! `connectors ls|describe`, `processors ls|describe`, `plugins ls`, `info`. Tables by
-//! default, `--json` for scripts (the same JSON as the HTTP API).
+//! default, `--json` for scripts (the same JSON as the HTTP API). How they reach the server
+//! (TLS, a bearer token, the CLI config file) is [`crate::client`]'s.
 //!
 //! Exit codes follow Conduit's CLI: 0 ok, 1 a runtime error, 2 bad usage or validation (a
 //! file with errors, an unknown id, a document the server refuses), 3 the environment (no
 //! server at the address).
 
+use crate::client::{self, Channel};
 use culvert_api::pb::api::v1 as pb;
 use culvert_provisioning::config::{
     self, ConnectorConfig, DlqConfig, PipelineConfig, ProcessorConfig, Severity,
@@ -17,18 +19,12 @@ use pb::pipeline_service_client::PipelineServiceClient;
 use pb::processor_service_client::ProcessorServiceClient;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tonic::transport::Channel;
 
 /// Where the server is, and how to print.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Remote {
-    /// Where the server's gRPC API listens.
-    #[arg(
-        long = "grpc.address",
-        env = "CULVERT_API_GRPC_ADDRESS",
-        default_value = "127.0.0.1:8084"
-    )]
-    pub grpc_address: String,
+    #[command(flatten)]
+    pub server: client::Server,
     /// JSON (as the HTTP API answers) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -102,13 +98,8 @@ pub enum PipelinesCommand {
     Export {
         /// The pipeline's id.
         id: String,
-        /// Where the server's gRPC API listens.
-        #[arg(
-            long = "grpc.address",
-            env = "CULVERT_API_GRPC_ADDRESS",
-            default_value = "127.0.0.1:8084"
-        )]
-        grpc_address: String,
+        #[command(flatten)]
+        server: client::Server,
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -121,13 +112,8 @@ pub enum PipelinesCommand {
     Import {
         /// The configuration file.
         file: PathBuf,
-        /// Where the server's gRPC API listens.
-        #[arg(
-            long = "grpc.address",
-            env = "CULVERT_API_GRPC_ADDRESS",
-            default_value = "127.0.0.1:8084"
-        )]
-        grpc_address: String,
+        #[command(flatten)]
+        server: client::Server,
         /// Only show what would change (PlanPipeline).
         #[arg(long)]
         dry_run: bool,
@@ -217,7 +203,13 @@ impl From<tonic::Status> for Failure {
             | Code::PermissionDenied => 3,
             _ => 1,
         };
-        Failure(code, status.message().to_owned())
+        Failure(code, client::status_message(&status))
+    }
+}
+
+impl From<client::ClientError> for Failure {
+    fn from(error: client::ClientError) -> Self {
+        Failure(error.code, error.message)
     }
 }
 
@@ -254,7 +246,7 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
                 remote,
             } => pipelines_create(&name, &description, &remote).await,
             PipelinesCommand::Start { id, remote } => {
-                let mut client = PipelineServiceClient::new(connect(&remote.grpc_address).await?);
+                let mut client = PipelineServiceClient::new(connect(&remote.server).await?);
                 client
                     .start_pipeline(pb::StartPipelineRequest { id: id.clone() })
                     .await?;
@@ -262,7 +254,7 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
                 Ok(())
             }
             PipelinesCommand::Stop { id, force, remote } => {
-                let mut client = PipelineServiceClient::new(connect(&remote.grpc_address).await?);
+                let mut client = PipelineServiceClient::new(connect(&remote.server).await?);
                 client
                     .stop_pipeline(pb::StopPipelineRequest {
                         id: id.clone(),
@@ -273,23 +265,19 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
                 Ok(())
             }
             PipelinesCommand::Delete { id, remote } => {
-                let mut client = PipelineServiceClient::new(connect(&remote.grpc_address).await?);
+                let mut client = PipelineServiceClient::new(connect(&remote.server).await?);
                 client
                     .delete_pipeline(pb::DeletePipelineRequest { id: id.clone() })
                     .await?;
                 println!("pipeline {id}: deleted");
                 Ok(())
             }
-            PipelinesCommand::Export {
-                id,
-                grpc_address,
-                output,
-            } => export(&id, &grpc_address, output).await,
+            PipelinesCommand::Export { id, server, output } => export(&id, &server, output).await,
             PipelinesCommand::Import {
                 file,
-                grpc_address,
+                server,
                 dry_run,
-            } => import(&file, &grpc_address, dry_run).await,
+            } => import(&file, &server, dry_run).await,
         }
     })
 }
@@ -299,7 +287,7 @@ pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
     block_on(async {
         match command {
             ConnectorsCommand::Ls { pipeline, remote } => {
-                let mut client = ConnectorServiceClient::new(connect(&remote.grpc_address).await?);
+                let mut client = ConnectorServiceClient::new(connect(&remote.server).await?);
                 let connectors = client
                     .list_connectors(pb::ListConnectorsRequest {
                         pipeline_id: pipeline.unwrap_or_default(),
@@ -327,7 +315,7 @@ pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
                 Ok(())
             }
             ConnectorsCommand::Describe { id, remote } => {
-                let mut client = ConnectorServiceClient::new(connect(&remote.grpc_address).await?);
+                let mut client = ConnectorServiceClient::new(connect(&remote.server).await?);
                 let c = client
                     .get_connector(pb::GetConnectorRequest { id })
                     .await?
@@ -361,7 +349,7 @@ pub fn run_processors(command: ProcessorsCommand) -> ExitCode {
     block_on(async {
         match command {
             ProcessorsCommand::Ls { parent, remote } => {
-                let mut client = ProcessorServiceClient::new(connect(&remote.grpc_address).await?);
+                let mut client = ProcessorServiceClient::new(connect(&remote.server).await?);
                 let processors = client
                     .list_processors(pb::ListProcessorsRequest { parent_ids: parent })
                     .await?
@@ -385,7 +373,7 @@ pub fn run_processors(command: ProcessorsCommand) -> ExitCode {
                 Ok(())
             }
             ProcessorsCommand::Describe { id, remote } => {
-                let mut client = ProcessorServiceClient::new(connect(&remote.grpc_address).await?);
+                let mut client = ProcessorServiceClient::new(connect(&remote.server).await?);
                 let p = client
                     .get_processor(pb::GetProcessorRequest { id })
                     .await?
@@ -420,7 +408,7 @@ pub fn run_processors(command: ProcessorsCommand) -> ExitCode {
 pub fn run_plugins(command: PluginsCommand) -> ExitCode {
     let PluginsCommand::Ls { name, remote } = command;
     block_on(async move {
-        let channel = connect(&remote.grpc_address).await?;
+        let channel = connect(&remote.server).await?;
         let name = name.unwrap_or_default();
         let connectors = ConnectorServiceClient::new(channel.clone())
             .list_connector_plugins(pb::ListConnectorPluginsRequest { name: name.clone() })
@@ -455,7 +443,7 @@ pub fn run_plugins(command: PluginsCommand) -> ExitCode {
 pub fn run_info(remote: Remote) -> ExitCode {
     block_on(async move {
         let info = pb::information_service_client::InformationServiceClient::new(
-            connect(&remote.grpc_address).await?,
+            connect(&remote.server).await?,
         )
         .get_info(pb::GetInfoRequest {})
         .await?
@@ -525,7 +513,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
 }
 
 async fn pipelines_ls(remote: &Remote) -> Result<(), Failure> {
-    let mut client = PipelineServiceClient::new(connect(&remote.grpc_address).await?);
+    let mut client = PipelineServiceClient::new(connect(&remote.server).await?);
     let pipelines = client
         .list_pipelines(pb::ListPipelinesRequest::default())
         .await?
@@ -552,7 +540,7 @@ async fn pipelines_ls(remote: &Remote) -> Result<(), Failure> {
 }
 
 async fn pipelines_describe(id: &str, remote: &Remote) -> Result<(), Failure> {
-    let channel = connect(&remote.grpc_address).await?;
+    let channel = connect(&remote.server).await?;
     let mut pipelines = PipelineServiceClient::new(channel.clone());
     let p = pipelines
         .get_pipeline(pb::GetPipelineRequest { id: id.to_owned() })
@@ -617,7 +605,7 @@ async fn pipelines_describe(id: &str, remote: &Remote) -> Result<(), Failure> {
 }
 
 async fn pipelines_create(name: &str, description: &str, remote: &Remote) -> Result<(), Failure> {
-    let mut client = PipelineServiceClient::new(connect(&remote.grpc_address).await?);
+    let mut client = PipelineServiceClient::new(connect(&remote.server).await?);
     let p = client
         .create_pipeline(pb::CreatePipelineRequest {
             config: Some(pb::pipeline::Config {
@@ -636,19 +624,8 @@ async fn pipelines_create(name: &str, description: &str, remote: &Remote) -> Res
     Ok(())
 }
 
-async fn connect(address: &str) -> Result<Channel, Failure> {
-    let uri = if address.contains("://") {
-        address.to_owned()
-    } else {
-        format!("http://{address}")
-    };
-    let endpoint = Channel::from_shared(uri)
-        .map_err(|e| Failure(2, format!("invalid --grpc.address {address:?}: {e}")))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| Failure(3, format!("cannot reach the server at {address}: {e}")))
+async fn connect(server: &client::Server) -> Result<Channel, Failure> {
+    Ok(client::connect(server).await?)
 }
 
 /// `child` without its parent's `<parent>:` prefix (how files name them).
@@ -667,8 +644,11 @@ async fn processors(
 ) -> Result<Vec<ProcessorConfig>, Failure> {
     let mut out = Vec::new();
     for id in ids {
+        // Secrets as the server stores them (sealed), never in clear.
         let p = client
-            .get_processor(pb::GetProcessorRequest { id: id.clone() })
+            .get_processor(crate::tools::export_request(pb::GetProcessorRequest {
+                id: id.clone(),
+            }))
             .await?
             .into_inner()
             .processor
@@ -687,8 +667,8 @@ async fn processors(
     Ok(out)
 }
 
-async fn export(id: &str, address: &str, output: Option<PathBuf>) -> Result<(), Failure> {
-    let channel = connect(address).await?;
+async fn export(id: &str, server: &client::Server, output: Option<PathBuf>) -> Result<(), Failure> {
+    let channel = connect(server).await?;
     let mut pipelines = PipelineServiceClient::new(channel.clone());
     let mut connectors = ConnectorServiceClient::new(channel.clone());
     let mut processor_client = ProcessorServiceClient::new(channel);
@@ -706,9 +686,9 @@ async fn export(id: &str, address: &str, output: Option<PathBuf>) -> Result<(), 
     let mut connector_configs = Vec::new();
     for connector_id in &p.connector_ids {
         let c = connectors
-            .get_connector(pb::GetConnectorRequest {
+            .get_connector(crate::tools::export_request(pb::GetConnectorRequest {
                 id: connector_id.clone(),
-            })
+            }))
             .await?
             .into_inner()
             .connector
@@ -727,12 +707,14 @@ async fn export(id: &str, address: &str, output: Option<PathBuf>) -> Result<(), 
     }
     let config = p.config.clone().unwrap_or_default();
     let dlq = pipelines
-        .get_dlq(pb::GetDlqRequest { id: p.id.clone() })
+        .get_dlq(crate::tools::export_request(pb::GetDlqRequest {
+            id: p.id.clone(),
+        }))
         .await?
         .into_inner()
         .dlq
         .unwrap_or_default();
-    let pipeline = PipelineConfig {
+    let mut pipeline = PipelineConfig {
         file: String::new(),
         at: Location::default(),
         path: String::new(),
@@ -749,6 +731,7 @@ async fn export(id: &str, address: &str, output: Option<PathBuf>) -> Result<(), 
             window_nack_threshold: dlq.window_nack_threshold,
         },
     };
+    crate::tools::protect_export(std::slice::from_mut(&mut pipeline));
     let text = culvert_provisioning::export::to_yaml(std::slice::from_ref(&pipeline));
     match output {
         None => print!("{text}"),
@@ -797,7 +780,11 @@ fn document(p: &PipelineConfig) -> pb::PipelineDocument {
     }
 }
 
-async fn import(file: &std::path::Path, address: &str, dry_run: bool) -> Result<(), Failure> {
+async fn import(
+    file: &std::path::Path,
+    server: &client::Server,
+    dry_run: bool,
+) -> Result<(), Failure> {
     let name = file.display().to_string();
     let text =
         std::fs::read_to_string(file).map_err(|e| Failure(2, format!("reading {name}: {e}")))?;
@@ -816,7 +803,7 @@ async fn import(file: &std::path::Path, address: &str, dry_run: bool) -> Result<
             format!("{name}: {errors} error(s); nothing imported"),
         ));
     }
-    let channel = connect(address).await?;
+    let channel = connect(server).await?;
     let mut pipelines = PipelineServiceClient::new(channel);
     for p in &parsed.pipelines {
         let diff = if dry_run {

@@ -12,7 +12,10 @@
 //! (`tools`) are verbs of the same binary.
 
 mod cli;
+mod client;
 mod schemas;
+mod secrets;
+mod security;
 mod tools;
 
 use anyhow::Context as _;
@@ -74,6 +77,12 @@ enum Commands {
     ///
     /// Example: culvert info --grpc.address 127.0.0.1:8084
     Info(cli::Remote),
+    /// API bearer tokens: create one in a tokens file (`--api.auth.tokens-file`), or list
+    /// a file's token names.
+    ///
+    /// Example: culvert tokens create ci --tokens-file /etc/culvert/tokens
+    #[command(subcommand)]
+    Tokens(security::TokensCommand),
     /// The event log: list a data directory's events (read-only; a server may be running on
     /// it), or follow a running server's.
     ///
@@ -112,6 +121,12 @@ enum Commands {
         #[command(flatten)]
         data: tools::DataDir,
     },
+    /// Secrets: seal every stored secret with a new key (`rotate`). Run it with the server
+    /// stopped.
+    ///
+    /// Example: culvert secrets rotate --db.rocksdb.path ./data
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
     /// Write a new data directory holding the log up to a sequence number; a server
     /// started on it is in the state of that moment.
     ///
@@ -156,6 +171,13 @@ struct RunArgs {
         default_value = "./data"
     )]
     db_path: PathBuf,
+    /// The secrets key file: the keys sensitive settings are sealed with in the event log
+    /// (default: `secrets.key` in the data directory; created with a new key, mode 0600, on
+    /// first start). `CULVERT_SECRETS_KEY` (base64 keys, comma-separated, last current)
+    /// takes precedence. Keep a backup apart from the data: without it the stored secrets
+    /// cannot be read.
+    #[arg(long = "secrets.key-file", env = "CULVERT_SECRETS_KEY_FILE")]
+    secrets_key_file: Option<PathBuf>,
     /// fsync every control-plane write (turn off only for throwaway data).
     #[arg(long = "db.fsync", env = "CULVERT_DB_FSYNC", default_value_t = true, action = clap::ArgAction::Set)]
     fsync: bool,
@@ -211,6 +233,9 @@ struct RunArgs {
         default_value_t = 4 * 1024 * 1024
     )]
     http_max_body_bytes: usize,
+    /// Authentication, TLS and the rate limit of both APIs (`--api.auth.*`, `--api.tls.*`).
+    #[command(flatten)]
+    security: security::SecurityArgs,
     /// Standalone connector plugins (Conduit's Go connectors): every file in this
     /// directory is started once to read its specification and listed as
     /// `standalone:NAME@VERSION` (default ./connectors, which may be missing).
@@ -553,6 +578,7 @@ fn main() -> std::process::ExitCode {
         Commands::Processors(command) => cli::run_processors(command),
         Commands::Plugins(command) => cli::run_plugins(command),
         Commands::Info(remote) => cli::run_info(remote),
+        Commands::Tokens(command) => security::run_tokens(command),
         Commands::Events(tools::EventsCommand::Ls(args)) => tools::exit(tools::events_ls(args)),
         Commands::Events(tools::EventsCommand::Tail(args)) => tools::exit(tools::events_tail(args)),
         Commands::Audit { id, data, json } => tools::exit(tools::audit(data, id, json)),
@@ -566,6 +592,7 @@ fn main() -> std::process::ExitCode {
         } => tools::exit(tools::at(data, seq, time, noun, verb, id)),
         Commands::Replay { to, into, data } => tools::exit(tools::replay(data, to, into)),
         Commands::Verify { data } => tools::exit(tools::verify(data)),
+        Commands::Secrets(command) => secrets::run(command),
         Commands::Run(args) => {
             if let Err(error) = init_logging(&args) {
                 eprintln!("error: {error:#}");
@@ -587,7 +614,15 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             }
-            match run(*args) {
+            let security = match args.security.load(&args.grpc_address, &args.http_address) {
+                Ok(security) => security,
+                Err(error) => {
+                    tracing::error!("{error:#}");
+                    eprintln!("error: {error:#}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            match run(*args, security) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!("{error:#}");
@@ -805,11 +840,14 @@ fn schema_registry(
     let registry = ConfluentRegistry::new(&url, auth).map_err(|e| {
         anyhow::anyhow!("invalid config: schema-registry.confluent.connection-string: {e}")
     })?;
-    tracing::info!(url = %url, "schemas are kept in a Confluent schema registry");
+    tracing::info!(
+        url = %culvert_processors::url_without_password(&url),
+        "schemas are kept in a Confluent schema registry"
+    );
     Ok(Arc::new(registry))
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
+fn run(args: RunArgs, security: culvert_api::Security) -> anyhow::Result<()> {
     let started = Instant::now();
     let (log, positions) = open_log(&args)?;
     let (projections, report) = Projections::open(
@@ -819,7 +857,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     )
     .context("rebuilding the control plane from the event log")?;
-    let writer = ControlPlaneWriter::with_positions(log.clone(), Arc::new(projections));
+    let specs = Arc::new(secrets::RegistrySpecs::default());
+    let ring = secrets::load_ring(
+        &secrets::key_file(args.secrets_key_file.as_deref(), &args.db_path),
+        &projections.read(),
+        args.db_type == DbType::Rocksdb,
+    )?;
+    let sealing = culvert_secrets::Secrets::new(ring, specs.clone());
+    secrets::check(&sealing, &projections.read())?;
+    let writer =
+        ControlPlaneWriter::with_secrets(log.clone(), Arc::new(projections), true, sealing);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -882,9 +929,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         connectors: Arc::new(connectors),
         processors: Arc::new(processors),
     };
+    specs.install(plugins.connectors.clone(), plugins.processors.clone());
     provision(&args, &writer, &plugins)?;
     runtime.block_on(serve(
         &args,
+        &security,
         writer.clone(),
         plugins,
         positions,
@@ -975,6 +1024,7 @@ fn provision(
 
 async fn serve(
     args: &RunArgs,
+    security: &culvert_api::Security,
     writer: Arc<ControlPlaneWriter>,
     plugins: Plugins,
     positions: Arc<dyn PositionStore>,
@@ -992,11 +1042,17 @@ async fn serve(
         .await
         .with_context(|| format!("binding the HTTP API to {}", args.http_address))?;
     let http_address = http.local_addr().context("reading the HTTP address")?;
+    let scheme = if security.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
         address = %http_address,
-        openapi = %format!("http://{http_address}/openapi/"),
+        openapi = %format!("{scheme}://{http_address}/openapi/"),
         "HTTP API listening"
     );
+    tracing::info!(security = %security::describe(security), "API security");
     {
         let state = writer.projections().read();
         tracing::info!(
@@ -1036,16 +1092,17 @@ async fn serve(
         call_timeout: args.grpc_call_timeout,
         max_concurrent_calls: args.grpc_max_concurrent_calls,
     };
-    let mut grpc_server = tokio::spawn(culvert_api::serve_grpc(
-        grpc,
-        api.clone(),
-        grpc_options,
-        stopped(rx.clone()),
-    ));
+    let mut grpc_server = tokio::spawn({
+        let (api, security, stop) = (api.clone(), security.clone(), stopped(rx.clone()));
+        async move { culvert_api::serve_grpc_secured(grpc, api, grpc_options, &security, stop).await }
+    });
     let options = culvert_api::HttpOptions {
         max_body_bytes: args.http_max_body_bytes,
     };
-    let mut http_server = tokio::spawn(culvert_api::serve_http(http, api, options, stopped(rx)));
+    let mut http_server = tokio::spawn({
+        let security = security.clone();
+        async move { culvert_api::serve_http_secured(http, api, options, &security, stopped(rx)).await }
+    });
     let outcome = tokio::select! {
         signal = signals => {
             signal.map(|()| tracing::info!("shutting down: letting in-flight calls finish"))

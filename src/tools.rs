@@ -13,13 +13,18 @@
 //! * `culvert verify` checks the log: gapless sequence, every event decodes, every stream's
 //!   versions consecutive, times never going back.
 //!
+//! No output shows a secret: the settings in event data, in entities and in diffs are
+//! redacted ([`culvert_api::redact::Redactor`], with the built-in plugins' specifications
+//! and the name and value rules; sealed values are `***` too). No key is needed.
+//!
 //! Exit codes as Conduit's CLI: 0 ok, 1 a problem found or a runtime error, 2 bad usage (an
 //! unknown id, a sequence past the end, a time before the first event), 3 the environment
 //! (a data directory that does not exist or is not ours).
 
 use chrono::{DateTime, Utc};
+use culvert_api::redact::{PluginSpecs, Redactor};
 use culvert_domain::{ControlPlane, RecordedEvent, Seq, StreamId};
-use culvert_projections::history::{entity_json, field_changes};
+use culvert_projections::history::entity_json;
 use culvert_store::{EventLog, RocksStore, StoreOptions, StoredEvent};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -28,6 +33,59 @@ use std::process::ExitCode;
 
 /// How many events are read at a time.
 const CHUNK: usize = 4096;
+
+/// What the tools show of settings: the rules only (no key is needed to hide a secret).
+fn redactor() -> Redactor {
+    Redactor::rules(std::sync::Arc::new(PluginSpecs::builtin()))
+}
+
+/// A request that asks the server for settings in their exported form
+/// ([`culvert_api::redact::EXPORT_METADATA`]): sealed values as stored, so that an export
+/// re-imported into a server with the same key keeps its secrets, and sensitive values
+/// stored in clear sealed (never shown in clear).
+pub fn export_request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        culvert_api::redact::EXPORT_METADATA,
+        tonic::metadata::MetadataValue::from_static("sealed"),
+    );
+    request
+}
+
+/// Settings of pipelines about to be exported, checked on this side too: sealed values
+/// kept, a sensitive value in clear (from a server that did not seal it) written as `***`.
+pub fn protect_export(pipelines: &mut [culvert_provisioning::config::PipelineConfig]) {
+    let redactor = redactor();
+    culvert_provisioning::export::protect(pipelines, |plugin, settings| {
+        redactor.exported(plugin, settings)
+    });
+}
+
+/// A stored event's data as shown: upcast to the current schema and redacted with the
+/// plugins in `state`; an event that does not decode is shown as stored, its settings
+/// redacted wherever they are.
+fn shown_data(redactor: &Redactor, event: &StoredEvent, state: &ControlPlane) -> Value {
+    match culvert_migrations::decode(event) {
+        Ok(mut recorded) => {
+            redactor.event(&mut recorded.event, Some(state));
+            match serde_json::to_value(&recorded.event) {
+                Ok(Value::Object(mut map)) => map.remove("data").unwrap_or(Value::Null),
+                _ => Value::Null,
+            }
+        }
+        Err(_) => {
+            let raw: Value = serde_json::from_str(event.payload.get()).unwrap_or(Value::Null);
+            let mut data = match raw {
+                Value::Object(mut map) if map.contains_key("data") => {
+                    map.remove("data").unwrap_or(Value::Null)
+                }
+                other => other,
+            };
+            redactor.json(&mut data);
+            data
+        }
+    }
+}
 
 /// The data directory a tool reads.
 #[derive(clap::Args, Debug, Clone)]
@@ -70,13 +128,8 @@ pub struct TailArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
-    /// Where the server's gRPC API listens.
-    #[arg(
-        long = "grpc.address",
-        env = "CULVERT_API_GRPC_ADDRESS",
-        default_value = "127.0.0.1:8084"
-    )]
-    grpc_address: String,
+    #[command(flatten)]
+    server: crate::client::Server,
 }
 
 /// `culvert events tail [-f]`
@@ -88,12 +141,15 @@ pub fn events_tail(args: TailArgs) -> Result<(), Failure> {
         .build()
         .map_err(runtime)?;
     let status = |s: tonic::Status| match s.code() {
-        tonic::Code::Unavailable => Failure(3, s.message().to_owned()),
+        tonic::Code::Unavailable | tonic::Code::Unauthenticated => {
+            Failure(3, crate::client::status_message(&s))
+        }
         tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::OutOfRange => {
             Failure(2, s.message().to_owned())
         }
         _ => Failure(1, s.message().to_owned()),
     };
+    let redactor = redactor();
     let print = |e: &ev::Event, json_output: bool| {
         let at = e
             .recorded_at
@@ -102,40 +158,35 @@ pub fn events_tail(args: TailArgs) -> Result<(), Failure> {
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
             .unwrap_or_default();
         if json_output {
+            // The server redacts; so does this side, whatever server answered.
             let data = e
                 .data
                 .as_ref()
                 .and_then(|d| serde_json::to_value(d).ok())
-                .unwrap_or(Value::Null);
-            println!(
-                "{}",
-                json!({"seq": e.seq, "recorded_at": at, "actor": e.actor, "stream": e.stream,
-                       "stream_version": e.stream_version, "type": e.r#type, "data": data})
-            );
+                .map_or(Value::Null, |d| redactor.event_data(&e.r#type, d, None));
+            let mut line = json!({"seq": e.seq, "recorded_at": at, "actor": e.actor,
+                "stream": e.stream, "stream_version": e.stream_version, "type": e.r#type,
+                "data": data});
+            if !e.reason.is_empty() {
+                line["reason"] = json!(e.reason);
+            }
+            println!("{line}");
         } else {
             println!(
-                "{:>8}  {:<30}  {:<28}  {:<40}  {}",
-                e.seq, at, e.actor, e.stream, e.r#type
+                "{:>8}  {:<30}  {:<28}  {:<40}  {}{}",
+                e.seq,
+                at,
+                e.actor,
+                e.stream,
+                e.r#type,
+                reason_suffix((!e.reason.is_empty()).then_some(e.reason.as_str()))
             );
         }
     };
     runtime.block_on(async {
-        let address = if args.grpc_address.contains("://") {
-            args.grpc_address.clone()
-        } else {
-            format!("http://{}", args.grpc_address)
-        };
-        let channel = tonic::transport::Channel::from_shared(address)
-            .map_err(|e| usage(format!("invalid --grpc.address: {e}")))?
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .connect()
+        let channel = crate::client::connect(&args.server)
             .await
-            .map_err(|e| {
-                Failure(
-                    3,
-                    format!("cannot reach the server at {}: {e}", args.grpc_address),
-                )
-            })?;
+            .map_err(|e| Failure(e.code, e.message))?;
         let mut client = EventLogServiceClient::new(channel);
         let entity = args.entity.clone().unwrap_or_default();
         let last = client
@@ -229,6 +280,11 @@ pub struct LsArgs {
 
 /// A failure with its exit code.
 pub struct Failure(pub u8, pub String);
+
+/// The reason an actor gave, as printed after an event in a table: `  (reason: "...")`.
+fn reason_suffix(reason: Option<&str>) -> String {
+    reason.map_or_else(String::new, |r| format!("  (reason: {r:?})"))
+}
 
 /// Run a tool and turn its result into an exit code.
 pub fn exit(result: Result<(), Failure>) -> ExitCode {
@@ -336,6 +392,10 @@ pub fn events_ls(args: LsArgs) -> Result<(), Failure> {
     }
     let limit = args.limit.unwrap_or(usize::MAX);
     let mut shown = 0;
+    let redactor = redactor();
+    // The state so far (from the first event listed): the plugin of events that do not
+    // name theirs.
+    let mut state = ControlPlane::new();
     if !args.json {
         println!(
             "{:>8}  {:<24}  {:<28}  {:<40}  TYPE",
@@ -357,13 +417,18 @@ pub fn events_ls(args: LsArgs) -> Result<(), Failure> {
                 .as_deref()
                 .is_none_or(|t| event.event_type == t)
             && args.actor.as_deref().is_none_or(|a| event.actor == a);
+        let data = (keep && args.json).then(|| shown_data(&redactor, &event, &state));
+        if args.json {
+            if let Ok(recorded) = culvert_migrations::decode(&event) {
+                state.evolve(&recorded);
+            }
+        }
         if !keep {
             return Ok(true);
         }
         shown += 1;
-        if args.json {
-            let data: Value = serde_json::from_str(event.payload.get()).unwrap_or(Value::Null);
-            let line = json!({
+        if let Some(data) = data {
+            let mut line = json!({
                 "seq": event.seq.0,
                 "recorded_at": event.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                 "actor": event.actor,
@@ -372,19 +437,23 @@ pub fn events_ls(args: LsArgs) -> Result<(), Failure> {
                 "type": event.event_type,
                 "correlation_id": event.correlation_id,
                 "causation_id": event.causation_id,
-                "data": data.get("data").cloned().unwrap_or(data),
+                "data": data,
             });
+            if let Some(reason) = &event.reason {
+                line["reason"] = json!(reason);
+            }
             println!("{line}");
         } else {
             println!(
-                "{:>8}  {:<24}  {:<28}  {:<40}  {}",
+                "{:>8}  {:<24}  {:<28}  {:<40}  {}{}",
                 event.seq.0,
                 event
                     .recorded_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 event.actor,
                 event.stream.as_str(),
-                event.event_type
+                event.event_type,
+                reason_suffix(event.reason.as_deref())
             );
         }
         Ok(true)
@@ -394,6 +463,7 @@ pub fn events_ls(args: LsArgs) -> Result<(), Failure> {
 /// `culvert audit <entity-id>`
 pub fn audit(data: DataDir, id: String, json_output: bool) -> Result<(), Failure> {
     let store = open(&data)?;
+    let redactor = redactor();
     let mut state = ControlPlane::new();
     let mut changes = 0;
     scan(&store, Seq(1), |stored| {
@@ -405,7 +475,8 @@ pub fn audit(data: DataDir, id: String, json_output: bool) -> Result<(), Failure
         if touches {
             changes += 1;
             let after = entity_json(&state, &id);
-            let fields: Vec<String> = field_changes(before.as_ref(), after.as_ref())
+            let fields: Vec<String> = redactor
+                .field_changes(before.as_ref(), after.as_ref())
                 .iter()
                 .map(ToString::to_string)
                 .collect();
@@ -413,15 +484,19 @@ pub fn audit(data: DataDir, id: String, json_output: bool) -> Result<(), Failure
                 .recorded_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             if json_output {
-                println!(
-                    "{}",
-                    json!({"seq": stored.seq.0, "recorded_at": at, "actor": stored.actor,
-                           "type": stored.event_type, "changes": fields})
-                );
+                let mut line = json!({"seq": stored.seq.0, "recorded_at": at,
+                    "actor": stored.actor, "type": stored.event_type, "changes": fields});
+                if let Some(reason) = &stored.reason {
+                    line["reason"] = json!(reason);
+                }
+                println!("{line}");
             } else {
                 println!(
-                    "#{} {at} {} {}",
-                    stored.seq.0, stored.actor, stored.event_type
+                    "#{} {at} {} {}{}",
+                    stored.seq.0,
+                    stored.actor,
+                    stored.event_type,
+                    reason_suffix(stored.reason.as_deref())
                 );
                 for field in fields {
                     println!("    {field}");
@@ -497,6 +572,7 @@ pub fn at(
     }
     .map_err(runtime)?;
     let as_of = state.last_seq().0;
+    let redactor = redactor();
     let described = match noun {
         Noun::Pipelines => {
             let p = state
@@ -506,36 +582,38 @@ pub fn at(
                 .connector_ids
                 .iter()
                 .filter_map(|c| state.connector(c))
-                .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+                .map(|c| serde_json::to_value(redactor.connector(c)).unwrap_or(Value::Null))
                 .collect();
             let mut processors: Vec<Value> = p
                 .processor_ids
                 .iter()
                 .filter_map(|q| state.processor(q))
-                .map(|q| serde_json::to_value(q).unwrap_or(Value::Null))
+                .map(|q| serde_json::to_value(redactor.processor(q)).unwrap_or(Value::Null))
                 .collect();
             for c in p.connector_ids.iter().filter_map(|c| state.connector(c)) {
                 processors.extend(
                     c.processor_ids
                         .iter()
                         .filter_map(|q| state.processor(q))
-                        .map(|q| serde_json::to_value(q).unwrap_or(Value::Null)),
+                        .map(|q| {
+                            serde_json::to_value(redactor.processor(q)).unwrap_or(Value::Null)
+                        }),
                 );
             }
-            json!({"as_of_seq": as_of, "pipeline": p, "connectors": connectors,
+            json!({"as_of_seq": as_of, "pipeline": redactor.pipeline(p), "connectors": connectors,
                    "processors": processors})
         }
         Noun::Connectors => {
             let c = state
                 .connector(&culvert_domain::ConnectorId(id.clone()))
                 .ok_or_else(|| usage(format!("no connector {id:?} as of sequence {as_of}")))?;
-            json!({"as_of_seq": as_of, "connector": c})
+            json!({"as_of_seq": as_of, "connector": redactor.connector(c)})
         }
         Noun::Processors => {
             let p = state
                 .processor(&culvert_domain::ProcessorId(id.clone()))
                 .ok_or_else(|| usage(format!("no processor {id:?} as of sequence {as_of}")))?;
-            json!({"as_of_seq": as_of, "processor": p})
+            json!({"as_of_seq": as_of, "processor": redactor.processor(p)})
         }
     };
     println!(

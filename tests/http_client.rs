@@ -55,6 +55,58 @@ pub fn request(
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
+    stream
+        .write_all(head(address, method, path, headers, body).as_bytes())
+        .unwrap();
+    if let Some(body) = body {
+        // The server may answer (413) and close before reading a large body.
+        let _ = stream.write_all(body);
+    }
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    parse(&raw)
+}
+
+/// Send one request over TLS (HTTPS) with `config`, to a server whose certificate names
+/// `localhost`. A refused handshake, or a connection closed without an answer, is `Err`.
+pub fn request_tls(
+    address: &str,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Reply> {
+    let tcp = TcpStream::connect(address)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a DNS name");
+    let connection = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    stream.write_all(head(address, method, path, headers, body).as_bytes())?;
+    if let Some(body) = body {
+        stream.write_all(body)?;
+    }
+    stream.flush()?;
+    let mut raw = Vec::new();
+    if let Err(error) = stream.read_to_end(&mut raw) {
+        // A server that closes without TLS's close_notify after a whole answer is fine.
+        if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Err(error);
+        }
+    }
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(std::io::Error::other("the server closed without answering"));
+    }
+    Ok(parse(&raw))
+}
+
+fn head(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> String {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -63,14 +115,7 @@ pub fn request(
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    if let Some(body) = body {
-        // The server may answer (413) and close before reading a large body.
-        let _ = stream.write_all(body);
-    }
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    parse(&raw)
+    head
 }
 
 fn parse(raw: &[u8]) -> Reply {

@@ -17,6 +17,8 @@ mod postgres_standalone;
 mod processors;
 mod provisioning;
 mod schema_registry;
+mod security_auth;
+mod security_secrets;
 mod server;
 mod standalone;
 mod tools;

@@ -11,6 +11,8 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
+    /// The superuser's password, when the server checks passwords.
+    password: Option<String>,
 }
 
 fn newest_bin() -> PathBuf {
@@ -41,6 +43,16 @@ fn is_root() -> bool {
 impl Postgres {
     /// A running server with a `culvert` superuser (trust authentication, loopback only).
     pub fn start() -> Postgres {
+        Self::start_with(None)
+    }
+
+    /// The same, but every connection must give the superuser's `password`
+    /// (scram-sha-256): a client that connects used the real password.
+    pub fn start_with_password(password: &str) -> Postgres {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("culvert-pg")
             .tempdir()
@@ -51,7 +63,16 @@ impl Postgres {
             .local_addr()
             .unwrap()
             .port();
-        let pg = Postgres { dir, bin, port };
+        let pg = Postgres {
+            dir,
+            bin,
+            port,
+            password,
+        };
+        let pwfile = pg.dir.path().join("pwfile");
+        if let Some(password) = &pg.password {
+            std::fs::write(&pwfile, password).unwrap();
+        }
         if is_root() {
             let status = Command::new("chown")
                 .args(["-R", "postgres"])
@@ -61,19 +82,22 @@ impl Postgres {
             assert!(status.success(), "chown the data directory to postgres");
         }
         let data = pg.data();
-        pg.run(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-U",
-                "culvert",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-        );
+        let pwfile_arg = format!("--pwfile={}", pwfile.display());
+        let mut initdb = vec![
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "culvert",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ];
+        if pg.password.is_some() {
+            initdb.extend(["--auth=scram-sha-256", &pwfile_arg]);
+        } else {
+            initdb.push("--auth=trust");
+        }
+        pg.run("initdb", &initdb);
         let options = format!(
             "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} \
              -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 \
@@ -125,8 +149,13 @@ impl Postgres {
 
     /// A connection URL for database `db`.
     pub fn url(&self, db: &str) -> String {
+        let password = self
+            .password
+            .as_ref()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
         format!(
-            "postgres://culvert@127.0.0.1:{}/{db}?sslmode=disable",
+            "postgres://culvert{password}@127.0.0.1:{}/{db}?sslmode=disable",
             self.port
         )
     }

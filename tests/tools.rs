@@ -56,6 +56,21 @@ fn event_log_tools_answer_from_the_log() {
         json!({"type": "TYPE_DESTINATION", "plugin": "builtin:log", "pipelineId": id,
                "config": {"name": "out"}}),
     );
+    // A processor with a secret (every header of webhook.http is one): never shown again.
+    let secret = "Bearer tools-e2e-s3cr3t";
+    let q = call(
+        &address,
+        "POST",
+        "/v1/processors",
+        json!({"plugin": "builtin:webhook.http", "parent": {"type": "TYPE_PIPELINE", "id": id},
+               "config": {"settings": {"request.url": "http://example.invalid/hook",
+                                       "headers.Authorization": secret}}}),
+    );
+    assert_eq!(
+        q["config"]["settings"]["headers.Authorization"], "***",
+        "{q}"
+    );
+    let processor_id = q["id"].as_str().unwrap().to_owned();
     // The tools read while the server runs.
     let (code, table, stderr) = culvert(&["events", "ls", "--db.rocksdb.path", &data_arg]);
     assert_eq!(code, 0, "{stderr}");
@@ -66,6 +81,37 @@ fn event_log_tools_answer_from_the_log() {
     assert!(table.contains("PipelineCreated"), "{table}");
     server.terminate();
     assert!(server.wait().success());
+
+    // No tool shows the secret; each shows the setting, redacted, beside the others.
+    let (_, all, _) = culvert(&["events", "ls", "--json", "--db.rocksdb.path", &data_arg]);
+    let last: Value = serde_json::from_str(all.lines().last().unwrap()).unwrap();
+    let head = last["seq"].to_string();
+    for args in [
+        vec!["events", "ls", "--json"],
+        vec!["audit", &processor_id],
+        vec!["audit", &processor_id, "--json"],
+        vec![
+            "at",
+            "--seq",
+            &head,
+            "processors",
+            "describe",
+            &processor_id,
+        ],
+        vec!["at", "--seq", &head, "pipelines", "describe", &id],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--db.rocksdb.path", &data_arg]);
+        let (code, out, stderr) = culvert(&full);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(!out.contains("tools-e2e-s3cr3t"), "{args:?}: {out}");
+        assert!(out.contains("headers.Authorization"), "{args:?}: {out}");
+        assert!(out.contains("***"), "{args:?}: {out}");
+        assert!(
+            out.contains("http://example.invalid/hook"),
+            "{args:?}: {out}"
+        );
+    }
 
     // events ls with filters, as JSON.
     let (code, lines, stderr) = culvert(&[
@@ -186,6 +232,7 @@ fn event_log_tools_answer_from_the_log() {
                     actor: "intruder".into(),
                     correlation_id: "x".into(),
                     causation_id: None,
+                    reason: None,
                     payload: serde_json::value::to_raw_value(
                         &json!({"type": "PipelineUpdated", "data": {"garbage": true}}),
                     )

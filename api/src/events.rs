@@ -2,12 +2,18 @@
 //! with filters and pages, a change feed that catches up then follows live without missing
 //! an event, an entity as of a sequence number or a time, and the fields that changed
 //! between two points.
+//!
+//! Nothing here shows a secret: the settings inside event data, entities as of a point and
+//! the fields of a diff go through the API's [`Redactor`] (sealed and sensitive values
+//! `***`, keys kept).
 
 use crate::error::{invalid, status_with_info};
 use crate::pb::culvert::api::v1 as ev;
+use crate::redact::Redactor;
 use crate::{convert, Api};
 use culvert_domain::{ConnectorId, ControlPlane, PipelineId, ProcessorId, Seq, StreamId};
-use culvert_projections::history::{entity_json, field_changes};
+use culvert_projections::history::entity_json;
+use culvert_projections::Projections;
 use culvert_store::{EventLog, StoredEvent};
 use ev::event_log_service_server::EventLogService;
 use std::sync::Arc;
@@ -27,9 +33,16 @@ fn internal(error: impl std::fmt::Display) -> Status {
     Status::internal(error.to_string())
 }
 
-/// A stored event as the API shows it (data upcast to the current schema).
-fn event(stored: &StoredEvent) -> Result<ev::Event, Status> {
-    let recorded = culvert_migrations::decode(stored).map_err(internal)?;
+/// A stored event as the API shows it (data upcast to the current schema), its settings
+/// redacted; an event that does not name its plugin is redacted with the plugin the entity
+/// has in the read model (`projections`).
+fn event(
+    stored: &StoredEvent,
+    redactor: &Redactor,
+    projections: &Projections,
+) -> Result<ev::Event, Status> {
+    let mut recorded = culvert_migrations::decode(stored).map_err(internal)?;
+    redactor.event(&mut recorded.event, Some(&projections.read()));
     let mut value = serde_json::to_value(&recorded.event).map_err(internal)?;
     let data = value
         .get_mut("data")
@@ -50,6 +63,7 @@ fn event(stored: &StoredEvent) -> Result<ev::Event, Status> {
         correlation_id: stored.correlation_id.clone(),
         causation_id: stored.causation_id.clone().unwrap_or_default(),
         data,
+        reason: stored.reason.clone().unwrap_or_default(),
     })
 }
 
@@ -171,6 +185,8 @@ impl EventLogService for Api {
             until: time(req.until),
         };
         let scan_limit = self.list_scan_limit.max(1);
+        let redactor = self.default_redactor().clone();
+        let projections = self.writer().projections().clone();
         let (events, next) = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             let mut next = from;
@@ -189,7 +205,7 @@ impl EventLogService for Api {
                     next = stored.seq.0 + 1;
                     scanned += 1;
                     if filter.keeps(stored) {
-                        out.push(event(stored)?);
+                        out.push(event(stored, &redactor, &projections)?);
                     }
                 }
             }
@@ -229,6 +245,8 @@ impl EventLogService for Api {
             until: None,
         };
         let mut shutdown = self.shutdown();
+        let redactor = self.default_redactor().clone();
+        let projections = self.writer().projections().clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<ev::WatchEventsResponse, Status>>(64);
         let mut appended = log.watch_head();
         let mut next = req.from_seq.max(1);
@@ -264,7 +282,8 @@ impl EventLogService for Api {
                     if !filter.keeps(stored) {
                         continue;
                     }
-                    let message = event(stored).map(|e| ev::WatchEventsResponse { event: Some(e) });
+                    let message = event(stored, &redactor, &projections)
+                        .map(|e| ev::WatchEventsResponse { event: Some(e) });
                     let failed = message.is_err();
                     if tx.send(message).await.is_err() || failed {
                         return;
@@ -287,12 +306,13 @@ impl EventLogService for Api {
         }
         let state = fold(self.writer().log().clone(), req.seq, req.time).await?;
         let id = req.entity_id;
+        let redactor = self.default_redactor();
         let entity = if let Some(p) = state.pipeline(&PipelineId(id.clone())) {
             ev::get_at_response::Entity::Pipeline(convert::pipeline(p))
         } else if let Some(c) = state.connector(&ConnectorId(id.clone())) {
-            ev::get_at_response::Entity::Connector(convert::connector(c))
+            ev::get_at_response::Entity::Connector(convert::connector(c, redactor))
         } else if let Some(p) = state.processor(&ProcessorId(id.clone())) {
-            ev::get_at_response::Entity::Processor(convert::processor(p))
+            ev::get_at_response::Entity::Processor(convert::processor(p, redactor))
         } else {
             return Err(status_with_info(
                 Code::NotFound,
@@ -350,7 +370,9 @@ impl EventLogService for Api {
         Ok(Response::new(ev::DiffResponse {
             from_seq: from,
             to_seq: to,
-            changes: field_changes(before.as_ref(), after.as_ref())
+            changes: self
+                .default_redactor()
+                .field_changes(before.as_ref(), after.as_ref())
                 .into_iter()
                 .map(|c| ev::FieldChange {
                     field: c.field,

@@ -1,5 +1,6 @@
 //! The tonic services of `api.v1`.
 
+use crate::auth::{Authenticated, Security};
 use crate::convert;
 use crate::error::{invalid, not_yet, to_status};
 use crate::pb::api::v1 as pb;
@@ -42,6 +43,8 @@ pub struct Api {
     pipelines: PipelineOrchestrator,
     connectors: ConnectorOrchestrator,
     processors: ProcessorOrchestrator,
+    /// What answers show of settings (never a secret).
+    redactor: crate::redact::Redactor,
 }
 
 impl Api {
@@ -62,7 +65,13 @@ impl Api {
         processor_plugins: Arc<culvert_processors::ProcessorRegistry>,
     ) -> Self {
         let (never, shutdown) = tokio::sync::watch::channel(false);
+        let redactor = crate::redact::Redactor::for_writer(
+            &writer,
+            plugins.clone(),
+            processor_plugins.clone(),
+        );
         Self {
+            redactor,
             start_wait: None,
             list_scan_limit: crate::events::LIST_SCAN_LIMIT,
             shutdown,
@@ -95,6 +104,25 @@ impl Api {
     /// The control-plane writer (and through it the log and the read model).
     pub(crate) fn writer(&self) -> &Arc<ControlPlaneWriter> {
         &self.writer
+    }
+
+    /// What answers show of settings: `***` for secrets, or their exported form (sealed)
+    /// for a client that sent `culvert-export: sealed` ([`crate::redact::EXPORT_METADATA`]).
+    pub(crate) fn redactor<T>(&self, request: &Request<T>) -> crate::redact::Redactor {
+        let export = request
+            .metadata()
+            .get(crate::redact::EXPORT_METADATA)
+            .is_some_and(|v| v.as_bytes() == b"sealed");
+        if export {
+            self.redactor.for_export()
+        } else {
+            self.redactor.clone()
+        }
+    }
+
+    /// What answers show of settings when no request says otherwise.
+    pub(crate) fn default_redactor(&self) -> &crate::redact::Redactor {
+        &self.redactor
     }
 
     /// Make StartPipeline return only once the engine reports the pipeline running (or
@@ -261,11 +289,24 @@ async fn set_health(
 }
 
 /// Serve every `api.v1` service, and `grpc.health.v1.Health`, on `listener` until
-/// `shutdown` completes, within `options`' limits; in-flight calls finish first.
+/// `shutdown` completes, within `options`' limits; in-flight calls finish first. No
+/// authentication, no TLS: see [`serve_grpc_secured`].
 pub async fn serve_grpc(
     listener: tokio::net::TcpListener,
     api: Api,
     options: crate::GrpcOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    serve_grpc_secured(listener, api, options, &Security::default(), shutdown).await
+}
+
+/// As [`serve_grpc`], with `security`'s authentication, rate limit and TLS: every call but
+/// the health service's passes [`crate::auth`]'s layer first.
+pub async fn serve_grpc_secured(
+    listener: tokio::net::TcpListener,
+    api: Api,
+    options: crate::GrpcOptions,
+    security: &Security,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -304,8 +345,15 @@ pub async fn serve_grpc(
         let _ = follower.await;
     };
     let size = options.max_message_bytes;
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &security.tls {
+        builder = builder.tls_config(tls.grpc())?;
+    }
+    builder
         .concurrency_limit_per_connection(options.max_concurrent_calls)
+        .layer(crate::auth::AuthLayer {
+            auth: security.auth.clone(),
+        })
         .layer(crate::limits::LimitsLayer { options })
         .add_service(health)
         .add_service(PipelineServiceServer::new(api.clone()).max_decoding_message_size(size))
@@ -337,20 +385,65 @@ pub async fn serve_grpc(
         .await
 }
 
-/// Who is calling: the `culvert-actor` metadata if the client sent one, else `api`; the
-/// correlation id is the client's `x-request-id` if given.
-fn context<T>(request: &Request<T>) -> Context {
+/// One RPC the gRPC server serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcMethod {
+    /// The request path, `/package.Service/Method`.
+    pub path: String,
+    /// Whether the client sends a stream of messages.
+    pub client_streaming: bool,
+    /// Whether the server answers with a stream of messages.
+    pub server_streaming: bool,
+}
+
+/// Every RPC of the `api.v1` and `culvert.api.v1` services this server registers (not
+/// `grpc.health.v1.Health`), read from the descriptor set the stubs were generated from,
+/// so the list cannot miss one.
+pub fn grpc_methods() -> Vec<GrpcMethod> {
+    use prost::Message as _;
+    let set = prost_types::FileDescriptorSet::decode(crate::http::schema::DESCRIPTORS)
+        .expect("the build script wrote a valid descriptor set");
+    let mut methods = Vec::new();
+    for file in set.file {
+        let package = file.package();
+        if package != "api.v1" && package != "culvert.api.v1" {
+            continue;
+        }
+        for service in &file.service {
+            for method in &service.method {
+                methods.push(GrpcMethod {
+                    path: format!("/{package}.{}/{}", service.name(), method.name()),
+                    client_streaming: method.client_streaming(),
+                    server_streaming: method.server_streaming(),
+                });
+            }
+        }
+    }
+    methods
+}
+
+/// Who is calling, and why. With authentication on, the actor is the identity the
+/// server verified ([`Authenticated`]: `token:<name>` or `cert:<subject>`), whatever
+/// `culvert-actor` says; without it, the `culvert-actor` metadata if the client sent one
+/// (`user:<name>`), else `api`. The client's `culvert-reason` is recorded beside the actor
+/// (INVALID_ARGUMENT if it is too long or holds control characters); the correlation id
+/// is its `x-request-id` if given.
+fn context<T>(request: &Request<T>) -> Result<Context, Status> {
     let meta = request.metadata();
-    let actor = meta
-        .get("culvert-actor")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| "api".to_owned(), |v| format!("user:{v}"));
-    let mut context = Context::new(actor);
+    let actor = match request.extensions().get::<Authenticated>() {
+        Some(caller) => caller.identity().actor(),
+        None => meta
+            .get("culvert-actor")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| "api".to_owned(), |v| format!("user:{v}")),
+    };
+    let reason = crate::auth::reason(meta.get("culvert-reason").map(|v| v.as_bytes()))?;
+    let mut context = Context::new(actor).with_reason(reason);
     if let Some(id) = meta.get("x-request-id").and_then(|v| v.to_str().ok()) {
         context.correlation_id = id.to_owned();
     }
-    context
+    Ok(context)
 }
 
 /// Run a write (which may fsync) off the async runtime.
@@ -408,7 +501,7 @@ impl PipelineService for Api {
         &self,
         request: Request<pb::CreatePipelineRequest>,
     ) -> Result<Response<pb::CreatePipelineResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
         let config = request.into_inner().config.unwrap_or_default();
         let pipelines = self.pipelines.clone();
         let created =
@@ -432,7 +525,7 @@ impl PipelineService for Api {
         &self,
         request: Request<pb::UpdatePipelineRequest>,
     ) -> Result<Response<pb::UpdatePipelineResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
         let req = request.into_inner();
         require_id(&req.id)?;
         let config = req.config.unwrap_or_default();
@@ -450,7 +543,7 @@ impl PipelineService for Api {
         &self,
         request: Request<pb::DeletePipelineRequest>,
     ) -> Result<Response<pb::DeletePipelineResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
         let id = PipelineId(request.into_inner().id);
         let pipelines = self.pipelines.clone();
         write(move || pipelines.delete(&ctx, &id)).await?;
@@ -461,7 +554,7 @@ impl PipelineService for Api {
         &self,
         request: Request<pb::StartPipelineRequest>,
     ) -> Result<Response<pb::StartPipelineResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
         let id = PipelineId(request.into_inner().id);
         let pipelines = self.pipelines.clone();
         let mut head = self.writer.projections().watch_applied();
@@ -477,7 +570,7 @@ impl PipelineService for Api {
         &self,
         request: Request<pb::StopPipelineRequest>,
     ) -> Result<Response<pb::StopPipelineResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
         let req = request.into_inner();
         let id = PipelineId(req.id);
         let pipelines = self.pipelines.clone();
@@ -489,7 +582,8 @@ impl PipelineService for Api {
         &self,
         request: Request<pb::GetDlqRequest>,
     ) -> Result<Response<pb::GetDlqResponse>, Status> {
-        let dlq = self.pipeline_view(&request.get_ref().id, |p| convert::dlq(&p.dlq))?;
+        let redactor = self.redactor(&request);
+        let dlq = self.pipeline_view(&request.get_ref().id, |p| convert::dlq(&p.dlq, &redactor))?;
         Ok(Response::new(pb::GetDlqResponse { dlq: Some(dlq) }))
     }
 
@@ -497,7 +591,8 @@ impl PipelineService for Api {
         &self,
         request: Request<pb::UpdateDlqRequest>,
     ) -> Result<Response<pb::UpdateDlqResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
+        let redactor = self.redactor(&request);
         let req = request.into_inner();
         require_id(&req.id)?;
         let dlq = req.dlq.ok_or_else(|| invalid("dlq", "missing"))?;
@@ -506,7 +601,7 @@ impl PipelineService for Api {
         let updated =
             write(move || pipelines.update_dlq(&ctx, &id, convert::dlq_from(dlq))).await?;
         Ok(Response::new(pb::UpdateDlqResponse {
-            dlq: Some(convert::dlq(&updated.dlq)),
+            dlq: Some(convert::dlq(&updated.dlq, &redactor)),
         }))
     }
 
@@ -536,7 +631,7 @@ impl PipelineService for Api {
         &self,
         request: Request<pb::PlanPipelineRequest>,
     ) -> Result<Response<pb::PlanPipelineResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
         let document = crate::documents::from_proto(request.into_inner().config)?;
         let documents = self.documents.clone();
         let applied =
@@ -553,7 +648,7 @@ impl PipelineService for Api {
         &self,
         request: Request<pb::ApplyPipelineRequest>,
     ) -> Result<Response<pb::ApplyPipelineResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
         let req = request.into_inner();
         let document = crate::documents::from_proto(req.config)?;
         let documents = self.documents.clone();
@@ -589,12 +684,13 @@ impl ConnectorService for Api {
         &self,
         request: Request<pb::ListConnectorsRequest>,
     ) -> Result<Response<pb::ListConnectorsResponse>, Status> {
+        let redactor = self.redactor(&request);
         let pipeline_id = &request.get_ref().pipeline_id;
         let state = self.writer.projections().read();
         let connectors = state
             .connectors()
             .filter(|c| pipeline_id.is_empty() || c.pipeline_id.as_str() == pipeline_id)
-            .map(convert::connector)
+            .map(|c| convert::connector(c, &redactor))
             .collect();
         Ok(Response::new(pb::ListConnectorsResponse { connectors }))
     }
@@ -613,12 +709,13 @@ impl ConnectorService for Api {
         &self,
         request: Request<pb::GetConnectorRequest>,
     ) -> Result<Response<pb::GetConnectorResponse>, Status> {
+        let redactor = self.redactor(&request);
         let id = &request.get_ref().id;
         require_id(id)?;
         let state = self.writer.projections().read();
         let connector = state
             .connector(&ConnectorId(id.clone()))
-            .map(convert::connector)
+            .map(|c| convert::connector(c, &redactor))
             .ok_or_else(|| not_found(EntityKind::Connector, id))?;
         Ok(Response::new(pb::GetConnectorResponse {
             connector: Some(connector),
@@ -629,7 +726,8 @@ impl ConnectorService for Api {
         &self,
         request: Request<pb::CreateConnectorRequest>,
     ) -> Result<Response<pb::CreateConnectorResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
+        let redactor = self.redactor(&request);
         let req = request.into_inner();
         let kind = connector_type(req.r#type)?;
         let config = req.config.unwrap_or_default();
@@ -649,7 +747,7 @@ impl ConnectorService for Api {
         })
         .await?;
         Ok(Response::new(pb::CreateConnectorResponse {
-            connector: Some(convert::connector(&created)),
+            connector: Some(convert::connector(&created, &redactor)),
         }))
     }
 
@@ -673,7 +771,8 @@ impl ConnectorService for Api {
         &self,
         request: Request<pb::UpdateConnectorRequest>,
     ) -> Result<Response<pb::UpdateConnectorResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
+        let redactor = self.redactor(&request);
         let req = request.into_inner();
         require_id(&req.id)?;
         let config = req.config.unwrap_or_default();
@@ -695,7 +794,7 @@ impl ConnectorService for Api {
         })
         .await?;
         Ok(Response::new(pb::UpdateConnectorResponse {
-            connector: Some(convert::connector(&updated)),
+            connector: Some(convert::connector(&updated, &redactor)),
         }))
     }
 
@@ -703,7 +802,7 @@ impl ConnectorService for Api {
         &self,
         request: Request<pb::DeleteConnectorRequest>,
     ) -> Result<Response<pb::DeleteConnectorResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
         let id = ConnectorId(request.into_inner().id);
         let connectors = self.connectors.clone();
         write(move || connectors.delete(&ctx, &id)).await?;
@@ -748,6 +847,7 @@ impl ProcessorService for Api {
         &self,
         request: Request<pb::ListProcessorsRequest>,
     ) -> Result<Response<pb::ListProcessorsResponse>, Status> {
+        let redactor = self.redactor(&request);
         let parents = &request.get_ref().parent_ids;
         let state = self.writer.projections().read();
         let processors = state
@@ -759,7 +859,7 @@ impl ProcessorService for Api {
                 };
                 parents.is_empty() || parents.iter().any(|id| id == parent)
             })
-            .map(convert::processor)
+            .map(|p| convert::processor(p, &redactor))
             .collect();
         Ok(Response::new(pb::ListProcessorsResponse { processors }))
     }
@@ -788,6 +888,7 @@ impl ProcessorService for Api {
         &self,
         request: Request<pb::GetProcessorRequest>,
     ) -> Result<Response<pb::GetProcessorResponse>, Status> {
+        let redactor = self.redactor(&request);
         let id = &request.get_ref().id;
         require_id(id)?;
         let state = self.writer.projections().read();
@@ -795,7 +896,7 @@ impl ProcessorService for Api {
             .processor(&ProcessorId(id.clone()))
             .ok_or_else(|| not_found(EntityKind::Processor, id))?;
         Ok(Response::new(pb::GetProcessorResponse {
-            processor: Some(convert::processor(processor)),
+            processor: Some(convert::processor(processor, &redactor)),
         }))
     }
 
@@ -803,7 +904,8 @@ impl ProcessorService for Api {
         &self,
         request: Request<pb::CreateProcessorRequest>,
     ) -> Result<Response<pb::CreateProcessorResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
+        let redactor = self.redactor(&request);
         let req = request.into_inner();
         let parent = processor_parent(req.parent)?;
         #[allow(deprecated)]
@@ -827,7 +929,7 @@ impl ProcessorService for Api {
         })
         .await?;
         Ok(Response::new(pb::CreateProcessorResponse {
-            processor: Some(convert::processor(&created)),
+            processor: Some(convert::processor(&created, &redactor)),
         }))
     }
 
@@ -835,7 +937,8 @@ impl ProcessorService for Api {
         &self,
         request: Request<pb::UpdateProcessorRequest>,
     ) -> Result<Response<pb::UpdateProcessorResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
+        let redactor = self.redactor(&request);
         let req = request.into_inner();
         require_id(&req.id)?;
         let config = req.config.unwrap_or_default();
@@ -857,7 +960,7 @@ impl ProcessorService for Api {
         })
         .await?;
         Ok(Response::new(pb::UpdateProcessorResponse {
-            processor: Some(convert::processor(&updated)),
+            processor: Some(convert::processor(&updated, &redactor)),
         }))
     }
 
@@ -865,7 +968,7 @@ impl ProcessorService for Api {
         &self,
         request: Request<pb::DeleteProcessorRequest>,
     ) -> Result<Response<pb::DeleteProcessorResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&request)?;
         let id = ProcessorId(request.into_inner().id);
         let processors = self.processors.clone();
         write(move || processors.delete(&ctx, &id)).await?;
@@ -954,6 +1057,7 @@ mod tests {
                 actor: "test".to_owned(),
                 correlation_id: "c".to_owned(),
                 causation_id: None,
+                reason: None,
                 payload: serde_json::value::RawValue::from_string("{}".to_owned()).unwrap(),
             }],
             expected: vec![],

@@ -12,7 +12,12 @@
 //! projections; the one exception is the event-log service (`culvert.api.v1.EventLogService`
 //! and `/v1/events`), which is the log's own API and reads the log (read-only) to list,
 //! watch and fold events.
+//!
+//! Who may call, as whom and how often is [`auth`]'s (bearer tokens, client certificates,
+//! the audit actor, rate limits); [`tls`] serves both APIs over TLS. What any answer shows
+//! of plugin settings is [`redact`]'s: sealed and sensitive values as `***`, never a secret.
 
+pub mod auth;
 mod convert;
 mod documents;
 pub mod error;
@@ -21,11 +26,15 @@ mod grpc;
 pub mod http;
 mod limits;
 mod plugins;
+pub mod redact;
+pub mod tls;
 pub mod wkt;
 
-pub use grpc::{serve_grpc, Api};
-pub use http::{openapi_document, serve_http, HttpOptions};
+pub use auth::{Auth, AuthOptions, RateLimit, Security, TokenFile};
+pub use grpc::{grpc_methods, serve_grpc, serve_grpc_secured, Api, GrpcMethod};
+pub use http::{openapi_document, serve_http, serve_http_secured, HttpOptions};
 pub use limits::GrpcOptions;
+pub use tls::TlsSettings;
 
 /// The protobuf messages and gRPC stubs generated from `proto/`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

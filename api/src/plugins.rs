@@ -185,16 +185,112 @@ pub(crate) fn check(
             let field = format!("config.settings.{first}");
             Err(status_with_info(
                 Code::FailedPrecondition,
-                format!("invalid settings for plugin {plugin:?}: {e}"),
+                without_secrets(
+                    registry,
+                    plugin,
+                    settings,
+                    format!("invalid settings for plugin {plugin:?}: {e}"),
+                ),
                 "connector.invalid_settings",
                 &[("field", &field)],
             ))
         }
         Err(ValidateError::Plugin(e)) => Err(status_with_info(
             Code::FailedPrecondition,
-            format!("invalid settings for plugin {plugin:?}: {e}"),
+            without_secrets(
+                registry,
+                plugin,
+                settings,
+                format!("invalid settings for plugin {plugin:?}: {e}"),
+            ),
             "connector.invalid_settings",
             &[("field", "config.settings")],
         )),
+    }
+}
+
+/// The shortest sensitive value [`without_secrets`] hides: a shorter one would mangle the
+/// message wherever its characters occur.
+const MIN_HIDDEN: usize = 4;
+
+/// `message` with the value of every sensitive setting in `settings` replaced by `***`: the
+/// specification's checks never repeat one, but a plugin's own check might.
+fn without_secrets(
+    registry: &Registry,
+    plugin: &str,
+    settings: &Settings,
+    message: String,
+) -> String {
+    let mut secrets: Vec<&str> = settings
+        .iter()
+        .filter(|(key, value)| {
+            let marked = crate::redact::connector_marked(registry, plugin, key)
+                .unwrap_or(culvert_secrets::Marked::Unknown);
+            value.len() >= MIN_HIDDEN
+                && culvert_secrets::sensitive::is_sensitive(marked, key, value)
+        })
+        .map(|(_, value)| value.as_str())
+        .collect();
+    // Longest first, so a value that contains another is hidden whole.
+    secrets.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    secrets
+        .into_iter()
+        .fold(message, |message, secret| message.replace(secret, "***"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use culvert_plugins::connector::{Destination, PluginError, Source};
+    use std::sync::Arc;
+
+    /// A built-in whose own check echoes every setting it is given.
+    struct Echo(Specification);
+
+    impl culvert_plugins::ConnectorPlugin for Echo {
+        fn specification(&self) -> &Specification {
+            &self.0
+        }
+        fn new_source(&self, settings: &Settings) -> Result<Box<dyn Source>, PluginError> {
+            Err(PluginError::Other(format!("refused {settings:?}")))
+        }
+        fn new_destination(&self, _: &Settings) -> Result<Box<dyn Destination>, PluginError> {
+            Err(PluginError::Other("no destination".into()))
+        }
+    }
+
+    #[test]
+    fn a_refusal_never_repeats_a_sensitive_value() {
+        let mut registry = Registry::default();
+        registry.add(Arc::new(Echo(Specification {
+            name: "echo",
+            summary: "",
+            description: "",
+            version: "v1",
+            author: "",
+            source: Some(vec![
+                Parameter::new("pin", ParameterType::String, "a secret").sensitive(),
+                Parameter::new("password", ParameterType::String, "a password"),
+                Parameter::new("table", ParameterType::String, "a table"),
+            ]),
+            destination: None,
+            standalone: false,
+        })));
+        let settings: Settings = [
+            ("pin", "pin-5150"),
+            ("password", "hunter2-pw"),
+            ("table", "orders"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let status =
+            check(&registry, ConnectorType::Source, "builtin:echo", &settings).unwrap_err();
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let message = status.message();
+        assert!(!message.contains("pin-5150"), "{message}");
+        assert!(!message.contains("hunter2-pw"), "{message}");
+        assert!(message.contains("\"orders\""), "{message}");
+        assert!(message.contains("\"pin\": \"***\""), "{message}");
     }
 }

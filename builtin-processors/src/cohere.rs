@@ -101,7 +101,8 @@ fn parameters(
             ParameterType::String,
             "The Cohere API key the requests are authenticated with.",
         )
-        .validate(Validation::Required),
+        .validate(Validation::Required)
+        .sensitive(),
         Parameter::new(
             "backoffRetry.count",
             ParameterType::Float,

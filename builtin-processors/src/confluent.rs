@@ -27,8 +27,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The media type of the registry's API.
 const MEDIA_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
-/// How the client authenticates to the registry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How the client authenticates to the registry (its `Debug` shows no credential).
+#[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
     /// No credentials.
     None,
@@ -41,6 +41,20 @@ pub enum Auth {
     },
     /// A bearer token.
     Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"***")
+                .finish(),
+            Self::Bearer(_) => f.debug_tuple("Bearer").field(&"***").finish(),
+        }
+    }
 }
 
 /// One HTTP call for the client's thread, and where its answer goes.
@@ -114,6 +128,8 @@ impl ConfluentRegistry {
             .expect("calls lock")
             .send(call)
             .map_err(|_| Failure::Other("the schema registry client stopped".into()))?;
+        // Messages name the URI without a password in it.
+        let uri = crate::http::without_password(&uri.to_string());
         let (status, bytes) = reply
             .recv_timeout(CALL_TIMEOUT + Duration::from_secs(1))
             .map_err(|_| Failure::Other(format!("{uri}: no answer within {CALL_TIMEOUT:?}")))?
@@ -203,6 +219,7 @@ fn serve_calls(queue: mpsc::Receiver<Call>) {
         if let Some(authorization) = authorization {
             headers.insert(AUTHORIZATION, authorization);
         }
+        let uri = crate::http::without_password(&uri.to_string());
         let result = runtime.block_on(async {
             let exchange = async {
                 let response = client
@@ -350,6 +367,19 @@ mod tests {
     use crate::avro::MemoryRegistry;
     use crate::testing::http_server::{Reply, Seen, Server};
     use std::sync::Arc;
+
+    #[test]
+    fn credentials_are_not_in_debug_output() {
+        let basic = format!(
+            "{:?}",
+            Auth::Basic {
+                username: "me".into(),
+                password: "s3cr3t".into(),
+            }
+        );
+        assert_eq!(basic, "Basic { username: \"me\", password: \"***\" }");
+        assert!(!format!("{:?}", Auth::Bearer("t0ken".into())).contains("t0ken"));
+    }
 
     /// A registry answering Confluent's REST API from a registry in memory.
     fn fake() -> Server {

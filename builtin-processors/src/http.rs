@@ -45,6 +45,24 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// `url` as messages show it: the password of its user information (`user:password@`)
+/// as `***`, so an error or a log line never carries it (Go's `url.Redacted` does the same).
+pub fn without_password(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let Some(at) = url[start..authority_end].rfind('@').map(|i| start + i) else {
+        return url.to_owned();
+    };
+    match url[start..at].find(':').map(|i| start + i) {
+        Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// POST `body` as JSON to `url` with `headers`, and read the reply; the whole exchange
 /// must finish within `limit`.
 pub(crate) async fn post_json(
@@ -61,22 +79,23 @@ pub(crate) async fn post_json(
     *request.method_mut() = Method::POST;
     *request.uri_mut() = url.clone();
     *request.headers_mut() = headers;
+    let shown = without_password(&url.to_string());
     let exchange = async {
         let response = client
             .request(request)
             .await
-            .map_err(|e| format!("request to {url} failed: {}", chain(&e)))?;
+            .map_err(|e| format!("request to {shown} failed: {}", chain(&e)))?;
         let status = response.status();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("reading the reply from {url} failed: {}", chain(&e)))?;
+            .map_err(|e| format!("reading the reply from {shown} failed: {}", chain(&e)))?;
         Ok((status, body.to_bytes()))
     };
     tokio::time::timeout(limit, exchange)
         .await
-        .map_err(|_| format!("request to {url}: no complete reply within {limit:?}"))?
+        .map_err(|_| format!("request to {shown}: no complete reply within {limit:?}"))?
 }
 
 /// The base URL of a hosted service: `variable` from the environment if set, else
@@ -97,12 +116,13 @@ pub(crate) fn endpoint(base: &str, path: &str) -> Result<Uri, String> {
         base.trim_end_matches('/'),
         path.trim_start_matches('/')
     );
+    let shown = without_password(&text);
     let uri: Uri = text
         .parse()
-        .map_err(|e| format!("{text:?} is not a valid URL: {e}"))?;
+        .map_err(|e| format!("{shown:?} is not a valid URL: {e}"))?;
     match uri.scheme_str() {
         Some("http" | "https") if uri.host().is_some() => Ok(uri),
-        _ => Err(format!("{text:?} is not an http:// or https:// URL")),
+        _ => Err(format!("{shown:?} is not an http:// or https:// URL")),
     }
 }
 
@@ -187,6 +207,24 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_in_messages_carry_no_password() {
+        for (url, shown) in [
+            (
+                "https://me:s3cr3t@host:8081/x?y=1",
+                "https://me:***@host:8081/x?y=1",
+            ),
+            ("http://me:p@ss:w0rd@host/", "http://me:***@host/"),
+            ("http://me@host/a@b", "http://me@host/a@b"),
+            ("http://host/a:b@c", "http://host/a:b@c"),
+            ("no url at all", "no url at all"),
+        ] {
+            assert_eq!(without_password(url), shown, "{url}");
+        }
+        let error = endpoint("ftp://me:s3cr3t@host", "x").unwrap_err();
+        assert!(!error.contains("s3cr3t"), "{error}");
+    }
 
     #[test]
     fn waits_grow_by_the_factor_between_min_and_max() {

@@ -65,6 +65,8 @@ pub mod webhook_http;
 mod gofmt;
 mod gojson;
 mod http;
+/// A URL as logs and errors show it: the password of `user:password@` as `***`.
+pub use http::without_password as url_without_password;
 mod params;
 mod per_record;
 mod resolve;

@@ -93,7 +93,10 @@ fn parameters(own: &[ParameterRow], required: &[&str]) -> Vec<Parameter> {
         .chain(own)
         .map(|&(name, ty, default, description)| {
             let parameter = Parameter::new(name, ty, description).default_value(default);
-            if name == "api_key" || required.contains(&name) {
+            if name == "api_key" {
+                // A secret: sealed at rest, never shown.
+                parameter.validate(Validation::Required).sensitive()
+            } else if required.contains(&name) {
                 parameter.validate(Validation::Required)
             } else {
                 parameter

@@ -66,6 +66,9 @@ impl WebhookHttp {
                 "backoffRetry.count" => parameter.validate(Validation::GreaterThan(-1.0)),
                 "backoffRetry.factor" => parameter.validate(Validation::GreaterThan(0.0)),
                 "request.url" => parameter.validate(Validation::Required),
+                // Headers carry credentials (`Authorization`, `Cookie`, API keys): every
+                // header value is sealed at rest and never shown.
+                "headers.*" => parameter.sensitive(),
                 _ => parameter,
             }
         });
@@ -153,7 +156,10 @@ fn url_setting(url: &str) -> Result<Url, String> {
         return parse_target(url, false).map(Url::Fixed).map_err(check);
     };
     match split_scheme(&url[..action]) {
-        Err(problem) => return Err(check(format!("parse {url:?}: {problem}"))),
+        Err(problem) => {
+            let url = crate::http::without_password(url);
+            return Err(check(format!("parse {url:?}: {problem}")));
+        }
         Ok((scheme, _)) if !scheme.is_empty() => check_scheme(scheme).map_err(check)?,
         Ok(_) => {}
     }
@@ -359,7 +365,8 @@ fn check_scheme(scheme: &str) -> Result<(), String> {
 /// Parse an `http://` or `https://` URL as Go's client would send it: the path escaped where needed,
 /// the fragment dropped, and, for a URL rendered from a template, the query re-encoded.
 fn parse_target(url: &str, reencode_query: bool) -> Result<Target, String> {
-    let fail = |problem: &str| format!("parse {url:?}: {problem}");
+    let shown = crate::http::without_password(url);
+    let fail = |problem: &str| format!("parse {shown:?}: {problem}");
     if url.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err(fail("net/url: invalid control character in URL"));
     }

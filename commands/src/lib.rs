@@ -33,12 +33,16 @@ use thiserror::Error;
 /// Who is acting, and which operation the events belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
-    /// `user:<name>`, `system` (the engine), `provisioning:<file>`, ...
+    /// `token:<name>` or `cert:<subject>` (an authenticated API caller), `user:<name>` or
+    /// `api` (API without authentication), `system` (the engine), `provisioning:<file>`, ...
     pub actor: String,
     /// Groups the events of one operation; a fresh UUID by default.
     pub correlation_id: String,
     /// The request or event that caused the operation.
     pub causation_id: Option<String>,
+    /// Why, in the actor's words (the API's `culvert-reason`); recorded beside the actor,
+    /// never instead of it.
+    pub reason: Option<String>,
 }
 
 impl Context {
@@ -48,7 +52,14 @@ impl Context {
             actor: actor.into(),
             correlation_id: uuid::Uuid::new_v4().to_string(),
             causation_id: None,
+            reason: None,
         }
+    }
+
+    /// The same context, with the actor's reason (if any).
+    pub fn with_reason(mut self, reason: Option<String>) -> Self {
+        self.reason = reason;
+        self
     }
 
     /// The engine acting on its own (actor `system`).
@@ -67,6 +78,7 @@ impl Context {
             actor: self.actor.clone(),
             correlation_id: self.correlation_id.clone(),
             causation_id: self.causation_id.clone(),
+            reason: self.reason.clone(),
         }
     }
 }
@@ -129,6 +141,9 @@ pub struct ControlPlaneWriter {
     /// deleted connector's positions are cleared in the creation's or deletion's own atomic
     /// write.
     clears_positions: bool,
+    /// When set, sensitive settings are sealed before they are written (see
+    /// [`ControlPlaneWriter::with_secrets`]).
+    secrets: Option<culvert_secrets::Secrets>,
     write: Mutex<()>,
 }
 
@@ -139,6 +154,7 @@ impl ControlPlaneWriter {
             log,
             projections,
             clears_positions: false,
+            secrets: None,
             write: Mutex::new(()),
         })
     }
@@ -154,8 +170,35 @@ impl ControlPlaneWriter {
             log,
             projections,
             clears_positions: true,
+            secrets: None,
             write: Mutex::new(()),
         })
+    }
+
+    /// The same, sealing sensitive settings with `secrets` before they are written: every
+    /// command that carries settings (connector and processor creation and update, DLQ
+    /// update, and those inside a provisioning batch) has its sensitive values replaced by
+    /// their sealed form, so the events, the read model and its snapshots never hold them
+    /// in clear. See [`culvert_secrets::Secrets::seal_settings`] for `***` and unchanged
+    /// values.
+    pub fn with_secrets(
+        log: Arc<dyn EventLog>,
+        projections: Arc<Projections>,
+        positions: bool,
+        secrets: culvert_secrets::Secrets,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            log,
+            projections,
+            clears_positions: positions,
+            secrets: Some(secrets),
+            write: Mutex::new(()),
+        })
+    }
+
+    /// The secrets settings are sealed with, if any.
+    pub fn secrets(&self) -> Option<&culvert_secrets::Secrets> {
+        self.secrets.as_ref()
     }
 
     /// The read model.
@@ -180,6 +223,14 @@ impl ControlPlaneWriter {
         let _writer = self.write.lock();
         let (events, mut versions) = {
             let state = self.projections.read();
+            let sealed;
+            let command = match &self.secrets {
+                Some(secrets) => {
+                    sealed = seal_command(secrets, &state, command)?;
+                    &sealed
+                }
+                None => command,
+            };
             let events = state.decide(command)?;
             let mut versions = BTreeMap::new();
             for event in &events {
@@ -238,6 +289,7 @@ impl ControlPlaneWriter {
                     actor: s.actor,
                     correlation_id: s.correlation_id,
                     causation_id: s.causation_id,
+                    reason: s.reason,
                     recorded_at: s.recorded_at,
                 },
                 event,
@@ -269,6 +321,99 @@ impl ControlPlaneWriter {
     pub fn head(&self) -> Seq {
         self.projections.read().last_seq()
     }
+}
+
+/// `command` with the sensitive values of every settings map it carries sealed, against what
+/// `state` stores (so unchanged and `***` values keep their stored form).
+fn seal_command(
+    secrets: &culvert_secrets::Secrets,
+    state: &ControlPlane,
+    command: &Command,
+) -> Result<Command, CommandError> {
+    let seal = |entity: culvert_domain::EntityKind,
+                plugin: &str,
+                settings: &Settings,
+                previous: Option<&Settings>| {
+        secrets
+            .seal_settings(plugin, settings, previous)
+            .map_err(|e| {
+                CommandError::Domain(DomainError::InvalidArgument {
+                    entity,
+                    field: "settings",
+                    reason: e.to_string(),
+                })
+            })
+    };
+    use culvert_domain::EntityKind;
+    let mut command = command.clone();
+    match &mut command {
+        Command::CreateConnector {
+            plugin, settings, ..
+        } => *settings = seal(EntityKind::Connector, plugin, settings, None)?,
+        Command::UpdateConnector {
+            id,
+            settings,
+            plugin,
+            ..
+        } => {
+            let stored = state.connector(id);
+            let plugin = plugin
+                .clone()
+                .or_else(|| stored.map(|c| c.plugin.clone()))
+                .unwrap_or_default();
+            *settings = seal(
+                EntityKind::Connector,
+                &plugin,
+                settings,
+                stored.map(|c| &c.settings),
+            )?;
+        }
+        Command::CreateProcessor {
+            plugin, settings, ..
+        } => *settings = seal(EntityKind::Processor, plugin, settings, None)?,
+        Command::UpdateProcessor {
+            id,
+            settings,
+            plugin,
+            ..
+        } => {
+            let stored = state.processor(id);
+            let plugin = plugin
+                .clone()
+                .or_else(|| stored.map(|p| p.plugin.clone()))
+                .unwrap_or_default();
+            *settings = seal(
+                EntityKind::Processor,
+                &plugin,
+                settings,
+                stored.map(|p| &p.settings),
+            )?;
+        }
+        Command::UpdatePipelineDlq { id, dlq } => {
+            let stored = state
+                .pipeline(id)
+                .filter(|p| p.dlq.plugin == dlq.plugin)
+                .map(|p| &p.dlq.settings);
+            dlq.settings = seal(EntityKind::Pipeline, &dlq.plugin, &dlq.settings, stored)?;
+        }
+        Command::Provision { commands, .. } => {
+            for inner in commands.iter_mut() {
+                *inner = seal_command(secrets, state, inner)?;
+            }
+        }
+        Command::ResealSecrets { settings, .. } => {
+            // Sealed by the rotation itself; only check that every value opens.
+            secrets.check_settings(settings).map_err(|e| {
+                CommandError::Domain(DomainError::InvalidArgument {
+                    entity: EntityKind::Connector,
+                    field: "settings",
+                    reason: e.to_string(),
+                })
+            })?;
+        }
+        _ => {}
+    }
+    Ok(command)
 }
 
 /// The version of the entity behind `stream` in the read model, if it exists.

@@ -557,3 +557,118 @@ fn schemas_are_events_and_survive_a_restart_with_their_ids() {
         .unwrap();
     assert_eq!(next.id, 3, "ids go on from the log after a restart");
 }
+
+/// A writer that seals secrets: the settings of connectors, processors and DLQs.
+fn sealing(path: &std::path::Path, secrets: &culvert_secrets::Secrets) -> Arc<ControlPlaneWriter> {
+    let options = StoreOptions {
+        fsync: false,
+        ..StoreOptions::default()
+    };
+    let log: Arc<dyn EventLog> = Arc::new(RocksStore::open(path, options, &layout()).unwrap());
+    let (projections, _) = Projections::open(log.as_ref(), ProjectionOptions::default()).unwrap();
+    ControlPlaneWriter::with_secrets(log, Arc::new(projections), true, secrets.clone())
+}
+
+#[test]
+fn secrets_are_sealed_in_the_log_and_the_read_model_and_open_to_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let secrets = culvert_secrets::Secrets::ephemeral();
+    let writer = sealing(&path, &secrets);
+    let pipelines = PipelineOrchestrator::new(writer.clone());
+    let connectors = ConnectorOrchestrator::new(writer.clone());
+    let p = pipelines.create(&ctx(), "sealed", "").unwrap();
+    let settings = Settings::from([
+        ("path".to_owned(), "/tmp/out".to_owned()),
+        ("password".to_owned(), "Sup3r-S3cret-Value".to_owned()),
+    ]);
+    let c = connectors
+        .create(
+            &ctx(),
+            &p.id,
+            ConnectorType::Destination,
+            "standalone:db",
+            "dst",
+            settings.clone(),
+        )
+        .unwrap();
+    assert!(culvert_secrets::is_sealed(&c.settings["password"]));
+    assert_eq!(c.settings["path"], "/tmp/out");
+    assert_eq!(secrets.open_settings(&c.settings).unwrap(), settings);
+    let head = writer.head();
+    // The same settings again, or `***` for the secret: no change is recorded.
+    connectors
+        .update(&ctx(), &c.id, "dst", settings.clone(), None, None)
+        .unwrap();
+    let mut redacted = settings.clone();
+    redacted.insert("password".into(), culvert_secrets::REDACTED.into());
+    connectors
+        .update(&ctx(), &c.id, "dst", redacted, None, None)
+        .unwrap();
+    assert_eq!(writer.head(), head);
+    // No event holds the secret's bytes.
+    for event in writer.log().read_from(Seq(1), 1000).unwrap() {
+        assert!(!event.payload.get().contains("Sup3r-S3cret-Value"));
+    }
+    drop((connectors, pipelines, writer));
+
+    // After a restart the read model still holds the sealed value; a rotation seals it
+    // again, allowed even while the pipeline runs, and history stays as it was.
+    let writer = sealing(&path, &secrets);
+    let stored = writer
+        .projections()
+        .read()
+        .connector(&c.id)
+        .unwrap()
+        .clone();
+    assert_eq!(stored.settings, c.settings);
+    PipelineOrchestrator::new(writer.clone())
+        .start(&ctx(), &p.id)
+        .unwrap_err(); // no source: cannot start; the reseal below works in any state
+    let rotated = secrets.with_ring(secrets.ring().rotated());
+    let resealed = rotated
+        .reseal_settings(&stored.plugin, &stored.settings)
+        .unwrap()
+        .unwrap();
+    let rotating = {
+        let options = StoreOptions {
+            fsync: false,
+            ..StoreOptions::default()
+        };
+        drop(writer);
+        let log: Arc<dyn EventLog> = Arc::new(RocksStore::open(&path, options, &layout()).unwrap());
+        let (projections, _) =
+            Projections::open(log.as_ref(), ProjectionOptions::default()).unwrap();
+        ControlPlaneWriter::with_secrets(log, Arc::new(projections), true, rotated.clone())
+    };
+    let events = rotating
+        .execute(
+            &ctx(),
+            &Command::ResealSecrets {
+                target: culvert_domain::ResealTarget::Connector(c.id.clone()),
+                settings: resealed.clone(),
+            },
+            None,
+        )
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let now = rotating
+        .projections()
+        .read()
+        .connector(&c.id)
+        .unwrap()
+        .clone();
+    assert_eq!(now.settings, resealed);
+    assert_eq!(rotated.open_settings(&now.settings).unwrap(), settings);
+
+    // A sealed value from a key the ring lacks is refused, naming the setting.
+    let mut foreign = settings.clone();
+    foreign.insert(
+        "password".into(),
+        culvert_secrets::KeyRing::generate().seal("password", "x"),
+    );
+    let error = ConnectorOrchestrator::new(rotating.clone())
+        .update(&ctx(), &c.id, "dst", foreign, None, None)
+        .unwrap_err();
+    assert!(error.to_string().contains("\"password\""), "{error}");
+}

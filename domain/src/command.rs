@@ -151,6 +151,16 @@ pub enum Command {
         /// The schema text.
         schema: String,
     },
+    /// Store a connector's, processor's or DLQ's settings sealed again after a secrets key
+    /// rotation. What they hold does not change (the caller checks that they open to the
+    /// same values), so it is allowed on running and provisioned pipelines; the keys must be
+    /// the ones stored.
+    ResealSecrets {
+        /// Whose settings.
+        target: ResealTarget,
+        /// The settings, sealed with the current key.
+        settings: Settings,
+    },
     /// Bring a pipeline in line with a configuration document: `commands` (creations,
     /// updates and deletions of the pipeline and its connectors and processors) decided in
     /// order, each against the state the previous ones leave, and recorded as one batch.
@@ -168,4 +178,15 @@ pub enum Command {
         /// What to do, in order.
         commands: Vec<Command>,
     },
+}
+
+/// Whose settings a [`Command::ResealSecrets`] stores again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResealTarget {
+    /// A connector's settings.
+    Connector(ConnectorId),
+    /// A processor's settings.
+    Processor(ProcessorId),
+    /// A pipeline's dead-letter-queue settings.
+    PipelineDlq(PipelineId),
 }

@@ -196,6 +196,30 @@ pub enum Event {
         /// The processor.
         id: ProcessorId,
     },
+    /// A connector's settings were sealed again with a new secrets key; they hold the same
+    /// values.
+    ConnectorSecretsResealed {
+        /// The connector.
+        id: ConnectorId,
+        /// The settings as stored now.
+        settings: Settings,
+    },
+    /// A processor's settings were sealed again with a new secrets key; they hold the same
+    /// values.
+    ProcessorSecretsResealed {
+        /// The processor.
+        id: ProcessorId,
+        /// The settings as stored now.
+        settings: Settings,
+    },
+    /// A pipeline's dead-letter-queue settings were sealed again with a new secrets key; they
+    /// hold the same values.
+    PipelineDlqSecretsResealed {
+        /// The pipeline.
+        id: PipelineId,
+        /// The settings as stored now.
+        settings: Settings,
+    },
     /// A schema was registered in the built-in schema registry (by a connector, a
     /// processor or a user).
     SchemaRegistered {
@@ -231,15 +255,18 @@ impl Event {
             | PipelineStarted { id }
             | PipelineStopped { id, .. }
             | PipelineRecovering { id, .. }
-            | PipelineDegraded { id, .. } => StreamId::pipeline(id),
+            | PipelineDegraded { id, .. }
+            | PipelineDlqSecretsResealed { id, .. } => StreamId::pipeline(id),
             ConnectorCreated { id, .. }
             | ConnectorUpdated { id, .. }
             | ConnectorDeleted { id }
             | ConnectorProcessorAdded { id, .. }
-            | ConnectorProcessorRemoved { id, .. } => StreamId::connector(id),
-            ProcessorCreated { id, .. } | ProcessorUpdated { id, .. } | ProcessorDeleted { id } => {
-                StreamId::processor(id)
-            }
+            | ConnectorProcessorRemoved { id, .. }
+            | ConnectorSecretsResealed { id, .. } => StreamId::connector(id),
+            ProcessorCreated { id, .. }
+            | ProcessorUpdated { id, .. }
+            | ProcessorDeleted { id }
+            | ProcessorSecretsResealed { id, .. } => StreamId::processor(id),
             SchemaRegistered { subject, .. } => StreamId::schema_subject(subject),
         }
     }
@@ -272,6 +299,9 @@ impl Event {
             ProcessorUpdated { .. } => "ProcessorUpdated",
             ProcessorDeleted { .. } => "ProcessorDeleted",
             SchemaRegistered { .. } => "SchemaRegistered",
+            ConnectorSecretsResealed { .. } => "ConnectorSecretsResealed",
+            ProcessorSecretsResealed { .. } => "ProcessorSecretsResealed",
+            PipelineDlqSecretsResealed { .. } => "PipelineDlqSecretsResealed",
         }
     }
 }
@@ -286,6 +316,9 @@ pub struct EventMeta {
     pub correlation_id: String,
     /// The event or request that caused this one, if any.
     pub causation_id: Option<String>,
+    /// Why, in the actor's words (the API's `culvert-reason`), if they said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// When the event was appended (UTC; non-decreasing along the log).
     pub recorded_at: DateTime<Utc>,
 }

@@ -1,12 +1,12 @@
 //! The control-plane state, `decide` (command -> events) and `evolve` (event -> state).
 
-use crate::command::Command;
+use crate::command::{Command, ResealTarget};
 use crate::error::{DomainError, EntityKind};
 use crate::event::{Event, RecordedEvent};
 use crate::ids::{ConnectorId, PipelineId, ProcessorId, Seq};
 use crate::model::{
     Connector, ConnectorType, DeadLetterQueue, Pipeline, PipelineStatus, Processor,
-    ProcessorParent, StoppedReason,
+    ProcessorParent, Settings, StoppedReason,
 };
 use crate::schema::Schemas;
 use serde::{Deserialize, Serialize};
@@ -143,6 +143,53 @@ impl ControlPlane {
         }
     }
 
+    /// Settings sealed again: the same keys as stored, allowed in any state (the values do
+    /// not change); no event when they are identical.
+    fn decide_reseal(
+        &self,
+        target: &ResealTarget,
+        settings: &Settings,
+    ) -> Result<Vec<Event>, DomainError> {
+        let (entity, stored) = match target {
+            ResealTarget::Connector(id) => (
+                EntityKind::Connector,
+                &self.existing_connector(id)?.settings,
+            ),
+            ResealTarget::Processor(id) => (
+                EntityKind::Processor,
+                &self.existing_processor(id)?.settings,
+            ),
+            ResealTarget::PipelineDlq(id) => (
+                EntityKind::Pipeline,
+                &self.existing_pipeline(id)?.dlq.settings,
+            ),
+        };
+        if !stored.keys().eq(settings.keys()) {
+            return Err(DomainError::InvalidArgument {
+                entity,
+                field: "settings",
+                reason: "sealing again must keep the stored settings' keys".into(),
+            });
+        }
+        if stored == settings {
+            return Ok(vec![]);
+        }
+        Ok(vec![match target {
+            ResealTarget::Connector(id) => Event::ConnectorSecretsResealed {
+                id: id.clone(),
+                settings: settings.clone(),
+            },
+            ResealTarget::Processor(id) => Event::ProcessorSecretsResealed {
+                id: id.clone(),
+                settings: settings.clone(),
+            },
+            ResealTarget::PipelineDlq(id) => Event::PipelineDlqSecretsResealed {
+                id: id.clone(),
+                settings: settings.clone(),
+            },
+        }])
+    }
+
     /// The provisioned pipeline a command would change, if any (start and stop requests
     /// and the engine's reports change no configuration and are allowed).
     fn provisioned_target(&self, command: &Command) -> Option<&Pipeline> {
@@ -271,6 +318,11 @@ impl ControlPlane {
                 Command::UpdateProcessor { id, .. } | Command::DeleteProcessor { id } => {
                     processors.push(id.clone())
                 }
+                Command::ResealSecrets { target, .. } => match target {
+                    ResealTarget::Connector(id) => connectors.push(id.clone()),
+                    ResealTarget::Processor(id) => processors.push(id.clone()),
+                    ResealTarget::PipelineDlq(id) => pipelines.push(id.clone()),
+                },
                 Command::Provision { .. } | Command::RegisterSchema { .. } => {}
             }
         }
@@ -342,6 +394,7 @@ impl ControlPlane {
                 actor: String::new(),
                 correlation_id: String::new(),
                 causation_id: None,
+                reason: None,
                 recorded_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
             },
             event: event.clone(),
@@ -483,6 +536,7 @@ impl ControlPlane {
                 schema_type,
                 schema,
             } => self.schemas.decide_register(subject, *schema_type, schema),
+            Command::ResealSecrets { target, settings } => self.decide_reseal(target, settings),
             Command::ReportPipelineDegraded { id, error } => {
                 self.existing_pipeline(id)?;
                 Ok(vec![Event::PipelineDegraded {
@@ -831,6 +885,18 @@ impl ControlPlane {
                 c.settings = settings.clone();
                 c.plugin = plugin.clone();
             }),
+            Event::ConnectorSecretsResealed { id, settings } => {
+                self.with_connector(id, at, version, |c| c.settings = settings.clone())
+            }
+            Event::PipelineDlqSecretsResealed { id, settings } => {
+                self.with_pipeline(id, at, version, |p| p.dlq.settings = settings.clone())
+            }
+            Event::ProcessorSecretsResealed { id, settings } => {
+                if let Some(p) = self.processors.get_mut(id) {
+                    p.settings = settings.clone();
+                    touch(&mut p.updated_at, &mut p.version, at, version);
+                }
+            }
             Event::ConnectorProcessorAdded { id, processor_id } => {
                 self.with_connector(id, at, version, |c| {
                     c.processor_ids.push(processor_id.clone())

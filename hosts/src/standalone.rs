@@ -131,8 +131,57 @@ pub struct PluginProcess {
     stderr: Arc<Mutex<VecDeque<String>>>,
     /// The task relaying stderr (ends when the plugin's stderr closes).
     relay: Option<tokio::task::JoinHandle<()>>,
+    /// The secret values of the settings it was given ([`PluginProcess::hide_secrets`]):
+    /// never repeated in a log line or an error, whatever the plugin echoes.
+    hidden: Hidden,
     /// Its connector-utilities token, withdrawn when the process is dropped.
     _token: Token,
+}
+
+/// Secret setting values a plugin's output must not repeat (shared with the stderr relay).
+type Hidden = Arc<Mutex<Vec<String>>>;
+
+/// The shortest secret hidden in a plugin's output: a shorter one would mangle every
+/// message it occurs in (and is no real secret).
+const MIN_HIDDEN: usize = 4;
+
+/// `text` with every hidden value replaced by `***`.
+fn scrub(hidden: &Hidden, text: &str) -> String {
+    let hidden = hidden.lock().expect("hidden lock");
+    let mut text = text.to_owned();
+    for value in hidden.iter() {
+        if text.contains(value.as_str()) {
+            text = text.replace(value.as_str(), "***");
+        }
+    }
+    text
+}
+
+/// The values of `settings` a plugin's output must not repeat: those of sensitive settings
+/// (by Conduit's rules for plugins whose specification marks nothing), and the password of
+/// a URL with user information.
+fn secret_values<'a>(settings: impl IntoIterator<Item = (&'a String, &'a String)>) -> Vec<String> {
+    let mut values = Vec::new();
+    for (key, value) in settings {
+        if !culvert_secrets::sensitive::is_sensitive(culvert_secrets::Marked::Unknown, key, value) {
+            continue;
+        }
+        values.push(value.clone());
+        // `scheme://user:password@host`: the password alone, too.
+        if let Some((_, rest)) = value.split_once("://") {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            if let Some((userinfo, _)) = authority.rsplit_once('@') {
+                if let Some((_, password)) = userinfo.split_once(':') {
+                    values.push(password.to_owned());
+                }
+            }
+        }
+    }
+    values.retain(|v| v.len() >= MIN_HIDDEN);
+    // Longest first, so a value that contains another is hidden whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.dedup();
+    values
 }
 
 /// A plugin's connector-utilities token; withdrawn when dropped.
@@ -255,12 +304,14 @@ impl PluginProcess {
             source,
         })?;
         let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let hidden = Hidden::default();
         let relay = child.stderr.take().map(|err| {
             tokio::spawn(relay_stderr(
                 err,
                 display.clone(),
                 launch.connector_id.clone(),
                 stderr.clone(),
+                hidden.clone(),
             ))
         });
         let tail = |stderr: &Arc<Mutex<VecDeque<String>>>| -> Vec<String> {
@@ -335,8 +386,20 @@ impl PluginProcess {
             channel,
             stderr,
             relay,
+            hidden,
             _token: token,
         })
+    }
+
+    /// From now on, never repeat the secret values of `settings` (what the plugin is about
+    /// to be configured with) in a log line or an error: a plugin's error or log may echo
+    /// its configuration.
+    pub fn hide_secrets<'a>(&self, settings: impl IntoIterator<Item = (&'a String, &'a String)>) {
+        let values = secret_values(settings);
+        let mut hidden = self.hidden.lock().expect("hidden lock");
+        hidden.extend(values);
+        hidden.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        hidden.dedup();
     }
 
     /// The gRPC channel to the plugin.
@@ -357,7 +420,7 @@ impl PluginProcess {
     fn rpc_error(&self, what: &str, status: tonic::Status) -> HostError {
         HostError::Rpc {
             path: self.path.clone(),
-            reason: format!("{what}: {}", status.message()),
+            reason: format!("{what}: {}", scrub(&self.hidden, status.message())),
             stderr: self.stderr_tail(),
         }
     }
@@ -387,7 +450,7 @@ impl PluginProcess {
         PluginError::Other(
             HostError::Rpc {
                 path: self.path.clone(),
-                reason: format!("{what}: {detail}{how}"),
+                reason: format!("{what}: {}{how}", scrub(&self.hidden, detail)),
                 stderr: self.stderr_tail(),
             }
             .to_string(),
@@ -439,6 +502,7 @@ async fn relay_stderr(
     path: String,
     connector_id: String,
     tail: Arc<Mutex<VecDeque<String>>>,
+    hidden: Hidden,
 ) {
     let plugin = Path::new(&path)
         .file_name()
@@ -446,6 +510,7 @@ async fn relay_stderr(
         .unwrap_or_else(|| path.clone());
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        let line = scrub(&hidden, &line);
         {
             let mut tail = tail.lock().expect("stderr lock");
             if tail.len() == STDERR_TAIL {
@@ -724,6 +789,10 @@ impl StandaloneSource {
     ) -> Result<(), PluginError> {
         use pb::connector::v2::source;
         let process = launch_for(&self.path, &self.prepared).await?;
+        process.hide_secrets(&self.settings);
+        if let Some(Lifecycle::Updated { before, .. }) = &self.prepared.lifecycle {
+            process.hide_secrets(before);
+        }
         let mut client =
             pb::connector::v2::source_plugin_client::SourcePluginClient::new(process.channel())
                 .max_decoding_message_size(usize::MAX);
@@ -784,6 +853,7 @@ impl Source for StandaloneSource {
     async fn on_deleted(&mut self, config: Settings) -> Result<(), PluginError> {
         use pb::connector::v2::source;
         let process = launch_for(&self.path, &self.prepared).await?;
+        process.hide_secrets(&config);
         let mut client =
             pb::connector::v2::source_plugin_client::SourcePluginClient::new(process.channel());
         let result = bounded(&self.path, async {
@@ -1032,6 +1102,10 @@ impl StandaloneDestination {
     async fn start(&mut self) -> Result<(), PluginError> {
         use pb::connector::v2::destination;
         let process = launch_for(&self.path, &self.prepared).await?;
+        process.hide_secrets(&self.settings);
+        if let Some(Lifecycle::Updated { before, .. }) = &self.prepared.lifecycle {
+            process.hide_secrets(before);
+        }
         let mut client =
             pb::connector::v2::destination_plugin_client::DestinationPluginClient::new(
                 process.channel(),
@@ -1101,6 +1175,7 @@ impl Destination for StandaloneDestination {
     async fn on_deleted(&mut self, config: Settings) -> Result<(), PluginError> {
         use pb::connector::v2::destination;
         let process = launch_for(&self.path, &self.prepared).await?;
+        process.hide_secrets(&config);
         let mut client = pb::connector::v2::destination_plugin_client::DestinationPluginClient::new(
             process.channel(),
         );
@@ -1448,5 +1523,29 @@ mod tests {
         let (plugins, errors) = discover(dir.path()).await;
         assert!(plugins.is_empty());
         assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn a_plugins_output_never_repeats_a_secret_setting() {
+        let settings = Settings::from([
+            ("password".to_owned(), "hunter2-secret".to_owned()),
+            ("url".to_owned(), "postgres://me:pg-pass-9@db/x".to_owned()),
+            ("table".to_owned(), "orders".to_owned()),
+            ("token".to_owned(), "abc".to_owned()),
+        ]);
+        let hidden = Hidden::default();
+        hidden.lock().unwrap().extend(secret_values(&settings));
+        let echoed = "configure: bad password \"hunter2-secret\" for \
+                      postgres://me:pg-pass-9@db/x (password pg-pass-9), table orders";
+        let shown = scrub(&hidden, echoed);
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(!shown.contains("pg-pass-9"), "{shown}");
+        assert!(shown.contains("table orders"), "{shown}");
+        assert_eq!(
+            shown,
+            "configure: bad password \"***\" for *** (password ***), table orders"
+        );
+        // Too short to hide without mangling every message.
+        assert!(!secret_values(&settings).contains(&"abc".to_owned()));
     }
 }

@@ -39,6 +39,8 @@ pub struct Provenance {
     pub correlation_id: String,
     /// What caused it, if anything.
     pub causation_id: Option<String>,
+    /// Why, in the actor's words, if they said.
+    pub reason: Option<String>,
 }
 
 /// A stored event that cannot be turned into a domain event.
@@ -125,6 +127,7 @@ pub fn encode(event: &Event, provenance: &Provenance) -> NewEvent {
         actor: provenance.actor.clone(),
         correlation_id: provenance.correlation_id.clone(),
         causation_id: provenance.causation_id.clone(),
+        reason: provenance.reason.clone(),
         // Serialising our own enum into JSON cannot fail (string keys, no non-finite floats).
         payload: to_raw_value(event).expect("domain events serialise to JSON"),
     }
@@ -181,6 +184,7 @@ pub fn decode(stored: &StoredEvent) -> Result<RecordedEvent, DecodeError> {
             actor: stored.actor.clone(),
             correlation_id: stored.correlation_id.clone(),
             causation_id: stored.causation_id.clone(),
+            reason: stored.reason.clone(),
             recorded_at: stored.recorded_at,
         },
         event,
@@ -212,6 +216,7 @@ mod tests {
             actor: new.actor,
             correlation_id: new.correlation_id,
             causation_id: new.causation_id,
+            reason: new.reason,
             payload: new.payload,
         }
     }
@@ -221,6 +226,7 @@ mod tests {
             actor: "user:ann".into(),
             correlation_id: "c1".into(),
             causation_id: Some("req-1".into()),
+            reason: Some("ticket 7".into()),
         }
     }
 
@@ -236,6 +242,7 @@ mod tests {
             actor: "user:ann".into(),
             correlation_id: "c".into(),
             causation_id: None,
+            reason: None,
             payload: raw(&serde_json::json!({
                 "type": "PipelineCreated",
                 "data": {
@@ -337,6 +344,7 @@ mod tests {
             prop_assert_eq!(recorded.event, event);
             prop_assert_eq!(recorded.meta.actor, "user:ann");
             prop_assert_eq!(recorded.meta.causation_id.as_deref(), Some("req-1"));
+            prop_assert_eq!(recorded.meta.reason.as_deref(), Some("ticket 7"));
         }
     }
 }

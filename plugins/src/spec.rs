@@ -63,6 +63,9 @@ pub struct Parameter {
     pub ty: ParameterType,
     /// Rules for the value.
     pub validations: Vec<Validation>,
+    /// The value is a secret: sealed at rest, never shown (see `culvert-secrets`; names
+    /// like `password` are treated so whether marked or not).
+    pub sensitive: bool,
 }
 
 impl Parameter {
@@ -74,7 +77,14 @@ impl Parameter {
             default: "",
             ty,
             validations: vec![],
+            sensitive: false,
         }
+    }
+
+    /// Marked as holding a secret.
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
     }
 
     /// With a default value.
@@ -133,6 +143,17 @@ pub fn validate(
         for key in keys_for(param.name, &settings) {
             let value = settings.get(&key).map(String::as_str).unwrap_or("");
             if let Err(problem) = check(param, value) {
+                // A secret's value is never echoed back.
+                let problem = if param.sensitive
+                    || culvert_secrets::sensitive::is_sensitive(
+                        culvert_secrets::Marked::NotMarked,
+                        &key,
+                        value,
+                    ) {
+                    problem.replace(&format!("{value:?}"), "the (sensitive) value")
+                } else {
+                    problem
+                };
                 errors.push(SettingError { key, problem });
             }
         }
@@ -179,6 +200,16 @@ fn keys_for(pattern: &str, settings: &BTreeMap<String, String>) -> Vec<String> {
     keys.sort();
     keys.dedup();
     keys
+}
+
+/// What `params` say about setting `key`: marked sensitive, or not (the parameter, or a
+/// wildcard parameter that matches it, is not marked; so is an unrecognised key).
+pub fn marked(params: &[Parameter], key: &str) -> culvert_secrets::Marked {
+    if params.iter().any(|p| p.sensitive && matches(key, p.name)) {
+        culvert_secrets::Marked::Sensitive
+    } else {
+        culvert_secrets::Marked::NotMarked
+    }
 }
 
 /// Whether `key` matches `pattern` (`*` = one dot-free segment; a trailing `*` = the rest).
@@ -457,5 +488,30 @@ mod tests {
         for bad in ["", "1", "s", "1x", "-1s"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_sensitive_value_is_never_echoed_in_an_error() {
+        let params = vec![
+            Parameter::new("pin", ParameterType::Int, "a PIN").sensitive(),
+            Parameter::new("password", ParameterType::String, "a password")
+                .validate(Validation::Regex("^[a-z]+$".into())),
+            Parameter::new("count", ParameterType::Int, "a count"),
+        ];
+        let settings = BTreeMap::from([
+            ("pin".to_owned(), "12x4secret".to_owned()),
+            ("password".to_owned(), "Hunter2".to_owned()),
+            ("count".to_owned(), "many".to_owned()),
+        ]);
+        let error = validate(&params, &settings).unwrap_err().to_string();
+        assert!(!error.contains("12x4secret"), "{error}");
+        assert!(!error.contains("Hunter2"), "{error}");
+        assert!(
+            error.contains("the (sensitive) value is not an integer"),
+            "{error}"
+        );
+        assert!(error.contains("\"many\" is not an integer"), "{error}");
+        assert_eq!(marked(&params, "pin"), culvert_secrets::Marked::Sensitive);
+        assert_eq!(marked(&params, "count"), culvert_secrets::Marked::NotMarked);
     }
 }

@@ -62,6 +62,7 @@ fn build(commands: &[Command]) -> (MemoryStore, Vec<ControlPlane>) {
         actor: "prop".into(),
         correlation_id: "c".into(),
         causation_id: None,
+        reason: None,
     };
     for command in commands {
         let current = states.last().unwrap().clone();

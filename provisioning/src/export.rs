@@ -4,6 +4,12 @@
 //! Every string is written double-quoted with YAML's escapes, so no value is mistaken for
 //! a number, a boolean or null. One thing cannot round-trip, in Conduit's format too: a
 //! `$` in a value is read back as the start of an environment variable.
+//!
+//! [`to_yaml`] writes settings as it is given them (the server also uses it for documents
+//! it reads back itself). An export for people and files must not hold a secret in clear:
+//! pass the pipelines through [`protect`] first, with a function that keeps sealed values
+//! (a server with the same key opens them on import) and seals, or hides as `***`, a
+//! sensitive value still in clear (`culvert_api::redact::Redactor::exported`).
 
 use crate::config::{PipelineConfig, ProcessorConfig, LATEST};
 use std::collections::BTreeMap;
@@ -63,7 +69,29 @@ fn processors(out: &mut String, indent: &str, list: &[ProcessorConfig]) {
     }
 }
 
-/// The pipelines as one version-2.2 document.
+/// Replace every settings map of `pipelines` (connectors', processors' and dead-letter
+/// queues') by `protect(plugin, settings)`: what an export does before [`to_yaml`] so that
+/// no secret is written in clear.
+pub fn protect(
+    pipelines: &mut [PipelineConfig],
+    protect: impl Fn(&str, &BTreeMap<String, String>) -> BTreeMap<String, String>,
+) {
+    let processors = |list: &mut [ProcessorConfig]| {
+        for p in list {
+            p.settings = protect(&p.plugin, &p.settings);
+        }
+    };
+    for pipeline in pipelines {
+        for c in &mut pipeline.connectors {
+            c.settings = protect(&c.plugin, &c.settings);
+            processors(&mut c.processors);
+        }
+        processors(&mut pipeline.processors);
+        pipeline.dlq.settings = protect(&pipeline.dlq.plugin, &pipeline.dlq.settings);
+    }
+}
+
+/// The pipelines as one version-2.2 document, settings as given (see [`protect`]).
 pub fn to_yaml(pipelines: &[PipelineConfig]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "version: {}", quoted(LATEST));
@@ -204,6 +232,61 @@ mod tests {
             q.path = String::new();
         }
         p
+    }
+
+    #[test]
+    fn protect_reaches_every_settings_map_and_sealed_text_reads_back() {
+        let settings = |value: &str| BTreeMap::from([("password".to_owned(), value.to_owned())]);
+        let processor = |id: &str| ProcessorConfig {
+            at: Location::default(),
+            path: String::new(),
+            id: id.into(),
+            plugin: format!("builtin:{id}"),
+            condition: String::new(),
+            settings: settings("clear"),
+            workers: 1,
+        };
+        let mut pipelines = vec![PipelineConfig {
+            file: "export.yaml".into(),
+            at: Location::default(),
+            path: String::new(),
+            id: "p".into(),
+            name: "p".into(),
+            running: false,
+            description: String::new(),
+            connectors: vec![ConnectorConfig {
+                at: Location::default(),
+                path: String::new(),
+                id: "c".into(),
+                name: "c".into(),
+                source: true,
+                plugin: "builtin:c".into(),
+                settings: settings("clear"),
+                processors: vec![processor("q1")],
+            }],
+            processors: vec![processor("q2")],
+            dlq: DlqConfig {
+                plugin: "builtin:log".into(),
+                settings: settings("clear"),
+                window_size: 1,
+                window_nack_threshold: 0,
+            },
+        }];
+        // What a server's sealing looks like: a prefix, a key id and base64 text.
+        let sealed = "culvert:sealed:v1:k1:AbC+/dEf==";
+        protect(&mut pipelines, |plugin, s| {
+            assert!(plugin.starts_with("builtin:"), "{plugin}");
+            s.keys().map(|k| (k.clone(), sealed.to_owned())).collect()
+        });
+        let text = to_yaml(&pipelines);
+        assert!(!text.contains("clear"), "{text}");
+        assert_eq!(text.matches(sealed).count(), 4, "{text}");
+        let parsed = config::parse("export.yaml", &text, &|_| None);
+        let p = &parsed.pipelines[0];
+        assert_eq!(p.connectors[0].settings["password"], sealed);
+        assert_eq!(p.connectors[0].processors[0].settings["password"], sealed);
+        assert_eq!(p.processors[0].settings["password"], sealed);
+        assert_eq!(p.dlq.settings["password"], sealed);
     }
 
     proptest! {

@@ -23,7 +23,7 @@ pub mod yaml;
 
 use crate::config::{Parsed, PipelineConfig, Problem, Severity};
 use culvert_commands::{CommandError, Context, ControlPlaneWriter};
-use culvert_domain::{Command, PipelineId};
+use culvert_domain::{Command, ControlPlane, PipelineId};
 use culvert_plugins::{LookupError, Registry, Side, ValidateError};
 use culvert_processors::{ConfigureError, ProcessorRegistry};
 use std::collections::{BTreeMap, BTreeSet};
@@ -305,7 +305,8 @@ impl Provisioner {
             let moved = existing
                 .and_then(|p| p.provisioned_by.as_deref())
                 .is_some_and(|file| file != pipeline.file);
-            (plan::plan(&state, pipeline), existing.is_some(), moved)
+            let pipeline = self.with_stored_secrets(&state, pipeline);
+            (plan::plan(&state, &pipeline), existing.is_some(), moved)
         };
         if commands.is_empty() && !moved {
             report.unchanged.push(id.to_string());
@@ -363,7 +364,10 @@ impl Provisioner {
         }
         let id = PipelineId(pipeline.id.clone());
         let pipeline_id_text = pipeline.id.clone();
-        let commands = plan::plan(&self.writer.projections().read(), &pipeline);
+        let commands = {
+            let state = self.writer.projections().read();
+            plan::plan(&state, &self.with_stored_secrets(&state, &pipeline))
+        };
         let changes = commands.iter().filter_map(change).collect();
         let hash = plan_hash(&id, &commands);
         if let Some(expected) = expected_hash.filter(|h| !h.is_empty()) {
@@ -409,6 +413,55 @@ impl Provisioner {
         Ok(self.writer.execute(&context, &command, None)?.len())
     }
 
+    /// `pipeline` with each secret that equals what is stored for it (or is `***`) in the
+    /// stored, sealed form, so that the plan sees an unchanged secret as unchanged (a sealed
+    /// value never equals its plaintext).
+    fn with_stored_secrets(
+        &self,
+        state: &ControlPlane,
+        pipeline: &PipelineConfig,
+    ) -> PipelineConfig {
+        let mut pipeline = pipeline.clone();
+        let Some(secrets) = self.writer.secrets() else {
+            return pipeline;
+        };
+        let reuse = |settings: &mut BTreeMap<String, String>,
+                     stored: Option<&BTreeMap<String, String>>| {
+            if let Some(stored) = stored {
+                *settings = secrets.reuse_stored(settings, stored);
+            }
+        };
+        let processors = |parent: &str, list: &mut [config::ProcessorConfig]| {
+            for p in list {
+                let stored = state.processor(&plan::processor_id(parent, &p.id));
+                reuse(&mut p.settings, stored.map(|s| &s.settings));
+            }
+        };
+        for c in &mut pipeline.connectors {
+            let cid = plan::connector_id(&pipeline.id, &c.id);
+            reuse(&mut c.settings, state.connector(&cid).map(|s| &s.settings));
+            processors(cid.as_str(), &mut c.processors);
+        }
+        processors(&pipeline.id, &mut pipeline.processors);
+        let stored_dlq = state
+            .pipeline(&PipelineId(pipeline.id.clone()))
+            .filter(|p| p.dlq.plugin == pipeline.dlq.plugin)
+            .map(|p| &p.dlq.settings);
+        reuse(&mut pipeline.dlq.settings, stored_dlq);
+        pipeline
+    }
+
+    /// Settings as a plugin sees them: sealed values (an exported document's) opened.
+    fn opened(
+        &self,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        match self.writer.secrets() {
+            Some(secrets) => secrets.open_settings(settings).map_err(|e| e.to_string()),
+            None => Ok(settings.clone()),
+        }
+    }
+
     /// Plugins and settings of a pipeline's connectors, processors and DLQ, against the
     /// registries; each problem at the field.
     fn check_plugins(&self, pipeline: &PipelineConfig) -> Vec<Problem> {
@@ -426,9 +479,20 @@ impl Provisioner {
             |list: &[config::ProcessorConfig],
              problem: &mut dyn FnMut(yaml::Location, String, String)| {
                 for p in list {
+                    let settings = match self.opened(&p.settings) {
+                        Ok(settings) => settings,
+                        Err(message) => {
+                            problem(
+                                p.at,
+                                format!("{}/settings", p.path),
+                                format!("processor {:?}: {message}", p.id),
+                            );
+                            continue;
+                        }
+                    };
                     if let Err(error) =
                         self.processors
-                            .configure(&p.plugin, &p.settings, &p.condition)
+                            .configure(&p.plugin, &settings, &p.condition)
                     {
                         let (field, message) = match &error {
                             ConfigureError::Lookup(_) => ("/plugin".to_owned(), error.to_string()),
@@ -469,7 +533,18 @@ impl Provisioner {
             } else {
                 Side::Destination
             };
-            if let Err(error) = self.connectors.validate(&c.plugin, side, &c.settings) {
+            let settings = match self.opened(&c.settings) {
+                Ok(settings) => settings,
+                Err(message) => {
+                    problem(
+                        c.at,
+                        format!("{}/settings", c.path),
+                        format!("connector {:?}: {message}", c.id),
+                    );
+                    continue;
+                }
+            };
+            if let Err(error) = self.connectors.validate(&c.plugin, side, &settings) {
                 let field = match &error {
                     ValidateError::Lookup(LookupError::NoSuchSide { .. }) => "/type".to_owned(),
                     ValidateError::Lookup(_) => "/plugin".to_owned(),
@@ -488,11 +563,12 @@ impl Provisioner {
             processors(&c.processors, &mut problem);
         }
         processors(&pipeline.processors, &mut problem);
-        if let Err(error) = self.connectors.validate(
-            &pipeline.dlq.plugin,
-            Side::Destination,
-            &pipeline.dlq.settings,
-        ) {
+        let dlq_settings = self.opened(&pipeline.dlq.settings);
+        if let Err(error) = dlq_settings.and_then(|settings| {
+            self.connectors
+                .validate(&pipeline.dlq.plugin, Side::Destination, &settings)
+                .map_err(|e| e.to_string())
+        }) {
             problem(
                 pipeline.at,
                 format!("{}/dead-letter-queue", pipeline.path),

@@ -23,6 +23,7 @@ pub(crate) fn event(stream: &str, n: u64) -> NewEvent {
         actor: "tester".into(),
         correlation_id: format!("corr-{n}"),
         causation_id: n.is_multiple_of(2).then(|| format!("cause-{n}")),
+        reason: n.is_multiple_of(3).then(|| format!("reason {n}")),
         payload: to_raw_value(&serde_json::json!({ "n": n })).unwrap(),
     }
 }
@@ -79,6 +80,8 @@ fn appends_are_gapless_and_readable<S: EventLog>(s: Subject<S>) {
     assert_eq!(all[3], second[0]);
     assert_eq!(all[2].payload.get(), r#"{"n":3}"#);
     assert_eq!(all[1].causation_id.as_deref(), Some("cause-2"));
+    assert_eq!(all[1].reason, None);
+    assert_eq!(all[2].reason.as_deref(), Some("reason 3"));
     assert_eq!(log.read_from(Seq(3), 1).unwrap()[0].seq, Seq(3));
     assert!(log.read_from(Seq(5), 10).unwrap().is_empty());
     assert_eq!(log.read_from(Seq::ZERO, 10).unwrap().len(), 4);

@@ -53,6 +53,8 @@ pub struct NewEvent {
     pub correlation_id: String,
     /// The event or request that caused it.
     pub causation_id: Option<String>,
+    /// Why, in the actor's words (the API's `culvert-reason`), if they said.
+    pub reason: Option<String>,
     /// The payload (JSON).
     pub payload: Box<RawValue>,
 }
@@ -94,6 +96,10 @@ pub struct StoredEvent {
     /// What caused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<String>,
+    /// Why, in the actor's words, if they said (absent in events recorded before reasons
+    /// existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The payload (JSON).
     pub payload: Box<RawValue>,
 }
@@ -109,6 +115,7 @@ impl PartialEq for StoredEvent {
             && self.actor == other.actor
             && self.correlation_id == other.correlation_id
             && self.causation_id == other.causation_id
+            && self.reason == other.reason
             && self.payload.get() == other.payload.get()
     }
 }
@@ -130,6 +137,7 @@ impl StoredEvent {
             actor: new.actor,
             correlation_id: new.correlation_id,
             causation_id: new.causation_id,
+            reason: new.reason,
             payload: new.payload,
         }
     }

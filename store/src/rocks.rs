@@ -74,6 +74,8 @@ struct EnvelopeRef<'a> {
     correlation_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     causation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
     payload: &'a RawValue,
 }
 
@@ -196,6 +198,7 @@ impl RocksStore {
                 actor: &event.actor,
                 correlation_id: &event.correlation_id,
                 causation_id: event.causation_id.as_deref(),
+                reason: event.reason.as_deref(),
                 payload: &event.payload,
             };
             let bytes = serde_json::to_vec(&envelope).map_err(|source| StoreError::Encode {
@@ -326,6 +329,7 @@ impl EventLog for RocksStore {
                 actor: &new.actor,
                 correlation_id: &new.correlation_id,
                 causation_id: new.causation_id.as_deref(),
+                reason: new.reason.as_deref(),
                 payload: &new.payload,
             };
             let bytes = serde_json::to_vec(&envelope).map_err(|source| StoreError::Encode {

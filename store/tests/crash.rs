@@ -59,6 +59,7 @@ fn child(dir: &str) {
                 actor: "crash".into(),
                 correlation_id: id.to_string(),
                 causation_id: None,
+                reason: None,
                 payload: to_raw_value(&serde_json::json!({"batch": id, "i": i, "of": size}))
                     .unwrap(),
             })

@@ -14,6 +14,7 @@ fn event(stream: &str) -> NewEvent {
         actor: "t".into(),
         correlation_id: "c".into(),
         causation_id: None,
+        reason: None,
         payload: to_raw_value(&serde_json::json!({})).unwrap(),
     }
 }

@@ -531,15 +531,14 @@ impl Supervisor {
                     let processor = state
                         .processor(processor_id)
                         .ok_or_else(|| format!("processor {processor_id} not found"))?;
+                    let settings = self
+                        .open(&processor.settings)
+                        .map_err(|e| format!("processor {processor_id}: {e}"))?;
                     // One instance per worker (Conduit's `workers`), each configured alike.
                     let mut instances = (0..processor.workers.max(1))
                         .map(|_| {
                             self.processor_registry
-                                .configure(
-                                    &processor.plugin,
-                                    &processor.settings,
-                                    &processor.condition,
-                                )
+                                .configure(&processor.plugin, &settings, &processor.condition)
                                 .map_err(|e| format!("processor {processor_id}: {e}"))
                         })
                         .collect::<Result<Vec<_>, _>>()?;
@@ -558,8 +557,11 @@ impl Supervisor {
         };
         let dlq = &pipeline.dlq;
         let dlq_settings = self
+            .open(&dlq.settings)
+            .map_err(|e| format!("dead-letter queue: {e}"))?;
+        let dlq_settings = self
             .registry
-            .validate(&dlq.plugin, Side::Destination, &dlq.settings)
+            .validate(&dlq.plugin, Side::Destination, &dlq_settings)
             .map_err(|e| format!("dead-letter queue: {e}"))?;
         let dlq_destination = self
             .registry
@@ -587,9 +589,12 @@ impl Supervisor {
                 ConnectorType::Destination => Side::Destination,
             };
             let context = |e: &dyn std::fmt::Display| format!("connector {connector_id}: {e}");
+            // The plugin gets the settings opened; what is remembered of them (to tell the
+            // plugin of changes) stays sealed as stored.
+            let open = self.open(&connector.settings).map_err(|e| context(&e))?;
             let settings = self
                 .registry
-                .validate(&connector.plugin, side, &connector.settings)
+                .validate(&connector.plugin, side, &open)
                 .map_err(|e| context(&e))?;
             let plugin = self
                 .registry
@@ -599,7 +604,11 @@ impl Supervisor {
             let last = self
                 .last_active(connector_id.as_str())
                 .map_err(|e| context(&e))?;
-            let lifecycle = Lifecycle::between(last.as_ref(), &connector.settings);
+            let last = last
+                .map(|last| self.open(&last))
+                .transpose()
+                .map_err(|e| context(&e))?;
+            let lifecycle = Lifecycle::between(last.as_ref(), &open);
             if lifecycle.is_some() {
                 activations.push((connector_id.to_string(), connector.settings.clone()));
             }
@@ -630,6 +639,15 @@ impl Supervisor {
             }
         }
         Ok((graph, activations))
+    }
+
+    /// `settings` with their sealed values opened (as stored when the control plane seals
+    /// secrets; as they are otherwise).
+    fn open(&self, settings: &Settings) -> Result<Settings, String> {
+        match self.writer.secrets() {
+            Some(secrets) => secrets.open_settings(settings).map_err(|e| e.to_string()),
+            None => Ok(settings.clone()),
+        }
     }
 
     /// The settings a connector last started with, if it ever started.
@@ -694,7 +712,15 @@ impl Supervisor {
 
     async fn deleted(self: Arc<Self>, connector: String, plugin: String, side: Side) {
         let last = self.last_active.lock().expect("lock").remove(&connector);
+        let last = last.map(|config| self.open(&config));
         if let Some(config) = last {
+            let config = match config {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::warn!(%connector, %error, "the deleted connector's plugin cannot be told: its settings do not open");
+                    return;
+                }
+            };
             let prepare = Prepare {
                 connector_id: connector.clone(),
                 lifecycle: None,

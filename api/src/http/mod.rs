@@ -9,17 +9,25 @@
 //! Besides `/v1/...` and `/info` the port serves `/healthz` (`?service=NAME`), `/readyz`,
 //! the OpenAPI document at `/openapi/api/v1/api.swagger.json` and Swagger UI at `/openapi/`
 //! (its assets are compiled in, so it works offline).
+//!
+//! With authentication on ([`crate::auth`]) every request but `/healthz` and `/readyz`
+//! needs a bearer token or a client certificate: 401 with `WWW-Authenticate: Bearer` and
+//! grpc-gateway's error body otherwise (429 over the rate limit). The verified identity is
+//! handed to the in-process services in the tonic request's extensions. Connections are
+//! accepted by our own loop (module `server`, TLS through [`crate::tls`]), which tells
+//! each request its connection's verified client certificate.
 
 mod events;
 mod payload;
 mod routes;
 pub(crate) mod schema;
+mod server;
 
+use crate::auth::{Auth, Authenticated, Security};
 use crate::error;
 use crate::pb::opencdc::v1::Record;
 use crate::Api;
 use poem::http::{header, HeaderValue, StatusCode};
-use poem::listener::{Acceptor, TcpAcceptor};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
 use poem_openapi::types::Type as _;
@@ -181,18 +189,21 @@ async fn call<T>(
 }
 
 /// The gRPC request for an HTTP call, carrying the headers the services read as metadata
-/// (the caller's `x-request-id` and `culvert-actor`).
+/// (the caller's `x-request-id`, `culvert-actor` and `culvert-reason`) and, when
+/// authentication is on, the identity the HTTP middleware verified (as an extension, which
+/// no client can set).
 fn grpc_request<T>(req: &Request, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    for name in ["x-request-id", "culvert-actor"] {
-        if let Some(value) = req
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-        {
-            request.metadata_mut().insert(name, value);
+    for name in ["x-request-id", "culvert-actor", "culvert-reason"] {
+        if let Some(value) = req.headers().get(name) {
+            // The raw bytes (a reason may be UTF-8 text); the service checks them.
+            if let Ok(value) = tonic::metadata::MetadataValue::try_from(value.as_bytes()) {
+                request.metadata_mut().insert(name, value);
+            }
         }
+    }
+    if let Some(identity) = req.extensions().get::<Authenticated>() {
+        request.extensions_mut().insert(identity.clone());
     }
     request
 }
@@ -294,8 +305,8 @@ pub fn openapi_document(api: Api) -> String {
     openapi(api).spec()
 }
 
-/// The whole HTTP application: API routes, health, OpenAPI document and UI.
-pub fn app(api: Api, options: &HttpOptions) -> impl Endpoint {
+/// The whole HTTP application: API routes, health, OpenAPI document and UI, behind `auth`.
+pub fn app(api: Api, options: &HttpOptions, auth: Auth) -> impl Endpoint<Output = Response> {
     let service = openapi(api.clone());
     let spec = service.spec();
     let ui = service.swagger_ui();
@@ -323,6 +334,8 @@ pub fn app(api: Api, options: &HttpOptions) -> impl Endpoint {
             let limit = options.max_body_bytes;
             move |ep, req| body_limit(ep, req, limit)
         })
+        // Before the body is read: an unauthenticated client's body is never buffered.
+        .around(move |ep, req| authenticate(ep, req, auth.clone()))
         .around(request_id)
         .around(pretty)
 }
@@ -353,46 +366,85 @@ fn openapi_ui(spec: String, ui: impl Endpoint + 'static) -> impl Endpoint {
         })
 }
 
-/// Serve the HTTP API on `listener` until `shutdown` completes; requests in flight finish
-/// first (for at most 30 s).
+/// Serve the HTTP API on `listener` until `shutdown` completes, without authentication or
+/// TLS; requests in flight finish first (for at most 30 s).
 pub async fn serve_http(
     listener: tokio::net::TcpListener,
     api: Api,
     options: HttpOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let acceptor = NoDelay(TcpAcceptor::from_tokio(listener)?);
-    let address = acceptor.local_addr();
-    tracing::debug!(address = ?address, "HTTP API serving");
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app(api, &options), shutdown, Some(Duration::from_secs(30)))
-        .await
+    serve_http_secured(listener, api, options, &Security::default(), shutdown).await
 }
 
-/// Accepts connections with TCP_NODELAY set: otherwise the last partial segment of a large
-/// answer (or each line of a stream) can wait ~40 ms for the client's delayed ACK.
-struct NoDelay(TcpAcceptor);
+/// As [`serve_http`], with `security`'s authentication, rate limit and TLS.
+pub async fn serve_http_secured(
+    listener: tokio::net::TcpListener,
+    api: Api,
+    options: HttpOptions,
+    security: &Security,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    tracing::debug!(address = ?listener.local_addr(), "HTTP API serving");
+    let tls = security
+        .tls
+        .as_ref()
+        .map(crate::tls::TlsSettings::http_acceptor);
+    server::serve(
+        listener,
+        app(api, &options, security.auth.clone()),
+        tls,
+        shutdown,
+        Duration::from_secs(30),
+    )
+    .await
+}
 
-impl Acceptor for NoDelay {
-    type Io = tokio::net::TcpStream;
+/// The paths open to everyone when authentication is on (load balancers' health checks).
+const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
-    fn local_addr(&self) -> Vec<poem::web::LocalAddr> {
-        self.0.local_addr()
+/// Let a request in (with its [`Authenticated`] identity in its extensions) or answer 401
+/// (`WWW-Authenticate: Bearer`) or 429 (`Retry-After`) with grpc-gateway's error body.
+async fn authenticate<E: Endpoint>(ep: E, mut req: Request, auth: Auth) -> poem::Result<Response> {
+    if OPEN_PATHS.contains(&req.uri().path()) {
+        return ep.call(req).await.map(IntoResponse::into_response);
     }
-
-    async fn accept(
-        &mut self,
-    ) -> std::io::Result<(
-        Self::Io,
-        poem::web::LocalAddr,
-        poem::web::RemoteAddr,
-        poem::http::uri::Scheme,
-    )> {
-        let accepted = self.0.accept().await?;
-        if let Err(error) = accepted.0.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
+    let subject = req
+        .extensions()
+        .get::<server::Connection>()
+        .and_then(|c| c.certificate_subject.clone());
+    let peer = match req.remote_addr().0 {
+        poem::Addr::SocketAddr(address) => Some(address.ip()),
+        _ => None,
+    };
+    let admitted = auth.admit(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+        subject.as_deref(),
+        peer,
+    );
+    match admitted {
+        Ok(identity) => {
+            if let Some(identity) = identity {
+                req.extensions_mut().insert(identity);
+            }
+            ep.call(req).await.map(IntoResponse::into_response)
         }
-        Ok(accepted)
+        Err(refusal) => {
+            tracing::debug!(path = %req.uri().path(), ?peer, ?refusal, "HTTP request refused");
+            let mut response = ApiError::from_status(&refusal.status()).into_response();
+            let headers = response.headers_mut();
+            if let Some(seconds) = refusal.retry_after_secs() {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            } else {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"culvert\""),
+                );
+            }
+            Ok(response)
+        }
     }
 }
 

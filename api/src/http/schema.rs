@@ -12,7 +12,7 @@ use prost_types::{DescriptorProto, EnumDescriptorProto, FieldDescriptorProto};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 
-static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+pub(crate) static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 
 /// Every message and enum of the compiled protos, by full name without the leading dot.
 struct Index {

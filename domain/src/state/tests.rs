@@ -20,6 +20,7 @@ fn given(events: Vec<Event>) -> ControlPlane {
                 actor: "test".into(),
                 correlation_id: "c".into(),
                 causation_id: None,
+                reason: None,
                 recorded_at: Utc.timestamp_opt(1_700_000_000 + i as i64, 0).unwrap(),
             },
             event,
@@ -672,4 +673,50 @@ fn provisioned_pipelines_change_only_through_their_batches() {
         code(&api, provision(Some("f.yaml"), vec![])),
         "pipeline.not_provisioned"
     );
+}
+
+#[test]
+fn resealing_keeps_the_keys_and_is_allowed_while_running() {
+    use crate::command::ResealTarget;
+    let mut events = complete_pipeline();
+    events.push(Event::PipelineStarted { id: pid("p") });
+    let state = given(events.clone());
+    let c = cid("src");
+    let reseal = |settings: Settings| Command::ResealSecrets {
+        target: ResealTarget::Connector(c.clone()),
+        settings,
+    };
+    // Identical settings: nothing to record.
+    assert_eq!(state.decide(&reseal(Settings::new())).unwrap(), vec![]);
+    let other_keys = Settings::from([("token".to_owned(), "sealed-2".to_owned())]);
+    assert_eq!(
+        state.decide(&reseal(other_keys)).unwrap_err().code(),
+        "connector.invalid_settings"
+    );
+    // Same keys, new sealing: recorded even though the pipeline runs.
+    events[1] = Event::ConnectorCreated {
+        id: c.clone(),
+        pipeline_id: pid("p"),
+        connector_type: ConnectorType::Source,
+        plugin: "builtin:generator".into(),
+        name: "src".into(),
+        settings: Settings::from([("password".to_owned(), "sealed-1".to_owned())]),
+    };
+    let state = given(events.clone());
+    let resealed = Settings::from([("password".to_owned(), "sealed-2".to_owned())]);
+    let decided = state.decide(&reseal(resealed.clone())).unwrap();
+    assert_eq!(
+        decided,
+        vec![Event::ConnectorSecretsResealed {
+            id: c.clone(),
+            settings: resealed.clone()
+        }]
+    );
+    events.extend(decided);
+    assert_eq!(given(events).connector(&c).unwrap().settings, resealed);
+    let missing = Command::ResealSecrets {
+        target: ResealTarget::Processor(prid("nope")),
+        settings: Settings::new(),
+    };
+    assert!(state.decide(&missing).is_err());
 }

@@ -51,13 +51,7 @@ fn conduits_postgres_connector_into_the_file_destination_writes_what_conduit_wri
     }
 
     let (dir, data) = data_dir();
-    let connectors = dir.path().join("connectors");
-    std::fs::create_dir(&connectors).unwrap();
-    std::fs::copy(
-        crate::standalone::upstream_connector("postgres", "v0.14.2"),
-        connectors.join("postgres"),
-    )
-    .unwrap();
+    let connectors = crate::standalone::connectors_with_postgres(dir.path());
     let pipelines = dir.path().join("pipelines");
     std::fs::create_dir(&pipelines).unwrap();
     // Conduit's file, with its built-in connector run as a standalone plugin here.

@@ -54,13 +54,7 @@ fn a_password_given_every_way_is_found_nowhere_and_the_pipelines_still_run_with_
     assert!(url.contains(&secret));
 
     let (dir, data) = data_dir();
-    let connectors = dir.path().join("connectors");
-    std::fs::create_dir(&connectors).unwrap();
-    std::fs::copy(
-        crate::standalone::upstream_connector("postgres", "v0.14.2"),
-        connectors.join("postgres"),
-    )
-    .unwrap();
+    let connectors = crate::standalone::connectors_with_postgres(dir.path());
     let pipelines = dir.path().join("pipelines");
     std::fs::create_dir(&pipelines).unwrap();
     let out = |name: &str| dir.path().join(format!("{name}.jsonl"));
@@ -131,6 +125,17 @@ fn a_password_given_every_way_is_found_nowhere_and_the_pipelines_still_run_with_
             "config": {"name": "destination", "settings": {"path": out("api").to_str().unwrap()}},
         })),
     );
+    // A client that writes back what it read (`***` for the URL) keeps the real URL: the
+    // plugin validates the stored value, and the pipeline below connects with it.
+    let mut config = source["config"].clone();
+    config["settings"]["snapshotMode"] = "initial".into();
+    let updated = call(
+        &http,
+        "PUT",
+        &format!("/v1/connectors/{api_source}"),
+        Some(serde_json::json!({"config": config})),
+    );
+    assert_eq!(updated["config"]["settings"]["url"], "***", "{updated}");
     call(
         &http,
         "POST",

@@ -50,6 +50,19 @@ pub(crate) fn upstream_connector(name: &str, version: &str) -> PathBuf {
     out
 }
 
+/// A `connectors` directory in `dir` holding Conduit's postgres connector v0.14.2 (built
+/// from the Go module proxy), for `--connectors.path`.
+pub(crate) fn connectors_with_postgres(dir: &Path) -> PathBuf {
+    let connectors = dir.join("connectors");
+    std::fs::create_dir(&connectors).unwrap();
+    std::fs::copy(
+        upstream_connector("postgres", "v0.14.2"),
+        connectors.join("postgres"),
+    )
+    .unwrap();
+    connectors
+}
+
 #[test]
 fn standalone_plugins_are_discovered_listed_and_checked() {
     let (dir, data) = data_dir();

@@ -422,6 +422,25 @@ pub fn grpc_methods() -> Vec<GrpcMethod> {
     methods
 }
 
+impl Api {
+    /// `settings` as the plugin will be configured with them, to validate: a `***` where a
+    /// value is stored stands for the stored value, and sealed values (a stored one, or one
+    /// from an export) are opened.
+    fn as_plugin_sees(
+        &self,
+        settings: &culvert_plugins::Settings,
+        stored: Option<&culvert_plugins::Settings>,
+    ) -> Result<culvert_plugins::Settings, Status> {
+        let Some(secrets) = self.writer.secrets() else {
+            return Ok(settings.clone());
+        };
+        let merged = stored.map_or_else(|| settings.clone(), |s| secrets.reuse_stored(settings, s));
+        secrets
+            .open_settings(&merged)
+            .map_err(|e| invalid("config.settings", &e.to_string()))
+    }
+}
+
 /// Who is calling, and why. With authentication on, the actor is the identity the
 /// server verified ([`Authenticated`]: `token:<name>` or `cert:<subject>`), whatever
 /// `culvert-actor` says; without it, the `culvert-actor` metadata if the client sent one
@@ -732,7 +751,8 @@ impl ConnectorService for Api {
         let kind = connector_type(req.r#type)?;
         let config = req.config.unwrap_or_default();
         let settings: culvert_plugins::Settings = config.settings.into_iter().collect();
-        crate::plugins::check(&self.plugins, kind, &req.plugin, &settings)?;
+        let effective = self.as_plugin_sees(&settings, None)?;
+        crate::plugins::check(&self.plugins, kind, &req.plugin, &effective)?;
         let connectors = self.connectors.clone();
         let pipeline_id = PipelineId(req.pipeline_id);
         let created = write(move || {
@@ -780,15 +800,20 @@ impl ConnectorService for Api {
         let id = ConnectorId(req.id);
         let plugin = (!req.plugin.is_empty()).then_some(req.plugin);
         let settings: culvert_plugins::Settings = config.settings.into_iter().collect();
-        let (kind, current_plugin) = {
+        let (kind, current_plugin, stored) = {
             let state = self.writer.projections().read();
             let current = state
                 .connector(&id)
                 .ok_or_else(|| not_found(EntityKind::Connector, id.as_str()))?;
-            (current.connector_type, current.plugin.clone())
+            (
+                current.connector_type,
+                current.plugin.clone(),
+                current.settings.clone(),
+            )
         };
         let effective = plugin.as_deref().unwrap_or(&current_plugin);
-        crate::plugins::check(&self.plugins, kind, effective, &settings)?;
+        let seen = self.as_plugin_sees(&settings, Some(&stored))?;
+        crate::plugins::check(&self.plugins, kind, effective, &seen)?;
         let updated = write(move || {
             connectors.update(&ctx, &id, &config.name, settings, plugin.as_deref(), None)
         })

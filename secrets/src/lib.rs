@@ -97,12 +97,7 @@ impl Secrets {
             let value = if let Some(stored) = stored.filter(|_| value == REDACTED) {
                 stored.clone()
             } else if is_sealed(value) {
-                self.ring
-                    .open(key, value)
-                    .map_err(|error| SettingSecretError {
-                        key: key.clone(),
-                        error,
-                    })?;
+                self.open_one(key, value)?;
                 value.clone()
             } else if let Some(stored) = stored.filter(|s| self.opens_to(key, s, value)) {
                 stored.clone()
@@ -114,6 +109,20 @@ impl Secrets {
             out.insert(key.clone(), value);
         }
         Ok(out)
+    }
+
+    /// Open the sealed value of setting `key`, naming the setting on failure.
+    fn open_one(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<zeroize::Zeroizing<String>, SettingSecretError> {
+        self.ring
+            .open(key, value)
+            .map_err(|error| SettingSecretError {
+                key: key.to_owned(),
+                error,
+            })
     }
 
     /// Whether the stored `sealed` value of `key` opens to `plaintext`.
@@ -151,13 +160,7 @@ impl Secrets {
             .iter()
             .map(|(key, value)| {
                 if is_sealed(value) {
-                    let open = self
-                        .ring
-                        .open(key, value)
-                        .map_err(|error| SettingSecretError {
-                            key: key.clone(),
-                            error,
-                        })?;
+                    let open = self.open_one(key, value)?;
                     Ok((key.clone(), open.as_str().to_owned()))
                 } else {
                     Ok((key.clone(), value.clone()))
@@ -172,12 +175,7 @@ impl Secrets {
     /// The first that does not, naming the setting.
     pub fn check_settings(&self, settings: &Settings) -> Result<(), SettingSecretError> {
         for (key, value) in settings.iter().filter(|(_, v)| is_sealed(v)) {
-            self.ring
-                .open(key, value)
-                .map_err(|error| SettingSecretError {
-                    key: key.clone(),
-                    error,
-                })?;
+            self.open_one(key, value)?;
         }
         Ok(())
     }
@@ -200,13 +198,7 @@ impl Secrets {
                 if KeyRing::key_of(value) == Some(self.ring.current_id()) {
                     value.clone()
                 } else {
-                    let open = self
-                        .ring
-                        .open(key, value)
-                        .map_err(|error| SettingSecretError {
-                            key: key.clone(),
-                            error,
-                        })?;
+                    let open = self.open_one(key, value)?;
                     changed = true;
                     self.ring.seal(key, &open)
                 }

@@ -92,7 +92,9 @@ pub enum PipelinesCommand {
         remote: Remote,
     },
     /// Write a pipeline as a configuration file (version 2.2) that `import`, or the
-    /// server's `--pipelines.path`, reads back.
+    /// server's `--pipelines.path`, reads back; or with `--format json` as the server's
+    /// ExportPipeline answer, which `import` gives back with the same ids. Secrets are
+    /// written sealed, never in clear.
     ///
     /// Example: culvert pipelines export orders > orders.yaml
     Export {
@@ -103,14 +105,20 @@ pub enum PipelinesCommand {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// `yaml`: a pipeline configuration file; `json`: the ExportPipeline answer (the
+        /// pipeline with its connectors, processors and DLQ, as the HTTP API's export).
+        #[arg(long, value_enum, default_value_t = ExportFormat::Yaml)]
+        format: ExportFormat,
     },
     /// Create or update the pipelines of a configuration file through the server's API
     /// (ApplyPipeline). They stay editable over the API, unlike pipelines the server
-    /// provisions from its own `--pipelines.path`.
+    /// provisions from its own `--pipelines.path`. A JSON file (`export --format json`,
+    /// told by its `.json` extension or a leading `{`) is created as it was exported, ids
+    /// included (ImportPipeline), stopped; a pipeline with its id must not exist.
     ///
     /// Example: culvert pipelines import orders.yaml --grpc.address 127.0.0.1:8084
     Import {
-        /// The configuration file.
+        /// The configuration file, or a JSON export.
         file: PathBuf,
         #[command(flatten)]
         server: client::Server,
@@ -118,6 +126,15 @@ pub enum PipelinesCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// What `pipelines export` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// A pipeline configuration file (version 2.2), as PlanPipeline/ApplyPipeline take.
+    Yaml,
+    /// The ExportPipeline answer as JSON, as ImportPipeline takes it.
+    Json,
 }
 
 /// `culvert connectors ...`
@@ -272,7 +289,18 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
                 println!("pipeline {id}: deleted");
                 Ok(())
             }
-            PipelinesCommand::Export { id, server, output } => export(&id, &server, output).await,
+            PipelinesCommand::Export {
+                id,
+                server,
+                output,
+                format: ExportFormat::Yaml,
+            } => export(&id, &server, output).await,
+            PipelinesCommand::Export {
+                id,
+                server,
+                output,
+                format: ExportFormat::Json,
+            } => export_json(&id, &server, output).await,
             PipelinesCommand::Import {
                 file,
                 server,
@@ -780,6 +808,51 @@ fn document(p: &PipelineConfig) -> pb::PipelineDocument {
     }
 }
 
+/// `pipelines export --format json`: the ExportPipeline answer, in the HTTP API's form.
+async fn export_json(
+    id: &str,
+    server: &client::Server,
+    output: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let mut pipelines = PipelineServiceClient::new(connect(server).await?);
+    let reply = pipelines
+        .export_pipeline(pb::ExportPipelineRequest { id: id.to_owned() })
+        .await?
+        .into_inner();
+    let export = culvert_api::export::PipelineExport::from(reply);
+    let mut text = serde_json::to_string_pretty(&export)
+        .map_err(|e| Failure(1, format!("encoding the export as JSON: {e}")))?;
+    text.push('\n');
+    match output {
+        None => print!("{text}"),
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|e| Failure(1, format!("writing {}: {e}", path.display())))?,
+    }
+    Ok(())
+}
+
+/// Whether a file to import is a JSON export rather than a configuration file.
+fn is_json_export(file: &std::path::Path, text: &str) -> bool {
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || text.trim_start().starts_with('{')
+}
+
+/// `pipelines import` of a JSON export: ImportPipeline.
+async fn import_json(name: &str, text: &str, server: &client::Server) -> Result<(), Failure> {
+    let export: culvert_api::export::PipelineExport =
+        serde_json::from_str(text).map_err(|e| Failure(2, format!("{name}: {e}")))?;
+    let mut pipelines = PipelineServiceClient::new(connect(server).await?);
+    let imported = pipelines
+        .import_pipeline(pb::ImportPipelineRequest::from(export))
+        .await?
+        .into_inner()
+        .pipeline
+        .unwrap_or_default();
+    println!("pipeline {}: imported (stopped)", imported.id);
+    Ok(())
+}
+
 async fn import(
     file: &std::path::Path,
     server: &client::Server,
@@ -788,6 +861,15 @@ async fn import(
     let name = file.display().to_string();
     let text =
         std::fs::read_to_string(file).map_err(|e| Failure(2, format!("reading {name}: {e}")))?;
+    if is_json_export(file, &text) {
+        if dry_run {
+            return Err(Failure(
+                2,
+                format!("{name}: --dry-run is for configuration files, not JSON exports"),
+            ));
+        }
+        return import_json(&name, &text, server).await;
+    }
     let parsed = config::parse(&name, &text, &|var| std::env::var(var).ok());
     for problem in &parsed.problems {
         eprintln!("{problem}");

@@ -13,6 +13,8 @@
 
 mod cli;
 mod client;
+mod logging;
+mod metrics;
 mod schemas;
 mod secrets;
 mod security;
@@ -417,7 +419,9 @@ struct RunArgs {
         env = "CULVERT_SCHEMA_REGISTRY_CONFLUENT_AUTH_BEARER_TOKEN"
     )]
     confluent_token: Option<String>,
-    /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
+    /// Log level: error, warn, info, debug or trace, or filter directives per module by its
+    /// short name (`info,engine=debug,api=warn`; modules: api, commands, connectors, engine,
+    /// hosts, processors, projections, provisioning, store, supervisor, ...).
     #[arg(long = "log.level", env = "CULVERT_LOG_LEVEL", default_value = "info")]
     log_level: String,
     /// Log format.
@@ -756,7 +760,7 @@ fn flatten(
 }
 
 fn init_logging(args: &RunArgs) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+    let filter = tracing_subscriber::EnvFilter::try_new(logging::directives(&args.log_level))
         .with_context(|| format!("invalid --log.level {:?}", args.log_level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -850,6 +854,9 @@ fn schema_registry(
 fn run(args: RunArgs, security: culvert_api::Security) -> anyhow::Result<()> {
     let started = Instant::now();
     let (log, positions) = open_log(&args)?;
+    // One registry for the server (`/metrics`); appends to the log are timed into it.
+    let metrics = Arc::new(culvert_engine::Metrics::new());
+    let log: Arc<dyn EventLog> = Arc::new(metrics::TimedLog::new(log, metrics.clone()));
     let (projections, report) = Projections::open(
         log.as_ref(),
         ProjectionOptions {
@@ -939,6 +946,7 @@ fn run(args: RunArgs, security: culvert_api::Security) -> anyhow::Result<()> {
         positions,
         report,
         started,
+        metrics,
     ))?;
     if writer.head() > culvert_domain::Seq::ZERO {
         writer
@@ -1030,6 +1038,7 @@ async fn serve(
     positions: Arc<dyn PositionStore>,
     report: culvert_projections::OpenReport,
     started: Instant,
+    metrics: Arc<culvert_engine::Metrics>,
 ) -> anyhow::Result<()> {
     // Listen for signals before saying we are ready, so an early SIGTERM shuts down cleanly.
     let signals = shutdown_signal()?;
@@ -1083,6 +1092,20 @@ async fn serve(
         positions,
         args.recovery()?,
     );
+    supervisor.set_metrics(metrics.clone());
+    metrics
+        .connector_plugins
+        .set(plugins.specifications().count() as i64);
+    metrics
+        .processor_plugins
+        .set(processor_plugins.specifications().count() as i64);
+    let metrics_source = culvert_api::MetricsSource {
+        content_type: culvert_engine::metrics::CONTENT_TYPE,
+        render: {
+            let writer = writer.clone();
+            Arc::new(move || metrics::render(&metrics, &writer))
+        },
+    };
     let supervisor = tokio::spawn(supervisor.run(rx.clone()));
     let api = culvert_api::Api::with_plugins(writer, plugins, processor_plugins)
         .with_shutdown(rx.clone())
@@ -1098,6 +1121,7 @@ async fn serve(
     });
     let options = culvert_api::HttpOptions {
         max_body_bytes: args.http_max_body_bytes,
+        metrics: Some(metrics_source),
     };
     let mut http_server = tokio::spawn({
         let security = security.clone();

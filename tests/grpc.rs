@@ -752,14 +752,25 @@ async fn bad_pipeline_requests_get_the_right_code_and_store_nothing() {
         Code::Internal,
         "Conduit answers an invalid name regex with INTERNAL"
     );
-    // RPCs whose capability comes later say so.
+    // An import of a pipeline that exists (ids are kept on import).
+    let exported = c
+        .pipelines
+        .export_pipeline(pb::ExportPipelineRequest { id: p_id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(
         code(
             c.pipelines
-                .export_pipeline(pb::ExportPipelineRequest { id: p_id.clone() })
+                .import_pipeline(pb::ImportPipelineRequest {
+                    pipeline: exported.pipeline,
+                    connectors: exported.connectors,
+                    processors: exported.processors,
+                    dlq: exported.dlq,
+                })
                 .await
         ),
-        Code::Unimplemented
+        Code::AlreadyExists
     );
     assert_eq!(
         c.list().await,

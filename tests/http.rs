@@ -512,15 +512,18 @@ fn capabilities_not_there_yet_answer_501() {
         .as_str()
         .unwrap()
         .to_owned();
-    // Capabilities of later layers answer 501 with grpc-gateway's body.
-    h.fails("POST", &format!("/v1/pipelines/{id}/export"), None, 501, 12);
+    // Import: an existing pipeline is ALREADY_EXISTS; a pipeline without its id is
+    // INVALID_ARGUMENT.
+    let exported = h.ok("POST", &format!("/v1/pipelines/{id}/export"), None);
+    h.fails("POST", "/v1/pipelines/import", Some(exported), 409, 6);
     h.fails(
         "POST",
         "/v1/pipelines/import",
-        Some(json!({"id": "x"})),
-        501,
-        12,
+        Some(json!({"id": ""})),
+        400,
+        3,
     );
+    // Capabilities of later layers answer 501 with grpc-gateway's body.
     h.fails(
         "GET",
         &format!("/v1/connectors/{src_id}/inspect"),

@@ -624,26 +624,45 @@ impl PipelineService for Api {
         }))
     }
 
+    /// The pipeline with its connectors, processors and dead-letter queue (Conduit answers
+    /// not-implemented): settings as stored, sealed, whatever the request's metadata says,
+    /// so that ImportPipeline of the answer recreates it with working secrets.
     async fn export_pipeline(
         &self,
-        _request: Request<pb::ExportPipelineRequest>,
+        request: Request<pb::ExportPipelineRequest>,
     ) -> Result<Response<pb::ExportPipelineResponse>, Status> {
-        Err(not_yet(
-            "ExportPipeline",
-            "Conduit does not implement it either; `culvert pipelines export ID` writes a \
-             pipeline configuration file, and PlanPipeline/ApplyPipeline read one",
-        ))
+        let id = &request.get_ref().id;
+        require_id(id)?;
+        let redactor = self.redactor.for_export();
+        let state = self.writer.projections().read();
+        let pipeline = state
+            .pipeline(&PipelineId(id.clone()))
+            .ok_or_else(|| not_found(EntityKind::Pipeline, id))?;
+        Ok(Response::new(crate::export::export(
+            &state, pipeline, &redactor,
+        )))
     }
 
+    /// Create a pipeline from an export, as one atomic batch (the ApplyPipeline path),
+    /// stopped; an existing pipeline id is ALREADY_EXISTS.
     async fn import_pipeline(
         &self,
-        _request: Request<pb::ImportPipelineRequest>,
+        request: Request<pb::ImportPipelineRequest>,
     ) -> Result<Response<pb::ImportPipelineResponse>, Status> {
-        Err(not_yet(
-            "ImportPipeline",
-            "Conduit does not implement it either; use PlanPipeline/ApplyPipeline \
-             (`culvert pipelines import FILE`)",
-        ))
+        let ctx = context(&request)?;
+        let import = crate::export::import(request.into_inner())?;
+        let documents = self.documents.clone();
+        let applied = {
+            let (document, ids) = (import.document.clone(), import.ids.clone());
+            tokio::task::spawn_blocking(move || documents.import(&document, &ids, &ctx.actor))
+                .await
+                .map_err(|e| Status::internal(format!("import task failed: {e}")))?
+        }
+        .map_err(|e| import.status(e))?;
+        let pipeline = self.pipeline_view(&applied.pipeline, convert::pipeline)?;
+        Ok(Response::new(pb::ImportPipelineResponse {
+            pipeline: Some(pipeline),
+        }))
     }
 
     async fn plan_pipeline(

@@ -22,6 +22,7 @@ mod convert;
 mod documents;
 pub mod error;
 mod events;
+pub mod export;
 mod grpc;
 pub mod http;
 mod limits;
@@ -32,7 +33,7 @@ pub mod wkt;
 
 pub use auth::{Auth, AuthOptions, RateLimit, Security, TokenFile};
 pub use grpc::{grpc_methods, serve_grpc, serve_grpc_secured, Api, GrpcMethod};
-pub use http::{openapi_document, serve_http, serve_http_secured, HttpOptions};
+pub use http::{openapi_document, serve_http, serve_http_secured, HttpOptions, MetricsSource};
 pub use limits::GrpcOptions;
 pub use tls::TlsSettings;
 

@@ -97,6 +97,8 @@ pub struct DeadLetters {
     window: Window,
     size: u64,
     threshold: u64,
+    /// Sizes of the records written to the DLQ (Conduit's `conduit_dlq_bytes`).
+    pub(crate) bytes: Option<crate::metrics::BytesHistogram>,
 }
 
 impl DeadLetters {
@@ -107,6 +109,7 @@ impl DeadLetters {
             destination: node.destination,
             size: node.window_size,
             threshold: node.window_nack_threshold,
+            bytes: None,
         }
     }
 
@@ -171,7 +174,11 @@ impl DeadLetters {
         self.destination
             .write(std::slice::from_ref(&letter))
             .await
-            .map_err(NackError::Write)
+            .map_err(NackError::Write)?;
+        if let Some(bytes) = &self.bytes {
+            bytes.observe_records(std::slice::from_ref(&letter));
+        }
+        Ok(())
     }
 }
 

@@ -14,14 +14,20 @@
 //!   every batch; a dropped record is acked; a failed one goes to the [`dlq`] (and is then
 //!   acked) within its tolerance, else it stops the pipeline.
 //!
+//! * [`metrics`]: the Prometheus registry and the handles nodes update once per batch.
+//!
 //! The subscriber that starts and stops engines on the control plane's events lives in the
 //! server binary (`src/supervisor.rs`).
 
 pub mod acker;
 pub mod dlq;
+pub mod metrics;
+pub mod process;
 pub mod run;
 
 pub use dlq::DeadLetterNode;
+pub use metrics::{Metrics, PipelineMetrics};
 pub use run::{
-    run, DestinationNode, EngineError, Graph, Options, Positions, ProcessorNode, SourceNode,
+    run, run_with_metrics, DestinationNode, EngineError, Graph, Options, Positions, ProcessorNode,
+    SourceNode,
 };

@@ -33,12 +33,16 @@
 
 use crate::acker::{AckError, Acker, Ticket};
 use crate::dlq::{DeadLetterNode, DeadLetters};
+use crate::metrics::{ConnectorMetrics, PipelineMetrics};
 use culvert_domain::{Position, Record};
 use culvert_plugins::processor::{Outcome, Processor};
 use culvert_plugins::{Destination, ErrorKind, PluginError, Source};
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 /// Where positions are persisted (the store's position store, in production).
 pub trait Positions: Send + Sync {
@@ -237,6 +241,7 @@ struct Processed {
 /// for each). The dropped records' tickets and the failed records are returned.
 async fn process(
     chain: &mut [ProcessorNode],
+    timers: &[Option<Histogram>],
     records: &mut Vec<Record>,
     tickets: &mut Tickets,
     outcomes: &mut Vec<Outcome>,
@@ -244,12 +249,13 @@ async fn process(
 ) -> Result<Processed, EngineError> {
     let mut dropped = Vec::new();
     let mut failed = Vec::new();
-    for node in chain {
+    for (index, node) in chain.iter_mut().enumerate() {
         if records.is_empty() {
             break;
         }
         outcomes.clear();
         outcomes.resize(records.len(), Outcome::Keep);
+        let began = Instant::now();
         node.processor
             .process(records, outcomes)
             .await
@@ -257,6 +263,9 @@ async fn process(
                 node: format!("processor {}", node.id),
                 source,
             })?;
+        if let Some(Some(timer)) = timers.get(index) {
+            timer.observe(began.elapsed().as_secs_f64());
+        }
         if outcomes.iter().all(|o| *o == Outcome::Keep) {
             continue;
         }
@@ -305,6 +314,8 @@ async fn process(
 /// A node's processors, with where to report the records they drop.
 struct Chain {
     nodes: Vec<ProcessorNode>,
+    /// Each node's execution-time histogram (empty without metrics).
+    timers: Vec<Option<Histogram>>,
     /// The destination whose processors these are (`None`: before the fan-out).
     destination: Option<usize>,
     done_tx: mpsc::Sender<Done>,
@@ -328,6 +339,7 @@ impl Chain {
     ) -> Self {
         Self {
             nodes,
+            timers: Vec::new(),
             destination,
             done_tx,
             outcomes: Vec::new(),
@@ -335,6 +347,18 @@ impl Chain {
             ackers,
             acks: false,
         }
+    }
+
+    /// Time each processor into `metrics`' histograms.
+    fn timed(mut self, metrics: Option<&PipelineMetrics>) -> Self {
+        if let Some(metrics) = metrics {
+            self.timers = self
+                .nodes
+                .iter()
+                .map(|node| Some(metrics.processor(&node.id)))
+                .collect();
+        }
+        self
     }
 
     /// Run a batch through the processors; the records they dropped, and the ones they
@@ -361,6 +385,7 @@ impl Chain {
             failed,
         } = process(
             &mut self.nodes,
+            &self.timers,
             records,
             tickets,
             &mut self.outcomes,
@@ -496,6 +521,12 @@ async fn raised(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|raised| *raised).await;
 }
 
+/// The span a node's task runs in: its kind and id, under the pipeline's span (the
+/// supervisor's), so every log line of a node carries both.
+fn node_span(kind: &'static str, id: &str) -> tracing::Span {
+    tracing::info_span!("node", kind, id = %id)
+}
+
 /// Run a pipeline until `stop` turns true or its sender is dropped (graceful: drain) or a
 /// node fails (everything is cancelled at once and the error returned). Sources resume from
 /// their persisted positions. `started` fires once every connector has opened.
@@ -505,6 +536,20 @@ pub async fn run(
     options: Options,
     stop: watch::Receiver<bool>,
     started: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(), EngineError> {
+    run_with_metrics(graph, positions, options, stop, started, None).await
+}
+
+/// As [`run()`], updating `metrics` (records and bytes per connector, processor time, DLQ
+/// bytes, positions saved, acks pending). The handles are resolved here, once; the nodes
+/// update them once per batch.
+pub async fn run_with_metrics(
+    graph: Graph,
+    positions: Arc<dyn Positions>,
+    options: Options,
+    stop: watch::Receiver<bool>,
+    started: Option<tokio::sync::oneshot::Sender<()>>,
+    metrics: Option<PipelineMetrics>,
 ) -> Result<(), EngineError> {
     let Graph {
         sources,
@@ -542,6 +587,7 @@ pub async fn run(
         None => None,
         Some(node) => {
             let mut letters = DeadLetters::new(node);
+            letters.bytes = metrics.as_ref().map(PipelineMetrics::dlq_bytes);
             letters.open().await.map_err(|source| EngineError::Plugin {
                 node: "dead-letter queue".into(),
                 source,
@@ -585,13 +631,12 @@ pub async fn run(
                 done_tx.clone(),
                 dlq.clone(),
                 ackers.clone(),
+            )
+            .timed(metrics.as_ref());
+            tasks.spawn(
+                source_processors(chain, rx, batch_tx.clone(), cancel.clone())
+                    .instrument(node_span("source-processors", &node.id)),
             );
-            tasks.spawn(source_processors(
-                chain,
-                rx,
-                batch_tx.clone(),
-                cancel.clone(),
-            ));
             tx
         };
         let opened = opened.clone();
@@ -599,82 +644,92 @@ pub async fn run(
         let mut stop = stop.clone();
         let mut cancel = cancel.clone();
         let batch_size = options.batch_size.max(1);
-        tasks.spawn(async move {
-            let name = format!("source {}", node.id);
-            let fail = |source| EngineError::Plugin {
-                node: name.clone(),
-                source,
-            };
-            let start = positions
-                .load(&node.id)
-                .map_err(|reason| EngineError::Positions {
-                    connector: node.id.clone(),
-                    reason,
-                })?;
-            node.source.open(start).await.map_err(fail)?;
-            opened.one();
-            let mut batch_tx = Some(batch_tx);
-            loop {
-                // Acks first: every position released since the last read (cumulative, so
-                // the newest says it all). `None` from the acker: every ack is delivered.
-                let (newest, acker_done) = drain_acks(&mut ack_rx);
-                if let Some(position) = newest {
-                    node.source.ack(position).await.map_err(fail)?;
-                }
-                if acker_done {
-                    break;
-                }
-                let Some(sender) = batch_tx.as_ref() else {
-                    // Stopping: no more reads; wait for the last acks. Cancel-safety: `recv`
-                    // takes a position only when it completes.
+        let counted: Option<ConnectorMetrics> =
+            metrics.as_ref().map(|m| m.connector(&node.id, "source"));
+        let span = node_span("source", &node.id);
+        tasks.spawn(
+            async move {
+                let name = format!("source {}", node.id);
+                let fail = |source| EngineError::Plugin {
+                    node: name.clone(),
+                    source,
+                };
+                let start = positions
+                    .load(&node.id)
+                    .map_err(|reason| EngineError::Positions {
+                        connector: node.id.clone(),
+                        reason,
+                    })?;
+                node.source.open(start).await.map_err(fail)?;
+                opened.one();
+                let mut batch_tx = Some(batch_tx);
+                loop {
+                    // Acks first: every position released since the last read (cumulative, so
+                    // the newest says it all). `None` from the acker: every ack is delivered.
+                    let (newest, acker_done) = drain_acks(&mut ack_rx);
+                    if let Some(position) = newest {
+                        node.source.ack(position).await.map_err(fail)?;
+                    }
+                    if acker_done {
+                        break;
+                    }
+                    let Some(sender) = batch_tx.as_ref() else {
+                        // Stopping: no more reads; wait for the last acks. Cancel-safety: `recv`
+                        // takes a position only when it completes.
+                        tokio::select! {
+                            biased;
+                            _ = raised(&mut cancel) => return Ok(()),
+                            position = ack_rx.recv() => match position {
+                                Some(position) => node.source.ack(position).await.map_err(fail)?,
+                                None => break,
+                            },
+                        }
+                        continue;
+                    };
+                    // The read is raced only against a stop or a cancel, never against acks:
+                    // while the pipeline runs no read is dropped half-way, whatever the source
+                    // (acks wait for it; `read` returns within about IDLE_READ when idle). On
+                    // stop or cancel the source is torn down after the drain, and a restart
+                    // resumes from the last persisted position, so a dropped read loses
+                    // nothing that was acked; sources are cancel-safe on top of that
+                    // (`culvert_plugins::testing`).
+                    let began = Instant::now();
                     tokio::select! {
                         biased;
                         _ = raised(&mut cancel) => return Ok(()),
-                        position = ack_rx.recv() => match position {
-                            Some(position) => node.source.ack(position).await.map_err(fail)?,
-                            None => break,
-                        },
-                    }
-                    continue;
-                };
-                // The read is raced only against a stop or a cancel, never against acks:
-                // while the pipeline runs no read is dropped half-way, whatever the source
-                // (acks wait for it; `read` returns within about IDLE_READ when idle). On
-                // stop or cancel the source is torn down after the drain, and a restart
-                // resumes from the last persisted position, so a dropped read loses
-                // nothing that was acked; sources are cancel-safe on top of that
-                // (`culvert_plugins::testing`).
-                tokio::select! {
-                    biased;
-                    _ = raised(&mut cancel) => return Ok(()),
-                    _ = raised(&mut stop) => {
-                        // Stop reading; closing our output lets the rest drain.
-                        batch_tx = None;
-                    }
-                    read = node.source.read(batch_size) => {
-                        let mut records = read.map_err(fail)?;
-                        if records.is_empty() {
-                            continue;
+                        _ = raised(&mut stop) => {
+                            // Stop reading; closing our output lets the rest drain.
+                            batch_tx = None;
                         }
-                        stamp(&mut records, &node.id);
-                        let first = {
-                            let mut acker = acker.lock().expect("acker lock");
-                            let first = acker.next_ticket();
-                            for record in &records {
-                                acker.track(record.position.clone(), destination_count)?;
+                        read = node.source.read(batch_size) => {
+                            let mut records = read.map_err(fail)?;
+                            if records.is_empty() {
+                                continue;
                             }
-                            first
-                        };
-                        let tickets = Tickets::Run { first, count: records.len() };
-                        let batch = Batch { source: index, tickets, records };
-                        if sender.send(batch).await.is_err() {
-                            return Ok(()); // downstream is gone: cancelled
+                            stamp(&mut records, &node.id);
+                            if let Some(counted) = &counted {
+                                counted.observe(&records, began);
+                            }
+                            let first = {
+                                let mut acker = acker.lock().expect("acker lock");
+                                let first = acker.next_ticket();
+                                for record in &records {
+                                    acker.track(record.position.clone(), destination_count)?;
+                                }
+                                first
+                            };
+                            let tickets = Tickets::Run { first, count: records.len() };
+                            let batch = Batch { source: index, tickets, records };
+                            if sender.send(batch).await.is_err() {
+                                return Ok(()); // downstream is gone: cancelled
+                            }
                         }
                     }
                 }
+                node.source.teardown().await.map_err(fail)
             }
-            node.source.teardown().await.map_err(fail)
-        });
+            .instrument(span),
+        );
     }
     drop(batch_tx);
 
@@ -689,85 +744,110 @@ pub async fn run(
         let ackers = ackers.clone();
         let opened = opened.clone();
         let mut cancel = cancel.clone();
-        tasks.spawn(async move {
-            let name = format!("destination {}", node.id);
-            let fail = |source| EngineError::Plugin {
-                node: name.clone(),
-                source,
-            };
-            node.destination.open().await.map_err(fail)?;
-            opened.one();
-            let mut chain = Chain::new(
-                std::mem::take(&mut node.processors),
-                Some(index),
-                done_tx.clone(),
-                node_dlq,
-                ackers.clone(),
-            );
-            loop {
-                // Cancel-safety: `recv` takes a batch only when it completes.
-                let batch = tokio::select! {
-                    biased;
-                    _ = raised(&mut cancel) => return Ok(()),
-                    batch = rx.recv() => match batch {
-                        Some(batch) => batch,
-                        None => break,
-                    },
+        let counted: Option<ConnectorMetrics> = metrics
+            .as_ref()
+            .map(|m| m.connector(&node.id, "destination"));
+        let timed = metrics.clone();
+        let span = node_span("destination", &node.id);
+        tasks.spawn(
+            async move {
+                let name = format!("destination {}", node.id);
+                let fail = |source| EngineError::Plugin {
+                    node: name.clone(),
+                    source,
                 };
-                let (records, tickets) = if chain.nodes.is_empty() {
-                    (batch.records, batch.tickets)
-                } else {
-                    // Our own copy to change (no copy when we are the only destination).
-                    let mut records =
-                        Arc::try_unwrap(batch.records).unwrap_or_else(|shared| (*shared).clone());
-                    let mut tickets =
-                        Arc::try_unwrap(batch.tickets).unwrap_or_else(|shared| (*shared).clone());
-                    if !chain
-                        .apply(batch.source, &mut records, &mut tickets)
-                        .await?
-                    {
+                node.destination.open().await.map_err(fail)?;
+                opened.one();
+                let mut chain = Chain::new(
+                    std::mem::take(&mut node.processors),
+                    Some(index),
+                    done_tx.clone(),
+                    node_dlq,
+                    ackers.clone(),
+                )
+                .timed(timed.as_ref());
+                loop {
+                    // Cancel-safety: `recv` takes a batch only when it completes.
+                    let batch = tokio::select! {
+                        biased;
+                        _ = raised(&mut cancel) => return Ok(()),
+                        batch = rx.recv() => match batch {
+                            Some(batch) => batch,
+                            None => break,
+                        },
+                    };
+                    let (records, tickets) = if chain.nodes.is_empty() {
+                        (batch.records, batch.tickets)
+                    } else {
+                        // Our own copy to change (no copy when we are the only destination).
+                        let mut records = Arc::try_unwrap(batch.records)
+                            .unwrap_or_else(|shared| (*shared).clone());
+                        let mut tickets = Arc::try_unwrap(batch.tickets)
+                            .unwrap_or_else(|shared| (*shared).clone());
+                        if !chain
+                            .apply(batch.source, &mut records, &mut tickets)
+                            .await?
+                        {
+                            return Ok(());
+                        }
+                        (Arc::new(records), Arc::new(tickets))
+                    };
+                    if records.is_empty() {
+                        continue;
+                    }
+                    // A write dropped by a cancel is never reported as written, so none of its
+                    // records is acked: a restart sends them again.
+                    let began = Instant::now();
+                    let refused = tokio::select! {
+                        biased;
+                        _ = raised(&mut cancel) => return Ok(()),
+                        written = node.destination.write_each(&records) => written.map_err(fail)?,
+                    };
+                    if let Some(counted) = &counted {
+                        // Counted as written: the records the destination took.
+                        if refused.is_empty() {
+                            counted.observe(&records, began);
+                        } else {
+                            let written: Vec<Record> = records
+                                .iter()
+                                .enumerate()
+                                .filter(|(i, _)| !refused.iter().any(|(r, _)| r == i))
+                                .map(|(_, r)| r.clone())
+                                .collect();
+                            counted.observe(&written, began);
+                        }
+                    }
+                    // Records the destination refused go to the DLQ (then they count as
+                    // handled); without one that takes them, the pipeline stops.
+                    for (index, error) in refused {
+                        let record = &records[index];
+                        let refusal = |message: String| EngineError::Plugin {
+                            node: name.clone(),
+                            source: PluginError::Other(format!(
+                                "record at position {:?}: {message}",
+                                String::from_utf8_lossy(&record.position.0)
+                            )),
+                        };
+                        let Some(dlq) = &refused_dlq else {
+                            return Err(refusal(error));
+                        };
+                        let nacked = dlq.lock().await.nack(record, &error, &name).await;
+                        nacked.map_err(|e| refusal(e.to_string()))?;
+                    }
+                    let written = Done {
+                        source: batch.source,
+                        tickets: Arc::try_unwrap(tickets)
+                            .unwrap_or_else(|shared| (*shared).clone()),
+                        destination: Some(index),
+                    };
+                    if done_tx.send(written).await.is_err() {
                         return Ok(());
                     }
-                    (Arc::new(records), Arc::new(tickets))
-                };
-                if records.is_empty() {
-                    continue;
                 }
-                // A write dropped by a cancel is never reported as written, so none of its
-                // records is acked: a restart sends them again.
-                let refused = tokio::select! {
-                    biased;
-                    _ = raised(&mut cancel) => return Ok(()),
-                    written = node.destination.write_each(&records) => written.map_err(fail)?,
-                };
-                // Records the destination refused go to the DLQ (then they count as
-                // handled); without one that takes them, the pipeline stops.
-                for (index, error) in refused {
-                    let record = &records[index];
-                    let refusal = |message: String| EngineError::Plugin {
-                        node: name.clone(),
-                        source: PluginError::Other(format!(
-                            "record at position {:?}: {message}",
-                            String::from_utf8_lossy(&record.position.0)
-                        )),
-                    };
-                    let Some(dlq) = &refused_dlq else {
-                        return Err(refusal(error));
-                    };
-                    let nacked = dlq.lock().await.nack(record, &error, &name).await;
-                    nacked.map_err(|e| refusal(e.to_string()))?;
-                }
-                let written = Done {
-                    source: batch.source,
-                    tickets: Arc::try_unwrap(tickets).unwrap_or_else(|shared| (*shared).clone()),
-                    destination: Some(index),
-                };
-                if done_tx.send(written).await.is_err() {
-                    return Ok(());
-                }
+                node.destination.teardown().await.map_err(fail)
             }
-            node.destination.teardown().await.map_err(fail)
-        });
+            .instrument(span),
+        );
     }
 
     // Fan-in (the shared channel), the pipeline's processors, fan-out.
@@ -779,42 +859,47 @@ pub async fn run(
             done_tx.clone(),
             dlq.clone(),
             ackers.clone(),
-        );
+        )
+        .timed(metrics.as_ref());
         chain.acks = true;
-        tasks.spawn(async move {
-            loop {
-                // Cancel-safety: `recv` takes a batch only when it completes.
-                let mut batch = tokio::select! {
-                    biased;
-                    _ = raised(&mut cancel) => return Ok(()),
-                    batch = batch_rx.recv() => match batch {
-                        Some(batch) => batch,
-                        None => return Ok(()), // every source stopped: close the outputs
-                    },
-                };
-                if !chain
-                    .apply(batch.source, &mut batch.records, &mut batch.tickets)
-                    .await?
-                {
-                    return Ok(());
-                }
-                if batch.records.is_empty() {
-                    continue;
-                }
-                let records = Arc::new(batch.records);
-                let tickets = Arc::new(batch.tickets);
-                for tx in &dest_txs {
-                    let copy = Shared {
-                        source: batch.source,
-                        tickets: tickets.clone(),
-                        records: records.clone(),
+        let span = node_span("processors", "pipeline");
+        tasks.spawn(
+            async move {
+                loop {
+                    // Cancel-safety: `recv` takes a batch only when it completes.
+                    let mut batch = tokio::select! {
+                        biased;
+                        _ = raised(&mut cancel) => return Ok(()),
+                        batch = batch_rx.recv() => match batch {
+                            Some(batch) => batch,
+                            None => return Ok(()), // every source stopped: close the outputs
+                        },
                     };
-                    if tx.send(copy).await.is_err() {
+                    if !chain
+                        .apply(batch.source, &mut batch.records, &mut batch.tickets)
+                        .await?
+                    {
                         return Ok(());
+                    }
+                    if batch.records.is_empty() {
+                        continue;
+                    }
+                    let records = Arc::new(batch.records);
+                    let tickets = Arc::new(batch.tickets);
+                    for tx in &dest_txs {
+                        let copy = Shared {
+                            source: batch.source,
+                            tickets: tickets.clone(),
+                            records: records.clone(),
+                        };
+                        if tx.send(copy).await.is_err() {
+                            return Ok(());
+                        }
                     }
                 }
             }
-        });
+            .instrument(span),
+        );
     }
     drop(done_tx);
 
@@ -826,6 +911,9 @@ pub async fn run(
     // batched). invariant: a position is persisted before its source is told (2).
     {
         let mut cancel = cancel.clone();
+        let saved_count = metrics.as_ref().map(PipelineMetrics::positions_saved);
+        let pending = metrics.as_ref().map(PipelineMetrics::acks_pending);
+        let span = node_span("acker", "pipeline");
         tasks.spawn(async move {
             let mut unsaved: Vec<Option<Position>> = vec![None; source_ids.len()];
             let mut saving: Option<tokio::task::JoinHandle<Saved>> = None;
@@ -871,6 +959,9 @@ pub async fn run(
                             connector: source_ids[saved.source].clone(),
                             reason,
                         })?;
+                        if let Some(counter) = &saved_count {
+                            counter.inc();
+                        }
                         // The source may already be gone (cancelled); nothing to tell then.
                         let _ = ack_txs[saved.source].send(saved.position);
                     }
@@ -880,12 +971,19 @@ pub async fn run(
                             if let Some(position) = release(&ackers, &done, destination_count)? {
                                 unsaved[done.source] = Some(position);
                             }
+                            if let Some(pending) = &pending {
+                                let in_flight: usize = ackers
+                                    .iter()
+                                    .map(|a| a.lock().expect("acker lock").in_flight())
+                                    .sum();
+                                pending.set(i64::try_from(in_flight).unwrap_or(i64::MAX));
+                            }
                         }
                         None => reports_closed = true,
                     },
                 }
             }
-        });
+        }.instrument(span));
     }
 
     // Wait for every node: the first error cancels everything; a stop drains.

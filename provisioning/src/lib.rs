@@ -23,7 +23,10 @@ pub mod yaml;
 
 use crate::config::{Parsed, PipelineConfig, Problem, Severity};
 use culvert_commands::{CommandError, Context, ControlPlaneWriter};
-use culvert_domain::{Command, ControlPlane, PipelineId};
+use culvert_domain::{
+    Command, ConnectorId, ControlPlane, DomainError, EntityKind, PipelineId, ProcessorId,
+    ProcessorParent,
+};
 use culvert_plugins::{LookupError, Registry, Side, ValidateError};
 use culvert_processors::{ConfigureError, ProcessorRegistry};
 use std::collections::{BTreeMap, BTreeSet};
@@ -347,21 +350,7 @@ impl Provisioner {
         expected_hash: Option<&str>,
         dry_run: bool,
     ) -> Result<Applied, ApplyError> {
-        // The document goes through the file format's own validation.
-        let text = export::to_yaml(std::slice::from_ref(document));
-        let parsed = config::parse_verbatim("document", &text);
-        let mut problems: Vec<Problem> = parsed
-            .problems
-            .into_iter()
-            .filter(|p| p.severity == Severity::Error)
-            .collect();
-        let Some(pipeline) = parsed.pipelines.into_iter().next() else {
-            return Err(ApplyError::Invalid(strip_prefix(problems)));
-        };
-        problems.extend(self.check_plugins(&pipeline));
-        if !problems.is_empty() {
-            return Err(ApplyError::Invalid(strip_prefix(problems)));
-        }
+        let pipeline = self.checked(document)?;
         let id = PipelineId(pipeline.id.clone());
         let pipeline_id_text = pipeline.id.clone();
         let commands = {
@@ -396,6 +385,88 @@ impl Provisioner {
             hash,
             events,
         })
+    }
+
+    /// Create the pipeline `document` describes (ImportPipeline), with the same checks as
+    /// [`Provisioner::apply`] and as one `Provision` batch recorded with `actor`; the
+    /// pipeline stays API-managed and stopped whatever the document's status. Connectors
+    /// and processors get the ids `ids` maps their file ids to (`<pipeline>:<connector>`,
+    /// `<parent>:<processor>`, see [`plan::connector_id`]) when it names them, so that
+    /// entities created over the API keep theirs. A pipeline with the document's id that
+    /// exists already is refused ([`DomainError::IdAlreadyExists`]); nothing is written on
+    /// any error.
+    pub fn import(
+        &self,
+        document: &PipelineConfig,
+        ids: &BTreeMap<String, String>,
+        actor: &str,
+    ) -> Result<Applied, ApplyError> {
+        let exists = |state: &ControlPlane| {
+            let id = PipelineId(document.id.clone());
+            state.pipeline(&id).is_some().then(|| {
+                ApplyError::Command(CommandError::Domain(DomainError::IdAlreadyExists {
+                    kind: EntityKind::Pipeline,
+                    id: document.id.clone(),
+                }))
+            })
+        };
+        // An existing pipeline is the first thing to say, before any problem of the
+        // document.
+        if let Some(error) = exists(&self.writer.projections().read()) {
+            return Err(error);
+        }
+        let mut pipeline = self.checked(document)?;
+        pipeline.running = false;
+        let id = PipelineId(pipeline.id.clone());
+        let commands = {
+            let state = self.writer.projections().read();
+            if let Some(error) = exists(&state) {
+                return Err(error);
+            }
+            plan::plan(&state, &pipeline)
+        };
+        let commands: Vec<Command> = commands
+            .into_iter()
+            .map(|command| renamed(command, ids))
+            .collect();
+        let changes = commands.iter().filter_map(change).collect();
+        let hash = plan_hash(&id, &commands);
+        let command = Command::Provision {
+            pipeline: id,
+            file: None,
+            commands,
+        };
+        // A pipeline created meanwhile makes the batch's CreatePipeline fail: still nothing
+        // is written.
+        let events = self
+            .writer
+            .execute(&Context::new(actor), &command, None)?
+            .len();
+        Ok(Applied {
+            pipeline: pipeline.id,
+            changes,
+            hash,
+            events,
+        })
+    }
+
+    /// `document` through the file format's own validation and the plugins' checks.
+    fn checked(&self, document: &PipelineConfig) -> Result<PipelineConfig, ApplyError> {
+        let text = export::to_yaml(std::slice::from_ref(document));
+        let parsed = config::parse_verbatim("document", &text);
+        let mut problems: Vec<Problem> = parsed
+            .problems
+            .into_iter()
+            .filter(|p| p.severity == Severity::Error)
+            .collect();
+        let Some(pipeline) = parsed.pipelines.into_iter().next() else {
+            return Err(ApplyError::Invalid(strip_prefix(problems)));
+        };
+        problems.extend(self.check_plugins(&pipeline));
+        if !problems.is_empty() {
+            return Err(ApplyError::Invalid(strip_prefix(problems)));
+        }
+        Ok(pipeline)
     }
 
     fn execute(
@@ -622,6 +693,50 @@ fn change(command: &Command) -> Option<Change> {
 }
 
 /// A stable hash of a plan (FNV-1a over its commands), as hex.
+/// `command` with the connector and processor ids `ids` names replaced (an import's
+/// creations keep the exported ids).
+fn renamed(command: Command, ids: &BTreeMap<String, String>) -> Command {
+    let rename = |id: String| ids.get(&id).cloned().unwrap_or(id);
+    match command {
+        Command::CreateConnector {
+            id,
+            pipeline_id,
+            connector_type,
+            plugin,
+            name,
+            settings,
+        } => Command::CreateConnector {
+            id: ConnectorId(rename(id.0)),
+            pipeline_id,
+            connector_type,
+            plugin,
+            name,
+            settings,
+        },
+        Command::CreateProcessor {
+            id,
+            parent,
+            plugin,
+            settings,
+            condition,
+            workers,
+        } => Command::CreateProcessor {
+            id: ProcessorId(rename(id.0)),
+            parent: match parent {
+                ProcessorParent::Connector(c) => {
+                    ProcessorParent::Connector(ConnectorId(rename(c.0)))
+                }
+                other => other,
+            },
+            plugin,
+            settings,
+            condition,
+            workers,
+        },
+        other => other,
+    }
+}
+
 fn plan_hash(id: &PipelineId, commands: &[Command]) -> String {
     let text = format!("{id}{commands:?}");
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

@@ -33,7 +33,8 @@ use culvert_commands::{Context, ControlPlaneWriter, PipelineOrchestrator};
 use culvert_domain::ProcessorId;
 use culvert_domain::{ConnectorType, PipelineId, PipelineStatus, Position, StoppedReason};
 use culvert_engine::{
-    DeadLetterNode, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode,
+    DeadLetterNode, DestinationNode, Graph, Options, PipelineMetrics, Positions, ProcessorNode,
+    SourceNode,
 };
 use culvert_plugins::{ErrorKind, Lifecycle, Prepare, Registry, Settings, Side};
 use culvert_processors::{Parallel, ProcessorRegistry};
@@ -42,6 +43,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 /// The slot under which a source connector's position is kept.
 const POSITION_SLOT: &str = "position";
@@ -146,6 +148,8 @@ pub struct Supervisor {
     /// The thread that records them; joined at shutdown, since it holds the control plane
     /// (and so the database) until it ends.
     report_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Where running pipelines count what they move (`/metrics`), if anywhere.
+    metrics: std::sync::OnceLock<Arc<culvert_engine::Metrics>>,
 }
 
 type Apply = Box<
@@ -256,7 +260,14 @@ impl Supervisor {
             engines: Mutex::new(HashMap::new()),
             shutting_down: Arc::new(Mutex::new(false)),
             wake: Arc::new(tokio::sync::Notify::new()),
+            metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Count what pipelines started from now on move into `metrics` (set once; later calls
+    /// are ignored).
+    pub fn set_metrics(&self, metrics: Arc<culvert_engine::Metrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Act on the log until `shutdown` is raised, then drain every engine.
@@ -386,13 +397,15 @@ impl Supervisor {
         let requested = stop_requested.clone();
         let recovery = self.recovery;
         let wake = self.wake.clone();
+        // Every log line of the run (and of its nodes' spans) carries the pipeline's id.
+        let span = tracing::info_span!("pipeline", id = %id);
         let task = tokio::spawn(async move {
             let run = async move {
                 // Restarts after a failure, counted; reset after a healthy run of `window`.
                 let mut attempt: u32 = 0;
                 loop {
                     let nodes = first.take().unwrap_or_else(|| this.nodes(&pipeline));
-                    let (graph, activations) = match nodes {
+                    let (graph, activations, metrics) = match nodes {
                         Ok(nodes) => nodes,
                         Err(error) => {
                             tracing::warn!(pipeline = %pipeline, %error, "pipeline cannot start");
@@ -403,12 +416,13 @@ impl Supervisor {
                         }
                     };
                     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-                    let run = culvert_engine::run(
+                    let run = culvert_engine::run_with_metrics(
                         graph,
                         this.positions.clone(),
                         Options::default(),
                         stop_rx.clone(),
                         Some(started_tx),
+                        metrics,
                     );
                     tokio::pin!(run);
                     let mut started_at = None;
@@ -509,7 +523,7 @@ impl Supervisor {
             // The engine is gone: look again (a start that arrived while it was ending
             // found it still there and did nothing).
             wake.notify_one();
-        });
+        }.instrument(span));
         Engine {
             stop,
             task,
@@ -520,11 +534,41 @@ impl Supervisor {
 
     /// The pipeline's connectors and processors as engine nodes, or why they cannot be
     /// made (naming the connector or processor and the setting).
-    fn nodes(&self, id: &PipelineId) -> Result<(Graph, Activations), String> {
+    fn nodes(
+        &self,
+        id: &PipelineId,
+    ) -> Result<(Graph, Activations, Option<PipelineMetrics>), String> {
         let state = self.writer.projections().read();
         let pipeline = state
             .pipeline(id)
             .ok_or_else(|| format!("pipeline {id} not found"))?;
+        // Each node's plugin, for the metrics' labels.
+        let metrics = self.metrics.get().map(|m| {
+            let mut metrics = m.pipeline(&pipeline.name);
+            metrics.dlq(&pipeline.dlq.plugin);
+            for connector in pipeline
+                .connector_ids
+                .iter()
+                .filter_map(|c| state.connector(c))
+            {
+                metrics.plugin(connector.id.as_str(), &connector.plugin);
+                for processor in connector
+                    .processor_ids
+                    .iter()
+                    .filter_map(|p| state.processor(p))
+                {
+                    metrics.plugin(processor.id.as_str(), &processor.plugin);
+                }
+            }
+            for processor in pipeline
+                .processor_ids
+                .iter()
+                .filter_map(|p| state.processor(p))
+            {
+                metrics.plugin(processor.id.as_str(), &processor.plugin);
+            }
+            metrics
+        });
         let processors = |ids: &[ProcessorId]| -> Result<Vec<ProcessorNode>, String> {
             ids.iter()
                 .map(|processor_id| {
@@ -638,7 +682,7 @@ impl Supervisor {
                 }
             }
         }
-        Ok((graph, activations))
+        Ok((graph, activations, metrics))
     }
 
     /// `settings` with their sealed values opened (as stored when the control plane seals

@@ -7,6 +7,7 @@
 //! known path 501, as grpc-gateway does.
 //!
 //! Besides `/v1/...` and `/info` the port serves `/healthz` (`?service=NAME`), `/readyz`,
+//! `/metrics` (Prometheus, when [`HttpOptions::metrics`] is given; behind authentication),
 //! the OpenAPI document at `/openapi/api/v1/api.swagger.json` and Swagger UI at `/openapi/`
 //! (its assets are compiled in, so it works offline).
 //!
@@ -43,6 +44,8 @@ use tonic::codegen::BoxStream;
 pub struct HttpOptions {
     /// Largest request body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// What `/metrics` serves (`None`: no `/metrics` route).
+    pub metrics: Option<MetricsSource>,
 }
 
 impl Default for HttpOptions {
@@ -50,7 +53,26 @@ impl Default for HttpOptions {
         // The same limit gRPC puts on a received message by default.
         Self {
             max_body_bytes: 4 * 1024 * 1024,
+            metrics: None,
         }
+    }
+}
+
+/// The Prometheus document `/metrics` serves: its content type and a function that renders
+/// it at each scrape (the API knows nothing of the registry behind it).
+#[derive(Clone)]
+pub struct MetricsSource {
+    /// The document's `Content-Type`.
+    pub content_type: &'static str,
+    /// Renders the document.
+    pub render: std::sync::Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for MetricsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSource")
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
     }
 }
 
@@ -312,7 +334,7 @@ pub fn app(api: Api, options: &HttpOptions, auth: Auth) -> impl Endpoint<Output 
     let ui = service.swagger_ui();
     let health_api = api.clone();
     let ready_api = api;
-    poem::Route::new()
+    let route = poem::Route::new()
         .nest("/", service)
         .at(
             "/healthz",
@@ -328,7 +350,27 @@ pub fn app(api: Api, options: &HttpOptions, auth: Auth) -> impl Endpoint<Output 
                 async move { readyz(&api).await }
             })),
         )
-        .nest("/openapi", openapi_ui(spec, ui))
+        .nest("/openapi", openapi_ui(spec, ui));
+    let route = match options.metrics.clone() {
+        // Rendering reads /proc and walks the registry: off the async workers.
+        Some(metrics) => route.at(
+            "/metrics",
+            poem::get(poem::endpoint::make(move |_req: Request| {
+                let metrics = metrics.clone();
+                async move {
+                    let render = metrics.render.clone();
+                    let body = tokio::task::spawn_blocking(move || render())
+                        .await
+                        .unwrap_or_default();
+                    Response::builder()
+                        .content_type(metrics.content_type)
+                        .body(body)
+                }
+            })),
+        ),
+        None => route,
+    };
+    route
         .around(gateway_error)
         .around({
             let limit = options.max_body_bytes;

@@ -3,6 +3,7 @@
 
 use super::schema;
 use super::ApiError;
+use crate::export::PipelineExport;
 use crate::pb;
 use poem::{Request, RequestBody, Response};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaResponse, MetaResponses};
@@ -66,6 +67,29 @@ described! {
     pb::culvert::api::v1::ListEventsResponse => "culvert.api.v1.ListEventsResponse",
     pb::culvert::api::v1::GetAtResponse => "culvert.api.v1.GetAtResponse",
     pb::culvert::api::v1::DiffResponse => "culvert.api.v1.DiffResponse",
+}
+
+impl Described for PipelineExport {
+    fn schema_ref() -> MetaSchemaRef {
+        let mut extra = MetaSchema::new("object");
+        extra.properties = vec![
+            ("connectors", <Vec<v1::Connector>>::schema_ref()),
+            ("processors", <Vec<v1::Processor>>::schema_ref()),
+            ("dlq", v1::pipeline::Dlq::schema_ref()),
+        ];
+        let mut schema = MetaSchema::ANY;
+        schema.all_of = vec![
+            v1::Pipeline::schema_ref(),
+            MetaSchemaRef::Inline(Box::new(extra)),
+        ];
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+    fn register(registry: &mut Registry) {
+        v1::Pipeline::register(registry);
+        v1::Connector::register(registry);
+        v1::Processor::register(registry);
+        v1::pipeline::Dlq::register(registry);
+    }
 }
 
 impl<T: Described> Described for Vec<T> {

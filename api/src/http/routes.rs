@@ -3,6 +3,7 @@
 
 use super::payload::ProtoJson;
 use super::{call, grpc_request, query_values, stream_records, ApiError, RecordStream};
+use crate::export::PipelineExport;
 use crate::pb::api::v1 as pb;
 use crate::Api;
 use pb::connector_service_server::ConnectorService;
@@ -211,20 +212,22 @@ impl Routes {
         Ok(ProtoJson(reply.dlq.unwrap_or_default()))
     }
 
-    /// Export a pipeline with its connectors and processors.
+    /// Export a pipeline with its connectors, processors and dead-letter queue: the
+    /// pipeline's fields (as grpc-gateway's `response_body: "pipeline"`) with `connectors`,
+    /// `processors` and `dlq` beside them; secrets sealed.
     #[oai(
         path = "/v1/pipelines/:id/export",
         method = "post",
         tag = "Tag::PipelineService",
         operation_id = "PipelineService_ExportPipeline"
     )]
-    async fn export_pipeline(&self, req: &Request, id: Path<String>) -> Reply<pb::Pipeline> {
+    async fn export_pipeline(&self, req: &Request, id: Path<String>) -> Reply<PipelineExport> {
         let request = pb::ExportPipelineRequest { id: id.0 };
         let reply = call(self.api.export_pipeline(grpc_request(req, request))).await?;
-        Ok(ProtoJson(reply.pipeline.unwrap_or_default()))
+        Ok(ProtoJson(PipelineExport::from(reply)))
     }
 
-    /// Import a pipeline exported before.
+    /// Import a pipeline exported before (the body is what export answers), stopped.
     #[oai(
         path = "/v1/pipelines/import",
         method = "post",
@@ -234,11 +237,9 @@ impl Routes {
     async fn import_pipeline(
         &self,
         req: &Request,
-        pipeline: ProtoJson<pb::Pipeline>,
+        body: ProtoJson<PipelineExport>,
     ) -> Reply<pb::Pipeline> {
-        let request = pb::ImportPipelineRequest {
-            pipeline: Some(pipeline.0),
-        };
+        let request = pb::ImportPipelineRequest::from(body.0);
         let reply = call(self.api.import_pipeline(grpc_request(req, request))).await?;
         Ok(ProtoJson(reply.pipeline.unwrap_or_default()))
     }

@@ -1,5 +1,5 @@
 //! Client verbs of the `culvert` binary that talk to a running server over gRPC
-//! (`--grpc.address`): `pipelines ls|describe|create|start|stop|delete|export|import`,
+//! (`--grpc.address`): `pipelines ls|describe|create|start|stop|delete|export|import|inspect`,
 //! `connectors ls|describe`, `processors ls|describe`, `plugins ls`, `info`. Tables by
 //! default, `--json` for scripts (the same JSON as the HTTP API). How they reach the server
 //! (TLS, a bearer token, the CLI config file) is [`crate::client`]'s.
@@ -125,6 +125,30 @@ pub enum PipelinesCommand {
         /// Only show what would change (PlanPipeline).
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Print the records a connector handles (a source's produced, a destination's
+    /// received), or those going into (--in) or out of (--out, the default) a processor,
+    /// live, until the stream ends (the entity is deleted or its pipeline stops) or
+    /// --count records were printed. A slow reader loses records for itself only.
+    ///
+    /// Example: culvert pipelines inspect orders:pg-source --filter customer --count 10
+    Inspect {
+        /// The connector's or processor's id.
+        id: String,
+        /// A processor's incoming records.
+        #[arg(long = "in", conflicts_with = "output")]
+        input: bool,
+        /// A processor's outgoing records (the default for a processor).
+        #[arg(long = "out")]
+        output: bool,
+        /// Only records whose JSON contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Exit after this many records.
+        #[arg(long)]
+        count: Option<u64>,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -306,6 +330,14 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
                 server,
                 dry_run,
             } => import(&file, &server, dry_run).await,
+            PipelinesCommand::Inspect {
+                id,
+                input,
+                output,
+                filter,
+                count,
+                remote,
+            } => inspect(&id, input, output, filter.as_deref(), count, &remote).await,
         }
     })
 }
@@ -918,4 +950,138 @@ async fn import(
         }
     }
     Ok(())
+}
+
+/// What `pipelines inspect` follows.
+enum Inspected {
+    Connector,
+    ProcessorIn,
+    ProcessorOut,
+}
+
+/// `pipelines inspect`: the stream of InspectConnector or InspectProcessorIn/Out.
+async fn inspect(
+    id: &str,
+    input: bool,
+    output: bool,
+    filter: Option<&str>,
+    count: Option<u64>,
+    remote: &Remote,
+) -> Result<(), Failure> {
+    let channel = connect(&remote.server).await?;
+    let what = if input {
+        Inspected::ProcessorIn
+    } else if output {
+        Inspected::ProcessorOut
+    } else {
+        let mut connectors = ConnectorServiceClient::new(channel.clone());
+        match connectors
+            .get_connector(pb::GetConnectorRequest { id: id.to_owned() })
+            .await
+        {
+            Ok(_) => Inspected::Connector,
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                let mut processors = ProcessorServiceClient::new(channel.clone());
+                processors
+                    .get_processor(pb::GetProcessorRequest { id: id.to_owned() })
+                    .await
+                    .map_err(|_| Failure(2, format!("no connector or processor with id {id:?}")))?;
+                Inspected::ProcessorOut
+            }
+            Err(status) => return Err(status.into()),
+        }
+    };
+    let id = id.to_owned();
+    match what {
+        Inspected::Connector => {
+            let stream = ConnectorServiceClient::new(channel)
+                .inspect_connector(pb::InspectConnectorRequest { id })
+                .await?
+                .into_inner();
+            follow(stream, |r| r.record, filter, count, remote.json).await
+        }
+        Inspected::ProcessorIn => {
+            let stream = ProcessorServiceClient::new(channel)
+                .inspect_processor_in(pb::InspectProcessorInRequest { id })
+                .await?
+                .into_inner();
+            follow(stream, |r| r.record, filter, count, remote.json).await
+        }
+        Inspected::ProcessorOut => {
+            let stream = ProcessorServiceClient::new(channel)
+                .inspect_processor_out(pb::InspectProcessorOutRequest { id })
+                .await?
+                .into_inner();
+            follow(stream, |r| r.record, filter, count, remote.json).await
+        }
+    }
+}
+
+/// Print an inspector stream's records (those `filter` keeps) until it ends or `count`
+/// were printed.
+async fn follow<T>(
+    mut stream: tonic::Streaming<T>,
+    record: fn(T) -> Option<culvert_api::pb::opencdc::v1::Record>,
+    filter: Option<&str>,
+    count: Option<u64>,
+    json: bool,
+) -> Result<(), Failure> {
+    let mut printed = 0u64;
+    while count.is_none_or(|n| printed < n) {
+        let Some(message) = stream.message().await? else {
+            break;
+        };
+        let Some(record) = record(message) else {
+            continue;
+        };
+        let text = serde_json::to_string(&record)
+            .map_err(|e| Failure(1, format!("encoding a record: {e}")))?;
+        if filter.is_some_and(|f| !text.contains(f)) {
+            continue;
+        }
+        if json {
+            println!("{text}");
+        } else {
+            println!("{}", record_line(&record));
+        }
+        printed += 1;
+    }
+    Ok(())
+}
+
+/// A record on one line: position, operation, key, payload (after, else before), cut short.
+fn record_line(record: &culvert_api::pb::opencdc::v1::Record) -> String {
+    use culvert_api::pb::opencdc::v1::{data::Data as D, Data, Operation};
+    fn text(data: Option<&Data>) -> String {
+        match data.and_then(|d| d.data.as_ref()) {
+            None => "-".to_owned(),
+            Some(D::RawData(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            Some(D::StructuredData(s)) => serde_json::to_string(s).unwrap_or_default(),
+        }
+    }
+    fn cut(text: String, most: usize) -> String {
+        if text.chars().count() <= most {
+            return text;
+        }
+        let mut short: String = text.chars().take(most).collect();
+        short.push_str("...");
+        short
+    }
+    let operation = match Operation::try_from(record.operation) {
+        Ok(Operation::Create) => "create",
+        Ok(Operation::Update) => "update",
+        Ok(Operation::Delete) => "delete",
+        Ok(Operation::Snapshot) => "snapshot",
+        _ => "unspecified",
+    };
+    let payload = record
+        .payload
+        .as_ref()
+        .and_then(|p| p.after.as_ref().or(p.before.as_ref()));
+    format!(
+        "{}  {operation}  key={}  payload={}",
+        cut(String::from_utf8_lossy(&record.position).into_owned(), 40),
+        cut(text(record.key.as_ref()), 60),
+        cut(text(payload), 120),
+    )
 }

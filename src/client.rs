@@ -4,9 +4,9 @@
 //!
 //! The CLI config file (`--cli-config`, default `$XDG_CONFIG_HOME/culvert/cli.yaml` or
 //! `~/.config/culvert/cli.yaml`; a missing default file is fine) is YAML with the keys
-//! `grpc-address`, `token`, `tls-ca-file`, `tls-cert-file` and `tls-key-file` (relative
-//! paths are relative to the file). Since it may hold a token, it should be readable by
-//! its owner only; the CLI warns otherwise.
+//! `grpc-address`, `http-address` (for `culvert top`), `token`, `tls-ca-file`,
+//! `tls-cert-file` and `tls-key-file` (relative paths are relative to the file). Since it
+//! may hold a token, it should be readable by its owner only; the CLI warns otherwise.
 //!
 //! A connection uses TLS when the address is `https://...` or a CA or client certificate is
 //! given (server certificates are verified against the CA file, else the Mozilla roots
@@ -26,12 +26,21 @@ pub struct Server {
     /// (default 127.0.0.1:8084, or `grpc-address` in the CLI config file).
     #[arg(long = "grpc.address", env = "CULVERT_API_GRPC_ADDRESS")]
     pub grpc_address: Option<String>,
+    /// The token, TLS files and CLI config file.
+    #[command(flatten)]
+    pub access: Access,
+}
+
+/// How to prove who we are to a server, over gRPC or HTTP.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Access {
     /// Bearer token for a server that requires authentication (better given through
     /// CULVERT_TOKEN or the CLI config file's `token`, which other users cannot see).
     #[arg(long = "token", env = "CULVERT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// The CLI config file (YAML keys: grpc-address, token, tls-ca-file, tls-cert-file,
-    /// tls-key-file); default $XDG_CONFIG_HOME/culvert/cli.yaml or ~/.config/culvert/cli.yaml.
+    /// The CLI config file (YAML keys: grpc-address, http-address, token, tls-ca-file,
+    /// tls-cert-file, tls-key-file); default $XDG_CONFIG_HOME/culvert/cli.yaml or
+    /// ~/.config/culvert/cli.yaml.
     #[arg(long = "cli-config", env = "CULVERT_CLI_CONFIG")]
     pub cli_config: Option<PathBuf>,
     /// CA certificate(s), PEM, to verify the server's TLS certificate (turns TLS on).
@@ -82,18 +91,24 @@ impl tonic::service::Interceptor for Bearer {
 
 /// The settings after flags, environment and config file are merged.
 #[derive(Debug, Default)]
-struct Settings {
-    address: String,
-    token: Option<String>,
-    ca_file: Option<PathBuf>,
-    cert_file: Option<PathBuf>,
-    key_file: Option<PathBuf>,
+pub struct Settings {
+    /// The server's address (gRPC or HTTP, as asked).
+    pub address: String,
+    /// The bearer token, if any.
+    pub token: Option<String>,
+    /// The CA file to verify the server's certificate with.
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's key.
+    pub key_file: Option<PathBuf>,
 }
 
 /// What a CLI config file says.
 #[derive(Debug, Default)]
 struct FileSettings {
     address: Option<String>,
+    http_address: Option<String>,
     token: Option<String>,
     ca_file: Option<PathBuf>,
     cert_file: Option<PathBuf>,
@@ -103,14 +118,36 @@ struct FileSettings {
 impl Server {
     /// Flags (and environment) first, then the config file, then defaults.
     fn settings(&self) -> Result<Settings, ClientError> {
-        let file = self.config_file()?;
+        self.access.settings(
+            self.grpc_address.clone(),
+            |file| file.address.take(),
+            DEFAULT_ADDRESS,
+        )
+    }
+}
+
+impl Access {
+    /// The settings to reach a server's HTTP API at `address` (a flag's value, else the
+    /// config file's `http-address`, else `default`).
+    pub fn http_settings(
+        &self,
+        address: Option<String>,
+        default: &str,
+    ) -> Result<Settings, ClientError> {
+        self.settings(address, |file| file.http_address.take(), default)
+    }
+
+    fn settings(
+        &self,
+        address: Option<String>,
+        file_address: impl FnOnce(&mut FileSettings) -> Option<String>,
+        default: &str,
+    ) -> Result<Settings, ClientError> {
+        let mut file = self.config_file()?;
+        let from_file = file_address(&mut file);
         let pick = |flag: &Option<PathBuf>, from_file: Option<PathBuf>| flag.clone().or(from_file);
         Ok(Settings {
-            address: self
-                .grpc_address
-                .clone()
-                .or(file.address)
-                .unwrap_or_else(|| DEFAULT_ADDRESS.to_owned()),
+            address: address.or(from_file).unwrap_or_else(|| default.to_owned()),
             token: self.token.clone().filter(|t| !t.is_empty()).or(file.token),
             ca_file: pick(&self.tls_ca_file, file.ca_file),
             cert_file: pick(&self.tls_cert_file, file.cert_file),
@@ -205,6 +242,7 @@ fn parse_config(path: &Path, text: &str) -> Result<FileSettings, ClientError> {
         let file = || Some(base.join(&text));
         match key {
             "grpc-address" => settings.address = Some(text.clone()).filter(|t| !t.is_empty()),
+            "http-address" => settings.http_address = Some(text.clone()).filter(|t| !t.is_empty()),
             "token" => settings.token = Some(text.clone()).filter(|t| !t.is_empty()),
             "tls-ca-file" => settings.ca_file = file(),
             "tls-cert-file" => settings.cert_file = file(),
@@ -287,7 +325,7 @@ fn tls_config(settings: &Settings) -> Result<ClientTlsConfig, ClientError> {
 }
 
 /// An error with its sources, `a: b: c` (tonic's own message is just "transport error").
-fn chain(error: &dyn std::error::Error) -> String {
+pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -349,20 +387,29 @@ mod tests {
     fn flags_win_over_the_config_file_and_the_address_has_a_default() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("cli.yaml");
-        std::fs::write(&file, "token: from-file\ngrpc-address: file:1\n").unwrap();
-        let mut server = Server {
-            cli_config: Some(file.clone()),
-            ..Server::default()
-        };
+        std::fs::write(
+            &file,
+            "token: from-file\ngrpc-address: file:1\nhttp-address: file:3\n",
+        )
+        .unwrap();
+        let mut server = Server::default();
+        server.access.cli_config = Some(file.clone());
         let settings = server.settings().unwrap();
         assert_eq!(settings.token.as_deref(), Some("from-file"));
         assert_eq!(settings.address, "file:1");
-        server.token = Some("from-flag".to_owned());
+        let http = server.access.http_settings(None, "default:8080").unwrap();
+        assert_eq!(http.address, "file:3");
+        assert_eq!(http.token.as_deref(), Some("from-file"));
+        let http = server
+            .access
+            .http_settings(Some("flag:4".into()), "default:8080");
+        assert_eq!(http.unwrap().address, "flag:4");
+        server.access.token = Some("from-flag".to_owned());
         server.grpc_address = Some("flag:2".to_owned());
         let settings = server.settings().unwrap();
         assert_eq!(settings.token.as_deref(), Some("from-flag"));
         assert_eq!(settings.address, "flag:2");
-        server.cli_config = Some(dir.path().join("missing.yaml"));
+        server.access.cli_config = Some(dir.path().join("missing.yaml"));
         assert_eq!(server.settings().err().unwrap().code, 2);
     }
 

@@ -15,10 +15,13 @@ mod cli;
 mod client;
 mod logging;
 mod metrics;
+mod progress;
+mod prom;
 mod schemas;
 mod secrets;
 mod security;
 mod tools;
+mod top;
 
 use anyhow::Context as _;
 use clap::parser::ValueSource;
@@ -79,6 +82,11 @@ enum Commands {
     ///
     /// Example: culvert info --grpc.address 127.0.0.1:8084
     Info(cli::Remote),
+    /// A live view of every pipeline of a running server (from its /metrics): status,
+    /// records per second in and out per connector, processor time, DLQ, acks pending.
+    ///
+    /// Example: culvert top --http.address 127.0.0.1:8080 (or --once [--json])
+    Top(top::TopArgs),
     /// API bearer tokens: create one in a tokens file (`--api.auth.tokens-file`), or list
     /// a file's token names.
     ///
@@ -582,6 +590,7 @@ fn main() -> std::process::ExitCode {
         Commands::Processors(command) => cli::run_processors(command),
         Commands::Plugins(command) => cli::run_plugins(command),
         Commands::Info(remote) => cli::run_info(remote),
+        Commands::Top(args) => top::run(args),
         Commands::Tokens(command) => security::run_tokens(command),
         Commands::Events(tools::EventsCommand::Ls(args)) => tools::exit(tools::events_ls(args)),
         Commands::Events(tools::EventsCommand::Tail(args)) => tools::exit(tools::events_tail(args)),
@@ -1093,6 +1102,10 @@ async fn serve(
         args.recovery()?,
     );
     supervisor.set_metrics(metrics.clone());
+    // The stream inspector's sessions: the API opens them, running pipelines feed them.
+    let inspectors = Arc::new(culvert_engine::Inspectors::default());
+    inspectors.set_metrics(&metrics);
+    supervisor.set_inspectors(inspectors.clone());
     metrics
         .connector_plugins
         .set(plugins.specifications().count() as i64);
@@ -1109,6 +1122,7 @@ async fn serve(
     let supervisor = tokio::spawn(supervisor.run(rx.clone()));
     let api = culvert_api::Api::with_plugins(writer, plugins, processor_plugins)
         .with_shutdown(rx.clone())
+        .with_inspectors(inspectors)
         .with_start_wait(std::time::Duration::from_secs(30));
     let grpc_options = culvert_api::GrpcOptions {
         max_message_bytes: args.grpc_max_message_bytes,

@@ -21,6 +21,7 @@
 //! unknown id, a sequence past the end, a time before the first event), 3 the environment
 //! (a data directory that does not exist or is not ours).
 
+use crate::progress::Progress;
 use chrono::{DateTime, Utc};
 use culvert_api::redact::{PluginSpecs, Redactor};
 use culvert_domain::{ControlPlane, RecordedEvent, Seq, StreamId};
@@ -657,6 +658,7 @@ pub fn replay(data: DataDir, to: u64, into: PathBuf) -> Result<(), Failure> {
     .map_err(|e| Failure(3, format!("creating {}: {e}", into.display())))?;
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut copied = 0u64;
+    let mut progress = Progress::new("replay", "events", to);
     scan(&store, Seq(1), |event| {
         if event.seq.0 > to {
             return Ok(false);
@@ -665,12 +667,15 @@ pub fn replay(data: DataDir, to: u64, into: PathBuf) -> Result<(), Failure> {
         if chunk.len() == CHUNK {
             target.import(&chunk).map_err(runtime)?;
             copied += chunk.len() as u64;
+            progress.advance(chunk.len() as u64);
             chunk.clear();
         }
         Ok(true)
     })?;
     target.import(&chunk).map_err(runtime)?;
     copied += chunk.len() as u64;
+    progress.advance(chunk.len() as u64);
+    progress.finish();
     println!(
         "replayed {copied} events (1..={to}) into {}; start a server on it with \
          --db.rocksdb.path {}",
@@ -688,6 +693,7 @@ pub fn verify(data: DataDir) -> Result<(), Failure> {
     let mut expected = 1u64;
     let mut last_time: Option<DateTime<Utc>> = None;
     let problem = |seq: u64, what: String| Failure(1, format!("event {seq}: {what}"));
+    let mut progress = Progress::new("verify", "events", head.0);
     while expected <= head.0 {
         let chunk = match store.read_from(Seq(expected), CHUNK) {
             Ok(chunk) => chunk,
@@ -732,7 +738,9 @@ pub fn verify(data: DataDir) -> Result<(), Failure> {
             last_time = Some(event.recorded_at);
             expected += 1;
         }
+        progress.advance(chunk.len() as u64);
     }
+    progress.finish();
     println!(
         "ok: {} events, {} streams, sequence gapless, every event decodes, stream versions consecutive",
         head.0,

@@ -5,37 +5,17 @@
 //! the same pipeline (ids, names, settings, order, DLQ; stopped), the secret never in clear
 //! in any export; the imported pipeline runs.
 
-use crate::harness::{culvert, data_dir, json_lines, wait_until, Server};
+use crate::harness::{
+    culvert, data_dir, grpc_clients as connect, json_lines, wait_until, GrpcClients as Clients,
+    Server,
+};
 use crate::http_client::{call, call_any};
 use culvert_api::pb::api::v1 as pb;
-use pb::connector_service_client::ConnectorServiceClient;
-use pb::pipeline_service_client::PipelineServiceClient;
-use pb::processor_service_client::ProcessorServiceClient;
 use std::collections::HashMap;
 use std::path::Path;
-use tonic::transport::Channel;
 use tonic::Code;
 
 const SECRET: &str = "Bearer xyz-export-secret";
-
-struct Clients {
-    pipelines: PipelineServiceClient<Channel>,
-    connectors: ConnectorServiceClient<Channel>,
-    processors: ProcessorServiceClient<Channel>,
-}
-
-async fn connect(address: &str) -> Clients {
-    let channel = Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect to the gRPC API");
-    Clients {
-        pipelines: PipelineServiceClient::new(channel.clone()),
-        connectors: ConnectorServiceClient::new(channel.clone()),
-        processors: ProcessorServiceClient::new(channel),
-    }
-}
 
 fn settings(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs

@@ -245,3 +245,31 @@ pub fn listed_names(address: &str, route: &str) -> Vec<String> {
         .map(|p| p["name"].as_str().expect("a name").to_owned())
         .collect()
 }
+
+/// The api.v1 gRPC clients a test drives a server with, on one channel.
+pub struct GrpcClients {
+    pub pipelines: culvert_api::pb::api::v1::pipeline_service_client::PipelineServiceClient<
+        tonic::transport::Channel,
+    >,
+    pub connectors: culvert_api::pb::api::v1::connector_service_client::ConnectorServiceClient<
+        tonic::transport::Channel,
+    >,
+    pub processors: culvert_api::pb::api::v1::processor_service_client::ProcessorServiceClient<
+        tonic::transport::Channel,
+    >,
+}
+
+/// Connect the api.v1 clients to the gRPC API at `address`.
+pub async fn grpc_clients(address: &str) -> GrpcClients {
+    use culvert_api::pb::api::v1 as pb;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the gRPC API");
+    GrpcClients {
+        pipelines: pb::pipeline_service_client::PipelineServiceClient::new(channel.clone()),
+        connectors: pb::connector_service_client::ConnectorServiceClient::new(channel.clone()),
+        processors: pb::processor_service_client::ProcessorServiceClient::new(channel),
+    }
+}

@@ -689,6 +689,34 @@ async fn mutual_tls_accepts_the_ca_s_clients_and_refuses_others() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("by-alice"), "{stdout}");
+    // `culvert top` scrapes /metrics over HTTPS with the same files.
+    let (code, stdout, stderr) = culvert(&[
+        "top",
+        "--once",
+        "--json",
+        "--interval",
+        "50ms",
+        "--http.address",
+        &address,
+        "--tls-ca-file",
+        ca.to_str().unwrap(),
+        "--tls-cert-file",
+        alice.0.to_str().unwrap(),
+        "--tls-key-file",
+        alice.1.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let view: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(view["pipelines"][0]["name"], "by-alice", "{view}");
+    let (code, _, stderr) = culvert(&[
+        "top",
+        "--once",
+        "--http.address",
+        &format!("https://{address}"),
+        "--tls-ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "without a certificate: {stderr}");
     // Without a certificate the CLI is told it must authenticate.
     let (code, _, stderr) = culvert(&[
         "pipelines",

@@ -201,6 +201,11 @@ fn event_log_tools_answer_from_the_log() {
         out.starts_with(&format!("replayed {second} events")),
         "{out}"
     );
+    // Progress goes to stderr (not a terminal here: plain lines), ending with a summary.
+    assert!(
+        stderr.contains(&format!("replay: {second}/{second} events in ")),
+        "{stderr}"
+    );
     let mut server = Server::start(&replayed, &[]);
     let address = server.http_address();
     let reply = request(&address, "GET", &format!("/v1/pipelines/{id}"), &[], None);
@@ -212,6 +217,11 @@ fn event_log_tools_answer_from_the_log() {
     let (code, out, stderr) = culvert(&["verify", "--db.rocksdb.path", &data_arg]);
     assert_eq!(code, 0, "{stderr}");
     assert!(out.starts_with("ok: "), "{out}");
+    let events = out.split_whitespace().nth(1).unwrap();
+    assert!(
+        stderr.contains(&format!("verify: {events}/{events} events in ")),
+        "{stderr}"
+    );
     let corrupt = dir.path().join("corrupt");
     copy_dir(&data, &corrupt);
     let bad_seq = {

@@ -2,7 +2,7 @@
 
 use crate::auth::{Authenticated, Security};
 use crate::convert;
-use crate::error::{invalid, not_yet, to_status};
+use crate::error::{invalid, to_status};
 use crate::pb::api::v1 as pb;
 use culvert_commands::{
     CommandError, ConnectorOrchestrator, Context, ControlPlaneWriter, PipelineOrchestrator,
@@ -45,6 +45,8 @@ pub struct Api {
     processors: ProcessorOrchestrator,
     /// What answers show of settings (never a secret).
     redactor: crate::redact::Redactor,
+    /// The stream inspector's sessions (fed by the engine when the server shares them).
+    inspectors: Arc<culvert_engine::Inspectors>,
 }
 
 impl Api {
@@ -72,6 +74,7 @@ impl Api {
         );
         Self {
             redactor,
+            inspectors: Arc::new(culvert_engine::Inspectors::default()),
             start_wait: None,
             list_scan_limit: crate::events::LIST_SCAN_LIMIT,
             shutdown,
@@ -88,6 +91,39 @@ impl Api {
             processors: ProcessorOrchestrator::new(writer.clone()),
             writer,
         }
+    }
+
+    /// Serve the stream inspector from `inspectors` (the registry the engine feeds).
+    pub fn with_inspectors(mut self, inspectors: Arc<culvert_engine::Inspectors>) -> Self {
+        self.inspectors = inspectors;
+        self
+    }
+
+    /// Open an inspector session on `side` of `id`, which must exist (`kind` and `exists`
+    /// say how to check) now and after the session is registered (so a deletion between
+    /// the two cannot leave it open).
+    fn inspect(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        side: culvert_engine::inspect::Side,
+    ) -> Result<culvert_engine::inspect::Session, Status> {
+        require_id(id)?;
+        let exists = || {
+            let state = self.writer.projections().read();
+            match kind {
+                EntityKind::Connector => state.connector(&ConnectorId(id.to_owned())).is_some(),
+                _ => state.processor(&ProcessorId(id.to_owned())).is_some(),
+            }
+        };
+        if !exists() {
+            return Err(not_found(kind, id));
+        }
+        let session = self.inspectors.open(id, side);
+        if !exists() {
+            return Err(not_found(kind, id));
+        }
+        Ok(session)
     }
 
     /// End the API's endless streams (WatchEvents) when `shutdown` turns true.
@@ -735,12 +771,21 @@ impl ConnectorService for Api {
 
     async fn inspect_connector(
         &self,
-        _request: Request<pb::InspectConnectorRequest>,
+        request: Request<pb::InspectConnectorRequest>,
     ) -> Result<Response<Self::InspectConnectorStream>, Status> {
-        Err(not_yet(
-            "InspectConnector",
-            "the stream inspector is not built yet",
-        ))
+        let id = &request.get_ref().id;
+        let session = self.inspect(
+            EntityKind::Connector,
+            id,
+            culvert_engine::inspect::Side::Connector,
+        )?;
+        Ok(Response::new(crate::inspect::stream(
+            session,
+            self.shutdown(),
+            |record| pb::InspectConnectorResponse {
+                record: Some(record),
+            },
+        )))
     }
 
     async fn get_connector(
@@ -910,22 +955,36 @@ impl ProcessorService for Api {
 
     async fn inspect_processor_in(
         &self,
-        _request: Request<pb::InspectProcessorInRequest>,
+        request: Request<pb::InspectProcessorInRequest>,
     ) -> Result<Response<Self::InspectProcessorInStream>, Status> {
-        Err(not_yet(
-            "InspectProcessorIn",
-            "the stream inspector is not built yet",
-        ))
+        let id = &request.get_ref().id;
+        let session = self.inspect(EntityKind::Processor, id, culvert_engine::inspect::Side::In)?;
+        Ok(Response::new(crate::inspect::stream(
+            session,
+            self.shutdown(),
+            |record| pb::InspectProcessorInResponse {
+                record: Some(record),
+            },
+        )))
     }
 
     async fn inspect_processor_out(
         &self,
-        _request: Request<pb::InspectProcessorOutRequest>,
+        request: Request<pb::InspectProcessorOutRequest>,
     ) -> Result<Response<Self::InspectProcessorOutStream>, Status> {
-        Err(not_yet(
-            "InspectProcessorOut",
-            "the stream inspector is not built yet",
-        ))
+        let id = &request.get_ref().id;
+        let session = self.inspect(
+            EntityKind::Processor,
+            id,
+            culvert_engine::inspect::Side::Out,
+        )?;
+        Ok(Response::new(crate::inspect::stream(
+            session,
+            self.shutdown(),
+            |record| pb::InspectProcessorOutResponse {
+                record: Some(record),
+            },
+        )))
     }
 
     async fn get_processor(

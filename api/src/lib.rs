@@ -25,6 +25,7 @@ mod events;
 pub mod export;
 mod grpc;
 pub mod http;
+mod inspect;
 mod limits;
 mod plugins;
 pub mod redact;

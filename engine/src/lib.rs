@@ -14,6 +14,7 @@
 //!   every batch; a dropped record is acked; a failed one goes to the [`dlq`] (and is then
 //!   acked) within its tolerance, else it stops the pipeline.
 //!
+//! * [`inspect`]: the stream inspector's sessions, fed once per batch by the nodes.
 //! * [`metrics`]: the Prometheus registry and the handles nodes update once per batch.
 //!
 //! The subscriber that starts and stops engines on the control plane's events lives in the
@@ -21,13 +22,15 @@
 
 pub mod acker;
 pub mod dlq;
+pub mod inspect;
 pub mod metrics;
 pub mod process;
 pub mod run;
 
 pub use dlq::DeadLetterNode;
+pub use inspect::Inspectors;
 pub use metrics::{Metrics, PipelineMetrics};
 pub use run::{
-    run, run_with_metrics, DestinationNode, EngineError, Graph, Options, Positions, ProcessorNode,
-    SourceNode,
+    run, run_observed, run_with_metrics, DestinationNode, EngineError, Graph, Options, Positions,
+    ProcessorNode, SourceNode,
 };

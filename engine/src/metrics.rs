@@ -102,6 +102,13 @@ pub struct PipelineLabel {
     pub pipeline_name: String,
 }
 
+/// The `component_id` label alone (a connector's or processor's id).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabel {
+    /// The entity's id.
+    pub component_id: String,
+}
+
 /// The `type` label alone.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -144,6 +151,11 @@ pub struct Metrics {
     pub positions_saved: Family<PipelineLabel, Counter>,
     /// `culvert_acks_pending{pipeline_name}`: records read and not yet acked.
     pub acks_pending: Family<PipelineLabel, Gauge>,
+    /// `conduit_inspector_sessions{component_id}`: open stream-inspector sessions.
+    pub inspector_sessions: Family<ComponentLabel, Gauge>,
+    /// `conduit_inspector_dropped_records_total{component_id}`: records an inspector
+    /// session lost because its buffer was full.
+    pub inspector_dropped: Family<ComponentLabel, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -252,8 +264,22 @@ impl Metrics {
             "Records read from sources and not yet acked, per pipeline.",
             acks_pending.clone(),
         );
+        let inspector_sessions = Family::default();
+        registry.register(
+            "conduit_inspector_sessions",
+            "Open stream-inspector sessions, per connector or processor.",
+            inspector_sessions.clone(),
+        );
+        let inspector_dropped = Family::default();
+        registry.register(
+            "conduit_inspector_dropped_records",
+            "Records dropped for an inspector session whose buffer was full.",
+            inspector_dropped.clone(),
+        );
         registry.register_collector(Box::new(crate::process::ProcessCollector::new()));
         Self {
+            inspector_sessions,
+            inspector_dropped,
             registry,
             pipelines,
             pipeline_status,

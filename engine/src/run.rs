@@ -44,6 +44,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use crate::inspect::{Closed, Inspectors, Side};
+
 /// Where positions are persisted (the store's position store, in production).
 pub trait Positions: Send + Sync {
     /// The last persisted position of a source connector.
@@ -245,6 +247,7 @@ async fn process(
     records: &mut Vec<Record>,
     tickets: &mut Tickets,
     outcomes: &mut Vec<Outcome>,
+    inspectors: Option<&Inspectors>,
     mut expand: impl FnMut(Ticket, u32) -> Result<(), EngineError>,
 ) -> Result<Processed, EngineError> {
     let mut dropped = Vec::new();
@@ -252,6 +255,9 @@ async fn process(
     for (index, node) in chain.iter_mut().enumerate() {
         if records.is_empty() {
             break;
+        }
+        if let Some(inspectors) = inspectors {
+            inspectors.send(&node.id, Side::In, records);
         }
         outcomes.clear();
         outcomes.resize(records.len(), Outcome::Keep);
@@ -267,6 +273,9 @@ async fn process(
             timer.observe(began.elapsed().as_secs_f64());
         }
         if outcomes.iter().all(|o| *o == Outcome::Keep) {
+            if let Some(inspectors) = inspectors {
+                inspectors.send(&node.id, Side::Out, records);
+            }
             continue;
         }
         let mut kept_tickets = Vec::with_capacity(records.len());
@@ -307,6 +316,9 @@ async fn process(
         }
         *records = kept;
         *tickets = Tickets::List(kept_tickets);
+        if let Some(inspectors) = inspectors {
+            inspectors.send(&node.id, Side::Out, records);
+        }
     }
     Ok(Processed { dropped, failed })
 }
@@ -327,6 +339,8 @@ struct Chain {
     /// Whether the records through this chain count as handled in the DLQ's window (the
     /// pipeline's chain: every record passes it once).
     acks: bool,
+    /// Where inspector sessions get copies of the records in and out of each processor.
+    inspectors: Option<Arc<Inspectors>>,
 }
 
 impl Chain {
@@ -346,7 +360,14 @@ impl Chain {
             dlq,
             ackers,
             acks: false,
+            inspectors: None,
         }
+    }
+
+    /// Copy the records in and out of each processor to `inspectors`' sessions.
+    fn inspected(mut self, inspectors: Option<&Arc<Inspectors>>) -> Self {
+        self.inspectors = inspectors.cloned();
+        self
     }
 
     /// Time each processor into `metrics`' histograms.
@@ -389,6 +410,7 @@ impl Chain {
             records,
             tickets,
             &mut self.outcomes,
+            self.inspectors.as_deref(),
             expand,
         )
         .await?;
@@ -551,6 +573,63 @@ pub async fn run_with_metrics(
     started: Option<tokio::sync::oneshot::Sender<()>>,
     metrics: Option<PipelineMetrics>,
 ) -> Result<(), EngineError> {
+    run_observed(graph, positions, options, stop, started, metrics, None).await
+}
+
+/// As [`run_with_metrics()`], also handing copies of the records each connector and
+/// processor handles to `inspectors`' sessions (once per batch; nothing is copied while
+/// no session watches the node). When the run ends, every session on its connectors and
+/// processors is closed ([`Closed::Stopped`]).
+pub async fn run_observed(
+    graph: Graph,
+    positions: Arc<dyn Positions>,
+    options: Options,
+    stop: watch::Receiver<bool>,
+    started: Option<tokio::sync::oneshot::Sender<()>>,
+    metrics: Option<PipelineMetrics>,
+    inspectors: Option<Arc<Inspectors>>,
+) -> Result<(), EngineError> {
+    let inspected: Vec<String> = match &inspectors {
+        None => Vec::new(),
+        Some(_) => graph
+            .sources
+            .iter()
+            .flat_map(|s| std::iter::once(&s.id).chain(s.processors.iter().map(|p| &p.id)))
+            .chain(graph.processors.iter().map(|p| &p.id))
+            .chain(
+                graph
+                    .destinations
+                    .iter()
+                    .flat_map(|d| std::iter::once(&d.id).chain(d.processors.iter().map(|p| &p.id))),
+            )
+            .cloned()
+            .collect(),
+    };
+    let result = run_graph(
+        graph,
+        positions,
+        options,
+        stop,
+        started,
+        metrics,
+        inspectors.clone(),
+    )
+    .await;
+    if let Some(inspectors) = inspectors {
+        inspectors.close_where(|id| inspected.iter().any(|n| n == id), Closed::Stopped);
+    }
+    result
+}
+
+async fn run_graph(
+    graph: Graph,
+    positions: Arc<dyn Positions>,
+    options: Options,
+    stop: watch::Receiver<bool>,
+    started: Option<tokio::sync::oneshot::Sender<()>>,
+    metrics: Option<PipelineMetrics>,
+    inspectors: Option<Arc<Inspectors>>,
+) -> Result<(), EngineError> {
     let Graph {
         sources,
         processors: pipeline_processors,
@@ -632,7 +711,8 @@ pub async fn run_with_metrics(
                 dlq.clone(),
                 ackers.clone(),
             )
-            .timed(metrics.as_ref());
+            .timed(metrics.as_ref())
+            .inspected(inspectors.as_ref());
             tasks.spawn(
                 source_processors(chain, rx, batch_tx.clone(), cancel.clone())
                     .instrument(node_span("source-processors", &node.id)),
@@ -647,6 +727,7 @@ pub async fn run_with_metrics(
         let counted: Option<ConnectorMetrics> =
             metrics.as_ref().map(|m| m.connector(&node.id, "source"));
         let span = node_span("source", &node.id);
+        let inspect = inspectors.clone();
         tasks.spawn(
             async move {
                 let name = format!("source {}", node.id);
@@ -707,6 +788,9 @@ pub async fn run_with_metrics(
                                 continue;
                             }
                             stamp(&mut records, &node.id);
+                            if let Some(inspect) = &inspect {
+                                inspect.send(&node.id, Side::Connector, &records);
+                            }
                             if let Some(counted) = &counted {
                                 counted.observe(&records, began);
                             }
@@ -749,6 +833,7 @@ pub async fn run_with_metrics(
             .map(|m| m.connector(&node.id, "destination"));
         let timed = metrics.clone();
         let span = node_span("destination", &node.id);
+        let inspect = inspectors.clone();
         tasks.spawn(
             async move {
                 let name = format!("destination {}", node.id);
@@ -765,7 +850,8 @@ pub async fn run_with_metrics(
                     node_dlq,
                     ackers.clone(),
                 )
-                .timed(timed.as_ref());
+                .timed(timed.as_ref())
+                .inspected(inspect.as_ref());
                 loop {
                     // Cancel-safety: `recv` takes a batch only when it completes.
                     let batch = tokio::select! {
@@ -794,6 +880,9 @@ pub async fn run_with_metrics(
                     };
                     if records.is_empty() {
                         continue;
+                    }
+                    if let Some(inspect) = &inspect {
+                        inspect.send(&node.id, Side::Connector, &records);
                     }
                     // A write dropped by a cancel is never reported as written, so none of its
                     // records is acked: a restart sends them again.
@@ -860,7 +949,8 @@ pub async fn run_with_metrics(
             dlq.clone(),
             ackers.clone(),
         )
-        .timed(metrics.as_ref());
+        .timed(metrics.as_ref())
+        .inspected(inspectors.as_ref());
         chain.acks = true;
         let span = node_span("processors", "pipeline");
         tasks.spawn(

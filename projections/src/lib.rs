@@ -25,6 +25,8 @@ pub const SNAPSHOT_NAME: &str = "control-plane";
 pub const SNAPSHOT_FORMAT: u32 = 1;
 /// How many events are read from the log at a time while folding.
 const READ_CHUNK: usize = 4096;
+/// How often a long rebuild at start logs its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why a projection could not be built or advanced.
 #[derive(Debug, Error)]
@@ -91,7 +93,25 @@ impl Projections {
             }
             None => (ControlPlane::new(), None),
         };
-        let folded = fold_range(&mut state, log, Seq(u64::MAX))?;
+        // A long rebuild says how far it is, every PROGRESS_EVERY.
+        let total = log.head().0.saturating_sub(state.last_seq().0);
+        let began = std::time::Instant::now();
+        let mut logged = began;
+        let mut progress = |folded: u64| {
+            let now = std::time::Instant::now();
+            if now.duration_since(logged) >= PROGRESS_EVERY {
+                logged = now;
+                let rate = folded as f64 / now.duration_since(began).as_secs_f64();
+                tracing::info!(
+                    folded,
+                    total,
+                    percent = folded.saturating_mul(100) / total.max(1),
+                    per_second = rate as u64,
+                    "rebuilding control-plane projections"
+                );
+            }
+        };
+        let folded = fold_range_with(&mut state, log, Seq(u64::MAX), &mut progress)?;
         let report = OpenReport {
             snapshot_seq,
             folded,
@@ -232,6 +252,16 @@ fn fold_range(
     log: &dyn EventLog,
     until: Seq,
 ) -> Result<u64, ProjectionError> {
+    fold_range_with(state, log, until, &mut |_| {})
+}
+
+/// As [`fold_range`], telling `progress` the events folded so far after each chunk.
+fn fold_range_with(
+    state: &mut ControlPlane,
+    log: &dyn EventLog,
+    until: Seq,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, ProjectionError> {
     let mut folded = 0;
     while state.last_seq() < until {
         let want = (until.0 - state.last_seq().0).min(READ_CHUNK as u64) as usize;
@@ -250,6 +280,7 @@ fn fold_range(
             state.evolve(&decode(stored)?);
             folded += 1;
         }
+        progress(folded);
     }
     Ok(folded)
 }

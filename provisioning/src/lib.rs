@@ -179,7 +179,9 @@ impl Provisioner {
         let files = Self::files(path)?;
         let mut report = Report::default();
         let mut parsed: Vec<(String, Parsed)> = Vec::new();
+        let mut ticker = Ticker::new("reading files", files.len());
         for file in &files {
+            ticker.tick(parsed.len());
             let name = file.display().to_string();
             report.files.push(name.clone());
             let one = match std::fs::read_to_string(file) {
@@ -233,7 +235,9 @@ impl Provisioner {
         for pipeline in valid {
             by_id.entry(pipeline.id.clone()).or_default().push(pipeline);
         }
-        for (id, copies) in by_id {
+        let mut ticker = Ticker::new("provisioning pipelines", by_id.len());
+        for (done, (id, copies)) in by_id.into_iter().enumerate() {
+            ticker.tick(done);
             if copies.len() > 1 {
                 let places: Vec<String> = copies
                     .iter()
@@ -745,6 +749,43 @@ fn plan_hash(id: &PipelineId, commands: &[Command]) -> String {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{hash:016x}")
+}
+
+/// Logs how far a long step of provisioning (many files) is, at most every two seconds.
+struct Ticker {
+    step: &'static str,
+    total: usize,
+    began: std::time::Instant,
+    logged: std::time::Instant,
+}
+
+impl Ticker {
+    fn new(step: &'static str, total: usize) -> Self {
+        let now = std::time::Instant::now();
+        Self {
+            step,
+            total,
+            began: now,
+            logged: now,
+        }
+    }
+
+    /// `done` of the total are done.
+    fn tick(&mut self, done: usize) {
+        let now = std::time::Instant::now();
+        if now.duration_since(self.logged) < std::time::Duration::from_secs(2) {
+            return;
+        }
+        self.logged = now;
+        let rate = done as f64 / now.duration_since(self.began).as_secs_f64();
+        tracing::info!(
+            step = self.step,
+            done,
+            total = self.total,
+            per_second = rate as u64,
+            "provisioning pipeline files"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -150,6 +150,8 @@ pub struct Supervisor {
     report_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Where running pipelines count what they move (`/metrics`), if anywhere.
     metrics: std::sync::OnceLock<Arc<culvert_engine::Metrics>>,
+    /// The stream inspector's sessions, fed by running pipelines, if any.
+    inspectors: std::sync::OnceLock<Arc<culvert_engine::Inspectors>>,
 }
 
 type Apply = Box<
@@ -261,6 +263,7 @@ impl Supervisor {
             shutting_down: Arc::new(Mutex::new(false)),
             wake: Arc::new(tokio::sync::Notify::new()),
             metrics: std::sync::OnceLock::new(),
+            inspectors: std::sync::OnceLock::new(),
         })
     }
 
@@ -268,6 +271,12 @@ impl Supervisor {
     /// are ignored).
     pub fn set_metrics(&self, metrics: Arc<culvert_engine::Metrics>) {
         let _ = self.metrics.set(metrics);
+    }
+
+    /// Feed `inspectors`' sessions from pipelines started from now on, and close the
+    /// sessions of deleted connectors and processors (set once; later calls are ignored).
+    pub fn set_inspectors(&self, inspectors: Arc<culvert_engine::Inspectors>) {
+        let _ = self.inspectors.set(inspectors);
     }
 
     /// Act on the log until `shutdown` is raised, then drain every engine.
@@ -331,6 +340,20 @@ impl Supervisor {
                 })
                 .collect()
         };
+        if let Some(inspectors) = self.inspectors.get().filter(|i| i.active() > 0) {
+            // Sessions on entities that no longer exist end (Conduit closes an instance's
+            // inspector when it is deleted).
+            let state = self.writer.projections().read();
+            inspectors.close_where(
+                |id| {
+                    !present.contains_key(id)
+                        && state
+                            .processor(&culvert_domain::ProcessorId(id.to_owned()))
+                            .is_none()
+                },
+                culvert_engine::inspect::Closed::Deleted,
+            );
+        }
         self.notice_deletions(present, boot);
         let wanted: Vec<(PipelineId, PipelineStatus, u64)> = {
             let state = self.writer.projections().read();
@@ -416,13 +439,14 @@ impl Supervisor {
                         }
                     };
                     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-                    let run = culvert_engine::run_with_metrics(
+                    let run = culvert_engine::run_observed(
                         graph,
                         this.positions.clone(),
                         Options::default(),
                         stop_rx.clone(),
                         Some(started_tx),
                         metrics,
+                        this.inspectors.get().cloned(),
                     );
                     tokio::pin!(run);
                     let mut started_at = None;

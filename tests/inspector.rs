@@ -1,0 +1,468 @@
+//! The stream inspector against the `culvert` binary: InspectConnector on a source and a
+//! destination and InspectProcessorIn/Out on a processor of a running generator ->
+//! field.set -> file pipeline see the right records; a session that never reads loses
+//! records for itself only (the pipeline still writes every record); stopping the
+//! pipeline or deleting the entity ends the stream with a clear status; NOT_FOUND for an
+//! unknown id; the HTTP route streams `{"result": record}` lines; the CLI prints records.
+
+use crate::harness::{
+    culvert, data_dir, grpc_clients as connect, wait_until, GrpcClients as Clients, Server,
+};
+use culvert_api::pb::api::v1 as pb;
+use culvert_api::pb::opencdc::v1 as cdc;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use tonic::transport::Channel;
+use tonic::Code;
+
+/// More than a session buffers (1000), so a session that never reads must drop some.
+const RECORDS: usize = 1500;
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// A pipeline: generator (`settings`) -> field.set (sets `.Payload.After.inspected`) ->
+/// file at `out`; the ids of the pipeline, source, processor and destination.
+async fn pipeline(
+    c: &mut Clients,
+    name: &str,
+    settings: &[(&str, &str)],
+    out: &Path,
+) -> (String, String, String, String) {
+    let p = c
+        .pipelines
+        .create_pipeline(pb::CreatePipelineRequest {
+            config: Some(pb::pipeline::Config {
+                name: name.into(),
+                description: String::new(),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pipeline
+        .unwrap();
+    let connector = |kind: pb::connector::Type, plugin: &str, settings: HashMap<String, String>| {
+        let mut connectors = c.connectors.clone();
+        let pipeline_id = p.id.clone();
+        let plugin = plugin.to_owned();
+        async move {
+            connectors
+                .create_connector(pb::CreateConnectorRequest {
+                    r#type: kind as i32,
+                    plugin,
+                    pipeline_id,
+                    config: Some(pb::connector::Config {
+                        name: format!("{kind:?}"),
+                        settings,
+                    }),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .connector
+                .unwrap()
+                .id
+        }
+    };
+    let mut generator: HashMap<String, String> = HashMap::from([
+        ("format.type".into(), "structured".into()),
+        ("format.options.id".into(), "int".into()),
+    ]);
+    for (k, v) in settings {
+        generator.insert((*k).into(), (*v).into());
+    }
+    let source = connector(pb::connector::Type::Source, "builtin:generator", generator).await;
+    let destination = connector(
+        pb::connector::Type::Destination,
+        "builtin:file",
+        HashMap::from([("path".into(), out.to_str().unwrap().into())]),
+    )
+    .await;
+    let processor = c
+        .processors
+        .create_processor(pb::CreateProcessorRequest {
+            parent: Some(pb::processor::Parent {
+                r#type: pb::processor::parent::Type::Pipeline as i32,
+                id: p.id.clone(),
+            }),
+            config: Some(pb::processor::Config {
+                settings: HashMap::from([
+                    ("field".into(), ".Payload.After.inspected".into()),
+                    ("value".into(), "yes".into()),
+                ]),
+                workers: 0,
+            }),
+            plugin: "field.set".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .processor
+        .unwrap()
+        .id;
+    (p.id, source, processor, destination)
+}
+
+/// The structured payload (after) of a record.
+fn after(record: &cdc::Record) -> serde_json::Value {
+    let data = record
+        .payload
+        .as_ref()
+        .and_then(|p| p.after.as_ref())
+        .and_then(|d| d.data.as_ref())
+        .expect("a payload");
+    match data {
+        cdc::data::Data::StructuredData(s) => serde_json::to_value(s).unwrap(),
+        cdc::data::Data::RawData(_) => panic!("raw payload, want structured"),
+    }
+}
+
+/// Read a stream to its end: the records and the status it ended with.
+async fn collect<T>(
+    mut stream: tonic::Streaming<T>,
+    record: fn(T) -> Option<cdc::Record>,
+) -> (Vec<cdc::Record>, tonic::Status) {
+    let mut records = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(message)) => records.push(record(message).expect("a record")),
+            Ok(None) => return (records, tonic::Status::ok("ended without a status")),
+            Err(status) => return (records, status),
+        }
+    }
+}
+
+fn code<T>(result: Result<T, tonic::Status>) -> Code {
+    result.err().expect("an error").code()
+}
+
+fn check_closed(status: &tonic::Status, why: &str) {
+    assert_eq!(status.code(), Code::Unknown, "{status:?}");
+    assert!(
+        status.message().starts_with("inspector session closed") && status.message().contains(why),
+        "{status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspectors_see_a_running_pipelines_records() {
+    let (dir, data) = data_dir();
+    let out = dir.path().join("out.jsonl");
+    let mut server = Server::start(&data, &[]);
+    let address = server.grpc_address();
+    let http = server.http_address();
+    let mut c = connect(&address).await;
+    let count = RECORDS.to_string();
+    let (id, source, processor, destination) = pipeline(
+        &mut c,
+        "inspected",
+        &[("recordCount", &count), ("rate", "3000")],
+        &out,
+    )
+    .await;
+
+    // Sessions opened before the start see every record from the first.
+    let mut connectors = c.connectors.clone();
+    let mut processors = c.processors.clone();
+    let source_stream = connectors
+        .inspect_connector(pb::InspectConnectorRequest { id: source.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let destination_stream = connectors
+        .inspect_connector(pb::InspectConnectorRequest {
+            id: destination.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let in_stream = processors
+        .inspect_processor_in(pb::InspectProcessorInRequest {
+            id: processor.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let out_stream = processors
+        .inspect_processor_out(pb::InspectProcessorOutRequest {
+            id: processor.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // A second session on the source that never reads, over a connection whose HTTP/2
+    // window holds only a few records (so the session's own buffer fills and drops).
+    let small = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .initial_stream_window_size(1024)
+        .connect()
+        .await
+        .unwrap();
+    let stalled = pb::connector_service_client::ConnectorServiceClient::new(small)
+        .inspect_connector(pb::InspectConnectorRequest { id: source.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let source_task = tokio::spawn(collect(source_stream, |r| r.record));
+    let destination_task = tokio::spawn(collect(destination_stream, |r| r.record));
+    let in_task = tokio::spawn(collect(in_stream, |r| r.record));
+    let out_task = tokio::spawn(collect(out_stream, |r| r.record));
+
+    c.pipelines
+        .start_pipeline(pb::StartPipelineRequest { id: id.clone() })
+        .await
+        .unwrap();
+    // The stalled session loses records; the pipeline does not wait for it.
+    wait_until("every record written", || lines(&out) >= RECORDS);
+    // Conduit's inspector metrics: five sessions on three entities, drops on the source.
+    let metrics = crate::http_client::request(&http, "GET", "/metrics", &[], None).text();
+    let sample = |name: &str, id: &str| -> f64 {
+        let prefix = format!("{name}{{component_id=\"{id}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(sample("conduit_inspector_sessions", &source), 2.0);
+    assert_eq!(sample("conduit_inspector_sessions", &processor), 2.0);
+    assert_eq!(sample("conduit_inspector_sessions", &destination), 1.0);
+    assert!(sample("conduit_inspector_dropped_records_total", &source) > 0.0);
+    c.pipelines
+        .stop_pipeline(pb::StopPipelineRequest {
+            id: id.clone(),
+            force: false,
+        })
+        .await
+        .unwrap();
+
+    for (name, task, set) in [
+        ("source", source_task, false),
+        ("processor in", in_task, false),
+        ("processor out", out_task, true),
+        ("destination", destination_task, true),
+    ] {
+        let (records, status) = task.await.unwrap();
+        check_closed(&status, "pipeline stopped");
+        assert!(
+            !records.is_empty() && records.len() <= RECORDS,
+            "{name}: {} records",
+            records.len()
+        );
+        for record in &records {
+            let payload = after(record);
+            assert!(payload.get("id").is_some(), "{name}: {payload}");
+            assert_eq!(
+                payload.get("inspected").is_some(),
+                set,
+                "{name}: inspected is set after the processor only: {payload}"
+            );
+            assert_eq!(record.operation, cdc::Operation::Create as i32);
+            assert!(!record.position.is_empty());
+        }
+    }
+    // The stalled session lost what did not fit its buffer, then ended.
+    let (stalled_records, status) = collect(stalled, |r| r.record).await;
+    check_closed(&status, "pipeline stopped");
+    assert!(
+        !stalled_records.is_empty() && stalled_records.len() < RECORDS,
+        "{}",
+        stalled_records.len()
+    );
+    assert_eq!(lines(&out), RECORDS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_entity_ends_the_stream() {
+    let (dir, data) = data_dir();
+    let out = dir.path().join("out.jsonl");
+    let mut server = Server::start(&data, &[]);
+    let mut c = connect(&server.grpc_address()).await;
+    let (_, _, processor, destination) =
+        pipeline(&mut c, "deleted", &[("recordCount", "1")], &out).await;
+
+    for id in ["", "nope"] {
+        let want = if id.is_empty() {
+            Code::InvalidArgument
+        } else {
+            Code::NotFound
+        };
+        assert_eq!(
+            code(
+                c.connectors
+                    .inspect_connector(pb::InspectConnectorRequest { id: id.into() })
+                    .await
+            ),
+            want
+        );
+        assert_eq!(
+            code(
+                c.processors
+                    .inspect_processor_in(pb::InspectProcessorInRequest { id: id.into() })
+                    .await
+            ),
+            want
+        );
+        assert_eq!(
+            code(
+                c.processors
+                    .inspect_processor_out(pb::InspectProcessorOutRequest { id: id.into() })
+                    .await
+            ),
+            want
+        );
+    }
+
+    // Sessions on a stopped pipeline's entities wait; a deletion ends them.
+    let processor_stream = c
+        .processors
+        .inspect_processor_out(pb::InspectProcessorOutRequest {
+            id: processor.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let destination_stream = c
+        .connectors
+        .inspect_connector(pb::InspectConnectorRequest {
+            id: destination.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    c.processors
+        .delete_processor(pb::DeleteProcessorRequest { id: processor })
+        .await
+        .unwrap();
+    let (records, status) = collect(processor_stream, |r| r.record).await;
+    assert!(records.is_empty());
+    check_closed(&status, "deleted");
+    c.connectors
+        .delete_connector(pb::DeleteConnectorRequest { id: destination })
+        .await
+        .unwrap();
+    let (records, status) = collect(destination_stream, |r| r.record).await;
+    assert!(records.is_empty());
+    check_closed(&status, "deleted");
+}
+
+/// The first `n` `{"result": ...}` lines of a grpc-gateway style stream over HTTP/1.1.
+fn http_stream_lines(address: &str, path: &str, n: usize) -> Vec<serde_json::Value> {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut found = Vec::new();
+    let mut line = String::new();
+    while found.len() < n {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended");
+        // Chunked transfer: the JSON lines sit between chunk-size lines.
+        if let Some(start) = line.find('{') {
+            found.push(serde_json::from_str(line[start..].trim()).unwrap());
+        } else if found.is_empty() && line.starts_with("HTTP/1.1") {
+            assert!(line.contains(" 200 "), "{line}");
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_and_the_http_route_print_live_records() {
+    let (dir, data) = data_dir();
+    let out = dir.path().join("out.jsonl");
+    let mut server = Server::start(&data, &[]);
+    let grpc = server.grpc_address();
+    let http = server.http_address();
+    let mut c = connect(&grpc).await;
+    // An endless generator at a modest rate.
+    let (id, source, processor, _) = pipeline(&mut c, "cli", &[("rate", "50")], &out).await;
+    c.pipelines
+        .start_pipeline(pb::StartPipelineRequest { id: id.clone() })
+        .await
+        .unwrap();
+
+    let cli = {
+        let source = source.clone();
+        let grpc = grpc.clone();
+        tokio::task::spawn_blocking(move || {
+            culvert(&[
+                "pipelines",
+                "inspect",
+                &source,
+                "--count",
+                "3",
+                "--json",
+                "--grpc.address",
+                &grpc,
+            ])
+        })
+    };
+    let table = {
+        let processor = processor.clone();
+        tokio::task::spawn_blocking(move || {
+            culvert(&[
+                "pipelines",
+                "inspect",
+                &processor,
+                "--out",
+                "--filter",
+                "inspected",
+                "--count",
+                "2",
+                "--grpc.address",
+                &grpc,
+            ])
+        })
+    };
+    let http_lines = {
+        let path = format!("/v1/processors/{processor}/inspect-out");
+        tokio::task::spawn_blocking(move || http_stream_lines(&http, &path, 2))
+    };
+
+    let (code, stdout, stderr) = cli.await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let printed: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(printed.len(), 3, "{stdout}");
+    for record in &printed {
+        assert_eq!(record["operation"], "OPERATION_CREATE", "{record}");
+        let payload = &record["payload"]["after"]["structuredData"];
+        assert!(payload.get("id").is_some(), "{record}");
+        assert!(payload.get("inspected").is_none(), "{record}");
+    }
+
+    let (code, stdout, stderr) = table.await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<&str> = stdout.lines().collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for row in rows {
+        assert!(
+            row.contains("  create  ") && row.contains("\"inspected\":\"yes\""),
+            "{row}"
+        );
+    }
+
+    for line in http_lines.await.unwrap() {
+        let payload = &line["result"]["payload"]["after"]["structuredData"];
+        assert_eq!(payload["inspected"], "yes", "{line}");
+    }
+
+    c.pipelines
+        .stop_pipeline(pb::StopPipelineRequest { id, force: false })
+        .await
+        .unwrap();
+}

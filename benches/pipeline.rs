@@ -18,10 +18,17 @@
 //! The connectors and processors carry the SDK's schema handling as in the server (the
 //! generator names a schema for its payloads, processors keep it up to date; schemas in
 //! memory); `CULVERT_BENCH_SCHEMAS=off` leaves it out.
+//!
+//! The engine counts into the server's Prometheus metrics as in the server;
+//! `CULVERT_BENCH_METRICS=off` runs it without them. `CULVERT_BENCH_INSPECTOR=stalled` opens
+//! an inspector session on the source that never reads (it must not slow the pipeline).
 
 use culvert_domain::opencdc::metadata;
 use culvert_domain::{Position, Record};
-use culvert_engine::{run, DestinationNode, Graph, Options, Positions, ProcessorNode, SourceNode};
+use culvert_engine::{
+    run_observed, DestinationNode, Graph, Inspectors, Metrics, Options, Positions, ProcessorNode,
+    SourceNode,
+};
 use culvert_plugins::{Destination, PluginError, Settings, Side};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,6 +135,24 @@ fn with_schemas() -> bool {
         Ok("on") | Err(_) => true,
         Ok("off") => false,
         Ok(other) => panic!("CULVERT_BENCH_SCHEMAS: on or off, not {other}"),
+    }
+}
+
+/// Whether the engine counts into Prometheus metrics (`CULVERT_BENCH_METRICS`).
+fn with_metrics() -> bool {
+    match std::env::var("CULVERT_BENCH_METRICS").as_deref() {
+        Ok("on") | Err(_) => true,
+        Ok("off") => false,
+        Ok(other) => panic!("CULVERT_BENCH_METRICS: on or off, not {other}"),
+    }
+}
+
+/// Whether a stalled inspector session watches the source (`CULVERT_BENCH_INSPECTOR`).
+fn with_stalled_inspector() -> bool {
+    match std::env::var("CULVERT_BENCH_INSPECTOR").as_deref() {
+        Ok("off") | Err(_) => false,
+        Ok("stalled") => true,
+        Ok(other) => panic!("CULVERT_BENCH_INSPECTOR: off or stalled, not {other}"),
     }
 }
 
@@ -272,7 +297,12 @@ fn main() {
             );
             destination_processors = processor("filter", &[], "{{ eq .Metadata.route \"never\" }}");
         }
-        let engine = tokio::spawn(run(
+        let metrics = with_metrics().then(|| Arc::new(Metrics::new()).pipeline("bench"));
+        let inspectors = Arc::new(Inspectors::new(1000));
+        // Held open, never read: the session's buffer fills and it drops for itself.
+        let _stalled = with_stalled_inspector()
+            .then(|| inspectors.open("generator", culvert_engine::inspect::Side::Connector));
+        let engine = tokio::spawn(run_observed(
             Graph {
                 sources: vec![SourceNode {
                     id: "generator".into(),
@@ -291,6 +321,8 @@ fn main() {
             Options::default(),
             stop,
             None,
+            metrics,
+            Some(inspectors.clone()),
         ));
         // Done when the last record's position is persisted (acked).
         while positions.acked.load(Ordering::Acquire) < records {
@@ -310,9 +342,11 @@ fn main() {
     };
     let seconds = elapsed.as_secs_f64();
     println!(
-        "pipeline generator -> {}file{positions_kind}, {records} records of {:.0} bytes: {:.0} records/s, \
+        "pipeline generator -> {}file{positions_kind}{}{}, {records} records of {:.0} bytes: {:.0} records/s, \
          {:.1} MB/s, latency p50 {:.2} ms p99 {:.2} ms, peak RSS {:.1} MiB ({seconds:.2} s)",
         if with_processors { "4 processors -> " } else { "" },
+        if with_metrics() { "" } else { ", metrics off" },
+        if with_stalled_inspector() { ", a stalled inspector on the source" } else { "" },
         bytes as f64 / records as f64,
         records as f64 / seconds,
         bytes as f64 / seconds / 1e6,

@@ -78,6 +78,8 @@ pub(crate) fn stream<M: Send + 'static>(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<M, Status>>(16);
     tokio::spawn(async move {
         loop {
+            // Cancel-safety: `recv` takes a record only when it completes; losing the race to
+            // a closed client or shutdown ends the session, whose records are its own copies.
             tokio::select! {
                 biased;
                 _ = tx.closed() => return,

@@ -48,6 +48,8 @@ where
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Cancel-safety: `accept` takes a connection only when it completes (tokio documents
+        // it cancel-safe), and `shutdown` is pinned outside the loop.
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => {
@@ -126,6 +128,8 @@ async fn connection<E>(
         .await;
     };
     let handshake = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+    // Cancel-safety: a handshake dropped at shutdown drops a connection that carried no
+    // request yet.
     let stream = tokio::select! {
         result = handshake => match result {
             Ok(Ok(stream)) => stream,
@@ -185,6 +189,8 @@ async fn http_connection<IO, E>(
         hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     let serving = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(serving);
+    // Cancel-safety: `serving` is pinned and polled again below (graceful shutdown), so no
+    // request in flight is dropped when `stop` wins.
     tokio::select! {
         result = serving.as_mut() => {
             if let Err(error) = result {

@@ -1,0 +1,2 @@
+//! Conduit's `builtin:kafka` connector, native: a consumer-group source and an idempotent
+//! producer destination. Registered in `culvert-connectors`' registry.

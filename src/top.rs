@@ -92,7 +92,7 @@ async fn top(args: TopArgs) -> Result<(), Failure> {
     if args.once {
         tokio::time::sleep(args.interval).await;
         let after = scraper.scrape().await?;
-        let view = view(&before, &after, at.elapsed());
+        let view = view(&before, &after, at.elapsed(), unix_now());
         if args.json {
             println!(
                 "{}",
@@ -120,7 +120,7 @@ async fn top(args: TopArgs) -> Result<(), Failure> {
             scraped = next => match scraped {
                 Ok(after) => {
                     let now = Instant::now();
-                    let text = table(&view(&before, &after, now - at));
+                    let text = table(&view(&before, &after, now - at, unix_now()));
                     (before, at) = (after, now);
                     text
                 }
@@ -323,6 +323,8 @@ struct PipelineCounts {
     processors: BTreeMap<String, ProcessorCounts>,
     dlq_records: f64,
     acks_pending: Option<f64>,
+    /// `culvert_position_saved_timestamp_seconds`: Unix time of the last saved position.
+    position_saved_at: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -389,6 +391,13 @@ fn counts(samples: &[Sample]) -> Counts {
             "culvert_acks_pending" => {
                 counts.pipelines.entry(pipeline()).or_default().acks_pending = Some(value);
             }
+            "culvert_position_saved_timestamp_seconds" => {
+                counts
+                    .pipelines
+                    .entry(pipeline())
+                    .or_default()
+                    .position_saved_at = Some(value);
+            }
             _ => {}
         }
     }
@@ -418,6 +427,10 @@ struct PipelineView {
     dlq_records: u64,
     /// Records read and not yet acked (absent before the pipeline first ran).
     acks_pending: Option<u64>,
+    /// Seconds since the pipeline last saved a source position (absent before it first
+    /// saved one): how long nothing was acked. Growing while records are pending means the
+    /// pipeline is stuck; growing while idle only means nothing came.
+    position_age_seconds: Option<f64>,
     connectors: Vec<ConnectorView>,
     processors: Vec<ProcessorView>,
 }
@@ -457,8 +470,26 @@ fn status_name(status: Option<i64>) -> &'static str {
     }
 }
 
-/// The view of `after`, with rates against `before` over `elapsed`.
-fn view(before: &Counts, after: &Counts, elapsed: Duration) -> View {
+/// Now, in Unix seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// How long ago, in words (`0.4s`, `12s`, `5m`, `3h`), for the table.
+fn age(seconds: f64) -> String {
+    match seconds {
+        s if s < 10.0 => format!("{s:.1}s"),
+        s if s < 120.0 => format!("{s:.0}s"),
+        s if s < 7200.0 => format!("{:.0}m", s / 60.0),
+        s => format!("{:.0}h", s / 3600.0),
+    }
+}
+
+/// The view of `after`, with rates against `before` over `elapsed`; position ages as of
+/// `now` (Unix seconds).
+fn view(before: &Counts, after: &Counts, elapsed: Duration, now: f64) -> View {
     let seconds = elapsed.as_secs_f64();
     // Per second; a counter that went back (a restart of the server) counts from zero.
     let rate = |now: f64, then: f64| {
@@ -473,9 +504,9 @@ fn view(before: &Counts, after: &Counts, elapsed: Duration) -> View {
     let pipelines = after
         .pipelines
         .iter()
-        .map(|(name, now)| {
+        .map(|(name, counted)| {
             let then = before.pipelines.get(name).unwrap_or(&empty);
-            let connectors: Vec<ConnectorView> = now
+            let connectors: Vec<ConnectorView> = counted
                 .connectors
                 .iter()
                 .map(|(key, c)| {
@@ -494,7 +525,7 @@ fn view(before: &Counts, after: &Counts, elapsed: Duration) -> View {
                     }
                 })
                 .collect();
-            let processors = now
+            let processors = counted
                 .processors
                 .iter()
                 .map(|(id, p)| ProcessorView {
@@ -518,13 +549,14 @@ fn view(before: &Counts, after: &Counts, elapsed: Duration) -> View {
             };
             PipelineView {
                 name: name.clone(),
-                status: status_name(now.status).to_owned(),
+                status: status_name(counted.status).to_owned(),
                 records_in: sum("source", |c| c.records as f64) as u64,
                 records_in_per_second: sum("source", |c| c.records_per_second),
                 records_out: sum("destination", |c| c.records as f64) as u64,
                 records_out_per_second: sum("destination", |c| c.records_per_second),
-                dlq_records: now.dlq_records as u64,
-                acks_pending: now.acks_pending.map(|n| n as u64),
+                dlq_records: counted.dlq_records as u64,
+                acks_pending: counted.acks_pending.map(|n| n as u64),
+                position_age_seconds: counted.position_saved_at.map(|at| (now - at).max(0.0)),
                 connectors,
                 processors,
             }
@@ -542,7 +574,8 @@ fn table(view: &View) -> String {
         return "no pipelines\n".to_owned();
     }
     let header = [
-        "NAME", "KIND", "STATUS", "IN/S", "OUT/S", "IN", "OUT", "PROC", "DLQ", "PENDING", "PLUGIN",
+        "NAME", "KIND", "STATUS", "IN/S", "OUT/S", "IN", "OUT", "PROC", "DLQ", "PENDING",
+        "POS AGE", "PLUGIN",
     ];
     let per_second = |n: f64| format!("{n:.1}");
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
@@ -558,6 +591,7 @@ fn table(view: &View) -> String {
             String::new(),
             p.dlq_records.to_string(),
             p.acks_pending.map_or("-".into(), |n| n.to_string()),
+            p.position_age_seconds.map_or("-".into(), age),
             String::new(),
         ]);
         for c in &p.connectors {
@@ -578,6 +612,7 @@ fn table(view: &View) -> String {
                 String::new(),
                 String::new(),
                 String::new(),
+                String::new(),
                 c.plugin.clone(),
             ]);
         }
@@ -586,7 +621,7 @@ fn table(view: &View) -> String {
             row[0] = format!("  {}", q.id);
             row[1] = "processor".into();
             row[7] = format!("{:.1}%", q.busy * 100.0);
-            row[10] = q.plugin.clone();
+            row[11] = q.plugin.clone();
             rows.push(row);
         }
     }
@@ -601,7 +636,7 @@ fn table(view: &View) -> String {
             .enumerate()
             .map(|(i, (cell, width))| {
                 // Names and words to the left, numbers to the right.
-                if (3..=9).contains(&i) {
+                if (3..=10).contains(&i) {
                     format!("{cell:>width$}")
                 } else {
                     format!("{cell:<width$}")
@@ -630,6 +665,7 @@ mod tests {
              conduit_processor_execution_duration_seconds_sum{{pipeline_name=\"demo\",processor=\"field.set\",component_id=\"p1\"}} {busy_seconds}\n\
              conduit_dlq_bytes_count{{pipeline_name=\"demo\",plugin=\"builtin:log\"}} 2\n\
              culvert_acks_pending{{pipeline_name=\"demo\"}} 7\n\
+             culvert_position_saved_timestamp_seconds{{pipeline_name=\"demo\"}} 1000.5\n\
              # EOF\n",
             read = written + 7,
             bytes = (written + 7) * 100,
@@ -643,6 +679,7 @@ mod tests {
             &document(1000, 0.5),
             &document(3000, 1.0),
             Duration::from_secs(2),
+            1003.0,
         );
         assert_eq!(view.interval_seconds, 2.0);
         let names: Vec<&str> = view.pipelines.iter().map(|p| p.name.as_str()).collect();
@@ -653,6 +690,7 @@ mod tests {
         assert_eq!(demo.records_in_per_second, 1000.0);
         assert_eq!(demo.records_out_per_second, 1000.0);
         assert_eq!((demo.dlq_records, demo.acks_pending), (2, Some(7)));
+        assert_eq!(demo.position_age_seconds, Some(2.5));
         let kinds: Vec<(&str, &str)> = demo
             .connectors
             .iter()
@@ -667,6 +705,7 @@ mod tests {
         let idle = &view.pipelines[1];
         assert_eq!(idle.status, "userstopped");
         assert_eq!((idle.records_out, idle.acks_pending), (0, None));
+        assert_eq!(idle.position_age_seconds, None);
     }
 
     #[test]
@@ -675,15 +714,17 @@ mod tests {
             &document(5000, 2.0),
             &document(100, 0.0),
             Duration::from_secs(1),
+            0.0,
         );
         assert_eq!(view.pipelines[0].records_out_per_second, 100.0);
         let view = super::view(
             &Counts::default(),
             &document(100, 0.0),
             Duration::from_secs(1),
+            0.0,
         );
         assert_eq!(view.pipelines[0].records_out_per_second, 100.0);
-        let view = super::view(&Counts::default(), &Counts::default(), Duration::ZERO);
+        let view = super::view(&Counts::default(), &Counts::default(), Duration::ZERO, 0.0);
         assert!(view.pipelines.is_empty());
         assert_eq!(table(&view), "no pipelines\n");
     }
@@ -694,6 +735,7 @@ mod tests {
             &document(1000, 0.5),
             &document(3000, 1.0),
             Duration::from_secs(2),
+            1003.0,
         ));
         let lines: Vec<Vec<&str>> = text
             .lines()
@@ -704,9 +746,12 @@ mod tests {
             [
                 vec![
                     "NAME", "KIND", "STATUS", "IN/S", "OUT/S", "IN", "OUT", "PROC", "DLQ",
-                    "PENDING", "PLUGIN"
+                    "PENDING", "POS", "AGE", "PLUGIN"
                 ],
-                vec!["demo", "pipeline", "running", "1000.0", "1000.0", "3007", "3000", "2", "7"],
+                vec![
+                    "demo", "pipeline", "running", "1000.0", "1000.0", "3007", "3000", "2", "7",
+                    "2.5s"
+                ],
                 vec!["gen", "source", "1000.0", "3007", "builtin:generator"],
                 vec!["out", "destination", "1000.0", "3000", "builtin:file"],
                 vec!["p1", "processor", "25.0%", "field.set"],
@@ -719,10 +764,19 @@ mod tests {
                     "0",
                     "0",
                     "0",
+                    "-",
                     "-"
                 ],
             ]
         );
+    }
+
+    #[test]
+    fn ages_read_well() {
+        assert_eq!(age(0.25), "0.2s");
+        assert_eq!(age(42.0), "42s");
+        assert_eq!(age(600.0), "10m");
+        assert_eq!(age(36_000.0), "10h");
     }
 
     #[test]

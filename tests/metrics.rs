@@ -323,6 +323,11 @@ fn metrics_count_what_a_pipeline_moved() {
     assert!(before.value("process_open_fds", &[]).unwrap() > 0.0);
     assert!(before.value("process_start_time_seconds", &[]).unwrap() > 1.0e9);
     assert!(before.value("process_cpu_seconds_total", &[]).is_some());
+    let version = format!("v{}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        before.value("conduit_info", &[("version", version.as_str())]),
+        Some(1.0)
+    );
 
     call(&address, "POST", &format!("/v1/pipelines/{id}/start"), None);
     let written = |doc: &Document| {
@@ -401,6 +406,21 @@ fn metrics_count_what_a_pipeline_moved() {
             .unwrap()
             >= 1.0
     );
+    // Every batch was timed from its read to done; a saved position has a time.
+    let pipeline_batches = after
+        .value(
+            "conduit_pipeline_execution_duration_seconds_count",
+            &[("pipeline_name", "counted")],
+        )
+        .unwrap();
+    assert!(pipeline_batches >= 1.0, "batches timed: {pipeline_batches}");
+    let saved_at = after
+        .value(
+            "culvert_position_saved_timestamp_seconds",
+            &[("pipeline_name", "counted")],
+        )
+        .unwrap();
+    assert!(saved_at > 1.0e9, "a Unix time: {saved_at}");
     assert_eq!(
         after.value("culvert_acks_pending", &[("pipeline_name", "counted")]),
         Some(0.0),

@@ -128,6 +128,11 @@ fn top_shows_a_pipelines_status_rates_and_totals() {
     assert!(after["connectors"][1]["bytes"].as_u64().unwrap() > RECORDS);
     assert_eq!(after["records_out_per_second"], 0.0);
     assert_eq!(after["acks_pending"], 0);
+    // Positions were saved as the records were acked, moments ago.
+    let age = after["position_age_seconds"]
+        .as_f64()
+        .expect("a saved position");
+    assert!((0.0..600.0).contains(&age), "{after}");
     assert_eq!(after["dlq_records"], 0);
 
     // The table says the same.

@@ -14,6 +14,7 @@
 
 use culvert_domain::Position;
 use std::collections::VecDeque;
+use std::time::Instant;
 
 /// The most destinations one record can fan out to (the width of the ack bitmap).
 pub const MAX_DESTINATIONS: usize = 64;
@@ -71,6 +72,9 @@ pub struct Acker {
     in_flight: VecDeque<InFlight>,
     /// The ticket of `in_flight[0]`.
     first: Ticket,
+    /// When each marked batch was read, with the ticket just past it, oldest first (only
+    /// batches given to [`Acker::mark_read`]: the pipeline-duration metric's input).
+    reads: VecDeque<(Ticket, Instant)>,
 }
 
 impl Acker {
@@ -191,6 +195,25 @@ impl Acker {
         newest
     }
 
+    /// The records tracked so far (up to [`Self::next_ticket`]) were read at `at`: when they
+    /// are all released, [`Self::released_reads`] gives `at` back. One entry per batch, so
+    /// the cost is per batch, not per record.
+    pub fn mark_read(&mut self, at: Instant) {
+        self.reads.push_back((self.next_ticket(), at));
+    }
+
+    /// Call `each` with the read time of every marked batch that is now wholly released,
+    /// oldest first, and forget them.
+    pub fn released_reads(&mut self, mut each: impl FnMut(Instant)) {
+        while let Some(&(end, at)) = self.reads.front() {
+            if end > self.first {
+                break;
+            }
+            self.reads.pop_front();
+            each(at);
+        }
+    }
+
     /// How many records are tracked and not yet released.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
@@ -209,6 +232,33 @@ mod tests {
 
     fn pos(n: u64) -> Position {
         Position(n.to_be_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_batch_read_time_comes_back_once_the_whole_batch_is_released() {
+        let mut acker = Acker::new();
+        let t0 = Instant::now();
+        let (a, _) = acker.track(pos(0), 1).unwrap();
+        let (b, _) = acker.track(pos(1), 1).unwrap();
+        acker.mark_read(t0);
+        let t1 = t0 + std::time::Duration::from_millis(1);
+        let (c, _) = acker.track(pos(2), 1).unwrap();
+        acker.mark_read(t1);
+        let mut seen = Vec::new();
+        acker.ack(a, 0).unwrap();
+        acker.released_reads(|at| seen.push(at));
+        assert!(
+            seen.is_empty(),
+            "half of the first batch is still in flight"
+        );
+        acker.ack(c, 0).unwrap();
+        acker.released_reads(|at| seen.push(at));
+        assert!(seen.is_empty(), "c is done but waits behind b");
+        acker.ack(b, 0).unwrap();
+        acker.released_reads(|at| seen.push(at));
+        assert_eq!(seen, vec![t0, t1], "both batches, oldest first, once each");
+        acker.released_reads(|at| seen.push(at));
+        assert_eq!(seen.len(), 2);
     }
 
     #[test]

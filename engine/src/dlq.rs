@@ -99,6 +99,8 @@ pub struct DeadLetters {
     threshold: u64,
     /// Sizes of the records written to the DLQ (Conduit's `conduit_dlq_bytes`).
     pub(crate) bytes: Option<crate::metrics::BytesHistogram>,
+    /// Time of each write to the DLQ (Conduit's `conduit_dlq_execution_duration_seconds`).
+    pub(crate) duration: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl DeadLetters {
@@ -110,6 +112,7 @@ impl DeadLetters {
             size: node.window_size,
             threshold: node.window_nack_threshold,
             bytes: None,
+            duration: None,
         }
     }
 
@@ -171,10 +174,14 @@ impl DeadLetters {
                 after: Some(Data::Structured(failed)),
             },
         };
+        let began = std::time::Instant::now();
         self.destination
             .write(std::slice::from_ref(&letter))
             .await
             .map_err(NackError::Write)?;
+        if let Some(duration) = &self.duration {
+            duration.observe(began.elapsed().as_secs_f64());
+        }
         if let Some(bytes) = &self.bytes {
             bytes.observe_records(std::slice::from_ref(&letter));
         }

@@ -102,6 +102,13 @@ pub struct PipelineLabel {
     pub pipeline_name: String,
 }
 
+/// The `version` label alone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabel {
+    /// The server's version, e.g. `v0.1.0`.
+    pub version: String,
+}
+
 /// The `component_id` label alone (a connector's or processor's id).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ComponentLabel {
@@ -121,10 +128,17 @@ pub struct KindLabel {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// `conduit_info{version}`: 1, labelled with the server's version.
+    pub info: Family<VersionLabel, Gauge>,
     /// `conduit_pipelines{status}`: pipelines by status (set from the read model).
     pub pipelines: Family<StatusLabel, Gauge>,
     /// `conduit_pipeline_status{pipeline_name}`: a pipeline's api.v1 status number.
     pub pipeline_status: Family<PipelineLabel, Gauge>,
+    /// `pipeline_recovering_count{pipeline_name}`: times a pipeline began recovering.
+    pub pipeline_recovering: Family<PipelineLabel, Counter>,
+    /// `conduit_pipeline_execution_duration_seconds{pipeline_name}`: from a batch's read
+    /// until every record of it is done (before its position is saved).
+    pub pipeline_duration: Family<PipelineLabel, Histogram, fn() -> Histogram>,
     /// `conduit_connectors{type}`: connectors by type.
     pub connectors: Family<KindLabel, Gauge>,
     /// `conduit_processors{type}`: processors by plugin.
@@ -137,6 +151,8 @@ pub struct Metrics {
     pub processor_duration: Family<ProcessorLabels, Histogram, fn() -> Histogram>,
     /// `conduit_dlq_bytes{pipeline_name,plugin}`: sizes of records sent to the DLQ.
     pub dlq_bytes: Family<DlqLabels, BytesHistogram>,
+    /// `conduit_dlq_execution_duration_seconds{pipeline_name,plugin}`: time of one DLQ write.
+    pub dlq_duration: Family<DlqLabels, Histogram, fn() -> Histogram>,
     /// `culvert_connector_plugins`: connector plugins available.
     pub connector_plugins: Gauge,
     /// `culvert_processor_plugins`: processor plugins available.
@@ -149,6 +165,9 @@ pub struct Metrics {
     pub append_duration: Histogram,
     /// `culvert_positions_saved_total{pipeline_name}`: source positions persisted.
     pub positions_saved: Family<PipelineLabel, Counter>,
+    /// `culvert_position_saved_timestamp_seconds{pipeline_name}`: when a position was last
+    /// persisted (Unix seconds); its age is how long the pipeline has acked nothing.
+    pub position_saved_at: Family<PipelineLabel, Gauge<f64, AtomicU64>>,
     /// `culvert_acks_pending{pipeline_name}`: records read and not yet acked.
     pub acks_pending: Family<PipelineLabel, Gauge>,
     /// `conduit_inspector_sessions{component_id}`: open stream-inspector sessions.
@@ -172,6 +191,16 @@ impl Metrics {
     /// Every metric, registered, with the process collector.
     pub fn new() -> Self {
         let mut registry = Registry::default();
+        let info: Family<VersionLabel, Gauge> = Family::default();
+        registry.register(
+            "conduit_info",
+            "Information about the server (its version in the label; the value is 1).",
+            info.clone(),
+        );
+        info.get_or_create(&VersionLabel {
+            version: format!("v{}", env!("CARGO_PKG_VERSION")),
+        })
+        .set(1);
         let pipelines = Family::default();
         registry.register(
             "conduit_pipelines",
@@ -183,6 +212,19 @@ impl Metrics {
             "conduit_pipeline_status",
             "A pipeline's status (the number of api.v1 Pipeline.Status).",
             pipeline_status.clone(),
+        );
+        let pipeline_recovering = Family::default();
+        registry.register(
+            "pipeline_recovering_count",
+            "Number of times a pipeline began recovering from an error.",
+            pipeline_recovering.clone(),
+        );
+        let pipeline_duration =
+            Family::new_with_constructor(duration_histogram as fn() -> Histogram);
+        registry.register(
+            "conduit_pipeline_execution_duration_seconds",
+            "Amount of time records spend in a pipeline, from their read until every destination handled them (once per batch).",
+            pipeline_duration.clone(),
         );
         let connectors = Family::default();
         registry.register(
@@ -222,6 +264,12 @@ impl Metrics {
             "Number of bytes a DLQ connector processed per pipeline and plugin.",
             dlq_bytes.clone(),
         );
+        let dlq_duration = Family::new_with_constructor(duration_histogram as fn() -> Histogram);
+        registry.register(
+            "conduit_dlq_execution_duration_seconds",
+            "Amount of time spent writing a record to the dead-letter queue per pipeline and plugin.",
+            dlq_duration.clone(),
+        );
         let connector_plugins = Gauge::default();
         registry.register(
             "culvert_connector_plugins",
@@ -258,6 +306,12 @@ impl Metrics {
             "Source positions persisted, per pipeline.",
             positions_saved.clone(),
         );
+        let position_saved_at = Family::default();
+        registry.register(
+            "culvert_position_saved_timestamp_seconds",
+            "When a source position of the pipeline was last persisted (Unix time, seconds).",
+            position_saved_at.clone(),
+        );
         let acks_pending = Family::default();
         registry.register(
             "culvert_acks_pending",
@@ -278,6 +332,11 @@ impl Metrics {
         );
         registry.register_collector(Box::new(crate::process::ProcessCollector::new()));
         Self {
+            info,
+            pipeline_recovering,
+            pipeline_duration,
+            dlq_duration,
+            position_saved_at,
             inspector_sessions,
             inspector_dropped,
             registry,
@@ -369,17 +428,50 @@ impl PipelineMetrics {
 
     /// The DLQ's byte histogram.
     pub fn dlq_bytes(&self) -> BytesHistogram {
-        let labels = DlqLabels {
+        self.metrics
+            .dlq_bytes
+            .get_or_create_owned(&self.dlq_labels())
+    }
+
+    fn dlq_labels(&self) -> DlqLabels {
+        DlqLabels {
             pipeline_name: self.pipeline_name.clone(),
             plugin: self.dlq_plugin.clone().unwrap_or_default(),
-        };
-        self.metrics.dlq_bytes.get_or_create_owned(&labels)
+        }
     }
 
     /// The pipeline's positions-saved counter.
     pub fn positions_saved(&self) -> Counter {
         self.metrics
             .positions_saved
+            .get_or_create_owned(&self.pipeline_label())
+    }
+
+    /// The pipeline's recovering counter.
+    pub fn recovering(&self) -> Counter {
+        self.metrics
+            .pipeline_recovering
+            .get_or_create_owned(&self.pipeline_label())
+    }
+
+    /// The pipeline's read-to-done histogram.
+    pub fn duration(&self) -> Histogram {
+        self.metrics
+            .pipeline_duration
+            .get_or_create_owned(&self.pipeline_label())
+    }
+
+    /// The DLQ's write-time histogram.
+    pub fn dlq_duration(&self) -> Histogram {
+        self.metrics
+            .dlq_duration
+            .get_or_create_owned(&self.dlq_labels())
+    }
+
+    /// The gauge holding when the pipeline last persisted a position.
+    pub fn position_saved_at(&self) -> Gauge<f64, AtomicU64> {
+        self.metrics
+            .position_saved_at
             .get_or_create_owned(&self.pipeline_label())
     }
 
@@ -606,6 +698,10 @@ mod tests {
         pipeline.dlq_bytes().observe_records(&batch[..1]);
         pipeline.positions_saved().inc_by(3);
         pipeline.acks_pending().set(7);
+        pipeline.recovering().inc();
+        pipeline.duration().observe(0.02);
+        pipeline.dlq_duration().observe(0.001);
+        pipeline.position_saved_at().set(1_700_000_000.5);
         metrics
             .pipelines
             .get_or_create(&StatusLabel {
@@ -645,6 +741,16 @@ mod tests {
         has(r#"culvert_positions_saved_total{pipeline_name="demo"} 3"#);
         has(r#"culvert_acks_pending{pipeline_name="demo"} 7"#);
         has(r#"conduit_pipelines{status="running"} 1"#);
+        has(&format!(
+            r#"conduit_info{{version="v{}"}} 1"#,
+            env!("CARGO_PKG_VERSION")
+        ));
+        has(r#"pipeline_recovering_count_total{pipeline_name="demo"} 1"#);
+        has(r#"conduit_pipeline_execution_duration_seconds_count{pipeline_name="demo"} 1"#);
+        has(
+            r#"conduit_dlq_execution_duration_seconds_count{pipeline_name="demo",plugin="builtin:log"} 1"#,
+        );
+        has(r#"culvert_position_saved_timestamp_seconds{pipeline_name="demo"} 1700000000.5"#);
         has("# TYPE culvert_event_log_last_seq gauge");
         has("# TYPE process_resident_memory_bytes gauge");
         has("# TYPE process_cpu_seconds counter");

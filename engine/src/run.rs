@@ -481,6 +481,7 @@ fn release(
     ackers: &[Arc<Mutex<Acker>>],
     done: &Done,
     destination_count: usize,
+    timer: Option<&Histogram>,
 ) -> Result<Option<Position>, EngineError> {
     let mut acker = ackers[done.source].lock().expect("acker lock");
     let destinations = match done.destination {
@@ -495,7 +496,18 @@ fn release(
             }
         }
     }
+    if let (Some(timer), Some(_)) = (timer, &newest) {
+        acker.released_reads(|read_at| timer.observe(read_at.elapsed().as_secs_f64()));
+    }
     Ok(newest)
+}
+
+/// Now, as Unix seconds (0 if the clock is before 1970).
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The newest position waiting in `acks` (taken without waiting), and whether the acker has
@@ -667,6 +679,7 @@ async fn run_graph(
         Some(node) => {
             let mut letters = DeadLetters::new(node);
             letters.bytes = metrics.as_ref().map(PipelineMetrics::dlq_bytes);
+            letters.duration = metrics.as_ref().map(PipelineMetrics::dlq_duration);
             letters.open().await.map_err(|source| EngineError::Plugin {
                 node: "dead-letter queue".into(),
                 source,
@@ -726,6 +739,8 @@ async fn run_graph(
         let batch_size = options.batch_size.max(1);
         let counted: Option<ConnectorMetrics> =
             metrics.as_ref().map(|m| m.connector(&node.id, "source"));
+        // Batches' read times feed the pipeline-duration histogram (only with metrics on).
+        let timed_reads = metrics.is_some();
         let span = node_span("source", &node.id);
         let inspect = inspectors.clone();
         tasks.spawn(
@@ -799,6 +814,9 @@ async fn run_graph(
                                 let first = acker.next_ticket();
                                 for record in &records {
                                     acker.track(record.position.clone(), destination_count)?;
+                                }
+                                if timed_reads {
+                                    acker.mark_read(Instant::now());
                                 }
                                 first
                             };
@@ -1002,6 +1020,8 @@ async fn run_graph(
     {
         let mut cancel = cancel.clone();
         let saved_count = metrics.as_ref().map(PipelineMetrics::positions_saved);
+        let saved_at = metrics.as_ref().map(PipelineMetrics::position_saved_at);
+        let timer = metrics.as_ref().map(PipelineMetrics::duration);
         let pending = metrics.as_ref().map(PipelineMetrics::acks_pending);
         let span = node_span("acker", "pipeline");
         tasks.spawn(async move {
@@ -1052,13 +1072,16 @@ async fn run_graph(
                         if let Some(counter) = &saved_count {
                             counter.inc();
                         }
+                        if let Some(saved_at) = &saved_at {
+                            saved_at.set(unix_seconds());
+                        }
                         // The source may already be gone (cancelled); nothing to tell then.
                         let _ = ack_txs[saved.source].send(saved.position);
                     }
                     // Cancel-safety: `recv` takes a report only when it completes.
                     done = done_rx.recv(), if !reports_closed => match done {
                         Some(done) => {
-                            if let Some(position) = release(&ackers, &done, destination_count)? {
+                            if let Some(position) = release(&ackers, &done, destination_count, timer.as_ref())? {
                                 unsaved[done.source] = Some(position);
                             }
                             if let Some(pending) = &pending {

@@ -438,6 +438,7 @@ impl Supervisor {
                             return;
                         }
                     };
+                    let recovering_count = metrics.as_ref().map(|m| m.recovering());
                     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
                     let run = culvert_engine::run_observed(
                         graph,
@@ -526,6 +527,9 @@ impl Supervisor {
                         delay_ms = delay.as_millis() as u64,
                         "pipeline failed; recovering"
                     );
+                    if let Some(count) = &recovering_count {
+                        count.inc();
+                    }
                     let recovering = pipeline.clone();
                     this.report(recovering.clone(), "is recovering", move |p, ctx| {
                         p.report_recovering(ctx, &recovering, &error, attempt)

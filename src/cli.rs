@@ -129,11 +129,12 @@ pub enum PipelinesCommand {
     /// Print the records a connector handles (a source's produced, a destination's
     /// received), or those going into (--in) or out of (--out, the default) a processor,
     /// live, until the stream ends (the entity is deleted or its pipeline stops) or
-    /// --count records were printed. A slow reader loses records for itself only.
+    /// --count records were printed. Given a pipeline, every connector of it at once, each
+    /// line naming its connector. A slow reader loses records for itself only.
     ///
     /// Example: culvert pipelines inspect orders:pg-source --filter customer --count 10
     Inspect {
-        /// The connector's or processor's id.
+        /// The pipeline's, connector's or processor's id.
         id: String,
         /// A processor's incoming records.
         #[arg(long = "in", conflicts_with = "output")]
@@ -957,6 +958,8 @@ enum Inspected {
     Connector,
     ProcessorIn,
     ProcessorOut,
+    /// Every connector of a pipeline (their ids).
+    Pipeline(Vec<String>),
 }
 
 /// `pipelines inspect`: the stream of InspectConnector or InspectProcessorIn/Out.
@@ -982,11 +985,36 @@ async fn inspect(
             Ok(_) => Inspected::Connector,
             Err(status) if status.code() == tonic::Code::NotFound => {
                 let mut processors = ProcessorServiceClient::new(channel.clone());
-                processors
+                match processors
                     .get_processor(pb::GetProcessorRequest { id: id.to_owned() })
                     .await
-                    .map_err(|_| Failure(2, format!("no connector or processor with id {id:?}")))?;
-                Inspected::ProcessorOut
+                {
+                    Ok(_) => Inspected::ProcessorOut,
+                    Err(status) if status.code() == tonic::Code::NotFound => {
+                        let mut pipelines = PipelineServiceClient::new(channel.clone());
+                        let pipeline = pipelines
+                            .get_pipeline(pb::GetPipelineRequest { id: id.to_owned() })
+                            .await
+                            .map_err(|status| match status.code() {
+                                tonic::Code::NotFound => Failure(
+                                    2,
+                                    format!("no pipeline, connector or processor with id {id:?}"),
+                                ),
+                                _ => status.into(),
+                            })?
+                            .into_inner()
+                            .pipeline
+                            .unwrap_or_default();
+                        if pipeline.connector_ids.is_empty() {
+                            return Err(Failure(
+                                2,
+                                format!("pipeline {id:?} has no connectors to inspect"),
+                            ));
+                        }
+                        Inspected::Pipeline(pipeline.connector_ids)
+                    }
+                    Err(status) => return Err(status.into()),
+                }
             }
             Err(status) => return Err(status.into()),
         }
@@ -1014,7 +1042,81 @@ async fn inspect(
                 .into_inner();
             follow(stream, |r| r.record, filter, count, remote.json).await
         }
+        Inspected::Pipeline(connectors) => {
+            follow_pipeline(channel, connectors, filter, count, remote.json).await
+        }
     }
+}
+
+/// Follow every connector of a pipeline at once: one InspectConnector stream each, merged
+/// as records arrive, each line prefixed with its connector's id (JSON lines carry it as
+/// `connector`). Ends when every stream has ended or `count` records were printed.
+async fn follow_pipeline(
+    channel: Channel,
+    connectors: Vec<String>,
+    filter: Option<&str>,
+    count: Option<u64>,
+    json: bool,
+) -> Result<(), Failure> {
+    type Item = Result<(String, culvert_api::pb::opencdc::v1::Record), tonic::Status>;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1024);
+    let mut readers = tokio::task::JoinSet::new();
+    for id in connectors {
+        let mut client = ConnectorServiceClient::new(channel.clone());
+        let tx = tx.clone();
+        readers.spawn(async move {
+            let mut stream = match client
+                .inspect_connector(pb::InspectConnectorRequest { id: id.clone() })
+                .await
+            {
+                Ok(stream) => stream.into_inner(),
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+            };
+            loop {
+                let item = match stream.message().await {
+                    Ok(Some(message)) => match message.record {
+                        Some(record) => Ok((id.clone(), record)),
+                        None => continue,
+                    },
+                    Ok(None) => return,
+                    Err(status) => Err(status),
+                };
+                let failed = item.is_err();
+                // The printer gone (count reached) or a failure sent: this reader is done.
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut printed = 0u64;
+    while count.is_none_or(|n| printed < n) {
+        let Some(item) = rx.recv().await else {
+            break;
+        };
+        let (id, record) = item?;
+        let text = serde_json::to_string(&record)
+            .map_err(|e| Failure(1, format!("encoding a record: {e}")))?;
+        if filter.is_some_and(|f| !text.contains(f)) {
+            continue;
+        }
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "connector": id, "record": record })
+            );
+        } else {
+            println!("{id}  {}", record_line(&record));
+        }
+        printed += 1;
+    }
+    // Dropping the receiver and the readers ends every stream.
+    readers.abort_all();
+    Ok(())
 }
 
 /// Print an inspector stream's records (those `filter` keeps) until it ends or `count`

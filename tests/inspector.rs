@@ -387,7 +387,8 @@ async fn the_cli_and_the_http_route_print_live_records() {
     let http = server.http_address();
     let mut c = connect(&grpc).await;
     // An endless generator at a modest rate.
-    let (id, source, processor, _) = pipeline(&mut c, "cli", &[("rate", "50")], &out).await;
+    let (id, source, processor, destination) =
+        pipeline(&mut c, "cli", &[("rate", "50")], &out).await;
     c.pipelines
         .start_pipeline(pb::StartPipelineRequest { id: id.clone() })
         .await
@@ -411,6 +412,7 @@ async fn the_cli_and_the_http_route_print_live_records() {
     };
     let table = {
         let processor = processor.clone();
+        let grpc = grpc.clone();
         tokio::task::spawn_blocking(move || {
             culvert(&[
                 "pipelines",
@@ -421,6 +423,22 @@ async fn the_cli_and_the_http_route_print_live_records() {
                 "inspected",
                 "--count",
                 "2",
+                "--grpc.address",
+                &grpc,
+            ])
+        })
+    };
+    let whole = {
+        let id = id.clone();
+        let grpc = grpc.clone();
+        tokio::task::spawn_blocking(move || {
+            culvert(&[
+                "pipelines",
+                "inspect",
+                &id,
+                "--count",
+                "10",
+                "--json",
                 "--grpc.address",
                 &grpc,
             ])
@@ -455,6 +473,41 @@ async fn the_cli_and_the_http_route_print_live_records() {
             "{row}"
         );
     }
+
+    // The whole pipeline: both connectors' records, each naming its connector; what the
+    // destination receives has been through the processor, what the source produced not.
+    let (code, stdout, stderr) = whole.await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let printed: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(printed.len(), 10, "{stdout}");
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &printed {
+        let connector = line["connector"].as_str().unwrap();
+        let payload = &line["record"]["payload"]["after"]["structuredData"];
+        if connector == source {
+            assert!(payload.get("inspected").is_none(), "{line}");
+        } else {
+            assert_eq!(connector, destination, "{line}");
+            assert_eq!(payload["inspected"], "yes", "{line}");
+        }
+        seen.insert(connector.to_owned());
+    }
+    assert_eq!(seen.len(), 2, "records of both connectors: {stdout}");
+    let (code, _, stderr) = culvert(&[
+        "pipelines",
+        "inspect",
+        "no-such-thing",
+        "--grpc.address",
+        &grpc,
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("no pipeline, connector or processor with id \"no-such-thing\""),
+        "{stderr}"
+    );
 
     for line in http_lines.await.unwrap() {
         let payload = &line["result"]["payload"]["after"]["structuredData"];

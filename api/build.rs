@@ -13,7 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
     let root = std::path::Path::new(&manifest_dir).join("../proto");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    let files = ["conduit/api/v1/api.proto", "culvert/api/v1/events.proto"];
+    let files = [
+        "conduit/api/v1/api.proto",
+        "culvert/api/v1/events.proto",
+        "culvert/api/v1/positions.proto",
+    ];
     for dir in [
         "conduit/api/v1",
         "culvert/api/v1",

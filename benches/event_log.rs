@@ -88,6 +88,7 @@ fn populate(path: &Path) {
                 events,
                 expected: vec![],
                 clear_positions: Vec::new(),
+                set_positions: Vec::new(),
             })
             .unwrap();
     }
@@ -126,6 +127,7 @@ fn append(c: &mut Criterion) {
                         events: events.clone(),
                         expected: vec![],
                         clear_positions: Vec::new(),
+                        set_positions: Vec::new(),
                     },
                     |request| store.append(request).unwrap(),
                     BatchSize::SmallInput,

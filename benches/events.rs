@@ -67,6 +67,7 @@ fn main() {
                 events: events.iter().map(|e| encode(e, &who)).collect(),
                 expected: vec![],
                 clear_positions: Vec::new(),
+                set_positions: Vec::new(),
             })
             .unwrap();
     }

@@ -10,6 +10,7 @@
 
 use crate::client::{self, Channel};
 use culvert_api::pb::api::v1 as pb;
+use culvert_api::pb::culvert::api::v1 as pp;
 use culvert_provisioning::config::{
     self, ConnectorConfig, DlqConfig, PipelineConfig, ProcessorConfig, Severity,
 };
@@ -17,6 +18,7 @@ use culvert_provisioning::yaml::Location;
 use pb::connector_service_client::ConnectorServiceClient;
 use pb::pipeline_service_client::PipelineServiceClient;
 use pb::processor_service_client::ProcessorServiceClient;
+use pp::source_position_service_client::SourcePositionServiceClient;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -181,6 +183,51 @@ pub enum ConnectorsCommand {
     Describe {
         /// The connector's id.
         id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a source's position (where its next run resumes) and its sampled checkpoints.
+    ///
+    /// Example: culvert connectors position orders:src
+    Position {
+        /// The source connector's id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Move a stopped pipeline's source: just after a given position, or after the newest
+    /// checkpoint at or before a time. Its next run resumes there (records after it are
+    /// read again). Recorded in the audit with the old and new position.
+    ///
+    /// Example: culvert connectors seek orders:src --checkpoint 2026-12-01T10:00:00Z
+    #[command(group = clap::ArgGroup::new("target").required(true).multiple(false))]
+    Seek {
+        /// The source connector's id.
+        id: String,
+        /// The position, as text (most connectors' positions are; see `position`).
+        #[arg(long, group = "target")]
+        position: Option<String>,
+        /// The position, base64 (for positions that are not text).
+        #[arg(long, group = "target")]
+        position_base64: Option<String>,
+        /// The newest checkpoint saved at or before this time (RFC 3339).
+        #[arg(long, group = "target")]
+        checkpoint: Option<String>,
+        /// Fail unless the connector is at this version (see `position --json`).
+        #[arg(long)]
+        expected_version: Option<u64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start a stopped pipeline's source over: its next run reads from the beginning.
+    ///
+    /// Example: culvert connectors reset orders:src
+    Reset {
+        /// The source connector's id.
+        id: String,
+        /// Fail unless the connector is at this version.
+        #[arg(long)]
+        expected_version: Option<u64>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -374,6 +421,65 @@ pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
                     .collect();
                 table(&["ID", "TYPE", "PLUGIN", "PIPELINE", "NAME"], rows);
                 Ok(())
+            }
+            ConnectorsCommand::Position { id, remote } => {
+                let mut client = SourcePositionServiceClient::new(connect(&remote.server).await?);
+                let position = client
+                    .get_source_position(pp::GetSourcePositionRequest { connector_id: id })
+                    .await?
+                    .into_inner();
+                if remote.json {
+                    return print_json(&position);
+                }
+                print_position(&position);
+                Ok(())
+            }
+            ConnectorsCommand::Seek {
+                id,
+                position,
+                position_base64,
+                checkpoint,
+                expected_version,
+                remote,
+            } => {
+                use pp::set_source_position_request::Target;
+                let target = match (position, position_base64, checkpoint) {
+                    (Some(text), _, _) => Target::Position(text.into_bytes()),
+                    (_, Some(b64), _) => {
+                        use base64::Engine as _;
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(b64.trim())
+                            .map_err(|e| Failure(2, format!("--position-base64: {e}")))?;
+                        Target::Position(bytes)
+                    }
+                    (_, _, Some(time)) => {
+                        let at = chrono::DateTime::parse_from_rfc3339(&time).map_err(|e| {
+                            Failure(
+                                2,
+                                format!("--checkpoint: {time:?} is not an RFC 3339 time: {e}"),
+                            )
+                        })?;
+                        Target::CheckpointAt(culvert_api::wkt::Timestamp {
+                            seconds: at.timestamp(),
+                            nanos: at.timestamp_subsec_nanos() as i32,
+                        })
+                    }
+                    (None, None, None) => {
+                        return Err(Failure(
+                            2,
+                            "say where: --position, --position-base64 or --checkpoint".into(),
+                        ))
+                    }
+                };
+                move_position(id, target, expected_version, &remote).await
+            }
+            ConnectorsCommand::Reset {
+                id,
+                expected_version,
+                remote,
+            } => {
+                let target = pp::set_source_position_request::Target::Reset(true);
+                move_position(id, target, expected_version, &remote).await
             }
             ConnectorsCommand::Describe { id, remote } => {
                 let mut client = ConnectorServiceClient::new(connect(&remote.server).await?);
@@ -951,6 +1057,81 @@ async fn import(
         }
     }
     Ok(())
+}
+
+/// Move a source's position (`seek`, `reset`) and print where it is now.
+async fn move_position(
+    id: String,
+    target: pp::set_source_position_request::Target,
+    expected_version: Option<u64>,
+    remote: &Remote,
+) -> Result<(), Failure> {
+    let mut client = SourcePositionServiceClient::new(connect(&remote.server).await?);
+    let reply = client
+        .set_source_position(pp::SetSourcePositionRequest {
+            connector_id: id,
+            target: Some(target),
+            expected_version: expected_version.unwrap_or(0),
+        })
+        .await?
+        .into_inner();
+    if remote.json {
+        return print_json(&reply);
+    }
+    if reply.seq == 0 {
+        println!("Unchanged: the source was already there.");
+    } else {
+        println!("Moved (event {}).", reply.seq);
+    }
+    print_position(&reply.position.unwrap_or_default());
+    Ok(())
+}
+
+/// A position as text when it is, else base64.
+fn position_text(bytes: &[u8], text: &str) -> String {
+    use base64::Engine as _;
+    if !text.is_empty() || bytes.is_empty() {
+        text.to_owned()
+    } else {
+        format!(
+            "base64:{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )
+    }
+}
+
+fn print_position(position: &pp::SourcePosition) {
+    println!("Connector:   {}", position.connector_id);
+    println!("Version:     {}", position.version);
+    if position.has_position {
+        println!(
+            "Position:    {}",
+            position_text(&position.position, &position.position_text)
+        );
+    } else {
+        println!("Position:    none (the next run reads from the beginning)");
+    }
+    if position.checkpoints.is_empty() {
+        println!("Checkpoints: none yet");
+        return;
+    }
+    println!("Checkpoints:");
+    let rows = position
+        .checkpoints
+        .iter()
+        .map(|c| {
+            vec![
+                c.at.map(|t| {
+                    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+                        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default(),
+                position_text(&c.position, &c.position_text),
+            ]
+        })
+        .collect();
+    table(&["SAVED AT", "POSITION"], rows);
 }
 
 /// What `pipelines inspect` follows.

@@ -1098,7 +1098,7 @@ async fn serve(
         writer.clone(),
         plugins.clone(),
         processor_plugins.clone(),
-        positions,
+        positions.clone(),
         args.recovery()?,
     );
     supervisor.set_metrics(metrics.clone());
@@ -1123,6 +1123,7 @@ async fn serve(
     let api = culvert_api::Api::with_plugins(writer, plugins, processor_plugins)
         .with_shutdown(rx.clone())
         .with_inspectors(inspectors)
+        .with_positions(positions)
         .with_start_wait(std::time::Duration::from_secs(30));
     let grpc_options = culvert_api::GrpcOptions {
         max_message_bytes: args.grpc_max_message_bytes,

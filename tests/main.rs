@@ -17,6 +17,7 @@ mod inspector;
 mod logging;
 mod metrics;
 mod pg;
+mod positions;
 mod postgres_standalone;
 mod processors;
 mod provisioning;

@@ -47,6 +47,9 @@ pub struct Api {
     redactor: crate::redact::Redactor,
     /// The stream inspector's sessions (fed by the engine when the server shares them).
     inspectors: Arc<culvert_engine::Inspectors>,
+    /// Where sources' positions are kept, for SourcePositionService (`None`: it answers
+    /// UNIMPLEMENTED).
+    pub(crate) positions: Option<Arc<dyn culvert_store::PositionStore>>,
 }
 
 impl Api {
@@ -75,6 +78,7 @@ impl Api {
         Self {
             redactor,
             inspectors: Arc::new(culvert_engine::Inspectors::default()),
+            positions: None,
             start_wait: None,
             list_scan_limit: crate::events::LIST_SCAN_LIMIT,
             shutdown,
@@ -91,6 +95,14 @@ impl Api {
             processors: ProcessorOrchestrator::new(writer.clone()),
             writer,
         }
+    }
+
+    /// Serve SourcePositionService over `positions` (the store the engine saves positions in,
+    /// which must be the database of the writer's event log: a move is recorded and takes
+    /// effect in one write).
+    pub fn with_positions(mut self, positions: Arc<dyn culvert_store::PositionStore>) -> Self {
+        self.positions = Some(positions);
+        self
     }
 
     /// Serve the stream inspector from `inspectors` (the registry the engine feeds).
@@ -402,6 +414,12 @@ pub async fn serve_grpc_secured(
             )
             .max_decoding_message_size(size),
         )
+        .add_service(
+            crate::pb::culvert::api::v1::source_position_service_server::SourcePositionServiceServer::new(
+                api.clone(),
+            )
+            .max_decoding_message_size(size),
+        )
         .add_service(PluginServiceServer::new(api).max_decoding_message_size(size))
         .serve_with_incoming_shutdown(
             // TCP_NODELAY, as tonic's own listener sets it: without it an answer larger than a
@@ -483,7 +501,7 @@ impl Api {
 /// (`user:<name>`), else `api`. The client's `culvert-reason` is recorded beside the actor
 /// (INVALID_ARGUMENT if it is too long or holds control characters); the correlation id
 /// is its `x-request-id` if given.
-fn context<T>(request: &Request<T>) -> Result<Context, Status> {
+pub(crate) fn context<T>(request: &Request<T>) -> Result<Context, Status> {
     let meta = request.metadata();
     let actor = match request.extensions().get::<Authenticated>() {
         Some(caller) => caller.identity().actor(),
@@ -502,7 +520,7 @@ fn context<T>(request: &Request<T>) -> Result<Context, Status> {
 }
 
 /// Run a write (which may fsync) off the async runtime.
-async fn write<T: Send + 'static>(
+pub(crate) async fn write<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, CommandError> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(f)
@@ -511,7 +529,7 @@ async fn write<T: Send + 'static>(
         .map_err(to_status)
 }
 
-fn not_found(kind: EntityKind, id: &str) -> Status {
+pub(crate) fn not_found(kind: EntityKind, id: &str) -> Status {
     to_status(CommandError::Domain(DomainError::NotFound {
         kind,
         id: id.to_owned(),
@@ -519,7 +537,7 @@ fn not_found(kind: EntityKind, id: &str) -> Status {
 }
 
 /// Conduit answers an empty id with INVALID_ARGUMENT "empty ID" on get/update.
-fn require_id(id: &str) -> Result<(), Status> {
+pub(crate) fn require_id(id: &str) -> Result<(), Status> {
     if id.is_empty() {
         return Err(invalid("id", "empty ID"));
     }
@@ -1165,6 +1183,7 @@ mod tests {
             }],
             expected: vec![],
             clear_positions: Vec::new(),
+            set_positions: Vec::new(),
         })
         .unwrap();
         assert_eq!(

@@ -28,6 +28,7 @@ pub mod http;
 mod inspect;
 mod limits;
 mod plugins;
+mod positions;
 pub mod redact;
 pub mod tls;
 pub mod wkt;
@@ -49,7 +50,7 @@ pub mod pb {
             include!(concat!(env!("OUT_DIR"), "/api.v1.serde.rs"));
         }
     }
-    /// Culvert's own API (`culvert.api.v1`): the event log.
+    /// Culvert's own API (`culvert.api.v1`): the event log and source positions.
     pub mod culvert {
         /// The API.
         pub mod api {

@@ -305,6 +305,7 @@ impl Redactor {
             | Event::PipelineRecovering { .. }
             | Event::PipelineDegraded { .. }
             | Event::ConnectorDeleted { .. }
+            | Event::SourcePositionSet { .. }
             | Event::ConnectorProcessorAdded { .. }
             | Event::ConnectorProcessorRemoved { .. }
             | Event::ProcessorDeleted { .. }

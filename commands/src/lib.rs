@@ -24,7 +24,7 @@ use culvert_domain::{
 };
 use culvert_migrations::{encode, Provenance};
 use culvert_projections::{ProjectionError, Projections};
-use culvert_store::{AppendRequest, EventLog, ExpectedVersion, StoreError};
+use culvert_store::{AppendRequest, EventLog, ExpectedVersion, PositionWrite, StoreError};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -273,11 +273,25 @@ impl ControlPlaneWriter {
         } else {
             Vec::new()
         };
+        // A position a user moved is written with its event: recorded and in effect
+        // together, or neither.
+        let set_positions = events
+            .iter()
+            .filter_map(|event| match event {
+                culvert_domain::Event::SourcePositionSet { id, new, .. } => Some(PositionWrite {
+                    connector: id.as_str().to_owned(),
+                    slot: culvert_store::POSITION_SLOT.to_owned(),
+                    value: new.as_ref().map(|p| p.0.clone()),
+                }),
+                _ => None,
+            })
+            .collect();
         let provenance = context.provenance();
         let stored = self.log.append(AppendRequest {
             events: events.iter().map(|e| encode(e, &provenance)).collect(),
             expected: versions.into_iter().collect(),
             clear_positions,
+            set_positions,
         })?;
         let recorded: Vec<RecordedEvent> = stored
             .into_iter()

@@ -161,6 +161,15 @@ pub enum Command {
         /// The settings, sealed with the current key.
         settings: Settings,
     },
+    /// Move a source connector's position (set, seek or reset), only while its pipeline is
+    /// not running: the next start resumes after the new position. Recorded as an event and
+    /// written to the position store in the same atomic write.
+    SetSourcePosition {
+        /// The source connector.
+        id: ConnectorId,
+        /// From where to where.
+        change: PositionChange,
+    },
     /// Bring a pipeline in line with a configuration document: `commands` (creations,
     /// updates and deletions of the pipeline and its connectors and processors) decided in
     /// order, each against the state the previous ones leave, and recorded as one batch.
@@ -178,6 +187,19 @@ pub enum Command {
         /// What to do, in order.
         commands: Vec<Command>,
     },
+}
+
+/// Where a [`Command::SetSourcePosition`] moves a source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PositionChange {
+    /// The position stored before (read by the caller while the pipeline is stopped; the
+    /// audit's "old").
+    pub old: Option<crate::opencdc::Position>,
+    /// The position to resume after; `None`: from the start (a reset).
+    pub new: Option<crate::opencdc::Position>,
+    /// How the new position was chosen, for the audit: `set`, `reset` or
+    /// `checkpoint:<time>`.
+    pub how: String,
 }
 
 /// Whose settings a [`Command::ResealSecrets`] stores again.

@@ -220,6 +220,18 @@ pub enum Event {
         /// The settings as stored now.
         settings: Settings,
     },
+    /// A source connector's position was moved by a user (set, seek or reset) while its
+    /// pipeline was stopped; its next run resumes after `new` (from the start when absent).
+    SourcePositionSet {
+        /// The source connector.
+        id: ConnectorId,
+        /// The position before.
+        old: Option<crate::opencdc::Position>,
+        /// The position now.
+        new: Option<crate::opencdc::Position>,
+        /// How it was chosen: `set`, `reset` or `checkpoint:<time>`.
+        how: String,
+    },
     /// A schema was registered in the built-in schema registry (by a connector, a
     /// processor or a user).
     SchemaRegistered {
@@ -262,7 +274,8 @@ impl Event {
             | ConnectorDeleted { id }
             | ConnectorProcessorAdded { id, .. }
             | ConnectorProcessorRemoved { id, .. }
-            | ConnectorSecretsResealed { id, .. } => StreamId::connector(id),
+            | ConnectorSecretsResealed { id, .. }
+            | SourcePositionSet { id, .. } => StreamId::connector(id),
             ProcessorCreated { id, .. }
             | ProcessorUpdated { id, .. }
             | ProcessorDeleted { id }
@@ -302,6 +315,7 @@ impl Event {
             ConnectorSecretsResealed { .. } => "ConnectorSecretsResealed",
             ProcessorSecretsResealed { .. } => "ProcessorSecretsResealed",
             PipelineDlqSecretsResealed { .. } => "PipelineDlqSecretsResealed",
+            SourcePositionSet { .. } => "SourcePositionSet",
         }
     }
 }

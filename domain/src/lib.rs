@@ -28,7 +28,7 @@ pub mod opencdc;
 pub mod schema;
 mod state;
 
-pub use command::{Command, ResealTarget};
+pub use command::{Command, PositionChange, ResealTarget};
 pub use error::{DomainError, EntityKind, ErrorKind};
 pub use event::{Event, EventMeta, RecordedEvent};
 pub use ids::{ConnectorId, PipelineId, ProcessorId, Seq, StreamId};

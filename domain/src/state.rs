@@ -190,6 +190,40 @@ impl ControlPlane {
         }])
     }
 
+    /// A source's position moved: only a source's, only while its pipeline is not running
+    /// (the engine owns the position then); no event when nothing changes.
+    fn decide_position(
+        &self,
+        id: &ConnectorId,
+        change: &crate::command::PositionChange,
+    ) -> Result<Vec<Event>, DomainError> {
+        let connector = self.existing_connector(id)?;
+        if connector.connector_type != ConnectorType::Source {
+            return Err(DomainError::InvalidArgument {
+                entity: EntityKind::Connector,
+                field: "id",
+                reason: format!("connector {id} is a destination; only sources have positions"),
+            });
+        }
+        self.editable_pipeline(&connector.pipeline_id)?;
+        if change.how.is_empty() {
+            return Err(DomainError::InvalidArgument {
+                entity: EntityKind::Connector,
+                field: "how",
+                reason: "say how the position was chosen".into(),
+            });
+        }
+        if change.old == change.new {
+            return Ok(vec![]);
+        }
+        Ok(vec![Event::SourcePositionSet {
+            id: id.clone(),
+            old: change.old.clone(),
+            new: change.new.clone(),
+            how: change.how.clone(),
+        }])
+    }
+
     /// The provisioned pipeline a command would change, if any (start and stop requests
     /// and the engine's reports change no configuration and are allowed).
     fn provisioned_target(&self, command: &Command) -> Option<&Pipeline> {
@@ -318,6 +352,7 @@ impl ControlPlane {
                 Command::UpdateProcessor { id, .. } | Command::DeleteProcessor { id } => {
                     processors.push(id.clone())
                 }
+                Command::SetSourcePosition { id, .. } => connectors.push(id.clone()),
                 Command::ResealSecrets { target, .. } => match target {
                     ResealTarget::Connector(id) => connectors.push(id.clone()),
                     ResealTarget::Processor(id) => processors.push(id.clone()),
@@ -537,6 +572,7 @@ impl ControlPlane {
                 schema,
             } => self.schemas.decide_register(subject, *schema_type, schema),
             Command::ResealSecrets { target, settings } => self.decide_reseal(target, settings),
+            Command::SetSourcePosition { id, change } => self.decide_position(id, change),
             Command::ReportPipelineDegraded { id, error } => {
                 self.existing_pipeline(id)?;
                 Ok(vec![Event::PipelineDegraded {
@@ -888,6 +924,9 @@ impl ControlPlane {
             Event::ConnectorSecretsResealed { id, settings } => {
                 self.with_connector(id, at, version, |c| c.settings = settings.clone())
             }
+            // The position itself lives in the position store; the connector's version
+            // and update time record that it moved.
+            Event::SourcePositionSet { id, .. } => self.with_connector(id, at, version, |_| {}),
             Event::PipelineDlqSecretsResealed { id, settings } => {
                 self.with_pipeline(id, at, version, |p| p.dlq.settings = settings.clone())
             }

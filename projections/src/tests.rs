@@ -74,6 +74,7 @@ fn build(commands: &[Command]) -> (MemoryStore, Vec<ControlPlane>) {
                 events: events.iter().map(|e| encode(e, &who)).collect(),
                 expected: vec![],
                 clear_positions: Vec::new(),
+                set_positions: Vec::new(),
             })
             .unwrap();
         let mut state = current;

@@ -39,6 +39,7 @@ pub(crate) fn request(
             .map(|(s, v)| (StreamId(s.into()), v))
             .collect(),
         clear_positions: Vec::new(),
+        set_positions: Vec::new(),
     }
 }
 
@@ -50,6 +51,7 @@ pub(crate) fn run_all<S: EventLog + PositionStore>(make: impl Fn() -> Subject<S>
     snapshots_replace(make());
     positions_roundtrip(make());
     positions_clear_with_the_events_or_not_at_all(make());
+    positions_set_with_the_events_or_not_at_all(make());
     subscription_catches_up_then_follows(make());
 }
 
@@ -238,6 +240,51 @@ fn positions_clear_with_the_events_or_not_at_all<S: EventLog + PositionStore>(s:
     assert_eq!(
         store.get("cc", "position").unwrap().as_deref(),
         Some(&b"8"[..])
+    );
+}
+
+/// Positions set by an append go in the same atomic write as its events, after the
+/// clears; a refused append sets nothing.
+fn positions_set_with_the_events_or_not_at_all<S: EventLog + PositionStore>(s: Subject<S>) {
+    let store = &s.store;
+    store.put("c", "position", b"41").unwrap();
+    store.put("c", "state", b"s").unwrap();
+    let write = |value: Option<&[u8]>| crate::PositionWrite {
+        connector: "c".into(),
+        slot: "position".into(),
+        value: value.map(<[u8]>::to_vec),
+    };
+    let refused = AppendRequest {
+        set_positions: vec![write(Some(b"7"))],
+        ..request(vec![event("x", 1)], vec![("x", ExpectedVersion::Exact(5))])
+    };
+    assert!(matches!(
+        store.append(refused),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store.get("c", "position").unwrap().as_deref(),
+        Some(&b"41"[..])
+    );
+    let set = AppendRequest {
+        set_positions: vec![write(Some(b"7"))],
+        ..request(vec![event("connector/c", 1)], vec![])
+    };
+    assert_eq!(store.append(set).unwrap().len(), 1);
+    assert_eq!(
+        store.get("c", "position").unwrap().as_deref(),
+        Some(&b"7"[..])
+    );
+    let reset = AppendRequest {
+        set_positions: vec![write(None)],
+        ..request(vec![event("connector/c", 2)], vec![])
+    };
+    assert_eq!(store.append(reset).unwrap().len(), 1);
+    assert_eq!(store.get("c", "position").unwrap(), None);
+    assert_eq!(
+        store.get("c", "state").unwrap().as_deref(),
+        Some(&b"s"[..]),
+        "other slots stay"
     );
 }
 

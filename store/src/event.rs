@@ -70,6 +70,21 @@ pub struct AppendRequest {
     /// write as the events: a connector id created again must never resume from its
     /// predecessor's position, at any crash point.
     pub clear_positions: Vec<String>,
+    /// Position slots set (or, with `None`, removed) in the same atomic write as the events
+    /// (after `clear_positions`): a position a user sets is recorded and takes effect
+    /// together, or neither.
+    pub set_positions: Vec<PositionWrite>,
+}
+
+/// One position slot written by an [`AppendRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionWrite {
+    /// The connector.
+    pub connector: String,
+    /// The slot (e.g. [`crate::POSITION_SLOT`]).
+    pub slot: String,
+    /// The new value; `None` removes the slot.
+    pub value: Option<Vec<u8>>,
 }
 
 /// An event as stored: the envelope and its payload.

@@ -22,6 +22,7 @@
 //! A directory written by a newer layout is refused; an older one is migrated on open by the
 //! [`Layout`] the caller passes in.
 
+pub mod checkpoints;
 mod error;
 mod event;
 pub mod layout;
@@ -33,7 +34,15 @@ mod subscription;
 mod conformance;
 
 pub use error::StoreError;
-pub use event::{AppendRequest, ExpectedVersion, NewEvent, Snapshot, StoredEvent};
+pub use event::{AppendRequest, ExpectedVersion, NewEvent, PositionWrite, Snapshot, StoredEvent};
+
+/// The slot under which a source connector's position is kept (what the engine resumes
+/// from).
+pub const POSITION_SLOT: &str = "position";
+
+/// The slot under which a source connector's sampled position checkpoints are kept (JSON,
+/// oldest first, bounded): what a seek to an earlier point picks from.
+pub const CHECKPOINTS_SLOT: &str = "position-checkpoints";
 pub use layout::{Cf, Layout, LayoutMigration, MigrationTx};
 pub use memory::MemoryStore;
 pub use rocks::{RocksStore, StoreOptions};

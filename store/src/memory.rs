@@ -78,6 +78,17 @@ impl EventLog for MemoryStore {
         for connector in &request.clear_positions {
             inner.positions.retain(|(c, _), _| c != connector);
         }
+        for write in &request.set_positions {
+            let key = (write.connector.clone(), write.slot.clone());
+            match &write.value {
+                Some(value) => {
+                    inner.positions.insert(key, value.clone());
+                }
+                None => {
+                    inner.positions.remove(&key);
+                }
+            }
+        }
         if let Some(last) = stored.last() {
             inner.last_time = Some(now);
             self.head.send_replace(last.seq);

@@ -349,11 +349,18 @@ impl EventLog for RocksStore {
             to.push(1);
             batch.delete_range_cf(self.cf(Cf::Positions), from, to);
         }
+        for write in &request.set_positions {
+            let key = Self::position_key(&write.connector, &write.slot);
+            match &write.value {
+                Some(value) => batch.put_cf(self.cf(Cf::Positions), key, value),
+                None => batch.delete_cf(self.cf(Cf::Positions), key),
+            }
+        }
         fail::fail_point!("store::append::before_write", |_| Err(
             StoreError::Injected("store::append::before_write".into())
         ));
         // invariant: every state write is atomic — the whole batch is one WriteBatch (events,
-        // stream index and cleared positions).
+        // stream index, cleared and set positions).
         self.db
             .write_opt(batch, &self.write_options(self.options.fsync))?;
         writer.last_seq = seq;
@@ -927,8 +934,8 @@ mod tests {
                             })
                             .into_iter()
                             .collect();
-                        let m = model.append(AppendRequest { events: model_events, expected: expected.clone(), clear_positions: Vec::new() });
-                        let r = store.append(AppendRequest { events: real_events, expected, clear_positions: Vec::new() });
+                        let m = model.append(AppendRequest { events: model_events, expected: expected.clone(), clear_positions: Vec::new(), set_positions: Vec::new() });
+                        let r = store.append(AppendRequest { events: real_events, expected, clear_positions: Vec::new(), set_positions: Vec::new() });
                         prop_assert_eq!(m.is_ok(), r.is_ok());
                         if let (Ok(m), Ok(r)) = (m, r) {
                             prop_assert_eq!(strip_time(m), strip_time(r));

@@ -45,28 +45,67 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
-/// The slot under which a source connector's position is kept.
-const POSITION_SLOT: &str = "position";
+use culvert_store::{checkpoints, POSITION_SLOT};
 
 /// The slot under which the settings a connector last started with are kept (JSON), to
 /// tell its plugin of changes (Conduit's lifecycle events and `LastActiveConfig`).
 const LAST_ACTIVE_SLOT: &str = "last-active-settings";
 
 /// The store's position store, as the engine sees it.
-struct StorePositions(Arc<dyn PositionStore>);
+/// Also keeps sampled checkpoints of each source's position (see
+/// `culvert_store::checkpoints`): the first save of a source after the server starts, then
+/// at most one every `CHECKPOINT_EVERY`.
+struct StorePositions {
+    store: Arc<dyn PositionStore>,
+    /// When each source's last checkpoint was taken.
+    checkpointed: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+impl StorePositions {
+    fn new(store: Arc<dyn PositionStore>) -> Self {
+        Self {
+            store,
+            checkpointed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `connector`'s position is due for a checkpoint (and, if so, noted as taken).
+    fn checkpoint_due(&self, connector: &str) -> bool {
+        let mut taken = self.checkpointed.lock().expect("checkpoint lock");
+        let now = std::time::Instant::now();
+        match taken.get(connector) {
+            Some(last) if now.duration_since(*last) < checkpoints::CHECKPOINT_EVERY => false,
+            _ => {
+                taken.insert(connector.to_owned(), now);
+                true
+            }
+        }
+    }
+}
 
 impl Positions for StorePositions {
     fn load(&self, connector: &str) -> Result<Option<Position>, String> {
-        self.0
+        self.store
             .get(connector, POSITION_SLOT)
             .map(|v| v.map(Position))
             .map_err(|e| e.to_string())
     }
 
     fn save(&self, connector: &str, position: &Position) -> Result<(), String> {
-        self.0
+        self.store
             .put(connector, POSITION_SLOT, &position.0)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if self.checkpoint_due(connector) {
+            let checkpoint = checkpoints::Checkpoint {
+                at: chrono::Utc::now(),
+                position: position.clone(),
+            };
+            // A lost checkpoint costs only a seek target; the position itself is saved.
+            if let Err(error) = checkpoints::record(self.store.as_ref(), connector, checkpoint) {
+                tracing::warn!(connector, %error, "could not keep a position checkpoint");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -255,7 +294,7 @@ impl Supervisor {
             writer,
             registry,
             processor_registry,
-            positions: Arc::new(StorePositions(positions.clone())),
+            positions: Arc::new(StorePositions::new(positions.clone())),
             store: positions,
             connectors: Mutex::new(HashMap::new()),
             last_active: Mutex::new(HashMap::new()),

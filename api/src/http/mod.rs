@@ -20,6 +20,7 @@
 
 mod events;
 mod payload;
+mod positions;
 mod routes;
 pub(crate) mod schema;
 mod server;
@@ -310,11 +311,21 @@ impl<M: payload::Described + Send> ApiResponse for LineStream<M> {
 }
 
 /// The OpenAPI service for the routes (used for the document and the Swagger UI).
-fn openapi(api: Api) -> OpenApiService<(routes::Routes, events::EventRoutes), ()> {
+fn openapi(
+    api: Api,
+) -> OpenApiService<
+    (
+        routes::Routes,
+        events::EventRoutes,
+        positions::PositionRoutes,
+    ),
+    (),
+> {
     OpenApiService::new(
         (
             routes::Routes { api: api.clone() },
-            events::EventRoutes { api },
+            events::EventRoutes { api: api.clone() },
+            positions::PositionRoutes { api },
         ),
         TITLE,
         VERSION,

@@ -720,3 +720,75 @@ fn resealing_keeps_the_keys_and_is_allowed_while_running() {
     };
     assert!(state.decide(&missing).is_err());
 }
+
+#[test]
+fn a_source_position_moves_only_while_stopped_and_only_for_a_source() {
+    use crate::command::PositionChange;
+    use crate::opencdc::Position;
+    let change = |old: Option<&[u8]>, new: Option<&[u8]>| PositionChange {
+        old: old.map(|p| Position(p.to_vec())),
+        new: new.map(|p| Position(p.to_vec())),
+        how: "set".into(),
+    };
+    let set = |id: &str, change: PositionChange| Command::SetSourcePosition {
+        id: cid(id),
+        change,
+    };
+    let stopped = given(complete_pipeline());
+    assert_eq!(
+        stopped
+            .decide(&set("src", change(Some(b"9"), Some(b"3"))))
+            .unwrap(),
+        vec![Event::SourcePositionSet {
+            id: cid("src"),
+            old: Some(Position(b"9".to_vec())),
+            new: Some(Position(b"3".to_vec())),
+            how: "set".into(),
+        }]
+    );
+    // A reset (no new position) is a move too; moving to where it is, nothing.
+    assert_eq!(
+        stopped
+            .decide(&set("src", change(Some(b"9"), None)))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(stopped
+        .decide(&set("src", change(Some(b"9"), Some(b"9"))))
+        .unwrap()
+        .is_empty());
+    // Refused: a destination, an unknown connector, a running pipeline, no "how".
+    assert_eq!(
+        code(&stopped, set("dst", change(None, Some(b"1")))),
+        "connector.invalid_id"
+    );
+    assert_eq!(
+        code(&stopped, set("nope", change(None, Some(b"1")))),
+        "connector.not_found"
+    );
+    let running = given(running(complete_pipeline()));
+    assert_eq!(
+        code(&running, set("src", change(None, Some(b"1")))),
+        "pipeline.running"
+    );
+    let mut silent = change(None, Some(b"1"));
+    silent.how.clear();
+    assert!(stopped.decide(&set("src", silent)).is_err());
+    // Folding the event bumps the connector's version.
+    let mut events = complete_pipeline();
+    let before = given(events.clone())
+        .connector(&cid("src"))
+        .unwrap()
+        .version;
+    events.push(Event::SourcePositionSet {
+        id: cid("src"),
+        old: None,
+        new: Some(Position(b"3".to_vec())),
+        how: "set".into(),
+    });
+    assert_eq!(
+        given(events).connector(&cid("src")).unwrap().version,
+        before + 1
+    );
+}

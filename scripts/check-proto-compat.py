@@ -26,6 +26,17 @@ from google.protobuf import descriptor_pb2
 EXTENSIONS = {
     ("api.v1", "ExportPipelineResponse"): {"connectors", "processors", "dlq"},
     ("api.v1", "ImportPipelineRequest"): {"connectors", "processors", "dlq"},
+    # Versions for optimistic concurrency (entities carry theirs; changes may expect one).
+    ("api.v1", "Pipeline"): {"version"},
+    ("api.v1", "Connector"): {"version"},
+    ("api.v1", "Processor"): {"version"},
+    ("api.v1", "UpdatePipelineRequest"): {"expected_version"},
+    ("api.v1", "DeletePipelineRequest"): {"expected_version"},
+    ("api.v1", "UpdateDLQRequest"): {"expected_version"},
+    ("api.v1", "UpdateConnectorRequest"): {"expected_version"},
+    ("api.v1", "DeleteConnectorRequest"): {"expected_version"},
+    ("api.v1", "UpdateProcessorRequest"): {"expected_version"},
+    ("api.v1", "DeleteProcessorRequest"): {"expected_version"},
 }
 
 

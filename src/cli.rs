@@ -356,7 +356,10 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
             PipelinesCommand::Delete { id, remote } => {
                 let mut client = PipelineServiceClient::new(connect(&remote.server).await?);
                 client
-                    .delete_pipeline(pb::DeletePipelineRequest { id: id.clone() })
+                    .delete_pipeline(pb::DeletePipelineRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    })
                     .await?;
                 println!("pipeline {id}: deleted");
                 Ok(())

@@ -133,6 +133,7 @@ async fn create(c: &mut Clients, out: &Path) -> String {
                 window_size: 4,
                 window_nack_threshold: 2,
             }),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -268,18 +269,27 @@ async fn delete(c: &mut Clients, id: &str) {
     }
     for processor in processors {
         c.processors
-            .delete_processor(pb::DeleteProcessorRequest { id: processor })
+            .delete_processor(pb::DeleteProcessorRequest {
+                id: processor,
+                ..Default::default()
+            })
             .await
             .unwrap();
     }
     for connector in p.connector_ids {
         c.connectors
-            .delete_connector(pb::DeleteConnectorRequest { id: connector })
+            .delete_connector(pb::DeleteConnectorRequest {
+                id: connector,
+                ..Default::default()
+            })
             .await
             .unwrap();
     }
     c.pipelines
-        .delete_pipeline(pb::DeletePipelineRequest { id: id.into() })
+        .delete_pipeline(pb::DeletePipelineRequest {
+            id: id.into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
 }

@@ -222,6 +222,7 @@ async fn pipelines_are_created_got_listed_and_updated() {
         .update_pipeline(pb::UpdatePipelineRequest {
             id: other.id.clone(),
             config: config("billing-v2"),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -258,6 +259,7 @@ async fn the_dead_letter_queue_is_read_and_replaced() {
         .update_dlq(pb::UpdateDlqRequest {
             id: p.id.clone(),
             dlq: Some(new_dlq.clone()),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -304,6 +306,7 @@ async fn connectors_are_created_listed_updated_and_got() {
                 settings: HashMap::new(),
             }),
             plugin: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -362,6 +365,7 @@ async fn processors_attach_to_a_connector_and_to_the_pipeline() {
                 workers: 4,
             }),
             plugin: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -407,7 +411,10 @@ async fn deletes_go_children_first() {
     assert_eq!(
         code(
             c.pipelines
-                .delete_pipeline(pb::DeletePipelineRequest { id: p.id.clone() })
+                .delete_pipeline(pb::DeletePipelineRequest {
+                    id: p.id.clone(),
+                    ..Default::default()
+                })
                 .await
         ),
         Code::FailedPrecondition
@@ -415,7 +422,10 @@ async fn deletes_go_children_first() {
     assert_eq!(
         code(
             c.connectors
-                .delete_connector(pb::DeleteConnectorRequest { id: src.id.clone() })
+                .delete_connector(pb::DeleteConnectorRequest {
+                    id: src.id.clone(),
+                    ..Default::default()
+                })
                 .await
         ),
         Code::FailedPrecondition
@@ -423,16 +433,21 @@ async fn deletes_go_children_first() {
     c.processors
         .delete_processor(pb::DeleteProcessorRequest {
             id: on_src.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
     c.connectors
-        .delete_connector(pb::DeleteConnectorRequest { id: dst.id.clone() })
+        .delete_connector(pb::DeleteConnectorRequest {
+            id: dst.id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     c.pipelines
         .delete_pipeline(pb::DeletePipelineRequest {
             id: other.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -483,6 +498,7 @@ async fn a_start_needs_a_destination_and_valid_processors_and_a_running_pipeline
     c.processors
         .delete_processor(pb::DeleteProcessorRequest {
             id: on_pipeline.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -496,7 +512,8 @@ async fn a_start_needs_a_destination_and_valid_processors_and_a_running_pipeline
             c.pipelines
                 .update_pipeline(pb::UpdatePipelineRequest {
                     id: p.id.clone(),
-                    config: config("x")
+                    config: config("x"),
+                    ..Default::default()
                 })
                 .await
         ),
@@ -505,7 +522,10 @@ async fn a_start_needs_a_destination_and_valid_processors_and_a_running_pipeline
     assert_eq!(
         code(
             c.connectors
-                .delete_connector(pb::DeleteConnectorRequest { id: dst.id.clone() })
+                .delete_connector(pb::DeleteConnectorRequest {
+                    id: dst.id.clone(),
+                    ..Default::default()
+                })
                 .await
         ),
         Code::FailedPrecondition
@@ -716,7 +736,10 @@ async fn bad_pipeline_requests_get_the_right_code_and_store_nothing() {
     assert_eq!(
         code(
             c.pipelines
-                .delete_pipeline(pb::DeletePipelineRequest { id: String::new() })
+                .delete_pipeline(pb::DeletePipelineRequest {
+                    id: String::new(),
+                    ..Default::default()
+                })
                 .await
         ),
         Code::NotFound
@@ -737,7 +760,8 @@ async fn bad_pipeline_requests_get_the_right_code_and_store_nothing() {
             c.pipelines
                 .update_dlq(pb::UpdateDlqRequest {
                     id: p_id.clone(),
-                    dlq: None
+                    dlq: None,
+                    ..Default::default()
                 })
                 .await
         ),

@@ -339,14 +339,20 @@ async fn deleting_the_entity_ends_the_stream() {
         .unwrap()
         .into_inner();
     c.processors
-        .delete_processor(pb::DeleteProcessorRequest { id: processor })
+        .delete_processor(pb::DeleteProcessorRequest {
+            id: processor,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let (records, status) = collect(processor_stream, |r| r.record).await;
     assert!(records.is_empty());
     check_closed(&status, "deleted");
     c.connectors
-        .delete_connector(pb::DeleteConnectorRequest { id: destination })
+        .delete_connector(pb::DeleteConnectorRequest {
+            id: destination,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let (records, status) = collect(destination_stream, |r| r.record).await;

@@ -28,4 +28,5 @@ mod server;
 mod standalone;
 mod tools;
 mod top;
+mod versions;
 mod wasm;

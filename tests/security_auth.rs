@@ -350,6 +350,7 @@ async fn the_audit_trail_names_the_token_and_keeps_the_reason() {
             name: "audited".into(),
             description: "now described".into(),
         }),
+        ..Default::default()
     });
     update
         .metadata_mut()

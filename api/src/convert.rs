@@ -56,6 +56,7 @@ pub(crate) fn pipeline(p: &Pipeline) -> pb::Pipeline {
         processor_ids: p.processor_ids.iter().map(ToString::to_string).collect(),
         created_at: Some(timestamp(p.created_at)),
         updated_at: Some(timestamp(p.updated_at)),
+        version: p.version,
     }
 }
 
@@ -101,6 +102,7 @@ pub(crate) fn connector(c: &Connector, redactor: &Redactor) -> pb::Connector {
         processor_ids: c.processor_ids.iter().map(ToString::to_string).collect(),
         created_at: Some(timestamp(c.created_at)),
         updated_at: Some(timestamp(c.updated_at)),
+        version: c.version,
     }
 }
 
@@ -124,6 +126,7 @@ pub(crate) fn processor(p: &Processor, redactor: &Redactor) -> pb::Processor {
         }),
         created_at: Some(timestamp(p.created_at)),
         updated_at: Some(timestamp(p.updated_at)),
+        version: p.version,
         condition: p.condition.clone(),
     }
 }

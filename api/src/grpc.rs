@@ -537,6 +537,11 @@ pub(crate) fn not_found(kind: EntityKind, id: &str) -> Status {
 }
 
 /// Conduit answers an empty id with INVALID_ARGUMENT "empty ID" on get/update.
+/// A request's `expected_version` (Culvert's extension; 0 means unconditional).
+fn expected(version: u64) -> Option<u64> {
+    (version != 0).then_some(version)
+}
+
 pub(crate) fn require_id(id: &str) -> Result<(), Status> {
     if id.is_empty() {
         return Err(invalid("id", "empty ID"));
@@ -604,8 +609,9 @@ impl PipelineService for Api {
         let config = req.config.unwrap_or_default();
         let pipelines = self.pipelines.clone();
         let id = PipelineId(req.id);
+        let expected = expected(req.expected_version);
         let updated =
-            write(move || pipelines.update(&ctx, &id, &config.name, &config.description, None))
+            write(move || pipelines.update(&ctx, &id, &config.name, &config.description, expected))
                 .await?;
         Ok(Response::new(pb::UpdatePipelineResponse {
             pipeline: Some(convert::pipeline(&updated)),
@@ -617,9 +623,10 @@ impl PipelineService for Api {
         request: Request<pb::DeletePipelineRequest>,
     ) -> Result<Response<pb::DeletePipelineResponse>, Status> {
         let ctx = context(&request)?;
-        let id = PipelineId(request.into_inner().id);
+        let req = request.into_inner();
+        let (id, expected) = (PipelineId(req.id), expected(req.expected_version));
         let pipelines = self.pipelines.clone();
-        write(move || pipelines.delete(&ctx, &id)).await?;
+        write(move || pipelines.delete_expecting(&ctx, &id, expected)).await?;
         Ok(Response::new(pb::DeletePipelineResponse {}))
     }
 
@@ -671,8 +678,11 @@ impl PipelineService for Api {
         let dlq = req.dlq.ok_or_else(|| invalid("dlq", "missing"))?;
         let pipelines = self.pipelines.clone();
         let id = PipelineId(req.id);
-        let updated =
-            write(move || pipelines.update_dlq(&ctx, &id, convert::dlq_from(dlq))).await?;
+        let expected = expected(req.expected_version);
+        let updated = write(move || {
+            pipelines.update_dlq_expecting(&ctx, &id, convert::dlq_from(dlq), expected)
+        })
+        .await?;
         Ok(Response::new(pb::UpdateDlqResponse {
             dlq: Some(convert::dlq(&updated.dlq, &redactor)),
         }))
@@ -896,8 +906,16 @@ impl ConnectorService for Api {
         let effective = plugin.as_deref().unwrap_or(&current_plugin);
         let seen = self.as_plugin_sees(&settings, Some(&stored))?;
         crate::plugins::check(&self.plugins, kind, effective, &seen)?;
+        let expected = expected(req.expected_version);
         let updated = write(move || {
-            connectors.update(&ctx, &id, &config.name, settings, plugin.as_deref(), None)
+            connectors.update(
+                &ctx,
+                &id,
+                &config.name,
+                settings,
+                plugin.as_deref(),
+                expected,
+            )
         })
         .await?;
         Ok(Response::new(pb::UpdateConnectorResponse {
@@ -910,9 +928,10 @@ impl ConnectorService for Api {
         request: Request<pb::DeleteConnectorRequest>,
     ) -> Result<Response<pb::DeleteConnectorResponse>, Status> {
         let ctx = context(&request)?;
-        let id = ConnectorId(request.into_inner().id);
+        let req = request.into_inner();
+        let (id, expected) = (ConnectorId(req.id), expected(req.expected_version));
         let connectors = self.connectors.clone();
-        write(move || connectors.delete(&ctx, &id)).await?;
+        write(move || connectors.delete_expecting(&ctx, &id, expected)).await?;
         Ok(Response::new(pb::DeleteConnectorResponse {}))
     }
 
@@ -1069,6 +1088,7 @@ impl ProcessorService for Api {
         if let Some(plugin) = &plugin {
             crate::plugins::check_processor(&self.processor_plugins, plugin)?;
         }
+        let expected = expected(req.expected_version);
         let updated = write(move || {
             processors.update(
                 &ctx,
@@ -1076,7 +1096,7 @@ impl ProcessorService for Api {
                 config.settings.into_iter().collect(),
                 config.workers,
                 plugin.as_deref(),
-                None,
+                expected,
             )
         })
         .await?;
@@ -1090,9 +1110,10 @@ impl ProcessorService for Api {
         request: Request<pb::DeleteProcessorRequest>,
     ) -> Result<Response<pb::DeleteProcessorResponse>, Status> {
         let ctx = context(&request)?;
-        let id = ProcessorId(request.into_inner().id);
+        let req = request.into_inner();
+        let (id, expected) = (ProcessorId(req.id), expected(req.expected_version));
         let processors = self.processors.clone();
-        write(move || processors.delete(&ctx, &id)).await?;
+        write(move || processors.delete_expecting(&ctx, &id, expected)).await?;
         Ok(Response::new(pb::DeleteProcessorResponse {}))
     }
 

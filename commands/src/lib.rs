@@ -232,6 +232,21 @@ impl ControlPlaneWriter {
                 None => command,
             };
             let events = state.decide(command)?;
+            // A conditional command is refused on a stale version even when it would change
+            // nothing: the caller's view is out of date either way.
+            if let (true, Some((stream, version))) = (events.is_empty(), &expected) {
+                let actual = match version_in(&state, stream) {
+                    Some(v) => v,
+                    None => self.log.stream_version(stream)?,
+                };
+                if actual != *version {
+                    return Err(CommandError::Conflict {
+                        stream: stream.clone(),
+                        expected: ExpectedVersion::Exact(*version),
+                        actual,
+                    });
+                }
+            }
             let mut versions = BTreeMap::new();
             for event in &events {
                 if let std::collections::btree_map::Entry::Vacant(slot) =
@@ -519,18 +534,41 @@ impl PipelineOrchestrator {
         id: &PipelineId,
         dlq: DeadLetterQueue,
     ) -> Result<Pipeline, CommandError> {
+        self.update_dlq_expecting(ctx, id, dlq, None)
+    }
+
+    /// [`Self::update_dlq`], only if the pipeline is at `expected_version`.
+    pub fn update_dlq_expecting(
+        &self,
+        ctx: &Context,
+        id: &PipelineId,
+        dlq: DeadLetterQueue,
+        expected_version: Option<u64>,
+    ) -> Result<Pipeline, CommandError> {
         let command = Command::UpdatePipelineDlq {
             id: id.clone(),
             dlq,
         };
-        self.writer.execute(ctx, &command, None)?;
+        let expected = expected_version.map(|v| (StreamId::pipeline(id), v));
+        self.writer.execute(ctx, &command, expected)?;
         self.get(id)
     }
 
     /// Delete a stopped pipeline without connectors or processors.
     pub fn delete(&self, ctx: &Context, id: &PipelineId) -> Result<(), CommandError> {
+        self.delete_expecting(ctx, id, None)
+    }
+
+    /// [`Self::delete`], only if the pipeline is at `expected_version`.
+    pub fn delete_expecting(
+        &self,
+        ctx: &Context,
+        id: &PipelineId,
+        expected_version: Option<u64>,
+    ) -> Result<(), CommandError> {
         let command = Command::DeletePipeline { id: id.clone() };
-        self.writer.execute(ctx, &command, None).map(|_| ())
+        let expected = expected_version.map(|v| (StreamId::pipeline(id), v));
+        self.writer.execute(ctx, &command, expected).map(|_| ())
     }
 
     /// Request a start (the engine acts on the event and reports back).
@@ -695,8 +733,19 @@ impl ConnectorOrchestrator {
 
     /// Delete a connector without processors (one batch: deleted + removed from pipeline).
     pub fn delete(&self, ctx: &Context, id: &ConnectorId) -> Result<(), CommandError> {
+        self.delete_expecting(ctx, id, None)
+    }
+
+    /// [`Self::delete`], only if the connector is at `expected_version`.
+    pub fn delete_expecting(
+        &self,
+        ctx: &Context,
+        id: &ConnectorId,
+        expected_version: Option<u64>,
+    ) -> Result<(), CommandError> {
         let command = Command::DeleteConnector { id: id.clone() };
-        self.writer.execute(ctx, &command, None).map(|_| ())
+        let expected = expected_version.map(|v| (StreamId::connector(id), v));
+        self.writer.execute(ctx, &command, expected).map(|_| ())
     }
 }
 
@@ -767,8 +816,19 @@ impl ProcessorOrchestrator {
 
     /// Delete a processor (one batch: deleted + detached from its parent).
     pub fn delete(&self, ctx: &Context, id: &ProcessorId) -> Result<(), CommandError> {
+        self.delete_expecting(ctx, id, None)
+    }
+
+    /// [`Self::delete`], only if the processor is at `expected_version`.
+    pub fn delete_expecting(
+        &self,
+        ctx: &Context,
+        id: &ProcessorId,
+        expected_version: Option<u64>,
+    ) -> Result<(), CommandError> {
         let command = Command::DeleteProcessor { id: id.clone() };
-        self.writer.execute(ctx, &command, None).map(|_| ())
+        let expected = expected_version.map(|v| (StreamId::processor(id), v));
+        self.writer.execute(ctx, &command, expected).map(|_| ())
     }
 }
 

@@ -69,6 +69,7 @@ fn child(dir: &str) {
                 events,
                 expected: vec![(stream, ExpectedVersion::Exact(expected))],
                 clear_positions: Vec::new(),
+                set_positions: Vec::new(),
             })
             .expect("append");
         let mut out = stdout.lock();

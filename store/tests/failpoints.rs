@@ -27,6 +27,7 @@ fn append(
         events: streams.iter().map(|s| event(s)).collect(),
         expected: vec![],
         clear_positions: Vec::new(),
+        set_positions: Vec::new(),
     })
 }
 

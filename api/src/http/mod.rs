@@ -114,7 +114,7 @@ impl ApiError {
         }
     }
 
-    fn from_status(status: &tonic::Status) -> Self {
+    pub(crate) fn from_status(status: &tonic::Status) -> Self {
         let http = StatusCode::from_u16(error::http_status(status.code()))
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let details = error::error_info(status)
@@ -135,6 +135,15 @@ impl ApiError {
                 details,
             },
         }
+    }
+
+    /// As 412 Precondition Failed when `condition` holds and the call was ABORTED (a
+    /// version mismatch on an `If-Match` request); unchanged otherwise.
+    pub(crate) fn precondition_failed_if(mut self, condition: bool) -> Self {
+        if condition && self.body.code == tonic::Code::Aborted as i32 {
+            self.http = StatusCode::PRECONDITION_FAILED;
+        }
+        self
     }
 
     /// A body that is not valid JSON for the request message.

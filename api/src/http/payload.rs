@@ -203,3 +203,68 @@ where
             .map_err(|e| ApiError::invalid_body(&e.to_string()).into())
     }
 }
+
+/// An entity whose answer carries its version as an HTTP `ETag`.
+pub(crate) trait Versioned {
+    /// The entity's version (its event stream's).
+    fn version(&self) -> u64;
+}
+
+impl Versioned for pb::api::v1::Pipeline {
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+impl Versioned for pb::api::v1::Connector {
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+impl Versioned for pb::api::v1::Processor {
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+/// A single entity as protojson with its version as a strong `ETag` (`"12"`), for a client's
+/// `If-Match` on its next update or delete.
+pub(crate) struct Tagged<T>(pub T);
+
+impl<T: Serialize + Versioned + Send> poem::IntoResponse for Tagged<T> {
+    fn into_response(self) -> Response {
+        let etag = format!("\"{}\"", self.0.version());
+        let mut response = ProtoJson(self.0).into_response();
+        if let Ok(value) = poem::http::HeaderValue::from_str(&etag) {
+            response
+                .headers_mut()
+                .insert(poem::http::header::ETAG, value);
+        }
+        response
+    }
+}
+
+impl<T: Described + Serialize + Versioned + Send> ApiResponse for Tagged<T> {
+    fn meta() -> MetaResponses {
+        let mut meta = ProtoJson::<T>::meta();
+        for response in &mut meta.responses {
+            response.headers.push(poem_openapi::registry::MetaHeader {
+                name: "ETag".to_owned(),
+                description: Some(
+                    "The entity's version, quoted; send it as If-Match to change it only if \
+                     nobody else did."
+                        .to_owned(),
+                ),
+                required: true,
+                deprecated: false,
+                schema: <String as poem_openapi::types::Type>::schema_ref(),
+            });
+        }
+        meta
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}

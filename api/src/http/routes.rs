@@ -1,7 +1,7 @@
 //! Every route grpc-gateway generates for Conduit's `api.v1`, each a thin call into the same
 //! in-process service the gRPC server runs.
 
-use super::payload::ProtoJson;
+use super::payload::{ProtoJson, Tagged};
 use super::{call, grpc_request, query_values, stream_records, ApiError, RecordStream};
 use crate::export::PipelineExport;
 use crate::pb::api::v1 as pb;
@@ -37,6 +37,39 @@ enum Tag {
 }
 
 type Reply<T> = Result<ProtoJson<T>, ApiError>;
+type TaggedReply<T> = Result<Tagged<T>, ApiError>;
+
+/// The version an `If-Match` header asks for (`"12"`, `12` or `W/"12"`; `*` or none: any),
+/// or a 400 naming the header.
+fn if_match(req: &Request) -> Result<Option<u64>, ApiError> {
+    let Some(value) = req.headers().get(poem::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let bare = text.trim_start_matches("W/").trim_matches('"');
+    match bare.parse::<u64>() {
+        Ok(version) if version > 0 => Ok(Some(version)),
+        _ => Err(ApiError::from_status(&crate::error::invalid(
+            "If-Match",
+            &format!("{text:?} is not an entity version (an ETag this API gave, e.g. \"3\")"),
+        ))),
+    }
+}
+
+/// Make a change conditional on `If-Match`, if the request has one: the header's version
+/// is the expected version, and a mismatch answers 412 (the body's `expected_version`, or
+/// none, answers 409 as grpc-gateway maps ABORTED).
+async fn conditional<T>(
+    matched: Option<u64>,
+    answer: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, ApiError> {
+    call(answer)
+        .await
+        .map_err(|error| error.precondition_failed_if(matched.is_some()))
+}
 
 /// The first value of a query parameter given by its proto or its JSON name.
 fn query_one(req: &Request, names: &[&str]) -> String {
@@ -82,9 +115,9 @@ impl Routes {
         &self,
         req: &Request,
         body: ProtoJson<pb::CreatePipelineRequest>,
-    ) -> Reply<pb::Pipeline> {
+    ) -> TaggedReply<pb::Pipeline> {
         let reply = call(self.api.create_pipeline(grpc_request(req, body.0))).await?;
-        Ok(ProtoJson(reply.pipeline.unwrap_or_default()))
+        Ok(Tagged(reply.pipeline.unwrap_or_default()))
     }
 
     /// Get a pipeline by id.
@@ -94,13 +127,13 @@ impl Routes {
         tag = "Tag::PipelineService",
         operation_id = "PipelineService_GetPipeline"
     )]
-    async fn get_pipeline(&self, req: &Request, id: Path<String>) -> Reply<pb::Pipeline> {
+    async fn get_pipeline(&self, req: &Request, id: Path<String>) -> TaggedReply<pb::Pipeline> {
         let reply = call(
             self.api
                 .get_pipeline(grpc_request(req, pb::GetPipelineRequest { id: id.0 })),
         )
         .await?;
-        Ok(ProtoJson(reply.pipeline.unwrap_or_default()))
+        Ok(Tagged(reply.pipeline.unwrap_or_default()))
     }
 
     /// Change a pipeline's name or description (refused while it runs).
@@ -115,11 +148,17 @@ impl Routes {
         req: &Request,
         id: Path<String>,
         body: ProtoJson<pb::UpdatePipelineRequest>,
-    ) -> Reply<pb::Pipeline> {
+    ) -> TaggedReply<pb::Pipeline> {
         let mut request = body.0;
         request.id = id.0;
-        let reply = call(self.api.update_pipeline(grpc_request(req, request))).await?;
-        Ok(ProtoJson(reply.pipeline.unwrap_or_default()))
+        let matched = if_match(req)?;
+        request.expected_version = matched.unwrap_or(request.expected_version);
+        let reply = conditional(
+            matched,
+            self.api.update_pipeline(grpc_request(req, request)),
+        )
+        .await?;
+        Ok(Tagged(reply.pipeline.unwrap_or_default()))
     }
 
     /// Delete a stopped pipeline that has no connectors or processors left.
@@ -134,9 +173,17 @@ impl Routes {
         req: &Request,
         id: Path<String>,
     ) -> Reply<pb::DeletePipelineResponse> {
-        let request = pb::DeletePipelineRequest { id: id.0 };
+        let matched = if_match(req)?;
+        let request = pb::DeletePipelineRequest {
+            id: id.0,
+            expected_version: matched.unwrap_or_default(),
+        };
         Ok(ProtoJson(
-            call(self.api.delete_pipeline(grpc_request(req, request))).await?,
+            conditional(
+                matched,
+                self.api.delete_pipeline(grpc_request(req, request)),
+            )
+            .await?,
         ))
     }
 
@@ -204,11 +251,13 @@ impl Routes {
         id: Path<String>,
         dlq: ProtoJson<pb::pipeline::Dlq>,
     ) -> Reply<pb::pipeline::Dlq> {
+        let matched = if_match(req)?;
         let request = pb::UpdateDlqRequest {
             id: id.0,
             dlq: Some(dlq.0),
+            expected_version: matched.unwrap_or_default(),
         };
-        let reply = call(self.api.update_dlq(grpc_request(req, request))).await?;
+        let reply = conditional(matched, self.api.update_dlq(grpc_request(req, request))).await?;
         Ok(ProtoJson(reply.dlq.unwrap_or_default()))
     }
 
@@ -321,10 +370,10 @@ impl Routes {
         tag = "Tag::ConnectorService",
         operation_id = "ConnectorService_GetConnector"
     )]
-    async fn get_connector(&self, req: &Request, id: Path<String>) -> Reply<pb::Connector> {
+    async fn get_connector(&self, req: &Request, id: Path<String>) -> TaggedReply<pb::Connector> {
         let request = pb::GetConnectorRequest { id: id.0 };
         let reply = call(self.api.get_connector(grpc_request(req, request))).await?;
-        Ok(ProtoJson(reply.connector.unwrap_or_default()))
+        Ok(Tagged(reply.connector.unwrap_or_default()))
     }
 
     /// Add a source or destination connector to a pipeline.
@@ -338,9 +387,9 @@ impl Routes {
         &self,
         req: &Request,
         body: ProtoJson<pb::CreateConnectorRequest>,
-    ) -> Reply<pb::Connector> {
+    ) -> TaggedReply<pb::Connector> {
         let reply = call(self.api.create_connector(grpc_request(req, body.0))).await?;
-        Ok(ProtoJson(reply.connector.unwrap_or_default()))
+        Ok(Tagged(reply.connector.unwrap_or_default()))
     }
 
     /// Check a connector's plugin and settings without creating it.
@@ -372,11 +421,17 @@ impl Routes {
         req: &Request,
         id: Path<String>,
         body: ProtoJson<pb::UpdateConnectorRequest>,
-    ) -> Reply<pb::Connector> {
+    ) -> TaggedReply<pb::Connector> {
         let mut request = body.0;
         request.id = id.0;
-        let reply = call(self.api.update_connector(grpc_request(req, request))).await?;
-        Ok(ProtoJson(reply.connector.unwrap_or_default()))
+        let matched = if_match(req)?;
+        request.expected_version = matched.unwrap_or(request.expected_version);
+        let reply = conditional(
+            matched,
+            self.api.update_connector(grpc_request(req, request)),
+        )
+        .await?;
+        Ok(Tagged(reply.connector.unwrap_or_default()))
     }
 
     /// Delete a connector that has no processors left.
@@ -391,9 +446,17 @@ impl Routes {
         req: &Request,
         id: Path<String>,
     ) -> Reply<pb::DeleteConnectorResponse> {
-        let request = pb::DeleteConnectorRequest { id: id.0 };
+        let matched = if_match(req)?;
+        let request = pb::DeleteConnectorRequest {
+            id: id.0,
+            expected_version: matched.unwrap_or_default(),
+        };
         Ok(ProtoJson(
-            call(self.api.delete_connector(grpc_request(req, request))).await?,
+            conditional(
+                matched,
+                self.api.delete_connector(grpc_request(req, request)),
+            )
+            .await?,
         ))
     }
 
@@ -481,10 +544,10 @@ impl Routes {
         tag = "Tag::ProcessorService",
         operation_id = "ProcessorService_GetProcessor"
     )]
-    async fn get_processor(&self, req: &Request, id: Path<String>) -> Reply<pb::Processor> {
+    async fn get_processor(&self, req: &Request, id: Path<String>) -> TaggedReply<pb::Processor> {
         let request = pb::GetProcessorRequest { id: id.0 };
         let reply = call(self.api.get_processor(grpc_request(req, request))).await?;
-        Ok(ProtoJson(reply.processor.unwrap_or_default()))
+        Ok(Tagged(reply.processor.unwrap_or_default()))
     }
 
     /// Attach a processor to a pipeline or a connector.
@@ -498,9 +561,9 @@ impl Routes {
         &self,
         req: &Request,
         body: ProtoJson<pb::CreateProcessorRequest>,
-    ) -> Reply<pb::Processor> {
+    ) -> TaggedReply<pb::Processor> {
         let reply = call(self.api.create_processor(grpc_request(req, body.0))).await?;
-        Ok(ProtoJson(reply.processor.unwrap_or_default()))
+        Ok(Tagged(reply.processor.unwrap_or_default()))
     }
 
     /// Change a processor's settings or plugin (refused while its pipeline runs).
@@ -515,11 +578,17 @@ impl Routes {
         req: &Request,
         id: Path<String>,
         body: ProtoJson<pb::UpdateProcessorRequest>,
-    ) -> Reply<pb::Processor> {
+    ) -> TaggedReply<pb::Processor> {
         let mut request = body.0;
         request.id = id.0;
-        let reply = call(self.api.update_processor(grpc_request(req, request))).await?;
-        Ok(ProtoJson(reply.processor.unwrap_or_default()))
+        let matched = if_match(req)?;
+        request.expected_version = matched.unwrap_or(request.expected_version);
+        let reply = conditional(
+            matched,
+            self.api.update_processor(grpc_request(req, request)),
+        )
+        .await?;
+        Ok(Tagged(reply.processor.unwrap_or_default()))
     }
 
     /// Delete a processor.
@@ -534,9 +603,17 @@ impl Routes {
         req: &Request,
         id: Path<String>,
     ) -> Reply<pb::DeleteProcessorResponse> {
-        let request = pb::DeleteProcessorRequest { id: id.0 };
+        let matched = if_match(req)?;
+        let request = pb::DeleteProcessorRequest {
+            id: id.0,
+            expected_version: matched.unwrap_or_default(),
+        };
         Ok(ProtoJson(
-            call(self.api.delete_processor(grpc_request(req, request))).await?,
+            conditional(
+                matched,
+                self.api.delete_processor(grpc_request(req, request)),
+            )
+            .await?,
         ))
     }
 

@@ -18,6 +18,7 @@ use culvert_provisioning::yaml::Location;
 use pb::connector_service_client::ConnectorServiceClient;
 use pb::pipeline_service_client::PipelineServiceClient;
 use pb::processor_service_client::ProcessorServiceClient;
+use pp::event_log_service_client::EventLogServiceClient;
 use pp::source_position_service_client::SourcePositionServiceClient;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -1060,6 +1061,99 @@ async fn import(
         }
     }
     Ok(())
+}
+
+/// `culvert revert`: what to restore, to when.
+#[derive(clap::Args, Debug)]
+pub struct RevertArgs {
+    /// The pipeline's, connector's or processor's id.
+    pub id: String,
+    /// The point to go back to: an event sequence number (`120`) or a time (RFC 3339).
+    #[arg(long)]
+    pub to: String,
+    /// Only show what would change.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Revert only if the entity is at this version now.
+    #[arg(long)]
+    pub expected_version: Option<u64>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// Run `culvert revert`.
+pub fn run_revert(args: RevertArgs) -> ExitCode {
+    block_on(async {
+        let (seq, time) = match args.to.parse::<u64>() {
+            Ok(0) => return Err(Failure(2, "--to: sequence numbers start at 1".into())),
+            Ok(seq) => (seq, None),
+            Err(_) => {
+                let at = chrono::DateTime::parse_from_rfc3339(&args.to).map_err(|e| {
+                    Failure(
+                        2,
+                        format!(
+                            "--to: {:?} is neither a sequence number nor an RFC 3339 time: {e}",
+                            args.to
+                        ),
+                    )
+                })?;
+                let at = culvert_api::wkt::Timestamp {
+                    seconds: at.timestamp(),
+                    nanos: at.timestamp_subsec_nanos() as i32,
+                };
+                (0, Some(at))
+            }
+        };
+        let mut client = EventLogServiceClient::new(connect(&args.remote.server).await?);
+        let reply = client
+            .revert(pp::RevertRequest {
+                entity_id: args.id.clone(),
+                seq,
+                time,
+                dry_run: args.dry_run,
+                expected_version: args.expected_version.unwrap_or(0),
+            })
+            .await?
+            .into_inner();
+        if args.remote.json {
+            return print_json(&reply);
+        }
+        if reply.changes.is_empty() {
+            println!(
+                "{} already has its configuration as of event {}: nothing to do.",
+                args.id, reply.as_of_seq
+            );
+            return Ok(());
+        }
+        let verb = if args.dry_run {
+            "Would change"
+        } else {
+            "Changed"
+        };
+        println!(
+            "{verb} {} back to its configuration as of event {}:",
+            args.id, reply.as_of_seq
+        );
+        for change in &reply.changes {
+            let shown = |v: &str| {
+                if v.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    v.to_owned()
+                }
+            };
+            println!(
+                "  {}: {} -> {}",
+                change.field,
+                shown(&change.before),
+                shown(&change.after)
+            );
+        }
+        if reply.last_seq > 0 {
+            println!("Recorded up to event {}.", reply.last_seq);
+        }
+        Ok(())
+    })
 }
 
 /// Move a source's position (`seek`, `reset`) and print where it is now.

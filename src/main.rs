@@ -112,6 +112,12 @@ enum Commands {
         #[arg(long)]
         json: bool,
     },
+    /// Restore an entity's configuration as it was at a point of the event log, on a
+    /// running server, by appending the events that do so (history is never rewritten).
+    /// Refused while its pipeline runs; --dry-run shows what would change.
+    ///
+    /// Example: culvert revert orders:src --to 120 --dry-run
+    Revert(cli::RevertArgs),
     /// An entity as it was after a sequence number or at a time (read-only).
     ///
     /// Example: culvert at --seq 42 pipelines describe my-pipeline
@@ -590,6 +596,7 @@ fn main() -> std::process::ExitCode {
         Commands::Processors(command) => cli::run_processors(command),
         Commands::Plugins(command) => cli::run_plugins(command),
         Commands::Info(remote) => cli::run_info(remote),
+        Commands::Revert(args) => cli::run_revert(args),
         Commands::Top(args) => top::run(args),
         Commands::Tokens(command) => security::run_tokens(command),
         Commands::Events(tools::EventsCommand::Ls(args)) => tools::exit(tools::events_ls(args)),

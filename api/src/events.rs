@@ -382,6 +382,173 @@ impl EventLogService for Api {
                 .collect(),
         }))
     }
+
+    async fn revert(
+        &self,
+        request: Request<ev::RevertRequest>,
+    ) -> Result<Response<ev::RevertResponse>, Status> {
+        let mut ctx = crate::grpc::context(&request)?;
+        let req = request.into_inner();
+        if req.entity_id.is_empty() {
+            return Err(invalid("entity_id", "must not be empty"));
+        }
+        if req.seq == 0 && req.time.is_none() {
+            return Err(invalid(
+                "seq",
+                "give the sequence number or the time to revert to",
+            ));
+        }
+        let past = fold(self.writer().log().clone(), req.seq, req.time).await?;
+        let as_of = past.last_seq().0;
+        let id = req.entity_id;
+        let (command, stream, before, after) = {
+            let now = self.writer().projections().read();
+            revert_command(&now, &past, &id)?
+        };
+        let changes: Vec<ev::FieldChange> = self
+            .default_redactor()
+            .field_changes(Some(&before), Some(&after))
+            .into_iter()
+            .map(|c| ev::FieldChange {
+                field: c.field,
+                before: c.before.map(|v| v.to_string()).unwrap_or_default(),
+                after: c.after.map(|v| v.to_string()).unwrap_or_default(),
+            })
+            .collect();
+        if req.dry_run || changes.is_empty() {
+            return Ok(Response::new(ev::RevertResponse {
+                as_of_seq: as_of,
+                changes,
+                last_seq: 0,
+            }));
+        }
+        if ctx.reason.is_none() {
+            ctx.reason = Some(format!("revert to seq {as_of}"));
+        }
+        let expected = (req.expected_version != 0).then_some((stream, req.expected_version));
+        let writer = self.writer().clone();
+        let recorded = crate::grpc::write(move || writer.execute(&ctx, &command, expected)).await?;
+        Ok(Response::new(ev::RevertResponse {
+            as_of_seq: as_of,
+            changes,
+            last_seq: recorded.last().map_or(0, |e| e.seq.0),
+        }))
+    }
+}
+
+/// The command that gives entity `id` (as it is in `now`) the configuration it had in
+/// `past`, its stream, and both configurations as JSON (for the answer's changes). Only
+/// configuration is restored: name, description and dead-letter queue of a pipeline; name,
+/// plugin and settings of a connector; plugin, settings and workers of a processor — not
+/// which connectors and processors a pipeline has, nor its status.
+fn revert_command(
+    now: &ControlPlane,
+    past: &ControlPlane,
+    id: &str,
+) -> Result<
+    (
+        culvert_domain::Command,
+        StreamId,
+        serde_json::Value,
+        serde_json::Value,
+    ),
+    Status,
+> {
+    use culvert_domain::Command;
+    use serde_json::json;
+    let gone = |kind: &str| {
+        status_with_info(
+            Code::FailedPrecondition,
+            format!(
+                "{kind} {id} no longer exists; revert restores the configuration of an \
+                 existing entity (recreate it, e.g. from an export)"
+            ),
+            "events.revert_deleted",
+            &[("field", "entity_id")],
+        )
+    };
+    if let Some(then) = past.pipeline(&PipelineId(id.to_owned())) {
+        let current = now
+            .pipeline(&PipelineId(id.to_owned()))
+            .ok_or_else(|| gone("pipeline"))?;
+        let config = |p: &culvert_domain::Pipeline| json!({"name": p.name, "description": p.description, "dlq": p.dlq});
+        let pid = current.id.clone();
+        let mut commands = Vec::new();
+        if (&current.name, &current.description) != (&then.name, &then.description) {
+            commands.push(Command::UpdatePipeline {
+                id: pid.clone(),
+                name: then.name.clone(),
+                description: then.description.clone(),
+            });
+        }
+        if current.dlq != then.dlq {
+            commands.push(Command::UpdatePipelineDlq {
+                id: pid.clone(),
+                dlq: then.dlq.clone(),
+            });
+        }
+        // Both changes in one atomic batch (as ApplyPipeline records a document).
+        let command = if commands.len() == 1 {
+            commands.remove(0)
+        } else {
+            Command::Provision {
+                pipeline: pid.clone(),
+                file: None,
+                commands,
+            }
+        };
+        return Ok((
+            command,
+            StreamId::pipeline(&pid),
+            config(current),
+            config(then),
+        ));
+    }
+    if let Some(then) = past.connector(&ConnectorId(id.to_owned())) {
+        let current = now
+            .connector(&ConnectorId(id.to_owned()))
+            .ok_or_else(|| gone("connector"))?;
+        let config = |c: &culvert_domain::Connector| json!({"name": c.name, "plugin": c.plugin, "settings": c.settings});
+        let command = Command::UpdateConnector {
+            id: current.id.clone(),
+            name: then.name.clone(),
+            settings: then.settings.clone(),
+            plugin: Some(then.plugin.clone()),
+        };
+        return Ok((
+            command,
+            StreamId::connector(&current.id),
+            config(current),
+            config(then),
+        ));
+    }
+    if let Some(then) = past.processor(&ProcessorId(id.to_owned())) {
+        let current = now
+            .processor(&ProcessorId(id.to_owned()))
+            .ok_or_else(|| gone("processor"))?;
+        let config = |p: &culvert_domain::Processor| json!({"plugin": p.plugin, "settings": p.settings, "workers": p.workers});
+        let command = Command::UpdateProcessor {
+            id: current.id.clone(),
+            settings: then.settings.clone(),
+            workers: i32::try_from(then.workers).unwrap_or(i32::MAX),
+            plugin: Some(then.plugin.clone()),
+        };
+        return Ok((
+            command,
+            StreamId::processor(&current.id),
+            config(current),
+            config(then),
+        ));
+    }
+    Err(status_with_info(
+        Code::NotFound,
+        format!(
+            "no pipeline, connector or processor {id:?} as of sequence {}",
+            past.last_seq().0
+        ),
+        "events.entity_not_found",
+        &[("field", "entity_id")],
+    ))
 }
 
 #[cfg(test)]

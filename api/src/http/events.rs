@@ -196,4 +196,24 @@ impl EventRoutes {
         let reply = call(self.api.diff(grpc_request(req, request))).await?;
         Ok(ProtoJson(reply))
     }
+
+    /// Restore an entity's configuration as of a sequence number or a time, by appending
+    /// the events that do so (`dryRun`: only answer what would change).
+    #[oai(
+        path = "/v1/events/revert/:entity_id",
+        method = "post",
+        tag = "Tag::EventLogService",
+        operation_id = "EventLogService_Revert"
+    )]
+    async fn revert(
+        &self,
+        req: &Request,
+        entity_id: Path<String>,
+        body: ProtoJson<ev::RevertRequest>,
+    ) -> Reply<ev::RevertResponse> {
+        let mut request = body.0;
+        request.entity_id = entity_id.0;
+        let reply = call(self.api.revert(grpc_request(req, request))).await?;
+        Ok(ProtoJson(reply))
+    }
 }

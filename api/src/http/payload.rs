@@ -67,6 +67,8 @@ described! {
     pb::culvert::api::v1::ListEventsResponse => "culvert.api.v1.ListEventsResponse",
     pb::culvert::api::v1::GetAtResponse => "culvert.api.v1.GetAtResponse",
     pb::culvert::api::v1::DiffResponse => "culvert.api.v1.DiffResponse",
+    pb::culvert::api::v1::RevertRequest => "culvert.api.v1.RevertRequest",
+    pb::culvert::api::v1::RevertResponse => "culvert.api.v1.RevertResponse",
     pb::culvert::api::v1::SourcePosition => "culvert.api.v1.SourcePosition",
     pb::culvert::api::v1::SetSourcePositionRequest => "culvert.api.v1.SetSourcePositionRequest",
     pb::culvert::api::v1::SetSourcePositionResponse => "culvert.api.v1.SetSourcePositionResponse",

@@ -17,6 +17,7 @@ mod logging;
 mod metrics;
 mod progress;
 mod prom;
+mod reload;
 mod schemas;
 mod secrets;
 mod security;
@@ -353,6 +354,11 @@ struct RunArgs {
     /// ./pipelines, which may be missing; a path given explicitly must exist).
     #[arg(long = "pipelines.path", env = "CULVERT_PIPELINES_PATH")]
     pipelines_path: Option<PathBuf>,
+    /// Watch the pipelines path and provision it again when a file changes (a running
+    /// pipeline the change touches is stopped, updated and started again; a broken file
+    /// changes nothing). Off by default.
+    #[arg(long = "pipelines.watch", env = "CULVERT_PIPELINES_WATCH")]
+    pipelines_watch: bool,
     /// Delay before the first restart of a failed pipeline (Go duration: 1s, 500ms, 1m).
     #[arg(
         long = "pipelines.error-recovery.min-delay",
@@ -1004,6 +1010,16 @@ fn provision(
     let report = provisioner
         .provision(&path, &|name| std::env::var(name).ok())
         .context("provisioning pipelines")?;
+    log_provisioning(&path, &report, started);
+    Ok(())
+}
+
+/// Log a provisioning run: every problem with its file, line and column, then a summary.
+pub(crate) fn log_provisioning(
+    path: &std::path::Path,
+    report: &culvert_provisioning::Report,
+    started: Instant,
+) {
     for problem in &report.problems {
         let fields = (
             problem.file.as_str(),
@@ -1043,7 +1059,6 @@ fn provision(
         ms = started.elapsed().as_millis() as u64,
         "pipelines provisioned"
     );
-    Ok(())
 }
 
 async fn serve(
@@ -1127,6 +1142,18 @@ async fn serve(
         },
     };
     let supervisor = tokio::spawn(supervisor.run(rx.clone()));
+    if args.pipelines_watch {
+        let path = args
+            .pipelines_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./pipelines"));
+        let provisioner = Arc::new(culvert_provisioning::Provisioner::new(
+            writer.clone(),
+            plugins.clone(),
+            processor_plugins.clone(),
+        ));
+        tokio::spawn(reload::watch(path, provisioner, writer.clone(), rx.clone()));
+    }
     let api = culvert_api::Api::with_plugins(writer, plugins, processor_plugins)
         .with_shutdown(rx.clone())
         .with_inspectors(inspectors)

@@ -21,6 +21,7 @@ mod positions;
 mod postgres_standalone;
 mod processors;
 mod provisioning;
+mod reload;
 mod revert;
 mod schema_registry;
 mod security_auth;

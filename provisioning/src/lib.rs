@@ -170,6 +170,45 @@ impl Provisioner {
         Ok(files)
     }
 
+    /// The pipelines of `files` that are running (or starting, or recovering) and that
+    /// the files would change: a live reload stops these first and waits, so that what a
+    /// file changes never changes under a running engine. Files that do not parse, and
+    /// pipelines with errors, name nothing (provisioning leaves them as they are).
+    pub fn running_to_change(
+        &self,
+        files: &[PathBuf],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<(PipelineId, String)> {
+        let mut found = Vec::new();
+        for file in files {
+            let name = file.display().to_string();
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            let parsed = config::parse(&name, &text, env);
+            let state = self.writer.projections().read();
+            for pipeline in &parsed.pipelines {
+                let id = PipelineId(pipeline.id.clone());
+                let active = state.pipeline(&id).is_some_and(|p| {
+                    p.provisioned_by.is_some()
+                        && matches!(
+                            p.status,
+                            culvert_domain::PipelineStatus::Running
+                                | culvert_domain::PipelineStatus::Starting
+                                | culvert_domain::PipelineStatus::Recovering
+                        )
+                });
+                if active && self.check_plugins(pipeline).is_empty() {
+                    let pipeline = self.with_stored_secrets(&state, pipeline);
+                    if !plan::plan(&state, &pipeline).is_empty() {
+                        found.push((id, name.clone()));
+                    }
+                }
+            }
+        }
+        found
+    }
+
     /// Read, check and provision every file under `path`; `env` resolves `$VAR`.
     pub fn provision(
         &self,

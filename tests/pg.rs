@@ -183,6 +183,36 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// The psql client that goes with the server.
+    pub fn psql(&self) -> PathBuf {
+        let psql = self.bin.join("psql");
+        if psql.exists() {
+            psql
+        } else {
+            PathBuf::from("psql")
+        }
+    }
+
+    /// Run one query in database `db` and return its rows, one line each, columns
+    /// separated by `|` (psql's unaligned, tuples-only output).
+    pub fn query(&self, db: &str, sql: &str) -> String {
+        let output = Command::new(self.psql())
+            .args(["-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "-d"])
+            .arg(self.url(db))
+            .arg("-c")
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "psql failed on {sql:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.data();

@@ -3,6 +3,9 @@
 //! * [`generator`]: made-up records at a rate or in bursts (Conduit's `builtin:generator`);
 //! * [`file`]: lines of a file as records, and records written as lines;
 //! * [`log`]: a destination that logs each record;
+//! * `postgres` (crate `culvert-connector-postgres`): a snapshot of PostgreSQL tables then
+//!   their changes through logical replication, and records upserted/deleted by key
+//!   (Conduit's `builtin:postgres`);
 //! * [`sdk_schema`]: the schema settings Conduit's connector SDK gives each of them.
 //!
 //! They implement the `Source` and `Destination` traits of `culvert-plugins`, the same
@@ -22,11 +25,13 @@ use std::sync::Arc;
 
 /// The built-in connector plugins, each with whether its source extracts schemas by
 /// default (Conduit's file source does not: its lines are raw).
-fn builtins() -> [(Arc<dyn ConnectorPlugin>, bool); 3] {
-    [
+fn builtins() -> Vec<(Arc<dyn ConnectorPlugin>, bool)> {
+    vec![
         (Arc::new(generator::Generator::new()), true),
         (Arc::new(file::File::new()), false),
         (Arc::new(log::Log::new()), true),
+        // Conduit's postgres source attaches schemas to its structured records.
+        (Arc::new(culvert_connector_postgres::Postgres::new()), true),
     ]
 }
 
@@ -85,7 +90,7 @@ mod tests {
             "plugin \"builtin:file@v9\" not found; available versions: [v0.10.8]"
         );
         let missing = registry.lookup("builtin:kafka").err().unwrap().to_string();
-        assert!(missing.contains("file, generator, log"), "{missing}");
+        assert!(missing.contains("file, generator, log, postgres"), "{missing}");
         assert!(matches!(
             registry.lookup("standalone:generator"),
             Err(LookupError::NotFound { .. })

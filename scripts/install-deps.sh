@@ -36,6 +36,47 @@ if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
     || python3 -m pip install --quiet --break-system-packages openapi-spec-validator
 fi
 
+# builtin:s3's tests (builtin-connectors/s3, tests/s3.rs) run moto, an S3-compatible server,
+# from a virtualenv outside the repository ($CULVERT_MOTO_VENV, else
+# $HOME/.cache/culvert-moto). Debian's python3 needs python3-venv (ensurepip) for it; the
+# venv itself is made here, or by the first test that needs it.
+moto_version="5.2.5"
+moto_venv="${CULVERT_MOTO_VENV:-$HOME/.cache/culvert-moto}"
+if [ ! -e "$moto_venv/.moto-$moto_version" ]; then
+  if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
+    echo "installing python3-venv (the S3 tests run moto in a virtualenv)..." >&2
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+  fi
+  echo "installing moto $moto_version into $moto_venv (the S3 tests' server)..." >&2
+  mkdir -p "$(dirname "$moto_venv")"
+  python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version"
+  touch "$moto_venv/.moto-$moto_version"
+fi
+
+# builtin:kafka (builtin-connectors/kafka): rdkafka builds librdkafka from source (its
+# configure script, make and a C compiler) against the system's OpenSSL (TLS, SCRAM) and
+# zlib (gzip); its tests (tests/kafka.rs) run a Kafka broker from Kafka's jars, fetched once
+# from Maven Central with mvn, on a Java 17+ runtime.
+kafka_missing=()
+command -v make >/dev/null 2>&1 || kafka_missing+=(make)
+command -v cc >/dev/null 2>&1 || kafka_missing+=(gcc)
+command -v pkg-config >/dev/null 2>&1 || kafka_missing+=(pkg-config)
+[ -e /usr/include/openssl/ssl.h ] || kafka_missing+=(libssl-dev)
+[ -e /usr/include/zlib.h ] || kafka_missing+=(zlib1g-dev)
+command -v java >/dev/null 2>&1 || kafka_missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || kafka_missing+=(maven)
+if [ ${#kafka_missing[@]} -gt 0 ]; then
+  echo "installing ${kafka_missing[*]} (builtin:kafka's build and its test broker)..." >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${kafka_missing[@]}" >/dev/null
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust (rustup) first" >&2
   exit 3

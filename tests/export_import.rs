@@ -140,7 +140,8 @@ async fn create(c: &mut Clients, out: &Path) -> String {
     p.id
 }
 
-/// What the API answers about the pipeline `id`, without timestamps.
+/// What the API answers about the pipeline `id`, without timestamps or versions (an import
+/// writes every entity anew).
 #[derive(Debug, PartialEq)]
 struct Snapshot {
     pipeline: pb::Pipeline,
@@ -153,6 +154,7 @@ struct Snapshot {
 fn untimed_pipeline(mut p: pb::Pipeline) -> pb::Pipeline {
     p.created_at = None;
     p.updated_at = None;
+    p.version = 0;
     p
 }
 
@@ -161,6 +163,7 @@ fn untimed_connectors(list: Vec<pb::Connector>) -> Vec<pb::Connector> {
         .map(|mut c| {
             c.created_at = None;
             c.updated_at = None;
+            c.version = 0;
             c
         })
         .collect()
@@ -171,6 +174,7 @@ fn untimed_processors(list: Vec<pb::Processor>) -> Vec<pb::Processor> {
         .map(|mut p| {
             p.created_at = None;
             p.updated_at = None;
+            p.version = 0;
             p
         })
         .collect()

@@ -365,7 +365,8 @@ fn plugin_listings_and_information_over_http() {
     let h = &e.h;
     // The literal plugin routes win over /{id}; the built-in connectors are listed.
     let plugins = h.ok("GET", "/v1/connectors/plugins", None);
-    assert_eq!(plugins.as_array().unwrap().len(), 3, "{plugins}");
+    // file, generator, kafka, log, postgres, s3.
+    assert_eq!(plugins.as_array().unwrap().len(), 6, "{plugins}");
     let file = h.ok("GET", "/v1/connectors/plugins?name=builtin:file.*", None);
     assert_eq!(
         file[0]["destinationParams"]["path"]["validations"][0]["type"],
@@ -398,7 +399,7 @@ fn plugin_listings_and_information_over_http() {
     );
     assert_eq!(
         h.ok("GET", "/v1/plugins", None).as_array().unwrap().len(),
-        3
+        6
     );
     let info = h.ok("GET", "/info", None);
     assert!(info["version"].as_str().unwrap().starts_with('v'));
@@ -882,8 +883,8 @@ fn openapi_document_swagger_ui_health_and_headers() {
         }
     }
     // 13 pipeline, 8 connector, 8 processor, 1 information and 1 plugin route of Conduit's,
-    // and 4 event-log routes of ours.
-    assert_eq!(operations, 35);
+    // and 5 event-log (with revert) and 2 source-position routes of ours.
+    assert_eq!(operations, 38);
     validate_with_openapi_spec_validator(&doc);
 
     // Swagger UI, served by us with its assets inline (works offline).

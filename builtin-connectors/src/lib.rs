@@ -3,6 +3,10 @@
 //! * [`generator`]: made-up records at a rate or in bursts (Conduit's `builtin:generator`);
 //! * [`file`]: lines of a file as records, and records written as lines;
 //! * [`log`]: a destination that logs each record;
+//! * `s3` (crate `culvert-connector-s3`): the objects of an S3 bucket and their changes as
+//!   records, and records written as objects (Conduit's `builtin:s3`);
+//! * `kafka` (crate `culvert-connector-kafka`, re-exported as [`kafka`]): Kafka topics
+//!   read as a consumer group, and records written as messages (Conduit's `builtin:kafka`);
 //! * `postgres` (crate `culvert-connector-postgres`): a snapshot of PostgreSQL tables then
 //!   their changes through logical replication, and records upserted/deleted by key
 //!   (Conduit's `builtin:postgres`);
@@ -19,6 +23,9 @@ pub mod generator;
 pub mod log;
 pub mod sdk_schema;
 
+/// The Kafka connector's crate (its `admin` look-ups serve the end-to-end tests).
+pub use culvert_connector_kafka as kafka;
+
 use culvert_plugins::schema::SchemaRegistry;
 use culvert_plugins::{ConnectorPlugin, Registry};
 use std::sync::Arc;
@@ -30,6 +37,10 @@ fn builtins() -> Vec<(Arc<dyn ConnectorPlugin>, bool)> {
         (Arc::new(generator::Generator::new()), true),
         (Arc::new(file::File::new()), false),
         (Arc::new(log::Log::new()), true),
+        // Conduit's S3 source does not extract schemas by default (objects are raw).
+        (Arc::new(culvert_connector_s3::S3::new()), false),
+        // Conduit's Kafka source does not extract schemas by default (messages are raw).
+        (Arc::new(culvert_connector_kafka::Kafka::new()), false),
         // Conduit's postgres source attaches schemas to its structured records.
         (Arc::new(culvert_connector_postgres::Postgres::new()), true),
     ]
@@ -89,8 +100,8 @@ mod tests {
             wrong.to_string(),
             "plugin \"builtin:file@v9\" not found; available versions: [v0.10.8]"
         );
-        let missing = registry.lookup("builtin:kafka").err().unwrap().to_string();
-        assert!(missing.contains("file, generator, log, postgres"), "{missing}");
+        let missing = registry.lookup("builtin:mysql").err().unwrap().to_string();
+        assert!(missing.contains("file, generator, kafka, log"), "{missing}");
         assert!(matches!(
             registry.lookup("standalone:generator"),
             Err(LookupError::NotFound { .. })

@@ -436,7 +436,7 @@ fn duplicates_unknown_plugins_and_api_pipelines_are_skipped_with_the_reason() {
     };
     expect("duplicate-a.yaml:3:5 /pipelines/0/id: 2 pipelines with ID \"twice\" will be skipped");
     expect("duplicate-b.yaml:3:5 /pipelines/0/id: 2 pipelines with ID \"twice\" will be skipped");
-    expect("unknown-plugin.yaml:6:9 /pipelines/0/connectors/0/plugin: connector \"src\": plugin \"builtin:postgres\" not found");
+    expect("unknown-plugin.yaml:6:9 /pipelines/0/connectors/0/plugin: connector \"src\": plugin \"builtin:mysql\" not found");
     expect("unknown-plugin.yaml:11:9 /pipelines/0/processors/0/plugin: processor \"js\": plugin \"acme.enrich\" not found");
     expect("env.yaml:4:5 /pipelines/0/id: pipeline from-env exists and was created over the API");
     expect("malformed.yaml:5:1 : malformed YAML");

@@ -191,3 +191,34 @@ pub fn call_any(
     let reply = request(address, method, path, &[], bytes.as_deref());
     (reply.status, reply.json())
 }
+
+/// A uint64 of a protojson answer (protojson writes 64-bit integers as strings).
+pub fn number(value: &serde_json::Value) -> u64 {
+    value
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| value.as_u64())
+        .unwrap_or_else(|| panic!("a uint64: {value}"))
+}
+
+/// Create a connector of `pipeline` over HTTP (`kind`: `TYPE_SOURCE` or
+/// `TYPE_DESTINATION`); its id.
+pub fn create_connector(
+    address: &str,
+    pipeline: &str,
+    kind: &str,
+    plugin: &str,
+    name: &str,
+    settings: serde_json::Value,
+) -> String {
+    let created = call(
+        address,
+        "POST",
+        "/v1/connectors",
+        Some(
+            serde_json::json!({"type": kind, "plugin": plugin, "pipelineId": pipeline,
+            "config": {"name": name, "settings": settings}}),
+        ),
+    );
+    created["id"].as_str().expect("an id").to_owned()
+}

@@ -6,7 +6,7 @@
 //! its actor and the old and new position.
 
 use crate::harness::{culvert, data_dir, wait_until, written_records, Server};
-use crate::http_client::{call, call_any};
+use crate::http_client::{call, call_any, create_connector, number};
 use culvert_domain::Data;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -35,15 +35,6 @@ fn lines_in(out: &Path) -> usize {
     std::fs::read_to_string(out)
         .map(|t| t.lines().count())
         .unwrap_or(0)
-}
-
-/// A uint64 of a protojson answer (a string there).
-fn number(value: &serde_json::Value) -> u64 {
-    value
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| value.as_u64())
-        .unwrap_or_else(|| panic!("a uint64: {value}"))
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -91,30 +82,23 @@ fn positions_can_be_read_moved_back_and_reset_while_stopped_and_every_move_is_au
         Some(json!({"config": {"name": "moved"}})),
     );
     let pipeline = p["id"].as_str().unwrap().to_owned();
-    let source = call(
+    let path = |file: &Path| json!({"path": file.to_str().unwrap()});
+    let source = create_connector(
         &address,
-        "POST",
-        "/v1/connectors",
-        Some(
-            json!({"type": "TYPE_SOURCE", "plugin": "builtin:file", "pipelineId": pipeline,
-            "config": {"name": "in", "settings": {"path": input.to_str().unwrap()}}}),
-        ),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let destination = call(
+        &pipeline,
+        "TYPE_SOURCE",
+        "builtin:file",
+        "in",
+        path(&input),
+    );
+    let destination = create_connector(
         &address,
-        "POST",
-        "/v1/connectors",
-        Some(
-            json!({"type": "TYPE_DESTINATION", "plugin": "builtin:file", "pipelineId": pipeline,
-            "config": {"name": "out", "settings": {"path": out.to_str().unwrap()}}}),
-        ),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        &pipeline,
+        "TYPE_DESTINATION",
+        "builtin:file",
+        "out",
+        path(&out),
+    );
     let route = format!("/v1/connectors/{source}/position");
 
     // Before any run: no position, no checkpoints.

@@ -3,7 +3,7 @@
 //! broken edit changes nothing, with the problem logged at its file and line.
 
 use crate::harness::{data_dir, wait_until, Server};
-use crate::http_client::call;
+use crate::http_client::{call, number};
 use std::path::Path;
 use std::time::Instant;
 
@@ -32,15 +32,6 @@ fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path)
         .map(|t| t.lines().count())
         .unwrap_or(0)
-}
-
-/// A uint64 of a protojson answer (a string there).
-fn number(value: &serde_json::Value) -> u64 {
-    value
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| value.as_u64())
-        .unwrap_or_else(|| panic!("a uint64: {value}"))
 }
 
 #[test]

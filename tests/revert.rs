@@ -4,17 +4,8 @@
 //! in the audit; refused while the pipeline runs and for a deleted entity, changing nothing.
 
 use crate::harness::{culvert, data_dir, wait_until, Server};
-use crate::http_client::{call, call_any};
+use crate::http_client::{call, call_any, create_connector, number};
 use serde_json::json;
-
-/// A uint64 of a protojson answer (a string there).
-fn number(value: &serde_json::Value) -> u64 {
-    value
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| value.as_u64())
-        .unwrap_or_else(|| panic!("a uint64: {value}"))
-}
 
 fn head(address: &str) -> u64 {
     number(&call(address, "GET", "/v1/events?page_size=1", None)["lastSeq"])
@@ -35,26 +26,22 @@ fn revert_restores_old_configuration_with_new_events_and_refuses_what_it_cannot(
         Some(json!({"config": {"name": "reverted", "description": "v1"}})),
     );
     let pipeline = p["id"].as_str().unwrap().to_owned();
-    let source = call(
+    let settings = json!({"path": input.to_str().unwrap()});
+    let source = create_connector(
         &address,
-        "POST",
-        "/v1/connectors",
-        Some(
-            json!({"type": "TYPE_SOURCE", "plugin": "builtin:file", "pipelineId": pipeline,
-            "config": {"name": "in", "settings": {"path": input.to_str().unwrap()}}}),
-        ),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    call(
+        &pipeline,
+        "TYPE_SOURCE",
+        "builtin:file",
+        "in",
+        settings,
+    );
+    create_connector(
         &address,
-        "POST",
-        "/v1/connectors",
-        Some(
-            json!({"type": "TYPE_DESTINATION", "plugin": "builtin:log", "pipelineId": pipeline,
-            "config": {"name": "out", "settings": {}}}),
-        ),
+        &pipeline,
+        "TYPE_DESTINATION",
+        "builtin:log",
+        "out",
+        json!({}),
     );
     let good = head(&address);
     let original = call(&address, "GET", &format!("/v1/connectors/{source}"), None);

@@ -6,7 +6,7 @@
 //! state is the last accepted write.
 
 use crate::harness::{data_dir, grpc_clients, Server};
-use crate::http_client::{call, request};
+use crate::http_client::{call, number, request};
 use culvert_api::pb::api::v1 as pb;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -17,15 +17,6 @@ fn header<'a>(reply: &'a crate::http_client::Reply, name: &str) -> Option<&'a st
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
-}
-
-/// A uint64 of a protojson answer (a string there).
-fn number(value: &serde_json::Value) -> u64 {
-    value
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| value.as_u64())
-        .unwrap_or_else(|| panic!("a uint64: {value}"))
 }
 
 #[test]

@@ -217,23 +217,45 @@ impl Inspectors {
         else {
             return;
         };
+        // A full session costs nothing per record: it is skipped for the batch (its buffer
+        // only drains, never fills, while this runs); a record is copied once, and only if
+        // some session has room for it, the copy shared by all of them.
+        let mut dropped: Vec<u64> = vec![0; sinks.len()];
+        let open: Vec<bool> = sinks.iter().map(|sink| sink.tx.capacity() > 0).collect();
         for record in records {
-            let copy = Arc::new(record.clone());
-            for sink in sinks {
-                if sink.tx.try_send(copy.clone()).is_err() {
-                    if let Some((_, counter)) = self.metrics.get() {
-                        counter.get_or_create(&Self::label(id)).inc();
+            let mut copy: Option<Arc<Record>> = None;
+            for (index, sink) in sinks.iter().enumerate() {
+                let permit = if open[index] {
+                    sink.tx.try_reserve().ok()
+                } else {
+                    None
+                };
+                match permit {
+                    Some(permit) => {
+                        let shared = copy.get_or_insert_with(|| Arc::new(record.clone()));
+                        permit.send(shared.clone());
                     }
-                    let dropped = sink.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                    if dropped == 1 || dropped % 1000 == 0 {
-                        tracing::warn!(
-                            entity = id,
-                            session = sink.id,
-                            dropped,
-                            "inspector session buffer full, records are dropped for it"
-                        );
-                    }
+                    None => dropped[index] += 1,
                 }
+            }
+        }
+        for (sink, lost) in sinks.iter().zip(dropped) {
+            if lost == 0 {
+                continue;
+            }
+            if let Some((_, counter)) = self.metrics.get() {
+                counter.get_or_create(&Self::label(id)).inc_by(lost);
+            }
+            let before = sink.dropped.fetch_add(lost, Ordering::Relaxed);
+            let after = before + lost;
+            // The first drop, then every thousandth.
+            if before == 0 || before / 1000 != after / 1000 {
+                tracing::warn!(
+                    entity = id,
+                    session = sink.id,
+                    dropped = after,
+                    "inspector session buffer full, records are dropped for it"
+                );
             }
         }
     }

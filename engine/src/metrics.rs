@@ -504,6 +504,13 @@ impl ConnectorMetrics {
         self.duration.observe(began.elapsed().as_secs_f64());
         self.bytes.observe_records(records);
     }
+
+    /// Records of these `sizes` (each [`record_size`], measured already) were read or
+    /// written in a call that began at `began`.
+    pub fn observe_sized(&self, sizes: &[u64], began: Instant) {
+        self.duration.observe(began.elapsed().as_secs_f64());
+        self.bytes.observe_sizes(sizes.iter().copied());
+    }
 }
 
 /// A histogram of record sizes with Conduit's buckets (1 KiB .. 2 MiB, powers of two),

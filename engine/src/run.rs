@@ -202,6 +202,10 @@ struct Batch {
     source: usize,
     tickets: Tickets,
     records: Vec<Record>,
+    /// Each record's size as the source's metrics measured it (with metrics on), while no
+    /// processor has touched the batch: a destination that gets it unchanged counts these
+    /// instead of measuring every record again.
+    sizes: Option<Arc<[u64]>>,
 }
 
 /// A batch as every destination gets it (shared, not copied).
@@ -209,6 +213,8 @@ struct Shared {
     source: usize,
     tickets: Arc<Tickets>,
     records: Arc<Vec<Record>>,
+    /// As [`Batch::sizes`].
+    sizes: Option<Arc<[u64]>>,
 }
 
 /// Records are done with: a destination wrote them (`Some(destination)`), a destination's
@@ -806,9 +812,12 @@ async fn run_graph(
                             if let Some(inspect) = &inspect {
                                 inspect.send(&node.id, Side::Connector, &records);
                             }
-                            if let Some(counted) = &counted {
-                                counted.observe(&records, began);
-                            }
+                            let sizes = counted.as_ref().map(|counted| {
+                                let sizes: Arc<[u64]> =
+                                    records.iter().map(crate::metrics::record_size).collect();
+                                counted.observe_sized(&sizes, began);
+                                sizes
+                            });
                             let first = {
                                 let mut acker = acker.lock().expect("acker lock");
                                 let first = acker.next_ticket();
@@ -821,7 +830,7 @@ async fn run_graph(
                                 first
                             };
                             let tickets = Tickets::Run { first, count: records.len() };
-                            let batch = Batch { source: index, tickets, records };
+                            let batch = Batch { source: index, tickets, records, sizes };
                             if sender.send(batch).await.is_err() {
                                 return Ok(()); // downstream is gone: cancelled
                             }
@@ -880,7 +889,8 @@ async fn run_graph(
                             None => break,
                         },
                     };
-                    let (records, tickets) = if chain.nodes.is_empty() {
+                    let unchanged = chain.nodes.is_empty();
+                    let (records, tickets) = if unchanged {
                         (batch.records, batch.tickets)
                     } else {
                         // Our own copy to change (no copy when we are the only destination).
@@ -912,16 +922,19 @@ async fn run_graph(
                     };
                     if let Some(counted) = &counted {
                         // Counted as written: the records the destination took.
-                        if refused.is_empty() {
-                            counted.observe(&records, began);
-                        } else {
-                            let written: Vec<Record> = records
-                                .iter()
-                                .enumerate()
-                                .filter(|(i, _)| !refused.iter().any(|(r, _)| r == i))
-                                .map(|(_, r)| r.clone())
-                                .collect();
-                            counted.observe(&written, began);
+                        match (&batch.sizes, refused.is_empty()) {
+                            // What the source measured, when nothing changed the records.
+                            (Some(sizes), true) if unchanged => counted.observe_sized(sizes, began),
+                            (_, true) => counted.observe(&records, began),
+                            (_, false) => {
+                                let written: Vec<Record> = records
+                                    .iter()
+                                    .enumerate()
+                                    .filter(|(i, _)| !refused.iter().any(|(r, _)| r == i))
+                                    .map(|(_, r)| r.clone())
+                                    .collect();
+                                counted.observe(&written, began);
+                            }
                         }
                     }
                     // Records the destination refused go to the DLQ (then they count as
@@ -992,6 +1005,9 @@ async fn run_graph(
                     if batch.records.is_empty() {
                         continue;
                     }
+                    if !chain.nodes.is_empty() {
+                        batch.sizes = None; // processors may have changed the records
+                    }
                     let records = Arc::new(batch.records);
                     let tickets = Arc::new(batch.tickets);
                     for tx in &dest_txs {
@@ -999,6 +1015,7 @@ async fn run_graph(
                             source: batch.source,
                             tickets: tickets.clone(),
                             records: records.clone(),
+                            sizes: batch.sizes.clone(),
                         };
                         if tx.send(copy).await.is_err() {
                             return Ok(());
@@ -1143,6 +1160,7 @@ async fn source_processors(
                 None => return Ok(()), // the source stopped: close our output
             },
         };
+        batch.sizes = None; // processors may change the records
         if !chain
             .apply(batch.source, &mut batch.records, &mut batch.tickets)
             .await?

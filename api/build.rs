@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "conduit/api/v1/api.proto",
         "culvert/api/v1/events.proto",
         "culvert/api/v1/positions.proto",
+        "culvert/api/v1/dead_letters.proto",
     ];
     for dir in [
         "conduit/api/v1",

@@ -89,6 +89,8 @@ fn populate(path: &Path) {
                 expected: vec![],
                 clear_positions: Vec::new(),
                 set_positions: Vec::new(),
+                clear_letters: Vec::new(),
+                queue_letters: Vec::new(),
             })
             .unwrap();
     }
@@ -128,6 +130,8 @@ fn append(c: &mut Criterion) {
                         expected: vec![],
                         clear_positions: Vec::new(),
                         set_positions: Vec::new(),
+                        clear_letters: Vec::new(),
+                        queue_letters: Vec::new(),
                     },
                     |request| store.append(request).unwrap(),
                     BatchSize::SmallInput,

@@ -68,6 +68,8 @@ fn main() {
                 expected: vec![],
                 clear_positions: Vec::new(),
                 set_positions: Vec::new(),
+                clear_letters: Vec::new(),
+                queue_letters: Vec::new(),
             })
             .unwrap();
     }

@@ -1465,3 +1465,171 @@ fn record_line(record: &culvert_api::pb::opencdc::v1::Record) -> String {
         cut(text(payload), 120),
     )
 }
+
+/// `culvert dlq ...`: the dead letters a pipeline's DLQ took, as the server keeps them.
+#[derive(clap::Subcommand, Debug)]
+pub enum DlqCommand {
+    /// List a pipeline's dead letters, oldest first: number, time, where it failed, the
+    /// error, and whether it is queued for re-injection.
+    ///
+    /// Example: culvert dlq ls orders --limit 20
+    Ls {
+        /// The pipeline's id.
+        pipeline: String,
+        /// Only letters numbered above this.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many (the server's default is 100, at most 1000).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one dead letter with its record.
+    ///
+    /// Example: culvert dlq show orders 17
+    Show {
+        /// The pipeline's id.
+        pipeline: String,
+        /// The letter's number (see `ls`).
+        seq: u64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Re-inject letters into the pipeline: each record goes in again from where it
+    /// failed (the processor that failed it, or only the destination that refused it),
+    /// once; the letter goes when every destination has it. A running pipeline picks them
+    /// up within a second, a stopped one when it starts. Recorded in the audit.
+    ///
+    /// Example: culvert dlq reinject orders 17 18   (or --all)
+    #[command(group = clap::ArgGroup::new("which").required(true).multiple(false))]
+    Reinject {
+        /// The pipeline's id.
+        pipeline: String,
+        /// The letters' numbers.
+        #[arg(group = "which")]
+        seqs: Vec<u64>,
+        /// Every letter not queued yet.
+        #[arg(long, group = "which")]
+        all: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Run a `dlq` verb.
+pub fn run_dlq(command: DlqCommand) -> ExitCode {
+    use pp::dead_letter_service_client::DeadLetterServiceClient;
+    block_on(async {
+        match command {
+            DlqCommand::Ls {
+                pipeline,
+                after,
+                limit,
+                remote,
+            } => {
+                let mut client = DeadLetterServiceClient::new(connect(&remote.server).await?);
+                let reply = client
+                    .list_dead_letters(pp::ListDeadLettersRequest {
+                        pipeline_id: pipeline,
+                        after,
+                        limit,
+                    })
+                    .await?
+                    .into_inner();
+                if remote.json {
+                    return print_json(&reply);
+                }
+                let rows = reply
+                    .letters
+                    .iter()
+                    .map(|l| {
+                        vec![
+                            l.seq.to_string(),
+                            time_text(l.kept_at.as_ref()),
+                            l.node_id.clone(),
+                            position_text(&l.position, &l.position_text),
+                            if l.queued { "queued" } else { "" }.to_owned(),
+                            l.error.lines().next().unwrap_or_default().to_owned(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["SEQ", "KEPT AT", "FAILED IN", "POSITION", "STATE", "ERROR"],
+                    rows,
+                );
+                if reply.next_after != 0 {
+                    println!("(more: --after {})", reply.next_after);
+                }
+                Ok(())
+            }
+            DlqCommand::Show {
+                pipeline,
+                seq,
+                remote,
+            } => {
+                let mut client = DeadLetterServiceClient::new(connect(&remote.server).await?);
+                let letter = client
+                    .get_dead_letter(pp::GetDeadLetterRequest {
+                        pipeline_id: pipeline,
+                        seq,
+                    })
+                    .await?
+                    .into_inner();
+                if remote.json {
+                    return print_json(&letter);
+                }
+                println!(
+                    "Letter:     {} of pipeline {}",
+                    letter.seq, letter.pipeline_id
+                );
+                println!("Kept at:    {}", time_text(letter.kept_at.as_ref()));
+                println!("Failed in:  {} ({})", letter.node_id, letter.stage);
+                println!(
+                    "Position:   {}",
+                    position_text(&letter.position, &letter.position_text)
+                );
+                println!("Queued:     {}", if letter.queued { "yes" } else { "no" });
+                println!("Error:      {}", letter.error);
+                let record = serde_json::to_string_pretty(&letter.record.unwrap_or_default())
+                    .map_err(|e| Failure(1, format!("encoding the record: {e}")))?;
+                println!("Record:\n{record}");
+                Ok(())
+            }
+            DlqCommand::Reinject {
+                pipeline,
+                seqs,
+                all,
+                remote,
+            } => {
+                let mut client = DeadLetterServiceClient::new(connect(&remote.server).await?);
+                let reply = client
+                    .reinject_dead_letters(pp::ReinjectDeadLettersRequest {
+                        pipeline_id: pipeline,
+                        seqs,
+                        all,
+                    })
+                    .await?
+                    .into_inner();
+                if remote.json {
+                    return print_json(&reply);
+                }
+                let list: Vec<String> = reply.queued.iter().map(u64::to_string).collect();
+                println!(
+                    "Queued {} letter(s) for re-injection (event {}): {}",
+                    reply.queued.len(),
+                    reply.event_seq,
+                    list.join(", ")
+                );
+                Ok(())
+            }
+        }
+    })
+}
+
+/// A protobuf time as RFC 3339 (milliseconds), or empty.
+fn time_text(at: Option<&culvert_api::wkt::Timestamp>) -> String {
+    at.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}

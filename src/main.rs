@@ -69,6 +69,11 @@ enum Commands {
     /// Example: culvert connectors ls --pipeline orders
     #[command(subcommand)]
     Connectors(cli::ConnectorsCommand),
+    /// Dead letters of a running server's pipelines: list, show, re-inject.
+    ///
+    /// Example: culvert dlq ls orders
+    #[command(subcommand)]
+    Dlq(cli::DlqCommand),
     /// Processors of a running server.
     ///
     /// Example: culvert processors ls
@@ -398,6 +403,22 @@ struct RunArgs {
         value_parser = duration
     )]
     recovery_window: std::time::Duration,
+    /// Dead letters kept per pipeline in the server's store (to list and re-inject); the
+    /// oldest go first beyond this.
+    #[arg(
+        long = "dlq.store.max-letters",
+        env = "CULVERT_DLQ_STORE_MAX_LETTERS",
+        default_value_t = 10_000
+    )]
+    dlq_store_max_letters: u64,
+    /// Dead letters older than this are dropped from the server's store.
+    #[arg(
+        long = "dlq.store.max-age",
+        env = "CULVERT_DLQ_STORE_MAX_AGE",
+        default_value = "168h",
+        value_parser = duration
+    )]
+    dlq_store_max_age: std::time::Duration,
     /// The schema registry connectors and the avro.* processors use: builtin (schemas are
     /// events in the log) or confluent (an external Confluent schema registry).
     #[arg(
@@ -544,6 +565,17 @@ fn byte_size_or_zero(text: &str) -> Result<usize, String> {
 
 impl RunArgs {
     /// The error-recovery settings, checked as Conduit checks them.
+    /// How many dead letters each pipeline keeps in the store, and for how long.
+    fn letter_limits(&self) -> anyhow::Result<culvert_store::LetterLimits> {
+        if self.dlq_store_max_letters == 0 {
+            anyhow::bail!("invalid config: dlq.store.max-letters must be at least 1");
+        }
+        Ok(culvert_store::LetterLimits {
+            max_letters: self.dlq_store_max_letters,
+            max_age: self.dlq_store_max_age,
+        })
+    }
+
     fn recovery(&self) -> anyhow::Result<culvert_supervisor::Recovery> {
         let key = |k: &str| format!("\"pipelines.error-recovery.{k}\"");
         if self.recovery_min_delay.is_zero() {
@@ -599,6 +631,7 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Commands::Pipelines(command) => cli::run(command),
         Commands::Connectors(command) => cli::run_connectors(command),
+        Commands::Dlq(command) => cli::run_dlq(command),
         Commands::Processors(command) => cli::run_processors(command),
         Commands::Plugins(command) => cli::run_plugins(command),
         Commands::Info(remote) => cli::run_info(remote),
@@ -794,14 +827,18 @@ fn init_logging(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The event log and the position store (one store holds both).
-type Stores = (Arc<dyn EventLog>, Arc<dyn PositionStore>);
+/// The event log, the position store and the dead-letter store (one store holds all).
+type Stores = (
+    Arc<dyn EventLog>,
+    Arc<dyn PositionStore>,
+    Arc<dyn culvert_store::DeadLetterStore>,
+);
 
 fn open_log(args: &RunArgs) -> anyhow::Result<Stores> {
     Ok(match args.db_type {
         DbType::Inmemory => {
             let store = Arc::new(MemoryStore::new());
-            (store.clone(), store)
+            (store.clone(), store.clone(), store)
         }
         DbType::Rocksdb => {
             let options = StoreOptions {
@@ -818,7 +855,7 @@ fn open_log(args: &RunArgs) -> anyhow::Result<Stores> {
                 })
                 .with_context(|| format!("opening the data store at {}", args.db_path.display()))?;
             let store = Arc::new(store);
-            (store.clone(), store)
+            (store.clone(), store.clone(), store)
         }
     })
 }
@@ -875,7 +912,7 @@ fn schema_registry(
 
 fn run(args: RunArgs, security: culvert_api::Security) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (log, positions) = open_log(&args)?;
+    let (log, positions, letters) = open_log(&args)?;
     // One registry for the server (`/metrics`); appends to the log are timed into it.
     let metrics = Arc::new(culvert_engine::Metrics::new());
     let log: Arc<dyn EventLog> = Arc::new(metrics::TimedLog::new(log, metrics.clone()));
@@ -965,7 +1002,7 @@ fn run(args: RunArgs, security: culvert_api::Security) -> anyhow::Result<()> {
         &security,
         writer.clone(),
         plugins,
-        positions,
+        EngineStores { positions, letters },
         report,
         started,
         metrics,
@@ -1061,16 +1098,23 @@ pub(crate) fn log_provisioning(
     );
 }
 
+/// What the engine writes besides the log: positions and dead letters.
+struct EngineStores {
+    positions: Arc<dyn PositionStore>,
+    letters: Arc<dyn culvert_store::DeadLetterStore>,
+}
+
 async fn serve(
     args: &RunArgs,
     security: &culvert_api::Security,
     writer: Arc<ControlPlaneWriter>,
     plugins: Plugins,
-    positions: Arc<dyn PositionStore>,
+    stores: EngineStores,
     report: culvert_projections::OpenReport,
     started: Instant,
     metrics: Arc<culvert_engine::Metrics>,
 ) -> anyhow::Result<()> {
+    let EngineStores { positions, letters } = stores;
     // Listen for signals before saying we are ready, so an early SIGTERM shuts down cleanly.
     let signals = shutdown_signal()?;
     let grpc = tokio::net::TcpListener::bind(&args.grpc_address)
@@ -1124,6 +1168,7 @@ async fn serve(
         args.recovery()?,
     );
     supervisor.set_metrics(metrics.clone());
+    supervisor.set_dead_letters(letters.clone(), args.letter_limits()?);
     // The stream inspector's sessions: the API opens them, running pipelines feed them.
     let inspectors = Arc::new(culvert_engine::Inspectors::default());
     inspectors.set_metrics(&metrics);
@@ -1158,6 +1203,7 @@ async fn serve(
         .with_shutdown(rx.clone())
         .with_inspectors(inspectors)
         .with_positions(positions)
+        .with_dead_letters(letters)
         .with_start_wait(std::time::Duration::from_secs(30));
     let grpc_options = culvert_api::GrpcOptions {
         max_message_bytes: args.grpc_max_message_bytes,

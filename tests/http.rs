@@ -864,7 +864,8 @@ fn openapi_document_swagger_ui_health_and_headers() {
             // "Method Not Allowed"); with a made-up id the service itself answers.
             let mut concrete = path
                 .replace("{id}", "no-such-id")
-                .replace("{entity_id}", "no-such-id");
+                .replace("{entity_id}", "no-such-id")
+                .replace("{seq}", "1");
             if path == "/v1/events/watch" {
                 // A watch follows the log forever: ask for one past the end (refused at once).
                 concrete.push_str("?from_seq=999999");
@@ -883,8 +884,8 @@ fn openapi_document_swagger_ui_health_and_headers() {
         }
     }
     // 13 pipeline, 8 connector, 8 processor, 1 information and 1 plugin route of Conduit's,
-    // and 5 event-log (with revert) and 2 source-position routes of ours.
-    assert_eq!(operations, 38);
+    // and 5 event-log (with revert), 2 source-position and 3 dead-letter routes of ours.
+    assert_eq!(operations, 41);
     validate_with_openapi_spec_validator(&doc);
 
     // Swagger UI, served by us with its assets inline (works offline).

@@ -5,6 +5,7 @@ mod admin_cli;
 mod conduit_parity;
 mod config;
 mod crash;
+mod dead_letters;
 mod engine;
 mod events_api;
 mod export_import;

@@ -115,6 +115,13 @@ fn positions_can_be_read_moved_back_and_reset_while_stopped_and_every_move_is_au
         after_first["positionText"],
         format!("{}:{LINES}", LINES * 12)
     );
+    // api.v1 shows it too, as Conduit does: the source state's position.
+    let connector = call(&address, "GET", &format!("/v1/connectors/{source}"), None);
+    assert_eq!(
+        connector["sourceState"]["position"],
+        base64(format!("{}:{LINES}", LINES * 12).as_bytes()),
+        "{connector}"
+    );
     let checkpoints = after_first["checkpoints"].as_array().unwrap();
     assert!(!checkpoints.is_empty(), "{after_first}");
 

@@ -251,6 +251,8 @@ fn event_log_tools_answer_from_the_log() {
                 expected: vec![],
                 clear_positions: Vec::new(),
                 set_positions: Vec::new(),
+                clear_letters: Vec::new(),
+                queue_letters: Vec::new(),
             })
             .unwrap();
         stored[0].seq.0

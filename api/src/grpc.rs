@@ -50,6 +50,9 @@ pub struct Api {
     /// Where sources' positions are kept, for SourcePositionService (`None`: it answers
     /// UNIMPLEMENTED).
     pub(crate) positions: Option<Arc<dyn culvert_store::PositionStore>>,
+    /// Where pipelines' dead letters are kept, for DeadLetterService (`None`: it answers
+    /// UNIMPLEMENTED).
+    pub(crate) letters: Option<Arc<dyn culvert_store::DeadLetterStore>>,
 }
 
 impl Api {
@@ -79,6 +82,7 @@ impl Api {
             redactor,
             inspectors: Arc::new(culvert_engine::Inspectors::default()),
             positions: None,
+            letters: None,
             start_wait: None,
             list_scan_limit: crate::events::LIST_SCAN_LIMIT,
             shutdown,
@@ -103,6 +107,31 @@ impl Api {
     pub fn with_positions(mut self, positions: Arc<dyn culvert_store::PositionStore>) -> Self {
         self.positions = Some(positions);
         self
+    }
+
+    /// Serve DeadLetterService over `letters` (the store the engine keeps dead letters in,
+    /// which must be the database of the writer's event log: a re-injection is recorded and
+    /// queued in one write).
+    pub fn with_dead_letters(mut self, letters: Arc<dyn culvert_store::DeadLetterStore>) -> Self {
+        self.letters = Some(letters);
+        self
+    }
+
+    /// `connector` with its stored position in `source_state.position`, as Conduit shows it
+    /// (a source only; empty when none is stored or there is no position store). A point
+    /// read of the position store, which the engine writes after every acked batch.
+    fn with_position(&self, mut connector: pb::Connector) -> pb::Connector {
+        if let (Some(store), Some(pb::connector::State::SourceState(state))) =
+            (&self.positions, connector.state.as_mut())
+        {
+            match store.get(&connector.id, culvert_store::POSITION_SLOT) {
+                Ok(position) => state.position = position.unwrap_or_default(),
+                Err(error) => {
+                    tracing::warn!(connector = %connector.id, %error, "could not read the position")
+                }
+            }
+        }
+        connector
     }
 
     /// Serve the stream inspector from `inspectors` (the registry the engine feeds).
@@ -416,6 +445,12 @@ pub async fn serve_grpc_secured(
         )
         .add_service(
             crate::pb::culvert::api::v1::source_position_service_server::SourcePositionServiceServer::new(
+                api.clone(),
+            )
+            .max_decoding_message_size(size),
+        )
+        .add_service(
+            crate::pb::culvert::api::v1::dead_letter_service_server::DeadLetterServiceServer::new(
                 api.clone(),
             )
             .max_decoding_message_size(size),
@@ -792,7 +827,7 @@ impl ConnectorService for Api {
         let connectors = state
             .connectors()
             .filter(|c| pipeline_id.is_empty() || c.pipeline_id.as_str() == pipeline_id)
-            .map(|c| convert::connector(c, &redactor))
+            .map(|c| self.with_position(convert::connector(c, &redactor)))
             .collect();
         Ok(Response::new(pb::ListConnectorsResponse { connectors }))
     }
@@ -826,7 +861,7 @@ impl ConnectorService for Api {
         let state = self.writer.projections().read();
         let connector = state
             .connector(&ConnectorId(id.clone()))
-            .map(|c| convert::connector(c, &redactor))
+            .map(|c| self.with_position(convert::connector(c, &redactor)))
             .ok_or_else(|| not_found(EntityKind::Connector, id))?;
         Ok(Response::new(pb::GetConnectorResponse {
             connector: Some(connector),
@@ -1205,6 +1240,8 @@ mod tests {
             expected: vec![],
             clear_positions: Vec::new(),
             set_positions: Vec::new(),
+            clear_letters: Vec::new(),
+            queue_letters: Vec::new(),
         })
         .unwrap();
         assert_eq!(

@@ -19,6 +19,7 @@
 
 pub mod auth;
 mod convert;
+mod dead_letters;
 mod documents;
 pub mod error;
 mod events;

@@ -306,6 +306,7 @@ impl Redactor {
             | Event::PipelineDegraded { .. }
             | Event::ConnectorDeleted { .. }
             | Event::SourcePositionSet { .. }
+            | Event::DeadLettersReinjected { .. }
             | Event::ConnectorProcessorAdded { .. }
             | Event::ConnectorProcessorRemoved { .. }
             | Event::ProcessorDeleted { .. }

@@ -137,7 +137,8 @@ impl From<StoreError> for CommandError {
 pub struct ControlPlaneWriter {
     log: Arc<dyn EventLog>,
     projections: Arc<Projections>,
-    /// Whether the log's database also holds the connectors' positions: then a created or
+    /// Whether the log's database also holds the connectors' positions (and the pipelines'
+    /// dead letters, cleared likewise with a pipeline's creation or deletion): then a created or
     /// deleted connector's positions are cleared in the creation's or deletion's own atomic
     /// write.
     clears_positions: bool,
@@ -301,12 +302,41 @@ impl ControlPlaneWriter {
                 _ => None,
             })
             .collect();
+        // Likewise a pipeline's dead letters: gone with its deletion, none for an id created
+        // again; and letters a user re-injects are queued with the event that records it.
+        let clear_letters = if self.clears_positions {
+            events
+                .iter()
+                .filter_map(|event| match event {
+                    culvert_domain::Event::PipelineCreated { id, .. }
+                    | culvert_domain::Event::PipelineDeleted { id } => Some(id.as_str().to_owned()),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let queue_letters = events
+            .iter()
+            .flat_map(|event| match event {
+                culvert_domain::Event::DeadLettersReinjected { id, letters } => letters
+                    .iter()
+                    .map(|seq| culvert_store::LetterRef {
+                        pipeline: id.as_str().to_owned(),
+                        seq: *seq,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
         let provenance = context.provenance();
         let stored = self.log.append(AppendRequest {
             events: events.iter().map(|e| encode(e, &provenance)).collect(),
             expected: versions.into_iter().collect(),
             clear_positions,
             set_positions,
+            clear_letters,
+            queue_letters,
         })?;
         let recorded: Vec<RecordedEvent> = stored
             .into_iter()

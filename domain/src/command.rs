@@ -170,6 +170,15 @@ pub enum Command {
         /// From where to where.
         change: PositionChange,
     },
+    /// Queue dead letters of a pipeline for re-injection (the caller checked that each is
+    /// kept). Allowed whatever the pipeline's state, provisioned pipelines too: it changes
+    /// no configuration; a running pipeline picks them up, a stopped one on its next run.
+    ReinjectDeadLetters {
+        /// The pipeline.
+        id: PipelineId,
+        /// The letters' numbers.
+        letters: Vec<u64>,
+    },
     /// Bring a pipeline in line with a configuration document: `commands` (creations,
     /// updates and deletions of the pipeline and its connectors and processors) decided in
     /// order, each against the state the previous ones leave, and recorded as one batch.

@@ -232,6 +232,15 @@ pub enum Event {
         /// How it was chosen: `set`, `reset` or `checkpoint:<time>`.
         how: String,
     },
+    /// Dead letters of a pipeline were queued for re-injection by a user: the running
+    /// pipeline (or its next run) sends each through the pipeline again from where it
+    /// failed, once, and the letter goes when every destination has it.
+    DeadLettersReinjected {
+        /// The pipeline.
+        id: PipelineId,
+        /// The letters' numbers within the pipeline, ascending.
+        letters: Vec<u64>,
+    },
     /// A schema was registered in the built-in schema registry (by a connector, a
     /// processor or a user).
     SchemaRegistered {
@@ -268,7 +277,8 @@ impl Event {
             | PipelineStopped { id, .. }
             | PipelineRecovering { id, .. }
             | PipelineDegraded { id, .. }
-            | PipelineDlqSecretsResealed { id, .. } => StreamId::pipeline(id),
+            | PipelineDlqSecretsResealed { id, .. }
+            | DeadLettersReinjected { id, .. } => StreamId::pipeline(id),
             ConnectorCreated { id, .. }
             | ConnectorUpdated { id, .. }
             | ConnectorDeleted { id }
@@ -316,6 +326,7 @@ impl Event {
             ProcessorSecretsResealed { .. } => "ProcessorSecretsResealed",
             PipelineDlqSecretsResealed { .. } => "PipelineDlqSecretsResealed",
             SourcePositionSet { .. } => "SourcePositionSet",
+            DeadLettersReinjected { .. } => "DeadLettersReinjected",
         }
     }
 }

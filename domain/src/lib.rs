@@ -20,6 +20,7 @@
 //! Conduit's JSON form.
 
 mod command;
+pub mod dead_letter;
 mod error;
 mod event;
 mod ids;

@@ -353,6 +353,7 @@ impl ControlPlane {
                     processors.push(id.clone())
                 }
                 Command::SetSourcePosition { id, .. } => connectors.push(id.clone()),
+                Command::ReinjectDeadLetters { id, .. } => pipelines.push(id.clone()),
                 Command::ResealSecrets { target, .. } => match target {
                     ResealTarget::Connector(id) => connectors.push(id.clone()),
                     ResealTarget::Processor(id) => processors.push(id.clone()),
@@ -573,6 +574,23 @@ impl ControlPlane {
             } => self.schemas.decide_register(subject, *schema_type, schema),
             Command::ResealSecrets { target, settings } => self.decide_reseal(target, settings),
             Command::SetSourcePosition { id, change } => self.decide_position(id, change),
+            Command::ReinjectDeadLetters { id, letters } => {
+                self.existing_pipeline(id)?;
+                if letters.is_empty() {
+                    return Err(DomainError::InvalidArgument {
+                        entity: EntityKind::Pipeline,
+                        field: "letters",
+                        reason: "name at least one dead letter to re-inject".into(),
+                    });
+                }
+                let mut letters = letters.clone();
+                letters.sort_unstable();
+                letters.dedup();
+                Ok(vec![Event::DeadLettersReinjected {
+                    id: id.clone(),
+                    letters,
+                }])
+            }
             Command::ReportPipelineDegraded { id, error } => {
                 self.existing_pipeline(id)?;
                 Ok(vec![Event::PipelineDegraded {
@@ -927,6 +945,9 @@ impl ControlPlane {
             // The position itself lives in the position store; the connector's version
             // and update time record that it moved.
             Event::SourcePositionSet { id, .. } => self.with_connector(id, at, version, |_| {}),
+            // The letters live in the dead-letter store; the pipeline's version and update
+            // time record the re-injection.
+            Event::DeadLettersReinjected { id, .. } => self.with_pipeline(id, at, version, |_| {}),
             Event::PipelineDlqSecretsResealed { id, settings } => {
                 self.with_pipeline(id, at, version, |p| p.dlq.settings = settings.clone())
             }

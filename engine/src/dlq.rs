@@ -9,13 +9,44 @@
 //! record's own. A window size of 0 turns the window off: every nack goes to the DLQ. Once
 //! exceeded the window stays exceeded. A failed DLQ write stops the pipeline.
 //!
+//! A DLQ with a [`LetterBox`] also keeps each letter in Culvert's store (with the error, the
+//! node and where in the pipeline it failed), durably before the record counts as handled,
+//! so it can be listed and re-injected later (`run`'s replay task sends queued letters back
+//! from where they failed and tells the box when every destination has them).
+//!
 //! The DLQ record is Conduit's: operation `create`, metadata `opencdc.createdAt`,
 //! `conduit.dlq.nack.error` and `conduit.dlq.nack.node.id`, the failed record (in its JSON
 //! form) as `payload.after`, and the failed record's position.
 
+use culvert_domain::dead_letter::{DeadLetter, Stage};
 use culvert_domain::opencdc::metadata;
 use culvert_domain::{Change, Data, Operation, Record};
 use culvert_plugins::{Destination, PluginError};
+use std::sync::Arc;
+
+/// Where a running pipeline's dead letters are kept, and read back for re-injection (the
+/// store's dead-letter column family, in production). Calls block: the engine makes them
+/// on a blocking thread.
+pub trait LetterBox: Send + Sync {
+    /// Keep a letter, durably.
+    fn keep(&self, letter: &DeadLetter) -> Result<(), String>;
+    /// Up to `limit` letters queued for re-injection numbered above `after`, in order.
+    fn queued(&self, after: u64, limit: usize) -> Result<Vec<(u64, DeadLetter)>, String>;
+    /// The queued letters numbered up to `through` reached every destination: remove them.
+    fn delivered(&self, through: u64) -> Result<(), String>;
+}
+
+/// Where in the pipeline a record failed: its stage, the processor (none: a destination's
+/// write) and that processor's place in the stage's chain.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The stage.
+    pub stage: Stage,
+    /// The processor's id, if a processor failed it.
+    pub processor: Option<String>,
+    /// The processor's index in its chain (the chain's length for a write).
+    pub index: usize,
+}
 
 /// The DLQ of a running pipeline: a destination and its tolerance.
 pub struct DeadLetterNode {
@@ -26,6 +57,8 @@ pub struct DeadLetterNode {
     pub window_size: u64,
     /// How many nacks in the window are tolerated.
     pub window_nack_threshold: u64,
+    /// Where letters are also kept and read back from, if anywhere.
+    pub letters: Option<Arc<dyn LetterBox>>,
 }
 
 /// The window of the last outcomes (true = nack), Conduit's ring buffer.
@@ -89,6 +122,9 @@ pub enum NackError {
     /// Writing to the DLQ failed.
     #[error("writing to the dead-letter queue: {0}")]
     Write(#[source] PluginError),
+    /// Keeping the letter in the store failed.
+    #[error("keeping the dead letter in the store: {0}")]
+    Keep(String),
 }
 
 /// A running DLQ.
@@ -97,6 +133,7 @@ pub struct DeadLetters {
     window: Window,
     size: u64,
     threshold: u64,
+    letters: Option<Arc<dyn LetterBox>>,
     /// Sizes of the records written to the DLQ (Conduit's `conduit_dlq_bytes`).
     pub(crate) bytes: Option<crate::metrics::BytesHistogram>,
     /// Time of each write to the DLQ (Conduit's `conduit_dlq_execution_duration_seconds`).
@@ -111,6 +148,7 @@ impl DeadLetters {
             destination: node.destination,
             size: node.window_size,
             threshold: node.window_nack_threshold,
+            letters: node.letters,
             bytes: None,
             duration: None,
         }
@@ -133,12 +171,19 @@ impl DeadLetters {
         }
     }
 
-    /// `record` failed in `node` with `reason`: write it to the DLQ, or refuse.
+    /// The box letters are kept in, if any.
+    pub fn letter_box(&self) -> Option<Arc<dyn LetterBox>> {
+        self.letters.clone()
+    }
+
+    /// `record` failed in `node` (at `origin`) with `reason`: write it to the DLQ (and keep
+    /// it in the letter box), or refuse.
     pub async fn nack(
         &mut self,
         record: &Record,
         reason: &str,
         node: &str,
+        origin: Origin,
     ) -> Result<(), NackError> {
         if !self.window.nack() {
             return Err(NackError::Refused(if self.threshold > 0 {
@@ -184,6 +229,23 @@ impl DeadLetters {
         }
         if let Some(bytes) = &self.bytes {
             bytes.observe_records(std::slice::from_ref(&letter));
+        }
+        // Kept after the DLQ's own write: a failed write stops the pipeline before the
+        // record is handled, so a restart sends it again and it is not kept twice.
+        if let Some(letters) = &self.letters {
+            let kept = DeadLetter {
+                node: node.to_owned(),
+                error: reason.to_owned(),
+                stage: origin.stage,
+                processor: origin.processor,
+                index: origin.index,
+                record: record.clone(),
+            };
+            let letters = letters.clone();
+            tokio::task::spawn_blocking(move || letters.keep(&kept))
+                .await
+                .map_err(|e| NackError::Keep(e.to_string()))?
+                .map_err(NackError::Keep)?;
         }
         Ok(())
     }

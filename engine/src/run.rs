@@ -32,8 +32,9 @@
 //!   node at once without draining and is returned.
 
 use crate::acker::{AckError, Acker, Ticket};
-use crate::dlq::{DeadLetterNode, DeadLetters};
+use crate::dlq::{DeadLetterNode, DeadLetters, LetterBox, Origin};
 use crate::metrics::{ConnectorMetrics, PipelineMetrics};
+use culvert_domain::dead_letter::{DeadLetter, Stage};
 use culvert_domain::{Position, Record};
 use culvert_plugins::processor::{Outcome, Processor};
 use culvert_plugins::{Destination, ErrorKind, PluginError, Source};
@@ -206,6 +207,9 @@ struct Batch {
     /// processor has touched the batch: a destination that gets it unchanged counts these
     /// instead of measuring every record again.
     sizes: Option<Arc<[u64]>>,
+    /// The processor of the next chain to start at (0 but for re-injected dead letters,
+    /// which resume at the processor that failed them).
+    start: usize,
 }
 
 /// A batch as every destination gets it (shared, not copied).
@@ -215,6 +219,8 @@ struct Shared {
     records: Arc<Vec<Record>>,
     /// As [`Batch::sizes`].
     sizes: Option<Arc<[u64]>>,
+    /// As [`Batch::start`], for the destination's processors.
+    start: usize,
 }
 
 /// Records are done with: a destination wrote them (`Some(destination)`), a destination's
@@ -332,6 +338,8 @@ async fn process(
 /// A node's processors, with where to report the records they drop.
 struct Chain {
     nodes: Vec<ProcessorNode>,
+    /// Where in the pipeline the chain is (kept with the letters of records it fails).
+    stage: Stage,
     /// Each node's execution-time histogram (empty without metrics).
     timers: Vec<Option<Histogram>>,
     /// The destination whose processors these are (`None`: before the fan-out).
@@ -359,6 +367,7 @@ impl Chain {
     ) -> Self {
         Self {
             nodes,
+            stage: Stage::Pipeline,
             timers: Vec::new(),
             destination,
             done_tx,
@@ -368,6 +377,12 @@ impl Chain {
             acks: false,
             inspectors: None,
         }
+    }
+
+    /// Name where in the pipeline the chain is.
+    fn staged(mut self, stage: Stage) -> Self {
+        self.stage = stage;
+        self
     }
 
     /// Copy the records in and out of each processor to `inspectors`' sessions.
@@ -392,14 +407,19 @@ impl Chain {
     /// failed that the DLQ took, are reported to the acker as done. A failure the DLQ
     /// refuses (or any, without a DLQ) is the pipeline's error. `Ok(false)`: the acker is
     /// gone (the pipeline was cancelled).
+    ///
+    /// The batch runs through the processors from `start` on (0 but for re-injected dead
+    /// letters).
     async fn apply(
         &mut self,
         source: usize,
         records: &mut Vec<Record>,
         tickets: &mut Tickets,
+        start: usize,
     ) -> Result<bool, EngineError> {
         let acker = &self.ackers[source];
         let destination = self.destination;
+        let len = self.nodes.len();
         let expand = |ticket, extra| {
             acker
                 .lock()
@@ -411,8 +431,8 @@ impl Chain {
             dropped: mut done,
             failed,
         } = process(
-            &mut self.nodes,
-            &self.timers,
+            &mut self.nodes[start.min(len)..],
+            self.timers.get(start..).unwrap_or(&[]),
             records,
             tickets,
             &mut self.outcomes,
@@ -432,7 +452,21 @@ impl Chain {
                 });
             };
             let node = format!("processor {}", f.processor);
-            if let Err(error) = dlq.lock().await.nack(&f.record, &f.message, &node).await {
+            let origin = Origin {
+                stage: self.stage.clone(),
+                index: self
+                    .nodes
+                    .iter()
+                    .position(|n| n.id == f.processor)
+                    .unwrap_or(start),
+                processor: Some(f.processor.clone()),
+            };
+            let nacked = dlq
+                .lock()
+                .await
+                .nack(&f.record, &f.message, &node, origin)
+                .await;
+            if let Err(error) = nacked {
                 return Err(EngineError::Processor {
                     processor: f.processor,
                     position,
@@ -679,6 +713,29 @@ async fn run_graph(
                 source,
             })?;
     }
+    // Where every record comes back in when it is re-injected from the dead letters.
+    let routes = Routes {
+        sources: sources
+            .iter()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    s.processors.iter().map(|p| p.id.clone()).collect(),
+                )
+            })
+            .collect(),
+        pipeline: pipeline_processors.iter().map(|p| p.id.clone()).collect(),
+        destinations: destinations
+            .iter()
+            .map(|d| {
+                (
+                    d.id.clone(),
+                    d.processors.iter().map(|p| p.id.clone()).collect(),
+                )
+            })
+            .collect(),
+    };
+    let mut letter_box: Option<Arc<dyn LetterBox>> = None;
     // The DLQ opens first: a pipeline whose DLQ cannot open does not start.
     let dlq = match dlq {
         None => None,
@@ -690,6 +747,7 @@ async fn run_graph(
                 node: "dead-letter queue".into(),
                 source,
             })?;
+            letter_box = letters.letter_box();
             Some(Arc::new(tokio::sync::Mutex::new(letters)))
         }
     };
@@ -701,11 +759,17 @@ async fn run_graph(
         started: Mutex::new(started),
     });
     let capacity = options.channel_capacity.max(1);
-    let ackers: Arc<[Arc<Mutex<Acker>>]> = sources
-        .iter()
+    // With a letter box, re-injected dead letters come in as one more source (the last),
+    // with an acker of its own: their acks remove the letters instead of moving a position.
+    let replay_index = letter_box.as_ref().map(|_| sources.len());
+    let ackers: Arc<[Arc<Mutex<Acker>>]> = (0..sources.len() + usize::from(replay_index.is_some()))
         .map(|_| Arc::new(Mutex::new(Acker::new())))
         .collect();
-    let source_ids: Vec<String> = sources.iter().map(|s| s.id.clone()).collect();
+    let mut source_ids: Vec<String> = sources.iter().map(|s| s.id.clone()).collect();
+    if replay_index.is_some() {
+        source_ids.push(REPLAY_NAME.to_owned());
+    }
+    let mut processor_inputs: Vec<Option<mpsc::Sender<Batch>>> = Vec::new();
     let destination_count = destinations.len();
     let (batch_tx, mut batch_rx) = mpsc::channel::<Batch>(capacity);
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(capacity);
@@ -720,9 +784,11 @@ async fn run_graph(
         ack_txs.push(ack_tx);
         let acker = ackers[index].clone();
         let batch_tx = if node.processors.is_empty() {
+            processor_inputs.push(None);
             batch_tx.clone()
         } else {
             let (tx, rx) = mpsc::channel::<Batch>(capacity);
+            processor_inputs.push(Some(tx.clone()));
             let chain = Chain::new(
                 std::mem::take(&mut node.processors),
                 None,
@@ -730,6 +796,9 @@ async fn run_graph(
                 dlq.clone(),
                 ackers.clone(),
             )
+            .staged(Stage::Source {
+                connector: node.id.clone(),
+            })
             .timed(metrics.as_ref())
             .inspected(inspectors.as_ref());
             tasks.spawn(
@@ -830,7 +899,7 @@ async fn run_graph(
                                 first
                             };
                             let tickets = Tickets::Run { first, count: records.len() };
-                            let batch = Batch { source: index, tickets, records, sizes };
+                            let batch = Batch { source: index, tickets, records, sizes, start: 0 };
                             if sender.send(batch).await.is_err() {
                                 return Ok(()); // downstream is gone: cancelled
                             }
@@ -842,7 +911,6 @@ async fn run_graph(
             .instrument(span),
         );
     }
-    drop(batch_tx);
 
     // Destinations, each running its processors before writing.
     let mut dest_txs = Vec::new();
@@ -877,6 +945,9 @@ async fn run_graph(
                     node_dlq,
                     ackers.clone(),
                 )
+                .staged(Stage::Destination {
+                    connector: node.id.clone(),
+                })
                 .timed(timed.as_ref())
                 .inspected(inspect.as_ref());
                 loop {
@@ -889,7 +960,7 @@ async fn run_graph(
                             None => break,
                         },
                     };
-                    let unchanged = chain.nodes.is_empty();
+                    let unchanged = batch.start >= chain.nodes.len();
                     let (records, tickets) = if unchanged {
                         (batch.records, batch.tickets)
                     } else {
@@ -899,7 +970,7 @@ async fn run_graph(
                         let mut tickets = Arc::try_unwrap(batch.tickets)
                             .unwrap_or_else(|shared| (*shared).clone());
                         if !chain
-                            .apply(batch.source, &mut records, &mut tickets)
+                            .apply(batch.source, &mut records, &mut tickets, batch.start)
                             .await?
                         {
                             return Ok(());
@@ -951,7 +1022,14 @@ async fn run_graph(
                         let Some(dlq) = &refused_dlq else {
                             return Err(refusal(error));
                         };
-                        let nacked = dlq.lock().await.nack(record, &error, &name).await;
+                        let origin = Origin {
+                            stage: Stage::Destination {
+                                connector: node.id.clone(),
+                            },
+                            processor: None,
+                            index: chain.nodes.len(),
+                        };
+                        let nacked = dlq.lock().await.nack(record, &error, &name, origin).await;
                         nacked.map_err(|e| refusal(e.to_string()))?;
                     }
                     let written = Done {
@@ -969,6 +1047,31 @@ async fn run_graph(
             .instrument(span),
         );
     }
+
+    // Re-injected dead letters, from where each failed.
+    if let (Some(letters), Some(index)) = (letter_box.clone(), replay_index) {
+        let replay = Replay {
+            letters,
+            routes,
+            index,
+            acker: ackers[index].clone(),
+            destination_count,
+            processor_inputs: std::mem::take(&mut processor_inputs),
+            fan_in: batch_tx.clone(),
+            destinations: dest_txs.clone(),
+            done_tx: done_tx.clone(),
+        };
+        tasks.spawn(
+            replay
+                .run(stop.clone(), cancel.clone())
+                .instrument(node_span("replay", "dead-letters")),
+        );
+        // Re-injected letters have no source position: they are not acked to a source.
+        let (ack_tx, _) = mpsc::unbounded_channel::<Position>();
+        ack_txs.push(ack_tx);
+    }
+    drop(processor_inputs);
+    drop(batch_tx);
 
     // Fan-in (the shared channel), the pipeline's processors, fan-out.
     {
@@ -997,7 +1100,12 @@ async fn run_graph(
                         },
                     };
                     if !chain
-                        .apply(batch.source, &mut batch.records, &mut batch.tickets)
+                        .apply(
+                            batch.source,
+                            &mut batch.records,
+                            &mut batch.tickets,
+                            batch.start,
+                        )
                         .await?
                     {
                         return Ok(());
@@ -1005,7 +1113,7 @@ async fn run_graph(
                     if batch.records.is_empty() {
                         continue;
                     }
-                    if !chain.nodes.is_empty() {
+                    if batch.start < chain.nodes.len() {
                         batch.sizes = None; // processors may have changed the records
                     }
                     let records = Arc::new(batch.records);
@@ -1016,6 +1124,7 @@ async fn run_graph(
                             tickets: tickets.clone(),
                             records: records.clone(),
                             sizes: batch.sizes.clone(),
+                            start: 0,
                         };
                         if tx.send(copy).await.is_err() {
                             return Ok(());
@@ -1059,8 +1168,14 @@ async fn run_graph(
                             let position = unsaved[index].take().expect("found above");
                             let positions = positions.clone();
                             let connector = source_ids[index].clone();
+                            let letters = letter_box.clone().filter(|_| Some(index) == replay_index);
                             saving = Some(tokio::task::spawn_blocking(move || {
-                                let result = positions.save(&connector, &position);
+                                // A re-injected letter's "position" is its number: every
+                                // destination has the letters up to it, so they go.
+                                let result = match letters {
+                                    Some(letters) => letters.delivered(letter_number(&position)),
+                                    None => positions.save(&connector, &position),
+                                };
                                 Saved {
                                     source: index,
                                     position,
@@ -1162,13 +1277,202 @@ async fn source_processors(
         };
         batch.sizes = None; // processors may change the records
         if !chain
-            .apply(batch.source, &mut batch.records, &mut batch.tickets)
+            .apply(
+                batch.source,
+                &mut batch.records,
+                &mut batch.tickets,
+                batch.start,
+            )
             .await?
         {
             return Ok(());
         }
+        batch.start = 0; // the pipeline's processors from their first
         if !batch.records.is_empty() && output.send(batch).await.is_err() {
             return Ok(());
+        }
+    }
+}
+
+/// The name the re-injected dead letters go by as a source (in errors and logs).
+const REPLAY_NAME: &str = "dead letters";
+
+/// How often a running pipeline looks for dead letters queued for re-injection.
+const REPLAY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Most letters re-injected in one go.
+const REPLAY_BATCH: usize = 256;
+
+/// A re-injected letter's number, from the position it is tracked under.
+fn letter_number(position: &Position) -> u64 {
+    position
+        .0
+        .as_slice()
+        .try_into()
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// The graph's connectors and processors by id, to find where a dead letter resumes.
+struct Routes {
+    /// Each source's id and its processors' ids.
+    sources: Vec<(String, Vec<String>)>,
+    /// The pipeline's processors' ids.
+    pipeline: Vec<String>,
+    /// Each destination's id and its processors' ids.
+    destinations: Vec<(String, Vec<String>)>,
+}
+
+/// Where a re-injected letter goes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// A source's processors (source index, processor index).
+    Source(usize, usize),
+    /// The fan-in, into the pipeline's processors from this index.
+    FanIn(usize),
+    /// One destination's processors from this index (then its write), and no other
+    /// destination.
+    Destination(usize, usize),
+}
+
+impl Routes {
+    /// Where `letter` resumes: at the processor that failed it, in the same place in the
+    /// pipeline. If that processor is gone (a user removed it), at the one now in its
+    /// place; if the failing source is gone or has no processors left, at the fan-in; if
+    /// the destination that failed it is gone, at the fan-out (every destination).
+    fn entry(&self, letter: &DeadLetter) -> Entry {
+        let place = |chain: &[String]| {
+            letter
+                .processor
+                .as_ref()
+                .and_then(|p| chain.iter().position(|id| id == p))
+                .unwrap_or(letter.index)
+                .min(chain.len())
+        };
+        match &letter.stage {
+            Stage::Source { connector } => {
+                match self.sources.iter().position(|(id, _)| id == connector) {
+                    Some(s) if place(&self.sources[s].1) < self.sources[s].1.len() => {
+                        Entry::Source(s, place(&self.sources[s].1))
+                    }
+                    _ => Entry::FanIn(0),
+                }
+            }
+            Stage::Pipeline => Entry::FanIn(place(&self.pipeline)),
+            Stage::Destination { connector } => {
+                match self.destinations.iter().position(|(id, _)| id == connector) {
+                    Some(d) => Entry::Destination(d, place(&self.destinations[d].1)),
+                    None => Entry::FanIn(self.pipeline.len()),
+                }
+            }
+        }
+    }
+}
+
+/// The task that re-injects queued dead letters into a running pipeline.
+struct Replay {
+    letters: Arc<dyn LetterBox>,
+    routes: Routes,
+    /// Its index as a source.
+    index: usize,
+    acker: Arc<Mutex<Acker>>,
+    destination_count: usize,
+    /// Each source's processors' input, for sources with processors.
+    processor_inputs: Vec<Option<mpsc::Sender<Batch>>>,
+    fan_in: mpsc::Sender<Batch>,
+    destinations: Vec<mpsc::Sender<Shared>>,
+    done_tx: mpsc::Sender<Done>,
+}
+
+impl Replay {
+    /// Send queued letters in (each once per run: the acker removes them when every
+    /// destination has them; after a crash they are still queued and come again), until
+    /// a stop or a cancel.
+    async fn run(
+        self,
+        mut stop: watch::Receiver<bool>,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<(), EngineError> {
+        let mut after = 0;
+        loop {
+            if *stop.borrow() || *cancel.borrow() {
+                return Ok(());
+            }
+            let letters = self.letters.clone();
+            let queued = tokio::task::spawn_blocking(move || letters.queued(after, REPLAY_BATCH))
+                .await
+                .map_err(|e| EngineError::Task(e.to_string()))?
+                .map_err(|reason| EngineError::Positions {
+                    connector: REPLAY_NAME.to_owned(),
+                    reason,
+                })?;
+            if queued.is_empty() {
+                // Nothing queued: look again after a while (a stop or cancel ends the wait;
+                // dropping the timer loses nothing).
+                tokio::select! {
+                    biased;
+                    _ = raised(&mut cancel) => return Ok(()),
+                    _ = raised(&mut stop) => return Ok(()),
+                    _ = tokio::time::sleep(REPLAY_POLL) => continue,
+                }
+            }
+            for (number, letter) in queued {
+                after = number;
+                if !self.send(number, letter).await? {
+                    return Ok(()); // downstream is gone: cancelled
+                }
+            }
+        }
+    }
+
+    /// Track one letter and send it where it resumes; `Ok(false)` if that node is gone.
+    async fn send(&self, number: u64, letter: DeadLetter) -> Result<bool, EngineError> {
+        let entry = self.routes.entry(&letter);
+        let position = Position(number.to_be_bytes().to_vec());
+        let (first, _) = self
+            .acker
+            .lock()
+            .expect("acker lock")
+            .track(position, self.destination_count)?;
+        let tickets = Tickets::Run { first, count: 1 };
+        let records = vec![letter.record];
+        let batch = |start| Batch {
+            source: self.index,
+            tickets: tickets.clone(),
+            records: records.clone(),
+            sizes: None,
+            start,
+        };
+        tracing::info!(letter = number, ?entry, "re-injecting a dead letter");
+        match entry {
+            Entry::Source(source, start) => {
+                let Some(input) = &self.processor_inputs[source] else {
+                    return Ok(self.fan_in.send(batch(0)).await.is_ok());
+                };
+                Ok(input.send(batch(start)).await.is_ok())
+            }
+            Entry::FanIn(start) => Ok(self.fan_in.send(batch(start)).await.is_ok()),
+            Entry::Destination(destination, start) => {
+                // The other destinations wrote it before it failed here.
+                for other in (0..self.destination_count).filter(|d| *d != destination) {
+                    let done = Done {
+                        source: self.index,
+                        tickets: tickets.clone(),
+                        destination: Some(other),
+                    };
+                    if self.done_tx.send(done).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+                let shared = Shared {
+                    source: self.index,
+                    tickets: Arc::new(tickets.clone()),
+                    records: Arc::new(records),
+                    sizes: None,
+                    start,
+                };
+                Ok(self.destinations[destination].send(shared).await.is_ok())
+            }
         }
     }
 }

@@ -478,6 +478,7 @@ fn dlq(collect: &Collect, window_size: u64, threshold: u64) -> culvert_engine::D
         destination: Box::new(collect.clone()),
         window_size,
         window_nack_threshold: threshold,
+        letters: None,
     }
 }
 
@@ -857,4 +858,156 @@ async fn a_position_never_passes_a_record_whose_copies_are_not_all_written() {
         "persisted {} but only records up to {complete} were written whole",
         positions.count("src")
     );
+}
+
+/// Letters kept in memory, as the store's dead-letter column family keeps them.
+#[derive(Default)]
+struct MemoryLetters {
+    letters:
+        Mutex<std::collections::BTreeMap<u64, (culvert_domain::dead_letter::DeadLetter, bool)>>,
+    /// How many letters are kept, for tests to wait on.
+    kept: watch::Sender<usize>,
+}
+
+impl MemoryLetters {
+    fn queue_all(&self) {
+        for (_, queued) in self.letters.lock().unwrap().values_mut() {
+            *queued = true;
+        }
+    }
+
+    fn all(&self) -> Vec<culvert_domain::dead_letter::DeadLetter> {
+        let letters = self.letters.lock().unwrap();
+        letters.values().map(|(letter, _)| letter.clone()).collect()
+    }
+
+    /// Wait (with the deadline) until `count` letters are kept.
+    async fn until(&self, count: usize) {
+        let mut kept = self.kept.subscribe();
+        tokio::time::timeout(DEADLINE, kept.wait_for(|kept| *kept == count))
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {count} kept letters"))
+            .unwrap();
+    }
+}
+
+impl culvert_engine::dlq::LetterBox for MemoryLetters {
+    fn keep(&self, letter: &culvert_domain::dead_letter::DeadLetter) -> Result<(), String> {
+        let mut letters = self.letters.lock().unwrap();
+        let next = letters.keys().next_back().map_or(1, |n| n + 1);
+        letters.insert(next, (letter.clone(), false));
+        self.kept.send_replace(letters.len());
+        Ok(())
+    }
+    fn queued(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, culvert_domain::dead_letter::DeadLetter)>, String> {
+        let letters = self.letters.lock().unwrap();
+        Ok(letters
+            .range(after + 1..)
+            .filter(|(_, (_, queued))| *queued)
+            .take(limit)
+            .map(|(n, (letter, _))| (*n, letter.clone()))
+            .collect())
+    }
+    fn delivered(&self, through: u64) -> Result<(), String> {
+        let mut letters = self.letters.lock().unwrap();
+        letters.retain(|n, (_, queued)| *n > through || !*queued);
+        self.kept.send_replace(letters.len());
+        Ok(())
+    }
+}
+
+/// Records a processor fails and a destination refuses are kept as letters saying where
+/// they failed; re-injected (after the user removed the failing processor and mended the
+/// destination), each reaches the destinations that lacked it exactly once, without
+/// passing the processors it had passed again, and the letters go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_kept_and_reinjected_once_from_where_they_failed() {
+    use culvert_domain::dead_letter::Stage;
+    let positions = Arc::new(MemoryPositions::default());
+    let letters = Arc::new(MemoryLetters::default());
+    let with_letters = |collect: &Collect| culvert_engine::DeadLetterNode {
+        letters: Some(letters.clone() as Arc<dyn culvert_engine::dlq::LetterBox>),
+        ..dlq(collect, 0, 0)
+    };
+    let (picky, other, dlq_out) = (
+        Collect {
+            refuse_ending_in: Some(b'7'),
+            ..Collect::default()
+        },
+        Collect::default(),
+        Collect::default(),
+    );
+    let mut g = graph(
+        vec![generator(100)],
+        vec![tag("a", "a"), failing()],
+        vec![dest("picky", &picky), dest("other", &other)],
+    );
+    g.dlq = Some(with_letters(&dlq_out));
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
+    positions.acked(100).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+    let kept = letters.all();
+    let failed: Vec<_> = kept.iter().filter(|l| l.stage == Stage::Pipeline).collect();
+    let refused: Vec<_> = kept.iter().filter(|l| l.stage != Stage::Pipeline).collect();
+    assert_eq!(
+        numbers(&failed.iter().map(|l| l.record.clone()).collect::<Vec<_>>()),
+        (1..=100).filter(|n| n % 10 == 5).collect::<Vec<_>>()
+    );
+    assert!(failed
+        .iter()
+        .all(|l| l.processor.as_deref() == Some("breaker")
+            && l.index == 1
+            && l.record.metadata["trail"] == "a"));
+    assert_eq!(
+        numbers(&refused.iter().map(|l| l.record.clone()).collect::<Vec<_>>()),
+        (1..=100).filter(|n| n % 10 == 7).collect::<Vec<_>>()
+    );
+    assert!(refused.iter().all(|l| l.stage
+        == Stage::Destination {
+            connector: "picky".into()
+        }
+        && l.processor.is_none()
+        && l.node == "destination picky"));
+
+    // The user removes the failing processor, the destination takes everything now, and
+    // every letter is queued. The source has nothing new.
+    let (picky, other) = (Collect::default(), Collect::default());
+    let mut g = graph(
+        vec![generator(100)],
+        vec![tag("a", "a")],
+        vec![dest("picky", &picky), dest("other", &other)],
+    );
+    g.dlq = Some(with_letters(&dlq_out));
+    letters.queue_all();
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
+    letters.until(0).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+    let mut to_picky = numbers(&picky.records.lock().unwrap());
+    to_picky.sort_unstable();
+    assert_eq!(
+        to_picky,
+        (1..=100)
+            .filter(|n| n % 10 == 5 || n % 10 == 7)
+            .collect::<Vec<_>>(),
+        "each letter once to the destination that refused it or never had it"
+    );
+    let to_other = other.records.lock().unwrap();
+    assert_eq!(
+        numbers(&to_other),
+        (1..=100).filter(|n| n % 10 == 5).collect::<Vec<_>>(),
+        "the other destination had the refused ones already"
+    );
+    assert!(
+        to_other.iter().all(|r| r.metadata["trail"] == "a"),
+        "processors before the failing one are not run again"
+    );
+    assert_eq!(positions.count("src"), 100);
 }

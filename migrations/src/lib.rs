@@ -14,19 +14,42 @@
 //! * Every other event type is at v1.
 
 use culvert_domain::{Event, EventMeta, RecordedEvent};
-use culvert_store::{Layout, NewEvent, StoredEvent};
+use culvert_store::{Layout, LayoutMigration, MigrationTx, NewEvent, StoredEvent};
 use serde_json::value::{to_raw_value, RawValue};
 use serde_json::Value;
 use thiserror::Error;
 
 /// The store layout this build writes.
-pub const LAYOUT_VERSION: u32 = 1;
+///
+/// Layout history:
+/// * 1: events, streams, meta, snapshots, positions.
+/// * 2: adds the `dead_letters` column family (dead letters kept per pipeline).
+pub const LAYOUT_VERSION: u32 = 2;
 
-/// The current layout and the migrations from older ones (none yet: layout 1 is the first).
+/// The current layout and the migrations from older ones.
 pub fn layout() -> Layout {
     Layout {
         version: LAYOUT_VERSION,
-        migrations: vec![],
+        migrations: vec![Box::new(AddDeadLetters)],
+    }
+}
+
+/// Layout 1 -> 2: the `dead_letters` column family, created empty when the store opens;
+/// nothing else changes, so the step only moves the version on (and an older build then
+/// refuses the directory instead of ignoring the letters).
+struct AddDeadLetters;
+
+impl LayoutMigration for AddDeadLetters {
+    fn source_version(&self) -> u32 {
+        1
+    }
+
+    fn name(&self) -> &str {
+        "add the dead_letters column family"
+    }
+
+    fn migrate(&self, _tx: &mut MigrationTx<'_>) -> Result<(), String> {
+        Ok(())
     }
 }
 

@@ -75,6 +75,8 @@ fn build(commands: &[Command]) -> (MemoryStore, Vec<ControlPlane>) {
                 expected: vec![],
                 clear_positions: Vec::new(),
                 set_positions: Vec::new(),
+                clear_letters: Vec::new(),
+                queue_letters: Vec::new(),
             })
             .unwrap();
         let mut state = current;

@@ -2,8 +2,8 @@
 //! in-memory twin must behave the same.
 
 use crate::{
-    AppendRequest, EventLog, ExpectedVersion, NewEvent, PositionStore, Snapshot, StoreError,
-    Subscription,
+    AppendRequest, DeadLetterStore, EventLog, ExpectedVersion, LetterLimits, LetterRef, NewEvent,
+    PositionStore, Snapshot, StoreError, Subscription,
 };
 use culvert_domain::{Seq, StreamId};
 use serde_json::value::to_raw_value;
@@ -38,13 +38,14 @@ pub(crate) fn request(
             .into_iter()
             .map(|(s, v)| (StreamId(s.into()), v))
             .collect(),
-        clear_positions: Vec::new(),
-        set_positions: Vec::new(),
+        ..AppendRequest::default()
     }
 }
 
 /// Runs every case against stores made by `make`.
-pub(crate) fn run_all<S: EventLog + PositionStore>(make: impl Fn() -> Subject<S>) {
+pub(crate) fn run_all<S: EventLog + PositionStore + DeadLetterStore>(
+    make: impl Fn() -> Subject<S>,
+) {
     appends_are_gapless_and_readable(make());
     version_checks_are_all_or_nothing(make());
     streams_read_in_order(make());
@@ -53,6 +54,84 @@ pub(crate) fn run_all<S: EventLog + PositionStore>(make: impl Fn() -> Subject<S>
     positions_clear_with_the_events_or_not_at_all(make());
     positions_set_with_the_events_or_not_at_all(make());
     subscription_catches_up_then_follows(make());
+    dead_letters_are_bounded_queued_and_delivered(make());
+}
+
+/// Letters are numbered per pipeline, bounded by count and age (oldest first), queued only
+/// with an append that succeeds, and delivered (removed) only when queued.
+fn dead_letters_are_bounded_queued_and_delivered<S: EventLog + DeadLetterStore>(s: Subject<S>) {
+    let store = &s.store;
+    let limits = LetterLimits {
+        max_letters: 3,
+        max_age: std::time::Duration::from_secs(3600),
+    };
+    let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let at = |minutes: i64| t0 + chrono::Duration::minutes(minutes);
+    for n in 1..=4u64 {
+        let kept = store
+            .keep_letter("p", at(n as i64), format!("letter {n}").as_bytes(), &limits)
+            .unwrap();
+        assert_eq!(kept.seq, n);
+        assert_eq!(
+            kept.dropped,
+            u64::from(n == 4),
+            "the fourth pushes out the first"
+        );
+    }
+    store.keep_letter("q", at(0), b"other", &limits).unwrap();
+    let seqs =
+        |letters: Vec<crate::StoredLetter>| letters.iter().map(|l| l.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.letters("p", 0, 10).unwrap()), vec![2, 3, 4]);
+    assert_eq!(seqs(store.letters("p", 2, 1).unwrap()), vec![3]);
+    let second = store.letter("p", 2).unwrap().unwrap();
+    assert_eq!((second.at, second.queued), (at(2), false));
+    assert_eq!(second.payload, b"letter 2");
+    assert_eq!(store.letter("p", 1).unwrap(), None);
+
+    // Queued only by an append that succeeds.
+    let queue = |seqs: &[u64]| -> Vec<LetterRef> {
+        seqs.iter()
+            .map(|seq| LetterRef {
+                pipeline: "p".into(),
+                seq: *seq,
+            })
+            .collect()
+    };
+    let refused = AppendRequest {
+        queue_letters: queue(&[2, 3]),
+        ..request(vec![event("x", 1)], vec![("x", ExpectedVersion::Exact(5))])
+    };
+    assert!(store.append(refused).is_err());
+    assert!(store.queued_letters("p", 0, 10).unwrap().is_empty());
+    let accepted = AppendRequest {
+        queue_letters: queue(&[2, 4]),
+        ..request(vec![event("pipeline/p", 1)], vec![])
+    };
+    store.append(accepted).unwrap();
+    assert_eq!(seqs(store.queued_letters("p", 0, 10).unwrap()), vec![2, 4]);
+    assert_eq!(seqs(store.queued_letters("p", 2, 10).unwrap()), vec![4]);
+    assert!(store.letter("p", 4).unwrap().unwrap().queued);
+
+    // Delivered: queued letters up to the number go; others stay.
+    assert_eq!(store.letters_delivered("p", 3).unwrap(), 1);
+    assert_eq!(seqs(store.letters("p", 0, 10).unwrap()), vec![3, 4]);
+    assert_eq!(seqs(store.queued_letters("p", 0, 10).unwrap()), vec![4]);
+    assert_eq!(store.letters_delivered("p", 10).unwrap(), 1);
+    assert_eq!(seqs(store.letters("p", 0, 10).unwrap()), vec![3]);
+
+    // Too old: a letter kept two hours later pushes out every older one.
+    let late = store.keep_letter("p", at(125), b"late", &limits).unwrap();
+    assert_eq!((late.seq, late.dropped), (5, 1), "numbers are not reused");
+    assert_eq!(seqs(store.letters("p", 0, 10).unwrap()), vec![5]);
+
+    // A cleared pipeline has none, and its other pipelines keep theirs.
+    let cleared = AppendRequest {
+        clear_letters: vec!["p".into()],
+        ..request(vec![event("pipeline/p", 2)], vec![])
+    };
+    store.append(cleared).unwrap();
+    assert!(store.letters("p", 0, 10).unwrap().is_empty());
+    assert_eq!(seqs(store.letters("q", 0, 10).unwrap()), vec![1]);
 }
 
 fn appends_are_gapless_and_readable<S: EventLog>(s: Subject<S>) {

@@ -74,6 +74,13 @@ pub struct AppendRequest {
     /// (after `clear_positions`): a position a user sets is recorded and takes effect
     /// together, or neither.
     pub set_positions: Vec<PositionWrite>,
+    /// Pipelines whose dead letters (every one, queued or not) are removed in the same
+    /// write: a deleted pipeline's letters go with it, and an id created again starts with
+    /// none.
+    pub clear_letters: Vec<String>,
+    /// Dead letters queued for re-injection in the same write (after `clear_letters`): a
+    /// re-injection is recorded and in effect together, or neither.
+    pub queue_letters: Vec<crate::letters::LetterRef>,
 }
 
 /// One position slot written by an [`AppendRequest`].

@@ -22,16 +22,19 @@ pub enum Cf {
     Snapshots,
     /// Connector positions and state.
     Positions,
+    /// Dead letters kept per pipeline (layout 2 on).
+    DeadLetters,
 }
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 5] = [
+    pub const ALL: [Cf; 6] = [
         Cf::Events,
         Cf::Streams,
         Cf::Meta,
         Cf::Snapshots,
         Cf::Positions,
+        Cf::DeadLetters,
     ];
 
     /// The RocksDB column family name.
@@ -42,6 +45,7 @@ impl Cf {
             Cf::Meta => "meta",
             Cf::Snapshots => "snapshots",
             Cf::Positions => "positions",
+            Cf::DeadLetters => "dead_letters",
         }
     }
 }

@@ -18,7 +18,8 @@
 //!
 //! On-disk layout (column families): `events` (seq, u64 big-endian -> envelope JSON),
 //! `streams` (stream id, 0x00, version u64 BE -> seq), `meta` (layout version),
-//! `snapshots` (name -> seq, format, bytes), `positions` (connector id, 0x00, slot -> bytes).
+//! `snapshots` (name -> seq, format, bytes), `positions` (connector id, 0x00, slot -> bytes),
+//! `dead_letters` (pipeline id, 0x00, kind, seq -> letter; see [`letters`]).
 //! A directory written by a newer layout is refused; an older one is migrated on open by the
 //! [`Layout`] the caller passes in.
 
@@ -26,6 +27,7 @@ pub mod checkpoints;
 mod error;
 mod event;
 pub mod layout;
+pub mod letters;
 mod memory;
 pub mod rocks;
 mod subscription;
@@ -44,6 +46,7 @@ pub const POSITION_SLOT: &str = "position";
 /// oldest first, bounded): what a seek to an earlier point picks from.
 pub const CHECKPOINTS_SLOT: &str = "position-checkpoints";
 pub use layout::{Cf, Layout, LayoutMigration, MigrationTx};
+pub use letters::{DeadLetterStore, Kept, LetterLimits, LetterRef, StoredLetter};
 pub use memory::MemoryStore;
 pub use rocks::{RocksStore, StoreOptions};
 pub use subscription::Subscription;

@@ -1,5 +1,6 @@
 //! The in-memory twin of the RocksDB store, for tests and for models of the real one.
 
+use crate::letters::{self, DeadLetterStore, Kept, LetterLimits, StoredLetter};
 use crate::{AppendRequest, EventLog, PositionStore, Snapshot, StoreError, StoredEvent};
 use chrono::{DateTime, Utc};
 use culvert_domain::{Seq, StreamId};
@@ -21,6 +22,26 @@ struct Inner {
     snapshots: HashMap<String, Snapshot>,
     positions: HashMap<(String, String), Vec<u8>>,
     last_time: Option<DateTime<Utc>>,
+    letters: HashMap<String, Letters>,
+}
+
+/// A pipeline's dead letters.
+#[derive(Default)]
+struct Letters {
+    last: u64,
+    kept: std::collections::BTreeMap<u64, (DateTime<Utc>, Vec<u8>)>,
+    queued: std::collections::BTreeSet<u64>,
+}
+
+impl Letters {
+    fn stored(&self, seq: u64) -> Option<StoredLetter> {
+        self.kept.get(&seq).map(|(at, payload)| StoredLetter {
+            seq,
+            at: *at,
+            queued: self.queued.contains(&seq),
+            payload: payload.clone(),
+        })
+    }
 }
 
 impl Default for MemoryStore {
@@ -88,6 +109,17 @@ impl EventLog for MemoryStore {
                     inner.positions.remove(&key);
                 }
             }
+        }
+        for pipeline in &request.clear_letters {
+            inner.letters.remove(pipeline);
+        }
+        for letter in &request.queue_letters {
+            inner
+                .letters
+                .entry(letter.pipeline.clone())
+                .or_default()
+                .queued
+                .insert(letter.seq);
         }
         if let Some(last) = stored.last() {
             inner.last_time = Some(now);
@@ -181,6 +213,93 @@ impl PositionStore for MemoryStore {
             .positions
             .retain(|(c, _), _| c != connector);
         Ok(())
+    }
+}
+
+impl DeadLetterStore for MemoryStore {
+    fn keep_letter(
+        &self,
+        pipeline: &str,
+        at: DateTime<Utc>,
+        payload: &[u8],
+        limits: &LetterLimits,
+    ) -> Result<Kept, StoreError> {
+        let mut inner = self.inner.write();
+        let book = inner.letters.entry(pipeline.to_owned()).or_default();
+        book.last += 1;
+        let seq = book.last;
+        let oldest = letters::oldest_allowed(at, limits);
+        let mut dropped = 0;
+        while let Some((&first, (kept_at, _))) = book.kept.first_key_value() {
+            if (book.kept.len() as u64) < limits.max_letters && *kept_at >= oldest {
+                break;
+            }
+            book.kept.remove(&first);
+            book.queued.remove(&first);
+            dropped += 1;
+        }
+        book.kept.insert(seq, (at, payload.to_vec()));
+        Ok(Kept { seq, dropped })
+    }
+
+    fn letters(
+        &self,
+        pipeline: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredLetter>, StoreError> {
+        let inner = self.inner.read();
+        let Some(book) = inner.letters.get(pipeline) else {
+            return Ok(vec![]);
+        };
+        Ok(book
+            .kept
+            .range(after.saturating_add(1)..)
+            .take(limit)
+            .filter_map(|(seq, _)| book.stored(*seq))
+            .collect())
+    }
+
+    fn letter(&self, pipeline: &str, seq: u64) -> Result<Option<StoredLetter>, StoreError> {
+        let inner = self.inner.read();
+        Ok(inner
+            .letters
+            .get(pipeline)
+            .and_then(|book| book.stored(seq)))
+    }
+
+    fn queued_letters(
+        &self,
+        pipeline: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredLetter>, StoreError> {
+        let inner = self.inner.read();
+        let Some(book) = inner.letters.get(pipeline) else {
+            return Ok(vec![]);
+        };
+        Ok(book
+            .queued
+            .range(after.saturating_add(1)..)
+            .filter_map(|seq| book.stored(*seq))
+            .take(limit)
+            .collect())
+    }
+
+    fn letters_delivered(&self, pipeline: &str, through: u64) -> Result<u64, StoreError> {
+        let mut inner = self.inner.write();
+        let Some(book) = inner.letters.get_mut(pipeline) else {
+            return Ok(0);
+        };
+        let delivered: Vec<u64> = book.queued.range(..=through).copied().collect();
+        let mut gone = 0;
+        for seq in delivered {
+            book.queued.remove(&seq);
+            if book.kept.remove(&seq).is_some() {
+                gone += 1;
+            }
+        }
+        Ok(gone)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The RocksDB implementation of the event log and the position store.
 
 use crate::layout::{Cf, Layout, MigrationTx};
+use crate::letters::{self, DeadLetterStore, Kept, LetterLimits, StoredLetter};
 use crate::{AppendRequest, EventLog, PositionStore, Snapshot, StoreError, StoredEvent};
 use chrono::{DateTime, Utc};
 use culvert_domain::{Seq, StreamId};
@@ -49,6 +50,15 @@ pub struct RocksStore {
     options: StoreOptions,
     writer: Mutex<Writer>,
     head: watch::Sender<Seq>,
+    /// The last letter number and the number of letters kept, per pipeline seen since open.
+    letter_books: Mutex<HashMap<String, LetterBook>>,
+}
+
+/// A pipeline's dead letters, in brief.
+#[derive(Debug, Clone, Copy)]
+struct LetterBook {
+    last: u64,
+    count: u64,
 }
 
 /// State owned by the single writer: the next sequence number, the last recorded time and
@@ -95,7 +105,19 @@ impl RocksStore {
         db_opts.set_max_open_files(256);
         db_opts.set_keep_log_file_num(3);
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
-        let descriptors = Cf::ALL.map(|cf| {
+        // Read-only, open only the column families there are: an older layout lacks newer
+        // ones, and the layout check below then says to open it read-write once first.
+        let present: Option<Vec<String>> = if options.read_only {
+            DB::list_cf(&db_opts, &path).ok()
+        } else {
+            None
+        };
+        let wanted = Cf::ALL.into_iter().filter(|cf| {
+            present
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| n == cf.name()))
+        });
+        let descriptors = wanted.map(|cf| {
             let mut cf_opts = Options::default();
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
@@ -139,6 +161,7 @@ impl RocksStore {
                 versions: HashMap::new(),
             }),
             head: watch::Sender::new(last_seq),
+            letter_books: Mutex::new(HashMap::new()),
         })
     }
 
@@ -356,6 +379,17 @@ impl EventLog for RocksStore {
                 None => batch.delete_cf(self.cf(Cf::Positions), key),
             }
         }
+        for pipeline in &request.clear_letters {
+            let mut from = pipeline.as_bytes().to_vec();
+            from.push(0);
+            let mut to = pipeline.as_bytes().to_vec();
+            to.push(1);
+            batch.delete_range_cf(self.cf(Cf::DeadLetters), from, to);
+        }
+        for letter in &request.queue_letters {
+            let key = letters::key(&letter.pipeline, letters::QUEUED, letter.seq);
+            batch.put_cf(self.cf(Cf::DeadLetters), key, []);
+        }
         fail::fail_point!("store::append::before_write", |_| Err(
             StoreError::Injected("store::append::before_write".into())
         ));
@@ -367,6 +401,12 @@ impl EventLog for RocksStore {
         writer.last_time = now;
         writer.versions.extend(versions);
         self.head.send_replace(seq);
+        if !request.clear_letters.is_empty() {
+            let mut books = self.letter_books.lock();
+            for pipeline in &request.clear_letters {
+                books.remove(pipeline);
+            }
+        }
         Ok(stored)
     }
 
@@ -492,6 +532,208 @@ impl PositionStore for RocksStore {
         self.db
             .write_opt(batch, &self.write_options(self.options.positions_fsync))?;
         Ok(())
+    }
+}
+
+impl RocksStore {
+    /// A pipeline's letter book as stored: the last number (kept under `pipeline, 0, N`,
+    /// so numbers are not reused when every letter went) and the count.
+    fn read_letter_book(&self, pipeline: &str) -> Result<LetterBook, StoreError> {
+        let last = match self
+            .db
+            .get_cf(self.cf(Cf::DeadLetters), letters::prefix(pipeline, b'N'))?
+        {
+            Some(bytes) => letters::seq_of(&bytes, 0)?,
+            None => 0,
+        };
+        let prefix = letters::prefix(pipeline, letters::LETTER);
+        let mut count = 0;
+        let iter = self.db.iterator_cf(
+            self.cf(Cf::DeadLetters),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            count += 1;
+        }
+        Ok(LetterBook { last, count })
+    }
+
+    /// Letters under `pipeline`'s `kind` prefix above `after`, with their values looked up
+    /// in the letters (`kind` = queued) or read directly.
+    fn scan_letters(
+        &self,
+        pipeline: &str,
+        kind: u8,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredLetter>, StoreError> {
+        let prefix = letters::prefix(pipeline, kind);
+        let start = letters::key(pipeline, kind, after.saturating_add(1));
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(Cf::DeadLetters),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let seq = letters::seq_of(&key, prefix.len())?;
+            if kind == letters::QUEUED {
+                // A queue entry whose letter went (dropped by the limits) is skipped.
+                if let Some(letter) = self.letter(pipeline, seq)? {
+                    out.push(letter);
+                }
+            } else {
+                let (at, payload) = letters::split_value(&value)?;
+                let queued = self
+                    .db
+                    .get_cf(
+                        self.cf(Cf::DeadLetters),
+                        letters::key(pipeline, letters::QUEUED, seq),
+                    )?
+                    .is_some();
+                out.push(StoredLetter {
+                    seq,
+                    at,
+                    queued,
+                    payload,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl DeadLetterStore for RocksStore {
+    fn keep_letter(
+        &self,
+        pipeline: &str,
+        at: DateTime<Utc>,
+        payload: &[u8],
+        limits: &LetterLimits,
+    ) -> Result<Kept, StoreError> {
+        let mut books = self.letter_books.lock();
+        let book = match books.get(pipeline) {
+            Some(book) => *book,
+            None => self.read_letter_book(pipeline)?,
+        };
+        let cf = self.cf(Cf::DeadLetters);
+        let seq = book.last + 1;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            cf,
+            letters::key(pipeline, letters::LETTER, seq),
+            letters::value(at, payload),
+        );
+        batch.put_cf(cf, letters::prefix(pipeline, b'N'), seq.to_be_bytes());
+        // Drop the oldest letters beyond the count, and those past the age.
+        let oldest = letters::oldest_allowed(at, limits);
+        let prefix = letters::prefix(pipeline, letters::LETTER);
+        let mut count = book.count + 1;
+        let mut dropped = 0;
+        let iter = self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward));
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let (kept_at, _) = letters::split_value(&value)?;
+            if count <= limits.max_letters && kept_at >= oldest {
+                break;
+            }
+            let old = letters::seq_of(&key, prefix.len())?;
+            batch.delete_cf(cf, &key);
+            batch.delete_cf(cf, letters::key(pipeline, letters::QUEUED, old));
+            count -= 1;
+            dropped += 1;
+        }
+        self.db
+            .write_opt(batch, &self.write_options(self.options.positions_fsync))?;
+        books.insert(pipeline.to_owned(), LetterBook { last: seq, count });
+        Ok(Kept { seq, dropped })
+    }
+
+    fn letters(
+        &self,
+        pipeline: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredLetter>, StoreError> {
+        self.scan_letters(pipeline, letters::LETTER, after, limit)
+    }
+
+    fn letter(&self, pipeline: &str, seq: u64) -> Result<Option<StoredLetter>, StoreError> {
+        let cf = self.cf(Cf::DeadLetters);
+        let Some(value) = self
+            .db
+            .get_cf(cf, letters::key(pipeline, letters::LETTER, seq))?
+        else {
+            return Ok(None);
+        };
+        let (at, payload) = letters::split_value(&value)?;
+        let queued = self
+            .db
+            .get_cf(cf, letters::key(pipeline, letters::QUEUED, seq))?
+            .is_some();
+        Ok(Some(StoredLetter {
+            seq,
+            at,
+            queued,
+            payload,
+        }))
+    }
+
+    fn queued_letters(
+        &self,
+        pipeline: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredLetter>, StoreError> {
+        self.scan_letters(pipeline, letters::QUEUED, after, limit)
+    }
+
+    fn letters_delivered(&self, pipeline: &str, through: u64) -> Result<u64, StoreError> {
+        let mut books = self.letter_books.lock();
+        let cf = self.cf(Cf::DeadLetters);
+        let prefix = letters::prefix(pipeline, letters::QUEUED);
+        let mut batch = WriteBatch::default();
+        let mut gone = 0;
+        let iter = self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward));
+        for item in iter {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let seq = letters::seq_of(&key, prefix.len())?;
+            if seq > through {
+                break;
+            }
+            let letter = letters::key(pipeline, letters::LETTER, seq);
+            if self.db.get_cf(cf, &letter)?.is_some() {
+                gone += 1;
+            }
+            batch.delete_cf(cf, &key);
+            batch.delete_cf(cf, letter);
+        }
+        self.db
+            .write_opt(batch, &self.write_options(self.options.positions_fsync))?;
+        if let Some(book) = books.get_mut(pipeline) {
+            book.count = book.count.saturating_sub(gone);
+        }
+        Ok(gone)
     }
 }
 
@@ -779,6 +1021,53 @@ mod tests {
         ));
     }
 
+    /// A directory written before the `dead_letters` column family existed: read-only it
+    /// opens far enough to say it needs one read-write open; read-write the family is
+    /// created and letters can be kept.
+    #[test]
+    fn a_directory_without_the_dead_letters_family_is_brought_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let mut old = RocksStore::open(&path, fast(), &layout()).unwrap();
+            old.append(request(vec![event("a", 1)], vec![])).unwrap();
+            old.db.drop_cf(Cf::DeadLetters.name()).unwrap();
+        }
+        struct Nothing;
+        impl LayoutMigration for Nothing {
+            fn source_version(&self) -> u32 {
+                1
+            }
+            fn name(&self) -> &str {
+                "nothing"
+            }
+            fn migrate(&self, _tx: &mut MigrationTx<'_>) -> Result<(), String> {
+                Ok(())
+            }
+        }
+        let v2 = || Layout {
+            version: 2,
+            migrations: vec![Box::new(Nothing)],
+        };
+        let ro = StoreOptions {
+            read_only: true,
+            ..fast()
+        };
+        match RocksStore::open(&path, ro, &v2()) {
+            Err(StoreError::Migration { from: 1, reason }) => {
+                assert!(reason.contains("read-write"), "{reason}")
+            }
+            Err(other) => panic!("wrong error: {other}"),
+            Ok(_) => panic!("a read-only open cannot migrate"),
+        }
+        let store = RocksStore::open(&path, fast(), &v2()).unwrap();
+        assert_eq!(store.read_from(Seq(1), 10).unwrap().len(), 1);
+        let kept = store
+            .keep_letter("p", Utc::now(), b"letter", &LetterLimits::default())
+            .unwrap();
+        assert_eq!(kept.seq, 1);
+    }
+
     /// Layout 1 -> 2 in this test: copy every position into a second slot named `copy`.
     struct CopyPositions;
 
@@ -934,8 +1223,8 @@ mod tests {
                             })
                             .into_iter()
                             .collect();
-                        let m = model.append(AppendRequest { events: model_events, expected: expected.clone(), clear_positions: Vec::new(), set_positions: Vec::new() });
-                        let r = store.append(AppendRequest { events: real_events, expected, clear_positions: Vec::new(), set_positions: Vec::new() });
+                        let m = model.append(AppendRequest { events: model_events, expected: expected.clone(), clear_positions: Vec::new(), set_positions: Vec::new(), ..AppendRequest::default() });
+                        let r = store.append(AppendRequest { events: real_events, expected, clear_positions: Vec::new(), set_positions: Vec::new(), ..AppendRequest::default() });
                         prop_assert_eq!(m.is_ok(), r.is_ok());
                         if let (Ok(m), Ok(r)) = (m, r) {
                             prop_assert_eq!(strip_time(m), strip_time(r));

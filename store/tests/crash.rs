@@ -70,6 +70,8 @@ fn child(dir: &str) {
                 expected: vec![(stream, ExpectedVersion::Exact(expected))],
                 clear_positions: Vec::new(),
                 set_positions: Vec::new(),
+                clear_letters: Vec::new(),
+                queue_letters: Vec::new(),
             })
             .expect("append");
         let mut out = stdout.lock();

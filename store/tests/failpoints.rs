@@ -28,6 +28,8 @@ fn append(
         expected: vec![],
         clear_positions: Vec::new(),
         set_positions: Vec::new(),
+        clear_letters: Vec::new(),
+        queue_letters: Vec::new(),
     })
 }
 

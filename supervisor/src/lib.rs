@@ -30,6 +30,7 @@
 //! plugins, without a server process.
 
 use culvert_commands::{Context, ControlPlaneWriter, PipelineOrchestrator};
+use culvert_domain::dead_letter::DeadLetter;
 use culvert_domain::ProcessorId;
 use culvert_domain::{ConnectorType, PipelineId, PipelineStatus, Position, StoppedReason};
 use culvert_engine::{
@@ -38,7 +39,7 @@ use culvert_engine::{
 };
 use culvert_plugins::{ErrorKind, Lifecycle, Prepare, Registry, Settings, Side};
 use culvert_processors::{Parallel, ProcessorRegistry};
-use culvert_store::PositionStore;
+use culvert_store::{DeadLetterStore, LetterLimits, PositionStore};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -105,6 +106,61 @@ impl Positions for StorePositions {
                 tracing::warn!(connector, %error, "could not keep a position checkpoint");
             }
         }
+        Ok(())
+    }
+}
+
+/// One pipeline's dead letters in the store's dead-letter column family, as the engine
+/// sees them.
+struct StoreLetters {
+    store: Arc<dyn DeadLetterStore>,
+    pipeline: String,
+    limits: LetterLimits,
+}
+
+impl culvert_engine::dlq::LetterBox for StoreLetters {
+    fn keep(&self, letter: &DeadLetter) -> Result<(), String> {
+        let kept = self
+            .store
+            .keep_letter(
+                &self.pipeline,
+                chrono::Utc::now(),
+                &letter.encode(),
+                &self.limits,
+            )
+            .map_err(|e| e.to_string())?;
+        if kept.dropped > 0 {
+            tracing::warn!(
+                pipeline = %self.pipeline,
+                dropped = kept.dropped,
+                max_letters = self.limits.max_letters,
+                "the oldest dead letters were dropped to stay within the limits"
+            );
+        }
+        Ok(())
+    }
+
+    fn queued(&self, after: u64, limit: usize) -> Result<Vec<(u64, DeadLetter)>, String> {
+        let queued = self
+            .store
+            .queued_letters(&self.pipeline, after, limit)
+            .map_err(|e| e.to_string())?;
+        queued
+            .into_iter()
+            .map(|stored| {
+                DeadLetter::decode(&stored.payload)
+                    .map(|letter| (stored.seq, letter))
+                    .map_err(|e| format!("dead letter {} does not decode: {e}", stored.seq))
+            })
+            .collect()
+    }
+
+    fn delivered(&self, through: u64) -> Result<(), String> {
+        let gone = self
+            .store
+            .letters_delivered(&self.pipeline, through)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(pipeline = %self.pipeline, through, delivered = gone, "re-injected dead letters delivered");
         Ok(())
     }
 }
@@ -191,6 +247,9 @@ pub struct Supervisor {
     metrics: std::sync::OnceLock<Arc<culvert_engine::Metrics>>,
     /// The stream inspector's sessions, fed by running pipelines, if any.
     inspectors: std::sync::OnceLock<Arc<culvert_engine::Inspectors>>,
+    /// Where running pipelines keep their dead letters (and read back re-injected ones),
+    /// and how many; without it letters go to the DLQ plugin only.
+    letters: std::sync::OnceLock<(Arc<dyn DeadLetterStore>, LetterLimits)>,
 }
 
 type Apply = Box<
@@ -303,6 +362,7 @@ impl Supervisor {
             wake: Arc::new(tokio::sync::Notify::new()),
             metrics: std::sync::OnceLock::new(),
             inspectors: std::sync::OnceLock::new(),
+            letters: std::sync::OnceLock::new(),
         })
     }
 
@@ -316,6 +376,12 @@ impl Supervisor {
     /// sessions of deleted connectors and processors (set once; later calls are ignored).
     pub fn set_inspectors(&self, inspectors: Arc<culvert_engine::Inspectors>) {
         let _ = self.inspectors.set(inspectors);
+    }
+
+    /// Keep the dead letters of pipelines started from now on in `store`, within `limits`,
+    /// and re-inject the ones queued there (set once; later calls are ignored).
+    pub fn set_dead_letters(&self, store: Arc<dyn DeadLetterStore>, limits: LetterLimits) {
+        let _ = self.letters.set((store, limits));
     }
 
     /// Act on the log until `shutdown` is raised, then drain every engine.
@@ -688,6 +754,13 @@ impl Supervisor {
                 destination: dlq_destination,
                 window_size: dlq.window_size,
                 window_nack_threshold: dlq.window_nack_threshold,
+                letters: self.letters.get().map(|(store, limits)| {
+                    Arc::new(StoreLetters {
+                        store: store.clone(),
+                        pipeline: pipeline.id.to_string(),
+                        limits: *limits,
+                    }) as Arc<dyn culvert_engine::dlq::LetterBox>
+                }),
             }),
         };
         let mut activations = Vec::new();

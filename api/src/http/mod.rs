@@ -18,6 +18,7 @@
 //! accepted by our own loop (module `server`, TLS through [`crate::tls`]), which tells
 //! each request its connection's verified client certificate.
 
+mod dead_letters;
 mod events;
 mod payload;
 mod positions;
@@ -327,6 +328,7 @@ fn openapi(
         routes::Routes,
         events::EventRoutes,
         positions::PositionRoutes,
+        dead_letters::DeadLetterRoutes,
     ),
     (),
 > {
@@ -334,7 +336,8 @@ fn openapi(
         (
             routes::Routes { api: api.clone() },
             events::EventRoutes { api: api.clone() },
-            positions::PositionRoutes { api },
+            positions::PositionRoutes { api: api.clone() },
+            dead_letters::DeadLetterRoutes { api },
         ),
         TITLE,
         VERSION,

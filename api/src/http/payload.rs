@@ -72,6 +72,10 @@ described! {
     pb::culvert::api::v1::SourcePosition => "culvert.api.v1.SourcePosition",
     pb::culvert::api::v1::SetSourcePositionRequest => "culvert.api.v1.SetSourcePositionRequest",
     pb::culvert::api::v1::SetSourcePositionResponse => "culvert.api.v1.SetSourcePositionResponse",
+    pb::culvert::api::v1::DeadLetter => "culvert.api.v1.DeadLetter",
+    pb::culvert::api::v1::ListDeadLettersResponse => "culvert.api.v1.ListDeadLettersResponse",
+    pb::culvert::api::v1::ReinjectDeadLettersRequest => "culvert.api.v1.ReinjectDeadLettersRequest",
+    pb::culvert::api::v1::ReinjectDeadLettersResponse => "culvert.api.v1.ReinjectDeadLettersResponse",
 }
 
 impl Described for PipelineExport {

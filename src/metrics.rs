@@ -67,6 +67,14 @@ impl EventLog for TimedLog {
     fn get_snapshot(&self, name: &str) -> Result<Option<Snapshot>, StoreError> {
         self.inner.get_snapshot(name)
     }
+
+    fn snapshot_names(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.snapshot_names(prefix)
+    }
+
+    fn delete_snapshot(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.delete_snapshot(name)
+    }
 }
 
 /// Conduit's name (lower-cased, as its `conduit_pipelines` label) and number (its

@@ -462,6 +462,14 @@ impl EventLog for Recording {
     fn get_snapshot(&self, name: &str) -> Result<Option<culvert_store::Snapshot>, StoreError> {
         self.inner.get_snapshot(name)
     }
+
+    fn snapshot_names(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.snapshot_names(prefix)
+    }
+
+    fn delete_snapshot(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.delete_snapshot(name)
+    }
 }
 
 #[test]

@@ -6,8 +6,13 @@
 //! each appended batch, in order, so a client reads its own write. Snapshots are written
 //! every [`ProjectionOptions::snapshot_every`] events.
 //!
-//! Time travel is a fold of a fresh state up to a sequence number ([`fold_to`]) or a time
-//! ([`fold_to_time`]), starting from the snapshot when it is not past the target.
+//! Time travel is a fold up to a sequence number ([`fold_to`]) or a time
+//! ([`fold_to_time`]), starting from the nearest snapshot not past the target: besides the
+//! latest snapshot, a copy of each is kept along the log (`control-plane@<seq>`, at most
+//! [`MAX_HISTORY`], thinned so they stay spread over the whole log), and a rebuild at open
+//! that folds many events keeps one every `snapshot_every` events on the way. A point in
+//! time then costs at most about `snapshot_every` events of folding (more only in parts of
+//! a long log the thinning has spread out).
 //!
 //! This crate reads the log and writes snapshots; it never appends events.
 
@@ -23,6 +28,11 @@ pub const SNAPSHOT_NAME: &str = "control-plane";
 /// The snapshot format this build writes and reads; bump it when [`ControlPlane`]'s
 /// serialised shape changes (older snapshots are then ignored and the log folded instead).
 pub const SNAPSHOT_FORMAT: u32 = 1;
+/// The prefix of the snapshots kept along the log; the name ends in the snapshot's sequence
+/// number as 20 digits, so names sort by it.
+pub const HISTORY_PREFIX: &str = "control-plane@";
+/// The most snapshots kept along the log (each the size of the state at its point).
+pub const MAX_HISTORY: usize = 100;
 /// How many events are read from the log at a time while folding.
 const READ_CHUNK: usize = 4096;
 /// How often a long rebuild at start logs its progress.
@@ -111,7 +121,16 @@ impl Projections {
                 );
             }
         };
-        let folded = fold_range_with(&mut state, log, Seq(u64::MAX), &mut progress)?;
+        // Snapshots along the log on the way, where there are none yet, so later time
+        // travel into this stretch starts close by.
+        let mut keeper = HistoryKeeper::new(log, options.snapshot_every)?;
+        let folded = fold_range_keeping(
+            &mut state,
+            log,
+            Seq(u64::MAX),
+            &mut progress,
+            &mut |state: &ControlPlane| keeper.maybe_keep(state),
+        )?;
         let report = OpenReport {
             snapshot_seq,
             folded,
@@ -186,34 +205,142 @@ impl Projections {
 
     /// Write a snapshot of the current state now.
     pub fn write_snapshot(&self, log: &dyn EventLog) -> Result<Seq, ProjectionError> {
-        let (seq, data) = {
-            let state = self.state.read();
-            let data = serde_json::to_vec(&*state).map_err(|source| StoreError::Encode {
-                what: "control-plane snapshot",
-                source,
-            })?;
-            (state.last_seq(), data)
-        };
-        log.put_snapshot(
-            SNAPSHOT_NAME,
-            &Snapshot {
-                seq,
-                format: SNAPSHOT_FORMAT,
-                data,
-            },
-        )?;
+        let snapshot = snapshot_of(&self.state.read())?;
+        let seq = snapshot.seq;
+        log.put_snapshot(SNAPSHOT_NAME, &snapshot)?;
         *self.last_snapshot.lock() = seq;
+        // A copy along the log for time travel; losing it costs only a longer fold.
+        if let Err(error) = keep_history(log, &history_name(seq), &snapshot) {
+            tracing::warn!(%error, seq = seq.0, "could not keep a snapshot along the log");
+        }
         tracing::debug!(seq = seq.0, "control-plane snapshot written");
         Ok(seq)
     }
 }
 
+/// The name of the snapshot kept along the log at `seq`.
+fn history_name(seq: Seq) -> String {
+    format!("{HISTORY_PREFIX}{:020}", seq.0)
+}
+
+/// The sequence numbers of the snapshots kept along the log, ascending.
+fn history_seqs(log: &dyn EventLog) -> Result<Vec<u64>, ProjectionError> {
+    Ok(log
+        .snapshot_names(HISTORY_PREFIX)?
+        .iter()
+        .filter_map(|name| name.strip_prefix(HISTORY_PREFIX)?.parse().ok())
+        .collect())
+}
+
+/// `state` as a snapshot.
+fn snapshot_of(state: &ControlPlane) -> Result<Snapshot, ProjectionError> {
+    let data = serde_json::to_vec(state).map_err(|source| StoreError::Encode {
+        what: "control-plane snapshot",
+        source,
+    })?;
+    Ok(Snapshot {
+        seq: state.last_seq(),
+        format: SNAPSHOT_FORMAT,
+        data,
+    })
+}
+
+/// Store `snapshot` along the log as `name`, then thin the kept ones to [`MAX_HISTORY`]:
+/// each time drop the one (never the first or the last) whose neighbours are closest, so
+/// the rest stay spread over the whole log.
+fn keep_history(
+    log: &dyn EventLog,
+    name: &str,
+    snapshot: &Snapshot,
+) -> Result<(), ProjectionError> {
+    log.put_snapshot(name, snapshot)?;
+    let mut seqs = history_seqs(log)?;
+    while seqs.len() > MAX_HISTORY {
+        let drop = (1..seqs.len() - 1)
+            .min_by_key(|&i| seqs[i + 1] - seqs[i - 1])
+            .expect("more than MAX_HISTORY >= 3 snapshots");
+        log.delete_snapshot(&history_name(Seq(seqs[drop])))?;
+        seqs.remove(drop);
+    }
+    Ok(())
+}
+
+/// Keeps a snapshot along the log every `every` events of a fold, where none is kept yet.
+struct HistoryKeeper<'a> {
+    log: &'a dyn EventLog,
+    every: u64,
+    kept: Vec<u64>,
+}
+
+impl<'a> HistoryKeeper<'a> {
+    fn new(log: &'a dyn EventLog, every: u64) -> Result<Self, ProjectionError> {
+        Ok(Self {
+            log,
+            every,
+            kept: history_seqs(log)?,
+        })
+    }
+
+    /// After each event: keep `state` if it ends a stretch of `every` events and no kept
+    /// snapshot is in that stretch. A store that cannot keep one (opened read-only, say)
+    /// turns the keeping off with a warning: it only makes later time travel slower.
+    fn maybe_keep(&mut self, state: &ControlPlane) -> Result<(), ProjectionError> {
+        let seq = state.last_seq().0;
+        if self.every == 0 || !seq.is_multiple_of(self.every) {
+            return Ok(());
+        }
+        if self.kept.iter().any(|k| *k > seq - self.every && *k <= seq) {
+            return Ok(());
+        }
+        match keep_history(self.log, &history_name(Seq(seq)), &snapshot_of(state)?) {
+            Ok(()) => self.kept.push(seq),
+            Err(error) => {
+                tracing::warn!(%error, "not keeping snapshots along the log while folding");
+                self.every = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The nearest kept snapshot (the latest or one along the log) at or before `limit`, as a
+/// state, or a fresh state when there is none. `limit` says, for a kept sequence number,
+/// whether the snapshot is not past the target.
+fn nearest_state(
+    log: &dyn EventLog,
+    mut not_past: impl FnMut(u64) -> Result<bool, ProjectionError>,
+) -> Result<ControlPlane, ProjectionError> {
+    let history = history_seqs(log)?;
+    // The kept sequence numbers are ascending and `not_past` holds for a prefix of them:
+    // find the last it holds for by bisection.
+    let (mut low, mut high) = (0, history.len());
+    while low < high {
+        let mid = (low + high) / 2;
+        if not_past(history[mid])? {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    let along = match low.checked_sub(1) {
+        Some(i) => load_named(log, &history_name(Seq(history[i])))?,
+        None => None,
+    };
+    let latest = match load_snapshot(log)? {
+        Some(state) if not_past(state.last_seq().0)? => Some(state),
+        _ => None,
+    };
+    Ok(match (along, latest) {
+        (Some(a), Some(l)) if l.last_seq() > a.last_seq() => l,
+        (Some(a), _) => a,
+        (None, Some(l)) => l,
+        (None, None) => ControlPlane::new(),
+    })
+}
+
 /// The state as of sequence `seq` (inclusive): time travel by sequence number.
 pub fn fold_to(log: &dyn EventLog, seq: Seq) -> Result<ControlPlane, ProjectionError> {
-    let mut state = match load_snapshot(log)? {
-        Some(snapshot) if snapshot.last_seq() <= seq => snapshot,
-        _ => ControlPlane::new(),
-    };
+    let mut state = nearest_state(log, |kept| Ok(kept <= seq.0))?;
     fold_range(&mut state, log, seq)?;
     Ok(state)
 }
@@ -223,7 +350,13 @@ pub fn fold_to_time(
     log: &dyn EventLog,
     at: DateTime<Utc>,
 ) -> Result<ControlPlane, ProjectionError> {
-    let mut state = ControlPlane::new();
+    // A kept snapshot is not past `at` when the event it ends with was recorded by then.
+    let mut state = nearest_state(log, |kept| {
+        Ok(log
+            .read_from(Seq(kept), 1)?
+            .first()
+            .is_some_and(|event| event.seq == Seq(kept) && event.recorded_at <= at))
+    })?;
     loop {
         let events = log.read_from(state.last_seq().next(), READ_CHUNK)?;
         if events.is_empty() {
@@ -262,6 +395,17 @@ fn fold_range_with(
     until: Seq,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, ProjectionError> {
+    fold_range_keeping(state, log, until, progress, &mut |_| Ok(()))
+}
+
+/// As [`fold_range_with`], handing the state to `after_each` after every event.
+fn fold_range_keeping(
+    state: &mut ControlPlane,
+    log: &dyn EventLog,
+    until: Seq,
+    progress: &mut dyn FnMut(u64),
+    after_each: &mut dyn FnMut(&ControlPlane) -> Result<(), ProjectionError>,
+) -> Result<u64, ProjectionError> {
     let mut folded = 0;
     while state.last_seq() < until {
         let want = (until.0 - state.last_seq().0).min(READ_CHUNK as u64) as usize;
@@ -279,6 +423,7 @@ fn fold_range_with(
             }
             state.evolve(&decode(stored)?);
             folded += 1;
+            after_each(state)?;
         }
         progress(folded);
     }
@@ -287,7 +432,12 @@ fn fold_range_with(
 
 /// The stored snapshot, if there is one in a format this build reads.
 fn load_snapshot(log: &dyn EventLog) -> Result<Option<ControlPlane>, ProjectionError> {
-    let Some(snapshot) = log.get_snapshot(SNAPSHOT_NAME)? else {
+    load_named(log, SNAPSHOT_NAME)
+}
+
+/// The snapshot stored as `name`, if there is one in a format this build reads.
+fn load_named(log: &dyn EventLog, name: &str) -> Result<Option<ControlPlane>, ProjectionError> {
+    let Some(snapshot) = log.get_snapshot(name)? else {
         return Ok(None);
     };
     if snapshot.format != SNAPSHOT_FORMAT {

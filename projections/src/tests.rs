@@ -217,3 +217,62 @@ fn snapshots_are_written_when_due() {
         }
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// With snapshots kept along the log (by a rebuild every few events), time travel to
+    /// any point, by sequence or by time, still equals the state after that many events.
+    #[test]
+    fn time_travel_from_snapshots_along_the_log_equals_the_fold(
+        commands in prop::collection::vec(command(), 1..120),
+        every in 1u64..7,
+        pick in 0.0f64..=1.0,
+    ) {
+        let (log, states) = build(&commands);
+        let options = ProjectionOptions { snapshot_every: every };
+        let (projections, _) = Projections::open(&log, options).unwrap();
+        prop_assert_eq!(&*projections.read(), states.last().unwrap());
+        let kept = history_seqs(&log).unwrap();
+        let head = log.head().0;
+        prop_assert_eq!(kept.len() as u64, (head / every).min(MAX_HISTORY as u64));
+        let n = ((states.len() - 1) as f64 * pick) as usize;
+        prop_assert_eq!(&fold_to(&log, Seq(n as u64)).unwrap(), &states[n]);
+        if n > 0 {
+            // Every event recorded by the n-th one's time (later ones may share it).
+            let at = log.read_from(Seq(n as u64), 1).unwrap()[0].recorded_at;
+            let last = log
+                .read_from(Seq(1), usize::MAX)
+                .unwrap()
+                .iter()
+                .filter(|e| e.recorded_at <= at)
+                .count();
+            prop_assert_eq!(&fold_to_time(&log, at).unwrap(), &states[last]);
+        }
+    }
+}
+
+/// Past [`MAX_HISTORY`], kept snapshots are thinned evenly: the first and the last stay,
+/// and no gap grows much beyond the even spacing.
+#[test]
+fn snapshots_along_the_log_are_bounded_and_spread() {
+    let log = MemoryStore::new();
+    let snapshot = |seq: u64| Snapshot {
+        seq: Seq(seq),
+        format: SNAPSHOT_FORMAT,
+        data: b"{}".to_vec(),
+    };
+    for n in 1..=1_000u64 {
+        let seq = n * 10;
+        keep_history(&log, &history_name(Seq(seq)), &snapshot(seq)).unwrap();
+    }
+    let kept = history_seqs(&log).unwrap();
+    assert_eq!(kept.len(), MAX_HISTORY);
+    assert_eq!((kept[0], *kept.last().unwrap()), (10, 10_000));
+    let widest = kept.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    let even = 10_000 / MAX_HISTORY as u64;
+    assert!(
+        widest <= 3 * even,
+        "a gap of {widest} events (even: {even})"
+    );
+}

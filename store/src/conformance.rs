@@ -268,6 +268,29 @@ fn snapshots_replace<S: EventLog>(s: Subject<S>) {
     };
     log.put_snapshot("p", &two).unwrap();
     assert_eq!(log.get_snapshot("p").unwrap(), Some(two));
+    // Names by prefix, in order; a deleted one is gone, others stay.
+    for name in ["history@002", "history@001", "other"] {
+        log.put_snapshot(
+            name,
+            &Snapshot {
+                seq: Seq(1),
+                format: 1,
+                data: vec![],
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        log.snapshot_names("history@").unwrap(),
+        vec!["history@001".to_owned(), "history@002".to_owned()]
+    );
+    log.delete_snapshot("history@001").unwrap();
+    log.delete_snapshot("never").unwrap();
+    assert_eq!(
+        log.snapshot_names("history@").unwrap(),
+        vec!["history@002".to_owned()]
+    );
+    assert!(log.get_snapshot("other").unwrap().is_some());
 }
 
 fn positions_roundtrip<S: PositionStore>(s: Subject<S>) {

@@ -96,6 +96,12 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The named snapshot, if one was stored.
     fn get_snapshot(&self, name: &str) -> Result<Option<Snapshot>, StoreError>;
+
+    /// The names of the stored snapshots starting with `prefix`, in byte order.
+    fn snapshot_names(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Remove the named snapshot (nothing if there is none).
+    fn delete_snapshot(&self, name: &str) -> Result<(), StoreError>;
 }
 
 /// Connector positions and plugin state, keyed by connector id and a slot name

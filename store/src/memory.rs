@@ -187,6 +187,24 @@ impl EventLog for MemoryStore {
     fn get_snapshot(&self, name: &str) -> Result<Option<Snapshot>, StoreError> {
         Ok(self.inner.read().snapshots.get(name).cloned())
     }
+
+    fn snapshot_names(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = self
+            .inner
+            .read()
+            .snapshots
+            .keys()
+            .filter(|name| name.starts_with(prefix))
+            .cloned()
+            .collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    fn delete_snapshot(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.write().snapshots.remove(name);
+        Ok(())
+    }
 }
 
 impl PositionStore for MemoryStore {

@@ -495,6 +495,30 @@ impl EventLog for RocksStore {
             data: value[12..].to_vec(),
         }))
     }
+
+    fn snapshot_names(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut names = Vec::new();
+        let mut iter = self.db.raw_iterator_cf(self.cf(Cf::Snapshots));
+        iter.seek(prefix.as_bytes());
+        while let Some(key) = iter.key() {
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            names.push(String::from_utf8_lossy(key).into_owned());
+            iter.next();
+        }
+        iter.status()?;
+        Ok(names)
+    }
+
+    fn delete_snapshot(&self, name: &str) -> Result<(), StoreError> {
+        self.db.delete_cf_opt(
+            self.cf(Cf::Snapshots),
+            name.as_bytes(),
+            &self.write_options(self.options.fsync),
+        )?;
+        Ok(())
+    }
 }
 
 impl PositionStore for RocksStore {

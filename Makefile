@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template deps fmt clean
+.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template bench-kafka bench-postgres bench-s3 deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -52,6 +52,21 @@ bench-pipeline: deps
 	$(CARGO) bench --locked --bench pipeline
 	CULVERT_BENCH_PROCESSORS=4 $(CARGO) bench --locked --bench pipeline
 	CULVERT_BENCH_POSITIONS=rocksdb $(CARGO) bench --locked --bench pipeline
+
+## bench-kafka: builtin:kafka vs Conduit's Kafka connector (standalone) on a local broker:
+## generator -> kafka and kafka -> file (records/s, latency p50/p99, ratio)
+bench-kafka: deps
+	$(CARGO) bench --locked --bench kafka
+
+## bench-postgres: PostgreSQL CDC -> file, builtin:postgres vs Conduit's postgres connector
+## (standalone) (records/s, latency p50/p99, ratio)
+bench-postgres: deps
+	$(CARGO) bench --locked --bench postgres
+
+## bench-s3: builtin:s3 vs Conduit's S3 connector (standalone) against moto: generator -> s3
+## and s3 -> file (records/s, ratio)
+bench-s3: deps
+	$(CARGO) bench --locked --bench s3
 
 ## bench-standalone: built-in generator -> file vs a standalone Go source -> file (records/s,
 ## per-record cost of the process boundary)

@@ -32,6 +32,40 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// Every message of `topic`, read through the built-in source (also used by
+/// `benches/kafka.rs`).
+pub(crate) fn read_topic(servers: &str, topic: &str, count: usize) -> Vec<Record> {
+    use culvert_plugins::connector::ConnectorPlugin as _;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let plugin = culvert_connectors::kafka::Kafka::new();
+        let settings = culvert_plugins::spec::validate(
+            plugin.specification().source.as_ref().unwrap(),
+            &[
+                ("servers".to_owned(), servers.to_owned()),
+                ("topics".to_owned(), topic.to_owned()),
+                ("readFromBeginning".to_owned(), "true".to_owned()),
+            ]
+            .into(),
+        )
+        .unwrap();
+        let mut source = plugin.new_source(&settings).unwrap();
+        source.open(None).await.unwrap();
+        let mut got = Vec::with_capacity(count);
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while got.len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "read back {} of {count}",
+                got.len()
+            );
+            got.extend(source.read(10_000).await.unwrap());
+        }
+        source.teardown().await.unwrap();
+        got
+    })
+}
+
 fn records_from_env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -569,7 +603,7 @@ fn generator_to_kafka_loses_nothing_across_sigkills() {
     }
     stop(server, &address, &["to-kafka"]);
     let total = produced();
-    let messages = crate::kafka_bench::read_topic(&servers, "produced", total);
+    let messages = read_topic(&servers, "produced", total);
     let mut seen = vec![0u32; records + 1];
     for m in &messages {
         let inner = Record::from_json(raw(&m.payload.after)).expect("an OpenCDC record");

@@ -13,6 +13,9 @@
 //!   `update` and `delete` records;
 //! * s3 -> file across three SIGKILLs (during the snapshot and during change polling)
 //!   loses no object (duplicates are allowed and reported).
+//!
+//! Throughput against Conduit's connector is a benchmark: `benches/s3.rs` (this file is
+//! included there by path).
 
 use crate::harness::{data_dir, xorshift, Server};
 use crate::http_client::call;
@@ -152,7 +155,7 @@ const ACCESS_KEY_ID: &str = "AKIACULVERTS3E2E";
 const SECRET_ACCESS_KEY: &str = "culvert-s3-e2e-secret-access-key";
 
 /// The s3 connector's settings for [`BUCKET`] under `prefix`, plus `extra`.
-fn s3_settings(prefix: &str, extra: &[(&str, &str)]) -> serde_json::Value {
+pub(crate) fn s3_settings(prefix: &str, extra: &[(&str, &str)]) -> serde_json::Value {
     let mut settings = json!({
         "aws.accessKeyId": ACCESS_KEY_ID,
         "aws.secretAccessKey": SECRET_ACCESS_KEY,
@@ -167,7 +170,7 @@ fn s3_settings(prefix: &str, extra: &[(&str, &str)]) -> serde_json::Value {
 }
 
 /// A pipeline `name` from one source to one destination (plugin, settings), started; its id.
-fn start_pipeline(
+pub(crate) fn start_pipeline(
     address: &str,
     name: &str,
     source: (&str, serde_json::Value),
@@ -197,11 +200,11 @@ fn start_pipeline(
 }
 
 /// The whole records a file destination wrote so far.
-fn records(path: &Path) -> Vec<Record> {
+pub(crate) fn records(path: &Path) -> Vec<Record> {
     crate::harness::written_records(path)
 }
 
-fn text(data: &Option<Data>) -> String {
+pub(crate) fn text(data: &Option<Data>) -> String {
     match data {
         Some(Data::Raw(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
         Some(Data::Structured(map)) => serde_json::to_string(map).unwrap(),
@@ -430,90 +433,6 @@ fn s3_to_file_loses_no_object_across_sigkills() {
     println!(
         "s3 -> file across 3 SIGKILLs: {TOTAL} objects, 0 lost, {duplicated} duplicated, {:.1} s",
         started.elapsed().as_secs_f64()
-    );
-    server.terminate();
-    assert!(server.wait().success(), "{:#?}", server.seen);
-}
-
-/// Records a destination or source has moved so far, from `/metrics`
-/// (`conduit_connector_bytes_count` of the connector with `plugin` and `side`).
-fn moved(address: &str, plugin: &str, side: &str) -> f64 {
-    let reply = crate::http_client::request(address, "GET", "/metrics", &[], None);
-    reply
-        .text()
-        .lines()
-        .filter(|l| {
-            l.starts_with("conduit_connector_bytes_count{")
-                && l.contains(&format!("type=\"{side}\""))
-                && l.contains(&format!("plugin=\"{plugin}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Throughput of generator -> s3 and then s3 -> file (records/s), printed for
-/// BENCHMARKS.md. A benchmark, not a check: `cargo test --workspace --test e2e
-/// s3::throughput -- --ignored --nocapture`.
-#[test]
-#[ignore = "a benchmark; run by hand (see BENCHMARKS.md)"]
-fn throughput() {
-    const RECORDS: usize = 200_000;
-    let moto = Moto::start();
-    let (dir, data) = data_dir();
-    let out = dir.path().join("out.jsonl");
-    let mut server = Server::start_with_env(&data, &[], &moto.env());
-    let address = server.http_address();
-    let generator = json!({
-        "recordCount": RECORDS.to_string(),
-        "format.type": "structured",
-        "format.options.id": "int",
-        "format.options.name": "string",
-        "format.options.at": "time",
-    });
-    let started = Instant::now();
-    start_pipeline(
-        &address,
-        "generator-to-s3",
-        ("builtin:generator", generator),
-        ("builtin:s3", s3_settings("gen", &[("format", "json")])),
-    );
-    while moved(&address, "builtin:s3", "destination") < RECORDS as f64 {
-        assert!(started.elapsed() < RUN_DEADLINE, "generator -> s3 too slow");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let written = started.elapsed();
-    let objects = moto
-        .python("print(sum(p.get('KeyCount', 0) for p in s3.get_paginator('list_objects_v2').paginate(Bucket=BUCKET, Prefix='gen/')))")
-        .trim()
-        .to_owned();
-    let started = Instant::now();
-    start_pipeline(
-        &address,
-        "s3-to-file",
-        ("builtin:s3", s3_settings("gen/", &[])),
-        ("builtin:file", json!({"path": out.to_str().unwrap()})),
-    );
-    let object_count: f64 = objects.parse().expect("a count of objects");
-    while moved(&address, "builtin:file", "destination") < object_count {
-        assert!(started.elapsed() < RUN_DEADLINE, "s3 -> file too slow");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let read = started.elapsed();
-    let lines: usize = records(&out)
-        .iter()
-        .map(|r| text(&r.payload.after).lines().count())
-        .sum();
-    assert_eq!(lines, RECORDS, "every record read back");
-    println!(
-        "generator -> s3: {RECORDS} records in {objects} objects, {:.1} s, {:.0} records/s",
-        written.as_secs_f64(),
-        RECORDS as f64 / written.as_secs_f64()
-    );
-    println!(
-        "s3 -> file: {RECORDS} records ({objects} objects), {:.1} s, {:.0} records/s, {:.0} objects/s",
-        read.as_secs_f64(),
-        RECORDS as f64 / read.as_secs_f64(),
-        object_count / read.as_secs_f64()
     );
     server.terminate();
     assert!(server.wait().success(), "{:#?}", server.seen);

@@ -1,18 +1,43 @@
-//! Benchmark (ignored by default; run with `cargo test --workspace --test e2e
-//! postgres_builtin_bench:: -- --ignored --nocapture`): postgres -> file through a
-//! `culvert` server, CDC only (`snapshotMode: never`), once with `builtin:postgres` and once
-//! with Conduit's postgres connector v0.14.2 as a standalone plugin, each alone on the
-//! machine. Figures go in BENCHMARKS.md.
+//! Load program: PostgreSQL CDC -> file through a `culvert` server (the release build
+//! `cargo bench` makes), once with `builtin:postgres` and once with Conduit's postgres
+//! connector v0.14.2 (built from the Go module proxy) as a standalone plugin, each with its
+//! own PostgreSQL (`tests/pg.rs`, loopback) and server, one after the other.
+//! `snapshotMode: never`, one table `(id int8 PRIMARY KEY, ts int8, pad text)`, the
+//! built-in file destination.
 //!
-//! * Throughput: 20 transactions of 2,500 inserted rows each, sent at once; records/s
-//!   measured from just before the first commit to the moment the file holds every record.
+//! * Throughput: transactions of 2,500 inserted rows (100-byte `pad`) sent at once;
+//!   records/s from just before the first commit to the moment the file holds every record
+//!   (the file is polled every 10 ms).
 //! * Latency: 400 single-row transactions, one every 10 ms (paced by the server,
 //!   `pg_sleep`); for each, the time from its row's `clock_timestamp()` to the moment its
-//!   line is seen in the file (the file is polled every millisecond); p50 and p99.
+//!   line is seen in the file (polled every millisecond); p50 and p99.
+//!
+//! Prints one line per connector and the ratio built-in / Conduit's connector; copy them
+//! into BENCHMARKS.md.
+//!
+//! Run: `make bench-postgres` (= `cargo bench --locked --bench postgres`). Needs PostgreSQL
+//! and go (`make deps`). `CULVERT_BENCH_RECORDS` (default 200,000, rounded to whole
+//! transactions) sets the throughput run's rows; `CULVERT_BENCH_PERF=<dir>` records
+//! `perf record -g` of the server during the throughput run.
 
-use crate::harness::{data_dir, Server, DEADLINE};
-use crate::pg::Postgres;
-use crate::postgres_builtin::{count_lines, wait_for};
+#[allow(dead_code)]
+mod connectors;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/harness.rs"]
+mod harness;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/http_client.rs"]
+mod http_client;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/pg.rs"]
+mod pg;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/standalone.rs"]
+mod standalone;
+
+use connectors::{poll, LineCounter, Profile};
+use harness::{data_dir, Server, DEADLINE};
+use pg::Postgres;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -20,8 +45,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BULK_TX: usize = 20;
-const BULK_ROWS: usize = 2500;
+const TX_ROWS: usize = 2500;
 const LATENCY_ROWS: usize = 400;
 
 struct Figures {
@@ -73,7 +97,7 @@ fn watch(
     })
 }
 
-fn run(plugin: &str, connectors: Option<&Path>) -> Figures {
+fn run(plugin: &str, plugins: Option<&Path>, transactions: usize) -> Figures {
     let pg = Postgres::start();
     pg.sql("postgres", "CREATE DATABASE bench");
     pg.sql(
@@ -111,11 +135,12 @@ pipelines:
     .unwrap();
     let mut args = vec!["--pipelines.path", pipelines.to_str().unwrap()];
     let connectors_text;
-    if let Some(c) = connectors {
+    if let Some(c) = plugins {
         connectors_text = c.to_str().unwrap().to_owned();
         args.extend(["--connectors.path", &connectors_text]);
     }
     let out = dir.path().join("out.jsonl");
+    let mut lines = LineCounter::new(out.clone());
     let mut server = Server::start_with_env(
         &data,
         &args,
@@ -124,8 +149,8 @@ pipelines:
             ("OUT_DIR", dir.path().as_os_str()),
         ],
     );
-    // Streaming: a first row went through.
-    wait_for("the slot", DEADLINE, || {
+    // Streaming: the slot is in use and a first row went through.
+    poll("the slot", DEADLINE, Duration::from_millis(50), || {
         pg.query(
             "bench",
             "SELECT count(*) FROM pg_replication_slots WHERE active",
@@ -136,30 +161,43 @@ pipelines:
         "bench",
         &format!("INSERT INTO bench VALUES (0, {now_us}, 'warm-up')"),
     );
-    wait_for("the warm-up row", DEADLINE, || count_lines(&out) >= 1);
+    poll(
+        "the warm-up row",
+        DEADLINE,
+        Duration::from_millis(10),
+        || lines.count() >= 1,
+    );
 
     // Throughput.
     let mut sql = String::new();
-    for tx in 0..BULK_TX {
-        let from = 1 + tx * BULK_ROWS;
-        let to = from + BULK_ROWS - 1;
+    for tx in 0..transactions {
+        let from = 1 + tx * TX_ROWS;
+        let to = from + TX_ROWS - 1;
         sql.push_str(&format!(
             "BEGIN; INSERT INTO bench SELECT g, {now_us}, repeat('x', 100) \
              FROM generate_series({from}, {to}) g; COMMIT;"
         ));
     }
+    let profile = Profile::start(
+        server.pid(),
+        &format!("postgres-{}", plugin.replace(':', "-")),
+    );
     let started = Instant::now();
     pg.sql("bench", &sql);
-    let total = 1 + BULK_TX * BULK_ROWS;
-    wait_for("every bulk record", DEADLINE * 5, || {
-        count_lines(&out) >= total
-    });
+    let total = 1 + transactions * TX_ROWS;
+    poll(
+        "every bulk record",
+        Duration::from_secs(900),
+        Duration::from_millis(10),
+        || lines.count() >= total,
+    );
     let elapsed = started.elapsed();
-    let records_per_s = (BULK_TX * BULK_ROWS) as f64 / elapsed.as_secs_f64();
+    drop(profile);
+    let records_per_s = (transactions * TX_ROWS) as f64 / elapsed.as_secs_f64();
 
     // Latency.
     let stop = Arc::new(AtomicBool::new(false));
-    let first = 1_000_000i64;
+    let first = 1_000_000_000i64;
     let watcher = watch(out.clone(), first, LATENCY_ROWS, stop.clone());
     let mut sql = String::new();
     for i in 0..LATENCY_ROWS as i64 {
@@ -181,11 +219,16 @@ pipelines:
         stdin.write_all(sql.as_bytes()).unwrap();
     }
     assert!(psql.wait().unwrap().success());
-    wait_for("every latency record", DEADLINE, || {
-        count_lines(&out) >= total + LATENCY_ROWS
-    });
+    poll(
+        "every latency record",
+        DEADLINE,
+        Duration::from_millis(10),
+        || lines.count() >= total + LATENCY_ROWS,
+    );
     // The watcher sees the last lines within its next poll and ends.
-    wait_for("the watcher", DEADLINE, || watcher.is_finished());
+    poll("the watcher", DEADLINE, Duration::from_millis(10), || {
+        watcher.is_finished()
+    });
     stop.store(true, Ordering::Relaxed);
     let seen = watcher.join().unwrap();
     let committed: HashMap<i64, i64> = pg
@@ -219,25 +262,38 @@ pipelines:
     }
 }
 
-#[test]
-#[ignore = "a benchmark: run it with --ignored --nocapture"]
-fn postgres_to_file_builtin_vs_conduits_connector() {
-    let builtin = run("builtin:postgres", None);
-    let (dir, _) = data_dir();
-    let connectors = crate::standalone::connectors_with_postgres(dir.path());
-    let standalone = run("standalone:postgres@v0.14.2", Some(&connectors));
-    for (name, f) in [
-        ("builtin:postgres", builtin),
-        ("standalone:postgres@v0.14.2 (Conduit's)", standalone),
-    ] {
-        println!(
-            "postgres -> file, {name}: {:.0} CDC records/s ({} rows in {} transactions); \
-             latency p50 {:.1} ms, p99 {:.1} ms ({LATENCY_ROWS} single-row transactions)",
-            f.records_per_s,
-            BULK_TX * BULK_ROWS,
-            BULK_TX,
-            f.p50_ms,
-            f.p99_ms
-        );
+fn main() {
+    if !connectors::invoked_as_bench() {
+        return;
     }
+    let transactions = connectors::records(200_000).div_ceil(TX_ROWS).max(1);
+    println!("postgres: {}", connectors::describe_build());
+    let (dir, _) = data_dir();
+    let plugins = standalone::connectors_with_postgres(dir.path());
+    let mut figures = vec![];
+    for (name, plugin, path) in [
+        ("builtin:postgres", "builtin:postgres", None),
+        (
+            "standalone:postgres@v0.14.2 (Conduit's)",
+            "standalone:postgres@v0.14.2",
+            Some(plugins.as_path()),
+        ),
+    ] {
+        let f = run(plugin, path, transactions);
+        println!(
+            "postgres -> file, {name}: {:.0} CDC records/s ({} rows in {transactions} \
+             transactions); latency p50 {:.1} ms, p99 {:.1} ms ({LATENCY_ROWS} single-row \
+             transactions) (load {})",
+            f.records_per_s,
+            transactions * TX_ROWS,
+            f.p50_ms,
+            f.p99_ms,
+            connectors::load()
+        );
+        figures.push(f);
+    }
+    println!(
+        "postgres -> file: built-in / Conduit's connector = {:.2}x records/s",
+        figures[0].records_per_s / figures[1].records_per_s
+    );
 }

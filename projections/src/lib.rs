@@ -91,18 +91,14 @@ pub struct Projections {
 }
 
 impl Projections {
-    /// Build the read models from the latest snapshot plus the tail of `log`.
+    /// Build the read models from the newest snapshot (the latest, or one kept along the
+    /// log) plus the tail of `log`.
     pub fn open(
         log: &dyn EventLog,
         options: ProjectionOptions,
     ) -> Result<(Self, OpenReport), ProjectionError> {
-        let (mut state, snapshot_seq) = match load_snapshot(log)? {
-            Some(state) => {
-                let seq = state.last_seq();
-                (state, Some(seq))
-            }
-            None => (ControlPlane::new(), None),
-        };
+        // The newest kept snapshot: the latest, or one along the log if that is newer.
+        let (mut state, snapshot_seq) = nearest_state(log, |_| Ok(true))?;
         // A long rebuild says how far it is, every PROGRESS_EVERY.
         let total = log.head().0.saturating_sub(state.last_seq().0);
         let began = std::time::Instant::now();
@@ -309,7 +305,7 @@ impl<'a> HistoryKeeper<'a> {
 fn nearest_state(
     log: &dyn EventLog,
     mut not_past: impl FnMut(u64) -> Result<bool, ProjectionError>,
-) -> Result<ControlPlane, ProjectionError> {
+) -> Result<(ControlPlane, Option<Seq>), ProjectionError> {
     let history = history_seqs(log)?;
     // The kept sequence numbers are ascending and `not_past` holds for a prefix of them:
     // find the last it holds for by bisection.
@@ -330,17 +326,23 @@ fn nearest_state(
         Some(state) if not_past(state.last_seq().0)? => Some(state),
         _ => None,
     };
-    Ok(match (along, latest) {
-        (Some(a), Some(l)) if l.last_seq() > a.last_seq() => l,
-        (Some(a), _) => a,
-        (None, Some(l)) => l,
-        (None, None) => ControlPlane::new(),
+    let state = match (along, latest) {
+        (Some(a), Some(l)) if l.last_seq() > a.last_seq() => Some(l),
+        (Some(a), _) => Some(a),
+        (None, latest) => latest,
+    };
+    Ok(match state {
+        Some(state) => {
+            let seq = state.last_seq();
+            (state, Some(seq))
+        }
+        None => (ControlPlane::new(), None),
     })
 }
 
 /// The state as of sequence `seq` (inclusive): time travel by sequence number.
 pub fn fold_to(log: &dyn EventLog, seq: Seq) -> Result<ControlPlane, ProjectionError> {
-    let mut state = nearest_state(log, |kept| Ok(kept <= seq.0))?;
+    let (mut state, _) = nearest_state(log, |kept| Ok(kept <= seq.0))?;
     fold_range(&mut state, log, seq)?;
     Ok(state)
 }
@@ -351,7 +353,7 @@ pub fn fold_to_time(
     at: DateTime<Utc>,
 ) -> Result<ControlPlane, ProjectionError> {
     // A kept snapshot is not past `at` when the event it ends with was recorded by then.
-    let mut state = nearest_state(log, |kept| {
+    let (mut state, _) = nearest_state(log, |kept| {
         Ok(log
             .read_from(Seq(kept), 1)?
             .first()

@@ -28,7 +28,7 @@ lint: deps
 	$(CLIPPY_ROCKSDB_ENV) $(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 unit: deps
-	$(CARGO) test --locked --workspace
+	$(CARGO) test --locked --workspace --no-fail-fast
 
 ## bench: criterion benchmarks of the event log (figures go in BENCHMARKS.md)
 bench: deps

@@ -7,7 +7,7 @@
 //! audit with its actor. Bad requests name their field and change nothing.
 
 use crate::harness::{culvert, data_dir, decode_base64, wait_until, written_records, Server};
-use crate::http_client::{call, call_any, create_connector, number};
+use crate::http_client::{call, call_any, file_to_file_pipeline, number};
 use culvert_domain::Data;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -78,30 +78,7 @@ fn setup(lines: usize) -> Setup {
     let mut server = Server::start(&data, &[]);
     let grpc = server.grpc_address();
     let address = server.http_address();
-    let p = call(
-        &address,
-        "POST",
-        "/v1/pipelines",
-        Some(json!({"config": {"name": "letters"}})),
-    );
-    let pipeline = p["id"].as_str().unwrap().to_owned();
-    let path = |file: &Path| json!({"path": file.to_str().unwrap()});
-    let source = create_connector(
-        &address,
-        &pipeline,
-        "TYPE_SOURCE",
-        "builtin:file",
-        "in",
-        path(&input),
-    );
-    create_connector(
-        &address,
-        &pipeline,
-        "TYPE_DESTINATION",
-        "builtin:file",
-        "out",
-        path(&out),
-    );
+    let (pipeline, source, _) = file_to_file_pipeline(&address, "letters", &input, &out);
     // The file source's position is `<byte offset>:<line>`: lines ending in 5 fail.
     let breaker = call(
         &address,

@@ -222,3 +222,38 @@ pub fn create_connector(
     );
     created["id"].as_str().expect("an id").to_owned()
 }
+
+/// Create a stopped pipeline `name` whose file source reads `input` and whose file
+/// destination writes `out`, over HTTP; its id and the source's and destination's.
+pub fn file_to_file_pipeline(
+    address: &str,
+    name: &str,
+    input: &std::path::Path,
+    out: &std::path::Path,
+) -> (String, String, String) {
+    let created = call(
+        address,
+        "POST",
+        "/v1/pipelines",
+        Some(serde_json::json!({"config": {"name": name}})),
+    );
+    let pipeline = created["id"].as_str().expect("an id").to_owned();
+    let path = |file: &std::path::Path| serde_json::json!({"path": file.to_str().unwrap()});
+    let source = create_connector(
+        address,
+        &pipeline,
+        "TYPE_SOURCE",
+        "builtin:file",
+        "in",
+        path(input),
+    );
+    let destination = create_connector(
+        address,
+        &pipeline,
+        "TYPE_DESTINATION",
+        "builtin:file",
+        "out",
+        path(out),
+    );
+    (pipeline, source, destination)
+}

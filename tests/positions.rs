@@ -6,7 +6,7 @@
 //! its actor and the old and new position.
 
 use crate::harness::{culvert, data_dir, wait_until, written_records, Server};
-use crate::http_client::{call, call_any, create_connector, number};
+use crate::http_client::{call, call_any, file_to_file_pipeline, number};
 use culvert_domain::Data;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -75,30 +75,7 @@ fn positions_can_be_read_moved_back_and_reset_while_stopped_and_every_move_is_au
     let mut server = Server::start(&data, &[]);
     let grpc = server.grpc_address();
     let address = server.http_address();
-    let p = call(
-        &address,
-        "POST",
-        "/v1/pipelines",
-        Some(json!({"config": {"name": "moved"}})),
-    );
-    let pipeline = p["id"].as_str().unwrap().to_owned();
-    let path = |file: &Path| json!({"path": file.to_str().unwrap()});
-    let source = create_connector(
-        &address,
-        &pipeline,
-        "TYPE_SOURCE",
-        "builtin:file",
-        "in",
-        path(&input),
-    );
-    let destination = create_connector(
-        &address,
-        &pipeline,
-        "TYPE_DESTINATION",
-        "builtin:file",
-        "out",
-        path(&out),
-    );
+    let (pipeline, source, destination) = file_to_file_pipeline(&address, "moved", &input, &out);
     let route = format!("/v1/connectors/{source}/position");
 
     // Before any run: no position, no checkpoints.

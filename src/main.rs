@@ -41,6 +41,22 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `v<version> <os>/<arch>`, with Go's names for the OS and architecture as Conduit prints
+/// them (`linux/amd64`).
+fn version_line() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    };
+    format!(
+        "v{} {}/{arch}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS
+    )
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "culvert",
@@ -88,6 +104,18 @@ enum Commands {
     ///
     /// Example: culvert info --grpc.address 127.0.0.1:8084
     Info(cli::Remote),
+    /// This binary's version, OS and architecture (as Conduit's `version`; no server).
+    ///
+    /// Example: culvert version
+    Version,
+    /// Print a shell's completion script for `culvert` (bash, zsh, fish, powershell,
+    /// elvish), as Conduit's `completion`.
+    ///
+    /// Example: culvert completion bash > /etc/bash_completion.d/culvert
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// A live view of every pipeline of a running server (from its /metrics): status,
     /// records per second in and out per connector, processor time, DLQ, acks pending.
     ///
@@ -635,6 +663,20 @@ fn main() -> std::process::ExitCode {
         Commands::Processors(command) => cli::run_processors(command),
         Commands::Plugins(command) => cli::run_plugins(command),
         Commands::Info(remote) => cli::run_info(remote),
+        Commands::Version => {
+            println!("{}", version_line());
+            std::process::ExitCode::SUCCESS
+        }
+        Commands::Completion { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "culvert",
+                &mut std::io::stdout(),
+            );
+            std::process::ExitCode::SUCCESS
+        }
         Commands::Revert(args) => cli::run_revert(args),
         Commands::Top(args) => top::run(args),
         Commands::Tokens(command) => security::run_tokens(command),

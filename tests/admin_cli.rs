@@ -1,5 +1,5 @@
 //! The admin CLI against a running server: every verb's table and JSON output, and its
-//! exit codes for an unknown id and an unreachable server.
+//! exit codes for an unknown id and an unreachable server; and the verbs that need none.
 
 use crate::harness::{culvert, data_dir, wait_until, Server};
 use crate::http_client::request;
@@ -149,4 +149,36 @@ fn admin_cli_verbs() {
     assert!(server.wait().success());
     let (code, _, stderr) = culvert(&["info", "--grpc.address", &grpc]);
     assert_eq!(code, 3, "{stderr}");
+}
+
+/// Verbs that need no server: `version` (Conduit's shape, `v<version> <os>/<arch>`) and
+/// `completion` for each shell; a shell it does not know is a usage error (exit 2).
+#[test]
+fn offline_verbs_version_and_completion() {
+    let version = ok(&["version"]);
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    assert_eq!(
+        version.trim(),
+        format!(
+            "v{} {}/{arch}",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS
+        )
+    );
+    for (shell, says) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef culvert"),
+        ("fish", "complete -c culvert"),
+    ] {
+        let script = ok(&["completion", shell]);
+        assert!(script.contains(says), "{shell}: {script}");
+        assert!(script.contains("dlq"), "{shell} completes every verb");
+    }
+    let (code, _, stderr) = culvert(&["completion", "tcsh"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("tcsh"), "{stderr}");
 }

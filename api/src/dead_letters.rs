@@ -209,7 +209,8 @@ impl DeadLetterService for Api {
                     return Err(status_with_info(
                         Code::FailedPrecondition,
                         format!(
-                            "pipeline {pipeline} has no dead letters waiting to be re-injected"
+                            "pipeline {pipeline} has no dead letters waiting to be \
+                             re-injected; there is nothing to do (ListDeadLetters shows them)"
                         ),
                         "dead_letter.none",
                         &[("pipeline_id", &pipeline)],

@@ -133,7 +133,7 @@ pub(crate) fn to_status(error: ApplyError) -> Status {
         error @ ApplyError::Stale { .. } => status_with_info(
             Code::FailedPrecondition,
             error.to_string(),
-            "provisioning.plan_stale",
+            crate::error::reason::PLAN_STALE,
             &[],
         ),
         ApplyError::Command(error) => command_status(error),

@@ -317,7 +317,8 @@ impl EventLogService for Api {
             return Err(status_with_info(
                 Code::NotFound,
                 format!(
-                    "no pipeline, connector or processor {id:?} as of sequence {}",
+                    "no pipeline, connector or processor {id:?} as of sequence {}; check the \
+                     ID, or ask for a sequence when it existed (ListEvents shows its history)",
                     state.last_seq().0
                 ),
                 "events.entity_not_found",
@@ -361,7 +362,9 @@ impl EventLogService for Api {
         if before.is_none() && after.is_none() {
             return Err(status_with_info(
                 Code::NotFound,
-                "no such pipeline, connector or processor at either point".to_owned(),
+                "no such pipeline, connector or processor at either point; check the ID \
+                 and the sequence numbers (ListEvents shows its history)"
+                    .to_owned(),
                 "events.entity_not_found",
                 &[("field", "entity_id")],
             ));
@@ -543,7 +546,8 @@ fn revert_command(
     Err(status_with_info(
         Code::NotFound,
         format!(
-            "no pipeline, connector or processor {id:?} as of sequence {}",
+            "no pipeline, connector or processor {id:?} as of sequence {}; check the ID, or \
+             revert to a sequence when it existed (ListEvents shows its history)",
             past.last_seq().0
         ),
         "events.entity_not_found",

@@ -229,7 +229,10 @@ impl Api {
                 Some(PipelineStatus::Degraded { error }) => {
                     return Err(crate::error::status_with_info(
                         tonic::Code::Internal,
-                        format!("failed to start pipeline {id}: {error}"),
+                        format!(
+                            "failed to start pipeline {id}: {error}; fix the cause and start \
+                             it again (GetPipeline shows its status)"
+                        ),
                         "pipeline.start_failed",
                         &[],
                     ));
@@ -802,11 +805,12 @@ impl PipelineService for Api {
     }
 }
 
-fn connector_type(value: i32) -> Result<ConnectorType, Status> {
+pub(crate) fn connector_type(value: i32) -> Result<ConnectorType, Status> {
     match pb::connector::Type::try_from(value) {
         Ok(pb::connector::Type::Source) => Ok(ConnectorType::Source),
         Ok(pb::connector::Type::Destination) => Ok(ConnectorType::Destination),
-        _ => Err(invalid(
+        _ => Err(crate::error::invalid_because(
+            crate::error::reason::CONNECTOR_INVALID_TYPE,
             "type",
             &format!("invalid connector type {value}: want TYPE_SOURCE or TYPE_DESTINATION"),
         )),
@@ -980,7 +984,9 @@ impl ConnectorService for Api {
     }
 }
 
-fn processor_parent(parent: Option<pb::processor::Parent>) -> Result<ProcessorParent, Status> {
+pub(crate) fn processor_parent(
+    parent: Option<pb::processor::Parent>,
+) -> Result<ProcessorParent, Status> {
     let parent = parent.ok_or_else(|| invalid("parent", "missing"))?;
     match pb::processor::parent::Type::try_from(parent.r#type) {
         Ok(pb::processor::parent::Type::Connector) => {
@@ -989,7 +995,8 @@ fn processor_parent(parent: Option<pb::processor::Parent>) -> Result<ProcessorPa
         Ok(pb::processor::parent::Type::Pipeline) => {
             Ok(ProcessorParent::Pipeline(PipelineId(parent.id)))
         }
-        _ => Err(invalid(
+        _ => Err(crate::error::invalid_because(
+            crate::error::reason::PROCESSOR_INVALID_PARENT_TYPE,
             "parent.type",
             &format!(
                 "invalid processor parent type {}: want TYPE_CONNECTOR or TYPE_PIPELINE",

@@ -2,7 +2,7 @@
 //! messages, and plugin references and settings checked before a connector or processor is
 //! created or changed.
 
-use crate::error::{invalid, status_with_info};
+use crate::error::{invalid, reason, status_with_info};
 use crate::pb::api::v1 as pb;
 use crate::pb::config::v1 as config;
 use culvert_domain::ConnectorType;
@@ -108,7 +108,7 @@ pub(crate) fn check_processor(registry: &ProcessorRegistry, plugin: &str) -> Res
         Err(e) if e.is_not_found() => Err(status_with_info(
             Code::NotFound,
             format!("could not get processor: {e}"),
-            "processor.plugin_not_found",
+            reason::PROCESSOR_PLUGIN_NOT_FOUND,
             &[("field", "plugin")],
         )),
         Err(e) => Err(invalid("plugin", &e.to_string())),
@@ -176,7 +176,7 @@ pub(crate) fn check(
         Err(ValidateError::Lookup(e)) if e.is_not_found() => Err(status_with_info(
             Code::NotFound,
             e.to_string(),
-            "connector.plugin_not_found",
+            reason::CONNECTOR_PLUGIN_NOT_FOUND,
             &[("field", "plugin")],
         )),
         Err(ValidateError::Lookup(e)) => Err(invalid("plugin", &e.to_string())),

@@ -107,7 +107,8 @@ impl SourcePositionService for Api {
             return Err(crate::error::status_with_info(
                 Code::Aborted,
                 format!(
-                    "connector {id} is at version {version}, not the expected {}",
+                    "connector {id} is at version {version}, not the expected {}; read it \
+                     again and retry with its current version",
                     req.expected_version
                 ),
                 "common.conflict",

@@ -30,10 +30,16 @@
 //! Unlike Conduit, a returned plain object is taken as a record (Conduit only takes the
 //! record it gave or one from `Record()`), a string set as key or payload is raw data
 //! (Conduit silently drops it) and other values there fail the record; structured data
-//! goes through JSON, so integers beyond 2^53 lose precision and `1.0` comes back as `1`.
+//! crosses as JSON would (`JSON.parse` of its text in, `JSON.stringify` out), so integers
+//! beyond 2^53 lose precision and `1.0` comes back as `1`.
+//!
+//! Cost: the record is built in JavaScript directly from Rust's values and read back the
+//! same way (see `convert`), not printed to JSON text and parsed on the other side; that
+//! text was most of the cost per record.
 
 use crate::params::{invalid, setting, with_schema_parameters};
 use crate::{AUTHOR, VERSION};
+use convert::Capture;
 use culvert_domain::{Change, Data, Operation, Position, Record};
 use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::{Parameter, ParameterType};
@@ -157,13 +163,20 @@ impl ProcessorPlugin for CustomJavascript {
     }
 }
 
-/// A batch for the script's thread, and where its records go back.
-type Job = (Vec<Record>, oneshot::Sender<Vec<(Record, Outcome)>>);
+/// The records of a batch (processed in place) and their outcomes (pushed in order).
+type Batch = (Vec<Record>, Vec<Outcome>);
+
+/// A batch for the script's thread (no outcomes yet), and where it goes back.
+type Job = (Batch, oneshot::Sender<Batch>);
 
 /// The processor: the thread that owns the script's runtime, and the way to it.
 struct Worker {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// The vectors of the last batch, empty, for the next one: a batch's vectors are
+    /// large (over 64 KiB for 1,000 records), and allocating and freeing them for every
+    /// batch made glibc consolidate its free lists each time.
+    spare: Batch,
 }
 
 impl Worker {
@@ -186,16 +199,17 @@ impl Worker {
                         return;
                     }
                 };
-                while let Ok((records, reply)) = jobs_rx.recv() {
-                    let mut done = Vec::with_capacity(records.len());
-                    for record in records {
+                while let Ok(((mut records, mut outcomes), reply)) = jobs_rx.recv() {
+                    for slot in records.iter_mut() {
                         // The caller gave up (the processor was dropped mid-batch).
                         if reply.is_closed() {
                             break;
                         }
-                        done.push(engine.process(record));
+                        let (record, outcome) = engine.process(std::mem::take(slot));
+                        *slot = record;
+                        outcomes.push(outcome);
                     }
-                    let _ = reply.send(done);
+                    let _ = reply.send((records, outcomes));
                 }
             })
             .map_err(|e| format!("failed to start the JavaScript thread: {e}"))?;
@@ -203,6 +217,7 @@ impl Worker {
             Ok(Ok(())) => Ok(Self {
                 jobs: Some(jobs_tx),
                 thread: Some(thread),
+                spare: Batch::default(),
             }),
             Ok(Err(error)) => Err(error),
             Err(_) => Err("the JavaScript thread ended while loading the script".to_owned()),
@@ -230,16 +245,22 @@ impl Processor for Worker {
     ) -> Result<(), PluginError> {
         let gone = || PluginError::Other("custom.javascript: the JavaScript thread ended".into());
         let jobs = self.jobs.as_ref().ok_or_else(gone)?;
-        let batch = records.iter_mut().map(std::mem::take).collect();
+        let (mut batch, mut done) = std::mem::take(&mut self.spare);
+        batch.clear();
+        done.clear();
+        batch.extend(records.iter_mut().map(std::mem::take));
         let (reply_tx, reply_rx) = oneshot::channel();
-        jobs.send((batch, reply_tx)).map_err(|_| gone())?;
-        let done = reply_rx.await.map_err(|_| gone())?;
-        for ((slot, outcome), (record, result)) in
-            records.iter_mut().zip(outcomes.iter_mut()).zip(done)
+        jobs.send(((batch, done), reply_tx)).map_err(|_| gone())?;
+        let (mut batch, mut done) = reply_rx.await.map_err(|_| gone())?;
+        for ((slot, outcome), (record, result)) in records
+            .iter_mut()
+            .zip(outcomes.iter_mut())
+            .zip(batch.drain(..).zip(done.drain(..)))
         {
             *slot = record;
             *outcome = result;
         }
+        self.spare = (batch, done);
         Ok(())
     }
 }
@@ -264,8 +285,16 @@ struct Clock {
 /// A loaded script: its runtime and the functions Rust calls. Fields drop in order, the
 /// runtime last.
 struct Loaded {
-    process: Persistent<Function<'static>>,
-    export: Persistent<Function<'static>>,
+    /// The prelude's `run`, bound to the script's `process`: the record's parts in, the
+    /// returned record's parts (or null) out. One call per record: Rust builds no objects
+    /// the script could as well build, and crosses into JavaScript once.
+    run: Persistent<Function<'static>>,
+    /// The prelude's `metadataText`: metadata pairs as JSON text (for strings Rust cannot
+    /// read).
+    metadata_text: Persistent<Function<'static>>,
+    /// Structured data the script returned, as `exportRecord` (through `capture`)
+    /// converted it.
+    capture: Rc<Capture>,
     context: Context,
     /// Kept alive for the context and values above.
     _runtime: Runtime,
@@ -279,8 +308,9 @@ struct Engine {
 }
 
 /// Our globals and helpers, run before the script: a function of the native `encode`
-/// (text to UTF-8 bytes) and `emit` (write a log line) that returns `export` (a returned
-/// record to plain parts Rust reads).
+/// (text to UTF-8 bytes), `emit` (write a log line) and `capture` (structured data to
+/// Rust's form) that returns `runner` (makes `run` of the script's `process`) and
+/// `metadataText`.
 const PRELUDE: &str = include_str!("custom_javascript/prelude.js");
 
 impl Engine {
@@ -350,8 +380,10 @@ impl Loaded {
         let context = Context::full(&runtime)
             .map_err(|e| format!("failed to start a JavaScript context: {e}"))?;
         clock.deadline.set(Some(Instant::now() + LOAD_TIME_LIMIT));
+        let capture = Rc::new(Capture::default());
         let functions = context.with(|ctx| -> Result<_, String> {
-            let export = prelude(&ctx).map_err(|e| format!("failed to set up the helpers: {e}"))?;
+            let (runner, metadata_text) = prelude(&ctx, capture.clone())
+                .map_err(|e| format!("failed to set up the helpers: {e}"))?;
             let mut options = EvalOptions::default();
             options.global = true;
             options.strict = false;
@@ -372,16 +404,20 @@ impl Loaded {
             let process = process
                 .into_function()
                 .ok_or_else(|| format!("failed to get entrypoint function {ENTRYPOINT:?}"))?;
+            let run: Function = runner
+                .call((process,))
+                .map_err(|e| format!("failed to set up the helpers: {e}"))?;
             Ok((
-                Persistent::save(&ctx, process),
-                Persistent::save(&ctx, export),
+                Persistent::save(&ctx, run),
+                Persistent::save(&ctx, metadata_text),
             ))
         });
         clock.deadline.set(None);
-        let (process, export) = functions?;
+        let (run, metadata_text) = functions?;
         Ok(Self {
-            process,
-            export,
+            run,
+            metadata_text,
+            capture,
             context,
             _runtime: runtime,
             clock,
@@ -406,13 +442,16 @@ impl Loaded {
                     }
                 }
             };
-            let process = self.process.clone().restore(&ctx).map_err(failed)?;
-            let export = self.export.clone().restore(&ctx).map_err(failed)?;
+            let run = self.run.clone().restore(&ctx).map_err(failed)?;
             let input = import(&ctx, record).map_err(failed)?;
-            let returned: Value = process.call((input,)).map_err(failed)?;
-            let parts: Option<Object> = export.call((returned,)).map_err(failed)?;
+            self.capture.clear();
+            let parts: Option<Array> = run.call(input).map_err(failed)?;
             parts
-                .map(|parts| build(parts).map_err(failed)?.map_err(Failure::Script))
+                .map(|parts| {
+                    build(parts, &self.capture, &self.metadata_text)
+                        .map_err(failed)?
+                        .map_err(Failure::Script)
+                })
                 .transpose()
         });
         self.clock.deadline.set(None);
@@ -423,8 +462,11 @@ impl Loaded {
     }
 }
 
-/// Set up the globals and return the `export` helper.
-fn prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+/// Set up the globals and return the `runner` and `metadataText` helpers.
+fn prelude<'js>(
+    ctx: &Ctx<'js>,
+    capture: Rc<Capture>,
+) -> rquickjs::Result<(Function<'js>, Function<'js>)> {
     let encode = Function::new(ctx.clone(), |ctx: Ctx<'js>, text: Coerced<String>| {
         TypedArray::<u8>::new(ctx, text.0.into_bytes())
     })?;
@@ -432,8 +474,20 @@ fn prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
         ctx.clone(),
         |level: String, message: String, fields: Option<String>| log(&level, &message, fields),
     )?;
+    let capture = Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>,
+              value: Value<'js>,
+              object_proto: Object<'js>,
+              array_proto: Object<'js>,
+              member: Function<'js>,
+              stringify: Function<'js>| {
+            capture.capture(&ctx, value, (object_proto, array_proto), member, stringify)
+        },
+    )?;
     let setup: Function = ctx.eval(PRELUDE)?;
-    setup.call((encode, emit))
+    let helpers: Array = setup.call((encode, emit, capture))?;
+    Ok((helpers.get(0)?, helpers.get(1)?))
 }
 
 /// Write a script's log line.
@@ -478,59 +532,72 @@ fn describe(ctx: &Ctx<'_>, error: rquickjs::Error) -> String {
     }
 }
 
-/// The record as the object the script is given.
-fn import<'js>(ctx: &Ctx<'js>, record: &Record) -> rquickjs::Result<Object<'js>> {
-    let object = Object::new(ctx.clone())?;
-    object.set(
-        "Position",
-        TypedArray::<u8>::new(ctx.clone(), record.position.0.clone())?,
-    )?;
-    object.set("Operation", record.operation.as_str())?;
+/// The parts of the record `run` makes the object the script is given of: position,
+/// operation, metadata, key, before and after.
+type Parts<'js> = (
+    TypedArray<'js, u8>,
+    &'static str,
+    Object<'js>,
+    Value<'js>,
+    Value<'js>,
+    Value<'js>,
+);
+
+/// The record's parts as `run` takes them.
+fn import<'js>(ctx: &Ctx<'js>, record: &Record) -> rquickjs::Result<Parts<'js>> {
+    let position = TypedArray::<u8>::new_copy(ctx.clone(), &record.position.0)?;
     let metadata = Object::new(ctx.clone())?;
     for (key, value) in &record.metadata {
         metadata.set(key.as_str(), value.as_str())?;
     }
-    object.set("Metadata", metadata)?;
-    object.set("Key", data(ctx, &record.key)?)?;
-    let payload = Object::new(ctx.clone())?;
-    payload.set("Before", data(ctx, &record.payload.before)?)?;
-    payload.set("After", data(ctx, &record.payload.after)?)?;
-    object.set("Payload", payload)?;
-    Ok(object)
+    Ok((
+        position,
+        record.operation.as_str(),
+        metadata,
+        data(ctx, &record.key)?,
+        data(ctx, &record.payload.before)?,
+        data(ctx, &record.payload.after)?,
+    ))
 }
 
 /// Data as the script sees it: null, bytes or an object.
 fn data<'js>(ctx: &Ctx<'js>, data: &Option<Data>) -> rquickjs::Result<Value<'js>> {
     Ok(match data {
         None => Value::new_null(ctx.clone()),
-        Some(Data::Raw(bytes)) => TypedArray::<u8>::new(ctx.clone(), bytes.clone())?.into_value(),
-        Some(Data::Structured(map)) => {
-            let text = serde_json::to_string(map).map_err(|e| rquickjs::Error::IntoJs {
-                from: "structured data",
-                to: "object",
-                message: Some(e.to_string()),
-            })?;
-            ctx.json_parse(text)?
-        }
+        Some(Data::Raw(bytes)) => TypedArray::<u8>::new_copy(ctx.clone(), bytes)?.into_value(),
+        Some(Data::Structured(map)) => convert::to_js(ctx, map)?,
     })
 }
 
-/// The record from the parts `export` made of the returned one; the inner error is the
-/// script's fault.
-fn build(parts: Object<'_>) -> rquickjs::Result<Result<Record, String>> {
-    let operation: String = parts.get("operation")?;
-    let metadata: String = parts.get("metadata")?;
-    let position = match bytes(parts.get("position")?)? {
+/// Where `exportRecord` puts the parts of a returned record (see prelude.js): tag and
+/// value of the position, key, before and after, the operation's name, then the metadata.
+const POSITION: u32 = 0;
+const OPERATION: u32 = 2;
+const KEY: u32 = 3;
+const BEFORE: u32 = 5;
+const AFTER: u32 = 7;
+const METADATA: u32 = 9;
+
+/// The record from the parts `exportRecord` made of the returned one (and the structured
+/// data it captured); the inner error is the script's fault.
+fn build(
+    parts: Array<'_>,
+    capture: &Capture,
+    metadata_text: &Persistent<Function<'static>>,
+) -> rquickjs::Result<Result<Record, String>> {
+    // Read first, as it always was (a name Rust cannot read fails the record right here).
+    let operation: String = parts.get(OPERATION as usize)?;
+    let position = match bytes(&parts, POSITION)? {
         Ok(position) => position.unwrap_or_default(),
         Err(error) => return Ok(Err(error)),
     };
     let mut sides = Vec::with_capacity(3);
-    for (field, name) in [
-        ("key", "Key"),
-        ("before", "Payload.Before"),
-        ("after", "Payload.After"),
+    for (at, name) in [
+        (KEY, "Key"),
+        (BEFORE, "Payload.Before"),
+        (AFTER, "Payload.After"),
     ] {
-        match value(parts.get(field)?, name)? {
+        match value(&parts, at, name, capture)? {
             Ok(data) => sides.push(data),
             Err(error) => return Ok(Err(error)),
         }
@@ -543,9 +610,17 @@ fn build(parts: Object<'_>) -> rquickjs::Result<Result<Record, String>> {
             "custom.javascript: could not unmarshal operation: unknown operation {operation:?}"
         )));
     };
-    let metadata: BTreeMap<String, String> = match serde_json::from_str(&metadata) {
-        Ok(metadata) => metadata,
-        Err(e) => return Ok(Err(format!("custom.javascript: Metadata: {e}"))),
+    let metadata = match metadata_pairs(&parts)? {
+        Some(metadata) => metadata,
+        None => {
+            // A string Rust cannot read (a lone surrogate): the JSON text, which serde_json
+            // refuses with the message this record always failed with.
+            let text: String = metadata_text.clone().restore(parts.ctx())?.call((parts,))?;
+            match serde_json::from_str::<BTreeMap<String, String>>(&text) {
+                Ok(metadata) => metadata,
+                Err(e) => return Ok(Err(format!("custom.javascript: Metadata: {e}"))),
+            }
+        }
     };
     Ok(Ok(Record {
         position: Position(position),
@@ -568,37 +643,59 @@ fn operation_named(name: &str) -> Option<Operation> {
     }
 }
 
-/// Bytes from `[tag, text]`: 0 none, 1 bytes as a Latin-1 string, 2 text (its UTF-8).
-fn bytes(part: Array<'_>) -> rquickjs::Result<Result<Option<Vec<u8>>, String>> {
-    let tag: i32 = part.get(0)?;
+/// Bytes from the tag at `at` and the text after it: 0 none, 1 bytes as a Latin-1 string,
+/// 2 text (its UTF-8).
+fn bytes(parts: &Array<'_>, at: u32) -> rquickjs::Result<Result<Option<Vec<u8>>, String>> {
+    let tag: i32 = parts.get(at as usize)?;
+    let text = || parts.get::<String>(at as usize + 1);
     Ok(Ok(match tag {
         0 => None,
-        1 => Some(part.get::<String>(1)?.chars().map(|c| c as u8).collect()),
-        2 => Some(part.get::<String>(1)?.into_bytes()),
+        1 => Some(text()?.chars().map(|c| c as u8).collect()),
+        2 => Some(text()?.into_bytes()),
         _ => return Ok(Err("custom.javascript: unexpected value".to_owned())),
     }))
 }
 
-/// Data from `[tag, text]`: as [`bytes`] (raw data), or 3 with JSON text (structured).
-fn value(part: Array<'_>, name: &str) -> rquickjs::Result<Result<Option<Data>, String>> {
-    let tag: i32 = part.get(0)?;
-    if tag != 3 {
-        return Ok(bytes(part)?.map(|raw| raw.map(Data::Raw)));
+/// The metadata from the pairs of strings after [`METADATA`]; none if one of them is not
+/// valid Unicode.
+fn metadata_pairs(parts: &Array<'_>) -> rquickjs::Result<Option<BTreeMap<String, String>>> {
+    let mut metadata = BTreeMap::new();
+    let end = parts.len();
+    let mut i = METADATA as usize;
+    while i + 1 < end {
+        let key: rquickjs::String = parts.get(i)?;
+        let value: rquickjs::String = parts.get(i + 1)?;
+        match (key.to_string(), value.to_string()) {
+            (Ok(key), Ok(value)) => metadata.insert(key, value),
+            _ => return Ok(None),
+        };
+        i += 2;
     }
-    let text: Option<String> = part.get(1)?;
-    Ok(
-        match text
-            .as_deref()
-            .map(serde_json::from_str::<serde_json::Value>)
-        {
-            Some(Ok(serde_json::Value::Object(map))) => Ok(Some(Data::Structured(map))),
-            _ => Err(format!(
-                "custom.javascript: {name} must be raw data (RawData()), structured data (an \
-                 object) or null, and this object is not structured data as JSON"
-            )),
-        },
-    )
+    Ok(Some(metadata))
 }
 
+/// Data from the tag at `at` and the value after it: as [`bytes`] (raw data), or 3 with the
+/// slot of the structured data `capture` kept (none there: not a JSON object).
+fn value(
+    parts: &Array<'_>,
+    at: u32,
+    name: &str,
+    capture: &Capture,
+) -> rquickjs::Result<Result<Option<Data>, String>> {
+    let tag: i32 = parts.get(at as usize)?;
+    if tag != 3 {
+        return Ok(bytes(parts, at)?.map(|raw| raw.map(Data::Raw)));
+    }
+    let slot: u32 = parts.get(at as usize + 1)?;
+    Ok(match capture.take(slot as usize) {
+        Some(map) => Ok(Some(Data::Structured(map))),
+        None => Err(format!(
+            "custom.javascript: {name} must be raw data (RawData()), structured data (an \
+             object) or null, and this object is not structured data as JSON"
+        )),
+    })
+}
+
+mod convert;
 #[cfg(test)]
 mod tests;

@@ -21,15 +21,18 @@
 
 use crate::gofmt::{go_json_type, go_sprint, Numbers};
 use crate::params::{payload_field, payload_field_setting, with_schema_parameters};
+use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::Reference;
-use crate::wrapped::{unwrap_key, wrapped_object, Unwrap};
+use crate::wrapped::{take_whole_object, unwrap_key_owned, wrapped_object};
 use crate::{AUTHOR, VERSION};
 use culvert_domain::opencdc::metadata;
 use culvert_domain::{Change, Data, Operation, Record};
 use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// `unwrap.debezium`: replace a record with the Debezium change event it carries.
 pub struct UnwrapDebezium {
@@ -79,28 +82,51 @@ impl ProcessorPlugin for UnwrapDebezium {
 
     fn configure(&self, settings: &Settings) -> Result<Box<dyn Processor>, PluginError> {
         let field = payload_field_setting(settings)?;
-        Ok(Unwrap::processor(field, unwrap))
+        Ok(Box::new(PerRecord(Unwrapper { field })))
     }
 }
 
-fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
-    let (event, numbers) = wrapped_object(field, record, "")?;
-    // Read where it is: only the two sides are copied into the new record.
+/// The processor: the record is unwrapped in place. Everything that can fail is checked
+/// first, on the event where it lies, so a failed record is left as it came; then the
+/// event's parts are moved (not copied) into the record, which keeps its position and its
+/// metadata map (added to). This saves the copies of `before`, `after`, the key's payload,
+/// the metadata and the source's strings that building a new record took.
+struct Unwrapper {
+    field: Reference,
+}
+
+impl RecordProcessor for Unwrapper {
+    fn process_record(&self, record: &mut Record) -> Result<(), String> {
+        let (event, numbers) = wrapped_object(&self.field, record, "")?;
+        let operation = check(&event)?;
+        // Structured data in the whole field is read where it lies; it becomes the
+        // record's, so take it (the field is overwritten below).
+        let event = match event {
+            Cow::Owned(event) => event,
+            Cow::Borrowed(_) => take_whole_object(&self.field, record),
+        };
+        apply(record, event, numbers, operation);
+        Ok(())
+    }
+}
+
+/// Check the event (see the module documentation): the operation it holds, or why it
+/// cannot be unwrapped. The checks and their messages come in Conduit's order.
+fn check(event: &Map<String, Value>) -> Result<Operation, String> {
     let Some(Value::Object(envelope)) = event.get("payload") else {
         return Err("data to be unwrapped doesn't contain a payload field".to_owned());
     };
-    let missing: Vec<String> = ["after", "source", "op"]
-        .iter()
-        .filter(|name| !envelope.contains_key(**name))
-        .map(|name| format!("the {name:?} field is missing from debezium payload"))
-        .collect();
-    if !missing.is_empty() {
+    const REQUIRED: [&str; 3] = ["after", "source", "op"];
+    if !REQUIRED.iter().all(|name| envelope.contains_key(*name)) {
+        let missing: Vec<String> = REQUIRED
+            .iter()
+            .filter(|name| !envelope.contains_key(**name))
+            .map(|name| format!("the {name:?} field is missing from debezium payload"))
+            .collect();
         return Err(format!("invalid record: {}", missing.join("; ")));
     }
-    let before =
-        side(envelope.get("before")).map_err(|e| format!("failed to parse field before: {e}"))?;
-    let after =
-        side(envelope.get("after")).map_err(|e| format!("failed to parse field after: {e}"))?;
+    check_side(envelope.get("before")).map_err(|e| format!("failed to parse field before: {e}"))?;
+    check_side(envelope.get("after")).map_err(|e| format!("failed to parse field after: {e}"))?;
     let operation = match envelope.get("op") {
         Some(Value::String(op)) => match op.as_str() {
             "c" => Operation::Create,
@@ -120,24 +146,20 @@ fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
             ))
         }
     };
-    let metadata = merge_metadata(&record.metadata, envelope, numbers)
-        .map_err(|e| format!("error unwrapping metadata: {e}"))?;
-    Ok(Record {
-        position: record.position.clone(),
-        operation,
-        metadata,
-        key: unwrap_key(&record.key),
-        payload: Change { before, after },
-    })
+    if envelope
+        .get("ts_ms")
+        .is_some_and(|ts| ts.as_f64().is_none())
+    {
+        return Err("error unwrapping metadata: ts_ms is not a float".to_owned());
+    }
+    Ok(operation)
 }
 
-/// One side of the payload from the envelope: an object is structured data, a string raw
-/// data, null (or nothing) no data.
-fn side(value: Option<&Value>) -> Result<Option<Data>, String> {
+/// One side of the payload must be an object (structured data), a string (raw data), null
+/// or absent (no data).
+fn check_side(value: Option<&Value>) -> Result<(), String> {
     match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(object)) => Ok(Some(Data::Structured(object.clone()))),
-        Some(Value::String(text)) => Ok(Some(Data::Raw(text.clone().into_bytes()))),
+        None | Some(Value::Null | Value::Object(_) | Value::String(_)) => Ok(()),
         Some(other) => Err(format!(
             "expected a map or a string, got {}",
             go_json_type(other, Numbers::Float64)
@@ -145,54 +167,92 @@ fn side(value: Option<&Value>) -> Result<Option<Data>, String> {
     }
 }
 
-/// The record's metadata with the envelope's merged in (see the module documentation).
-fn merge_metadata(
-    own: &BTreeMap<String, String>,
-    envelope: &Map<String, Value>,
+/// Make `record` the change `event` (checked by [`check`]) holds.
+fn apply(
+    record: &mut Record,
+    mut event: Map<String, Value>,
     numbers: Numbers,
-) -> Result<BTreeMap<String, String>, String> {
-    let mut metadata = own.clone();
-    let mut source = Vec::new();
+    operation: Operation,
+) {
+    let Some(Value::Object(envelope)) = event.remove("payload") else {
+        return;
+    };
+    let metadata = &mut record.metadata;
+    let (mut before, mut after, mut source) = (None, None, None);
+    // In the envelope's order, as the metadata was always merged (a later field's key wins).
     for (field, value) in envelope {
         match field.as_str() {
-            "before" | "after" | "op" => {}
+            "before" => before = Some(value),
+            "after" => after = Some(value),
+            "op" => {}
             "ts_ms" => {
-                let Some(millis) = value.as_f64() else {
-                    return Err("ts_ms is not a float".to_owned());
-                };
-                // Go converts the float to an integer (truncating), then to nanoseconds.
+                // Checked to be a number. Go converts the float to an integer (truncating),
+                // then to nanoseconds.
+                let millis = value.as_f64().unwrap_or_default();
                 let nanos = (millis as i64).wrapping_mul(1_000_000);
-                metadata.insert(metadata::READ_AT.to_owned(), nanos.to_string());
+                match metadata.get_mut(metadata::READ_AT) {
+                    Some(read_at) => {
+                        read_at.clear();
+                        let _ = write!(read_at, "{nanos}");
+                    }
+                    None => {
+                        metadata.insert(metadata::READ_AT.to_owned(), nanos.to_string());
+                    }
+                }
             }
-            "source" => flatten("", value, numbers, &mut source),
+            "source" => source = Some(value),
+            // Null adds nothing: no key to print for it.
+            _ if value.is_null() => {}
             other => {
-                let mut flat = Vec::new();
-                flatten(&format!("debezium.{other}"), value, numbers, &mut flat);
-                metadata.extend(flat);
+                let key = format!("debezium.{other}");
+                flatten(key, value, numbers, metadata);
             }
         }
     }
     // The source's fields go in last, so they win.
-    metadata.extend(source);
-    Ok(metadata)
+    if let Some(source) = source {
+        flatten(String::new(), source, numbers, metadata);
+    }
+    record.operation = operation;
+    record.key = unwrap_key_owned(record.key.take());
+    record.payload = Change {
+        before: side(before),
+        after: side(after),
+    };
 }
 
-/// Flatten a value into dotted keys under `key`: objects are walked, null gives nothing,
-/// anything else one entry (printed as Go prints it).
-fn flatten(key: &str, value: &Value, numbers: Numbers, out: &mut Vec<(String, String)>) {
+/// One side of the payload from the envelope (checked by [`check_side`]): an object is
+/// structured data, a string raw data, anything else no data.
+fn side(value: Option<Value>) -> Option<Data> {
+    match value {
+        Some(Value::Object(object)) => Some(Data::Structured(object)),
+        Some(Value::String(text)) => Some(Data::Raw(text.into_bytes())),
+        _ => None,
+    }
+}
+
+/// Flatten a value into dotted keys under `key` (empty: none) into `out`: objects are
+/// walked, null gives nothing, anything else one entry (printed as Go prints it; strings
+/// are moved, not printed).
+fn flatten(key: String, value: Value, numbers: Numbers, out: &mut BTreeMap<String, String>) {
     match value {
         Value::Object(object) => {
             for (name, inner) in object {
                 let nested = if key.is_empty() {
-                    name.clone()
+                    name
                 } else {
                     format!("{key}.{name}")
                 };
-                flatten(&nested, inner, numbers, out);
+                flatten(nested, inner, numbers, out);
             }
         }
         Value::Null => {}
-        other => out.push((key.to_owned(), go_sprint(other, numbers))),
+        Value::String(text) => {
+            out.insert(key, text);
+        }
+        other => {
+            out.insert(key, go_sprint(&other, numbers));
+        }
     }
 }
 

@@ -78,6 +78,29 @@ pub(crate) fn wrapped_object<'r>(
     }
 }
 
+/// The structured data in the whole field `field` (`.Payload.After`, `.Payload.Before` or
+/// `.Key`), taken out of `record`: for a caller that had it from [`wrapped_object`] as
+/// borrowed and now makes it part of the record. Anything else there is left alone and an
+/// empty object answered.
+pub(crate) fn take_whole_object(field: &Reference, record: &mut Record) -> Map<String, Value> {
+    let slot = if field.is(&["Payload", "After"]) {
+        &mut record.payload.after
+    } else if field.is(&["Payload", "Before"]) {
+        &mut record.payload.before
+    } else if field.is(&["Key"]) {
+        &mut record.key
+    } else {
+        return Map::new();
+    };
+    match slot.take() {
+        Some(Data::Structured(object)) => object,
+        other => {
+            *slot = other;
+            Map::new()
+        }
+    }
+}
+
 /// Parse JSON text that must hold an object; `null` is an empty object (as Go decodes it
 /// into a map).
 pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
@@ -125,6 +148,30 @@ pub(crate) fn unwrap_key(key: &Option<Data>) -> Option<Data> {
     }
 }
 
+/// [`unwrap_key`] for a key the caller owns: the key's parts are moved, not copied.
+pub(crate) fn unwrap_key_owned(key: Option<Data>) -> Option<Data> {
+    let (mut object, numbers, raw) = match key {
+        Some(Data::Structured(object)) => (object, Numbers::AsHeld, None),
+        Some(Data::Raw(bytes)) => match parse_object(&bytes) {
+            Ok(object) => (object, Numbers::Float64, Some(bytes)),
+            Err(_) => return Some(Data::Raw(bytes)),
+        },
+        None => return None,
+    };
+    let unchanged = |object, raw: Option<Vec<u8>>| match raw {
+        Some(bytes) => Some(Data::Raw(bytes)),
+        None => Some(Data::Structured(object)),
+    };
+    match object.get("payload") {
+        None => unchanged(object, raw),
+        Some(Value::Object(_)) => match object.remove("payload") {
+            Some(Value::Object(payload)) => Some(Data::Structured(payload)),
+            _ => None,
+        },
+        Some(other) => Some(Data::Raw(go_sprint(other, numbers).into_bytes())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +197,7 @@ mod tests {
             (structured(json!({"id": 1})), structured(json!({"id": 1}))),
         ] {
             assert_eq!(unwrap_key(&key), want, "{key:?}");
+            assert_eq!(unwrap_key_owned(key.clone()), want, "{key:?}");
         }
     }
 }

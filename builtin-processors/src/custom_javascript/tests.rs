@@ -564,3 +564,265 @@ fn settings_are_validated() {
     let error = direct_refusal(&plugin(), &[]);
     assert!(error.contains("setting \"script\""), "{error}");
 }
+
+/// Values `process` may return as structured data, some plain and some not, for the
+/// comparison of [`capture_is_json_text`] (each an expression; `log` records getter and
+/// `toJSON` calls in order).
+const RETURNED: &[&str] = &[
+    "{a: 1, b: 'x', c: [1, 2.5, null, undefined, () => 1, Symbol('s')], d: {e: true, f: null}}",
+    "{a: 1e21, b: 2**53, c: 2**60, d: -0, e: 0.1, f: 1e-7, g: -1.5e300, h: NaN, i: Infinity, \
+     j: 123456789012, k: 5e-324, l: 1.7976931348623157e308, m: 2**31, n: -(2**31), o: 1e20, \
+     p: 123.456, q: -1e-6, r: 1.5e-6, s: 2**64, t: -(2**63), u: 0.000001, v: 1e-300}",
+    "{d: new Date(0), t: {toJSON(k) { log.push('t:' + k); return 'key:' + k; }}, \
+     arr: [{toJSON(k) { log.push('arr:' + k); return k; }}]}",
+    "{n: new Number(5), s: new String('x'), b: new Boolean(false), big: {toJSON() { return 1; }}}",
+    "{m: new Map([[1, 2]]), c: new (class A { constructor() { this.x = 1; } })(), \
+     t: new Uint8Array([1, 2]), e: new Error('x')}",
+    "{p: new Proxy({a: 1}, {}), q: new Proxy([1, 2], {})}",
+    "new Proxy({a: 1, b: {c: 2}}, {})",
+    "{a: '\\ud800'}",
+    "{a: {'\\udc00': 1}}",
+    "{a: 'x\\ud83d\\ude00y', 'é': '\\u0000\\n\"'}",
+    "JSON.parse('{\"__proto__\": {\"x\": 1}, \"y\": [1]}')",
+    "Object.assign(Object.create(null), {a: Object.assign(Object.create(null), {b: 1})})",
+    "{[Symbol('s')]: 1, a: Symbol('x'), b: undefined, c: function () {}}",
+    "{b: 1, 2: 2, 1: 1, a: 0, '-1': 3, '01': 4}",
+    "{a: [1, , 3], b: Object.assign([1], {x: 2}), c: Object.setPrototypeOf([1], null), \
+     d: Object.setPrototypeOf([2], Object.prototype)}",
+    "Object.defineProperty({a: 1}, 'b', {value: 2, enumerable: false})",
+    "{get a() { log.push('a'); return {get b() { log.push('b'); return 1; }}; }, \
+     c: {toJSON() { log.push('c'); return [2]; }}, get d() { log.push('d'); return undefined; }}",
+    "{toJSON() { return 'text'; }}",
+    "{toJSON() { return {x: 1}; }}",
+    "{toJSON() { return undefined; }}",
+    "{a: 1n}",
+    "{a: {toJSON: 5}}",
+    "(() => { const o = {a: 1}; o.self = o; return o; })()",
+    "(() => { const o = {a: 1}; o.list = [o]; return {o}; })()",
+    "(() => { const o = {a: {toJSON() { return o; }}}; return o; })()",
+    "(() => { let v = 1; for (let i = 0; i < 126; i++) v = {v}; return v; })()",
+    "(() => { let v = 1; for (let i = 0; i < 127; i++) v = {v}; return v; })()",
+    "(() => { let v = 1; for (let i = 0; i < 128; i++) v = {v}; return v; })()",
+    "(() => { let v = 1; for (let i = 0; i < 126; i++) v = [v]; return {v}; })()",
+    "(() => { let v = 1; for (let i = 0; i < 127; i++) v = [v]; return {v}; })()",
+    "(() => { let v = 1; for (let i = 0; i < 120; i++) v = {v}; \
+      return {a: {toJSON() { return [[[[[[[[[[v]]]]]]]]]]; }}}; })()",
+    "(() => { let v = 1; for (let i = 0; i < 110; i++) v = {v}; \
+      return {a: {toJSON() { return [[[[[[[[[[v]]]]]]]]]]; }}}; })()",
+    "(() => { let v = 1; for (let i = 0; i < 300; i++) v = {v}; return v; })()",
+    "{a: {get b() { throw new Error('getter'); }}}",
+    "{a: new Array(70000), b: Object.assign(new Array(3), {1: 'x'})}",
+];
+
+/// What `capture` makes of a value is what `serde_json::from_str(JSON.stringify(value))`
+/// made of it, with the same getters and `toJSON` calls in the same order and the same
+/// exceptions.
+#[test]
+fn capture_is_json_text() {
+    let runtime = Runtime::new().unwrap();
+    let context = Context::full(&runtime).unwrap();
+    context.with(|ctx| {
+        let capture = convert::Capture::default();
+        let stringify: Function = ctx.eval("JSON.stringify").unwrap();
+        let member: Function = ctx
+            .eval("(function (k, v) { return JSON.stringify({ [k]: v }); })")
+            .unwrap();
+        let protos = || -> (Object, Object) {
+            (
+                ctx.eval("Object.prototype").unwrap(),
+                ctx.eval("Array.prototype").unwrap(),
+            )
+        };
+        let caught = |e: rquickjs::Error| describe(&ctx, e);
+        for case in RETURNED {
+            let fresh = || -> Value {
+                ctx.eval::<(), _>("globalThis.log = [];").unwrap();
+                ctx.eval(format!("({case})")).unwrap()
+            };
+            let log = || -> String { ctx.eval("log.join()").unwrap() };
+            let value = fresh();
+            let old: Result<Option<serde_json::Map<String, serde_json::Value>>, String> = stringify
+                .call::<_, Option<String>>((value,))
+                .map(|text| match text.as_deref().map(serde_json::from_str) {
+                    Some(Ok(serde_json::Value::Object(map))) => Some(map),
+                    _ => None,
+                })
+                .map_err(caught);
+            let old_log = log();
+            let value = fresh();
+            capture.clear();
+            let new = capture
+                .capture(&ctx, value, protos(), member.clone(), stringify.clone())
+                .map(|slot| capture.take(slot as usize))
+                .map_err(caught);
+            assert_eq!(new, old, "{case}");
+            assert_eq!(log(), old_log, "{case}");
+        }
+    });
+}
+
+/// Structured data reaches the script as `JSON.parse` of its JSON text makes it.
+#[test]
+fn structured_data_is_what_json_parse_makes() {
+    let values = [
+        json!({"a": 1, "b": [1, -2, 2.5, null, true, "x", {"c": []}], "__proto__": {"x": 1}}),
+        json!({"n": [0, -0.0, 3.0, 2147483647, 2147483648_u64, -2147483649_i64,
+                     9007199254740993_u64, u64::MAX, i64::MIN, 1e300, 5e-324]}),
+        json!({"2": 1, "1": 0, "b": "\u{0}é😀", "": ""}),
+    ];
+    let runtime = Runtime::new().unwrap();
+    let context = Context::full(&runtime).unwrap();
+    context.with(|ctx| {
+        // Everything observable: keys in order, values, negative zero, own `__proto__`,
+        // property flags.
+        let show: Function = ctx
+            .eval(
+                r#"(function show(v) {
+                    if (typeof v !== "object" || v === null) {
+                        return Object.is(v, -0) ? "-0" : typeof v + ":" + String(v);
+                    }
+                    const parts = [Array.isArray(v) ? "[" : "{",
+                        Object.getPrototypeOf(v) === (Array.isArray(v) ? Array : Object).prototype];
+                    for (const k of Reflect.ownKeys(v)) {
+                        const d = Object.getOwnPropertyDescriptor(v, k);
+                        parts.push(String(k), d.writable, d.enumerable, d.configurable,
+                            show(d.value));
+                    }
+                    return parts.join(",");
+                })"#,
+            )
+            .unwrap();
+        for value in values {
+            let serde_json::Value::Object(map) = value else {
+                unreachable!()
+            };
+            let direct = convert::to_js(&ctx, &map).unwrap();
+            let parsed = ctx
+                .json_parse(serde_json::to_string(&map).unwrap())
+                .unwrap();
+            let direct: String = show.call((direct,)).unwrap();
+            let parsed: String = show.call((parsed,)).unwrap();
+            assert_eq!(direct, parsed, "{map:?}");
+        }
+    });
+}
+
+/// Metadata with a lone surrogate fails as it did when it crossed as JSON text.
+#[test]
+fn unreadable_metadata_fails_the_record_as_before() {
+    let mut processor = js(r#"function process(r) { r.Metadata.bad = "\ud800"; return r; }"#);
+    assert_fails(
+        processor.as_mut(),
+        Record::default(),
+        "custom.javascript: Metadata: unexpected end of hex escape",
+    );
+    let mut processor = js(r#"function process(r) { r.Payload.After = {a: "\ud800"}; return r; }"#);
+    assert_fails(
+        processor.as_mut(),
+        Record::default(),
+        "Payload.After must be raw data (RawData()), structured data (an object) or null, and \
+         this object is not structured data as JSON",
+    );
+}
+
+/// JavaScript's own printing of numbers, which `capture` copies.
+#[test]
+fn numbers_print_as_javascript_prints_them() {
+    let runtime = Runtime::new().unwrap();
+    let context = Context::full(&runtime).unwrap();
+    context.with(|ctx| {
+        let string: Function = ctx.eval("String").unwrap();
+        let mut samples = vec![
+            1e21,
+            1e20,
+            123e18,
+            1.5e-7,
+            1e-6,
+            1.5e-6,
+            0.1,
+            -0.5,
+            5e-324,
+            f64::MAX,
+            2f64.powi(60),
+            123456.789,
+            1e-7,
+            -1e-7,
+            4.35,
+            0.000123,
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            // A cheap pseudo-random walk over doubles of all sizes.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let f = f64::from_bits(x);
+            if f.is_finite() {
+                samples.push(f);
+            }
+        }
+        for f in samples {
+            let want: String = string.call((f,)).unwrap();
+            assert_eq!(convert::js_number_text(f), want, "{f:e}");
+        }
+    });
+}
+
+/// Text `JSON.stringify` could not have built within the memory limit makes `capture` run
+/// out of memory too (shared sparse arrays are small in JavaScript, huge as JSON).
+#[test]
+fn capture_runs_out_of_memory_where_json_text_would() {
+    let runtime = Runtime::new().unwrap();
+    let context = Context::full(&runtime).unwrap();
+    context.with(|ctx| {
+        let capture = convert::Capture::default();
+        let stringify: Function = ctx.eval("JSON.stringify").unwrap();
+        let member: Function = ctx
+            .eval("(function (k, v) { return JSON.stringify({ [k]: v }); })")
+            .unwrap();
+        let run = |expression: &str, budget: usize| {
+            let value: Value = ctx.eval(format!("({expression})")).unwrap();
+            let protos = (
+                ctx.eval("Object.prototype").unwrap(),
+                ctx.eval("Array.prototype").unwrap(),
+            );
+            capture.clear();
+            capture
+                .capture_within(
+                    &ctx,
+                    value,
+                    protos,
+                    member.clone(),
+                    stringify.clone(),
+                    budget,
+                )
+                .map(|slot| capture.take(slot as usize))
+        };
+        assert!(matches!(run("{a: 'x'.repeat(200)}", 1000), Ok(Some(_))));
+        assert!(matches!(
+            run("{a: 'x'.repeat(200)}", 100),
+            Err(rquickjs::Error::Allocation)
+        ));
+        let shared =
+            "(() => { const s = new Array(1000); return {a: new Array(1000).fill(s)}; })()";
+        assert!(matches!(
+            run(shared, 100_000),
+            Err(rquickjs::Error::Allocation)
+        ));
+    });
+    // In a processor, that is the memory limit (here reached by JSON.stringify, which gets
+    // long arrays): the record fails and the next one goes.
+    let mut processor = js(r#"function process(r) {
+        if (r.Metadata.big) r.Payload.After = {a: new Array(1e8)};
+        r.Metadata.ok = "yes";
+        return r;
+    }"#);
+    assert_fails(
+        processor.as_mut(),
+        record("1", &[("big", "1")], None),
+        "ran out of memory (limit 64 MiB)",
+    );
+    let (got, outcome) = one(processor.as_mut(), record("2", &[], None));
+    assert_eq!(outcome, Outcome::Keep);
+    assert_eq!(got, record("2", &[("ok", "yes")], None));
+}

@@ -5,6 +5,8 @@
 //! (changes read again after a kill because their ack had not reached the position store)
 //! are counted and bounded, and the replication slot's lag is back to 0.
 //!
+//! At least 200,000 changes, 25,000 records or more between two kills.
+//!
 //! Each change is unique (insert of a new id, update to a new value, delete of an id
 //! deleted once), so its identity is its operation, id and value.
 
@@ -20,6 +22,10 @@ use std::time::Duration;
 
 const KILLS: usize = 5;
 const INITIAL: i64 = 1000;
+/// The writer keeps going at least until it made this many changes (the oracle's scale).
+const CHANGES: usize = 200_000;
+/// Records between two kills.
+const BETWEEN_KILLS: usize = 25_000;
 
 /// The SQL of transaction `n` (ids above `INITIAL`) and the changes it makes.
 fn transaction(n: i64) -> (String, Vec<String>) {
@@ -108,9 +114,9 @@ pipelines:
         std::thread::spawn(move || {
             let mut changes = Vec::new();
             let mut n = INITIAL + 1;
-            while !stop.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) || changes.len() < CHANGES {
                 let mut chunk = String::new();
-                for _ in 0..20 {
+                for _ in 0..100 {
                     let (sql, made) = transaction(n);
                     chunk.push_str(&sql);
                     changes.extend(made);
@@ -118,7 +124,7 @@ pipelines:
                 }
                 stdin.write_all(chunk.as_bytes()).unwrap();
                 stdin.flush().unwrap();
-                // Pacing the workload (about a thousand transactions a second), so that
+                // Pacing the workload (about five thousand transactions a second), so that
                 // the kills land mid-stream rather than after the writer is done.
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -129,7 +135,7 @@ pipelines:
     for round in 0..KILLS {
         let seen = count_lines(&out);
         wait_for(&format!("progress before kill {round}"), DEADLINE, || {
-            count_lines(&out) >= seen + 700 + round * 137
+            count_lines(&out) >= seen + BETWEEN_KILLS + round * 137
         });
         server.kill();
         server = start();
@@ -137,7 +143,7 @@ pipelines:
     // A little more after the last restart, then stop writing.
     let seen = count_lines(&out);
     wait_for("progress after the last restart", DEADLINE, || {
-        count_lines(&out) >= seen + 500
+        count_lines(&out) >= seen + BETWEEN_KILLS
     });
     stop.store(true, Ordering::Relaxed);
     let changes = writer.join().unwrap();
@@ -145,7 +151,8 @@ pipelines:
 
     let mut expected: Vec<String> = (1..=INITIAL).map(|i| format!("snapshot:{i}:{i}")).collect();
     expected.extend(changes);
-    wait_for("every change in the file", DEADLINE * 3, || {
+    assert!(expected.len() >= CHANGES, "{} changes", expected.len());
+    wait_for("every change in the file", DEADLINE * 5, || {
         count_lines(&out) >= expected.len()
     });
     wait_for("the slot's lag to return to 0", DEADLINE, || {

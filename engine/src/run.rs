@@ -1407,8 +1407,11 @@ impl Replay {
                     reason,
                 })?;
             if queued.is_empty() {
-                // Nothing queued: look again after a while (a stop or cancel ends the wait;
-                // dropping the timer loses nothing).
+                // Nothing queued: look again after a while. Cancel-safety: the raced
+                // futures are a flag wait and a timer, which take nothing; the letters are
+                // read only above, outside the select (the engine test
+                // `dead_letters_are_kept_and_reinjected_once_from_where_they_failed` stops
+                // a pipeline whose replay waits here).
                 tokio::select! {
                     biased;
                     _ = raised(&mut cancel) => return Ok(()),

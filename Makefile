@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template bench-kafka bench-postgres bench-s3 deps fmt clean
+.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template bench-kafka bench-postgres bench-s3 reliability deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -85,6 +85,17 @@ bench-processors: deps
 ## bench-template: rendering parsed Go templates (fields, functions, range, variables)
 bench-template: deps
 	$(CARGO) bench --locked -p culvert-template --bench render
+
+## reliability: the long reliability runs (RELIABILITY.md): 1M records through 20 SIGKILLs and
+## a crash at each fail point, 50 crashes in the ack window, SIGTERM at 1M, DLQ at 200k,
+## 1,000 power losses, a projection rebuild of 1M events
+reliability: deps
+	CULVERT_RELIABILITY_RECORDS=1000000 CULVERT_RELIABILITY_KILLS=20 \
+	CULVERT_RELIABILITY_SLOT_CRASHES=50 CULVERT_RELIABILITY_DRAIN_RECORDS=1000000 \
+	CULVERT_RELIABILITY_DLQ_RECORDS=200000 \
+	$(CARGO) test --locked --workspace --test e2e -- reliability:: --test-threads 1 --nocapture
+	CULVERT_POWER_LOSS_ITERATIONS=1000 $(CARGO) test --locked --workspace --test power_loss -- --nocapture
+	CULVERT_REBUILD_EVENTS=1000000 $(CARGO) test --locked --workspace --test rebuild -- --nocapture
 
 fmt:
 	$(CARGO) fmt --all

@@ -154,6 +154,15 @@ pub enum PipelinesCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Check pipeline configuration files offline (no server): every error and warning
+    /// with its file, line, column and field, and a suggestion. Exits 2 on errors.
+    ///
+    /// Example: culvert pipelines validate ./pipelines --output json
+    Validate(crate::validate::ValidateArgs),
+    /// `validate` plus style warnings (descriptions, ids); `--strict` fails on warnings.
+    ///
+    /// Example: culvert pipelines lint ./pipelines --strict
+    Lint(crate::validate::LintArgs),
 }
 
 /// What `pipelines export` writes.
@@ -328,6 +337,12 @@ fn block_on(verb: impl std::future::Future<Output = Result<(), Failure>>) -> Exi
 pub fn run(command: PipelinesCommand) -> ExitCode {
     block_on(async {
         match command {
+            PipelinesCommand::Validate(args) => {
+                crate::validate::validate(&args).map_err(|(code, why)| Failure(code, why))
+            }
+            PipelinesCommand::Lint(args) => {
+                crate::validate::lint(&args).map_err(|(code, why)| Failure(code, why))
+            }
             PipelinesCommand::Ls { remote } => pipelines_ls(&remote).await,
             PipelinesCommand::Describe { id, remote } => pipelines_describe(&id, &remote).await,
             PipelinesCommand::Create {

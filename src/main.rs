@@ -13,8 +13,13 @@
 
 mod cli;
 mod client;
+mod doctor;
+mod effective_config;
+mod init;
 mod logging;
+mod mcp;
 mod metrics;
+mod oracle;
 mod progress;
 mod prom;
 mod reload;
@@ -23,6 +28,7 @@ mod secrets;
 mod security;
 mod tools;
 mod top;
+mod validate;
 
 use anyhow::Context as _;
 use clap::parser::ValueSource;
@@ -104,6 +110,12 @@ enum Commands {
     ///
     /// Example: culvert info --grpc.address 127.0.0.1:8084
     Info(cli::Remote),
+    /// A Model Context Protocol server (stdio or streamable HTTP) for AI assistants: tools
+    /// to list, describe and inspect pipelines, read the audit trail and time travel; the
+    /// tools that change the server only with --allow-writes.
+    ///
+    /// Example: culvert mcp --grpc.address 127.0.0.1:8084 --allow-writes
+    Mcp(mcp::McpArgs),
     /// This binary's version, OS and architecture (as Conduit's `version`; no server).
     ///
     /// Example: culvert version
@@ -116,6 +128,12 @@ enum Commands {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// The data oracle (`builtin:oracle`): count what a pipeline delivered — missing,
+    /// duplicated, reordered, corrupted — from a ledger or a file of OpenCDC records.
+    ///
+    /// Example: culvert oracle verdict --ledger ./ledger --partitions 4 --records 200000
+    #[command(subcommand)]
+    Oracle(oracle::OracleCommand),
     /// A live view of every pipeline of a running server (from its /metrics): status,
     /// records per second in and out per connector, processor time, DLQ, acks pending.
     ///
@@ -191,6 +209,29 @@ enum Commands {
         #[command(flatten)]
         data: tools::DataDir,
     },
+    /// The configuration `culvert run` would use with these flags (it takes the same
+    /// flags, env and config file), each setting with where its value came from.
+    ///
+    /// Example: culvert config --output json
+    Config(Box<effective_config::ConfigArgs>),
+    /// Check whether `culvert run` would work here with these settings (it takes the
+    /// same flags, env and config file): configuration, pipeline files, data directory
+    /// and store, API addresses, plugin directories, disk, open-file limit, version.
+    /// Exits 2 on invalid configuration, 3 on an unfit environment.
+    ///
+    /// Example: culvert doctor --db.rocksdb.path /var/lib/culvert
+    Doctor(Box<doctor::DoctorArgs>),
+    /// Write a working directory: culvert.yaml (every setting at its default, commented),
+    /// pipelines/ with a sample pipeline, connectors/ and processors/. Never overwrites a
+    /// file unless --force.
+    ///
+    /// Example: culvert init my-culvert && cd my-culvert && culvert run
+    Init(init::InitArgs),
+    /// Write a working directory (a temporary one unless given) and run a demo pipeline
+    /// (generator -> log) on it with the state in memory; Ctrl-C stops it.
+    ///
+    /// Example: culvert quickstart
+    Quickstart(init::QuickstartArgs),
     /// Check the log: gapless sequence, every event decodes, every stream's versions
     /// consecutive. Exits 1 naming the first problem.
     ///
@@ -648,6 +689,24 @@ impl RunArgs {
     }
 }
 
+/// The fail points named in `FAILPOINTS` (`point=action;...`, the `fail` crate's syntax),
+/// configured for as long as the returned scenario lives. An error if the variable is set
+/// but this build has no fail points (only test builds do): a reliability test must not
+/// pass because its crash never happened.
+fn failpoints() -> anyhow::Result<Option<fail::FailScenario<'static>>> {
+    let Some(points) = std::env::var_os("FAILPOINTS") else {
+        return Ok(None);
+    };
+    if !fail::has_failpoints() {
+        anyhow::bail!(
+            "FAILPOINTS is set ({points:?}) but this build has no fail points; they are \
+             compiled in only for tests (the `fail` crate's `failpoints` feature)"
+        );
+    }
+    tracing::warn!(points = ?points, "fail points configured");
+    Ok(Some(fail::FailScenario::setup()))
+}
+
 fn main() -> std::process::ExitCode {
     let (cli, warnings) = match parse_cli() {
         Ok(parsed) => parsed,
@@ -663,6 +722,7 @@ fn main() -> std::process::ExitCode {
         Commands::Processors(command) => cli::run_processors(command),
         Commands::Plugins(command) => cli::run_plugins(command),
         Commands::Info(remote) => cli::run_info(remote),
+        Commands::Mcp(args) => mcp::run(args),
         Commands::Version => {
             println!("{}", version_line());
             std::process::ExitCode::SUCCESS
@@ -678,6 +738,7 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Commands::Revert(args) => cli::run_revert(args),
+        Commands::Oracle(command) => oracle::run(command),
         Commands::Top(args) => top::run(args),
         Commands::Tokens(command) => security::run_tokens(command),
         Commands::Events(tools::EventsCommand::Ls(args)) => tools::exit(tools::events_ls(args)),
@@ -694,11 +755,23 @@ fn main() -> std::process::ExitCode {
         Commands::Replay { to, into, data } => tools::exit(tools::replay(data, to, into)),
         Commands::Verify { data } => tools::exit(tools::verify(data)),
         Commands::Secrets(command) => secrets::run(command),
+        Commands::Doctor(args) => doctor::run(*args),
+        Commands::Config(args) => effective_config::run(*args, Cli::command()),
+        Commands::Init(args) => init::init(args, run_command()),
+        Commands::Quickstart(args) => init::quickstart(args, run_command()),
         Commands::Run(args) => {
             if let Err(error) = init_logging(&args) {
                 eprintln!("error: {error:#}");
                 return std::process::ExitCode::from(2);
             }
+            // Fail points (reliability tests): configured from `FAILPOINTS` for the whole run.
+            let _failpoints = match failpoints() {
+                Ok(scenario) => scenario,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
             for warning in warnings {
                 tracing::warn!("{warning}");
             }
@@ -735,13 +808,26 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The `culvert run` command (its flags are the settings `init` writes out).
+fn run_command() -> &'static clap::Command {
+    static COMMAND: std::sync::OnceLock<clap::Command> = std::sync::OnceLock::new();
+    COMMAND.get_or_init(|| {
+        let mut cli = Cli::command();
+        cli.build();
+        cli.find_subcommand("run")
+            .expect("the run subcommand exists")
+            .clone()
+    })
+}
+
 /// Parse the command line, then fill every setting that neither a flag nor an environment
 /// variable gave from the config file, through the same parser (so a file value is checked
 /// exactly like a flag). Returns the settings and warnings about the file to log.
 fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let matches = Cli::command().get_matches_from(&argv);
-    let Some(("run", run)) = matches.subcommand() else {
+    // `doctor` and `config` take `run`'s settings, resolved the same way.
+    let Some((verb @ ("run" | "doctor" | "config"), run)) = matches.subcommand() else {
         return Ok((Cli::from_arg_matches(&matches)?, vec![]));
     };
     let path: PathBuf = run
@@ -765,8 +851,8 @@ fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
     }
     let command = Cli::command();
     let run_command = command
-        .find_subcommand("run")
-        .expect("the run subcommand exists");
+        .find_subcommand(verb)
+        .expect("the subcommand exists");
     let mut extra = Vec::new();
     let mut warnings = Vec::new();
     for (key, value) in values {
@@ -798,7 +884,7 @@ fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
     // Insert the file's values right after `run`, before the user's own flags.
     let position = argv
         .iter()
-        .position(|a| a == "run")
+        .position(|a| a == verb)
         .map_or(argv.len(), |p| p + 1);
     let mut full = argv[..position].to_vec();
     full.extend(extra);

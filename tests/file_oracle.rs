@@ -12,7 +12,7 @@
 //! What it does not prove: loss at a machine crash (the destination does not fsync by
 //! default) — the store's crash test and the destination's `sync` cover that separately.
 
-use crate::harness::{data_dir, xorshift, Server};
+use crate::harness::{data_dir, xorshift, LineCounter, Server};
 use crate::http_client::call;
 use culvert_domain::{Data, Record};
 use serde_json::json;
@@ -156,28 +156,6 @@ fn start_pipeline(address: &str, input: &Path, out: &Path) -> String {
     }
     call(address, "POST", &format!("/v1/pipelines/{id}/start"), None);
     id
-}
-
-/// Counts the lines of a growing file, reading only what was added since the last look.
-#[derive(Default)]
-struct LineCounter {
-    read: u64,
-    lines: usize,
-}
-
-impl LineCounter {
-    fn count(&mut self, path: &Path) -> usize {
-        use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut file) = std::fs::File::open(path) else {
-            return 0;
-        };
-        let mut added = Vec::new();
-        file.seek(SeekFrom::Start(self.read)).unwrap();
-        file.read_to_end(&mut added).unwrap();
-        self.read += added.len() as u64;
-        self.lines += added.iter().filter(|b| **b == b'\n').count();
-        self.lines
-    }
 }
 
 /// Wait until every id has arrived (polling the file: it has no change notification).

@@ -145,6 +145,28 @@ impl Server {
             }
         }
     }
+
+    /// Wait (up to `limit`) for the process to exit by itself, draining its output; fails
+    /// the test at once if it logs a line containing `fatal` first (so a run that went
+    /// wrong says why instead of running into the limit).
+    pub fn wait_for_exit_unless(&mut self, limit: Duration, fatal: &str) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self.seen.iter().find(|l| l.contains(fatal)) {
+                panic!("the server logged {fatal:?} before it exited: {line}");
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+                    self.seen.push(line);
+                }
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit in time");
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(20)) {
+                self.seen.push(line);
+            }
+        }
+    }
 }
 
 impl Drop for Server {
@@ -197,11 +219,39 @@ pub fn culvert(args: &[&str]) -> (i32, String, String) {
 
 /// Poll `condition` (a file, a status over the API: things with no change notification)
 /// until it holds; fails the test at the deadline, naming `what`.
-pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
+pub fn wait_until(what: &str, condition: impl FnMut() -> bool) {
+    wait_until_within(what, DEADLINE, condition);
+}
+
+/// As [`wait_until`], with its own time limit (for long runs).
+pub fn wait_until_within(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    poll_until(limit, Duration::from_millis(20), || {
+        if condition() {
+            Ok(())
+        } else {
+            Err(format!("waiting for {what}"))
+        }
+    });
+}
+
+/// Call `step` every `every` until it returns `Ok`; fails the test after `limit` with the
+/// last `Err` it gave (which says how far things got). For conditions with no change
+/// notification to wait on (a file, a broker, a status over the API).
+pub fn poll_until<T>(
+    limit: Duration,
+    every: Duration,
+    mut step: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match step() {
+            Ok(done) => return done,
+            Err(progress) => assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?}: {progress}"
+            ),
+        }
+        std::thread::sleep(every);
     }
 }
 
@@ -271,5 +321,30 @@ pub async fn grpc_clients(address: &str) -> GrpcClients {
         pipelines: pb::pipeline_service_client::PipelineServiceClient::new(channel.clone()),
         connectors: pb::connector_service_client::ConnectorServiceClient::new(channel.clone()),
         processors: pb::processor_service_client::ProcessorServiceClient::new(channel),
+    }
+}
+
+/// Counts the lines of a growing file, reading only what was added since the last look.
+#[derive(Default)]
+pub struct LineCounter {
+    read: u64,
+    lines: usize,
+}
+
+impl LineCounter {
+    /// The whole lines in `path` now (0 while it does not exist).
+    pub fn count(&mut self, path: &Path) -> usize {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(path) else {
+            return 0;
+        };
+        let mut added = Vec::new();
+        file.seek(SeekFrom::Start(self.read)).unwrap();
+        file.read_to_end(&mut added).unwrap();
+        // Count whole lines only; a partly written one is read again next time.
+        let whole = added.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        self.read += whole as u64;
+        self.lines += added[..whole].iter().filter(|b| **b == b'\n').count();
+        self.lines
     }
 }

@@ -23,7 +23,7 @@
 //! What they do not prove: a broker crash (one broker, its data on a temp dir), or a
 //! member killed while others in its group keep reading.
 
-use crate::harness::{xorshift, Server};
+use crate::harness::{poll_until, xorshift, LineCounter, Server};
 use crate::http_client::call;
 use crate::kafka::KafkaBroker;
 use culvert_connectors::kafka::{admin, source::KafkaPosition};
@@ -79,30 +79,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// Counts the lines of a growing file, reading only what was added since the last look.
-#[derive(Default)]
-struct LineCounter {
-    read: u64,
-    lines: usize,
-}
-
-impl LineCounter {
-    fn count(&mut self, path: &Path) -> usize {
-        use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut file) = std::fs::File::open(path) else {
-            return 0;
-        };
-        let mut added = Vec::new();
-        file.seek(SeekFrom::Start(self.read)).unwrap();
-        file.read_to_end(&mut added).unwrap();
-        // Count whole lines only; a partly written one is read again next time.
-        let whole = added.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        self.read += whole as u64;
-        self.lines += added[..whole].iter().filter(|b| **b == b'\n').count();
-        self.lines
-    }
 }
 
 /// Wait until `out` has at least `lines` lines; fails after `stall` without progress.
@@ -347,14 +323,16 @@ fn kafka_to_file_loses_nothing_across_sigkills() {
         // Kill while records are moving: at a seeded point of this round's share.
         let share = records / (KILLS + 1);
         let point = round * share + share / 4 + (xorshift(&mut seed) as usize) % (share / 2);
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while counter.count(&out) < point {
-            assert!(
-                Instant::now() < deadline,
-                "the pipeline did not reach record {point} in round {round}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        poll_until(
+            Duration::from_secs(300),
+            Duration::from_millis(5),
+            || match counter.count(&out) >= point {
+                true => Ok(()),
+                false => Err(format!(
+                    "the pipeline did not reach record {point} in round {round}"
+                )),
+            },
+        );
         server.kill();
         // invariant checked: the group's committed offsets never pass a record that is not
         // in the file (the server is dead: neither changes now).
@@ -379,20 +357,14 @@ fn kafka_to_file_loses_nothing_across_sigkills() {
     wait_for_lines(&out, records, Duration::from_secs(90));
     // Every id there (duplicates may make the count reach `records` early): wait for the
     // last missing ones.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+    poll_until(Duration::from_secs(120), Duration::from_millis(500), || {
         let ids: std::collections::HashSet<usize> =
             tally(&out).iter().map(|(id, _, _)| *id).collect();
-        if ids.len() == records {
-            break;
+        match ids.len() == records {
+            true => Ok(()),
+            false => Err(format!("{} of {records} ids arrived", ids.len())),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {records} ids arrived",
-            ids.len()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    });
     let elapsed = started.elapsed();
     stop(server, &address, &["from-kafka"]);
 
@@ -577,30 +549,30 @@ fn generator_to_kafka_loses_nothing_across_sigkills() {
     for round in 0..KILLS {
         let share = records / (KILLS + 1);
         let point = round * share + share / 4 + (xorshift(&mut seed) as usize) % (share / 2);
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while produced() < point {
-            assert!(
-                Instant::now() < deadline,
-                "the pipeline did not reach record {point} in round {round}"
-            );
-            // The broker has no change notification to wait on: poll.
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // The broker has no change notification to wait on: poll.
+        poll_until(
+            Duration::from_secs(300),
+            Duration::from_millis(20),
+            || match produced() >= point {
+                true => Ok(()),
+                false => Err(format!(
+                    "the pipeline did not reach record {point} in round {round}"
+                )),
+            },
+        );
         server.kill();
         at_kills.push(produced());
         server = Server::start_with_env(&data, &args, &env);
     }
     let address = server.http_address();
     // Every id in the topic (duplicates may make the count reach `records` early).
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while produced() < records {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {records} produced",
-            produced()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll_until(Duration::from_secs(300), Duration::from_millis(200), || {
+        let produced = produced();
+        match produced >= records {
+            true => Ok(()),
+            false => Err(format!("{produced} of {records} produced")),
+        }
+    });
     stop(server, &address, &["to-kafka"]);
     let total = produced();
     let messages = read_topic(&servers, "produced", total);

@@ -2,6 +2,10 @@
 //! One test binary (modules below) to keep link time down.
 
 mod admin_cli;
+mod cli_config;
+mod cli_doctor;
+mod cli_init;
+mod cli_validate;
 mod conduit_parity;
 mod config;
 mod crash;
@@ -19,7 +23,9 @@ mod kafka;
 mod kafka_pipeline;
 mod kafka_standalone;
 mod logging;
+mod mcp;
 mod metrics;
+mod oracle;
 mod pg;
 mod positions;
 mod postgres_builtin;
@@ -28,6 +34,7 @@ mod postgres_builtin_parity;
 mod postgres_standalone;
 mod processors;
 mod provisioning;
+mod reliability;
 mod reload;
 mod revert;
 mod s3;

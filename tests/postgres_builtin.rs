@@ -11,11 +11,10 @@
 //! exported snapshot), acks move the slot. What it does not: behaviour across crashes
 //! (`postgres_builtin_kill`).
 
-use crate::harness::{data_dir, json_lines, Server, DEADLINE};
+use crate::harness::{data_dir, json_lines, wait_until_within, Server, DEADLINE};
 use crate::pg::Postgres;
 use serde_json::Value;
 use std::path::Path;
-use std::time::Instant;
 
 /// Rows in the table before the pipeline starts.
 pub const ROWS: i64 = 100_000;
@@ -27,15 +26,6 @@ pub fn count_lines(path: &Path) -> usize {
         .iter()
         .filter(|b| **b == b'\n')
         .count()
-}
-
-/// Wait until `condition` holds, failing after `limit` with `what`.
-pub fn wait_for(what: &str, limit: std::time::Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// A change the test makes, as the record for it must show it.
@@ -184,7 +174,7 @@ fn builtin_postgres_snapshot_and_live_changes_arrive_exactly_once_in_commit_orde
 
     // Changes while the snapshot is read: once the slot exists, everything committed
     // belongs to the stream.
-    wait_for("the replication slot", DEADLINE, || {
+    wait_until_within("the replication slot", DEADLINE, || {
         pg.query(
             "shop",
             "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'e2e_slot'",
@@ -197,7 +187,7 @@ fn builtin_postgres_snapshot_and_live_changes_arrive_exactly_once_in_commit_orde
         written_before < ROWS as usize,
         "the snapshot was over ({written_before} records) before the changes"
     );
-    wait_for("the snapshot", DEADLINE * 3, || {
+    wait_until_within("the snapshot", DEADLINE * 3, || {
         count_lines(&out) >= ROWS as usize
     });
     // Changes after the snapshot.
@@ -205,9 +195,9 @@ fn builtin_postgres_snapshot_and_live_changes_arrive_exactly_once_in_commit_orde
     pg.sql("shop", &after_sql);
     expected.extend(after);
     let total = ROWS as usize + expected.len();
-    wait_for("every change", DEADLINE * 3, || count_lines(&out) >= total);
+    wait_until_within("every change", DEADLINE * 3, || count_lines(&out) >= total);
     // Acks reach the slot: with nothing in flight its lag returns to 0.
-    wait_for("the slot's lag to return to 0", DEADLINE, || {
+    wait_until_within("the slot's lag to return to 0", DEADLINE, || {
         slot_lag(&pg, "shop", "e2e_slot") == "0"
     });
     let records = json_lines(&out);
@@ -286,7 +276,7 @@ pipelines:
             ("PG_DST_URL", pg.url("dst").as_ref()),
         ],
     );
-    wait_for("the replication slot", DEADLINE, || {
+    wait_until_within("the replication slot", DEADLINE, || {
         pg.query(
             "src",
             "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'copy_slot'",
@@ -315,10 +305,10 @@ pipelines:
     let checksum =
         "SELECT count(*) || ' ' || md5(string_agg(t::text, '|' ORDER BY id)) FROM accounts t";
     let want = pg.query("src", checksum);
-    wait_for("the target to match the source", DEADLINE * 3, || {
+    wait_until_within("the target to match the source", DEADLINE * 3, || {
         pg.query("dst", checksum) == want
     });
-    wait_for("the slot's lag to return to 0", DEADLINE, || {
+    wait_until_within("the slot's lag to return to 0", DEADLINE, || {
         slot_lag(&pg, "src", "copy_slot") == "0"
     });
     assert_eq!(pg.query("dst", checksum), want);

@@ -10,9 +10,9 @@
 //! Each change is unique (insert of a new id, update to a new value, delete of an id
 //! deleted once), so its identity is its operation, id and value.
 
-use crate::harness::{data_dir, json_lines, DEADLINE};
+use crate::harness::{data_dir, json_lines, wait_until_within, DEADLINE};
 use crate::pg::Postgres;
-use crate::postgres_builtin::{count_lines, slot_lag, wait_for};
+use crate::postgres_builtin::{count_lines, slot_lag};
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -96,7 +96,7 @@ pipelines:
     let url = pg.url("kills");
     let start = || crate::postgres_builtin::server(&data, &pipelines, &url, dir.path());
     let mut server = start();
-    wait_for("the snapshot", DEADLINE, || {
+    wait_until_within("the snapshot", DEADLINE, || {
         count_lines(&out) >= INITIAL as usize
     });
 
@@ -134,7 +134,7 @@ pipelines:
 
     for round in 0..KILLS {
         let seen = count_lines(&out);
-        wait_for(&format!("progress before kill {round}"), DEADLINE, || {
+        wait_until_within(&format!("progress before kill {round}"), DEADLINE, || {
             count_lines(&out) >= seen + BETWEEN_KILLS + round * 137
         });
         server.kill();
@@ -142,7 +142,7 @@ pipelines:
     }
     // A little more after the last restart, then stop writing.
     let seen = count_lines(&out);
-    wait_for("progress after the last restart", DEADLINE, || {
+    wait_until_within("progress after the last restart", DEADLINE, || {
         count_lines(&out) >= seen + BETWEEN_KILLS
     });
     stop.store(true, Ordering::Relaxed);
@@ -152,10 +152,10 @@ pipelines:
     let mut expected: Vec<String> = (1..=INITIAL).map(|i| format!("snapshot:{i}:{i}")).collect();
     expected.extend(changes);
     assert!(expected.len() >= CHANGES, "{} changes", expected.len());
-    wait_for("every change in the file", DEADLINE * 5, || {
+    wait_until_within("every change in the file", DEADLINE * 5, || {
         count_lines(&out) >= expected.len()
     });
-    wait_for("the slot's lag to return to 0", DEADLINE, || {
+    wait_until_within("the slot's lag to return to 0", DEADLINE, || {
         slot_lag(&pg, "kills", "kill_slot") == "0"
     });
     let records = json_lines(&out);

@@ -14,9 +14,9 @@
 //! REPLICA IDENTITY FULL: it cannot encode a NULL, such as the non-key columns of a delete's
 //! old row under the default identity, under the schema it makes.)
 
-use crate::harness::{data_dir, json_lines, Server, DEADLINE};
+use crate::harness::{data_dir, json_lines, wait_until_within, Server, DEADLINE};
 use crate::pg::Postgres;
-use crate::postgres_builtin::{count_lines, wait_for};
+use crate::postgres_builtin::count_lines;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -126,7 +126,7 @@ fn builtin_postgres_writes_the_records_conduits_connector_writes() {
     );
     let conduit = dir.path().join("conduit.jsonl");
     let culvert = dir.path().join("culvert.jsonl");
-    wait_for("both snapshots", DEADLINE, || {
+    wait_until_within("both snapshots", DEADLINE, || {
         count_lines(&conduit) >= 4 && count_lines(&culvert) >= 4
     });
     for statement in [
@@ -144,7 +144,7 @@ fn builtin_postgres_writes_the_records_conduits_connector_writes() {
         pg.sql("parity", statement);
     }
     let total = 4 + 8;
-    wait_for("every change in both files", DEADLINE, || {
+    wait_until_within("every change in both files", DEADLINE, || {
         count_lines(&conduit) >= total && count_lines(&culvert) >= total
     });
     let conduit = by_collection(&conduit);

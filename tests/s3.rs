@@ -215,14 +215,7 @@ pub(crate) fn text(data: &Option<Data>) -> String {
 /// Wait (polling the output file: it has no change notification) until `done` holds for
 /// its records; fails at `deadline`.
 fn wait_for(out: &Path, what: &str, deadline: Duration, mut done: impl FnMut(&[Record]) -> bool) {
-    let started = Instant::now();
-    loop {
-        if done(&records(out)) {
-            return;
-        }
-        assert!(started.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    crate::harness::wait_until_within(what, deadline, || done(&records(out)));
 }
 
 const LINES: usize = 100_000;

@@ -55,15 +55,13 @@ fn records(path: &Path) -> Vec<Record> {
 }
 
 fn wait_for_count(paths: &[&Path], count: usize) {
-    let started = Instant::now();
-    while paths.iter().any(|p| records(p).len() < count) {
+    crate::harness::poll_until(Duration::from_secs(300), Duration::from_millis(100), || {
         let counts: Vec<usize> = paths.iter().map(|p| records(p).len()).collect();
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "waiting for {count} records, have {counts:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        match counts.iter().all(|n| *n >= count) {
+            true => Ok(()),
+            false => Err(format!("waiting for {count} records, have {counts:?}")),
+        }
+    });
 }
 
 #[test]

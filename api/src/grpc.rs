@@ -535,8 +535,11 @@ impl Api {
 
 /// Who is calling, and why. With authentication on, the actor is the identity the
 /// server verified ([`Authenticated`]: `token:<name>` or `cert:<subject>`), whatever
-/// `culvert-actor` says; without it, the `culvert-actor` metadata if the client sent one
-/// (`user:<name>`), else `api`. The client's `culvert-reason` is recorded beside the actor
+/// `culvert-actor` says (so `culvert mcp` then acts as its token's identity); without it,
+/// the `culvert-actor` metadata if the client sent one, else `api`: a value beginning with
+/// `mcp:` (what `culvert mcp` sends, `mcp:<MCP client name>`) is recorded verbatim, any
+/// other as `user:<value>`. The HTTP API passes its `culvert-actor` header here, so both
+/// APIs record the same actor. The client's `culvert-reason` is recorded beside the actor
 /// (INVALID_ARGUMENT if it is too long or holds control characters); the correlation id
 /// is its `x-request-id` if given.
 pub(crate) fn context<T>(request: &Request<T>) -> Result<Context, Status> {
@@ -546,8 +549,7 @@ pub(crate) fn context<T>(request: &Request<T>) -> Result<Context, Status> {
         None => meta
             .get("culvert-actor")
             .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .map_or_else(|| "api".to_owned(), |v| format!("user:{v}")),
+            .map_or_else(|| "api".to_owned(), claimed_actor),
     };
     let reason = crate::auth::reason(meta.get("culvert-reason").map(|v| v.as_bytes()))?;
     let mut context = Context::new(actor).with_reason(reason);
@@ -555,6 +557,16 @@ pub(crate) fn context<T>(request: &Request<T>) -> Result<Context, Status> {
         context.correlation_id = id.to_owned();
     }
     Ok(context)
+}
+
+/// The actor an unauthenticated caller's `culvert-actor` value names: `mcp:<name>` verbatim
+/// (an MCP client through `culvert mcp`), `user:<value>` for anything else, `api` when empty.
+fn claimed_actor(value: &str) -> String {
+    match value.strip_prefix("mcp:") {
+        Some(name) if !name.is_empty() => value.to_owned(),
+        _ if value.is_empty() => "api".to_owned(),
+        _ => format!("user:{value}"),
+    }
 }
 
 /// Run a write (which may fsync) off the async runtime.
@@ -1255,5 +1267,24 @@ mod tests {
             api.readiness().await,
             Err("the read models are catching up with the event log")
         );
+    }
+
+    #[test]
+    fn a_claimed_actor_is_a_user_unless_it_names_an_mcp_client() {
+        let actor = |value: Option<&str>| {
+            let mut request = Request::new(());
+            if let Some(value) = value {
+                request
+                    .metadata_mut()
+                    .insert("culvert-actor", value.parse().unwrap());
+            }
+            context(&request).unwrap().actor
+        };
+        assert_eq!(actor(None), "api");
+        assert_eq!(actor(Some("")), "api");
+        assert_eq!(actor(Some("alice")), "user:alice");
+        assert_eq!(actor(Some("mcp:claude-code")), "mcp:claude-code");
+        assert_eq!(actor(Some("mcp:")), "user:mcp:");
+        assert_eq!(actor(Some("user:mcp:x")), "user:user:mcp:x");
     }
 }

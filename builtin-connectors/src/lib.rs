@@ -3,6 +3,9 @@
 //! * [`generator`]: made-up records at a rate or in bursts (Conduit's `builtin:generator`);
 //! * [`file`]: lines of a file as records, and records written as lines;
 //! * [`log`]: a destination that logs each record;
+//! * [`oracle`]: records with checkable ids and hashes, a destination that writes down what
+//!   arrived, and the verdict that counts lost, duplicated, reordered and corrupted records
+//!   (the reliability suite's data oracle);
 //! * `s3` (crate `culvert-connector-s3`): the objects of an S3 bucket and their changes as
 //!   records, and records written as objects (Conduit's `builtin:s3`);
 //! * `kafka` (crate `culvert-connector-kafka`, re-exported as [`kafka`]): Kafka topics
@@ -21,6 +24,7 @@
 pub mod file;
 pub mod generator;
 pub mod log;
+pub mod oracle;
 pub mod sdk_schema;
 
 /// The Kafka connector's crate (its `admin` look-ups serve the end-to-end tests).
@@ -37,6 +41,8 @@ fn builtins() -> Vec<(Arc<dyn ConnectorPlugin>, bool)> {
         (Arc::new(generator::Generator::new()), true),
         (Arc::new(file::File::new()), false),
         (Arc::new(log::Log::new()), true),
+        // The oracle's payloads are raw bytes: no schemas.
+        (Arc::new(oracle::Oracle::new()), false),
         // Conduit's S3 source does not extract schemas by default (objects are raw).
         (Arc::new(culvert_connector_s3::S3::new()), false),
         // Conduit's Kafka source does not extract schemas by default (messages are raw).

@@ -542,6 +542,14 @@ fn release(
     Ok(newest)
 }
 
+/// End the process at once, as a power cut or `kill -9` would: no destructor runs, nothing
+/// is flushed. Only reached through a fail point configured in a test build (the `fail`
+/// crate's `failpoints` feature; `FAILPOINTS=<point>=return` in the server's environment).
+fn crash(point: &str) -> ! {
+    eprintln!("fail point {point}: crashing the process");
+    std::process::abort()
+}
+
 /// Now, as Unix seconds (0 if the clock is before 1970).
 fn unix_seconds() -> f64 {
     std::time::SystemTime::now()
@@ -1032,6 +1040,10 @@ async fn run_graph(
                         let nacked = dlq.lock().await.nack(record, &error, &name, origin).await;
                         nacked.map_err(|e| refusal(e.to_string()))?;
                     }
+                    // Reliability tests crash here: written, not yet reported (so never acked).
+                    fail::fail_point!("engine::destination::after_write_before_ack", |_| {
+                        crash("engine::destination::after_write_before_ack")
+                    });
                     let written = Done {
                         source: batch.source,
                         tickets: Arc::try_unwrap(tickets)
@@ -1170,6 +1182,12 @@ async fn run_graph(
                             let connector = source_ids[index].clone();
                             let letters = letter_box.clone().filter(|_| Some(index) == replay_index);
                             saving = Some(tokio::task::spawn_blocking(move || {
+                                // Reliability tests crash here (every destination has the
+                                // records, the position is not saved yet), or delay the
+                                // save to hold this window open (`sleep(ms)`).
+                                fail::fail_point!("engine::acker::after_release_before_persist", |_| {
+                                    crash("engine::acker::after_release_before_persist")
+                                });
                                 // A re-injected letter's "position" is its number: every
                                 // destination has the letters up to it, so they go.
                                 let result = match letters {
@@ -1207,6 +1225,12 @@ async fn run_graph(
                         if let Some(saved_at) = &saved_at {
                             saved_at.set(unix_seconds());
                         }
+                        // Reliability tests crash here: the position is saved, the source
+                        // not told yet (a source that drops upstream data on ack must still
+                        // have it).
+                        fail::fail_point!("engine::acker::after_persist_before_source_ack", |_| {
+                            crash("engine::acker::after_persist_before_source_ack")
+                        });
                         // The source may already be gone (cancelled); nothing to tell then.
                         let _ = ack_txs[saved.source].send(saved.position);
                     }

@@ -3,8 +3,14 @@
 //! [`Projections`] holds the current [`ControlPlane`] in memory; the API serves every read
 //! from it. On open it loads the latest snapshot and folds the tail of the log after it (or
 //! the whole log when there is no usable snapshot); afterwards the command layer hands it
-//! each appended batch, in order, so a client reads its own write. Snapshots are written
-//! every [`ProjectionOptions::snapshot_every`] events.
+//! each appended batch, in order, so a client reads its own write. A batch is folded all or
+//! nothing: a fold cut short puts the state back as it was before the batch. Snapshots are
+//! written every [`ProjectionOptions::snapshot_every`] events.
+//!
+//! Fail points (tests only, feature `failpoints` of the `fail` crate):
+//! `projections::apply::mid_update` half-way through folding a batch, and
+//! `projections::snapshot::mid_write` between storing the latest snapshot (one atomic put)
+//! and its copy along the log.
 //!
 //! Time travel is a fold up to a sequence number ([`fold_to`]) or a time
 //! ([`fold_to_time`]), starting from the nearest snapshot not past the target: besides the
@@ -84,6 +90,8 @@ pub struct OpenReport {
 /// The in-memory read models.
 pub struct Projections {
     state: RwLock<ControlPlane>,
+    /// Where an interrupted [`apply`](Self::apply) puts the state back from.
+    rollback: Mutex<Rollback>,
     options: ProjectionOptions,
     last_snapshot: Mutex<Seq>,
     /// The sequence number of the last event folded, for readers that wait for a change.
@@ -138,9 +146,16 @@ impl Projections {
             "control-plane projections rebuilt"
         );
         let applied = tokio::sync::watch::Sender::new(state.last_seq());
+        let mut rollback = Rollback {
+            base: Vec::new(),
+            base_seq: Seq::ZERO,
+            since: Vec::new(),
+        };
+        rollback.rebase(&state)?;
         Ok((
             Self {
                 state: RwLock::new(state),
+                rollback: Mutex::new(rollback),
                 options,
                 last_snapshot: Mutex::new(snapshot_seq.unwrap_or(Seq::ZERO)),
                 applied,
@@ -155,6 +170,12 @@ impl Projections {
     }
 
     /// Fold a batch of just-appended events, which must directly follow the current state.
+    ///
+    /// All or nothing: readers wait while the batch is folded, and if the fold is cut short
+    /// (a panic, or the `projections::apply::mid_update` fail point half-way through the
+    /// batch) the state is put back as it was before the batch, so nobody ever reads half a
+    /// batch. Putting it back costs a fold from the last rollback point (a snapshot's bytes);
+    /// a fold that completes costs nothing extra but keeping the events.
     pub fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
         let mut state = self.state.write();
         if let Some(first) = events.first() {
@@ -165,11 +186,41 @@ impl Projections {
                 });
             }
         }
-        for event in events {
-            state.evolve(event);
+        let mut folding = Folding {
+            before: state.last_seq(),
+            state: &mut state,
+            rollback: &self.rollback,
+            done: false,
+        };
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 && i == events.len() / 2 {
+                fail::fail_point!("projections::apply::mid_update", |_| Err(
+                    StoreError::Injected("projections::apply::mid_update".into()).into()
+                ));
+            }
+            folding.state.evolve(event);
         }
-        self.applied.send_replace(state.last_seq());
+        folding.done = true;
+        let last = folding.state.last_seq();
+        let mut rollback = self.rollback.lock();
+        rollback.since.extend_from_slice(events);
+        // Bounded: a fresh rollback point now and then (snapshots also make one).
+        if rollback.since.len() as u64 >= self.rebase_every() {
+            if let Err(error) = rollback.rebase(folding.state) {
+                // The batch is folded; only the rollback point stays further back.
+                tracing::warn!(%error, "could not move the projection's rollback point");
+            }
+        }
+        drop(rollback);
+        drop(folding);
+        self.applied.send_replace(last);
         Ok(())
+    }
+
+    /// How many events the rollback keeps before it takes a fresh rollback point: twice the
+    /// snapshot interval (a snapshot normally comes first and resets it), at least 1,000.
+    fn rebase_every(&self) -> u64 {
+        (self.options.snapshot_every.saturating_mul(2)).max(1_000)
     }
 
     /// Changes whenever events are folded; its value is the last folded sequence number.
@@ -183,9 +234,14 @@ impl Projections {
     /// [`apply`](Self::apply) was refused). Returns how many events were folded.
     pub fn catch_up(&self, log: &dyn EventLog) -> Result<u64, ProjectionError> {
         let mut state = self.state.write();
-        let folded = fold_range(&mut state, log, Seq(u64::MAX))?;
+        let folded = fold_range(&mut state, log, Seq(u64::MAX));
+        // Whatever was folded (all of it or, after an error, part), the rollback point
+        // follows: events folded here did not pass through `apply`.
+        if let Err(error) = self.rollback.lock().rebase(&state) {
+            tracing::warn!(%error, "could not move the projection's rollback point");
+        }
         self.applied.send_replace(state.last_seq());
-        Ok(folded)
+        folded
     }
 
     /// Write a snapshot if `snapshot_every` events have passed since the last one.
@@ -203,14 +259,100 @@ impl Projections {
     pub fn write_snapshot(&self, log: &dyn EventLog) -> Result<Seq, ProjectionError> {
         let snapshot = snapshot_of(&self.state.read())?;
         let seq = snapshot.seq;
+        // The latest snapshot is one atomic put in the store (seq, format and bytes in one
+        // value): a reader finds the old one or the new one, never a mix.
         log.put_snapshot(SNAPSHOT_NAME, &snapshot)?;
+        // Between the two parts of a snapshot write: the latest is stored, its copy along
+        // the log not yet, and `last_snapshot` not advanced (the next due check retries).
+        fail::fail_point!("projections::snapshot::mid_write", |_| Err(
+            StoreError::Injected("projections::snapshot::mid_write".into()).into()
+        ));
         *self.last_snapshot.lock() = seq;
+        self.rollback.lock().rebased(seq, snapshot.data.clone());
         // A copy along the log for time travel; losing it costs only a longer fold.
         if let Err(error) = keep_history(log, &history_name(seq), &snapshot) {
             tracing::warn!(%error, seq = seq.0, "could not keep a snapshot along the log");
         }
         tracing::debug!(seq = seq.0, "control-plane snapshot written");
         Ok(seq)
+    }
+}
+
+/// What an interrupted [`Projections::apply`] rebuilds the state before its batch from: the
+/// state at a rollback point, serialised (the snapshot format), and every event folded
+/// since. A snapshot (whose bytes it reuses), a [`Projections::catch_up`] or a long run of
+/// applied events moves the point forward. Costs the state's serialised size plus the
+/// events since the point; a fold that completes never reads it.
+struct Rollback {
+    /// The serialised state at `base_seq`.
+    base: Vec<u8>,
+    base_seq: Seq,
+    /// Events folded after `base_seq`, in order.
+    since: Vec<RecordedEvent>,
+}
+
+impl Rollback {
+    /// Make `state` the rollback point.
+    fn rebase(&mut self, state: &ControlPlane) -> Result<(), ProjectionError> {
+        let snapshot = snapshot_of(state)?;
+        self.rebased(snapshot.seq, snapshot.data);
+        Ok(())
+    }
+
+    /// The state at `seq` (not before the current point), serialised, is the rollback point.
+    fn rebased(&mut self, seq: Seq, data: Vec<u8>) {
+        if seq < self.base_seq {
+            return;
+        }
+        self.base = data;
+        self.base_seq = seq;
+        self.since.retain(|event| event.seq > seq);
+    }
+
+    /// The state as of `seq`, which must be at or after the rollback point.
+    fn state_at(&self, seq: Seq) -> Result<ControlPlane, serde_json::Error> {
+        let mut state: ControlPlane = serde_json::from_slice(&self.base)?;
+        state.reindex();
+        for event in self.since.iter().take_while(|event| event.seq <= seq) {
+            state.evolve(event);
+        }
+        Ok(state)
+    }
+}
+
+/// A batch being folded into the state under the write lock. Dropped before it is `done`
+/// (an early return or a panic half-way), it puts the state back as it was before the batch.
+struct Folding<'a> {
+    before: Seq,
+    state: &'a mut ControlPlane,
+    rollback: &'a Mutex<Rollback>,
+    done: bool,
+}
+
+impl Drop for Folding<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        match self.rollback.lock().state_at(self.before) {
+            Ok(state) if state.last_seq() == self.before => {
+                *self.state = state;
+                tracing::warn!(
+                    seq = self.before.0,
+                    "folding a batch into the control-plane projection was interrupted; \
+                     the state is back before the batch"
+                );
+            }
+            Ok(state) => tracing::error!(
+                wanted = self.before.0,
+                got = state.last_seq().0,
+                "could not put the control-plane projection back: the rollback misses events"
+            ),
+            Err(error) => tracing::error!(
+                %error,
+                "could not put the control-plane projection back: unreadable rollback point"
+            ),
+        }
     }
 }
 

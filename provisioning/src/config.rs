@@ -326,7 +326,19 @@ impl Document<'_> {
         match &node.value {
             Value::Scalar { .. } if node.is_null() => Some(String::new()),
             Value::Scalar { text, .. } => Some(match self.env {
-                Some(env) => expand(text, env),
+                Some(env) => {
+                    if let Some(i) = unterminated_variable(text) {
+                        self.warn(
+                            node.at,
+                            path,
+                            format!(
+                                "\"${{\" without a closing \"}}\" in {text:?} (at offset {i}): \
+                                 it and the rest of the value are dropped"
+                            ),
+                        );
+                    }
+                    expand(text, env)
+                }
                 None => text.clone(),
             }),
             _ => {
@@ -370,6 +382,14 @@ impl Document<'_> {
             let Some(key_text) = self.string(key, path) else {
                 continue;
             };
+            if key_text.is_empty() {
+                self.error(
+                    key.at,
+                    &format!("{path}/"),
+                    "a setting's name can't be empty",
+                );
+                continue;
+            }
             let value_path = format!("{path}/{key_text}");
             if let Some(text) = self.string(value, &value_path) {
                 settings.insert(key_text, text);
@@ -901,8 +921,22 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     out
 }
 
-/// The known word closest to `word` (a likely typo), if any is close.
-fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+/// Where a `${` with no closing `}` starts in `text` (Go's `os.ExpandEnv` drops it and
+/// everything after it), if anywhere.
+fn unterminated_variable(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("${") {
+        let start = from + i;
+        match text[start + 2..].find('}') {
+            Some(end) => from = start + 2 + end + 1,
+            None => return Some(start),
+        }
+    }
+    None
+}
+
+/// The known word closest to `word` (a likely typo) by edit distance, if any is close.
+pub fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
         .map(|k| (distance(&word.to_lowercase(), k), *k))
@@ -928,4 +962,50 @@ fn distance(a: &str, b: &str) -> usize {
         std::mem::swap(&mut previous, &mut current);
     }
     previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        parse("t.yaml", text, &|_| None)
+            .problems
+            .iter()
+            .map(|p| format!("{} {}", p.at, p.path))
+            .collect()
+    }
+
+    const HEAD: &str = "version: \"2.2\"\npipelines:\n  - id: p\n    status: stopped\n    connectors:\n      - id: s\n        type: source\n        plugin: builtin:generator\n";
+
+    #[test]
+    fn an_empty_setting_name_is_an_error_at_its_key() {
+        let text = format!("{HEAD}        settings:\n          \"\": x\n");
+        assert_eq!(
+            problems(&text),
+            ["10:11 /pipelines/0/connectors/0/settings/"]
+        );
+    }
+
+    #[test]
+    fn an_unterminated_variable_is_a_warning() {
+        let text = format!(
+            "{HEAD}        settings:\n          a: \"${{HOME\"\n          b: \"${{A}}-$B\"\n"
+        );
+        assert_eq!(
+            problems(&text),
+            ["10:14 /pipelines/0/connectors/0/settings/a"]
+        );
+        assert_eq!(unterminated_variable("x${A}y${B"), Some(6));
+        assert_eq!(unterminated_variable("${A}${B}"), None);
+    }
+
+    #[test]
+    fn closest_finds_a_typo() {
+        assert_eq!(
+            closest("conectors", &["connectors", "id"]),
+            Some("connectors")
+        );
+        assert_eq!(closest("zzzzzz", &["connectors", "id"]), None);
+    }
 }

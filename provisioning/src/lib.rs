@@ -577,8 +577,9 @@ impl Provisioner {
     }
 
     /// Plugins and settings of a pipeline's connectors, processors and DLQ, against the
-    /// registries; each problem at the field.
-    fn check_plugins(&self, pipeline: &PipelineConfig) -> Vec<Problem> {
+    /// registries; each problem at the field. Writes nothing (`pipelines validate` uses it
+    /// offline, with a throw-away in-memory control plane).
+    pub fn check_plugins(&self, pipeline: &PipelineConfig) -> Vec<Problem> {
         let mut problems = Vec::new();
         let mut problem = |at, path: String, message: String| {
             problems.push(Problem {

@@ -397,6 +397,13 @@ impl EventLog for RocksStore {
         // stream index, cleared and set positions).
         self.db
             .write_opt(batch, &self.write_options(self.options.fsync))?;
+        // Reliability tests crash the process here: the batch is in the WAL but (with fsync
+        // off) not synced, and no caller has been told. There is no error to return: the
+        // write happened, so only a crash is a faithful failure at this point.
+        fail::fail_point!("store::append::after_write", |_| {
+            eprintln!("fail point store::append::after_write: crashing the process");
+            std::process::abort()
+        });
         writer.last_seq = seq;
         writer.last_time = now;
         writer.versions.extend(versions);

@@ -1,0 +1,498 @@
+//! `culvert doctor`: would `culvert run` work here, with these settings? Offline,
+//! non-destructive checks, as Conduit's `doctor`: the configuration (file and values,
+//! pipeline files), the data directory and store, the API addresses, the plugin
+//! directories, disk space, the open-file limit and the version. Each check prints
+//! `ok`, `warn` or `fail` with what to do about it.
+//!
+//! Doctor takes every `culvert run` flag, resolved the same way (flags, `CULVERT_*`
+//! variables, the config file, defaults). Exit codes as Conduit's: 0 when nothing
+//! failed (warnings never fail), 2 when a check found invalid configuration, 3 when the
+//! environment is not fit (a directory not writable, an address taken, the store not
+//! opening).
+
+use crate::{DbType, RunArgs};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// `culvert doctor`'s arguments: `culvert run`'s.
+#[derive(clap::Args, Debug)]
+pub(crate) struct DoctorArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// One JSON object per check instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How a check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Warn,
+    /// Failed, with the exit code it calls for (2 configuration, 3 environment).
+    Fail(u8),
+}
+
+/// One check's outcome.
+struct Check {
+    name: &'static str,
+    status: Status,
+    message: String,
+}
+
+/// Run the checks, print them, and exit with the worst failure's code.
+pub(crate) fn run(args: DoctorArgs) -> ExitCode {
+    let checks = checks(&args.run);
+    for check in &checks {
+        let status = match check.status {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail(_) => "fail",
+        };
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"check": check.name, "status": status, "message": check.message})
+            );
+        } else {
+            println!("{status:<5} {}: {}", check.name, check.message);
+        }
+    }
+    let count = |want: fn(Status) -> bool| checks.iter().filter(|c| want(c.status)).count();
+    let failed = count(|s| matches!(s, Status::Fail(_)));
+    if !args.json {
+        println!(
+            "summary: {} checks, {} ok, {} warnings, {failed} failed",
+            checks.len(),
+            count(|s| s == Status::Ok),
+            count(|s| s == Status::Warn)
+        );
+    }
+    let code = checks
+        .iter()
+        .filter_map(|c| match c.status {
+            Status::Fail(code) => Some(code),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    ExitCode::from(code)
+}
+
+fn checks(args: &RunArgs) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut add = |name, status, message: String| {
+        out.push(Check {
+            name,
+            status,
+            message,
+        })
+    };
+    add(
+        "version",
+        Status::Ok,
+        format!("culvert {}", crate::version_line()),
+    );
+    let (status, message) = config_file(&args.config_path);
+    add("config.file", status, message);
+    let (status, message) = config_values(args);
+    add("config.validate", status, message);
+    let (status, message) = pipelines(args.pipelines_path.as_deref());
+    add("config.pipelines", status, message);
+    let (status, message) = data_dir(args);
+    add("store.dir", status, message);
+    let (status, message) = store(args);
+    add("store.open", status, message);
+    let (status, message) = address("api.grpc.address", &args.grpc_address, None);
+    add("network.grpc", status, message);
+    let (status, message) = address("api.http.address", &args.http_address, Some("/healthz"));
+    add("network.http", status, message);
+    let (status, message) = plugins_dir("connectors.path", &args.connectors_path, false);
+    add("plugins.connectors_dir", status, message);
+    let (status, message) = plugins_dir("processors.path", &args.processors_path, true);
+    add("plugins.processors_dir", status, message);
+    let (status, message) = disk(&args.db_path, args.db_type);
+    add("disk.free", status, message);
+    let (status, message) = open_files();
+    add("limits.open_files", status, message);
+    out
+}
+
+type Outcome = (Status, String);
+
+fn config_file(path: &Path) -> Outcome {
+    if path.is_file() {
+        (Status::Ok, format!("read {}", path.display()))
+    } else {
+        (
+            Status::Ok,
+            format!(
+                "no config file at {}: defaults, CULVERT_* variables and flags apply \
+                 (`culvert init` writes one)",
+                path.display()
+            ),
+        )
+    }
+}
+
+fn config_values(args: &RunArgs) -> Outcome {
+    if let Err(error) = args.recovery() {
+        return (Status::Fail(2), format!("{error:#}"));
+    }
+    (Status::Ok, "settings are valid".to_owned())
+}
+
+fn pipelines(path: Option<&Path>) -> Outcome {
+    let Some(path) = path else {
+        return (
+            Status::Ok,
+            "no pipelines.path: pipelines come only from the API".to_owned(),
+        );
+    };
+    if !path.exists() {
+        return (
+            Status::Fail(2),
+            format!(
+                "pipelines.path {} does not exist: create it or point the setting elsewhere",
+                path.display()
+            ),
+        );
+    }
+    let findings = match crate::validate::findings(&[path.to_owned()]) {
+        Ok(findings) => findings,
+        Err((code, message)) => return (Status::Fail(code), message),
+    };
+    let errors = findings.iter().filter(|f| f.severity == "error").count();
+    let warnings = findings.len() - errors;
+    let again = format!("run `culvert pipelines validate {}`", path.display());
+    match (errors, warnings) {
+        (0, 0) => (Status::Ok, format!("{} is valid", path.display())),
+        (0, w) => (
+            Status::Warn,
+            format!("{}: {w} warning(s); {again}", path.display()),
+        ),
+        (e, _) => (
+            Status::Fail(2),
+            format!(
+                "{}: {e} error(s), those pipelines would be skipped; {again}",
+                path.display()
+            ),
+        ),
+    }
+}
+
+/// The closest ancestor of `path` that exists (`path` itself if it does).
+fn existing_ancestor(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    absolute
+        .ancestors()
+        .find(|p| p.exists())
+        .map(Path::to_owned)
+}
+
+/// Whether a file can be created (and removed) in the directory `dir`.
+fn writable(dir: &Path) -> Result<(), std::io::Error> {
+    let probe = dir.join(format!(".culvert-doctor-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}
+
+fn data_dir(args: &RunArgs) -> Outcome {
+    if args.db_type == DbType::Inmemory {
+        return (
+            Status::Ok,
+            "db.type inmemory: nothing is kept on disk (and nothing survives a restart)".to_owned(),
+        );
+    }
+    let path = &args.db_path;
+    let fix = "fix its permissions or set --db.rocksdb.path to a directory this user may write";
+    if path.exists() {
+        if !path.is_dir() {
+            return (
+                Status::Fail(3),
+                format!("{} is not a directory; {fix}", path.display()),
+            );
+        }
+        return match writable(path) {
+            Ok(()) => (
+                Status::Ok,
+                format!("{} exists and is writable", path.display()),
+            ),
+            Err(e) => (
+                Status::Fail(3),
+                format!("{} is not writable ({e}); {fix}", path.display()),
+            ),
+        };
+    }
+    let Some(ancestor) = existing_ancestor(path) else {
+        return (
+            Status::Fail(3),
+            format!("{}: cannot resolve the path", path.display()),
+        );
+    };
+    if !ancestor.is_dir() {
+        return (
+            Status::Fail(3),
+            format!(
+                "{} cannot be created: {} is a file; {fix}",
+                path.display(),
+                ancestor.display()
+            ),
+        );
+    }
+    match writable(&ancestor) {
+        Ok(()) => (
+            Status::Ok,
+            format!("{} does not exist yet; it will be created", path.display()),
+        ),
+        Err(e) => (
+            Status::Fail(3),
+            format!(
+                "{} cannot be created: {} is not writable ({e}); {fix}",
+                path.display(),
+                ancestor.display()
+            ),
+        ),
+    }
+}
+
+fn store(args: &RunArgs) -> Outcome {
+    if args.db_type == DbType::Inmemory {
+        return (Status::Ok, "in memory: no store to open".to_owned());
+    }
+    let path = &args.db_path;
+    if !path.join("CURRENT").exists() {
+        let empty = std::fs::read_dir(path).map_or(true, |mut d| d.next().is_none());
+        return if empty {
+            (
+                Status::Ok,
+                "no store yet: the first start creates it".to_owned(),
+            )
+        } else {
+            (
+                Status::Warn,
+                format!(
+                    "{} holds files but no RocksDB database: is it the right directory?",
+                    path.display()
+                ),
+            )
+        };
+    }
+    let data = crate::tools::DataDir { path: path.clone() };
+    match crate::tools::open(&data) {
+        Ok(store) => {
+            use culvert_store::EventLog as _;
+            (
+                Status::Ok,
+                format!(
+                    "opens read-only; layout version {} (current); {} events",
+                    culvert_migrations::LAYOUT_VERSION,
+                    store.head().0
+                ),
+            )
+        }
+        Err(crate::tools::Failure(_, message)) => (
+            Status::Fail(3),
+            format!(
+                "{message}; if the layout is older, start the server once to migrate it; if \
+                 newer, use the newer culvert"
+            ),
+        ),
+    }
+}
+
+/// Whether `address` can be listened on; if taken, whether a server answering `probe`
+/// (HTTP) holds it.
+fn address(setting: &str, address: &str, probe: Option<&str>) -> Outcome {
+    match TcpListener::bind(address) {
+        Ok(_) => (Status::Ok, format!("{address} is free")),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            if let Some(path) = probe {
+                if http_ok(address, path) {
+                    return (
+                        Status::Warn,
+                        format!(
+                            "{address} is taken by a server answering {path}: a Culvert (or \
+                             Conduit) already runs there; stop it, or set --{setting} for \
+                             this one"
+                        ),
+                    );
+                }
+            }
+            (
+                Status::Fail(3),
+                format!("{address} is in use by another program: free it or set --{setting}"),
+            )
+        }
+        Err(e) => (
+            Status::Fail(3),
+            format!(
+                "cannot listen on {address} ({e}): set --{setting} to an address of this machine"
+            ),
+        ),
+    }
+}
+
+/// Whether `GET path` on `address` answers 200.
+fn http_ok(address: &str, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Some(socket) = address.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&socket, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 16];
+    let n = stream.read(&mut head).unwrap_or(0);
+    String::from_utf8_lossy(&head[..n]).contains(" 200")
+}
+
+fn plugins_dir(setting: &str, path: &Path, wasm: bool) -> Outcome {
+    if !path.exists() {
+        return (
+            Status::Warn,
+            format!(
+                "{} does not exist: no standalone plugins load (create it to add some, or set \
+                 --{setting})",
+                path.display()
+            ),
+        );
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) => {
+            return (
+                Status::Fail(3),
+                format!(
+                    "{} cannot be read ({e}): fix its permissions or set --{setting}",
+                    path.display()
+                ),
+            )
+        }
+    };
+    let mut plugins = Vec::new();
+    for entry in entries.flatten() {
+        let file = entry.path();
+        let Ok(meta) = file.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let candidate = if wasm {
+            file.extension().is_some_and(|e| e == "wasm")
+        } else {
+            use std::os::unix::fs::PermissionsExt as _;
+            meta.permissions().mode() & 0o111 != 0
+        };
+        if candidate {
+            plugins.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    plugins.sort();
+    let kind = if wasm {
+        "WASM processor(s)"
+    } else {
+        "executable connector plugin(s)"
+    };
+    if plugins.is_empty() {
+        (
+            Status::Ok,
+            format!("{} is readable; no {kind} in it", path.display()),
+        )
+    } else {
+        (
+            Status::Ok,
+            format!(
+                "{} is readable; {} {kind}: {}",
+                path.display(),
+                plugins.len(),
+                plugins.join(", ")
+            ),
+        )
+    }
+}
+
+fn disk(path: &Path, db_type: DbType) -> Outcome {
+    if db_type == DbType::Inmemory {
+        return (Status::Ok, "in memory: no disk needed".to_owned());
+    }
+    let Some(dir) = existing_ancestor(path) else {
+        return (
+            Status::Warn,
+            format!("{}: cannot resolve the path", path.display()),
+        );
+    };
+    // POSIX `df -Pk`: the 4th field of the 2nd line is the space available, in KiB.
+    let output = std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(&dir)
+        .output();
+    let available = output.ok().and_then(|o| {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        text.lines()
+            .nth(1)?
+            .split_whitespace()
+            .nth(3)?
+            .parse::<u64>()
+            .ok()
+    });
+    let Some(kib) = available else {
+        return (
+            Status::Warn,
+            format!("could not measure the free space at {} (df)", dir.display()),
+        );
+    };
+    let mib = kib / 1024;
+    let text = format!("{mib} MiB free at {}", dir.display());
+    if mib < 100 {
+        (
+            Status::Fail(3),
+            format!("{text}: the store cannot grow; free space or move --db.rocksdb.path"),
+        )
+    } else if mib < 1024 {
+        (
+            Status::Warn,
+            format!("{text}: little room for the log and dead letters; free some space"),
+        )
+    } else {
+        (Status::Ok, text)
+    }
+}
+
+fn open_files() -> Outcome {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return (
+            Status::Warn,
+            "could not read the open-file limit (/proc/self/limits)".to_owned(),
+        );
+    };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .map(str::to_owned);
+    match soft.as_deref() {
+        Some("unlimited") => (Status::Ok, "open files: unlimited".to_owned()),
+        Some(n) => match n.parse::<u64>() {
+            Ok(n) if n < 1024 => (
+                Status::Warn,
+                format!(
+                    "open files limited to {n}: RocksDB and many connectors need more; raise \
+                     it (`ulimit -n 65536`, or LimitNOFILE= in a systemd unit)"
+                ),
+            ),
+            Ok(n) => (Status::Ok, format!("open files: up to {n}")),
+            Err(_) => (Status::Warn, format!("unrecognised open-file limit {n:?}")),
+        },
+        None => (
+            Status::Warn,
+            "no open-file limit in /proc/self/limits".to_owned(),
+        ),
+    }
+}

@@ -545,6 +545,10 @@ fn release(
 /// End the process at once, as a power cut or `kill -9` would: no destructor runs, nothing
 /// is flushed. Only reached through a fail point configured in a test build (the `fail`
 /// crate's `failpoints` feature; `FAILPOINTS=<point>=return` in the server's environment).
+#[allow(
+    dead_code,
+    reason = "called only from fail points, which compile to nothing outside test builds"
+)]
 fn crash(point: &str) -> ! {
     eprintln!("fail point {point}: crashing the process");
     std::process::abort()

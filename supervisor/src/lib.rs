@@ -116,7 +116,13 @@ struct StoreLetters {
     store: Arc<dyn DeadLetterStore>,
     pipeline: String,
     limits: LetterLimits,
+    /// Letters dropped for the limits since the last warning, and when that was: a full
+    /// store drops one letter per new one, so the warning says it once a minute at most.
+    dropped: Mutex<(u64, Option<std::time::Instant>)>,
 }
+
+/// How often, at most, the "dead letters dropped" warning is logged per pipeline.
+const DROPPED_LETTERS_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl culvert_engine::dlq::LetterBox for StoreLetters {
     fn keep(&self, letter: &DeadLetter) -> Result<(), String> {
@@ -130,12 +136,22 @@ impl culvert_engine::dlq::LetterBox for StoreLetters {
             )
             .map_err(|e| e.to_string())?;
         if kept.dropped > 0 {
-            tracing::warn!(
-                pipeline = %self.pipeline,
-                dropped = kept.dropped,
-                max_letters = self.limits.max_letters,
-                "the oldest dead letters were dropped to stay within the limits"
-            );
+            let mut dropped = self.dropped.lock().expect("lock");
+            dropped.0 += kept.dropped;
+            if dropped
+                .1
+                .is_none_or(|at| at.elapsed() >= DROPPED_LETTERS_WARNING_EVERY)
+            {
+                tracing::warn!(
+                    pipeline = %self.pipeline,
+                    dropped = dropped.0,
+                    max_letters = self.limits.max_letters,
+                    max_age_seconds = self.limits.max_age.as_secs(),
+                    "the oldest dead letters were dropped to stay within the limits \
+                     (--dlq.store.max-letters, --dlq.store.max-age); said at most once a minute"
+                );
+                *dropped = (0, Some(std::time::Instant::now()));
+            }
         }
         Ok(())
     }
@@ -759,6 +775,7 @@ impl Supervisor {
                         store: store.clone(),
                         pipeline: pipeline.id.to_string(),
                         limits: *limits,
+                        dropped: Mutex::new((0, None)),
                     }) as Arc<dyn culvert_engine::dlq::LetterBox>
                 }),
             }),

@@ -915,15 +915,23 @@ impl ControlPlane {
                     p.status = PipelineStatus::Stopping { force: *force }
                 })
             }
-            Event::PipelineStarted { id } => {
-                self.with_pipeline(id, at, version, |p| p.status = PipelineStatus::Running)
-            }
+            // A stop request outranks the engine's report that it started or is recovering:
+            // that report was on its way when the stop came (the engine reports "started"
+            // once every connector opened, which can be after a stop was asked for). Taking
+            // it would turn `Stopping` back into `Running` and lose the stop.
+            Event::PipelineStarted { id } => self.with_pipeline(id, at, version, |p| {
+                if !matches!(p.status, PipelineStatus::Stopping { .. }) {
+                    p.status = PipelineStatus::Running;
+                }
+            }),
             Event::PipelineStopped { id, reason } => self.with_pipeline(id, at, version, |p| {
                 p.status = PipelineStatus::Stopped { reason: *reason }
             }),
-            Event::PipelineRecovering { id, .. } => {
-                self.with_pipeline(id, at, version, |p| p.status = PipelineStatus::Recovering)
-            }
+            Event::PipelineRecovering { id, .. } => self.with_pipeline(id, at, version, |p| {
+                if !matches!(p.status, PipelineStatus::Stopping { .. }) {
+                    p.status = PipelineStatus::Recovering;
+                }
+            }),
             Event::PipelineDegraded { id, error } => self.with_pipeline(id, at, version, |p| {
                 p.status = PipelineStatus::Degraded {
                     error: error.clone(),

@@ -792,3 +792,35 @@ fn a_source_position_moves_only_while_stopped_and_only_for_a_source() {
         before + 1
     );
 }
+
+#[test]
+fn a_start_report_that_arrives_after_a_stop_request_does_not_undo_it() {
+    // The engine resumed at boot reports "started" once every connector opened; a user's
+    // stop asked for in between must stand (it was lost when `Started` set `Running`).
+    for late in [
+        Event::PipelineStarted { id: pid("p") },
+        Event::PipelineRecovering {
+            id: pid("p"),
+            error: "transient".into(),
+            attempt: 1,
+        },
+    ] {
+        let mut events = running(complete_pipeline());
+        events.push(Event::PipelineStopRequested {
+            id: pid("p"),
+            force: false,
+        });
+        events.push(late);
+        let state = given(events);
+        assert_eq!(
+            state.pipeline(&pid("p")).unwrap().status,
+            PipelineStatus::Stopping { force: false }
+        );
+    }
+    // Otherwise the reports move the status as before.
+    let state = given(running(complete_pipeline()));
+    assert_eq!(
+        state.pipeline(&pid("p")).unwrap().status,
+        PipelineStatus::Running
+    );
+}

@@ -88,12 +88,13 @@ bench-template: deps
 
 ## reliability: the long reliability runs (RELIABILITY.md): 1M records through 20 SIGKILLs and
 ## a crash at each fail point, 50 crashes in the ack window, SIGTERM at 1M, DLQ at 200k,
-## 1,000 power losses, a projection rebuild of 1M events
+## 10,000 hostile WASM runs, 1,000 power losses, a projection rebuild of 1M events
 reliability: deps
 	CULVERT_RELIABILITY_RECORDS=1000000 CULVERT_RELIABILITY_KILLS=20 \
 	CULVERT_RELIABILITY_SLOT_CRASHES=50 CULVERT_RELIABILITY_DRAIN_RECORDS=1000000 \
 	CULVERT_RELIABILITY_DLQ_RECORDS=200000 \
 	$(CARGO) test --locked --workspace --test e2e -- reliability:: --test-threads 1 --nocapture
+	CULVERT_HOSTILE_WASM_INVOCATIONS=10000 $(CARGO) test --locked --workspace --test e2e -- hostile_wasm:: --nocapture
 	CULVERT_POWER_LOSS_ITERATIONS=1000 $(CARGO) test --locked --workspace --test power_loss -- --nocapture
 	CULVERT_REBUILD_EVENTS=1000000 $(CARGO) test --locked --workspace --test rebuild -- --nocapture
 

@@ -52,6 +52,22 @@ pub enum PipelinesCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Draw a pipeline (sources, processors, destinations, its dead-letter queue) as
+    /// Graphviz DOT or an SVG image.
+    ///
+    /// Example: culvert pipelines graph orders --format svg -o orders.svg
+    Graph {
+        /// The pipeline's id.
+        id: String,
+        /// `dot` (Graphviz text) or `svg` (an image, laid out here).
+        #[arg(long, value_enum, default_value_t = crate::graph::GraphFormat::Dot)]
+        format: crate::graph::GraphFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Create a pipeline (stopped, without connectors).
     ///
     /// Example: culvert pipelines create orders --description "orders to the lake"
@@ -345,6 +361,12 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
             }
             PipelinesCommand::Ls { remote } => pipelines_ls(&remote).await,
             PipelinesCommand::Describe { id, remote } => pipelines_describe(&id, &remote).await,
+            PipelinesCommand::Graph {
+                id,
+                format,
+                output,
+                remote,
+            } => pipelines_graph(&id, format, output, &remote).await,
             PipelinesCommand::Create {
                 name,
                 description,
@@ -725,37 +747,35 @@ async fn pipelines_ls(remote: &Remote) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn pipelines_graph(
+    id: &str,
+    format: crate::graph::GraphFormat,
+    output: Option<PathBuf>,
+    remote: &Remote,
+) -> Result<(), Failure> {
+    let detail = pipeline_detail(id, remote).await?;
+    let dot = crate::graph::dot(&detail);
+    let text = match format {
+        crate::graph::GraphFormat::Dot => dot,
+        crate::graph::GraphFormat::Svg => crate::graph::svg(&dot).map_err(|why| Failure(1, why))?,
+    };
+    match output {
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|e| Failure(1, format!("writing {}: {e}", path.display()))),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
 async fn pipelines_describe(id: &str, remote: &Remote) -> Result<(), Failure> {
-    let channel = connect(&remote.server).await?;
-    let mut pipelines = PipelineServiceClient::new(channel.clone());
-    let p = pipelines
-        .get_pipeline(pb::GetPipelineRequest { id: id.to_owned() })
-        .await?
-        .into_inner()
-        .pipeline
-        .unwrap_or_default();
-    let dlq = pipelines
-        .get_dlq(pb::GetDlqRequest { id: id.to_owned() })
-        .await?
-        .into_inner()
-        .dlq
-        .unwrap_or_default();
-    let connectors = ConnectorServiceClient::new(channel.clone())
-        .list_connectors(pb::ListConnectorsRequest {
-            pipeline_id: id.to_owned(),
-        })
-        .await?
-        .into_inner()
-        .connectors;
-    let mut parents = vec![id.to_owned()];
-    parents.extend(connectors.iter().map(|c| c.id.clone()));
-    let processors = ProcessorServiceClient::new(channel)
-        .list_processors(pb::ListProcessorsRequest {
-            parent_ids: parents,
-        })
-        .await?
-        .into_inner()
-        .processors;
+    let crate::graph::Detail {
+        pipeline: p,
+        connectors,
+        processors,
+        dlq,
+    } = pipeline_detail(id, remote).await?;
     if remote.json {
         return print_json(&serde_json::json!({
             "pipeline": p, "connectors": connectors, "processors": processors, "dlq": dlq
@@ -788,6 +808,46 @@ async fn pipelines_describe(id: &str, remote: &Remote) -> Result<(), Failure> {
         println!("  {} ({}, on {parent})", q.id, q.plugin);
     }
     Ok(())
+}
+
+/// A pipeline with its connectors, processors and DLQ, from the server.
+async fn pipeline_detail(id: &str, remote: &Remote) -> Result<crate::graph::Detail, Failure> {
+    let channel = connect(&remote.server).await?;
+    let mut pipelines = PipelineServiceClient::new(channel.clone());
+    let p = pipelines
+        .get_pipeline(pb::GetPipelineRequest { id: id.to_owned() })
+        .await?
+        .into_inner()
+        .pipeline
+        .unwrap_or_default();
+    let dlq = pipelines
+        .get_dlq(pb::GetDlqRequest { id: id.to_owned() })
+        .await?
+        .into_inner()
+        .dlq
+        .unwrap_or_default();
+    let connectors = ConnectorServiceClient::new(channel.clone())
+        .list_connectors(pb::ListConnectorsRequest {
+            pipeline_id: id.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .connectors;
+    let mut parents = vec![id.to_owned()];
+    parents.extend(connectors.iter().map(|c| c.id.clone()));
+    let processors = ProcessorServiceClient::new(channel)
+        .list_processors(pb::ListProcessorsRequest {
+            parent_ids: parents,
+        })
+        .await?
+        .into_inner()
+        .processors;
+    Ok(crate::graph::Detail {
+        pipeline: p,
+        connectors,
+        processors,
+        dlq,
+    })
 }
 
 async fn pipelines_create(name: &str, description: &str, remote: &Remote) -> Result<(), Failure> {

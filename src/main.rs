@@ -15,6 +15,7 @@ mod cli;
 mod client;
 mod doctor;
 mod effective_config;
+mod graph;
 mod init;
 mod logging;
 mod mcp;

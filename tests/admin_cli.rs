@@ -21,7 +21,7 @@ fn post(address: &str, path: &str, body: Value) -> Value {
 
 #[test]
 fn admin_cli_verbs() {
-    let (_dir, data) = data_dir();
+    let (dir, data) = data_dir();
     let mut server = Server::start(&data, &[]);
     let grpc = server.grpc_address();
     let http = server.http_address();
@@ -104,6 +104,29 @@ fn admin_cli_verbs() {
     describe.push(processor_id.clone());
     let p: Value = serde_json::from_str(&run(describe)).unwrap();
     assert_eq!(p["config"]["settings"]["value"], "cli");
+
+    // The pipeline as a picture: DOT with the flow and the DLQ; an SVG file naming each node.
+    let mut graph = with(&["pipelines", "graph"]);
+    graph.push(id.clone());
+    let dot = run(graph);
+    assert!(dot.starts_with("digraph \"demo\""), "{dot}");
+    assert!(
+        dot.contains(&format!("\"{src_id}\" -> \"{processor_id}\";"))
+            && dot.contains(&format!(
+                "\"{processor_id}\" -> \"dead-letter queue\" [style=dashed"
+            )),
+        "{dot}"
+    );
+    let picture = dir.path().join("demo.svg");
+    let mut graph = with(&["pipelines", "graph", "--format", "svg"]);
+    graph.extend([
+        "-o".into(),
+        picture.to_str().unwrap().to_owned(),
+        id.clone(),
+    ]);
+    run(graph);
+    let svg = std::fs::read_to_string(&picture).unwrap();
+    assert!(svg.contains("<svg") && svg.contains(&src_id) && svg.contains("builtin:log"));
 
     let plugins = run(with(&["plugins", "ls"]));
     assert!(

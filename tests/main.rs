@@ -16,6 +16,8 @@ mod export_import;
 mod file_oracle;
 mod grpc;
 mod harness;
+mod hostile_plugins;
+mod hostile_wasm;
 mod http;
 mod http_client;
 mod inspector;

@@ -12,6 +12,8 @@
 //!   trait;
 //! * [`egress`]: the one way out of that sandbox, Conduit's host-mediated HTTP egress
 //!   (`conduit.http_request`), deny-all unless the operator and the processor opt in;
+//! * [`stderr`]: what plugins write to stderr, cut into bounded lines and rate-limited
+//!   before it reaches our logs;
 //! * [`pb`]: the generated protocol types (our copies of Conduit's protos).
 //!
 //! This is the only crate that links wasmtime and speaks to plugin processes; the API and
@@ -21,4 +23,5 @@ pub mod connutils;
 pub mod egress;
 pub mod pb;
 pub mod standalone;
+pub mod stderr;
 pub mod wasm;

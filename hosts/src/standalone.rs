@@ -496,20 +496,35 @@ impl PluginProcess {
 }
 
 /// Relay a plugin's stderr into our logs (JSON lines as go-plugin writes them: `@level`,
-/// `@message`), keeping the last lines.
+/// `@message`), keeping the last lines. Lines are cut at [`crate::stderr::MAX_LINE`]
+/// bytes, bytes that are not UTF-8 are replaced, and at most
+/// [`crate::stderr::LINES_PER_SECOND`] lines a second are logged (the rest are counted in a
+/// warning): the pipe is drained whatever the plugin writes, with bounded memory.
 async fn relay_stderr(
-    stderr: tokio::process::ChildStderr,
+    mut stderr: tokio::process::ChildStderr,
     path: String,
     connector_id: String,
     tail: Arc<Mutex<VecDeque<String>>>,
     hidden: Hidden,
 ) {
+    use tokio::io::AsyncReadExt;
     let plugin = Path::new(&path)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.clone());
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut splitter = crate::stderr::LineSplitter::default();
+    let mut limit = crate::stderr::RateLimit::default();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let held_back = |count: u64| {
+        tracing::warn!(
+            plugin = %plugin,
+            connector_id = %connector_id,
+            held_back = count,
+            "plugin stderr: {count} line(s) not logged (more than {} a second)",
+            crate::stderr::LINES_PER_SECOND
+        );
+    };
+    let relay = |line: String, limit: &mut crate::stderr::RateLimit| {
         let line = scrub(&hidden, &line);
         {
             let mut tail = tail.lock().expect("stderr lock");
@@ -517,6 +532,13 @@ async fn relay_stderr(
                 tail.pop_front();
             }
             tail.push_back(line.clone());
+        }
+        let verdict = limit.admit(std::time::Instant::now());
+        if let Some(count) = verdict.held_back {
+            held_back(count);
+        }
+        if !verdict.log {
+            return;
         }
         let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
         let (level, message) = match &parsed {
@@ -532,6 +554,19 @@ async fn relay_stderr(
             "info" => tracing::info!(plugin = %plugin, connector_id = %connector_id, "{message}"),
             _ => tracing::debug!(plugin = %plugin, connector_id = %connector_id, "{message}"),
         }
+    };
+    loop {
+        let read = match stderr.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        splitter.push(&buffer[..read], |line| relay(line, &mut limit));
+    }
+    if let Some(line) = splitter.finish() {
+        relay(line, &mut limit);
+    }
+    if let Some(count) = limit.pending() {
+        held_back(count);
     }
 }
 
@@ -1395,10 +1430,9 @@ fn data_to_proto(data: &Option<culvert_domain::Data>) -> Option<pb::opencdc::v1:
     })
 }
 
-/// A record from the wire.
-pub(crate) fn from_proto(
-    record: pb::opencdc::v1::Record,
-) -> Result<culvert_domain::Record, String> {
+/// A record from the wire. Public only for the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub fn from_proto(record: pb::opencdc::v1::Record) -> Result<culvert_domain::Record, String> {
     use culvert_domain::Operation;
     use pb::opencdc::v1::Operation as Op;
     let operation = match Op::try_from(record.operation) {
@@ -1421,8 +1455,9 @@ pub(crate) fn from_proto(
     })
 }
 
-/// A record for the wire.
-pub(crate) fn to_proto(record: &culvert_domain::Record) -> pb::opencdc::v1::Record {
+/// A record for the wire. Public only for the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub fn to_proto(record: &culvert_domain::Record) -> pb::opencdc::v1::Record {
     use culvert_domain::Operation;
     use pb::opencdc::v1::Operation as Op;
     let operation = match record.operation {

@@ -516,17 +516,37 @@ fn describe(error: &wasmtime::Error, timeout: Duration, refused: Option<usize>) 
 }
 
 /// Relay a module's stderr to our logs (JSON lines as the SDK's logger writes them:
-/// `level`, `message`), keeping the last lines.
-fn relay_stderr(reader: std::io::PipeReader, id: &str, tail: &Mutex<VecDeque<String>>) {
-    use std::io::BufRead;
-    for line in std::io::BufReader::new(reader).lines() {
-        let Ok(line) = line else { return };
+/// `level`, `message`), keeping the last lines. Lines are cut at
+/// [`crate::stderr::MAX_LINE`] bytes, bytes that are not UTF-8 are replaced, and at most
+/// [`crate::stderr::LINES_PER_SECOND`] lines a second are logged (the rest are counted in
+/// a warning), so whatever a module writes, the relay's memory stays bounded.
+fn relay_stderr(mut reader: std::io::PipeReader, id: &str, tail: &Mutex<VecDeque<String>>) {
+    use std::io::Read;
+    let mut splitter = crate::stderr::LineSplitter::default();
+    let mut limit = crate::stderr::RateLimit::default();
+    let mut buffer = vec![0u8; 16 * 1024];
+    let held_back = |count: u64| {
+        tracing::warn!(
+            processor = %id,
+            held_back = count,
+            "processor stderr: {count} line(s) not logged (more than {} a second)",
+            crate::stderr::LINES_PER_SECOND
+        );
+    };
+    let relay = |line: String, limit: &mut crate::stderr::RateLimit| {
         {
             let mut tail = tail.lock().expect("stderr lock");
             if tail.len() == STDERR_TAIL {
                 tail.pop_front();
             }
             tail.push_back(line.clone());
+        }
+        let verdict = limit.admit(Instant::now());
+        if let Some(count) = verdict.held_back {
+            held_back(count);
+        }
+        if !verdict.log {
+            return;
         }
         let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
         let level = parsed
@@ -545,6 +565,21 @@ fn relay_stderr(reader: std::io::PipeReader, id: &str, tail: &Mutex<VecDeque<Str
             "info" => tracing::info!(processor = %id, "{message}"),
             _ => tracing::debug!(processor = %id, "{message}"),
         }
+    };
+    loop {
+        let read = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        splitter.push(&buffer[..read], |line| relay(line, &mut limit));
+    }
+    if let Some(line) = splitter.finish() {
+        relay(line, &mut limit);
+    }
+    if let Some(count) = limit.pending() {
+        held_back(count);
     }
 }
 

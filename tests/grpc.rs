@@ -605,8 +605,8 @@ async fn information_and_plugin_services_answer() {
         .unwrap()
         .into_inner();
     let names: Vec<&str> = plugins.plugins.iter().map(|p| p.name.as_str()).collect();
-    // file, generator, kafka, log, postgres, s3.
-    assert_eq!(names.len(), 6, "{names:?}");
+    // file, generator, kafka, log, oracle (ours), postgres, s3.
+    assert_eq!(names.len(), 7, "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("builtin:")), "{names:?}");
     let listed = c
         .connectors

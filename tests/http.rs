@@ -365,8 +365,8 @@ fn plugin_listings_and_information_over_http() {
     let h = &e.h;
     // The literal plugin routes win over /{id}; the built-in connectors are listed.
     let plugins = h.ok("GET", "/v1/connectors/plugins", None);
-    // file, generator, kafka, log, postgres, s3.
-    assert_eq!(plugins.as_array().unwrap().len(), 6, "{plugins}");
+    // file, generator, kafka, log, oracle (ours), postgres, s3.
+    assert_eq!(plugins.as_array().unwrap().len(), 7, "{plugins}");
     let file = h.ok("GET", "/v1/connectors/plugins?name=builtin:file.*", None);
     assert_eq!(
         file[0]["destinationParams"]["path"]["validations"][0]["type"],
@@ -399,7 +399,7 @@ fn plugin_listings_and_information_over_http() {
     );
     assert_eq!(
         h.ok("GET", "/v1/plugins", None).as_array().unwrap().len(),
-        6
+        7
     );
     let info = h.ok("GET", "/info", None);
     assert!(info["version"].as_str().unwrap().starts_with('v'));

@@ -369,7 +369,16 @@ async fn a_snapshot_resumes_after_its_last_key() {
     let keys: Vec<String> = first.iter().chain(&rest).map(|r| raw(&r.key)).collect();
     let want: Vec<String> = (0..30).map(|n| format!("k{n:02}")).collect();
     assert_eq!(keys, want);
-    assert!(again.read(10).await.unwrap().is_empty());
+    // Nothing new. The objects were written within SETTLE_SECS of the snapshot's start and
+    // the restart dropped the in-memory set of versions the snapshot read, so once their
+    // second has settled (a slow run gets there) the change reader may send them again, as
+    // the module docs say: at-least-once, repeats only.
+    let more = again.read(10).await.unwrap();
+    assert!(
+        more.iter().all(|r| want.contains(&raw(&r.key))),
+        "only repeats of snapshot keys may follow: {:?}",
+        more.iter().map(|r| raw(&r.key)).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template bench-kafka bench-postgres bench-s3 reliability deps fmt clean
+.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template bench-kafka bench-postgres bench-s3 reliability fuzz deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -97,6 +97,26 @@ reliability: deps
 	CULVERT_HOSTILE_WASM_INVOCATIONS=10000 $(CARGO) test --locked --workspace --test e2e -- hostile_wasm:: --nocapture
 	CULVERT_POWER_LOSS_ITERATIONS=1000 $(CARGO) test --locked --workspace --test power_loss -- --nocapture
 	CULVERT_REBUILD_EVENTS=1000000 $(CARGO) test --locked --workspace --test rebuild -- --nocapture
+
+## fuzz: every fuzz target (fuzz/, cargo-fuzz on nightly) for FUZZ_SECONDS each (default 600);
+## new inputs go to FUZZ_CORPUS, crashes to fuzz/artifacts/<target>/ (a crash fails the run)
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= pipeline_file opencdc_json api_bodies positions event_envelopes standalone_messages
+FUZZ_CORPUS ?= $(HOME)/.cache/culvert-fuzz-corpus
+# Its own target directory (nightly, coverage instrumentation: nothing shared with the main
+# build). RocksDB's C++ library is taken from the main build when there is one (see lint).
+FUZZ_ENV = CARGO_TARGET_DIR=$(HOME)/.cache/culvert-fuzz-target \
+	$$(lib=$$(ls -t $(CARGO_TARGET_DIR)/debug/build/librocksdb-sys-*/out/librocksdb.a 2>/dev/null | head -1); \
+	   [ -n "$$lib" ] && echo ROCKSDB_LIB_DIR=$$(dirname $$lib) ROCKSDB_STATIC=1)
+fuzz: deps
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
+	cd fuzz && env $(FUZZ_ENV) cargo +nightly fuzz build -s none -O -a
+	set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_CORPUS)/$$t; \
+		(cd fuzz && env $(FUZZ_ENV) cargo +nightly fuzz run -s none -O -a $$t \
+			$(FUZZ_CORPUS)/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS)); \
+	done
 
 fmt:
 	$(CARGO) fmt --all

@@ -289,20 +289,7 @@ impl Destination for FileDestination {
             self.buffer.push(b'\n');
         }
         let context = || format!("writing to {}", self.path.display());
-        file.write_all(&self.buffer)
-            .await
-            .map_err(|e| PluginError::io(context(), e))?;
-        // tokio's file hands writes to a background thread: only after a flush has the
-        // operating system got them, and only then may the records be acked.
-        file.flush()
-            .await
-            .map_err(|e| PluginError::io(context(), e))?;
-        if self.sync {
-            file.sync_data()
-                .await
-                .map_err(|e| PluginError::io(context(), e))?;
-        }
-        Ok(())
+        append_durably(file, &self.buffer, self.sync, context).await
     }
 
     async fn teardown(&mut self) -> Result<(), PluginError> {
@@ -332,6 +319,30 @@ async fn whole_lines_length(file: &mut tokio::fs::File, length: u64) -> std::io:
         end = start;
     }
     Ok(0)
+}
+
+/// Append `bytes` to `file` so that the records in them may be acked: written, flushed to
+/// the operating system (tokio's file hands writes to a background thread: only after a
+/// flush has the operating system got them) and, with `sync`, on disk (invariant 1 of
+/// ARCHITECTURE.md). Errors name what was being written (`context`).
+pub(crate) async fn append_durably(
+    file: &mut tokio::fs::File,
+    bytes: &[u8],
+    sync: bool,
+    context: impl Fn() -> String,
+) -> Result<(), PluginError> {
+    file.write_all(bytes)
+        .await
+        .map_err(|e| PluginError::io(context(), e))?;
+    file.flush()
+        .await
+        .map_err(|e| PluginError::io(context(), e))?;
+    if sync {
+        file.sync_data()
+            .await
+            .map_err(|e| PluginError::io(context(), e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

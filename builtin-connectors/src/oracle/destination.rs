@@ -98,20 +98,7 @@ impl Destination for OracleDestination {
             ledger_line(record, &mut self.buffer);
         }
         let context = || format!("writing to the oracle ledger {}", self.ledger.display());
-        file.write_all(&self.buffer)
-            .await
-            .map_err(|e| PluginError::io(context(), e))?;
-        // tokio hands writes to a background thread: flushed, the operating system has them.
-        file.flush()
-            .await
-            .map_err(|e| PluginError::io(context(), e))?;
-        if self.sync {
-            // invariant 1 (ARCHITECTURE.md): with sync, an acked record is on disk.
-            file.sync_data()
-                .await
-                .map_err(|e| PluginError::io(context(), e))?;
-        }
-        Ok(())
+        crate::file::append_durably(file, &self.buffer, self.sync, context).await
     }
 
     async fn teardown(&mut self) -> Result<(), PluginError> {

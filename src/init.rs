@@ -193,6 +193,8 @@ fn serve(dir: &Path, json: bool) -> ExitCode {
                 return Ok::<_, std::io::Error>(status);
             }
             // Polled: std's child has no async wait, and the server's own exit is rare.
+            // Cancel-safety: a signal's `recv` and a sleep hold nothing; a signal that
+            // arrives while another branch wins is delivered to the next `recv`.
             tokio::select! {
                 _ = interrupts.recv() => {}
                 _ = terminations.recv() => child.kill()?,

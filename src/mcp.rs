@@ -243,6 +243,7 @@ async fn shutdown_signal() {
             signal(SignalKind::terminate()),
         ) {
             (Ok(mut interrupt), Ok(mut term)) => {
+                // Cancel-safety: either signal ends the wait; the other is not needed.
                 tokio::select! {
                     _ = interrupt.recv() => {}
                     _ = term.recv() => {}

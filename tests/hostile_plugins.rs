@@ -361,6 +361,8 @@ fn hostile_plugin_that_floods_stderr_still_delivers_every_record_with_bounded_me
         },
     );
     // Keep flooding a while after the records are in (the 64 MiB line, the rest).
+    // A measurement window, not a wait for something to happen: RSS is sampled while the
+    // plugin floods.
     let flood_until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < flood_until {
         peak = peak.max(rss_kib(scene.server.pid()));

@@ -18,7 +18,7 @@
 //! long ones through the environment variables below.
 
 use crate::harness::{data_dir, poll_until, xorshift, LineCounter, Server};
-use crate::http_client::call;
+use crate::http_client::{call, create_connector};
 use culvert_connectors::oracle::{self, verdict_from_ledger, Observation, Verdict};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -74,25 +74,19 @@ fn oracle_pipeline(
         Some(json!({"config": {"name": name}})),
     );
     let id = p["id"].as_str().unwrap().to_owned();
-    call(
+    create_connector(
         address,
-        "POST",
-        "/v1/connectors",
-        Some(
-            json!({"type": "TYPE_SOURCE", "plugin": "builtin:oracle", "pipelineId": id,
-                    "config": {"name": "oracle-in", "settings": source}}),
-        ),
+        &id,
+        "TYPE_SOURCE",
+        "builtin:oracle",
+        "oracle-in",
+        source,
     );
-    call(
-        address,
-        "POST",
-        "/v1/connectors",
-        Some(
-            json!({"type": "TYPE_DESTINATION", "plugin": destination["plugin"],
-                    "pipelineId": id,
-                    "config": {"name": "out", "settings": destination["settings"]}}),
-        ),
-    );
+    let plugin = destination["plugin"]
+        .as_str()
+        .expect("a destination plugin");
+    let settings = destination["settings"].clone();
+    create_connector(address, &id, "TYPE_DESTINATION", plugin, "out", settings);
     before_start(&id);
     call(address, "POST", &format!("/v1/pipelines/{id}/start"), None);
     id

@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench bench-api bench-pipeline bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template bench-kafka bench-postgres bench-s3 reliability fuzz deps fmt clean
+.PHONY: run test lint unit bench bench-api bench-pipeline bench-vs-conduit bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template bench-kafka bench-postgres bench-s3 reliability soak fuzz deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -52,6 +52,13 @@ bench-pipeline: deps
 	$(CARGO) bench --locked --bench pipeline
 	CULVERT_BENCH_PROCESSORS=4 $(CARGO) bench --locked --bench pipeline
 	CULVERT_BENCH_POSITIONS=rocksdb $(CARGO) bench --locked --bench pipeline
+
+## bench-vs-conduit: one Conduit pipeline file (generator -> file) through a release build of
+## Culvert and, with CONDUIT_BIN=/path/to/conduit, through Conduit: records/s, peak RSS, CPU,
+## p50/p99 and the ratios (VS_ARGS="--records N --shape small|1k --runs K")
+bench-vs-conduit: deps
+	$(CARGO) build --release --locked --bin culvert
+	benches/vs-conduit --culvert $(CARGO_TARGET_DIR)/release/culvert $(VS_ARGS)
 
 ## bench-kafka: builtin:kafka vs Conduit's Kafka connector (standalone) on a local broker:
 ## generator -> kafka and kafka -> file (records/s, latency p50/p99, ratio)
@@ -97,6 +104,13 @@ reliability: deps
 	CULVERT_HOSTILE_WASM_INVOCATIONS=10000 $(CARGO) test --locked --workspace --test e2e -- hostile_wasm:: --nocapture
 	CULVERT_POWER_LOSS_ITERATIONS=1000 $(CARGO) test --locked --workspace --test power_loss -- --nocapture
 	CULVERT_REBUILD_EVENTS=1000000 $(CARGO) test --locked --workspace --test rebuild -- --nocapture
+
+## soak: the one-hour soak (RELIABILITY.md, "Soak"): stalling destinations, a standalone plugin
+## stopped, started and SIGKILLed every lap; fds, threads and tokio tasks back to baseline,
+## RSS growth < 5%, 0 records lost (`make test` runs the 60 s form)
+SOAK_SECS ?= 3600
+soak: deps
+	CULVERT_SOAK_SECS=$(SOAK_SECS) $(CARGO) test --locked --workspace --test soak -- --nocapture
 
 ## fuzz: every fuzz target (fuzz/, cargo-fuzz on nightly) for FUZZ_SECONDS each (default 600);
 ## new inputs go to FUZZ_CORPUS, crashes to fuzz/artifacts/<target>/ (a crash fails the run)

@@ -78,8 +78,42 @@ fn main() {
         store.head().0,
         started.elapsed().as_secs_f64()
     );
+    // The first open folds the whole log (and keeps snapshots along it); then the time a
+    // restart takes: open the store and the read model from its latest snapshot.
+    let started = Instant::now();
+    Projections::open(&store, ProjectionOptions::default()).unwrap();
+    println!(
+        "first open (fold of every event): {:.0} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    drop(store);
+    let open = || {
+        let started = Instant::now();
+        let store = RocksStore::open(
+            dir.path().join("db"),
+            StoreOptions {
+                fsync: false,
+                ..StoreOptions::default()
+            },
+            &layout(),
+        )
+        .unwrap();
+        let (projections, _) = Projections::open(&store, ProjectionOptions::default()).unwrap();
+        (started.elapsed(), store, projections)
+    };
+    let mut opens = Vec::new();
+    for _ in 0..4 {
+        opens.push(open().0);
+    }
+    let (last, store, projections) = open();
+    opens.push(last);
+    opens.sort();
+    println!(
+        "open store + read model with {} events: {:.1} ms (median of 5)",
+        store.head().0,
+        opens[2].as_secs_f64() * 1e3
+    );
     let log: Arc<dyn EventLog> = Arc::new(store);
-    let (projections, _) = Projections::open(log.as_ref(), ProjectionOptions::default()).unwrap();
     let writer = ControlPlaneWriter::new(log, Arc::new(projections));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

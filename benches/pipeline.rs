@@ -35,9 +35,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// The server's allocator (src/main.rs), so the figures are the server's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// The server's allocator, with the server's options, so the figures are the server's.
+#[path = "../src/allocator.rs"]
+mod allocator;
 
 /// Where positions go: memory (this measures the engine and connectors, not the store), or
 /// with `CULVERT_BENCH_POSITIONS=rocksdb` the server's RocksDB position store, fsync on.

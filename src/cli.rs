@@ -1,8 +1,18 @@
 //! Client verbs of the `culvert` binary that talk to a running server over gRPC
 //! (`--grpc.address`): `pipelines ls|describe|create|start|stop|delete|export|import|inspect`,
-//! `connectors ls|describe`, `processors ls|describe`, `plugins ls`, `info`. Tables by
-//! default, `--json` for scripts (the same JSON as the HTTP API). How they reach the server
-//! (TLS, a bearer token, the CLI config file) is [`crate::client`]'s.
+//! `connectors ls|describe|position|seek|reset`, `processors ls|describe`, `plugins ls`,
+//! `dlq ls|show|reinject`, `revert`, `info`. How they reach the server (TLS, a bearer
+//! token, the CLI config file) is [`crate::client`]'s.
+//!
+//! Every verb that prints an answer takes `-o/--output table|json|yaml` ([`Output`]):
+//! `table` (the default) for people, `json` for scripts (the same JSON as the HTTP API;
+//! `--json` is the same and stays for existing scripts), `yaml` for the same value as
+//! YAML. A stream (`pipelines inspect`, `events ls|tail`) prints one JSON object a line,
+//! or one YAML document per item. The switch between them is in one place,
+//! [`print_value`] (whole answers) and [`print_item`] (stream items); the offline verbs
+//! (`events`, `tokens ls`, `top --once`, `doctor`) use them too. `pipelines graph` keeps
+//! `-o/--output` for its output file (its formats are `--format dot|svg`), as `pipelines
+//! export` does.
 //!
 //! Exit codes follow Conduit's CLI: 0 ok, 1 a runtime error, 2 bad usage or validation (a
 //! file with errors, an unknown id, a document the server refuses), 3 the environment (no
@@ -28,9 +38,145 @@ use std::process::ExitCode;
 pub struct Remote {
     #[command(flatten)]
     pub server: client::Server,
-    /// JSON (as the HTTP API answers) instead of a table.
-    #[arg(long)]
+    #[command(flatten)]
+    pub output: Output,
+}
+
+impl Remote {
+    /// The output format asked for.
+    pub fn format(&self) -> OutputFormat {
+        self.output.format()
+    }
+}
+
+/// How a read verb prints its answer: `-o/--output table|json|yaml`, or `--json`.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Output {
+    /// `table` (default: aligned columns or `Key: value` lines), `json` (the same JSON
+    /// as the HTTP API answers) or `yaml` (that JSON's value as YAML).
+    #[arg(
+        long = "output",
+        short = 'o',
+        id = "output_format",
+        value_enum,
+        default_value_t = OutputFormat::Table
+    )]
+    pub format: OutputFormat,
+    /// The same as `--output json` (kept for scripts).
+    #[arg(long, conflicts_with = "output_format")]
     pub json: bool,
+}
+
+impl Output {
+    /// `--output`, or `json` with `--json`.
+    pub fn format(&self) -> OutputFormat {
+        if self.json {
+            OutputFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+/// The formats of `--output`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// For people: aligned columns under a header, or `Key: value` lines.
+    #[default]
+    Table,
+    /// For scripts: JSON (one document, or one object a line for a stream).
+    Json,
+    /// The JSON's value as YAML (one document, or one `---` document per item of a
+    /// stream).
+    Yaml,
+}
+
+/// Print a whole answer as `format` asks: pretty JSON, or the same value as one YAML
+/// document. `Ok(false)` for [`OutputFormat::Table`]: the verb prints its table itself.
+/// The one place that tells JSON from YAML; every read verb goes through it (or
+/// [`print_item`] for streams).
+pub fn print_value<T: serde::Serialize>(
+    format: OutputFormat,
+    value: &T,
+) -> Result<bool, OutputError> {
+    let text = match format {
+        OutputFormat::Table => return Ok(false),
+        OutputFormat::Json => serde_json::to_string_pretty(value).map_err(OutputError::json)?,
+        OutputFormat::Yaml => yaml_text(value)?,
+    };
+    println!("{text}");
+    Ok(true)
+}
+
+/// Print one item of a stream (an event, a record, a check) as `format` asks: one JSON
+/// object on one line, or one YAML document (starting `---`). `Ok(false)` for
+/// [`OutputFormat::Table`].
+pub fn print_item<T: serde::Serialize>(
+    format: OutputFormat,
+    value: &T,
+) -> Result<bool, OutputError> {
+    let text = match format {
+        OutputFormat::Table => return Ok(false),
+        OutputFormat::Json => serde_json::to_string(value).map_err(OutputError::json)?,
+        OutputFormat::Yaml => yaml_text(value)?,
+    };
+    println!("{text}");
+    Ok(true)
+}
+
+/// An answer that could not be encoded for printing.
+#[derive(Debug)]
+pub struct OutputError(pub String);
+
+impl OutputError {
+    fn json(error: serde_json::Error) -> Self {
+        OutputError(format!("encoding the answer: {error}"))
+    }
+}
+
+impl std::fmt::Display for OutputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<OutputError> for Failure {
+    fn from(error: OutputError) -> Self {
+        Failure(1, error.0)
+    }
+}
+
+/// `value` as a YAML document (`---` first): its JSON value, so that YAML and JSON show
+/// the same fields, names and encodings (base64 bytes, string int64s).
+fn yaml_text<T: serde::Serialize>(value: &T) -> Result<String, OutputError> {
+    let value = serde_json::to_value(value).map_err(OutputError::json)?;
+    let mut text = String::new();
+    yaml_rust2::YamlEmitter::new(&mut text)
+        .dump(&to_yaml(value))
+        .map_err(|e| OutputError(format!("encoding the answer as YAML: {e}")))?;
+    Ok(text)
+}
+
+/// A JSON value as a YAML node.
+fn to_yaml(value: serde_json::Value) -> yaml_rust2::Yaml {
+    use serde_json::Value;
+    use yaml_rust2::Yaml;
+    match value {
+        Value::Null => Yaml::Null,
+        Value::Bool(b) => Yaml::Boolean(b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Integer(i),
+            // u64 above i64::MAX and floats: YAML reads the digits back as a number.
+            None => Yaml::Real(n.to_string()),
+        },
+        Value::String(s) => Yaml::String(s),
+        Value::Array(items) => Yaml::Array(items.into_iter().map(to_yaml).collect()),
+        Value::Object(map) => Yaml::Hash(
+            map.into_iter()
+                .map(|(k, v)| (Yaml::String(k), to_yaml(v)))
+                .collect(),
+        ),
+    }
 }
 
 /// `culvert pipelines ...`
@@ -65,8 +211,9 @@ pub enum PipelinesCommand {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        // The server only: `-o/--output` is the file here, and DOT or SVG the format.
         #[command(flatten)]
-        remote: Remote,
+        server: client::Server,
     },
     /// Create a pipeline (stopped, without connectors).
     ///
@@ -179,6 +326,14 @@ pub enum PipelinesCommand {
     ///
     /// Example: culvert pipelines lint ./pipelines --strict
     Lint(crate::validate::LintArgs),
+    /// Run a pipeline file offline (no server) for a few records and print what each
+    /// destination would receive, after every processor, as OpenCDC JSON lines. The
+    /// destinations are replaced by capturing sinks: nothing is written to them (nor to
+    /// the dead-letter queue), and sources are never acknowledged. Stops after --records
+    /// records or --timeout. A file with errors exits 2 with `validate`'s messages.
+    ///
+    /// Example: culvert pipelines dry-run ./pipelines/orders.yaml --records 5
+    DryRun(Box<crate::dry_run::DryRunArgs>),
 }
 
 /// What `pipelines export` writes.
@@ -351,6 +506,11 @@ fn block_on(verb: impl std::future::Future<Output = Result<(), Failure>>) -> Exi
 
 /// Run a `pipelines` verb.
 pub fn run(command: PipelinesCommand) -> ExitCode {
+    // A dry run has its own multi-threaded runtime (it runs pipelines).
+    let command = match command {
+        PipelinesCommand::DryRun(args) => return crate::dry_run::run(*args),
+        other => other,
+    };
     block_on(async {
         match command {
             PipelinesCommand::Validate(args) => {
@@ -359,14 +519,17 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
             PipelinesCommand::Lint(args) => {
                 crate::validate::lint(&args).map_err(|(code, why)| Failure(code, why))
             }
+            PipelinesCommand::DryRun(_) => {
+                unreachable!("dry-run is dispatched before this runtime starts")
+            }
             PipelinesCommand::Ls { remote } => pipelines_ls(&remote).await,
             PipelinesCommand::Describe { id, remote } => pipelines_describe(&id, &remote).await,
             PipelinesCommand::Graph {
                 id,
                 format,
                 output,
-                remote,
-            } => pipelines_graph(&id, format, output, &remote).await,
+                server,
+            } => pipelines_graph(&id, format, output, &server).await,
             PipelinesCommand::Create {
                 name,
                 description,
@@ -444,8 +607,8 @@ pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
                     .await?
                     .into_inner()
                     .connectors;
-                if remote.json {
-                    return print_json(&connectors);
+                if print_value(remote.format(), &connectors)? {
+                    return Ok(());
                 }
                 let rows = connectors
                     .iter()
@@ -469,8 +632,8 @@ pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
                     .get_source_position(pp::GetSourcePositionRequest { connector_id: id })
                     .await?
                     .into_inner();
-                if remote.json {
-                    return print_json(&position);
+                if print_value(remote.format(), &position)? {
+                    return Ok(());
                 }
                 print_position(&position);
                 Ok(())
@@ -530,8 +693,8 @@ pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
                     .into_inner()
                     .connector
                     .unwrap_or_default();
-                if remote.json {
-                    return print_json(&c);
+                if print_value(remote.format(), &c)? {
+                    return Ok(());
                 }
                 let config = c.config.clone().unwrap_or_default();
                 println!("ID:         {}", c.id);
@@ -563,8 +726,8 @@ pub fn run_processors(command: ProcessorsCommand) -> ExitCode {
                     .await?
                     .into_inner()
                     .processors;
-                if remote.json {
-                    return print_json(&processors);
+                if print_value(remote.format(), &processors)? {
+                    return Ok(());
                 }
                 let rows = processors
                     .iter()
@@ -588,8 +751,8 @@ pub fn run_processors(command: ProcessorsCommand) -> ExitCode {
                     .into_inner()
                     .processor
                     .unwrap_or_default();
-                if remote.json {
-                    return print_json(&p);
+                if print_value(remote.format(), &p)? {
+                    return Ok(());
                 }
                 let config = p.config.clone().unwrap_or_default();
                 println!("ID:        {}", p.id);
@@ -628,10 +791,9 @@ pub fn run_plugins(command: PluginsCommand) -> ExitCode {
             .await?
             .into_inner()
             .plugins;
-        if remote.json {
-            return print_json(&serde_json::json!({
-                "connectors": connectors, "processors": processors
-            }));
+        let both = serde_json::json!({ "connectors": connectors, "processors": processors });
+        if print_value(remote.format(), &both)? {
+            return Ok(());
         }
         let mut rows: Vec<Vec<String>> = connectors
             .iter()
@@ -647,6 +809,145 @@ pub fn run_plugins(command: PluginsCommand) -> ExitCode {
     })
 }
 
+/// Run `connector-plugins list|describe` (`connectors`) or `processor-plugins
+/// list|describe`: the plugins of one kind whose name matches `name`, or with `describe`
+/// the one plugin it names (exactly, or as a regular expression matching one) in full.
+pub fn run_plugins_of(
+    connectors: bool,
+    name: Option<String>,
+    describe: Option<String>,
+    remote: Remote,
+) -> ExitCode {
+    block_on(async move {
+        let channel = connect(&remote.server).await?;
+        let filter = match &describe {
+            // `TYPE:NAME@VERSION` exactly, `TYPE:NAME` or `NAME` at any version (the
+            // server matches the whole name).
+            Some(id) if id.contains('@') => regex_quote(id),
+            Some(id) if id.contains(':') => format!("{}@.*", regex_quote(id)),
+            Some(id) => format!("(builtin|standalone):{}@.*", regex_quote(id)),
+            None => name.unwrap_or_default(),
+        };
+        let (value, plugins): (serde_json::Value, Vec<PluginInfo>) = if connectors {
+            let plugins = ConnectorServiceClient::new(channel)
+                .list_connector_plugins(pb::ListConnectorPluginsRequest { name: filter })
+                .await?
+                .into_inner()
+                .plugins;
+            let value = serde_json::json!(plugins);
+            let rows = plugins
+                .into_iter()
+                .map(|p| {
+                    let mut sides = vec![];
+                    if !p.source_params.is_empty() {
+                        sides.push(("source", p.source_params));
+                    }
+                    if !p.destination_params.is_empty() {
+                        sides.push(("destination", p.destination_params));
+                    }
+                    PluginInfo {
+                        name: p.name,
+                        summary: p.summary,
+                        description: p.description,
+                        version: p.version,
+                        author: p.author,
+                        sides,
+                    }
+                })
+                .collect();
+            (value, rows)
+        } else {
+            let plugins = ProcessorServiceClient::new(channel)
+                .list_processor_plugins(pb::ListProcessorPluginsRequest { name: filter })
+                .await?
+                .into_inner()
+                .plugins;
+            let value = serde_json::json!(plugins);
+            let rows = plugins
+                .into_iter()
+                .map(|p| PluginInfo {
+                    name: p.name,
+                    summary: p.summary,
+                    description: p.description,
+                    version: p.version,
+                    author: p.author,
+                    sides: vec![("processor", p.parameters)],
+                })
+                .collect();
+            (value, rows)
+        };
+        let kind = if connectors { "connector" } else { "processor" };
+        let Some(id) = describe else {
+            if print_value(remote.format(), &value)? {
+                return Ok(());
+            }
+            let rows = plugins
+                .into_iter()
+                .map(|p| vec![p.name, p.summary])
+                .collect();
+            table(&["NAME", "SUMMARY"], rows);
+            return Ok(());
+        };
+        let one = match plugins.len() {
+            1 => &plugins[0],
+            0 => return Err(Failure(2, format!("{kind} plugin {id:?} not found"))),
+            n => {
+                let names: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
+                return Err(Failure(
+                    2,
+                    format!("{id:?} matches {n} {kind} plugins: {}", names.join(", ")),
+                ));
+            }
+        };
+        if print_value(remote.format(), &value[0])? {
+            return Ok(());
+        }
+        println!("Name:        {}", one.name);
+        println!("Version:     {}", one.version);
+        println!("Author:      {}", one.author);
+        println!("Summary:     {}", one.summary);
+        println!("Description: {}", one.description.trim());
+        for (side, params) in &one.sides {
+            println!("Parameters ({side}):");
+            let mut rows: Vec<Vec<String>> = params
+                .iter()
+                .map(|(key, p)| {
+                    let line = p.description.lines().next().unwrap_or_default();
+                    vec![key.clone(), p.default.clone(), line.to_owned()]
+                })
+                .collect();
+            rows.sort();
+            table(&["NAME", "DEFAULT", "DESCRIPTION"], rows);
+        }
+        Ok(())
+    })
+}
+
+/// What `describe` shows of a plugin: its specification, parameters by side.
+struct PluginInfo {
+    name: String,
+    summary: String,
+    description: String,
+    version: String,
+    author: String,
+    sides: Vec<(
+        &'static str,
+        std::collections::HashMap<String, culvert_api::pb::config::v1::Parameter>,
+    )>,
+}
+
+/// `text` with the regular-expression metacharacters escaped.
+fn regex_quote(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted
+}
+
 /// Run `info`.
 pub fn run_info(remote: Remote) -> ExitCode {
     block_on(async move {
@@ -658,8 +959,8 @@ pub fn run_info(remote: Remote) -> ExitCode {
         .into_inner()
         .info
         .unwrap_or_default();
-        if remote.json {
-            return print_json(&info);
+        if print_value(remote.format(), &info)? {
+            return Ok(());
         }
         println!("version: {}", info.version);
         println!("os:      {}", info.os);
@@ -691,13 +992,6 @@ fn status_name(pipeline: &pb::Pipeline) -> &'static str {
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure(1, format!("encoding the answer: {e}")))?;
-    println!("{text}");
-    Ok(())
-}
-
 /// Print rows under a header, each column as wide as its widest cell.
 fn table(header: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -727,8 +1021,8 @@ async fn pipelines_ls(remote: &Remote) -> Result<(), Failure> {
         .await?
         .into_inner()
         .pipelines;
-    if remote.json {
-        return print_json(&pipelines);
+    if print_value(remote.format(), &pipelines)? {
+        return Ok(());
     }
     let rows = pipelines
         .iter()
@@ -751,9 +1045,9 @@ async fn pipelines_graph(
     id: &str,
     format: crate::graph::GraphFormat,
     output: Option<PathBuf>,
-    remote: &Remote,
+    server: &client::Server,
 ) -> Result<(), Failure> {
-    let detail = pipeline_detail(id, remote).await?;
+    let detail = pipeline_detail(id, server).await?;
     let dot = crate::graph::dot(&detail);
     let text = match format {
         crate::graph::GraphFormat::Dot => dot,
@@ -775,11 +1069,12 @@ async fn pipelines_describe(id: &str, remote: &Remote) -> Result<(), Failure> {
         connectors,
         processors,
         dlq,
-    } = pipeline_detail(id, remote).await?;
-    if remote.json {
-        return print_json(&serde_json::json!({
-            "pipeline": p, "connectors": connectors, "processors": processors, "dlq": dlq
-        }));
+    } = pipeline_detail(id, &remote.server).await?;
+    let detail = serde_json::json!({
+        "pipeline": p, "connectors": connectors, "processors": processors, "dlq": dlq
+    });
+    if print_value(remote.format(), &detail)? {
+        return Ok(());
     }
     let config = p.config.clone().unwrap_or_default();
     println!("ID:          {}", p.id);
@@ -811,8 +1106,11 @@ async fn pipelines_describe(id: &str, remote: &Remote) -> Result<(), Failure> {
 }
 
 /// A pipeline with its connectors, processors and DLQ, from the server.
-async fn pipeline_detail(id: &str, remote: &Remote) -> Result<crate::graph::Detail, Failure> {
-    let channel = connect(&remote.server).await?;
+async fn pipeline_detail(
+    id: &str,
+    server: &client::Server,
+) -> Result<crate::graph::Detail, Failure> {
+    let channel = connect(server).await?;
     let mut pipelines = PipelineServiceClient::new(channel.clone());
     let p = pipelines
         .get_pipeline(pb::GetPipelineRequest { id: id.to_owned() })
@@ -863,8 +1161,8 @@ async fn pipelines_create(name: &str, description: &str, remote: &Remote) -> Res
         .into_inner()
         .pipeline
         .unwrap_or_default();
-    if remote.json {
-        return print_json(&p);
+    if print_value(remote.format(), &p)? {
+        return Ok(());
     }
     println!("{}", p.id);
     Ok(())
@@ -1190,8 +1488,8 @@ pub fn run_revert(args: RevertArgs) -> ExitCode {
             })
             .await?
             .into_inner();
-        if args.remote.json {
-            return print_json(&reply);
+        if print_value(args.remote.format(), &reply)? {
+            return Ok(());
         }
         if reply.changes.is_empty() {
             println!(
@@ -1247,8 +1545,8 @@ async fn move_position(
         })
         .await?
         .into_inner();
-    if remote.json {
-        return print_json(&reply);
+    if print_value(remote.format(), &reply)? {
+        return Ok(());
     }
     if reply.seq == 0 {
         println!("Unchanged: the source was already there.");
@@ -1379,24 +1677,24 @@ async fn inspect(
                 .inspect_connector(pb::InspectConnectorRequest { id })
                 .await?
                 .into_inner();
-            follow(stream, |r| r.record, filter, count, remote.json).await
+            follow(stream, |r| r.record, filter, count, remote.format()).await
         }
         Inspected::ProcessorIn => {
             let stream = ProcessorServiceClient::new(channel)
                 .inspect_processor_in(pb::InspectProcessorInRequest { id })
                 .await?
                 .into_inner();
-            follow(stream, |r| r.record, filter, count, remote.json).await
+            follow(stream, |r| r.record, filter, count, remote.format()).await
         }
         Inspected::ProcessorOut => {
             let stream = ProcessorServiceClient::new(channel)
                 .inspect_processor_out(pb::InspectProcessorOutRequest { id })
                 .await?
                 .into_inner();
-            follow(stream, |r| r.record, filter, count, remote.json).await
+            follow(stream, |r| r.record, filter, count, remote.format()).await
         }
         Inspected::Pipeline(connectors) => {
-            follow_pipeline(channel, connectors, filter, count, remote.json).await
+            follow_pipeline(channel, connectors, filter, count, remote.format()).await
         }
     }
 }
@@ -1409,7 +1707,7 @@ async fn follow_pipeline(
     connectors: Vec<String>,
     filter: Option<&str>,
     count: Option<u64>,
-    json: bool,
+    format: OutputFormat,
 ) -> Result<(), Failure> {
     type Item = Result<(String, culvert_api::pb::opencdc::v1::Record), tonic::Status>;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1024);
@@ -1457,12 +1755,8 @@ async fn follow_pipeline(
         if filter.is_some_and(|f| !text.contains(f)) {
             continue;
         }
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({ "connector": id, "record": record })
-            );
-        } else {
+        let item = serde_json::json!({ "connector": id, "record": record });
+        if !print_item(format, &item)? {
             println!("{id}  {}", record_line(&record));
         }
         printed += 1;
@@ -1479,7 +1773,7 @@ async fn follow<T>(
     record: fn(T) -> Option<culvert_api::pb::opencdc::v1::Record>,
     filter: Option<&str>,
     count: Option<u64>,
-    json: bool,
+    format: OutputFormat,
 ) -> Result<(), Failure> {
     let mut printed = 0u64;
     while count.is_none_or(|n| printed < n) {
@@ -1494,9 +1788,7 @@ async fn follow<T>(
         if filter.is_some_and(|f| !text.contains(f)) {
             continue;
         }
-        if json {
-            println!("{text}");
-        } else {
+        if !print_item(format, &record)? {
             println!("{}", record_line(&record));
         }
         printed += 1;
@@ -1612,8 +1904,8 @@ pub fn run_dlq(command: DlqCommand) -> ExitCode {
                     })
                     .await?
                     .into_inner();
-                if remote.json {
-                    return print_json(&reply);
+                if print_value(remote.format(), &reply)? {
+                    return Ok(());
                 }
                 let rows = reply
                     .letters
@@ -1651,8 +1943,8 @@ pub fn run_dlq(command: DlqCommand) -> ExitCode {
                     })
                     .await?
                     .into_inner();
-                if remote.json {
-                    return print_json(&letter);
+                if print_value(remote.format(), &letter)? {
+                    return Ok(());
                 }
                 println!(
                     "Letter:     {} of pipeline {}",
@@ -1686,8 +1978,8 @@ pub fn run_dlq(command: DlqCommand) -> ExitCode {
                     })
                     .await?
                     .into_inner();
-                if remote.json {
-                    return print_json(&reply);
+                if print_value(remote.format(), &reply)? {
+                    return Ok(());
                 }
                 let list: Vec<String> = reply.queued.iter().map(u64::to_string).collect();
                 println!(

@@ -5,25 +5,52 @@
 //! `ok`, `warn` or `fail` with what to do about it.
 //!
 //! Doctor takes every `culvert run` flag, resolved the same way (flags, `CULVERT_*`
-//! variables, the config file, defaults). Exit codes as Conduit's: 0 when nothing
-//! failed (warnings never fail), 2 when a check found invalid configuration, 3 when the
-//! environment is not fit (a directory not writable, an address taken, the store not
-//! opening).
+//! variables, the config file, defaults), and Conduit's own: `--check NAME` runs only the
+//! named checks (an unknown name is a usage error, exit 2, listing the valid ones),
+//! `--quiet` prints only the checks that warn or fail, and `--require-server` turns the
+//! network checks around: a server must answer on the gRPC address (`GetInfo`) and the
+//! HTTP address (`GET /healthz`) instead of the addresses being free. `-o json|yaml` (or
+//! `--json`) prints one JSON object a line, or one YAML document, per check.
+//!
+//! Exit codes as Conduit's: 0 when nothing failed (warnings never fail), 2 when a check
+//! found invalid configuration, 3 when the environment is not fit (a directory not
+//! writable, an address taken, the store not opening, no server with
+//! `--require-server`).
 
+use crate::cli::{print_item, Output, OutputFormat};
 use crate::{DbType, RunArgs};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// `culvert doctor`'s arguments: `culvert run`'s.
+/// `culvert doctor`'s arguments: `culvert run`'s, and which checks to run and print.
 #[derive(clap::Args, Debug)]
 pub(crate) struct DoctorArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// One JSON object per check instead of lines.
+    /// Run only this check (repeatable, or comma-separated); an unknown name is a usage
+    /// error that lists the valid ones.
+    #[arg(
+        long = "check",
+        value_name = "NAME",
+        value_delimiter = ',',
+        value_parser = clap::builder::PossibleValuesParser::new(CHECKS.iter().map(|(name, _)| *name))
+    )]
+    check: Vec<String>,
+    /// Print only the checks that warn or fail (nothing when all is well); the exit code
+    /// is the same.
     #[arg(long)]
-    json: bool,
+    quiet: bool,
+    /// A server must already run with these settings: the network checks fail unless a
+    /// server answers on the gRPC and HTTP addresses, instead of checking that they are
+    /// free.
+    #[arg(long)]
+    require_server: bool,
+    /// `table` (lines and a summary), `json` (one object a check, a line each) or `yaml`
+    /// (one document a check).
+    #[command(flatten)]
+    output: Output,
 }
 
 /// How a check came out.
@@ -35,6 +62,16 @@ enum Status {
     Fail(u8),
 }
 
+impl Status {
+    fn word(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail(_) => "fail",
+        }
+    }
+}
+
 /// One check's outcome.
 struct Check {
     name: &'static str,
@@ -42,27 +79,94 @@ struct Check {
     message: String,
 }
 
+/// What a check looks at: the settings and whether a server must already run.
+struct Context<'a> {
+    run: &'a RunArgs,
+    require_server: bool,
+}
+
+/// Every check, in the order they run, by name (the names `--check` takes).
+type CheckFn = fn(&Context) -> Outcome;
+const CHECKS: [(&str, CheckFn); 12] = [
+    ("version", |_| {
+        (Status::Ok, format!("culvert {}", crate::version_line()))
+    }),
+    ("config.file", |c| config_file(&c.run.config_path)),
+    ("config.validate", |c| config_values(c.run)),
+    ("config.pipelines", |c| {
+        pipelines(c.run.pipelines_path.as_deref())
+    }),
+    ("store.dir", |c| data_dir(c.run)),
+    ("store.open", |c| store(c.run)),
+    ("network.grpc", |c| {
+        let at = &c.run.grpc_address;
+        if c.require_server {
+            server_answers("api.grpc.address", at, Protocol::Grpc, tls(c.run))
+        } else {
+            address("api.grpc.address", at, None)
+        }
+    }),
+    ("network.http", |c| {
+        let at = &c.run.http_address;
+        if c.require_server {
+            server_answers("api.http.address", at, Protocol::Http, tls(c.run))
+        } else {
+            address("api.http.address", at, Some("/healthz"))
+        }
+    }),
+    ("plugins.connectors_dir", |c| {
+        plugins_dir("connectors.path", &c.run.connectors_path, false)
+    }),
+    ("plugins.processors_dir", |c| {
+        plugins_dir("processors.path", &c.run.processors_path, true)
+    }),
+    ("disk.free", |c| disk(&c.run.db_path, c.run.db_type)),
+    ("limits.open_files", |_| open_files()),
+];
+
 /// Run the checks, print them, and exit with the worst failure's code.
 pub(crate) fn run(args: DoctorArgs) -> ExitCode {
-    let checks = checks(&args.run);
+    let context = Context {
+        run: &args.run,
+        require_server: args.require_server,
+    };
+    let checks: Vec<Check> = CHECKS
+        .iter()
+        .filter(|(name, _)| args.check.is_empty() || args.check.iter().any(|c| c == name))
+        .map(|(name, check)| {
+            let (status, message) = check(&context);
+            Check {
+                name,
+                status,
+                message,
+            }
+        })
+        .collect();
+    let format = args.output.format();
     for check in &checks {
-        let status = match check.status {
-            Status::Ok => "ok",
-            Status::Warn => "warn",
-            Status::Fail(_) => "fail",
-        };
-        if args.json {
-            println!(
-                "{}",
-                serde_json::json!({"check": check.name, "status": status, "message": check.message})
-            );
-        } else {
-            println!("{status:<5} {}: {}", check.name, check.message);
+        if args.quiet && check.status == Status::Ok {
+            continue;
+        }
+        let item = serde_json::json!({
+            "check": check.name, "status": check.status.word(), "message": check.message
+        });
+        match print_item(format, &item) {
+            Ok(true) => {}
+            Ok(false) => println!(
+                "{:<5} {}: {}",
+                check.status.word(),
+                check.name,
+                check.message
+            ),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(1);
+            }
         }
     }
     let count = |want: fn(Status) -> bool| checks.iter().filter(|c| want(c.status)).count();
     let failed = count(|s| matches!(s, Status::Fail(_)));
-    if !args.json {
+    if format == OutputFormat::Table && !args.quiet {
         println!(
             "summary: {} checks, {} ok, {} warnings, {failed} failed",
             checks.len(),
@@ -79,45 +183,6 @@ pub(crate) fn run(args: DoctorArgs) -> ExitCode {
         .max()
         .unwrap_or(0);
     ExitCode::from(code)
-}
-
-fn checks(args: &RunArgs) -> Vec<Check> {
-    let mut out = Vec::new();
-    let mut add = |name, status, message: String| {
-        out.push(Check {
-            name,
-            status,
-            message,
-        })
-    };
-    add(
-        "version",
-        Status::Ok,
-        format!("culvert {}", crate::version_line()),
-    );
-    let (status, message) = config_file(&args.config_path);
-    add("config.file", status, message);
-    let (status, message) = config_values(args);
-    add("config.validate", status, message);
-    let (status, message) = pipelines(args.pipelines_path.as_deref());
-    add("config.pipelines", status, message);
-    let (status, message) = data_dir(args);
-    add("store.dir", status, message);
-    let (status, message) = store(args);
-    add("store.open", status, message);
-    let (status, message) = address("api.grpc.address", &args.grpc_address, None);
-    add("network.grpc", status, message);
-    let (status, message) = address("api.http.address", &args.http_address, Some("/healthz"));
-    add("network.http", status, message);
-    let (status, message) = plugins_dir("connectors.path", &args.connectors_path, false);
-    add("plugins.connectors_dir", status, message);
-    let (status, message) = plugins_dir("processors.path", &args.processors_path, true);
-    add("plugins.processors_dir", status, message);
-    let (status, message) = disk(&args.db_path, args.db_type);
-    add("disk.free", status, message);
-    let (status, message) = open_files();
-    add("limits.open_files", status, message);
-    out
 }
 
 type Outcome = (Status, String);
@@ -332,6 +397,140 @@ fn address(setting: &str, address: &str, probe: Option<&str>) -> Outcome {
                 "cannot listen on {address} ({e}): set --{setting} to an address of this machine"
             ),
         ),
+    }
+}
+
+/// Which API a `--require-server` check expects at an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// gRPC: InformationService.GetInfo answers.
+    Grpc,
+    /// The HTTP API: `GET /healthz` answers 200.
+    Http,
+}
+
+/// Whether the APIs are served over TLS with these settings.
+fn tls(run: &RunArgs) -> bool {
+    run.security.cert_file.is_some()
+}
+
+/// `--require-server`: whether a server answers at `address` (instead of the address
+/// being free). With TLS only the TCP connection is checked (no certificate to trust).
+fn server_answers(setting: &str, address: &str, protocol: Protocol, tls: bool) -> Outcome {
+    let socket = match address.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(socket)) => socket,
+        Ok(None) | Err(_) => {
+            return (
+                Status::Fail(2),
+                format!("--{setting} {address:?} is not a host:port this machine can resolve"),
+            )
+        }
+    };
+    if socket.port() == 0 {
+        return (
+            Status::Fail(2),
+            format!(
+                "--{setting} {address} has port 0 (a free port picked at start): give the \
+                 running server's port to check it"
+            ),
+        );
+    }
+    let stream = match TcpStream::connect_timeout(&socket, Duration::from_secs(2)) {
+        Ok(stream) => stream,
+        Err(e) => {
+            return (
+                Status::Fail(3),
+                format!(
+                    "no server answers at {address} ({e}): start one with these settings \
+                     (`culvert run`), or set --{setting} to its address"
+                ),
+            )
+        }
+    };
+    if tls {
+        return (
+            Status::Ok,
+            format!("{address} accepts connections (TLS: the handshake is not checked)"),
+        );
+    }
+    drop(stream);
+    match protocol {
+        Protocol::Grpc => grpc_answers(setting, address),
+        Protocol::Http if http_ok(address, "/healthz") => (
+            Status::Ok,
+            format!("a server answers GET /healthz at {address}"),
+        ),
+        Protocol::Http => (
+            Status::Fail(3),
+            format!(
+                "{address} accepts connections but GET /healthz does not answer 200: is \
+                 --{setting} the server's HTTP address?"
+            ),
+        ),
+    }
+}
+
+/// Whether Conduit's gRPC API answers at `address`: InformationService.GetInfo (with the
+/// CLI's token and config file, as `culvert info`). A refusal for want of a token is an
+/// answer too.
+fn grpc_answers(setting: &str, address: &str) -> Outcome {
+    use culvert_api::pb::api::v1 as pb;
+    use pb::information_service_client::InformationServiceClient;
+    let server = crate::client::Server {
+        grpc_address: Some(address.to_owned()),
+        access: crate::client::Access::default(),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return (Status::Fail(1), format!("starting the async runtime: {e}")),
+    };
+    let answer = runtime.block_on(async {
+        let channel = crate::client::connect(&server)
+            .await
+            .map_err(|e| e.message)?;
+        let mut client = InformationServiceClient::new(channel);
+        let call = client.get_info(pb::GetInfoRequest {});
+        match tokio::time::timeout(Duration::from_secs(5), call).await {
+            Ok(answer) => Ok(answer),
+            Err(_) => Err("no answer to GetInfo within 5s".to_owned()),
+        }
+    });
+    let not_it = |why: String| {
+        (
+            Status::Fail(3),
+            format!(
+                "{address} does not serve Conduit's gRPC API ({why}): is --{setting} the \
+                 server's gRPC address?"
+            ),
+        )
+    };
+    match answer {
+        Ok(Ok(reply)) => (
+            Status::Ok,
+            format!(
+                "a server answers gRPC at {address} (version {})",
+                reply.into_inner().info.unwrap_or_default().version
+            ),
+        ),
+        Ok(Err(status))
+            if matches!(
+                status.code(),
+                tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+            ) =>
+        {
+            (
+                Status::Ok,
+                format!(
+                    "a server answers gRPC at {address} (it wants a token: {})",
+                    status.message()
+                ),
+            )
+        }
+        Ok(Err(status)) => not_it(crate::client::status_message(&status)),
+        Err(why) => not_it(why),
     }
 }
 

@@ -11,9 +11,11 @@
 //! the control plane says should run; the admin CLI (`cli`) and the offline event-log tools
 //! (`tools`) are verbs of the same binary.
 
+mod allocator;
 mod cli;
 mod client;
 mod doctor;
+mod dry_run;
 mod effective_config;
 mod graph;
 mod init;
@@ -21,6 +23,7 @@ mod logging;
 mod mcp;
 mod metrics;
 mod oracle;
+mod plugin_install;
 mod progress;
 mod prom;
 mod reload;
@@ -41,12 +44,6 @@ use culvert_store::{EventLog, MemoryStore, PositionStore, RocksStore, StoreError
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// mimalloc instead of glibc's allocator: records are allocated by one task and freed by
-/// another, on other threads, which glibc's arenas handle poorly (a third of the pipeline
-/// benchmark's time went to malloc/free; see BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `v<version> <os>/<arch>`, with Go's names for the OS and architecture as Conduit prints
 /// them (`linux/amd64`).
@@ -107,6 +104,20 @@ enum Commands {
     /// Example: culvert plugins ls
     #[command(subcommand)]
     Plugins(cli::PluginsCommand),
+    /// Connector plugins: list or describe a running server's; install or uninstall
+    /// standalone connectors in its --connectors.path (offline), as Conduit's
+    /// `connector-plugins`.
+    ///
+    /// Example: culvert connector-plugins install ./conduit-connector-file
+    #[command(subcommand, alias = "connector-plugin", alias = "connectorplugins")]
+    ConnectorPlugins(plugin_install::PluginsCommand),
+    /// Processor plugins: list or describe a running server's; install or uninstall
+    /// standalone WASM processors in its --processors.path (offline), as Conduit's
+    /// `processor-plugins`.
+    ///
+    /// Example: culvert processor-plugins install ./my-processor.wasm
+    #[command(subcommand, alias = "processor-plugin", alias = "processorplugins")]
+    ProcessorPlugins(plugin_install::PluginsCommand),
     /// The running server's version, OS and architecture.
     ///
     /// Example: culvert info --grpc.address 127.0.0.1:8084
@@ -722,6 +733,12 @@ fn main() -> std::process::ExitCode {
         Commands::Dlq(command) => cli::run_dlq(command),
         Commands::Processors(command) => cli::run_processors(command),
         Commands::Plugins(command) => cli::run_plugins(command),
+        Commands::ConnectorPlugins(command) => {
+            plugin_install::run(plugin_install::Kind::Connector, command)
+        }
+        Commands::ProcessorPlugins(command) => {
+            plugin_install::run(plugin_install::Kind::Processor, command)
+        }
         Commands::Info(remote) => cli::run_info(remote),
         Commands::Mcp(args) => mcp::run(args),
         Commands::Version => {
@@ -802,11 +819,24 @@ fn main() -> std::process::ExitCode {
                 Err(error) => {
                     tracing::error!("{error:#}");
                     eprintln!("error: {error:#}");
-                    std::process::ExitCode::from(1)
+                    std::process::ExitCode::from(if is_environment(&error) { 3 } else { 1 })
                 }
             }
         }
     }
+}
+
+/// Whether `run` failed on its environment rather than at run time: an API address taken
+/// or not on this machine (exit 3, as docs/cli.md and Conduit's CLI say).
+fn is_environment(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable
+            )
+        })
+    })
 }
 
 /// The `culvert run` command (its flags are the settings `init` writes out).

@@ -231,12 +231,15 @@ pub enum TokensCommand {
         #[command(flatten)]
         file: TokensFile,
     },
-    /// List the names of a tokens file's tokens.
+    /// List the names of a tokens file's tokens (one a line; `-o json|yaml`: a list of
+    /// `{name}`).
     ///
-    /// Example: culvert tokens ls --tokens-file /etc/culvert/tokens
+    /// Example: culvert tokens ls --tokens-file /etc/culvert/tokens -o json
     Ls {
         #[command(flatten)]
         file: TokensFile,
+        #[command(flatten)]
+        output: crate::cli::Output,
     },
 }
 
@@ -264,11 +267,10 @@ pub fn run_tokens(command: TokensCommand) -> ExitCode {
                 );
             })
         }
-        TokensCommand::Ls { file } => TokenFile::load(&file.tokens_file).map(|tokens| {
-            for name in tokens.names() {
-                println!("{name}");
-            }
-        }),
+        TokensCommand::Ls { file, output } => match TokenFile::load(&file.tokens_file) {
+            Ok(tokens) => return list_tokens(&tokens, output.format()),
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -281,4 +283,25 @@ pub fn run_tokens(command: TokensCommand) -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// `tokens ls`: the names, one a line, or as a list of `{name}` in JSON or YAML.
+fn list_tokens(tokens: &TokenFile, format: crate::cli::OutputFormat) -> ExitCode {
+    let names: Vec<_> = tokens
+        .names()
+        .map(|name| serde_json::json!({ "name": name }))
+        .collect();
+    match crate::cli::print_value(format, &names) {
+        Ok(true) => {}
+        Ok(false) => {
+            for name in tokens.names() {
+                println!("{name}");
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
 }

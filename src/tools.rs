@@ -3,7 +3,8 @@
 //! server's log over gRPC.
 //!
 //! * `culvert events ls` lists events, filtered by sequence range, time range, entity,
-//!   event type and actor;
+//!   event type and actor: a table, or with `-o json|yaml` (`--json`) one JSON object a
+//!   line or one YAML document per event ([`crate::cli::print_item`]); `events tail` too;
 //! * `culvert audit <entity-id>` shows every change of a pipeline, connector or processor
 //!   with actor, time and a field-level diff;
 //! * `culvert at --seq N | --time T pipelines|connectors|processors describe <id>` shows an
@@ -21,6 +22,7 @@
 //! unknown id, a sequence past the end, a time before the first event), 3 the environment
 //! (a data directory that does not exist or is not ours).
 
+use crate::cli::{print_item, Output, OutputError, OutputFormat};
 use crate::progress::Progress;
 use chrono::{DateTime, Utc};
 use culvert_api::redact::{PluginSpecs, Redactor};
@@ -126,9 +128,9 @@ pub struct TailArgs {
     /// Only events of this pipeline, connector or processor.
     #[arg(long)]
     entity: Option<String>,
-    /// One JSON object per line instead of a table.
-    #[arg(long)]
-    json: bool,
+    /// A table, one JSON object per line, or one YAML document per event.
+    #[command(flatten)]
+    output: Output,
     #[command(flatten)]
     server: crate::client::Server,
 }
@@ -151,14 +153,15 @@ pub fn events_tail(args: TailArgs) -> Result<(), Failure> {
         _ => Failure(1, s.message().to_owned()),
     };
     let redactor = redactor();
-    let print = |e: &ev::Event, json_output: bool| {
+    let format = args.output.format();
+    let print = |e: &ev::Event| -> Result<(), Failure> {
         let at = e
             .recorded_at
             .as_ref()
             .and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32))
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
             .unwrap_or_default();
-        if json_output {
+        if format != OutputFormat::Table {
             // The server redacts; so does this side, whatever server answered.
             let data = e
                 .data
@@ -171,7 +174,7 @@ pub fn events_tail(args: TailArgs) -> Result<(), Failure> {
             if !e.reason.is_empty() {
                 line["reason"] = json!(e.reason);
             }
-            println!("{line}");
+            print_item(format, &line)?;
         } else {
             println!(
                 "{:>8}  {:<30}  {:<28}  {:<40}  {}{}",
@@ -183,6 +186,7 @@ pub fn events_tail(args: TailArgs) -> Result<(), Failure> {
                 reason_suffix((!e.reason.is_empty()).then_some(e.reason.as_str()))
             );
         }
+        Ok(())
     };
     runtime.block_on(async {
         let channel = crate::client::connect(&args.server)
@@ -216,7 +220,7 @@ pub fn events_tail(args: TailArgs) -> Result<(), Failure> {
                     .map_err(status)?
                     .into_inner();
                 for e in &page.events {
-                    print(e, args.json);
+                    print(e)?;
                 }
                 if page.next_page_token.is_empty() {
                     break;
@@ -238,7 +242,7 @@ pub fn events_tail(args: TailArgs) -> Result<(), Failure> {
             .into_inner();
         while let Some(message) = stream.message().await.map_err(status)? {
             if let Some(e) = message.event {
-                print(&e, args.json);
+                print(&e)?;
             }
         }
         Ok(())
@@ -274,13 +278,19 @@ pub struct LsArgs {
     /// At most this many events.
     #[arg(long)]
     limit: Option<usize>,
-    /// One JSON object per line instead of a table.
-    #[arg(long)]
-    json: bool,
+    /// A table, one JSON object per line, or one YAML document per event.
+    #[command(flatten)]
+    output: Output,
 }
 
 /// A failure with its exit code.
 pub struct Failure(pub u8, pub String);
+
+impl From<OutputError> for Failure {
+    fn from(error: OutputError) -> Self {
+        Failure(1, error.0)
+    }
+}
 
 /// The reason an actor gave, as printed after an event in a table: `  (reason: "...")`.
 fn reason_suffix(reason: Option<&str>) -> String {
@@ -397,7 +407,9 @@ pub fn events_ls(args: LsArgs) -> Result<(), Failure> {
     // The state so far (from the first event listed): the plugin of events that do not
     // name theirs.
     let mut state = ControlPlane::new();
-    if !args.json {
+    let format = args.output.format();
+    let structured = format != OutputFormat::Table;
+    if !structured {
         println!(
             "{:>8}  {:<24}  {:<28}  {:<40}  TYPE",
             "SEQ", "RECORDED AT", "ACTOR", "STREAM"
@@ -418,8 +430,8 @@ pub fn events_ls(args: LsArgs) -> Result<(), Failure> {
                 .as_deref()
                 .is_none_or(|t| event.event_type == t)
             && args.actor.as_deref().is_none_or(|a| event.actor == a);
-        let data = (keep && args.json).then(|| shown_data(&redactor, &event, &state));
-        if args.json {
+        let data = (keep && structured).then(|| shown_data(&redactor, &event, &state));
+        if structured {
             if let Ok(recorded) = culvert_migrations::decode(&event) {
                 state.evolve(&recorded);
             }
@@ -443,7 +455,7 @@ pub fn events_ls(args: LsArgs) -> Result<(), Failure> {
             if let Some(reason) = &event.reason {
                 line["reason"] = json!(reason);
             }
-            println!("{line}");
+            print_item(format, &line)?;
         } else {
             println!(
                 "{:>8}  {:<24}  {:<28}  {:<40}  {}{}",

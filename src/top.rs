@@ -6,14 +6,15 @@
 //! It reads the server's Prometheus endpoint (`GET /metrics` on the HTTP API,
 //! `docs/metrics.md`) twice `--interval` apart; rates are the differences over the time
 //! between the two scrapes. Interactive, it clears the terminal and redraws every interval
-//! until Ctrl-C; `--once` scrapes twice, prints once and exits (with `--json`, the numbers
-//! as JSON). The token and TLS settings are the other client verbs' (`client::Access`);
+//! until Ctrl-C; `--once` scrapes twice, prints once and exits (with `-o json|yaml` or
+//! `--json`, the numbers as one JSON or YAML document). The token and TLS settings are the other client verbs' (`client::Access`);
 //! TLS when the address is `https://...` or TLS files are given. The age of the last
 //! saved position is not shown: the server has no metric for it yet.
 //!
 //! Exit codes as the other verbs: 2 bad usage, 3 the server cannot be reached or refuses
 //! us, 1 anything else.
 
+use crate::cli::{print_value, OutputFormat};
 use crate::client::{self, Access};
 use crate::prom::{self, Sample};
 use crate::tools::{self, Failure};
@@ -54,9 +55,18 @@ pub struct TopArgs {
     /// Scrape twice, one interval apart, print the table once and exit.
     #[arg(long)]
     pub once: bool,
-    /// With --once: the numbers as one JSON document.
+    /// With --once: the numbers as one JSON document (the same as `--output json`).
     #[arg(long, requires = "once")]
     pub json: bool,
+    /// With --once: `table` (the default), `json` or `yaml` (the numbers as one document).
+    #[arg(
+        long = "output",
+        short = 'o',
+        value_enum,
+        requires = "once",
+        conflicts_with = "json"
+    )]
+    pub output: Option<OutputFormat>,
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -93,12 +103,12 @@ async fn top(args: TopArgs) -> Result<(), Failure> {
         tokio::time::sleep(args.interval).await;
         let after = scraper.scrape().await?;
         let view = view(&before, &after, at.elapsed(), unix_now());
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&view).expect("a view serialises")
-            );
+        let format = if args.json {
+            OutputFormat::Json
         } else {
+            args.output.unwrap_or_default()
+        };
+        if !print_value(format, &view)? {
             print!("{}", table(&view));
         }
         return Ok(());

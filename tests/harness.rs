@@ -348,3 +348,22 @@ impl LineCounter {
         self.lines
     }
 }
+
+/// Build a published connector pinned in `tests/fixtures/upstream` (`generator`, `file` or
+/// `postgres`), with its version stamped as its release build does.
+pub fn upstream_connector(name: &str, version: &str) -> PathBuf {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("go-fixtures/{name}"));
+    let module = format!("github.com/conduitio/conduit-connector-{name}");
+    let status = Command::new("go")
+        .args(["build", "-ldflags"])
+        .arg(format!("-X '{module}.version={version}'"))
+        .arg("-o")
+        .arg(&out)
+        .arg(format!("{module}/cmd/connector"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream"))
+        .env("GONOSUMDB", "github.com/conduitio")
+        .status()
+        .expect("`go` on the PATH (make deps installs it) to build the upstream connectors");
+    assert!(status.success(), "building the {name} connector failed");
+    out
+}

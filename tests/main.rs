@@ -4,8 +4,11 @@
 mod admin_cli;
 mod cli_config;
 mod cli_doctor;
+mod cli_dry_run;
 mod cli_init;
+mod cli_plugins;
 mod cli_validate;
+mod cli_verbs;
 mod conduit_parity;
 mod config;
 mod crash;

@@ -31,24 +31,8 @@ fn fixture_connector() -> PathBuf {
     out
 }
 
-/// Build a published connector pinned in `tests/fixtures/upstream` (`generator`, `file` or
-/// `postgres`), with its version stamped as its release build does.
-pub(crate) fn upstream_connector(name: &str, version: &str) -> PathBuf {
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("go-fixtures/{name}"));
-    let module = format!("github.com/conduitio/conduit-connector-{name}");
-    let status = Command::new("go")
-        .args(["build", "-ldflags"])
-        .arg(format!("-X '{module}.version={version}'"))
-        .arg("-o")
-        .arg(&out)
-        .arg(format!("{module}/cmd/connector"))
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream"))
-        .env("GONOSUMDB", "github.com/conduitio")
-        .status()
-        .expect("`go` on the PATH (make deps installs it) to build the upstream connectors");
-    assert!(status.success(), "building the {name} connector failed");
-    out
-}
+/// Conduit's published connectors, built from the Go module proxy (shared with the soak).
+pub(crate) use crate::harness::upstream_connector;
 
 /// A `connectors` directory in `dir` holding Conduit's postgres connector v0.14.2 (built
 /// from the Go module proxy), for `--connectors.path`.

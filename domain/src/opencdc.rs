@@ -10,7 +10,9 @@
 //!
 //! * `position` and raw data are base64 (standard alphabet, padded); a missing key or
 //!   payload side is `null`;
-//! * structured data is a plain JSON object;
+//! * structured data is a plain JSON object; its numbers are f64, as Conduit's Go
+//!   `encoding/json` reads them into `any`: an integer beyond 2^53 is rounded to the nearest
+//!   f64 once and then round-trips exactly;
 //! * `operation` is the lower-case name (`create`, `update`, `delete`, `snapshot`);
 //! * on input a JSON string is raw data and an object is structured data, as Conduit reads
 //!   them.
@@ -263,6 +265,33 @@ mod tests {
                 Data::Structured(m.into_iter().map(|(k, v)| (k, json!(v))).collect())
             }),
         ]
+    }
+
+    /// Fuzz finding (target `opencdc_json`): an 84-digit integer in structured data and
+    /// control characters in metadata. As in Conduit (Go's `encoding/json` into `any`), the
+    /// integer becomes the nearest f64; that f64 must then come back exactly (serde_json's
+    /// default float parsing can be one unit in the last place off, hence its
+    /// `float_roundtrip` feature), and the control characters must be escaped and come back
+    /// identical.
+    #[test]
+    fn big_integer_and_control_characters_round_trip() {
+        let input = br#"{"position":"MQ==","operation":"create","metadata":{"conduit.source.connector.id":"ct?in\n\\\bGc0$$$$wwww$noct?in\n\\\bn2649368075","opencdc.createdAt":"1796166712652067633"},"key":"c3VwZXJzZW5zaWJseQ==","payload":{"before":null,"after":{"id":871477445905397966666666666666666666666666666666666666666666666666666666666666666678,"name":"unaccumulable"}}}"#;
+        let record = Record::from_json(input).unwrap();
+        let Some(Data::Structured(after)) = &record.payload.after else {
+            panic!("structured payload expected: {record:?}");
+        };
+        // The nearest f64 (what Go's strconv.ParseFloat gives for the same digits).
+        assert_eq!(after["id"].as_f64(), Some(8.71477445905398e83));
+        assert_eq!(
+            record.metadata["conduit.source.connector.id"],
+            "ct?in\n\\\u{8}Gc0$$$$wwww$noct?in\n\\\u{8}n2649368075"
+        );
+        let json = record.to_json();
+        let text = String::from_utf8(json.clone()).unwrap();
+        assert!(!text.chars().any(char::is_control), "{text}");
+        let again = Record::from_json(&json).unwrap();
+        assert_eq!(again, record, "{text}");
+        assert_eq!(again.to_json(), json, "to_json is not stable");
     }
 
     proptest! {

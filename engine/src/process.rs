@@ -1,6 +1,7 @@
 //! The standard Prometheus process metrics (`process_*`, as every official client exports
 //! them), read from `/proc/self` at each scrape. On a system without `/proc` they are
-//! left out of the document.
+//! left out of the document. Also the live tasks of the tokio runtime a scrape runs on
+//! (`culvert_tokio_alive_tasks`, tokio's stable runtime metrics).
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -145,6 +146,17 @@ impl Collector for ProcessCollector {
                     MetricType::Gauge,
                 )?)?;
             }
+        }
+        // The runtime this scrape runs on (the server's): its live tasks, so a soak can
+        // see tasks that outlive what spawned them. Left out off a runtime.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let alive = i64::try_from(runtime.metrics().num_alive_tasks()).unwrap_or(i64::MAX);
+            ConstGauge::new(alive).encode(encoder.encode_descriptor(
+                "culvert_tokio_alive_tasks",
+                "Tasks alive on the server's tokio runtime (spawned and not yet finished).",
+                None,
+                MetricType::Gauge,
+            )?)?;
         }
         if let Some(v) = stats.start_time_seconds {
             ConstGauge::new(v).encode(encoder.encode_descriptor(

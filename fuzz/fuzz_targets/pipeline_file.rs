@@ -3,8 +3,32 @@
 //! back to the same pipelines.
 #![no_main]
 
+use config::{PipelineConfig, ProcessorConfig};
+use culvert_provisioning::yaml::Location;
 use culvert_provisioning::{config, export, yaml};
 use libfuzzer_sys::fuzz_target;
+
+/// The pipelines without where they were written.
+fn content(mut pipelines: Vec<PipelineConfig>) -> Vec<PipelineConfig> {
+    let processors = |list: &mut Vec<ProcessorConfig>| {
+        for p in list {
+            p.at = Location::default();
+            p.path = String::new();
+        }
+    };
+    for p in &mut pipelines {
+        p.file = String::new();
+        p.at = Location::default();
+        p.path = String::new();
+        processors(&mut p.processors);
+        for c in &mut p.connectors {
+            c.at = Location::default();
+            c.path = String::new();
+            processors(&mut c.processors);
+        }
+    }
+    pipelines
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -20,8 +44,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let exported = export::to_yaml(&parsed.pipelines);
     let again = config::parse_verbatim("export.yaml", &exported);
+    // Where each entry was written (file, line and column, JSON pointer) differs by nature:
+    // the export has its own layout (every default written out). Only the content must be
+    // the same (comparing the positions too failed on every input that parsed).
     assert_eq!(
-        again.pipelines, parsed.pipelines,
+        content(again.pipelines),
+        content(parsed.pipelines),
         "export of a parsed file parses differently:\n{exported}\nproblems: {:?}",
         again.problems
     );

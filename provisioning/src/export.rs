@@ -289,6 +289,28 @@ mod tests {
         assert_eq!(p.dlq.settings["password"], sealed);
     }
 
+    /// Fuzz finding (target `pipeline_file`): an unterminated `${` in a setting. A document
+    /// parsed verbatim (as the API parses one) exports to text that parses verbatim to the
+    /// same pipelines; only where things were written (file, line, pointer) differs.
+    #[test]
+    fn unterminated_variable_reads_back_verbatim() {
+        let text = "version: \"2.2\"\npipelines:\n  - id: env-syntax\n    status: stopped\n    \
+                    connectors:\n      - id: out\n        type: destination\n        \
+                    plugin: builtin:log\n        settings:\n          message: \"${LOG_MESSAGE\"\n";
+        let parsed = config::parse_verbatim("import.yaml", text);
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        assert_eq!(
+            parsed.pipelines[0].connectors[0].settings["message"],
+            "${LOG_MESSAGE"
+        );
+        let exported = to_yaml(&parsed.pipelines);
+        let again = config::parse_verbatim("import.yaml", &exported);
+        assert!(again.problems.is_empty(), "{:?}", again.problems);
+        let again: Vec<_> = again.pipelines.into_iter().map(strip).collect();
+        let parsed: Vec<_> = parsed.pipelines.into_iter().map(strip).collect();
+        assert_eq!(again, parsed, "{exported}");
+    }
+
     proptest! {
         #[test]
         fn what_is_written_reads_back_the_same(pipeline in pipeline()) {

@@ -688,4 +688,49 @@ mod tests {
         tracker.went_through(1);
         assert!(*seen.borrow_and_update());
     }
+
+    /// The wrapper passes on the inner source's records in order and loses none when the
+    /// engine drops a read half-way (the harness drops reads at random await points).
+    #[tokio::test]
+    async fn a_counted_source_is_cancel_safe() {
+        use culvert_plugins::testing::{check_cancel_safety, CancelSafety};
+        let count = 5_000u64;
+        let expected: Vec<Vec<u8>> = (1..=count).map(|n| n.to_string().into_bytes()).collect();
+        let registry = culvert_connectors::registry();
+        let settings: culvert_plugins::Settings = [
+            ("recordCount", count.to_string()),
+            ("rate", "100000".to_owned()),
+            ("format.type", "raw".to_owned()),
+            ("format.options.id", "int".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let make = || -> Box<dyn Source> {
+            let inner = registry
+                .lookup("builtin:generator")
+                .unwrap()
+                .new_source(&settings)
+                .unwrap();
+            Box::new(Counted {
+                inner,
+                tracker: Arc::new(Tracker {
+                    limit: count,
+                    taken: AtomicU64::new(0),
+                    through: AtomicU64::new(0),
+                    done: watch::channel(false).0,
+                }),
+                passed: VecDeque::new(),
+            })
+        };
+        let report = check_cancel_safety(
+            make,
+            &expected,
+            |r| r.position.0.clone(),
+            &CancelSafety::default(),
+        )
+        .await
+        .unwrap_or_else(|violation| panic!("{violation}"));
+        assert!(report.cancelled > 0, "no read was dropped: {report:?}");
+    }
 }

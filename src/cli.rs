@@ -334,6 +334,14 @@ pub enum PipelinesCommand {
     ///
     /// Example: culvert pipelines dry-run ./pipelines/orders.yaml --records 5
     DryRun(Box<crate::dry_run::DryRunArgs>),
+    /// Show the machine-appliable fixes for a pipeline file's findings (a status in the
+    /// wrong case, a negative processor `workers`, an over-long description, the
+    /// deprecated processor `type`) as a plan with a hash; with `--apply`, write the safe
+    /// ones (or those `--fix` names) into the file, keeping its comments. Offline: the
+    /// file only, never a server.
+    ///
+    /// Example: culvert pipelines repair orders.yaml --apply --plan-hash 9f3a2c...
+    Repair(crate::repair::RepairArgs),
 }
 
 /// What `pipelines export` writes.
@@ -509,6 +517,7 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
     // A dry run has its own multi-threaded runtime (it runs pipelines).
     let command = match command {
         PipelinesCommand::DryRun(args) => return crate::dry_run::run(*args),
+        PipelinesCommand::Repair(args) => return crate::repair::run(args),
         other => other,
     };
     block_on(async {
@@ -519,8 +528,8 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
             PipelinesCommand::Lint(args) => {
                 crate::validate::lint(&args).map_err(|(code, why)| Failure(code, why))
             }
-            PipelinesCommand::DryRun(_) => {
-                unreachable!("dry-run is dispatched before this runtime starts")
+            PipelinesCommand::DryRun(_) | PipelinesCommand::Repair(_) => {
+                unreachable!("dry-run and repair are dispatched before this runtime starts")
             }
             PipelinesCommand::Ls { remote } => pipelines_ls(&remote).await,
             PipelinesCommand::Describe { id, remote } => pipelines_describe(&id, &remote).await,

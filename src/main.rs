@@ -27,6 +27,7 @@ mod plugin_install;
 mod progress;
 mod prom;
 mod reload;
+mod repair;
 mod schemas;
 mod secrets;
 mod security;

@@ -121,6 +121,18 @@ pub fn findings(paths: &[PathBuf]) -> Result<Vec<Finding>, Failed> {
     Ok(run(paths, false)?.findings)
 }
 
+/// The findings of one file's `text` (named `name`), as `validate` reports them.
+pub fn text_findings(name: &str, text: &str) -> Vec<Finding> {
+    let env = |var: &str| std::env::var(var).ok();
+    let parsed = config::parse(name, text, &env);
+    let mut report = Report::default();
+    report.files.push(name.to_owned());
+    report.add(&Checker::new(), text, parsed, false);
+    report.duplicates();
+    report.findings.sort();
+    report.findings
+}
+
 /// Read and check every file under `paths`.
 fn run(paths: &[PathBuf], lint: bool) -> Result<Report, Failed> {
     let mut files = Vec::new();

@@ -229,6 +229,42 @@ fn offline_rows() -> Vec<Row> {
             Expect::Json,
         ),
         row(
+            "pipelines repair",
+            &["{tmp}/repair.yaml"],
+            0,
+            Expect::Out("[safe     ] /status"),
+        ),
+        row(
+            "pipelines repair",
+            &["{tmp}/repair.yaml", "--json"],
+            0,
+            Expect::Json,
+        ),
+        row(
+            "pipelines repair",
+            &["{tmp}/repair.yaml", "--apply"],
+            2,
+            Expect::Err("--plan-hash"),
+        ),
+        row(
+            "pipelines repair",
+            &["{tmp}/repair.yaml", "--apply", "--plan-hash", "0123"],
+            2,
+            Expect::Err("repair.plan_stale"),
+        ),
+        row(
+            "pipelines repair",
+            &["{tmp}/repair.yaml", "--apply", "--yes"],
+            0,
+            Expect::Out("1 applied, 0 skipped"),
+        ),
+        row(
+            "pipelines repair",
+            &["{tmp}/repair.yaml"],
+            0,
+            Expect::Out("nothing to repair"),
+        ),
+        row(
             "connector-plugins install",
             &["{tmp}/no-such-plugin", "--path", "{tmp}/connectors"],
             2,
@@ -721,6 +757,11 @@ fn every_verb_runs_end_to_end() {
     let dir = tmp.path().to_str().unwrap().to_owned();
     std::fs::write(tmp.path().join("verbs.yaml"), PIPELINE).unwrap();
     std::fs::write(tmp.path().join("nothing.jsonl"), "").unwrap();
+    std::fs::write(
+        tmp.path().join("repair.yaml"),
+        PIPELINE.replace("status: stopped", "status: \" Stopped \"  # a typo"),
+    )
+    .unwrap();
     let mut vars = Vars(vec![
         ("tmp".into(), dir.clone()),
         ("data".into(), data.to_str().unwrap().to_owned()),

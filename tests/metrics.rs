@@ -430,6 +430,38 @@ fn metrics_count_what_a_pipeline_moved() {
         after.value("conduit_pipeline_status", &[("pipeline_name", "counted")]),
         Some(3.0)
     );
+
+    // Deleted, the pipeline and its connectors leave the document: nothing names them.
+    for connector in [&source_id, &destination_id] {
+        call(
+            &address,
+            "DELETE",
+            &format!("/v1/connectors/{connector}"),
+            None,
+        );
+    }
+    call(&address, "DELETE", &format!("/v1/pipelines/{id}"), None);
+    let names_the_pipeline = |doc: &Document| {
+        doc.samples
+            .iter()
+            .filter(|s| {
+                s.labels.get("pipeline_name").map(String::as_str) == Some("counted")
+                    || s.labels
+                        .get("component_id")
+                        .is_some_and(|c| c == &source_id || c == &destination_id)
+            })
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+    };
+    wait_until("the deleted pipeline's series gone", || {
+        names_the_pipeline(&metrics(&address)).is_empty()
+    });
+    let gone = metrics(&address);
+    assert_eq!(names_the_pipeline(&gone), Vec::<String>::new());
+    assert_eq!(
+        gone.value("conduit_pipelines", &[("status", "userstopped")]),
+        Some(0.0)
+    );
     drop(server);
 }
 

@@ -11,7 +11,7 @@
 //! deleted or its pipeline's run ends; [`Session::closed`] says which.
 
 use culvert_domain::Record;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::mpsc;
@@ -67,11 +67,13 @@ struct Sink {
 
 type Sessions = Family<ComponentLabel, Gauge>;
 type Dropped = Family<ComponentLabel, Counter>;
+/// The entities with inspector series (shared with `Metrics::retain`).
+type Inspected = Arc<Mutex<HashSet<String>>>;
 
 /// The live inspector sessions of a server, by entity.
 pub struct Inspectors {
     /// Conduit's `conduit_inspector_sessions` and `..._dropped_records_total`, if served.
-    metrics: OnceLock<(Sessions, Dropped)>,
+    metrics: OnceLock<(Sessions, Dropped, Inspected)>,
     /// Open sessions in all (the nodes' shortcut: nothing to do when 0).
     active: AtomicUsize,
     sessions: Mutex<HashMap<Key, Vec<Sink>>>,
@@ -146,6 +148,7 @@ impl Inspectors {
         let _ = self.metrics.set((
             metrics.inspector_sessions.clone(),
             metrics.inspector_dropped.clone(),
+            metrics.inspected.clone(),
         ));
     }
 
@@ -157,7 +160,14 @@ impl Inspectors {
 
     /// Sessions on `id` changed by `delta`.
     fn count(&self, id: &str, delta: i64) {
-        if let Some((sessions, _)) = self.metrics.get() {
+        if let Some((sessions, _, inspected)) = self.metrics.get() {
+            if delta > 0 {
+                // Noted so the series can go when the entity is deleted (Metrics::retain).
+                let mut inspected = inspected.lock().expect("metrics series lock");
+                if !inspected.contains(id) {
+                    inspected.insert(id.to_owned());
+                }
+            }
             sessions.get_or_create(&Self::label(id)).inc_by(delta);
         }
     }
@@ -243,7 +253,7 @@ impl Inspectors {
             if lost == 0 {
                 continue;
             }
-            if let Some((_, counter)) = self.metrics.get() {
+            if let Some((_, counter, _)) = self.metrics.get() {
                 counter.get_or_create(&Self::label(id)).inc_by(lost);
             }
             let before = sink.dropped.fetch_add(lost, Ordering::Relaxed);

@@ -20,9 +20,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use prometheus_client::metrics::family::Family;
@@ -175,6 +175,19 @@ pub struct Metrics {
     /// `conduit_inspector_dropped_records_total{component_id}`: records an inspector
     /// session lost because its buffer was full.
     pub inspector_dropped: Family<ComponentLabel, Counter>,
+    /// The label sets each pipeline's runs created in the families labelled by more than
+    /// the pipeline's name, so [`Metrics::retain`] can remove them when it is deleted.
+    series: Mutex<HashMap<String, PipelineSeries>>,
+    /// The entities with inspector series (see [`Metrics::retain`]).
+    pub(crate) inspected: Arc<Mutex<HashSet<String>>>,
+}
+
+/// The multi-label series one pipeline created (see [`Metrics::retain`]).
+#[derive(Debug, Default)]
+struct PipelineSeries {
+    connectors: HashSet<ConnectorLabels>,
+    processors: HashSet<ProcessorLabels>,
+    dlqs: HashSet<DlqLabels>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -355,6 +368,112 @@ impl Metrics {
             append_duration,
             positions_saved,
             acks_pending,
+            series: Mutex::new(HashMap::new()),
+            inspected: Arc::default(),
+        }
+    }
+
+    /// Remove the series of every pipeline whose name `keep_pipeline` refuses and the
+    /// inspector series of every entity whose id `keep_component` refuses.
+    ///
+    /// Called whenever the control plane changes: a deleted (or renamed) pipeline's series
+    /// would otherwise stay in the document, and in memory, for the server's life — a
+    /// server that creates and deletes pipelines all day would grow without bound. A run
+    /// still holding handles of removed series keeps counting into them unseen; a pipeline
+    /// can only be deleted or renamed while it is stopped, so none does.
+    pub fn retain(
+        &self,
+        keep_pipeline: impl Fn(&str) -> bool,
+        keep_component: impl Fn(&str) -> bool,
+    ) {
+        let gone: Vec<(String, PipelineSeries)> = {
+            let mut series = self.series.lock().expect("metrics series lock");
+            let names: Vec<String> = series
+                .keys()
+                .filter(|name| !keep_pipeline(name))
+                .cloned()
+                .collect();
+            names
+                .into_iter()
+                .filter_map(|name| series.remove_entry(&name))
+                .collect()
+        };
+        for (name, series) in gone {
+            for labels in &series.connectors {
+                self.connector_bytes.remove(labels);
+                self.connector_duration.remove(labels);
+            }
+            for labels in &series.processors {
+                self.processor_duration.remove(labels);
+            }
+            for labels in &series.dlqs {
+                self.dlq_bytes.remove(labels);
+                self.dlq_duration.remove(labels);
+            }
+            let label = PipelineLabel {
+                pipeline_name: name,
+            };
+            self.pipeline_recovering.remove(&label);
+            self.pipeline_duration.remove(&label);
+            self.positions_saved.remove(&label);
+            self.position_saved_at.remove(&label);
+            self.acks_pending.remove(&label);
+            self.pipeline_status.remove(&label);
+        }
+        let stale: Vec<String> = {
+            let mut inspected = self.inspected.lock().expect("metrics series lock");
+            let stale: Vec<String> = inspected
+                .iter()
+                .filter(|id| !keep_component(id))
+                .cloned()
+                .collect();
+            for id in &stale {
+                inspected.remove(id);
+            }
+            stale
+        };
+        for component_id in stale {
+            let label = ComponentLabel { component_id };
+            self.inspector_sessions.remove(&label);
+            self.inspector_dropped.remove(&label);
+        }
+    }
+
+    /// The series of each pipeline that has any, by name (for tests and diagnostics).
+    pub fn pipelines_with_series(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .series
+            .lock()
+            .expect("metrics series lock")
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Record that `pipeline_name` has series labelled by its name.
+    fn note_pipeline(&self, pipeline_name: &str) {
+        let mut series = self.series.lock().expect("metrics series lock");
+        if !series.contains_key(pipeline_name) {
+            series.insert(pipeline_name.to_owned(), PipelineSeries::default());
+        }
+    }
+
+    /// Record that `pipeline_name` created `labels` in `pick`'s set.
+    fn note<L>(
+        &self,
+        pipeline_name: &str,
+        labels: &L,
+        pick: fn(&mut PipelineSeries) -> &mut HashSet<L>,
+    ) where
+        L: Clone + Eq + std::hash::Hash,
+    {
+        let mut series = self.series.lock().expect("metrics series lock");
+        let entry = series.entry(pipeline_name.to_owned()).or_default();
+        let set = pick(entry);
+        if !set.contains(labels) {
+            set.insert(labels.clone());
         }
     }
 
@@ -410,6 +529,8 @@ impl PipelineMetrics {
             kind: TypeLabel(kind.to_owned()),
             component_id: id.to_owned(),
         };
+        self.metrics
+            .note(&self.pipeline_name, &labels, |s| &mut s.connectors);
         ConnectorMetrics {
             bytes: self.metrics.connector_bytes.get_or_create_owned(&labels),
             duration: self.metrics.connector_duration.get_or_create_owned(&labels),
@@ -423,6 +544,8 @@ impl PipelineMetrics {
             processor: self.plugin_of(id),
             component_id: id.to_owned(),
         };
+        self.metrics
+            .note(&self.pipeline_name, &labels, |s| &mut s.processors);
         self.metrics.processor_duration.get_or_create_owned(&labels)
     }
 
@@ -433,11 +556,15 @@ impl PipelineMetrics {
             .get_or_create_owned(&self.dlq_labels())
     }
 
+    /// The DLQ's labels, noted as this pipeline's.
     fn dlq_labels(&self) -> DlqLabels {
-        DlqLabels {
+        let labels = DlqLabels {
             pipeline_name: self.pipeline_name.clone(),
             plugin: self.dlq_plugin.clone().unwrap_or_default(),
-        }
+        };
+        self.metrics
+            .note(&self.pipeline_name, &labels, |s| &mut s.dlqs);
+        labels
     }
 
     /// The pipeline's positions-saved counter.
@@ -482,7 +609,9 @@ impl PipelineMetrics {
             .get_or_create_owned(&self.pipeline_label())
     }
 
+    /// The pipeline's label, its name noted as having series.
     fn pipeline_label(&self) -> PipelineLabel {
+        self.metrics.note_pipeline(&self.pipeline_name);
         PipelineLabel {
             pipeline_name: self.pipeline_name.clone(),
         }
@@ -762,5 +891,68 @@ mod tests {
         has("# TYPE process_resident_memory_bytes gauge");
         has("# TYPE process_cpu_seconds counter");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn retain_removes_the_series_of_pipelines_and_entities_that_are_gone() {
+        let metrics = Arc::new(Metrics::new());
+        let run = |name: &str, suffix: &str| {
+            let mut pipeline = metrics.pipeline(name);
+            pipeline.plugin(&format!("src-{suffix}"), "builtin:generator");
+            pipeline.plugin(&format!("proc-{suffix}"), "field.set");
+            pipeline.dlq("builtin:log");
+            pipeline
+                .connector(&format!("src-{suffix}"), "source")
+                .observe(&[raw(3)], Instant::now());
+            pipeline.processor(&format!("proc-{suffix}")).observe(0.1);
+            pipeline.dlq_bytes().observe_records(&[raw(1)]);
+            pipeline.dlq_duration().observe(0.1);
+            pipeline.positions_saved().inc();
+            pipeline.position_saved_at().set(1.0);
+            pipeline.acks_pending().set(1);
+            pipeline.recovering().inc();
+            pipeline.duration().observe(0.1);
+        };
+        run("kept", "a");
+        run("gone", "b");
+        let inspectors = Arc::new(crate::inspect::Inspectors::new(4));
+        inspectors.set_metrics(&metrics);
+        let kept_session = inspectors.open("src-a", crate::inspect::Side::Connector);
+        let gone_session = inspectors.open("src-b", crate::inspect::Side::Connector);
+        drop(gone_session);
+        assert_eq!(metrics.pipelines_with_series(), ["gone", "kept"]);
+        let before = metrics.render();
+        assert!(before.contains(r#"pipeline_name="gone""#), "{before}");
+        assert!(before.contains(r#"component_id="src-b""#), "{before}");
+
+        metrics.retain(|name| name == "kept", |id| id.ends_with("-a"));
+
+        let after = metrics.render();
+        assert_eq!(metrics.pipelines_with_series(), ["kept"]);
+        assert!(!after.contains(r#"pipeline_name="gone""#), "{after}");
+        assert!(!after.contains(r#"component_id="src-b""#), "{after}");
+        assert!(!after.contains(r#"component_id="proc-b""#), "{after}");
+        // Everything of the kept pipeline and entity stays, values and all.
+        for line in before.lines().filter(|l| {
+            !l.starts_with('#')
+                && !l.starts_with("process_")
+                && (l.contains(r#"pipeline_name="kept""#) || l.contains(r#"component_id="src-a""#))
+        }) {
+            assert!(
+                after.lines().any(|l| l == line),
+                "lost {line:?} in\n{after}"
+            );
+        }
+        assert_eq!(
+            before
+                .lines()
+                .filter(|l| l.contains(r#"pipeline_name="kept""#))
+                .count(),
+            after
+                .lines()
+                .filter(|l| l.contains(r#"pipeline_name="kept""#))
+                .count()
+        );
+        drop(kept_session);
     }
 }

@@ -77,6 +77,9 @@ impl StorePositions {
         match taken.get(connector) {
             Some(last) if now.duration_since(*last) < checkpoints::CHECKPOINT_EVERY => false,
             _ => {
+                // An entry older than the interval means the same as none: drop those, so
+                // sources deleted long ago do not stay in the map for the server's life.
+                taken.retain(|_, last| now.duration_since(*last) < checkpoints::CHECKPOINT_EVERY);
                 taken.insert(connector.to_owned(), now);
                 true
             }
@@ -473,6 +476,21 @@ impl Supervisor {
                             .is_none()
                 },
                 culvert_engine::inspect::Closed::Deleted,
+            );
+        }
+        if let Some(metrics) = self.metrics.get() {
+            // Deleted (or renamed) pipelines' and deleted entities' series leave /metrics.
+            let state = self.writer.projections().read();
+            let names: std::collections::HashSet<&str> =
+                state.pipelines().map(|p| p.name.as_str()).collect();
+            metrics.retain(
+                |name| names.contains(name),
+                |id| {
+                    present.contains_key(id)
+                        || state
+                            .processor(&culvert_domain::ProcessorId(id.to_owned()))
+                            .is_some()
+                },
             );
         }
         self.notice_deletions(present, boot);

@@ -439,8 +439,9 @@ impl Metrics {
         }
     }
 
-    /// The series of each pipeline that has any, by name (for tests and diagnostics).
-    pub fn pipelines_with_series(&self) -> Vec<String> {
+    /// The pipelines with series noted, by name.
+    #[cfg(test)]
+    fn pipelines_with_series(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .series
             .lock()

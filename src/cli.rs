@@ -420,6 +420,21 @@ pub enum ConnectorsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Install a standalone connector plugin (offline; Conduit's `connectors install`, the
+    /// same as `culvert connector-plugins install`).
+    ///
+    /// Example: culvert connectors install file@v0.10.8 --index ./index.json
+    Install(crate::plugin_install::InstallArgs),
+    /// Remove an installed standalone connector plugin (offline; as `culvert
+    /// connector-plugins uninstall`).
+    ///
+    /// Example: culvert connectors uninstall file
+    Uninstall(crate::plugin_install::UninstallArgs),
+    /// Check every installed standalone connector against an index again (offline; as
+    /// `culvert connector-plugins audit`).
+    ///
+    /// Example: culvert connectors audit --index ./index.json
+    Audit(crate::plugin_audit::AuditArgs),
 }
 
 /// `culvert processors ...`
@@ -605,6 +620,20 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
 
 /// Run a `connectors` verb.
 pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
+    // Conduit's names for the plugin verbs: the same as `connector-plugins ...`.
+    use crate::plugin_install::{run as run_plugin_verb, Kind, PluginsCommand as Verb};
+    let command = match command {
+        ConnectorsCommand::Install(args) => {
+            return run_plugin_verb(Kind::Connector, Verb::Install(args))
+        }
+        ConnectorsCommand::Uninstall(args) => {
+            return run_plugin_verb(Kind::Connector, Verb::Uninstall(args))
+        }
+        ConnectorsCommand::Audit(args) => {
+            return run_plugin_verb(Kind::Connector, Verb::Audit(args))
+        }
+        other => other,
+    };
     block_on(async {
         match command {
             ConnectorsCommand::Ls { pipeline, remote } => {
@@ -719,6 +748,11 @@ pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
                     println!("  {k}: {v}");
                 }
                 Ok(())
+            }
+            ConnectorsCommand::Install(_)
+            | ConnectorsCommand::Uninstall(_)
+            | ConnectorsCommand::Audit(_) => {
+                unreachable!("the plugin verbs are dispatched before this runtime starts")
             }
         }
     })
@@ -1002,7 +1036,7 @@ fn status_name(pipeline: &pb::Pipeline) -> &'static str {
 }
 
 /// Print rows under a header, each column as wide as its widest cell.
-fn table(header: &[&str], rows: Vec<Vec<String>>) {
+pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {

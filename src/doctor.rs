@@ -7,8 +7,9 @@
 //! Doctor takes every `culvert run` flag, resolved the same way (flags, `CULVERT_*`
 //! variables, the config file, defaults), and Conduit's own: `--check NAME` runs only the
 //! named checks (an unknown name is a usage error, exit 2, listing the valid ones),
-//! `--quiet` prints only the checks that warn or fail, and `--require-server` turns the
-//! network checks around: a server must answer on the gRPC address (`GetInfo`) and the
+//! `--quiet` prints only the checks that warn or fail, `--deep` adds
+//! `plugins.standalone_compat` (every standalone connector started and asked for its
+//! specification), and `--require-server` turns the network checks around: a server must answer on the gRPC address (`GetInfo`) and the
 //! HTTP address (`GET /healthz`) instead of the addresses being free. `-o json|yaml` (or
 //! `--json`) prints one JSON object a line, or one YAML document, per check.
 //!
@@ -47,6 +48,10 @@ pub(crate) struct DoctorArgs {
     /// free.
     #[arg(long)]
     require_server: bool,
+    /// Also run plugins.standalone_compat: start every standalone connector in
+    /// --connectors.path and ask it for its specification, as a server does at start.
+    #[arg(long)]
+    deep: bool,
     /// `table` (lines and a summary), `json` (one object a check, a line each) or `yaml`
     /// (one document a check).
     #[command(flatten)]
@@ -87,7 +92,9 @@ struct Context<'a> {
 
 /// Every check, in the order they run, by name (the names `--check` takes).
 type CheckFn = fn(&Context) -> Outcome;
-const CHECKS: [(&str, CheckFn); 12] = [
+/// The check only `--deep` runs (it starts plugin processes).
+const DEEP_CHECK: &str = "plugins.standalone_compat";
+const CHECKS: [(&str, CheckFn); 13] = [
     ("version", |_| {
         (Status::Ok, format!("culvert {}", crate::version_line()))
     }),
@@ -120,6 +127,7 @@ const CHECKS: [(&str, CheckFn); 12] = [
     ("plugins.processors_dir", |c| {
         plugins_dir("processors.path", &c.run.processors_path, true)
     }),
+    (DEEP_CHECK, |c| standalone_compat(&c.run.connectors_path)),
     ("disk.free", |c| disk(&c.run.db_path, c.run.db_type)),
     ("limits.open_files", |_| open_files()),
 ];
@@ -130,8 +138,16 @@ pub(crate) fn run(args: DoctorArgs) -> ExitCode {
         run: &args.run,
         require_server: args.require_server,
     };
+    if !args.deep && args.check.iter().any(|c| c == DEEP_CHECK) {
+        eprintln!(
+            "error: check {DEEP_CHECK:?} requires --deep (it starts every standalone \
+             connector); re-run with --deep, or drop --check {DEEP_CHECK}"
+        );
+        return ExitCode::from(2);
+    }
     let checks: Vec<Check> = CHECKS
         .iter()
+        .filter(|(name, _)| args.deep || *name != DEEP_CHECK)
         .filter(|(name, _)| args.check.is_empty() || args.check.iter().any(|c| c == name))
         .map(|(name, check)| {
             let (status, message) = check(&context);
@@ -551,6 +567,81 @@ fn http_ok(address: &str, path: &str) -> bool {
     let mut head = [0u8; 16];
     let n = stream.read(&mut head).unwrap_or(0);
     String::from_utf8_lossy(&head[..n]).contains(" 200")
+}
+
+/// How long one plugin may take to start and answer its specification.
+const SPEC_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Every standalone connector in `dir` started and asked for its specification, as a
+/// server does at start (Conduit's `plugins.standalone_compat`).
+fn standalone_compat(dir: &Path) -> Outcome {
+    use crate::plugin_install::{read_spec, Kind, Unreadable};
+    let mut files: Vec<(PathBuf, String)> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter_map(|path| Kind::Connector.installed_name(&path).map(|n| (path, n)))
+            .collect(),
+        Err(e) => {
+            return (
+                Status::Warn,
+                format!(
+                    "no standalone connector plugins to check in {}: {e}",
+                    dir.display()
+                ),
+            )
+        }
+    };
+    if files.is_empty() {
+        return (
+            Status::Warn,
+            format!("{} has no plugin binaries to check", dir.display()),
+        );
+    }
+    files.sort();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return (Status::Fail(1), format!("starting the async runtime: {e}")),
+    };
+    let mut loaded = Vec::new();
+    let mut failed = Vec::new();
+    for (path, name) in &files {
+        let answer = runtime.block_on(async {
+            tokio::time::timeout(SPEC_TIMEOUT, read_spec(Kind::Connector, path)).await
+        });
+        match answer {
+            Ok(Ok((spec_name, version))) => loaded.push(format!("{spec_name}@{version}")),
+            Ok(Err(Unreadable::Io(crate::plugin_install::Failure(_, why))))
+            | Ok(Err(Unreadable::NotAPlugin(why))) => failed.push(format!("{name}: {why}")),
+            Err(_) => failed.push(format!("{name}: no specification within {SPEC_TIMEOUT:?}")),
+        }
+    }
+    if failed.is_empty() {
+        (
+            Status::Ok,
+            format!(
+                "{} standalone connector plugin(s) gave a valid specification: {}",
+                loaded.len(),
+                loaded.join(", ")
+            ),
+        )
+    } else {
+        (
+            Status::Fail(1),
+            format!(
+                "{} of {} standalone connector plugin(s) failed to start and specify \
+                 themselves: {}; rebuild them against the current connector protocol, or \
+                 remove them from --connectors.path",
+                failed.len(),
+                files.len(),
+                failed.join("; ")
+            ),
+        )
+    }
 }
 
 fn plugins_dir(setting: &str, path: &Path, wasm: bool) -> Outcome {

@@ -23,6 +23,7 @@ mod logging;
 mod mcp;
 mod metrics;
 mod oracle;
+mod plugin_audit;
 mod plugin_install;
 mod progress;
 mod prom;
@@ -173,9 +174,9 @@ enum Commands {
         id: String,
         #[command(flatten)]
         data: tools::DataDir,
-        /// One JSON object per change.
-        #[arg(long)]
-        json: bool,
+        /// `json`: one object a line per change; `yaml`: one document per change.
+        #[command(flatten)]
+        output: cli::Output,
     },
     /// Restore an entity's configuration as it was at a point of the event log, on a
     /// running server, by appending the events that do so (history is never rewritten).
@@ -201,6 +202,10 @@ enum Commands {
         id: String,
         #[command(flatten)]
         data: tools::DataDir,
+        /// `yaml` for the document as YAML; `table` and `json` print it as JSON (an entity
+        /// as of a point of the log has no table form).
+        #[command(flatten)]
+        output: cli::Output,
     },
     /// Secrets: seal every stored secret with a new key (`rotate`). Run it with the server
     /// stopped.
@@ -762,7 +767,9 @@ fn main() -> std::process::ExitCode {
         Commands::Tokens(command) => security::run_tokens(command),
         Commands::Events(tools::EventsCommand::Ls(args)) => tools::exit(tools::events_ls(args)),
         Commands::Events(tools::EventsCommand::Tail(args)) => tools::exit(tools::events_tail(args)),
-        Commands::Audit { id, data, json } => tools::exit(tools::audit(data, id, json)),
+        Commands::Audit { id, data, output } => {
+            tools::exit(tools::audit(data, id, output.format()))
+        }
         Commands::At {
             seq,
             time,
@@ -770,7 +777,14 @@ fn main() -> std::process::ExitCode {
             verb,
             id,
             data,
-        } => tools::exit(tools::at(data, seq, time, noun, verb, id)),
+            output,
+        } => tools::exit(tools::at(
+            data,
+            seq,
+            time,
+            (noun, verb, id),
+            output.format(),
+        )),
         Commands::Replay { to, into, data } => tools::exit(tools::replay(data, to, into)),
         Commands::Verify { data } => tools::exit(tools::verify(data)),
         Commands::Secrets(command) => secrets::run(command),
@@ -987,18 +1001,20 @@ fn init_logging(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The event log, the position store and the dead-letter store (one store holds all).
+/// The event log, the position store and the dead-letter store (one store holds all), and
+/// the RocksDB store itself when it is one (its memory figures go to `/metrics`).
 type Stores = (
     Arc<dyn EventLog>,
     Arc<dyn PositionStore>,
     Arc<dyn culvert_store::DeadLetterStore>,
+    Option<Arc<RocksStore>>,
 );
 
 fn open_log(args: &RunArgs) -> anyhow::Result<Stores> {
     Ok(match args.db_type {
         DbType::Inmemory => {
             let store = Arc::new(MemoryStore::new());
-            (store.clone(), store.clone(), store)
+            (store.clone(), store.clone(), store, None)
         }
         DbType::Rocksdb => {
             let options = StoreOptions {
@@ -1015,7 +1031,7 @@ fn open_log(args: &RunArgs) -> anyhow::Result<Stores> {
                 })
                 .with_context(|| format!("opening the data store at {}", args.db_path.display()))?;
             let store = Arc::new(store);
-            (store.clone(), store.clone(), store)
+            (store.clone(), store.clone(), store.clone(), Some(store))
         }
     })
 }
@@ -1072,7 +1088,7 @@ fn schema_registry(
 
 fn run(args: RunArgs, security: culvert_api::Security) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (log, positions, letters) = open_log(&args)?;
+    let (log, positions, letters, rocks) = open_log(&args)?;
     // One registry for the server (`/metrics`); appends to the log are timed into it.
     let metrics = Arc::new(culvert_engine::Metrics::new());
     let log: Arc<dyn EventLog> = Arc::new(metrics::TimedLog::new(log, metrics.clone()));
@@ -1162,7 +1178,11 @@ fn run(args: RunArgs, security: culvert_api::Security) -> anyhow::Result<()> {
         &security,
         writer.clone(),
         plugins,
-        EngineStores { positions, letters },
+        EngineStores {
+            positions,
+            letters,
+            rocks,
+        },
         report,
         started,
         metrics,
@@ -1262,6 +1282,8 @@ pub(crate) fn log_provisioning(
 struct EngineStores {
     positions: Arc<dyn PositionStore>,
     letters: Arc<dyn culvert_store::DeadLetterStore>,
+    /// The RocksDB store, when it is one (for its memory figures).
+    rocks: Option<Arc<RocksStore>>,
 }
 
 async fn serve(
@@ -1274,7 +1296,11 @@ async fn serve(
     started: Instant,
     metrics: Arc<culvert_engine::Metrics>,
 ) -> anyhow::Result<()> {
-    let EngineStores { positions, letters } = stores;
+    let EngineStores {
+        positions,
+        letters,
+        rocks,
+    } = stores;
     // Listen for signals before saying we are ready, so an early SIGTERM shuts down cleanly.
     let signals = shutdown_signal()?;
     let grpc = tokio::net::TcpListener::bind(&args.grpc_address)
@@ -1343,10 +1369,22 @@ async fn serve(
         content_type: culvert_engine::metrics::CONTENT_TYPE,
         render: {
             let writer = writer.clone();
-            Arc::new(move || metrics::render(&metrics, &writer))
+            Arc::new(move || metrics::render(&metrics, &writer, rocks.as_deref()))
         },
     };
     let supervisor = tokio::spawn(supervisor.run(rx.clone()));
+    // glibc keeps what RocksDB frees (a flushed memtable, a compaction's buffers): give its
+    // free pages back now and then, as mimalloc does for Rust's (src/allocator.rs). A thread
+    // of its own: it never holds an async worker, and it lives as long as the process.
+    if let Err(error) = std::thread::Builder::new()
+        .name("c-heap-trim".into())
+        .spawn(|| loop {
+            std::thread::sleep(allocator::TRIM_EVERY);
+            allocator::trim_c_heap();
+        })
+    {
+        tracing::warn!(%error, "the C heap will not be trimmed: no thread for it");
+    }
     if args.pipelines_watch {
         let path = args
             .pipelines_path

@@ -48,7 +48,12 @@ const DEFAULT_HTTP_ADDRESS: &str = "127.0.0.1:8091";
 const HTTP_PATH: &str = "/mcp";
 
 /// The tools that change the server: off unless `--allow-writes`.
-const WRITE_TOOLS: [&str; 3] = ["create_pipeline", "start_pipeline", "stop_pipeline"];
+const WRITE_TOOLS: [&str; 4] = [
+    "create_pipeline",
+    "start_pipeline",
+    "stop_pipeline",
+    "repair_apply",
+];
 
 /// The most records `inspect_records` collects in one call.
 const MAX_INSPECT_COUNT: u32 = 1000;
@@ -446,6 +451,29 @@ pub struct CreatePipeline {
     pub description: Option<String>,
 }
 
+/// `repair`.
+#[derive(Debug, Deserialize, rmcp::schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct Repair {
+    /// The pipeline configuration file's YAML content (one pipeline document).
+    pub config: String,
+}
+
+/// `repair_apply`.
+#[derive(Debug, Deserialize, rmcp::schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct RepairApply {
+    /// The same content the `repair` tool was given.
+    pub config: String,
+    /// The plan hash from the `repair` tool's answer; refused unless it is the hash of the
+    /// plan computed again now.
+    #[serde(default)]
+    pub hash: String,
+    /// Apply only the fixes at these config paths (default: every safe fix).
+    #[serde(default)]
+    pub select: Vec<String>,
+}
+
 /// `stop_pipeline`.
 #[derive(Debug, Deserialize, rmcp::schemars::JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
@@ -617,6 +645,23 @@ impl Mcp {
         reply(self.audit_events(args, context)).await
     }
 
+    /// The machine-appliable fixes of a pipeline file.
+    #[tool(
+        description = "Scan a pipeline configuration file's YAML content (`config`, one \
+                       pipeline document) for the fixes `culvert pipelines repair` can make \
+                       (misspelled keys, deprecated names, values out of range), each with \
+                       its config path, before and after, and class (safe, restart, \
+                       data_path), and the plan's hash for repair_apply. Changes nothing.",
+        annotations(title = "Plan a pipeline file's repair", read_only_hint = true)
+    )]
+    async fn repair(&self, Parameters(args): Parameters<Repair>) -> CallToolResult {
+        reply(async {
+            let config = required("config", args.config)?;
+            crate::repair::plan_content(&config).map_err(|e| ToolError(e.to_string()))
+        })
+        .await
+    }
+
     /// An entity as it was at an earlier point.
     #[tool(
         description = "Time travel: a pipeline, connector or processor as it was just after \
@@ -728,6 +773,37 @@ impl Mcp {
                 .into_inner()
                 .pipeline;
             Ok(json!({ "pipeline": pipeline }))
+        })
+        .await
+    }
+
+    /// Apply a repair plan (with --allow-writes).
+    #[tool(
+        description = "Apply the plan the repair tool made for `config`: only if `hash` is \
+                       that plan's hash computed again now (else refused as stale). Applies \
+                       every safe fix, or the ones at the config paths in `select`; a \
+                       data_path fix is never applied here (a person runs `culvert pipelines \
+                       repair --escalate`). Answers the repaired content (to write back) and \
+                       each fix's outcome; the server is not touched.",
+        annotations(
+            title = "Apply a pipeline file's repair",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true
+        )
+    )]
+    async fn repair_apply(&self, Parameters(args): Parameters<RepairApply>) -> CallToolResult {
+        reply(async {
+            let config = required("config", args.config)?;
+            if args.hash.trim().is_empty() {
+                return Err(ToolError(
+                    "hash: required (from the repair tool's answer): call repair first, \
+                     review its fixes, then pass its hash"
+                        .to_owned(),
+                ));
+            }
+            crate::repair::apply_content(&config, &args.hash, &args.select)
+                .map_err(|e| ToolError(e.to_string()))
         })
         .await
     }
@@ -1139,6 +1215,7 @@ mod tests {
             "audit",
             "pipeline_at",
             "list_dead_letters",
+            "repair",
         ] {
             assert!(
                 listed.iter().any(|n| n == tool),

@@ -4,9 +4,11 @@
 
 use culvert_commands::ControlPlaneWriter;
 use culvert_domain::{ConnectorType, PipelineStatus, Seq, StoppedReason, StreamId};
-use culvert_engine::metrics::{KindLabel, PipelineLabel, StatusLabel, TypeLabel};
+use culvert_engine::metrics::{
+    KindLabel, PartLabel, PipelineLabel, StateLabel, StatusLabel, TypeLabel,
+};
 use culvert_engine::Metrics;
-use culvert_store::{AppendRequest, EventLog, Snapshot, StoreError, StoredEvent};
+use culvert_store::{AppendRequest, EventLog, RocksStore, Snapshot, StoreError, StoredEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -103,8 +105,45 @@ const STATUSES: [&str; 5] = [
     "recovering",
 ];
 
-/// Set what is derived from the control plane, then render the document.
-pub fn render(metrics: &Metrics, writer: &ControlPlaneWriter) -> String {
+/// Set what is derived from the control plane, the data store's memory (when it is
+/// RocksDB) and the allocator's, then render the document.
+pub fn render(
+    metrics: &Metrics,
+    writer: &ControlPlaneWriter,
+    store: Option<&RocksStore>,
+) -> String {
+    if let Some(store) = store {
+        match store.memory() {
+            Ok(memory) => {
+                for (part, bytes) in [
+                    ("memtables", memory.memtables),
+                    ("table_readers", memory.table_readers),
+                    ("block_cache", memory.block_cache),
+                ] {
+                    metrics
+                        .store_memory
+                        .get_or_create(&PartLabel {
+                            part: part.to_owned(),
+                        })
+                        .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                }
+            }
+            Err(error) => tracing::debug!(%error, "the store's memory figures could not be read"),
+        }
+    }
+    metrics
+        .allocator_committed
+        .set(i64::try_from(crate::allocator::committed_bytes()).unwrap_or(i64::MAX));
+    if let Some((in_use, free)) = crate::allocator::c_heap_bytes() {
+        for (state, bytes) in [("in_use", in_use), ("free", free)] {
+            metrics
+                .c_heap
+                .get_or_create(&StateLabel {
+                    state: state.to_owned(),
+                })
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+    }
     let head = writer.log().head().0;
     {
         let state = writer.projections().read();

@@ -39,7 +39,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Connector => "connector",
             Self::Processor => "processor",
@@ -63,7 +63,7 @@ impl Kind {
 
     /// The installed plugin name a file of the directory stands for (`None`: a file the
     /// server does not load as this kind, or one of ours in progress).
-    fn installed_name(self, file: &Path) -> Option<String> {
+    pub(crate) fn installed_name(self, file: &Path) -> Option<String> {
         let name = file.file_name()?.to_str()?;
         if name.starts_with('.') || !file.is_file() {
             return None;
@@ -112,6 +112,12 @@ pub enum PluginsCommand {
     ///
     /// Example: culvert processor-plugins uninstall ai.embed
     Uninstall(UninstallArgs),
+    /// Check every installed plugin against an index again (offline): its SHA-256 and
+    /// version, yanked versions (exit 2), files that changed or that the index does not
+    /// list (warnings).
+    ///
+    /// Example: culvert connector-plugins audit --index https://example.com/index.json
+    Audit(crate::plugin_audit::AuditArgs),
 }
 
 /// Where the plugin directory is: `--path`, else the server's own setting.
@@ -229,6 +235,9 @@ pub fn run(kind: Kind, command: PluginsCommand) -> ExitCode {
         }
         PluginsCommand::Install(args) => runtime().and_then(|rt| rt.block_on(install(kind, args))),
         PluginsCommand::Uninstall(args) => uninstall(kind, &args),
+        PluginsCommand::Audit(args) => {
+            runtime().and_then(|rt| rt.block_on(crate::plugin_audit::audit(kind, args)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -295,6 +304,28 @@ pub struct Entry {
     /// One line about it (shown only).
     #[serde(default)]
     pub summary: Option<String>,
+    /// Withdrawn by its publisher: never installed, and `audit` fails an installed copy.
+    #[serde(default)]
+    pub yanked: bool,
+    /// Why it was withdrawn (shown with the refusal).
+    #[serde(default)]
+    pub yanked_reason: Option<String>,
+}
+
+impl Entry {
+    /// Whether it runs on `os`/`arch` (Go's names; an absent or `any` field fits all).
+    pub(crate) fn fits(&self, os: &str, arch: &str) -> bool {
+        self.os.as_deref().is_none_or(|o| o == os || o == "any")
+            && self.arch.as_deref().is_none_or(|a| a == arch || a == "any")
+    }
+
+    /// `NAME@VERSION was yanked[: reason]`.
+    pub(crate) fn yanked_text(&self) -> String {
+        match &self.yanked_reason {
+            Some(reason) => format!("{}@{} was yanked: {reason}", self.name, self.version),
+            None => format!("{}@{} was yanked", self.name, self.version),
+        }
+    }
 }
 
 /// Where an artifact comes from.
@@ -455,7 +486,7 @@ async fn from_index(kind: Kind, location: &str, plugin: &str) -> Result<Candidat
 
 /// This machine's OS and architecture, in Go's terms (as Conduit's release artifacts name
 /// them).
-fn platform() -> (String, String) {
+pub(crate) fn platform() -> (String, String) {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -465,7 +496,7 @@ fn platform() -> (String, String) {
     (std::env::consts::OS.to_owned(), arch.to_owned())
 }
 
-async fn read_index(location: &str) -> Result<String, Failure> {
+pub(crate) async fn read_index(location: &str) -> Result<String, Failure> {
     let bytes = if is_http(location) {
         let mut body = Vec::new();
         tokio::time::timeout(
@@ -584,11 +615,7 @@ fn select<'i>(
             ),
         ));
     }
-    let fits = |e: &&&Entry| {
-        e.os.as_deref().is_none_or(|o| o == os || o == "any")
-            && e.arch.as_deref().is_none_or(|a| a == arch || a == "any")
-    };
-    let here: Vec<&Entry> = named.iter().filter(fits).copied().collect();
+    let here: Vec<&Entry> = named.iter().filter(|e| e.fits(os, arch)).copied().collect();
     let platforms = || {
         let mut all: Vec<String> = named
             .iter()
@@ -610,11 +637,28 @@ fn select<'i>(
             .iter()
             .find(|e| same_version(&e.version, version))
             .copied(),
-        None => here
-            .iter()
-            .copied()
-            .max_by(|a, b| compare_versions(&a.version, &b.version)),
+        // The newest its publisher has not withdrawn (if every one was, the newest, to
+        // be refused below as yanked).
+        None => {
+            let newest = |yanked_too: bool| {
+                here.iter()
+                    .filter(|e| yanked_too || !e.yanked)
+                    .copied()
+                    .max_by(|a, b| compare_versions(&a.version, &b.version))
+            };
+            newest(false).or_else(|| newest(true))
+        }
     };
+    if let Some(entry) = chosen.filter(|e| e.yanked) {
+        return Err(Failure(
+            2,
+            format!(
+                "{}; not installed (choose another version: {})",
+                entry.yanked_text(),
+                platforms()
+            ),
+        ));
+    }
     chosen.ok_or_else(|| {
         Failure(
             2,
@@ -690,7 +734,7 @@ fn file_path(location: &str) -> PathBuf {
 }
 
 /// A SHA-256 written as 64 hex digits, lower-cased.
-fn hex_digest(text: &str) -> Result<String, Failure> {
+pub(crate) fn hex_digest(text: &str) -> Result<String, Failure> {
     let text = text.trim().to_ascii_lowercase();
     let text = text.strip_prefix("sha256:").unwrap_or(&text);
     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -781,30 +825,46 @@ async fn install_one(
     ))
 }
 
-/// Start a connector for its specification, or compile a WASM module for its; its name
-/// and version, or why it is not a plugin of `kind`.
+/// Start a connector for its specification (made executable first), or compile a WASM
+/// module for its; its name and version, or why it is not a plugin of `kind`.
 async fn check_plugin(
     kind: Kind,
     path: &Path,
     origin: &Origin,
 ) -> Result<(String, String), Failure> {
-    let not_a_plugin = |why: String| {
-        Failure(
+    if kind == Kind::Connector {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Failure(3, format!("making {} executable: {e}", path.display())))?;
+    }
+    read_spec(kind, path).await.map_err(|why| match why {
+        Unreadable::Io(failure) => failure,
+        Unreadable::NotAPlugin(why) => Failure(
             2,
             format!(
                 "{origin} is not a standalone {} plugin: {why}; nothing was installed",
                 kind.name()
             ),
-        )
-    };
+        ),
+    })
+}
+
+/// Why a file's specification could not be read.
+pub(crate) enum Unreadable {
+    /// The file could not be read.
+    Io(Failure),
+    /// It is no plugin of the kind (the reason).
+    NotAPlugin(String),
+}
+
+/// The name and version in the specification of the plugin at `path`: a connector is
+/// started and asked, a WASM module compiled and asked.
+pub(crate) async fn read_spec(kind: Kind, path: &Path) -> Result<(String, String), Unreadable> {
+    let head = read_head(path).map_err(Unreadable::Io)?;
     match kind {
         Kind::Connector => {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| Failure(3, format!("making {} executable: {e}", path.display())))?;
-            let head = read_head(path)?;
             if head.starts_with(b"\0asm") {
-                return Err(not_a_plugin(
+                return Err(Unreadable::NotAPlugin(
                     "it is a WASM module (install processors with `culvert processor-plugins \
                      install`)"
                         .to_owned(),
@@ -812,14 +872,13 @@ async fn check_plugin(
             }
             let plugin = Box::pin(culvert_hosts::standalone::StandalonePlugin::load(path))
                 .await
-                .map_err(|e| not_a_plugin(e.to_string()))?;
+                .map_err(|e| Unreadable::NotAPlugin(e.to_string()))?;
             let spec = plugin.specification();
             Ok((spec.name.to_owned(), spec.version.to_owned()))
         }
         Kind::Processor => {
-            let head = read_head(path)?;
             if !head.starts_with(b"\0asm") {
-                return Err(not_a_plugin(
+                return Err(Unreadable::NotAPlugin(
                     "it is not a WASM module (no \\0asm magic bytes)".to_owned(),
                 ));
             }
@@ -828,7 +887,7 @@ async fn check_plugin(
                 culvert_hosts::wasm::Limits::default(),
             ))
             .await
-            .map_err(|e| not_a_plugin(e.to_string()))?;
+            .map_err(|e| Unreadable::NotAPlugin(e.to_string()))?;
             let spec = culvert_plugins::processor::ProcessorPlugin::specification(&plugin);
             Ok((spec.name.to_owned(), spec.version.to_owned()))
         }
@@ -947,7 +1006,7 @@ impl std::io::Write for HashingWriter {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -1092,7 +1151,42 @@ mod tests {
             url: format!("{name}-{version}"),
             sha256: "0".repeat(64),
             summary: None,
+            yanked: false,
+            yanked_reason: None,
         }
+    }
+
+    #[test]
+    fn a_yanked_version_is_never_chosen() {
+        let yanked = |version: &str| Entry {
+            yanked: true,
+            yanked_reason: Some("loses records".into()),
+            ..entry("file", version, Kind::Connector, Some("linux"))
+        };
+        let mut index = Index {
+            version: 1,
+            plugins: vec![
+                entry("file", "v0.9.1", Kind::Connector, Some("linux")),
+                yanked("v0.10.8"),
+            ],
+        };
+        let here = ("linux".to_owned(), "amd64".to_owned());
+        // The newest that was not yanked; the yanked one only by name, and refused.
+        let chosen = select(&index, Kind::Connector, "file", None, &here).unwrap();
+        assert_eq!(chosen.version, "v0.9.1");
+        let Failure(code, message) =
+            select(&index, Kind::Connector, "file", Some("v0.10.8"), &here).unwrap_err();
+        assert_eq!(code, 2);
+        assert!(
+            message.contains("file@v0.10.8 was yanked: loses records"),
+            "{message}"
+        );
+        // Every version yanked: refused, saying so.
+        index.plugins[0] = yanked("v0.9.1");
+        let Failure(code, message) =
+            select(&index, Kind::Connector, "file", None, &here).unwrap_err();
+        assert_eq!(code, 2);
+        assert!(message.contains("was yanked"), "{message}");
     }
 
     #[test]

@@ -1029,6 +1029,38 @@ fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
     result
 }
 
+/// The MCP `repair` tool: the plan for a pipeline file's `content` and its counts.
+pub(crate) fn plan_content(content: &str) -> Result<serde_json::Value, RepairError> {
+    let plan = collect("config", content)?;
+    Ok(serde_json::json!({"summary": plan_summary(&plan), "plan": plan}))
+}
+
+/// The MCP `repair_apply` tool: the plan for `content` applied if `hash` is still its hash
+/// (the safe fixes, or those at `select`); the repaired content and each fix's outcome.
+/// Never escalates: a data-path fix is skipped, as Conduit's tool does.
+pub(crate) fn apply_content(
+    content: &str,
+    hash: &str,
+    select: &[String],
+) -> Result<serde_json::Value, RepairError> {
+    let plan = collect("config", content)?;
+    let applied = apply(&plan, content, hash, select, false)?;
+    Ok(serde_json::json!({"summary": applied_summary(&applied), "result": applied}))
+}
+
+impl std::fmt::Display for RepairError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)?;
+        if let Some(path) = &self.config_path {
+            write!(f, " (at {path})")?;
+        }
+        if let Some(suggestion) = &self.suggestion {
+            write!(f, "; {suggestion}")?;
+        }
+        Ok(())
+    }
+}
+
 fn plan_summary(plan: &Plan) -> serde_json::Value {
     let count = |class| plan.fixes.iter().filter(|f| f.class == class).count();
     serde_json::json!({
@@ -1245,6 +1277,33 @@ pipelines:
             findings.iter().all(|f| f.severity != "error"),
             "{findings:?}"
         );
+    }
+
+    #[test]
+    fn the_mcp_tools_plan_and_apply_content() {
+        let planned = plan_content(BROKEN).unwrap();
+        let hash = planned["plan"]["hash"].as_str().unwrap().to_owned();
+        assert!(
+            planned["summary"]["safe"].as_u64().unwrap() >= 1,
+            "{planned}"
+        );
+        // Every fix selected (the restart-class one too).
+        let all: Vec<String> = planned["plan"]["fixes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["configPath"].as_str().unwrap().to_owned())
+            .collect();
+        let applied = apply_content(BROKEN, &hash, &all).unwrap();
+        let content = applied["result"]["content"].as_str().unwrap();
+        assert_ne!(content, BROKEN);
+        assert_eq!(applied["summary"]["applied"], all.len(), "{applied}");
+        assert!(plan_content(content).unwrap()["plan"]["fixes"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        let stale = apply_content(BROKEN, "0123", &[]).unwrap_err().to_string();
+        assert!(stale.starts_with("repair.plan_stale: "), "{stale}");
     }
 
     #[test]

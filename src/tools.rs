@@ -22,7 +22,7 @@
 //! unknown id, a sequence past the end, a time before the first event), 3 the environment
 //! (a data directory that does not exist or is not ours).
 
-use crate::cli::{print_item, Output, OutputError, OutputFormat};
+use crate::cli::{print_item, print_value, Output, OutputError, OutputFormat};
 use crate::progress::Progress;
 use chrono::{DateTime, Utc};
 use culvert_api::redact::{PluginSpecs, Redactor};
@@ -474,7 +474,7 @@ pub fn events_ls(args: LsArgs) -> Result<(), Failure> {
 }
 
 /// `culvert audit <entity-id>`
-pub fn audit(data: DataDir, id: String, json_output: bool) -> Result<(), Failure> {
+pub fn audit(data: DataDir, id: String, format: OutputFormat) -> Result<(), Failure> {
     let store = open(&data)?;
     let redactor = redactor();
     let mut state = ControlPlane::new();
@@ -496,14 +496,12 @@ pub fn audit(data: DataDir, id: String, json_output: bool) -> Result<(), Failure
             let at = stored
                 .recorded_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            if json_output {
-                let mut line = json!({"seq": stored.seq.0, "recorded_at": at,
-                    "actor": stored.actor, "type": stored.event_type, "changes": fields});
-                if let Some(reason) = &stored.reason {
-                    line["reason"] = json!(reason);
-                }
-                println!("{line}");
-            } else {
+            let mut line = json!({"seq": stored.seq.0, "recorded_at": at,
+                "actor": stored.actor, "type": stored.event_type, "changes": fields});
+            if let Some(reason) = &stored.reason {
+                line["reason"] = json!(reason);
+            }
+            if !print_item(format, &line)? {
                 println!(
                     "#{} {at} {} {}{}",
                     stored.seq.0,
@@ -542,9 +540,8 @@ pub fn at(
     data: DataDir,
     seq: Option<u64>,
     at_time: Option<String>,
-    noun: Noun,
-    verb: String,
-    id: String,
+    (noun, verb, id): (Noun, String, String),
+    format: OutputFormat,
 ) -> Result<(), Failure> {
     if verb != "describe" {
         return Err(usage(format!("unknown verb {verb:?}: want describe")));
@@ -629,10 +626,12 @@ pub fn at(
             json!({"as_of_seq": as_of, "processor": redactor.processor(p)})
         }
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&described).map_err(runtime)?
-    );
+    // JSON unless YAML is asked for: the document has no table form.
+    let format = match format {
+        OutputFormat::Table => OutputFormat::Json,
+        other => other,
+    };
+    print_value(format, &described)?;
     Ok(())
 }
 

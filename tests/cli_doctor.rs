@@ -2,7 +2,8 @@
 //! directory that cannot be created, an address another program holds: exit 3; a broken
 //! pipeline file: exit 2), and next to a running server (its address: a warning); and its
 //! switches: `--check NAME` (only those; an unknown name exit 2), `--quiet` (only what
-//! warns or fails), `--require-server` (a server must answer on both addresses), and
+//! warns or fails), `--require-server` (a server must answer on both addresses),
+//! `--deep` (every standalone connector started and asked for its specification) and
 //! `-o json|yaml`.
 
 use crate::harness::{culvert, data_dir, Server};
@@ -61,6 +62,46 @@ fn a_fresh_working_directory_passes() {
     );
     assert!(
         out.contains("store.dir: ./data does not exist yet; it will be created"),
+        "{out}"
+    );
+}
+
+#[test]
+fn deep_starts_every_standalone_connector() {
+    let tmp = tempfile::tempdir().unwrap();
+    let connectors = tmp.path().join("connectors");
+    std::fs::create_dir(&connectors).unwrap();
+    let deep = ["--deep", "--check", "plugins.standalone_compat"];
+    // Without --deep the check is not run, and naming it is a usage error.
+    let (code, out) = doctor(tmp.path(), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("plugins.standalone_compat"), "{out}");
+    let (code, out) = doctor(tmp.path(), &deep[1..]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("requires --deep"), "{out}");
+    // An empty directory: a warning.
+    let (code, out) = doctor(tmp.path(), &deep);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(status(&out, "plugins.standalone_compat"), "warn", "{out}");
+    // A real connector passes; a file that is no plugin fails the check (exit 1).
+    std::fs::copy(
+        crate::harness::upstream_connector("file", "v0.10.8"),
+        connectors.join("file"),
+    )
+    .unwrap();
+    let (code, out) = doctor(tmp.path(), &deep);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(status(&out, "plugins.standalone_compat"), "ok", "{out}");
+    assert!(out.contains("file@v0.10.8"), "{out}");
+    let junk = connectors.join("junk");
+    std::fs::write(&junk, "#!/bin/sh\nexit 7\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, out) = doctor(tmp.path(), &deep);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(status(&out, "plugins.standalone_compat"), "fail", "{out}");
+    assert!(
+        out.contains("1 of 2 standalone connector plugin(s)") && out.contains("junk: "),
         "{out}"
     );
 }

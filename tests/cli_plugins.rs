@@ -258,6 +258,91 @@ fn connectors_install_from_an_index_verified_and_a_server_lists_them() {
     server.terminate();
     assert!(server.wait().success());
 
+    // Audited against the index: verified. A copy whose bytes changed and a file that is
+    // no plugin are warnings; a yanked version fails the audit (and is not installed).
+    let (code, out, err) = culvert(&["connectors", "audit", "--index", index, "--path", dir]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("VERIFIED") && out.contains("1 checked") && out.contains("1 pass"),
+        "{out}"
+    );
+    let mut drifted = std::fs::read(&connector).unwrap();
+    drifted.extend_from_slice(b"changed on disk");
+    std::fs::write(plugins.join("drifted"), drifted).unwrap();
+    std::fs::set_permissions(
+        plugins.join("drifted"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::copy(&script, plugins.join("junk")).unwrap();
+    let (code, out, err) = culvert(&[
+        "connector-plugins",
+        "audit",
+        "--index",
+        index,
+        "--path",
+        dir,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let codes: Vec<(&str, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["file"].as_str().unwrap(), f["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("drifted", "DRIFTED"),
+            ("file", "VERIFIED"),
+            ("junk", "UNREADABLE")
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        report["summary"],
+        serde_json::json!({"checked": 3, "pass": 1, "warn": 2, "fail": 0})
+    );
+    let mut yanked: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(index).unwrap()).unwrap();
+    yanked["plugins"][0]["yanked"] = serde_json::json!(true);
+    yanked["plugins"][0]["yanked_reason"] = serde_json::json!("a data-loss bug");
+    let yanked_index = tmp.path().join("index/yanked.json");
+    std::fs::write(&yanked_index, serde_json::to_vec(&yanked).unwrap()).unwrap();
+    let yanked_index = yanked_index.to_str().unwrap();
+    let (code, out, err) = culvert(&[
+        "connector-plugins",
+        "audit",
+        "--index",
+        yanked_index,
+        "--path",
+        dir,
+    ]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        out.contains("YANKED_VERSION") && out.contains("file@v0.10.8 was yanked: a data-loss bug"),
+        "{out}"
+    );
+    assert!(err.contains("failed the audit"), "{err}");
+    let elsewhere = tmp.path().join("elsewhere");
+    let (code, _, err) = culvert(&[
+        "connectors",
+        "install",
+        "file@v0.10.8",
+        "--index",
+        yanked_index,
+        "--path",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("was yanked: a data-loss bug"), "{err}");
+    assert_eq!(files(&elsewhere), Vec::<String>::new());
+    std::fs::remove_file(plugins.join("drifted")).unwrap();
+    std::fs::remove_file(plugins.join("junk")).unwrap();
+
     // Uninstalled; a second time it is unknown, and the installed names are listed.
     std::fs::copy(&connector, plugins.join("other")).unwrap();
     let (code, out, err) = culvert(&["connector-plugins", "uninstall", "file", "--path", dir]);

@@ -288,7 +288,43 @@ fn offline_rows() -> Vec<Row> {
             2,
             Expect::Err("installed: none"),
         ),
+        row(
+            "connectors install",
+            &["{tmp}/no-such-plugin", "--path", "{tmp}/connectors"],
+            2,
+            Expect::Err("give a plugin file"),
+        ),
+        row(
+            "connectors uninstall",
+            &["nope", "--path", "{tmp}/connectors"],
+            2,
+            Expect::Err("installed: none"),
+        ),
+        row(
+            "connectors audit",
+            &["--index", "{tmp}/index.json", "--path", "{tmp}/connectors"],
+            0,
+            Expect::Out("No plugins installed"),
+        ),
+        row(
+            "connector-plugins audit",
+            &[
+                "--index",
+                "{tmp}/no-index.json",
+                "--path",
+                "{tmp}/connectors",
+            ],
+            3,
+            Expect::Err("reading the index"),
+        ),
     ]);
+    rows.extend(formats(
+        "processor-plugins audit",
+        &["--index", "{tmp}/index.json", "--path", "{tmp}/processors"],
+        "No plugins installed",
+        false,
+        true,
+    ));
     rows
 }
 
@@ -540,19 +576,14 @@ fn stopped_rows() -> Vec<Row> {
         true,
         true,
     ));
+    rows.extend(formats(
+        "audit",
+        &["verbs", "--db.rocksdb.path", "{data}"],
+        "verbs",
+        true,
+        true,
+    ));
     rows.extend([
-        row(
-            "audit",
-            &["verbs", "--db.rocksdb.path", "{data}"],
-            0,
-            Expect::Out("verbs"),
-        ),
-        row(
-            "audit",
-            &["verbs", "--db.rocksdb.path", "{data}", "--json"],
-            0,
-            Expect::JsonLines,
-        ),
         row(
             "at",
             &[
@@ -566,6 +597,22 @@ fn stopped_rows() -> Vec<Row> {
             ],
             0,
             Expect::Json,
+        ),
+        row(
+            "at",
+            &[
+                "--time",
+                "{now}",
+                "pipelines",
+                "describe",
+                "verbs",
+                "--db.rocksdb.path",
+                "{data}",
+                "-o",
+                "yaml",
+            ],
+            0,
+            Expect::Yaml,
         ),
         row(
             "replay",
@@ -757,6 +804,7 @@ fn every_verb_runs_end_to_end() {
     let dir = tmp.path().to_str().unwrap().to_owned();
     std::fs::write(tmp.path().join("verbs.yaml"), PIPELINE).unwrap();
     std::fs::write(tmp.path().join("nothing.jsonl"), "").unwrap();
+    std::fs::write(tmp.path().join("index.json"), r#"{"plugins": []}"#).unwrap();
     std::fs::write(
         tmp.path().join("repair.yaml"),
         PIPELINE.replace("status: stopped", "status: \" Stopped \"  # a typo"),

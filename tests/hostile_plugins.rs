@@ -279,7 +279,14 @@ fn hostile_plugin_that_crashes_degrades_its_pipeline_and_a_restart_recovers() {
     let duplicates = all_arrived(&out, 3_000);
     assert_eq!(state(&scene.address, &id)["status"], "STATUS_RUNNING");
     scene.unharmed();
-    scene.finish();
+    let logged = scene.finish();
+    // What the plugin wrote to os.Stderr once it served (go-plugin's GRPCStdio) is logged.
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("fixture source opened: a line on os.Stderr")),
+        "the plugin's os.Stderr line is not in the server's log"
+    );
     println!(
         "hostile crash: degraded with {error:?}; restart delivered 3000/3000, {duplicates} \
          duplicate(s); {:.1} s",

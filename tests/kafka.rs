@@ -1,6 +1,6 @@
 //! A throw-away Apache Kafka broker for a test: one KRaft node (broker and controller in
-//! one JVM) on free loopback ports (plaintext, SASL for [`SASL_USER`], and TLS), its log
-//! directory in a temporary directory, stopped
+//! one JVM) on free loopback ports (plaintext, SASL for [`SASL_USER`], TLS, and mutual TLS
+//! for a client certificate made here), its log directory in a temporary directory, stopped
 //! (and its files removed) when the handle drops.
 //!
 //! The broker is Kafka's own jars from Maven Central, run with the machine's `java`
@@ -10,7 +10,8 @@
 //! resolve them once. `make deps` (scripts/install-deps.sh) installs java and maven.
 //!
 //! Used by the end-to-end tests (a module of `tests/main.rs`) and by the unit tests of
-//! `culvert-connector-kafka` (included there by path), so it uses only std and tempfile.
+//! `culvert-connector-kafka` (included there by path), so it uses only std, tempfile and
+//! rcgen.
 
 #![allow(dead_code)]
 
@@ -40,6 +41,10 @@ pub struct KafkaBroker {
     pub sasl_port: u16,
     /// The port of its TLS listener ([`KafkaBroker::tls_servers`]).
     pub tls_port: u16,
+    /// The port of its mutual-TLS listener ([`KafkaBroker::mtls_servers`]).
+    pub mtls_port: u16,
+    /// A client certificate and key (PEM) the mutual-TLS listener accepts.
+    client: (String, String),
 }
 
 /// The SASL user the broker knows (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512).
@@ -47,12 +52,13 @@ pub const SASL_USER: &str = "alice";
 /// Its password.
 pub const SASL_PASSWORD: &str = "alice-secret";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` distinct free loopback ports: every listener is held until all are chosen, so the
+/// kernel cannot hand the same port out twice (Kafka refuses two listeners on one port).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
 fn repo_root() -> PathBuf {
@@ -149,6 +155,26 @@ fn java(libs: &Path) -> Command {
     command
 }
 
+/// A client-certificate authority (its certificate, PEM) and a client certificate it
+/// signed with the certificate's key (PEM each).
+fn client_pki() -> (String, (String, String)) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "culvert test client CA");
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "culvert-client");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (ca_pem, (cert.pem(), key.serialize_pem()))
+}
+
 impl KafkaBroker {
     /// A running broker; topics are created on first use with one partition.
     pub fn start() -> KafkaBroker {
@@ -157,10 +183,11 @@ impl KafkaBroker {
             .prefix("culvert-kafka")
             .tempdir()
             .unwrap();
-        let port = free_port();
-        let controller = free_port();
-        let sasl_port = free_port();
-        let tls_port = free_port();
+        let [port, controller, sasl_port, tls_port, mtls_port] = free_ports::<5>();
+        // Mutual TLS: the listener trusts client certificates signed by this authority.
+        let (client_ca, client) = client_pki();
+        let client_ca_path = dir.path().join("client-ca.pem");
+        std::fs::write(&client_ca_path, client_ca).unwrap();
         // The TLS listener's key and self-signed certificate (for 127.0.0.1), made with
         // the JDK's keytool; clients trust the certificate itself (`ca_pem`).
         let keystore = dir.path().join("broker.p12");
@@ -204,9 +231,14 @@ impl KafkaBroker {
                  node.id=1\n\
                  controller.quorum.bootstrap.servers=127.0.0.1:{controller}\n\
                  listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port},\
-                 SSL://127.0.0.1:{tls_port},CONTROLLER://127.0.0.1:{controller}\n\
+                 SSL://127.0.0.1:{tls_port},MTLS://127.0.0.1:{mtls_port},\
+                 CONTROLLER://127.0.0.1:{controller}\n\
                  advertised.listeners=PLAINTEXT://127.0.0.1:{port},\
-                 SASL_PLAINTEXT://127.0.0.1:{sasl_port},SSL://127.0.0.1:{tls_port}\n\
+                 SASL_PLAINTEXT://127.0.0.1:{sasl_port},SSL://127.0.0.1:{tls_port},\
+                 MTLS://127.0.0.1:{mtls_port}\n\
+                 listener.name.mtls.ssl.client.auth=required\n\
+                 listener.name.mtls.ssl.truststore.type=PEM\n\
+                 listener.name.mtls.ssl.truststore.location={client_ca}\n\
                  ssl.keystore.type=PKCS12\n\
                  ssl.keystore.location={keystore}\n\
                  ssl.keystore.password={KEYSTORE_PASSWORD}\n\
@@ -214,7 +246,7 @@ impl KafkaBroker {
                  controller.listener.names=CONTROLLER\n\
                  inter.broker.listener.name=PLAINTEXT\n\
                  listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,\
-                 SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL\n\
+                 SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,MTLS:SSL\n\
                  sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512\n\
                  listener.name.sasl_plaintext.plain.sasl.jaas.config=\
                  org.apache.kafka.common.security.plain.PlainLoginModule required \
@@ -236,7 +268,8 @@ impl KafkaBroker {
                  group.min.session.timeout.ms=1000\n\
                  log.flush.interval.messages=9223372036854775807\n",
                 logs = logs.display(),
-                keystore = keystore.display()
+                keystore = keystore.display(),
+                client_ca = client_ca_path.display()
             ),
         )
         .unwrap();
@@ -305,6 +338,8 @@ impl KafkaBroker {
             port,
             sasl_port,
             tls_port,
+            mtls_port,
+            client,
         };
         if ready_rx.recv_timeout(START_TIMEOUT).is_err() {
             panic!(
@@ -325,6 +360,18 @@ impl KafkaBroker {
     /// [`SASL_PASSWORD`]; PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, no TLS).
     pub fn sasl_servers(&self) -> String {
         format!("127.0.0.1:{}", self.sasl_port)
+    }
+
+    /// Bootstrap servers of the mutual-TLS listener: its certificate is
+    /// [`KafkaBroker::ca_pem`], and it requires a client certificate
+    /// ([`KafkaBroker::client_pem`]).
+    pub fn mtls_servers(&self) -> String {
+        format!("127.0.0.1:{}", self.mtls_port)
+    }
+
+    /// A client certificate and its key (PEM) the mutual-TLS listener accepts.
+    pub fn client_pem(&self) -> (&str, &str) {
+        (&self.client.0, &self.client.1)
     }
 
     /// Bootstrap servers of the TLS listener (certificate: [`KafkaBroker::ca_pem`]).

@@ -15,7 +15,7 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-const READ_TOOLS: [&str; 7] = [
+const READ_TOOLS: [&str; 8] = [
     "list_pipelines",
     "describe_pipeline",
     "list_connectors",
@@ -23,8 +23,18 @@ const READ_TOOLS: [&str; 7] = [
     "audit",
     "pipeline_at",
     "list_dead_letters",
+    "repair",
 ];
-const WRITE_TOOLS: [&str; 3] = ["create_pipeline", "start_pipeline", "stop_pipeline"];
+const WRITE_TOOLS: [&str; 4] = [
+    "create_pipeline",
+    "start_pipeline",
+    "stop_pipeline",
+    "repair_apply",
+];
+
+/// A pipeline file with two fixes `repair` makes (a status with stray spaces, a
+/// processor's deprecated `type` key).
+const NEEDS_REPAIR: &str = "version: \"2.2\"\npipelines:\n  - id: fixme\n    status: \" Running \"\n    connectors:\n      - id: src\n        type: source\n        plugin: builtin:generator\n        settings:\n          format.type: raw\n      - id: dst\n        type: destination\n        plugin: builtin:log\n    processors:\n      - id: tag\n        type: field.set\n        settings:\n          field: .Metadata.x\n          value: \"y\"\n";
 
 type Client = RunningService<RoleClient, ClientConfig>;
 
@@ -206,6 +216,43 @@ async fn mcp_over_stdio_reads_and_with_the_flag_starts_a_pipeline_as_the_mcp_act
     for tool in READ_TOOLS.iter().chain(&WRITE_TOOLS) {
         assert!(names.iter().any(|n| n == tool), "{tool} not in {names:?}");
     }
+    // repair plans a file's fixes; repair_apply applies the plan whose hash it is given.
+    let planned = read(&writer, "repair", json!({ "config": NEEDS_REPAIR })).await;
+    let fixes: Vec<&str> = planned["plan"]["fixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["configPath"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fixes,
+        ["/pipelines/0/processors/0/type", "/status"],
+        "{planned}"
+    );
+    let stale = call_tool(
+        &writer,
+        "repair_apply",
+        json!({"config": NEEDS_REPAIR, "hash": "0".repeat(64)}),
+    )
+    .await;
+    assert_eq!(stale.is_error, Some(true));
+    assert!(
+        text(&stale).starts_with("repair.plan_stale"),
+        "{}",
+        text(&stale)
+    );
+    let applied = read(
+        &writer,
+        "repair_apply",
+        json!({"config": NEEDS_REPAIR, "hash": planned["plan"]["hash"]}),
+    )
+    .await;
+    let repaired = applied["result"]["content"].as_str().unwrap();
+    assert!(
+        repaired.contains("status: running") && repaired.contains("plugin: field.set"),
+        "{repaired}"
+    );
+
     let started = read(&writer, "start_pipeline", json!({ "id": id })).await;
     assert_eq!(started["id"], id.as_str());
     wait_for_status(&writer, &id, "STATUS_RUNNING").await;

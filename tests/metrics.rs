@@ -323,6 +323,18 @@ fn metrics_count_what_a_pipeline_moved() {
     assert!(before.value("process_open_fds", &[]).unwrap() > 0.0);
     assert!(before.value("process_start_time_seconds", &[]).unwrap() > 1.0e9);
     assert!(before.value("process_cpu_seconds_total", &[]).is_some());
+    // The data store's memory by part (events were written: the memtables hold them) and
+    // the allocator's committed memory.
+    let part = |name| before.value("culvert_store_memory_bytes", &[("part", name)]);
+    assert!(part("memtables").unwrap() > 0.0);
+    assert!(part("table_readers").is_some());
+    assert!(part("block_cache").is_some());
+    assert!(
+        before
+            .value("culvert_allocator_committed_bytes", &[])
+            .unwrap()
+            > 0.0
+    );
     let version = format!("v{}", env!("CARGO_PKG_VERSION"));
     assert_eq!(
         before.value("conduit_info", &[("version", version.as_str())]),

@@ -25,10 +25,11 @@
 //!
 //! Measured: every 10 s the server's resident memory (`VmRSS`), open descriptors
 //! (`/proc/PID/fd`), threads (`Threads`) and live tokio tasks (`culvert_tokio_alive_tasks`
-//! on `/metrics`). The baseline is taken after the warm-up (the first 10% of the run, at
-//! least 20 s) with every pipeline stopped and deleted and the server settled (no plugin
-//! process left, the counts unchanged for 11 s: tokio's idle blocking threads live 10 s);
-//! the end figures the same way after the run. Bars: descriptors, threads and tasks at most
+//! on `/metrics`), with RocksDB's and the allocator's memory from `/metrics` beside them to
+//! tell a cache filling from a leak. The baseline is taken after the warm-up (the first 10%
+//! of the run, at least 20 s) with every pipeline stopped and deleted and the server
+//! settled (no plugin process left, the counts unchanged for 11 s: tokio's idle blocking
+//! threads live 10 s); the end figures the same way after the run. Bars: descriptors, threads and tasks at most
 //! the baseline plus a small slack each (below), resident memory under baseline + 5% (held
 //! only in runs of 600 s or more, see [`RSS_BAR_FROM_SECS`]).
 
@@ -67,9 +68,10 @@ const TASK_SLACK: u64 = 4;
 /// Resident memory may grow at most this fraction between the baseline and the end.
 const RSS_GROWTH_BAR: f64 = 0.05;
 /// Runs shorter than this report the growth without holding it to the bar: their baseline
-/// comes before RocksDB's memtable (64 MiB write buffer, filled by the laps' events and
-/// saved positions) and the allocator's caches reach a steady state (the 60 s form grew
-/// 8.4% with descriptors, threads and tasks back exactly), so only a long run tells a leak.
+/// comes before RocksDB's memtables (18 MiB at most, filled by the laps' events and saved
+/// positions), its block cache (8 MiB) and the allocator's caches reach a steady state (the
+/// 60 s form grew 8.4% with descriptors, threads and tasks back exactly), so only a long run
+/// tells a leak.
 const RSS_BAR_FROM_SECS: u64 = 600;
 /// The stalls: one destination batch in fifty is held 500 ms.
 const STALL: &str = "engine::destination::after_write_before_ack=2%sleep(500)";
@@ -175,14 +177,17 @@ fn an_hour_of_stalls_and_plugin_restarts_leaks_nothing() {
         totals.torn,
         totals.reordered,
     );
+    println!("soak memory at the baseline: {}", baseline.memory());
+    println!("soak memory at the end: {}", end.memory());
     for s in &samples {
         println!(
-            "soak sample: {:>6.0} s rss {:.1} MiB fds {} threads {} tasks {}",
+            "soak sample: {:>6.0} s rss {:.1} MiB fds {} threads {} tasks {} {}",
             s.at,
             s.rss_kib as f64 / 1024.0,
             s.fds,
             s.threads,
-            tasks(s)
+            tasks(s),
+            s.memory()
         );
     }
     assert_eq!(
@@ -227,6 +232,31 @@ struct Sample {
     fds: u64,
     threads: u64,
     tasks: Option<u64>,
+    /// From `/metrics`, in MiB: RocksDB's memtables, table readers and block cache, and the
+    /// allocator's committed memory (`None` if the server does not export them).
+    memtables: Option<f64>,
+    table_readers: Option<f64>,
+    block_cache: Option<f64>,
+    committed: Option<f64>,
+    c_heap_in_use: Option<f64>,
+    c_heap_free: Option<f64>,
+}
+
+impl Sample {
+    /// The memory figures from `/metrics`, for the report.
+    fn memory(&self) -> String {
+        let mib = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+        format!(
+            "memtables {} table readers {} block cache {} mimalloc committed {} C heap {} \
+             (+{} free) MiB",
+            mib(self.memtables),
+            mib(self.table_readers),
+            mib(self.block_cache),
+            mib(self.committed),
+            mib(self.c_heap_in_use),
+            mib(self.c_heap_free)
+        )
+    }
 }
 
 /// Run the three pipelines' laps for `length`, sampling the server every 10 s; returns
@@ -524,23 +554,31 @@ fn sample(pid: u32, address: &str, started: Instant) -> Sample {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("the server's descriptors")
         .count() as u64;
+    let reply = request(address, "GET", "/metrics", &[], None);
+    assert_eq!(reply.status, 200, "/metrics: {}", reply.text());
+    let text = reply.text();
+    // A sample's value by its name with labels, as the document writes it.
+    let value = |series: &str| -> Option<f64> {
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|v| v.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+    };
+    let mib = |series: &str| value(series).map(|v| v / (1024.0 * 1024.0));
     Sample {
         at: started.elapsed().as_secs_f64(),
         rss_kib: field("VmRSS:"),
         fds,
         threads: field("Threads:"),
-        tasks: alive_tasks(address),
+        tasks: value("culvert_tokio_alive_tasks").map(|v| v as u64),
+        memtables: mib("culvert_store_memory_bytes{part=\"memtables\"}"),
+        table_readers: mib("culvert_store_memory_bytes{part=\"table_readers\"}"),
+        block_cache: mib("culvert_store_memory_bytes{part=\"block_cache\"}"),
+        committed: mib("culvert_allocator_committed_bytes"),
+        c_heap_in_use: mib("culvert_c_heap_bytes{state=\"in_use\"}"),
+        c_heap_free: mib("culvert_c_heap_bytes{state=\"free\"}"),
     }
-}
-
-/// `culvert_tokio_alive_tasks` from `/metrics` (`None` if the server does not export it).
-fn alive_tasks(address: &str) -> Option<u64> {
-    let reply = request(address, "GET", "/metrics", &[], None);
-    assert_eq!(reply.status, 200, "/metrics: {}", reply.text());
-    reply.text().lines().find_map(|l| {
-        l.strip_prefix("culvert_tokio_alive_tasks ")
-            .and_then(|v| v.trim().parse().ok())
-    })
 }
 
 /// Wait until the server is settled (no plugin process left and its descriptors, threads

@@ -116,6 +116,20 @@ pub struct ComponentLabel {
     pub component_id: String,
 }
 
+/// The `state` label alone (`in_use`, `free`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    /// The state of the memory counted.
+    pub state: String,
+}
+
+/// The `part` label alone (what a memory figure counts).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartLabel {
+    /// The part (`memtables`, `table_readers`, `block_cache`).
+    pub part: String,
+}
+
 /// The `type` label alone.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -170,6 +184,15 @@ pub struct Metrics {
     pub position_saved_at: Family<PipelineLabel, Gauge<f64, AtomicU64>>,
     /// `culvert_acks_pending{pipeline_name}`: records read and not yet acked.
     pub acks_pending: Family<PipelineLabel, Gauge>,
+    /// `culvert_store_memory_bytes{part}`: what the data store (RocksDB) holds in memory,
+    /// by part; set at each scrape.
+    pub store_memory: Family<PartLabel, Gauge>,
+    /// `culvert_allocator_committed_bytes`: memory the allocator has committed (in use or
+    /// cached for reuse); set at each scrape.
+    pub allocator_committed: Gauge,
+    /// `culvert_c_heap_bytes{state}`: the C allocator's heap (`in_use`, `free` but kept),
+    /// which RocksDB allocates from; set at each scrape.
+    pub c_heap: Family<StateLabel, Gauge>,
     /// `conduit_inspector_sessions{component_id}`: open stream-inspector sessions.
     pub inspector_sessions: Family<ComponentLabel, Gauge>,
     /// `conduit_inspector_dropped_records_total{component_id}`: records an inspector
@@ -343,8 +366,29 @@ impl Metrics {
             "Records dropped for an inspector session whose buffer was full.",
             inspector_dropped.clone(),
         );
+        let store_memory = Family::default();
+        registry.register(
+            "culvert_store_memory_bytes",
+            "Memory the data store (RocksDB) holds, by part: memtables, table_readers, block_cache.",
+            store_memory.clone(),
+        );
+        let allocator_committed = Gauge::default();
+        registry.register(
+            "culvert_allocator_committed_bytes",
+            "Memory the allocator has committed (in use or kept for reuse).",
+            allocator_committed.clone(),
+        );
+        let c_heap = Family::default();
+        registry.register(
+            "culvert_c_heap_bytes",
+            "The C allocator's heap (RocksDB allocates from it): in_use, and free but kept by its arenas.",
+            c_heap.clone(),
+        );
         registry.register_collector(Box::new(crate::process::ProcessCollector::new()));
         Self {
+            store_memory,
+            allocator_committed,
+            c_heap,
             info,
             pipeline_recovering,
             pipeline_duration,

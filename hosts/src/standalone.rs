@@ -380,6 +380,19 @@ impl PluginProcess {
                 reason: format!("connecting to {}: {e}", handshake.socket.display()),
                 stderr: tail(&stderr),
             })?;
+        // What the plugin writes to os.Stdout and os.Stderr once it serves, go-plugin
+        // carries over its GRPCStdio service (its pipes replace the process's): read it and
+        // log it as the process's stderr is. Unread it is lost, and once go-plugin's buffer
+        // is full a chatty plugin's writes block.
+        let (stdio_in, stdio_out) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(relay_stderr(
+            stdio_out,
+            display.clone(),
+            launch.connector_id.clone(),
+            stderr.clone(),
+            hidden.clone(),
+        ));
+        tokio::spawn(stream_stdio(channel.clone(), stdio_in));
         Ok(Self {
             path: display,
             child,
@@ -500,8 +513,25 @@ impl PluginProcess {
 /// bytes, bytes that are not UTF-8 are replaced, and at most
 /// [`crate::stderr::LINES_PER_SECOND`] lines a second are logged (the rest are counted in a
 /// warning): the pipe is drained whatever the plugin writes, with bounded memory.
+/// Copy what go-plugin's GRPCStdio stream carries (the plugin's os.Stdout and os.Stderr
+/// once it serves) into `out`, until the stream or the plugin ends. A plugin without the
+/// service (not built on go-plugin) answers the call with an error: nothing to copy.
+async fn stream_stdio(channel: tonic::transport::Channel, mut out: tokio::io::DuplexStream) {
+    use tokio::io::AsyncWriteExt;
+    let mut client = pb::plugin::grpc_stdio_client::GrpcStdioClient::new(channel);
+    let Ok(answer) = client.stream_stdio(()).await else {
+        return;
+    };
+    let mut stream = answer.into_inner();
+    while let Ok(Some(data)) = stream.message().await {
+        if out.write_all(&data.data).await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn relay_stderr(
-    mut stderr: tokio::process::ChildStderr,
+    mut stderr: impl tokio::io::AsyncRead + Unpin,
     path: String,
     connector_id: String,
     tail: Arc<Mutex<VecDeque<String>>>,

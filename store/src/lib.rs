@@ -48,7 +48,7 @@ pub const CHECKPOINTS_SLOT: &str = "position-checkpoints";
 pub use layout::{Cf, Layout, LayoutMigration, MigrationTx};
 pub use letters::{DeadLetterStore, Kept, LetterLimits, LetterRef, StoredLetter};
 pub use memory::MemoryStore;
-pub use rocks::{RocksStore, StoreOptions};
+pub use rocks::{RocksStore, StoreMemory, StoreOptions};
 pub use subscription::Subscription;
 
 use culvert_domain::{Seq, StreamId};

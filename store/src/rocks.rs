@@ -26,7 +26,8 @@ pub struct StoreOptions {
     pub fsync: bool,
     /// fsync on every position write (default true).
     pub positions_fsync: bool,
-    /// Size of the shared block cache in bytes (default 8 MiB).
+    /// Size of the shared block cache in bytes (default 8 MiB). It also holds the SST
+    /// files' index and filter blocks, so their memory does not grow with the log.
     pub block_cache_bytes: usize,
     /// Open read-only (no writes, no migrations; the server may have it open).
     pub read_only: bool,
@@ -46,12 +47,36 @@ impl Default for StoreOptions {
 /// The event log and position store on one RocksDB database.
 pub struct RocksStore {
     db: DB,
+    /// The block cache every column family shares (read for [`RocksStore::memory`]).
+    cache: Cache,
     path: PathBuf,
     options: StoreOptions,
     writer: Mutex<Writer>,
     head: watch::Sender<Seq>,
     /// The last letter number and the number of letters kept, per pipeline seen since open.
     letter_books: Mutex<HashMap<String, LetterBook>>,
+}
+
+/// Memtable size of the events column family.
+const EVENTS_WRITE_BUFFER: usize = 4 << 20;
+/// Memtable size of every other column family (positions are the busiest: saved on every
+/// checkpoint, the same keys over and over).
+const WRITE_BUFFER: usize = 1 << 20;
+/// The most the memtables can hold together: two of each column family's (one filling,
+/// one being flushed), 18 MiB.
+pub const MEMTABLE_BOUND: usize = 2 * (EVENTS_WRITE_BUFFER + (Cf::ALL.len() - 1) * WRITE_BUFFER);
+// The figure the docs give (docs/architecture-notes.md, docs/metrics.md).
+const _: () = assert!(MEMTABLE_BOUND == 18 << 20);
+
+/// The memory a [`RocksStore`] holds, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// Every column family's memtables, flushed or not yet.
+    pub memtables: u64,
+    /// The open SST files' readers, outside the block cache.
+    pub table_readers: u64,
+    /// The shared block cache's use (data, index and filter blocks).
+    pub block_cache: u64,
 }
 
 /// A pipeline's dead letters, in brief.
@@ -67,6 +92,21 @@ struct Writer {
     last_seq: Seq,
     last_time: DateTime<Utc>,
     versions: HashMap<StreamId, u64>,
+}
+
+/// The most stream versions [`Writer::versions`] keeps: a server that creates and deletes
+/// entities for weeks writes to ever new streams, and a cache of them all would grow
+/// without end. Past it the cache starts again (a stream not in it is read from the log).
+const VERSION_CACHE_LIMIT: usize = 4096;
+
+impl Writer {
+    /// Cache the versions an append wrote, within [`VERSION_CACHE_LIMIT`].
+    fn remember(&mut self, versions: HashMap<StreamId, u64>) {
+        if self.versions.len() + versions.len() > VERSION_CACHE_LIMIT {
+            self.versions.clear();
+        }
+        self.versions.extend(versions);
+    }
 }
 
 /// The envelope as written, borrowing the payload to avoid a copy.
@@ -121,9 +161,19 @@ impl RocksStore {
             let mut cf_opts = Options::default();
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
+            // Index and filter blocks are charged to the cache (bounded) rather than held
+            // by every open table reader (which grows with the number of SST files); the
+            // newest level's stay pinned, as they are read most.
+            table.set_cache_index_and_filter_blocks(true);
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
             cf_opts.set_block_based_table_factory(&table);
-            // Small memtables: the control plane writes little, and RSS matters.
-            let buffer = if cf == Cf::Events { 8 << 20 } else { 2 << 20 };
+            // Small memtables: the control plane writes little, and RSS matters. At most two
+            // each (one filling, one being flushed): see MEMTABLE_BOUND.
+            let buffer = if cf == Cf::Events {
+                EVENTS_WRITE_BUFFER
+            } else {
+                WRITE_BUFFER
+            };
             cf_opts.set_write_buffer_size(buffer);
             cf_opts.set_max_write_buffer_number(2);
             ColumnFamilyDescriptor::new(cf.name(), cf_opts)
@@ -153,6 +203,7 @@ impl RocksStore {
         let (last_seq, last_time) = last_event(&db)?;
         Ok(Self {
             db,
+            cache,
             path,
             options,
             writer: Mutex::new(Writer {
@@ -168,6 +219,16 @@ impl RocksStore {
     /// The directory the store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What RocksDB holds in memory now (RocksDB's own estimates).
+    pub fn memory(&self) -> Result<StoreMemory, StoreError> {
+        let stats = rocksdb::perf::get_memory_usage_stats(Some(&[&self.db]), Some(&[&self.cache]))?;
+        Ok(StoreMemory {
+            memtables: stats.mem_table_total,
+            table_readers: stats.mem_table_readers_total,
+            block_cache: stats.cache_total,
+        })
     }
 
     /// Append events copied from another log as they are (sequence numbers, stream
@@ -238,7 +299,7 @@ impl RocksStore {
             .write_opt(batch, &self.write_options(self.options.fsync))?;
         writer.last_seq = last.seq;
         writer.last_time = time;
-        writer.versions.extend(versions);
+        writer.remember(versions);
         self.head.send_replace(last.seq);
         Ok(())
     }
@@ -406,7 +467,7 @@ impl EventLog for RocksStore {
         });
         writer.last_seq = seq;
         writer.last_time = now;
-        writer.versions.extend(versions);
+        writer.remember(versions);
         self.head.send_replace(seq);
         if !request.clear_letters.is_empty() {
             let mut books = self.letter_books.lock();
@@ -989,6 +1050,61 @@ mod tests {
             .unwrap();
         assert_eq!((next[0].seq, next[0].stream_version), (Seq(3), 3));
         assert!(next[0].recorded_at >= before[1].recorded_at);
+    }
+
+    #[test]
+    fn memtables_stay_small_however_much_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path().join("db"), fast(), &layout()).unwrap();
+        store.append(request(vec![event("a", 1)], vec![])).unwrap();
+        assert!(store.memory().unwrap().memtables > 0);
+        // 16 MiB of positions (the busiest column family): its memtables are switched and
+        // flushed at their size, two at most, whatever is written.
+        let value = vec![7u8; 4096];
+        let mut most = 0;
+        for i in 0..4096 {
+            store
+                .put(&format!("c{}", i % 500), "position", &value)
+                .unwrap();
+            if i % 64 == 0 {
+                most = most.max(store.memory().unwrap().memtables);
+            }
+        }
+        let bound = (2 * WRITE_BUFFER + EVENTS_WRITE_BUFFER / 4) as u64;
+        assert!(
+            most <= bound,
+            "memtables held {most} bytes, more than {bound}"
+        );
+    }
+
+    #[test]
+    fn the_version_cache_is_bounded_and_versions_stay_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path().join("db"), fast(), &layout()).unwrap();
+        store
+            .append(request(vec![event("first", 1)], vec![]))
+            .unwrap();
+        for n in 0..VERSION_CACHE_LIMIT + 10 {
+            store
+                .append(request(vec![event(&format!("s{n}"), 1)], vec![]))
+                .unwrap();
+        }
+        assert!(store.writer.lock().versions.len() <= VERSION_CACHE_LIMIT);
+        // A stream the cache forgot is read from the log: its next version follows on, and
+        // a stale expectation is still refused.
+        let next = store
+            .append(request(
+                vec![event("first", 2)],
+                vec![("first", ExpectedVersion::Exact(1))],
+            ))
+            .unwrap();
+        assert_eq!(next[0].stream_version, 2);
+        assert!(store
+            .append(request(
+                vec![event("first", 3)],
+                vec![("first", ExpectedVersion::Exact(1))],
+            ))
+            .is_err());
     }
 
     #[test]

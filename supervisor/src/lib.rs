@@ -189,6 +189,10 @@ struct Engine {
     task: JoinHandle<()>,
     /// Whether a user asked for the stop (then it is reported when the engine ends).
     stop_requested: Arc<Mutex<bool>>,
+    /// Set when a forced stop aborts the task: from then on the task reports nothing (the
+    /// stop reports itself). Held while the task reports, so a report is either in the
+    /// queue before the forced stop's or never sent.
+    aborted: Arc<Mutex<bool>>,
     /// The pipeline's stream version when this engine was started.
     version: u64,
 }
@@ -520,9 +524,12 @@ impl Supervisor {
                     engines.insert(id, engine);
                 }
                 (PipelineStatus::Stopping { force: true }, true) => {
-                    // Cancel at once and report here: the aborted task reports nothing.
-                    // Removed from the map so later passes do not cancel and report again.
+                    // Cancel at once and report here: the aborted task reports nothing, even
+                    // if it is mid-poll and its run ends there (dropping the engine closes
+                    // its stop channel, which drains it). Removed from the map so later
+                    // passes do not cancel and report again.
                     if let Some(engine) = engines.remove(&id) {
+                        *engine.aborted.lock().expect("lock") = true;
                         engine.task.abort();
                         self.report(id.clone(), "stopped", move |p, ctx| {
                             p.report_stopped(ctx, &id, StoppedReason::User)
@@ -553,10 +560,12 @@ impl Supervisor {
     fn start(self: &Arc<Self>, id: &PipelineId, version: u64) -> Engine {
         let (stop, mut stop_rx) = watch::channel(false);
         let stop_requested = Arc::new(Mutex::new(false));
+        let aborted = Arc::new(Mutex::new(false));
         let mut first = Some(self.nodes(id));
         let this = self.clone();
         let pipeline = id.clone();
         let requested = stop_requested.clone();
+        let silenced = aborted.clone();
         let recovery = self.recovery;
         let wake = self.wake.clone();
         // Every log line of the run (and of its nodes' spans) carries the pipeline's id.
@@ -571,7 +580,7 @@ impl Supervisor {
                         Ok(nodes) => nodes,
                         Err(error) => {
                             tracing::warn!(pipeline = %pipeline, %error, "pipeline cannot start");
-                            this.report(pipeline.clone(), "failed", move |p, ctx| {
+                            this.report_unless(&silenced, pipeline.clone(), "failed", move |p, ctx| {
                                 p.report_degraded(ctx, &pipeline, &error)
                             });
                             return;
@@ -600,7 +609,7 @@ impl Supervisor {
                             started_at = Some(std::time::Instant::now());
                             this.activated(&activations);
                             let started = pipeline.clone();
-                            this.report(started.clone(), "started", move |p, ctx| p.report_started(ctx, &started));
+                            this.report_unless(&silenced, started.clone(), "started", move |p, ctx| p.report_started(ctx, &started));
                             run.await
                         }
                         result = &mut run => result,
@@ -610,7 +619,7 @@ impl Supervisor {
                     let error = match result {
                         Ok(()) if user_stop => {
                             tracing::info!(pipeline = %pipeline, "pipeline stopped");
-                            this.report(pipeline.clone(), "stopped", move |p, ctx| {
+                            this.report_unless(&silenced, pipeline.clone(), "stopped", move |p, ctx| {
                                 p.report_stopped(ctx, &pipeline, StoppedReason::User)
                             });
                             return;
@@ -620,7 +629,7 @@ impl Supervisor {
                             return;
                         }
                         Ok(()) => {
-                            this.report(pipeline.clone(), "stopped", move |p, ctx| {
+                            this.report_unless(&silenced, pipeline.clone(), "stopped", move |p, ctx| {
                                 p.report_stopped(ctx, &pipeline, StoppedReason::System)
                             });
                             return;
@@ -634,7 +643,7 @@ impl Supervisor {
                     let Some(started_at) = started_at.filter(|_| !user_stop && !shutting_down)
                     else {
                         tracing::warn!(pipeline = %pipeline, %error, "pipeline degraded");
-                        this.report(pipeline.clone(), "failed", move |p, ctx| {
+                        this.report_unless(&silenced, pipeline.clone(), "failed", move |p, ctx| {
                             p.report_degraded(ctx, &pipeline, &error)
                         });
                         return;
@@ -642,7 +651,7 @@ impl Supervisor {
                     if kind != ErrorKind::Transient {
                         // Restarting cannot mend it: a human has to.
                         tracing::warn!(pipeline = %pipeline, %error, %kind, "pipeline degraded: not retried");
-                        this.report(pipeline.clone(), "failed", move |p, ctx| {
+                        this.report_unless(&silenced, pipeline.clone(), "failed", move |p, ctx| {
                             p.report_degraded(ctx, &pipeline, &error)
                         });
                         return;
@@ -652,7 +661,7 @@ impl Supervisor {
                     }
                     if !recovery.retry_allowed(attempt) {
                         tracing::warn!(pipeline = %pipeline, %error, attempt, "pipeline degraded: no retries left");
-                        this.report(pipeline.clone(), "failed", move |p, ctx| {
+                        this.report_unless(&silenced, pipeline.clone(), "failed", move |p, ctx| {
                             p.report_degraded(ctx, &pipeline, &error)
                         });
                         return;
@@ -670,14 +679,14 @@ impl Supervisor {
                         count.inc();
                     }
                     let recovering = pipeline.clone();
-                    this.report(recovering.clone(), "is recovering", move |p, ctx| {
+                    this.report_unless(&silenced, recovering.clone(), "is recovering", move |p, ctx| {
                         p.report_recovering(ctx, &recovering, &error, attempt)
                     });
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = async { let _ = stop_rx.wait_for(|s| *s).await; } => {
                             if *requested.lock().expect("lock") {
-                                this.report(pipeline.clone(), "stopped", move |p, ctx| {
+                                this.report_unless(&silenced, pipeline.clone(), "stopped", move |p, ctx| {
                                     p.report_stopped(ctx, &pipeline, StoppedReason::User)
                                 });
                             }
@@ -695,6 +704,7 @@ impl Supervisor {
             stop,
             task,
             stop_requested,
+            aborted,
             version,
         }
     }
@@ -977,6 +987,27 @@ impl Supervisor {
 
     /// Record an outcome as the `system` actor, after every earlier one (on the report
     /// thread: it may fsync), trying again while a failure may pass.
+    /// [`Supervisor::report`], unless `aborted` is set (a forced stop cancelled the run and
+    /// reported for it); the flag is held while the report is queued.
+    fn report_unless<F>(
+        &self,
+        aborted: &Mutex<bool>,
+        pipeline: PipelineId,
+        what: &'static str,
+        f: F,
+    ) where
+        F: Fn(&PipelineOrchestrator, &Context) -> Result<(), culvert_commands::CommandError>
+            + Send
+            + 'static,
+    {
+        let aborted = aborted.lock().expect("lock");
+        if *aborted {
+            tracing::debug!(pipeline = %pipeline, what, "not reported: the run was aborted");
+            return;
+        }
+        self.report(pipeline, what, f);
+    }
+
     fn report<F>(&self, pipeline: PipelineId, what: &'static str, f: F)
     where
         F: Fn(&PipelineOrchestrator, &Context) -> Result<(), culvert_commands::CommandError>

@@ -90,6 +90,48 @@ async fn against_a_real_broker() {
     reads_are_cancel_safe(&servers).await;
     sasl_authenticates_with_each_mechanism(&kafka).await;
     tls_trusts_the_given_authority(&kafka).await;
+    mutual_tls_presents_the_client_certificate(&kafka).await;
+}
+
+async fn mutual_tls_presents_the_client_certificate(kafka: &broker::KafkaBroker) {
+    let servers = kafka.mtls_servers();
+    let ca = kafka.ca_pem();
+    let (cert, key) = kafka.client_pem();
+    let plugin = Kafka::new();
+    let tls = [
+        ("servers", servers.as_str()),
+        ("tls.enabled", "true"),
+        ("caCert", &ca),
+        ("clientCert", cert),
+        ("clientKey", key),
+    ];
+    let mut settings = tls.to_vec();
+    settings.push(("topic", "mtls"));
+    let mut dest = plugin
+        .new_destination(&destination_settings(&settings))
+        .unwrap();
+    dest.open().await.unwrap();
+    let refused = dest.write_each(&[record(9, "mtls")]).await.unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    dest.teardown().await.unwrap();
+    let mut settings = tls.to_vec();
+    settings.extend([("topics", "mtls"), ("readFromBeginning", "true")]);
+    let mut source = plugin.new_source(&source_settings(&settings)).unwrap();
+    source.open(None).await.unwrap();
+    let got = read_n(&mut source, 1).await;
+    assert_eq!(got[0].key, Some(Data::Raw(b"key-9".to_vec())));
+    source.teardown().await.unwrap();
+    // Without a client certificate the listener refuses the connection: opening fails.
+    let mut anonymous = plugin
+        .new_destination(&destination_settings(&[
+            ("servers", &servers),
+            ("topic", "mtls"),
+            ("tls.enabled", "true"),
+            ("caCert", &ca),
+        ]))
+        .unwrap();
+    let error = anonymous.open().await.unwrap_err().to_string();
+    assert!(error.contains(&servers), "{error}");
 }
 
 async fn tls_trusts_the_given_authority(kafka: &broker::KafkaBroker) {

@@ -435,6 +435,11 @@ pub enum ConnectorsCommand {
     ///
     /// Example: culvert connectors audit --index ./index.json
     Audit(crate::plugin_audit::AuditArgs),
+    /// Scaffold a new connector plugin in Go (conduit-connector-sdk) that builds as it is
+    /// written (offline but for the Go module proxy).
+    ///
+    /// Example: culvert connectors new my-db --module github.com/acme/conduit-connector-my-db
+    New(crate::scaffold::NewArgs),
 }
 
 /// `culvert processors ...`
@@ -459,6 +464,11 @@ pub enum ProcessorsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Scaffold a new WASM processor plugin in Go (conduit-processor-sdk) that builds as it
+    /// is written (offline but for the Go module proxy).
+    ///
+    /// Example: culvert processors new tagger --module github.com/acme/conduit-processor-tagger
+    New(crate::scaffold::NewArgs),
 }
 
 /// `culvert plugins ...`
@@ -632,6 +642,9 @@ pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
         ConnectorsCommand::Audit(args) => {
             return run_plugin_verb(Kind::Connector, Verb::Audit(args))
         }
+        ConnectorsCommand::New(args) => {
+            return crate::scaffold::run(crate::scaffold::Kind::Connector, args)
+        }
         other => other,
     };
     block_on(async {
@@ -751,7 +764,8 @@ pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
             }
             ConnectorsCommand::Install(_)
             | ConnectorsCommand::Uninstall(_)
-            | ConnectorsCommand::Audit(_) => {
+            | ConnectorsCommand::Audit(_)
+            | ConnectorsCommand::New(_) => {
                 unreachable!("the plugin verbs are dispatched before this runtime starts")
             }
         }
@@ -760,6 +774,12 @@ pub fn run_connectors(command: ConnectorsCommand) -> ExitCode {
 
 /// Run a `processors` verb.
 pub fn run_processors(command: ProcessorsCommand) -> ExitCode {
+    let command = match command {
+        ProcessorsCommand::New(args) => {
+            return crate::scaffold::run(crate::scaffold::Kind::Processor, args)
+        }
+        other => other,
+    };
     block_on(async {
         match command {
             ProcessorsCommand::Ls { parent, remote } => {
@@ -813,6 +833,9 @@ pub fn run_processors(command: ProcessorsCommand) -> ExitCode {
                     println!("  {k}: {v}");
                 }
                 Ok(())
+            }
+            ProcessorsCommand::New(_) => {
+                unreachable!("`processors new` is dispatched before this runtime starts")
             }
         }
     })

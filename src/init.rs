@@ -149,6 +149,25 @@ fn scaffold(dir: &Path, run: &clap::Command, force: bool) -> Result<Vec<String>,
 
 /// Run `culvert run` in `dir` with its state in memory until it ends; Ctrl-C reaches it
 /// (it drains and exits) while this process waits.
+/// Send the child SIGTERM (it drains and exits); SIGKILL if it cannot be signalled.
+#[allow(unsafe_code)]
+fn terminate(child: &mut std::process::Child) -> std::io::Result<()> {
+    extern "C" {
+        fn kill(pid: i32, signal: i32) -> i32;
+    }
+    const SIGTERM: i32 = 15;
+    let Ok(pid) = i32::try_from(child.id()) else {
+        return child.kill();
+    };
+    // SAFETY: kill(2) only sends a signal to the process id of our own, not yet reaped,
+    // child (so the id cannot have been reused).
+    if unsafe { kill(pid, SIGTERM) } == 0 {
+        Ok(())
+    } else {
+        child.kill()
+    }
+}
+
 fn serve(dir: &Path, json: bool) -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
@@ -183,8 +202,9 @@ fn serve(dir: &Path, json: bool) -> ExitCode {
     let status = runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         // Ctrl-C reaches the server from the terminal (same process group) and it drains;
-        // this process only keeps from dying of it. SIGTERM sent to this process alone
-        // ends the server (its state is in memory: nothing to lose).
+        // this process only keeps from dying of it. SIGTERM sent to this process alone is
+        // passed on: the server drains and exits as `culvert run` does (0), and so does
+        // this process.
         let mut interrupts = signal(SignalKind::interrupt())?;
         let mut terminations = signal(SignalKind::terminate())?;
         let mut child = command.spawn()?;
@@ -197,7 +217,7 @@ fn serve(dir: &Path, json: bool) -> ExitCode {
             // arrives while another branch wins is delivered to the next `recv`.
             tokio::select! {
                 _ = interrupts.recv() => {}
-                _ = terminations.recv() => child.kill()?,
+                _ = terminations.recv() => terminate(&mut child)?,
                 _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
             }
         }

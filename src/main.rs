@@ -29,6 +29,7 @@ mod progress;
 mod prom;
 mod reload;
 mod repair;
+mod scaffold;
 mod schemas;
 mod secrets;
 mod security;

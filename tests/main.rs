@@ -7,6 +7,7 @@ mod cli_doctor;
 mod cli_dry_run;
 mod cli_init;
 mod cli_plugins;
+mod cli_scaffold;
 mod cli_validate;
 mod cli_verbs;
 mod conduit_parity;

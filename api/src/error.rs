@@ -12,7 +12,8 @@
 //! | store or internal failure | INTERNAL | 500 |
 //!
 //! Every status also carries one `google.rpc.ErrorInfo` detail whose `reason` is a stable
-//! dotted code and whose metadata names the offending `field` where there is one. Where
+//! dotted code and whose metadata names the offending `field` where there is one (also as
+//! Conduit's `configPath`) and, for a domain error, what to do as Conduit's `suggestion`. Where
 //! Conduit has the same error case, the reason is Conduit's (see [`reason`]) and the
 //! domain Conduit's single domain, [`CONDUIT_DOMAIN`]: a client keyed on Conduit's
 //! reasons works unchanged. Reasons only Culvert has keep the domain [`ERROR_DOMAIN`]
@@ -254,10 +255,19 @@ pub fn to_status(error: CommandError) -> Status {
                 DomainError::InvalidArgument { field, .. } => Some(*field),
                 _ => None,
             };
-            let metadata: Vec<(&str, &str)> = field.map(|f| ("field", f)).into_iter().collect();
+            let hint = domain_hint(domain);
+            // `field` (ours), and Conduit's keys for the same facts: `configPath` and
+            // `suggestion` (what to do; the message carries it too).
+            let mut metadata: Vec<(&str, &str)> = Vec::new();
+            if let Some(field) = field {
+                metadata.extend([("field", field), ("configPath", field)]);
+            }
+            if let Some(hint) = &hint {
+                metadata.push(("suggestion", hint));
+            }
             status_with_info(
                 code,
-                with_hint(domain.to_string(), domain_hint(domain)),
+                with_hint(domain.to_string(), hint.clone()),
                 &domain_reason(domain),
                 &metadata,
             )
@@ -332,7 +342,7 @@ pub fn invalid_because(reason: &str, field: &str, problem: &str) -> Status {
         Code::InvalidArgument,
         format!("{field}: {problem}"),
         reason,
-        &[("field", field)],
+        &[("field", field), ("configPath", field)],
     )
 }
 
@@ -426,10 +436,21 @@ mod tests {
         assert_eq!(info.reason, "pipeline.invalid_name");
         assert_eq!(info.domain, ERROR_DOMAIN);
         assert_eq!(info.metadata.get("field").map(String::as_str), Some("name"));
+        assert_eq!(info.metadata["configPath"], "name", "Conduit's key too");
         let info = error_info(&invalid("parent.type", "bad")).expect("an ErrorInfo");
         assert_eq!(info.reason, "common.invalid_argument");
         assert_eq!(info.domain, CONDUIT_DOMAIN);
         assert_eq!(info.metadata["field"], "parent.type");
+        assert_eq!(info.metadata["configPath"], "parent.type");
+        // What to do, in Conduit's `suggestion` key as well as in the message.
+        let status = to_status(CommandError::Domain(DomainError::NotFound {
+            kind: EntityKind::Pipeline,
+            id: "nope".into(),
+        }));
+        let info = error_info(&status).expect("an ErrorInfo");
+        let suggestion = &info.metadata["suggestion"];
+        assert!(suggestion.contains("check the ID"), "{suggestion}");
+        assert!(status.message().ends_with(suggestion.as_str()));
         assert!(error_info(&Status::internal("no details")).is_none());
     }
 

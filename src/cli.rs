@@ -185,6 +185,7 @@ pub enum PipelinesCommand {
     /// List pipelines.
     ///
     /// Example: culvert pipelines ls --json
+    #[command(visible_alias = "list")]
     Ls {
         #[command(flatten)]
         remote: Remote,
@@ -292,6 +293,49 @@ pub enum PipelinesCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Plan a configuration file's pipelines against the server (PlanPipeline): what would
+    /// change, and each plan's hash for `apply --plan-hash`. With --apply, apply the plan
+    /// just made (asking first on a terminal, unless --yes). Conduit's `pipelines deploy`.
+    ///
+    /// Example: culvert pipelines deploy orders.yaml
+    Deploy {
+        /// The configuration file.
+        file: PathBuf,
+        #[command(flatten)]
+        server: client::Server,
+        /// Apply the plan too.
+        #[arg(long)]
+        apply: bool,
+        /// With --apply: do not ask first.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Print only the summary line of each pipeline, not each change.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// Accepted for Conduit's scripts (the output has no colour).
+        #[arg(long)]
+        no_color: bool,
+    },
+    /// Apply a configuration file's pipeline as planned by `deploy` (ApplyPipeline): only
+    /// if --plan-hash is still the plan's hash (else refused as stale, exit 2), or the plan
+    /// as it is now with --yes. Conduit's `pipelines apply`.
+    ///
+    /// Example: culvert pipelines apply orders.yaml --plan-hash 3f1c...
+    Apply {
+        /// The configuration file.
+        file: PathBuf,
+        #[command(flatten)]
+        server: client::Server,
+        /// The hash `deploy` printed for the plan (a file of one pipeline).
+        #[arg(long, conflicts_with = "yes")]
+        plan_hash: Option<String>,
+        /// Apply the plan as it is now, without a hash.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Accepted for Conduit's scripts (the output has no colour).
+        #[arg(long)]
+        no_color: bool,
+    },
     /// Print the records a connector handles (a source's produced, a destination's
     /// received), or those going into (--in) or out of (--out, the default) a processor,
     /// live, until the stream ends (the entity is deleted or its pipeline stops) or
@@ -359,6 +403,7 @@ pub enum ConnectorsCommand {
     /// List connectors, of every pipeline or of one.
     ///
     /// Example: culvert connectors ls --pipeline orders
+    #[command(visible_alias = "list")]
     Ls {
         /// Only this pipeline's.
         #[arg(long)]
@@ -448,6 +493,7 @@ pub enum ProcessorsCommand {
     /// List processors, of every parent or of some.
     ///
     /// Example: culvert processors ls --parent orders --parent orders:src
+    #[command(visible_alias = "list")]
     Ls {
         /// Only those attached to this pipeline or connector (repeatable).
         #[arg(long)]
@@ -477,6 +523,7 @@ pub enum PluginsCommand {
     /// List connector and processor plugins.
     ///
     /// Example: culvert plugins ls --json
+    #[command(visible_alias = "list")]
     Ls {
         /// Only plugins whose full name matches this regular expression.
         #[arg(long)]
@@ -616,6 +663,21 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
                 server,
                 dry_run,
             } => import(&file, &server, dry_run).await,
+            PipelinesCommand::Deploy {
+                file,
+                server,
+                apply,
+                yes,
+                quiet,
+                no_color: _,
+            } => deploy(&file, &server, apply, yes, quiet).await,
+            PipelinesCommand::Apply {
+                file,
+                server,
+                plan_hash,
+                yes,
+                no_color: _,
+            } => apply(&file, &server, plan_hash, yes).await,
             PipelinesCommand::Inspect {
                 id,
                 input,
@@ -1452,24 +1514,10 @@ async fn import(
         }
         return import_json(&name, &text, server).await;
     }
-    let parsed = config::parse(&name, &text, &|var| std::env::var(var).ok());
-    for problem in &parsed.problems {
-        eprintln!("{problem}");
-    }
-    let errors = parsed
-        .problems
-        .iter()
-        .filter(|p| p.severity == Severity::Error)
-        .count();
-    if errors > 0 {
-        return Err(Failure(
-            2,
-            format!("{name}: {errors} error(s); nothing imported"),
-        ));
-    }
+    let parsed = parse_config_file(&name, &text)?;
     let channel = connect(server).await?;
     let mut pipelines = PipelineServiceClient::new(channel);
-    for p in &parsed.pipelines {
+    for p in &parsed {
         let diff = if dry_run {
             pipelines
                 .plan_pipeline(pb::PlanPipelineRequest {
@@ -1498,6 +1546,172 @@ async fn import(
                 println!("  {} {} {}", change.action, change.resource, change.id);
             }
         }
+    }
+    Ok(())
+}
+
+/// The pipelines of a configuration file, its problems printed; refused (exit 2, nothing
+/// sent) when it has errors.
+fn parse_config_file(name: &str, text: &str) -> Result<Vec<PipelineConfig>, Failure> {
+    let parsed = config::parse(name, text, &|var| std::env::var(var).ok());
+    for problem in &parsed.problems {
+        eprintln!("{problem}");
+    }
+    let errors = parsed
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    if errors > 0 {
+        return Err(Failure(
+            2,
+            format!("{name}: {errors} error(s); nothing sent to the server"),
+        ));
+    }
+    Ok(parsed.pipelines)
+}
+
+/// A configuration file's text (not a JSON export: those are imported, not planned).
+fn config_file_text(file: &std::path::Path) -> Result<(String, String), Failure> {
+    let name = file.display().to_string();
+    let text =
+        std::fs::read_to_string(file).map_err(|e| Failure(2, format!("reading {name}: {e}")))?;
+    if is_json_export(file, &text) {
+        return Err(Failure(
+            2,
+            format!("{name} is a JSON export: bring it in with `culvert pipelines import`"),
+        ));
+    }
+    Ok((name, text))
+}
+
+/// Print a plan's or an application's changes (or only its summary).
+fn print_diff(id: &str, diff: &pb::Diff, verb: &str, quiet: bool) {
+    if diff.changes.is_empty() {
+        println!("pipeline {id}: up to date");
+        return;
+    }
+    println!("pipeline {id}: {verb} {} change(s)", diff.changes.len());
+    if !quiet {
+        for change in &diff.changes {
+            println!("  {} {} {}", change.action, change.resource, change.id);
+        }
+    }
+}
+
+/// `culvert pipelines deploy`: plan (and with `apply`, apply) a file's pipelines.
+async fn deploy(
+    file: &std::path::Path,
+    server: &client::Server,
+    apply: bool,
+    yes: bool,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let (name, text) = config_file_text(file)?;
+    let parsed = parse_config_file(&name, &text)?;
+    let mut pipelines = PipelineServiceClient::new(connect(server).await?);
+    let mut plans = Vec::new();
+    for p in &parsed {
+        let diff = pipelines
+            .plan_pipeline(pb::PlanPipelineRequest {
+                config: Some(document(p)),
+            })
+            .await?
+            .into_inner()
+            .diff
+            .unwrap_or_default();
+        print_diff(&p.id, &diff, "would make", quiet);
+        if !apply && !diff.changes.is_empty() {
+            println!(
+                "  plan hash: {} (culvert pipelines apply {name} --plan-hash {})",
+                diff.hash, diff.hash
+            );
+        }
+        plans.push((p, diff));
+    }
+    if !apply || plans.iter().all(|(_, diff)| diff.changes.is_empty()) {
+        return Ok(());
+    }
+    if !yes {
+        use std::io::{BufRead as _, IsTerminal as _, Write as _};
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure(
+                2,
+                "--apply asks before it changes anything, and there is no terminal to ask                  on: add --yes"
+                    .into(),
+            ));
+        }
+        print!("Apply these changes? [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("nothing applied");
+            return Ok(());
+        }
+    }
+    for (p, plan) in plans {
+        if plan.changes.is_empty() {
+            continue;
+        }
+        // The plan just shown, and no other: a change in between is refused as stale.
+        let diff = pipelines
+            .apply_pipeline(pb::ApplyPipelineRequest {
+                config: Some(document(p)),
+                hash: plan.hash,
+            })
+            .await?
+            .into_inner()
+            .diff
+            .unwrap_or_default();
+        print_diff(&p.id, &diff, "made", quiet);
+    }
+    Ok(())
+}
+
+/// `culvert pipelines apply`: apply a file's pipeline if the plan is still the one whose
+/// hash is given, or as it is now with `yes`.
+async fn apply(
+    file: &std::path::Path,
+    server: &client::Server,
+    plan_hash: Option<String>,
+    yes: bool,
+) -> Result<(), Failure> {
+    let (name, text) = config_file_text(file)?;
+    let parsed = parse_config_file(&name, &text)?;
+    let hash = match (plan_hash, yes) {
+        (Some(hash), _) if parsed.len() == 1 => hash,
+        (Some(_), _) => {
+            return Err(Failure(
+                2,
+                format!(
+                    "{name} has {} pipelines and a plan hash is one pipeline's: apply them                      with --yes, or one file per pipeline",
+                    parsed.len()
+                ),
+            ))
+        }
+        (None, true) => String::new(),
+        (None, false) => {
+            return Err(Failure(
+                2,
+                format!(
+                    "apply needs --plan-hash (from `culvert pipelines deploy {name}`), or --yes                      to apply the plan as it is now"
+                ),
+            ))
+        }
+    };
+    let mut pipelines = PipelineServiceClient::new(connect(server).await?);
+    for p in &parsed {
+        let diff = pipelines
+            .apply_pipeline(pb::ApplyPipelineRequest {
+                config: Some(document(p)),
+                hash: hash.clone(),
+            })
+            .await?
+            .into_inner()
+            .diff
+            .unwrap_or_default();
+        print_diff(&p.id, &diff, "made", false);
     }
     Ok(())
 }
@@ -1906,6 +2120,7 @@ pub enum DlqCommand {
     /// error, and whether it is queued for re-injection.
     ///
     /// Example: culvert dlq ls orders --limit 20
+    #[command(visible_alias = "list")]
     Ls {
         /// The pipeline's id.
         pipeline: String,

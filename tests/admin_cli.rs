@@ -205,3 +205,67 @@ fn offline_verbs_version_and_completion() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("tcsh"), "{stderr}");
 }
+
+/// `pipelines deploy` plans and prints the plan's hash; `pipelines apply --plan-hash`
+/// applies that plan and refuses it once the file changed; `deploy --apply --yes` does both.
+#[test]
+fn deploy_plans_and_apply_applies_the_plan_it_was_shown() {
+    let (dir, data) = data_dir();
+    let mut server = Server::start(&data, &[]);
+    let grpc = server.grpc_address();
+    let file = dir.path().join("shop.yaml");
+    let document = |description: &str| {
+        format!(
+            "version: \"2.2\"\npipelines:\n  - id: shop\n    description: {description}\n    \
+             connectors:\n      - id: src\n        type: source\n        plugin: builtin:generator\n        \
+             settings:\n          format.type: raw\n          format.options.id: int\n          rate: \"1\"\n      - id: dst\n        \
+             type: destination\n        plugin: builtin:log\n"
+        )
+    };
+    std::fs::write(&file, document("first")).unwrap();
+    let file_arg = file.to_str().unwrap();
+    let at = ["--grpc.address", grpc.as_str()];
+    let verb = |args: &[&str]| culvert(&[args, &at[..]].concat());
+
+    let (code, out, err) = verb(&["pipelines", "deploy", file_arg]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pipeline shop: would make"), "{out}");
+    let hash = out
+        .split("--plan-hash ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no plan hash in {out}"))
+        .to_owned();
+    // Nothing was applied by the plan.
+    let (code, out, _) = verb(&["pipelines", "ls"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("shop"), "{out}");
+    // The file changes after the plan: its hash is stale, nothing is applied.
+    std::fs::write(&file, document("second")).unwrap();
+    let (code, _, err) = verb(&["pipelines", "apply", file_arg, "--plan-hash", &hash]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the plan changed"), "{err}");
+    // Planned again, its hash applies.
+    let (_, out, _) = verb(&["pipelines", "deploy", file_arg]);
+    let hash = out
+        .split("--plan-hash ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let (code, out, err) = verb(&["pipelines", "apply", file_arg, "--plan-hash", hash]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pipeline shop: made"), "{out}");
+    let (_, described, _) = verb(&["pipelines", "describe", "shop", "--json"]);
+    assert!(described.contains("second"), "{described}");
+    // deploy --apply --yes: plan and apply in one call.
+    std::fs::write(&file, document("third")).unwrap();
+    let (code, out, err) = verb(&["pipelines", "deploy", file_arg, "--apply", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pipeline shop: made"), "{out}");
+    let (_, described, _) = verb(&["pipelines", "describe", "shop", "--json"]);
+    assert!(described.contains("third"), "{described}");
+    server.terminate();
+    assert!(server.wait().success());
+}

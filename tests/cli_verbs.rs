@@ -366,6 +366,42 @@ fn server_rows() -> Vec<Row> {
             0,
             Expect::Out("pipeline verbs: up to date"),
         ),
+        row(
+            "pipelines deploy",
+            &["{tmp}/verbs.yaml", "--grpc.address", "{grpc}"],
+            0,
+            Expect::Out("pipeline verbs: up to date"),
+        ),
+        row(
+            "pipelines apply",
+            &["{tmp}/verbs.yaml", "--grpc.address", "{grpc}"],
+            2,
+            Expect::Err("needs --plan-hash"),
+        ),
+        row(
+            "pipelines apply",
+            &[
+                "{tmp}/verbs.yaml",
+                "--plan-hash",
+                "0000",
+                "--grpc.address",
+                "{grpc}",
+            ],
+            2,
+            Expect::Err("the plan changed since it was computed"),
+        ),
+        row(
+            "pipelines apply",
+            &["{tmp}/verbs.yaml", "--yes", "--grpc.address", "{grpc}"],
+            0,
+            Expect::Out("pipeline verbs: up to date"),
+        ),
+        row(
+            "pipelines list",
+            &["--grpc.address", "{grpc}"],
+            0,
+            Expect::Out("verbs"),
+        ),
     ];
     let grpc = |args: &[&'static str]| -> Vec<&'static str> {
         args.iter()

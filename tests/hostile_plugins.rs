@@ -255,6 +255,40 @@ impl Scene {
     }
 }
 
+/// A standalone destination whose process dies while it has nothing to write is seen at
+/// once: the pipeline fails (degraded here: no retries), it does not stay "running" with no
+/// plugin behind it until the next record comes.
+#[test]
+fn a_destination_plugin_killed_while_idle_fails_its_pipeline_at_once() {
+    let (dir, _) = data_dir();
+    let (mut server, address) = server_with_fixture(dir.path(), &[]);
+    let out = dir.path().join("idle.jsonl");
+    let id = start_pipeline(
+        &address,
+        "idle",
+        json!({"plugin": "builtin:generator", "settings": {"format.type": "raw",
+            "format.options.id": "int", "recordCount": "100"}}),
+        json!({"plugin": "standalone:fixture", "settings": {"path": out.to_str().unwrap()}}),
+    );
+    let mut counter = LineCounter::default();
+    wait_until("every record written", || counter.count(&out) >= 100);
+    let plugins = children_named(server.pid(), "fixture");
+    assert_eq!(plugins.len(), 1, "one destination plugin: {plugins:?}");
+    let status = Command::new("kill")
+        .args(["-KILL", &plugins[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let error = degraded(&address, &id);
+    assert!(
+        error.contains("ended while the destination was idle") && error.contains("SIGKILL"),
+        "{error}"
+    );
+    server.terminate();
+    assert!(server.wait().success(), "the server exits cleanly");
+    no_panic(&server);
+}
+
 #[test]
 fn hostile_plugin_that_crashes_degrades_its_pipeline_and_a_restart_recovers() {
     let began = Instant::now();

@@ -323,6 +323,10 @@ impl Destination for DecodingDestination {
         self.inner.teardown().await
     }
 
+    async fn gone(&mut self) -> PluginError {
+        self.inner.gone().await
+    }
+
     fn prepare(&mut self, context: Prepare) {
         self.inner.prepare(context);
     }

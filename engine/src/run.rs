@@ -963,7 +963,8 @@ async fn run_graph(
                 .timed(timed.as_ref())
                 .inspected(inspect.as_ref());
                 loop {
-                    // Cancel-safety: `recv` takes a batch only when it completes.
+                    // Cancel-safety: `recv` takes a batch only when it completes, and `gone`
+                    // is cancel-safe (the destination trait's contract).
                     let batch = tokio::select! {
                         biased;
                         _ = raised(&mut cancel) => return Ok(()),
@@ -971,6 +972,9 @@ async fn run_graph(
                             Some(batch) => batch,
                             None => break,
                         },
+                        // An idle destination that can no longer write fails the pipeline
+                        // now, not at its next write.
+                        error = node.destination.gone() => return Err(fail(error)),
                     };
                     let unchanged = batch.start >= chain.nodes.len();
                     let (records, tickets) = if unchanged {

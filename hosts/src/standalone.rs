@@ -1225,6 +1225,19 @@ impl StandaloneDestination {
 
 #[async_trait::async_trait]
 impl Destination for StandaloneDestination {
+    async fn gone(&mut self) -> PluginError {
+        let Some(running) = self.running.as_mut() else {
+            return std::future::pending().await;
+        };
+        // Cancel-safe: waiting for a child takes nothing that a dropped wait would lose.
+        let how = match running.process.child.wait().await {
+            // `failure` adds how it ended.
+            Ok(_) => "the plugin process ended while the destination was idle".to_owned(),
+            Err(error) => format!("waiting for the plugin process failed: {error}"),
+        };
+        running.process.failure("Run", &how).await
+    }
+
     async fn open(&mut self) -> Result<(), PluginError> {
         let limit = self.call_timeout;
         let path = self.path.clone();

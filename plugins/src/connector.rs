@@ -187,6 +187,13 @@ pub trait Destination: Send {
     }
     /// Release everything (flushing what is buffered).
     async fn teardown(&mut self) -> Result<(), PluginError>;
+    /// Completes, with why, if the destination can no longer write although nothing was
+    /// asked of it (a plugin process that died while idle); never, by default. The engine
+    /// waits on it beside its input between writes, so an idle destination's failure is
+    /// seen at once rather than at its next write. Must be cancel-safe.
+    async fn gone(&mut self) -> PluginError {
+        std::future::pending().await
+    }
     /// As [`Source::prepare`].
     fn prepare(&mut self, _context: Prepare) {}
     /// As [`Source::on_deleted`].

@@ -508,11 +508,6 @@ impl PluginProcess {
     }
 }
 
-/// Relay a plugin's stderr into our logs (JSON lines as go-plugin writes them: `@level`,
-/// `@message`), keeping the last lines. Lines are cut at [`crate::stderr::MAX_LINE`]
-/// bytes, bytes that are not UTF-8 are replaced, and at most
-/// [`crate::stderr::LINES_PER_SECOND`] lines a second are logged (the rest are counted in a
-/// warning): the pipe is drained whatever the plugin writes, with bounded memory.
 /// Copy what go-plugin's GRPCStdio stream carries (the plugin's os.Stdout and os.Stderr
 /// once it serves) into `out`, until the stream or the plugin ends. A plugin without the
 /// service (not built on go-plugin) answers the call with an error: nothing to copy.
@@ -530,6 +525,11 @@ async fn stream_stdio(channel: tonic::transport::Channel, mut out: tokio::io::Du
     }
 }
 
+/// Relay a plugin's stderr into our logs (JSON lines as go-plugin writes them: `@level`,
+/// `@message`), keeping the last lines. Lines are cut at [`crate::stderr::MAX_LINE`]
+/// bytes, bytes that are not UTF-8 are replaced, and at most
+/// [`crate::stderr::LINES_PER_SECOND`] lines a second are logged (the rest are counted in a
+/// warning): the pipe is drained whatever the plugin writes, with bounded memory.
 async fn relay_stderr(
     mut stderr: impl tokio::io::AsyncRead + Unpin,
     path: String,

@@ -386,6 +386,13 @@ pub enum PipelinesCommand {
     ///
     /// Example: culvert pipelines repair orders.yaml --apply --plan-hash 9f3a2c...
     Repair(crate::repair::RepairArgs),
+    /// Write a pipeline configuration file to start from (offline): from built-in
+    /// --source to --destination with every setting and its help, a runnable demo
+    /// (neither), or a gallery template (--template NAME; --template list lists them).
+    /// Never overwrites a file without --force.
+    ///
+    /// Example: culvert pipelines init orders --source postgres --destination kafka
+    Init(crate::pipeline_init::PipelineInitArgs),
 }
 
 /// What `pipelines export` writes.
@@ -590,6 +597,7 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
     let command = match command {
         PipelinesCommand::DryRun(args) => return crate::dry_run::run(*args),
         PipelinesCommand::Repair(args) => return crate::repair::run(args),
+        PipelinesCommand::Init(args) => return crate::pipeline_init::run(args),
         other => other,
     };
     block_on(async {
@@ -600,7 +608,9 @@ pub fn run(command: PipelinesCommand) -> ExitCode {
             PipelinesCommand::Lint(args) => {
                 crate::validate::lint(&args).map_err(|(code, why)| Failure(code, why))
             }
-            PipelinesCommand::DryRun(_) | PipelinesCommand::Repair(_) => {
+            PipelinesCommand::DryRun(_)
+            | PipelinesCommand::Repair(_)
+            | PipelinesCommand::Init(_) => {
                 unreachable!("dry-run and repair are dispatched before this runtime starts")
             }
             PipelinesCommand::Ls { remote } => pipelines_ls(&remote).await,
@@ -1538,14 +1548,7 @@ async fn import(
         }
         .unwrap_or_default();
         let verb = if dry_run { "would change" } else { "changed" };
-        if diff.changes.is_empty() {
-            println!("pipeline {}: up to date", p.id);
-        } else {
-            println!("pipeline {}: {verb}:", p.id);
-            for change in &diff.changes {
-                println!("  {} {} {}", change.action, change.resource, change.id);
-            }
-        }
+        print_changes(&p.id, &diff, &|_| format!("{verb}:"), false);
     }
     Ok(())
 }
@@ -1587,11 +1590,17 @@ fn config_file_text(file: &std::path::Path) -> Result<(String, String), Failure>
 
 /// Print a plan's or an application's changes (or only its summary).
 fn print_diff(id: &str, diff: &pb::Diff, verb: &str, quiet: bool) {
+    print_changes(id, diff, &|n| format!("{verb} {n} change(s)"), quiet);
+}
+
+/// A pipeline's changes: `pipeline ID: HEADING` (`heading` of their number), then each
+/// unless `quiet`; or `pipeline ID: up to date`.
+fn print_changes(id: &str, diff: &pb::Diff, heading: &dyn Fn(usize) -> String, quiet: bool) {
     if diff.changes.is_empty() {
         println!("pipeline {id}: up to date");
         return;
     }
-    println!("pipeline {id}: {verb} {} change(s)", diff.changes.len());
+    println!("pipeline {id}: {}", heading(diff.changes.len()));
     if !quiet {
         for change in &diff.changes {
             println!("  {} {} {}", change.action, change.resource, change.id);

@@ -23,6 +23,7 @@ mod logging;
 mod mcp;
 mod metrics;
 mod oracle;
+mod pipeline_init;
 mod plugin_audit;
 mod plugin_install;
 mod progress;

@@ -239,10 +239,12 @@ async fn audit_one(
     path: &Path,
     file_name: String,
 ) -> Result<Finding, Failure> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Failure(3, format!("reading {}: {e}", path.display())))?;
-    let digest = hex(&Sha256::digest(&bytes));
-    drop(bytes);
+    // Streamed: a plugin binary can be large.
+    let mut hasher = Sha256::new();
+    std::fs::File::open(path)
+        .and_then(|mut file| std::io::copy(&mut file, &mut hasher))
+        .map_err(|e| Failure(3, format!("reading {}: {e}", path.display())))?;
+    let digest = hex(&hasher.finalize());
     let spec = match read_spec(kind, path).await {
         Ok(spec) => Ok(spec),
         Err(Unreadable::Io(Failure(_, why)) | Unreadable::NotAPlugin(why)) => Err(why),

@@ -4,21 +4,11 @@
 //! is compiled and gives its.
 
 use crate::harness::culvert;
-use std::process::Command;
 
 /// `culvert ARGS` with the Go module checksum database off: this machine reaches the Go
 /// module proxy but not sum.golang.org (a user's `go` checks it as usual).
 fn culvert_go(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_culvert"))
-        .args(args)
-        .env("GOSUMDB", "off")
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    crate::harness::culvert_with_env(args, &[("GOSUMDB", "off")])
 }
 
 #[test]

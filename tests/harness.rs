@@ -206,8 +206,14 @@ pub fn decode_base64_bytes(text: &str) -> Vec<u8> {
 
 /// Run the `culvert` binary with `args` (a client verb or tool): (exit code, stdout, stderr).
 pub fn culvert(args: &[&str]) -> (i32, String, String) {
+    culvert_with_env(args, &[])
+}
+
+/// As [`culvert`], with these environment variables set as well.
+pub fn culvert_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_culvert"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (

@@ -378,6 +378,57 @@ fn hostile_plugin_that_hangs_is_stopped_with_force_and_a_restart_recovers() {
     );
 }
 
+/// A graceful stop (no force) of a pipeline whose standalone source hangs in Read,
+/// ignoring its context: the host gives Stop and Teardown 30 s, then kills the process, so
+/// the stop ends on its own instead of hanging the pipeline; nothing is lost after it.
+#[test]
+fn hostile_plugin_that_hangs_is_killed_when_a_graceful_stop_times_out() {
+    let mut scene = Scene::new(&[]);
+    let (id, out) = scene.hostile("hang", 120, 40);
+    wait_until("the 40 records before the hang", || {
+        tally(&out).0.len() >= 40
+    });
+    let asked = Instant::now();
+    let (status, stopped) = call(
+        &scene.address,
+        "POST",
+        &format!("/v1/pipelines/{id}/stop"),
+        None,
+    );
+    assert_eq!(status, 200, "{stopped}");
+    // 30 s for Stop and Teardown, then the kill: well within a minute and a half.
+    let mut ended = Value::Null;
+    wait_until_within("the graceful stop to end", Duration::from_secs(90), || {
+        ended = state(&scene.address, &id);
+        ended["status"] != "STATUS_RUNNING"
+    });
+    let stop_took = asked.elapsed();
+    // The stop could not drain: the pipeline says so (degraded, with the reason), rather
+    // than "stopped" as if it had.
+    assert_eq!(ended["status"], "STATUS_DEGRADED", "{ended}");
+    wait_until_within(
+        "the hung plugin process gone",
+        Duration::from_secs(10),
+        || children_named(scene.server.pid(), "fixture").is_empty(),
+    );
+    scene.unharmed();
+    start(&scene.address, &id);
+    let duplicates = all_arrived(&out, 120);
+    scene.unharmed();
+    let seen = scene.finish();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("did not finish within 30 s")),
+        "the kill is logged with its reason"
+    );
+    println!(
+        "hostile hang, graceful stop: ended {} after {:.1} s; restart delivered 120/120, \
+         {duplicates} duplicate(s)",
+        ended["status"],
+        stop_took.as_secs_f64()
+    );
+}
+
 #[test]
 fn hostile_plugin_that_floods_stderr_still_delivers_every_record_with_bounded_memory() {
     const RECORDS: u64 = 20_000;

@@ -179,17 +179,6 @@ fn an_hour_of_stalls_and_plugin_restarts_leaks_nothing() {
     );
     println!("soak memory at the baseline: {}", baseline.memory());
     println!("soak memory at the end: {}", end.memory());
-    for s in &samples {
-        println!(
-            "soak sample: {:>6.0} s rss {:.1} MiB fds {} threads {} tasks {} {}",
-            s.at,
-            s.rss_kib as f64 / 1024.0,
-            s.fds,
-            s.threads,
-            tasks(s),
-            s.memory()
-        );
-    }
     assert_eq!(
         (totals.missing, totals.reordered, totals.corrupted),
         (0, 0, 0),
@@ -243,6 +232,19 @@ struct Sample {
 }
 
 impl Sample {
+    /// One line of the report: the process figures, then the memory breakdown.
+    fn line(&self) -> String {
+        format!(
+            "soak sample: {:>6.0} s rss {:.1} MiB fds {} threads {} tasks {} {}",
+            self.at,
+            self.rss_kib as f64 / 1024.0,
+            self.fds,
+            self.threads,
+            self.tasks.map_or("-".to_owned(), |t| t.to_string()),
+            self.memory()
+        )
+    }
+
     /// The memory figures from `/metrics`, for the report.
     fn memory(&self) -> String {
         let mib = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
@@ -290,7 +292,10 @@ fn workload(
     let mut next = Instant::now();
     while drivers.iter().any(|d| !d.is_finished()) {
         if Instant::now() >= next {
-            samples.push(sample(pid, address, started));
+            let taken = sample(pid, address, started);
+            // Printed as taken, so a run that fails part-way still shows its figures.
+            println!("{}", taken.line());
+            samples.push(taken);
             next += SAMPLE_EVERY;
         }
         // Wake for the next sample or a finished driver, whichever comes first.

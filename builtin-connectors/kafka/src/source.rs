@@ -69,9 +69,17 @@ impl KafkaPosition {
     }
 }
 
+/// Which message a record was: its topic, partition and offset.
+#[derive(Clone, Debug)]
+struct Taken {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+}
+
 /// Offsets acknowledged and not yet committed, shared with the rebalance callback so that
 /// a partition taken away is committed up to what was acknowledged first.
-type Uncommitted = Arc<Mutex<BTreeMap<(String, i32), i64>>>;
+type Uncommitted = Arc<Mutex<BTreeMap<(Arc<str>, i32), i64>>>;
 
 /// The consumer's context: logs librdkafka's errors, commits acknowledged offsets of
 /// partitions being revoked.
@@ -102,7 +110,11 @@ impl ConsumerContext for SourceContext {
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
-        let offsets = take_offsets(&self.uncommitted, |tp| revoked.contains(tp));
+        let offsets = take_offsets(&self.uncommitted, |topic, partition| {
+            revoked
+                .iter()
+                .any(|(t, p)| (t.as_str(), *p) == (topic, partition))
+        });
         if offsets.count() > 0 {
             // Asynchronous, as this runs inside a poll on the async runtime: the request
             // goes to the group coordinator before this member's JoinGroup, on the same
@@ -127,13 +139,14 @@ impl ConsumerContext for SourceContext {
 
 /// Remove from `uncommitted` the offsets whose partition `pick` chooses, as a list to
 /// commit (the next offset to read: acknowledged offset + 1).
-fn take_offsets(
-    uncommitted: &Uncommitted,
-    pick: impl Fn(&(String, i32)) -> bool,
-) -> TopicPartitionList {
+fn take_offsets(uncommitted: &Uncommitted, pick: impl Fn(&str, i32) -> bool) -> TopicPartitionList {
     let mut map = uncommitted.lock().expect("offsets lock");
     let mut list = TopicPartitionList::new();
-    let picked: Vec<(String, i32)> = map.keys().filter(|k| pick(k)).cloned().collect();
+    let picked: Vec<(Arc<str>, i32)> = map
+        .keys()
+        .filter(|(topic, partition)| pick(topic, *partition))
+        .cloned()
+        .collect();
     for key in picked {
         if let Some(offset) = map.remove(&key) {
             // The partition exists: it came from a message.
@@ -148,11 +161,14 @@ pub struct KafkaSource {
     config: SourceConfig,
     group_id: String,
     consumer: Option<Arc<StreamConsumer<SourceContext>>>,
-    /// Records taken from librdkafka and not yet returned (kept across dropped reads).
-    pending: VecDeque<Record>,
-    /// (topic, partition, offset) of each record returned and not yet acknowledged, in
-    /// the order they were returned.
-    inflight: VecDeque<(String, i32, i64)>,
+    /// Records taken from librdkafka and not yet returned (kept across dropped reads),
+    /// each with the message it was.
+    pending: VecDeque<(Record, Taken)>,
+    /// The message of each record returned and not yet acknowledged, in the order they
+    /// were returned.
+    inflight: VecDeque<Taken>,
+    /// The topics read so far, shared by the messages of each.
+    topic_names: Vec<Arc<str>>,
     uncommitted: Uncommitted,
     /// Acknowledged records since the last commit.
     acked_since_commit: u64,
@@ -168,6 +184,7 @@ impl KafkaSource {
             consumer: None,
             pending: VecDeque::new(),
             inflight: VecDeque::new(),
+            topic_names: Vec::new(),
             uncommitted: Arc::default(),
             acked_since_commit: 0,
             last_commit: Instant::now(),
@@ -185,7 +202,7 @@ impl KafkaSource {
         let Some(consumer) = &self.consumer else {
             return Ok(());
         };
-        let offsets = take_offsets(&self.uncommitted, |_| true);
+        let offsets = take_offsets(&self.uncommitted, |_, _| true);
         self.acked_since_commit = 0;
         self.last_commit = Instant::now();
         if offsets.count() == 0 {
@@ -206,8 +223,25 @@ impl KafkaSource {
         }
     }
 
+    /// The topic's shared name (a consumer reads a handful of topics: a short list).
+    fn topic_name(&mut self, topic: &str) -> Arc<str> {
+        match self.topic_names.iter().find(|t| &***t == topic) {
+            Some(name) => name.clone(),
+            None => {
+                let name: Arc<str> = Arc::from(topic);
+                self.topic_names.push(name.clone());
+                name
+            }
+        }
+    }
+
     fn take_message(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) {
         let topic = message.topic().to_owned();
+        let taken = Taken {
+            topic: self.topic_name(&topic),
+            partition: message.partition(),
+            offset: message.offset(),
+        };
         let mut meta = BTreeMap::new();
         meta.insert(metadata::COLLECTION.to_owned(), topic.clone());
         if let Some(millis) = message.timestamp().to_millis() {
@@ -231,7 +265,7 @@ impl KafkaSource {
             partition: message.partition(),
             offset: message.offset(),
         };
-        self.pending.push_back(Record {
+        let record = Record {
             position: position.encode(),
             operation: Operation::Create,
             metadata: meta,
@@ -240,7 +274,8 @@ impl KafkaSource {
                 before: None,
                 after: Some(Data::Raw(message.payload().unwrap_or_default().to_vec())),
             },
-        });
+        };
+        self.pending.push_back((record, taken));
     }
 
     /// What to do about an error the consumer reported: `Ok` to go on (librdkafka retries
@@ -375,18 +410,22 @@ impl Source for KafkaSource {
             }
         }
         let take = self.pending.len().min(max);
-        let records: Vec<Record> = self.pending.drain(..take).collect();
-        for record in &records {
-            let p = KafkaPosition::decode(&record.position)?;
-            self.inflight.push_back((p.topic, p.partition, p.offset));
+        let mut records = Vec::with_capacity(take);
+        for (record, taken) in self.pending.drain(..take) {
+            records.push(record);
+            self.inflight.push_back(taken);
         }
         Ok(records)
     }
 
     async fn ack(&mut self, position: Position) -> Result<(), PluginError> {
         let acked = KafkaPosition::decode(&position)?;
-        let target = (acked.topic, acked.partition, acked.offset);
-        if !self.inflight.contains(&target) {
+        let is_target = |m: &Taken| {
+            (&*m.topic, m.partition, m.offset)
+                == (acked.topic.as_str(), acked.partition, acked.offset)
+        };
+        if !self.inflight.iter().any(is_target) {
+            let target = (&acked.topic, acked.partition, acked.offset);
             // Not a record of this instance, or acknowledged already: nothing to commit.
             tracing::warn!(position = ?target, "ignoring an acknowledgement of a record not in flight");
             return Ok(());
@@ -395,11 +434,12 @@ impl Source for KafkaSource {
         // handled too.
         {
             let mut uncommitted = self.uncommitted.lock().expect("offsets lock");
-            while let Some((topic, partition, offset)) = self.inflight.pop_front() {
-                let done =
-                    (topic.as_str(), partition, offset) == (target.0.as_str(), target.1, target.2);
-                let entry = uncommitted.entry((topic, partition)).or_insert(offset);
-                *entry = (*entry).max(offset);
+            while let Some(taken) = self.inflight.pop_front() {
+                let done = is_target(&taken);
+                let entry = uncommitted
+                    .entry((taken.topic.clone(), taken.partition))
+                    .or_insert(taken.offset);
+                *entry = (*entry).max(taken.offset);
                 self.acked_since_commit += 1;
                 if done {
                     break;
@@ -420,7 +460,7 @@ impl Source for KafkaSource {
         };
         // Commit what was acknowledged, and wait for it: this is a clean stop. The commit
         // and the consumer's close (leaving the group) block, so off the runtime.
-        let offsets = take_offsets(&self.uncommitted, |_| true);
+        let offsets = take_offsets(&self.uncommitted, |_, _| true);
         let group = self.group_id.clone();
         let result = tokio::task::spawn_blocking(move || {
             let result = if offsets.count() > 0 {

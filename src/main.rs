@@ -17,6 +17,7 @@ mod client;
 mod doctor;
 mod dry_run;
 mod effective_config;
+mod envelope;
 mod graph;
 mod init;
 mod logging;

@@ -19,6 +19,7 @@
 //! `--json` (or `-o json`) prints Conduit's result envelope
 //! `{command, ok, summary, result, error}`; the reasons are Conduit's (see docs/errors.md).
 
+use crate::envelope::{CommandError as InitError, Done};
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_provisioning::config;
 use serde::Serialize;
@@ -140,37 +141,6 @@ const TEMPLATE_MISMATCH: &str = "pipelines.init_template_version_mismatch";
 const INVALID_ARGUMENT: &str = "common.invalid_argument";
 const INTERNAL: &str = "internal.error";
 
-/// Why the verb failed: Conduit's reason, what happened and what to do.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct InitError {
-    code: &'static str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    suggestion: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    config_path: Option<String>,
-}
-
-impl InitError {
-    fn new(code: &'static str, message: impl Into<String>, suggestion: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            suggestion: Some(suggestion.into()),
-            config_path: None,
-        }
-    }
-
-    /// Conduit's buckets: what the input causes is 2, a failure of ours or the disk's 1.
-    fn exit_code(&self) -> u8 {
-        match self.code {
-            INTERNAL => 1,
-            _ => 2,
-        }
-    }
-}
-
 /// What a successful run wrote (or would write).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -205,58 +175,19 @@ enum Outcome {
 /// Run the verb.
 pub fn run(args: PipelineInitArgs) -> ExitCode {
     let json = args.json || args.output == InitOutput::Json;
-    let (summary, result, error) = match execute(&args) {
-        Ok(Outcome::Written(written)) => {
-            if !json {
-                print!("{}", render_written(&written));
-            }
-            (
-                serde_json::json!({ "written": !written.dry_run }),
-                serde_json::to_value(&written).expect("a result serialises"),
-                None,
-            )
-        }
-        Ok(Outcome::Listed(listed)) => {
-            if !json {
-                print!("{}", render_list(&listed));
-            }
-            (
-                serde_json::json!({ "count": listed.len() }),
-                serde_json::json!({ "templates": listed }),
-                None,
-            )
-        }
-        Err(error) => {
-            if !json {
-                eprintln!("error: {} [{}]", error.message, error.code);
-                if let Some(suggestion) = &error.suggestion {
-                    eprintln!("  suggestion: {suggestion}");
-                }
-            }
-            (
-                serde_json::Value::Null,
-                serde_json::Value::Null,
-                Some(error),
-            )
-        }
-    };
-    if json {
-        let envelope = serde_json::json!({
-            "command": "pipelines.init",
-            "ok": error.is_none(),
-            "summary": summary,
-            "result": result,
-            "error": error,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&envelope).expect("JSON serialises")
-        );
-    }
-    match error {
-        None => ExitCode::SUCCESS,
-        Some(error) => ExitCode::from(error.exit_code()),
-    }
+    let outcome = execute(&args).map(|outcome| match outcome {
+        Outcome::Written(written) => Done {
+            text: render_written(&written),
+            summary: serde_json::json!({ "written": !written.dry_run }),
+            result: serde_json::to_value(&written).expect("a result serialises"),
+        },
+        Outcome::Listed(listed) => Done {
+            text: render_list(&listed),
+            summary: serde_json::json!({ "count": listed.len() }),
+            result: serde_json::json!({ "templates": listed }),
+        },
+    });
+    crate::envelope::finish("pipelines.init", json, outcome)
 }
 
 fn execute(args: &PipelineInitArgs) -> Result<Outcome, InitError> {

@@ -31,6 +31,7 @@
 //!
 //! Limits, as Conduit's: one file holding one version-2 pipeline document.
 
+use crate::envelope::{CommandError as RepairError, Done};
 use crate::validate::Finding;
 use culvert_provisioning::config;
 use culvert_provisioning::yaml::{self, Location, Node, Value};
@@ -188,103 +189,25 @@ pub struct Applied {
     pub fixes: Vec<AppliedFix>,
 }
 
-/// A refusal: Conduit's reason code, what happened, what to do, where.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RepairError {
-    /// The reason code (`repair.plan_stale`, `config.parse_error`, ...).
-    pub code: &'static str,
-    /// What happened.
-    pub message: String,
-    /// What to do.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub suggestion: Option<String>,
-    /// The field concerned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub config_path: Option<String>,
-}
-
-impl RepairError {
-    fn new(code: &'static str, message: impl Into<String>, suggestion: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            suggestion: Some(suggestion.into()),
-            config_path: None,
-        }
-    }
-
-    /// The exit code: 2 for what the input or the plan's state causes (Conduit maps
-    /// InvalidArgument and FailedPrecondition there), 1 for the rest.
-    fn exit_code(&self) -> u8 {
-        match self.code {
-            "internal" | "io.write_failed" => 1,
-            _ => 2,
-        }
-    }
-}
-
 const FIX_NO_LONGER_APPLIES: &str = "repair.fix_no_longer_applies";
 const DATA_PATH_FIX_REFUSED: &str = "repair.data_path_fix_refused";
 
 /// Run the verb.
 pub fn run(args: RepairArgs) -> ExitCode {
     let json = args.json || args.output == RepairOutput::Json;
-    let (command_ok, summary, result, error) = match execute(&args) {
-        Ok(Outcome::Plan(plan)) => {
-            if !json {
-                print!("{}", render_plan(&plan));
-            }
-            (
-                true,
-                plan_summary(&plan),
-                serde_json::to_value(&plan).expect("a plan serialises"),
-                None,
-            )
-        }
-        Ok(Outcome::Applied(applied)) => {
-            if !json {
-                print!("{}", render_applied(&applied));
-            }
-            (
-                true,
-                applied_summary(&applied),
-                serde_json::to_value(&applied).expect("a result serialises"),
-                None,
-            )
-        }
-        Err(error) => {
-            if !json {
-                eprintln!("error: {} [{}]", error.message, error.code);
-                if let Some(suggestion) = &error.suggestion {
-                    eprintln!("  suggestion: {suggestion}");
-                }
-            }
-            (
-                false,
-                serde_json::Value::Null,
-                serde_json::Value::Null,
-                Some(error),
-            )
-        }
-    };
-    if json {
-        let envelope = serde_json::json!({
-            "command": "pipelines.repair",
-            "ok": command_ok,
-            "summary": summary,
-            "result": result,
-            "error": error,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&envelope).expect("JSON serialises")
-        );
-    }
-    match error {
-        None => ExitCode::SUCCESS,
-        Some(error) => ExitCode::from(error.exit_code()),
-    }
+    let outcome = execute(&args).map(|outcome| match outcome {
+        Outcome::Plan(plan) => Done {
+            text: render_plan(&plan),
+            summary: plan_summary(&plan),
+            result: serde_json::to_value(&plan).expect("a plan serialises"),
+        },
+        Outcome::Applied(applied) => Done {
+            text: render_applied(&applied),
+            summary: applied_summary(&applied),
+            result: serde_json::to_value(&applied).expect("a result serialises"),
+        },
+    });
+    crate::envelope::finish("pipelines.repair", json, outcome)
 }
 
 enum Outcome {

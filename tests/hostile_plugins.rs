@@ -94,6 +94,12 @@ fn start(address: &str, id: &str) {
     assert!(status == 200 || failed_at_start, "{status}: {started}");
 }
 
+/// Ask for a graceful stop (no force); the stop itself goes on in the background.
+fn ask_to_stop(address: &str, id: &str) {
+    let (status, stopped) = call(address, "POST", &format!("/v1/pipelines/{id}/stop"), None);
+    assert_eq!(status, 200, "{stopped}");
+}
+
 fn state(address: &str, id: &str) -> Value {
     let (status, p) = call(address, "GET", &format!("/v1/pipelines/{id}"), None);
     assert_eq!(status, 200, "the API answers: {p}");
@@ -389,13 +395,7 @@ fn hostile_plugin_that_hangs_is_killed_when_a_graceful_stop_times_out() {
         tally(&out).0.len() >= 40
     });
     let asked = Instant::now();
-    let (status, stopped) = call(
-        &scene.address,
-        "POST",
-        &format!("/v1/pipelines/{id}/stop"),
-        None,
-    );
-    assert_eq!(status, 200, "{stopped}");
+    ask_to_stop(&scene.address, &id);
     // 30 s for Stop and Teardown, then the kill: well within a minute and a half.
     let mut ended = Value::Null;
     wait_until_within("the graceful stop to end", Duration::from_secs(90), || {
@@ -472,13 +472,7 @@ fn hostile_plugin_that_floods_stderr_still_delivers_every_record_with_bounded_me
         growth_mib < 50.0,
         "the server's memory grew by {growth_mib:.1} MiB ({before} KiB -> peak {peak} KiB)"
     );
-    let (status, stopped) = call(
-        &scene.address,
-        "POST",
-        &format!("/v1/pipelines/{id}/stop"),
-        None,
-    );
-    assert_eq!(status, 200, "{stopped}");
+    ask_to_stop(&scene.address, &id);
     wait_until("the flooding pipeline stopped", || {
         state(&scene.address, &id)["status"] == "STATUS_STOPPED"
     });

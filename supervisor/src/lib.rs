@@ -195,6 +195,11 @@ struct Engine {
     aborted: Arc<Mutex<bool>>,
     /// The pipeline's stream version when this engine was started.
     version: u64,
+    /// Set by the task itself once its run is over and its outcome reported, just before
+    /// it wakes the reconciler. (`task.is_finished()` is not enough: the woken reconciler
+    /// can look before the task has returned, keep the engine, and wait for a wake that
+    /// never comes — a start asked for meanwhile would then never be acted on.)
+    ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How failed pipelines are restarted (Conduit's `pipelines.error-recovery.*`).
@@ -510,7 +515,10 @@ impl Supervisor {
         let mut engines = self.engines.lock().expect("lock");
         // An engine that has ended is forgotten once its pipeline has moved on (its outcome
         // is recorded); until then it stays, so a pending report is not raced by a restart.
-        engines.retain(|id, e| !e.task.is_finished() || versions.get(id) == Some(&e.version));
+        engines.retain(|id, e| {
+            !e.ended.load(std::sync::atomic::Ordering::Acquire)
+                || versions.get(id) == Some(&e.version)
+        });
         for (id, status, version) in wanted {
             let has_engine = engines.contains_key(&id);
             match (&status, has_engine) {
@@ -568,6 +576,8 @@ impl Supervisor {
         let silenced = aborted.clone();
         let recovery = self.recovery;
         let wake = self.wake.clone();
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let over = ended.clone();
         // Every log line of the run (and of its nodes' spans) carries the pipeline's id.
         let span = tracing::info_span!("pipeline", id = %id);
         let task = tokio::spawn(async move {
@@ -697,7 +707,9 @@ impl Supervisor {
             };
             run.await;
             // The engine is gone: look again (a start that arrived while it was ending
-            // found it still there and did nothing).
+            // found it still there and did nothing). Marked ended first, so the look this
+            // wakes forgets it.
+            over.store(true, std::sync::atomic::Ordering::Release);
             wake.notify_one();
         }.instrument(span));
         Engine {
@@ -706,6 +718,7 @@ impl Supervisor {
             stop_requested,
             aborted,
             version,
+            ended,
         }
     }
 

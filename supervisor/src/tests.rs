@@ -378,6 +378,23 @@ async fn a_source_that_cannot_open_degrades_the_pipeline_with_its_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_asked_for_as_soon_as_a_failed_start_is_recorded_is_acted_on() {
+    // The engine of a failed start ends just after its failure is recorded; a start asked
+    // for in between must still run (once a reconcile kept the ending engine and the start
+    // waited forever in STARTING).
+    let h = Harness::new(fast_recovery(-1));
+    *h.script.refuse_open.lock().unwrap() = Some("no such host".into());
+    let running = h.supervise();
+    for attempt in 1..=100 {
+        h.pipelines.start(&user(), &h.id).unwrap();
+        h.until("degraded", |s| matches!(s, PipelineStatus::Degraded { .. }))
+            .await;
+        assert_eq!(h.script.opened.lock().unwrap().len(), attempt);
+    }
+    running.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transient_failure_while_running_is_recovered_from() {
     let h = Harness::new(fast_recovery(-1));
     let running = h.supervise();

@@ -30,6 +30,10 @@ use std::sync::Arc;
 pub trait LetterBox: Send + Sync {
     /// Keep a letter, durably.
     fn keep(&self, letter: &DeadLetter) -> Result<(), String>;
+    /// Keep a batch's letters, in order, durably (a store does it in one write).
+    fn keep_all(&self, letters: &[DeadLetter]) -> Result<(), String> {
+        letters.iter().try_for_each(|letter| self.keep(letter))
+    }
     /// Up to `limit` letters queued for re-injection numbered above `after`, in order.
     fn queued(&self, after: u64, limit: usize) -> Result<Vec<(u64, DeadLetter)>, String>;
     /// The queued letters numbered up to `through` reached every destination: remove them.
@@ -176,79 +180,114 @@ impl DeadLetters {
         self.letters.clone()
     }
 
-    /// `record` failed in `node` (at `origin`) with `reason`: write it to the DLQ (and keep
-    /// it in the letter box), or refuse.
-    pub async fn nack(
-        &mut self,
-        record: &Record,
-        reason: &str,
-        node: &str,
-        origin: Origin,
-    ) -> Result<(), NackError> {
-        if !self.window.nack() {
-            return Err(NackError::Refused(if self.threshold > 0 {
-                format!(
-                    "DLQ nack threshold exceeded ({}/{}), original error: {reason}",
-                    self.threshold, self.size
-                )
-            } else {
-                reason.to_owned()
-            }));
+    /// A batch's failed records, in order, to the DLQ (or refused): each is counted in the window; those it takes
+    /// are written to the DLQ in one write and kept in the letter box in one write. If the
+    /// window refuses one, the ones before it are written and kept, and the error names
+    /// the refused one's index in `nacks`; if a write fails, the error has index 0 (what of
+    /// the batch reached the DLQ is unknown, and it is all sent again after a restart).
+    pub async fn nack_all(&mut self, nacks: Vec<Nack<'_>>) -> Result<(), (usize, NackError)> {
+        let mut taken = Vec::with_capacity(nacks.len());
+        let mut refused = None;
+        for (index, nack) in nacks.into_iter().enumerate() {
+            if !self.window.nack() {
+                let message = if self.threshold > 0 {
+                    format!(
+                        "DLQ nack threshold exceeded ({}/{}), original error: {}",
+                        self.threshold, self.size, nack.reason
+                    )
+                } else {
+                    nack.reason
+                };
+                refused = Some((index, NackError::Refused(message)));
+                break;
+            }
+            taken.push(nack);
         }
-        let failed = match serde_json::from_slice(&record.to_json()) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
-        };
+        if !taken.is_empty() {
+            self.write(&taken).await.map_err(|error| (0, error))?;
+        }
+        match refused {
+            Some(refused) => Err(refused),
+            None => Ok(()),
+        }
+    }
+
+    /// Write `taken` to the DLQ, then keep them in the letter box.
+    async fn write(&mut self, taken: &[Nack<'_>]) -> Result<(), NackError> {
         let created_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos()
             .to_string();
-        let letter = Record {
-            position: record.position.clone(),
-            operation: Operation::Create,
-            metadata: [
-                (metadata::CREATED_AT.to_owned(), created_at),
-                (metadata::DLQ_NACK_ERROR.to_owned(), reason.to_owned()),
-                (metadata::DLQ_NACK_NODE_ID.to_owned(), node.to_owned()),
-            ]
-            .into(),
-            key: None,
-            payload: Change {
-                before: None,
-                after: Some(Data::Structured(failed)),
-            },
-        };
+        let letters: Vec<Record> = taken
+            .iter()
+            .map(|nack| {
+                let failed = match serde_json::from_slice(&nack.record.to_json()) {
+                    Ok(serde_json::Value::Object(map)) => map,
+                    _ => serde_json::Map::new(),
+                };
+                Record {
+                    position: nack.record.position.clone(),
+                    operation: Operation::Create,
+                    metadata: [
+                        (metadata::CREATED_AT.to_owned(), created_at.clone()),
+                        (metadata::DLQ_NACK_ERROR.to_owned(), nack.reason.clone()),
+                        (metadata::DLQ_NACK_NODE_ID.to_owned(), nack.node.clone()),
+                    ]
+                    .into(),
+                    key: None,
+                    payload: Change {
+                        before: None,
+                        after: Some(Data::Structured(failed)),
+                    },
+                }
+            })
+            .collect();
         let began = std::time::Instant::now();
         self.destination
-            .write(std::slice::from_ref(&letter))
+            .write(&letters)
             .await
             .map_err(NackError::Write)?;
         if let Some(duration) = &self.duration {
             duration.observe(began.elapsed().as_secs_f64());
         }
         if let Some(bytes) = &self.bytes {
-            bytes.observe_records(std::slice::from_ref(&letter));
+            bytes.observe_records(&letters);
         }
         // Kept after the DLQ's own write: a failed write stops the pipeline before the
-        // record is handled, so a restart sends it again and it is not kept twice.
+        // records are handled, so a restart sends them again and they are not kept twice.
         if let Some(letters) = &self.letters {
-            let kept = DeadLetter {
-                node: node.to_owned(),
-                error: reason.to_owned(),
-                stage: origin.stage,
-                processor: origin.processor,
-                index: origin.index,
-                record: record.clone(),
-            };
+            let kept: Vec<DeadLetter> = taken
+                .iter()
+                .map(|nack| DeadLetter {
+                    node: nack.node.clone(),
+                    error: nack.reason.clone(),
+                    stage: nack.origin.stage.clone(),
+                    processor: nack.origin.processor.clone(),
+                    index: nack.origin.index,
+                    record: nack.record.clone(),
+                })
+                .collect();
             let letters = letters.clone();
-            tokio::task::spawn_blocking(move || letters.keep(&kept))
+            tokio::task::spawn_blocking(move || letters.keep_all(&kept))
                 .await
                 .map_err(|e| NackError::Keep(e.to_string()))?
                 .map_err(NackError::Keep)?;
         }
         Ok(())
     }
+}
+
+/// A record that failed: what [`DeadLetters::nack_all`] takes.
+pub struct Nack<'a> {
+    /// The record as it failed.
+    pub record: &'a Record,
+    /// Why.
+    pub reason: String,
+    /// The node that failed it, as the letter's `dlq.nack.node.id` names it.
+    pub node: String,
+    /// Where in the pipeline.
+    pub origin: Origin,
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@
 //!   node at once without draining and is returned.
 
 use crate::acker::{AckError, Acker, Ticket};
-use crate::dlq::{DeadLetterNode, DeadLetters, LetterBox, Origin};
+use crate::dlq::{DeadLetterNode, DeadLetters, LetterBox, Nack, Origin};
 use crate::metrics::{ConnectorMetrics, PipelineMetrics};
 use culvert_domain::dead_letter::{DeadLetter, Stage};
 use culvert_domain::{Position, Record};
@@ -442,38 +442,38 @@ impl Chain {
         .await?;
         // Kept and dropped records count as acks in the DLQ's window; failed ones as nacks.
         let handled = records.len() + done.len();
-        for f in failed {
-            let position = String::from_utf8_lossy(&f.record.position.0).into_owned();
+        if let Some(first) = failed.first() {
+            let failure = |f: &Failed, message: String| EngineError::Processor {
+                processor: f.processor.clone(),
+                position: String::from_utf8_lossy(&f.record.position.0).into_owned(),
+                message,
+            };
             let Some(dlq) = &self.dlq else {
-                return Err(EngineError::Processor {
-                    processor: f.processor,
-                    position,
-                    message: f.message,
-                });
+                return Err(failure(first, first.message.clone()));
             };
-            let node = format!("processor {}", f.processor);
-            let origin = Origin {
-                stage: self.stage.clone(),
-                index: self
-                    .nodes
-                    .iter()
-                    .position(|n| n.id == f.processor)
-                    .unwrap_or(start),
-                processor: Some(f.processor.clone()),
-            };
-            let nacked = dlq
-                .lock()
-                .await
-                .nack(&f.record, &f.message, &node, origin)
-                .await;
-            if let Err(error) = nacked {
-                return Err(EngineError::Processor {
-                    processor: f.processor,
-                    position,
-                    message: error.to_string(),
-                });
+            // The batch's failures go to the DLQ together: one write, one kept batch.
+            let nacks = failed
+                .iter()
+                .map(|f| Nack {
+                    record: &f.record,
+                    reason: f.message.clone(),
+                    node: format!("processor {}", f.processor),
+                    origin: Origin {
+                        stage: self.stage.clone(),
+                        index: self
+                            .nodes
+                            .iter()
+                            .position(|n| n.id == f.processor)
+                            .unwrap_or(start),
+                        processor: Some(f.processor.clone()),
+                    },
+                })
+                .collect();
+            let nacked = dlq.lock().await.nack_all(nacks).await;
+            if let Err((index, error)) = nacked {
+                return Err(failure(&failed[index], error.to_string()));
             }
-            done.push(f.ticket);
+            done.extend(failed.iter().map(|f| f.ticket));
         }
         if let Some(dlq) = self.dlq.as_ref().filter(|_| self.acks) {
             dlq.lock().await.ack(handled);
@@ -1026,27 +1026,34 @@ async fn run_graph(
                     }
                     // Records the destination refused go to the DLQ (then they count as
                     // handled); without one that takes them, the pipeline stops.
-                    for (index, error) in refused {
-                        let record = &records[index];
-                        let refusal = |message: String| EngineError::Plugin {
+                    if let Some((first, first_error)) = refused.first() {
+                        let refusal = |index: usize, message: String| EngineError::Plugin {
                             node: name.clone(),
                             source: PluginError::Other(format!(
                                 "record at position {:?}: {message}",
-                                String::from_utf8_lossy(&record.position.0)
+                                String::from_utf8_lossy(&records[index].position.0)
                             )),
                         };
                         let Some(dlq) = &refused_dlq else {
-                            return Err(refusal(error));
+                            return Err(refusal(*first, first_error.clone()));
                         };
-                        let origin = Origin {
-                            stage: Stage::Destination {
-                                connector: node.id.clone(),
-                            },
-                            processor: None,
-                            index: chain.nodes.len(),
-                        };
-                        let nacked = dlq.lock().await.nack(record, &error, &name, origin).await;
-                        nacked.map_err(|e| refusal(e.to_string()))?;
+                        let nacks = refused
+                            .iter()
+                            .map(|(index, error)| Nack {
+                                record: &records[*index],
+                                reason: error.clone(),
+                                node: name.clone(),
+                                origin: Origin {
+                                    stage: Stage::Destination {
+                                        connector: node.id.clone(),
+                                    },
+                                    processor: None,
+                                    index: chain.nodes.len(),
+                                },
+                            })
+                            .collect();
+                        let nacked = dlq.lock().await.nack_all(nacks).await;
+                        nacked.map_err(|(at, e)| refusal(refused[at].0, e.to_string()))?;
                     }
                     // Reliability tests crash here: written, not yet reported (so never acked).
                     fail::fail_point!("engine::destination::after_write_before_ack", |_| {

@@ -533,6 +533,36 @@ async fn failed_records_go_to_the_dlq_and_are_acked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batchs_failed_records_go_to_the_dlq_in_one_write_in_order() {
+    let positions = Arc::new(MemoryPositions::default());
+    let (out, letters) = (Collect::default(), Collect::default());
+    // Every odd record fails: three or four in each batch of seven.
+    let odd = processor(
+        "breaker",
+        "field.set",
+        &[("field", ".Operation"), ("value", "bogus")],
+        r#"{{ regexMatch "[13579]$" (print .Position) }}"#,
+    );
+    let mut g = graph(vec![generator(70)], vec![odd], vec![dest("out", &out)]);
+    g.dlq = Some(dlq(&letters, 0, 0));
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
+    positions.acked(70).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+    assert_eq!(
+        numbers(&letters.records.lock().unwrap()),
+        (1..=70).filter(|n| n % 2 == 1).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        numbers(&out.records.lock().unwrap()),
+        (1..=70).filter(|n| n % 2 == 0).collect::<Vec<_>>()
+    );
+    // One DLQ write per batch of the source (ten of seven), not one per letter (35).
+    assert_eq!(*letters.writes.lock().unwrap(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_a_destination_refuses_go_to_the_dlq_and_are_acked() {
     let positions = Arc::new(MemoryPositions::default());
     let letters = Collect::default();

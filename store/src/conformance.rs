@@ -81,6 +81,39 @@ fn dead_letters_are_bounded_queued_and_delivered<S: EventLog + DeadLetterStore>(
     store.keep_letter("q", at(0), b"other", &limits).unwrap();
     let seqs =
         |letters: Vec<crate::StoredLetter>| letters.iter().map(|l| l.seq).collect::<Vec<_>>();
+
+    // A batch's letters in one write: numbered in order; within the count none go, beyond
+    // it the oldest go first, then the first of the batch (as if kept one by one).
+    let batch = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| n.as_bytes().to_vec())
+            .collect::<Vec<_>>()
+    };
+    let none = store.keep_letters("r", at(1), &[], &limits).unwrap();
+    assert_eq!(
+        (none.seq, none.dropped),
+        (0, 0),
+        "nothing given, nothing kept"
+    );
+    let two = store
+        .keep_letters("r", at(1), &batch(&["a", "b"]), &limits)
+        .unwrap();
+    assert_eq!((two.seq, two.dropped), (2, 0));
+    let five = store
+        .keep_letters("r", at(2), &batch(&["c", "d", "e", "f", "g"]), &limits)
+        .unwrap();
+    assert_eq!((five.seq, five.dropped), (7, 4), "a and b, then c and d");
+    let kept = store.letters("r", 0, 10).unwrap();
+    assert_eq!(seqs(kept.clone()), vec![5, 6, 7]);
+    let payloads: Vec<&[u8]> = kept.iter().map(|l| l.payload.as_slice()).collect();
+    assert_eq!(payloads, [b"e", b"f", b"g"]);
+    let one = store.keep_letter("r", at(3), b"h", &limits).unwrap();
+    assert_eq!(
+        (one.seq, one.dropped),
+        (8, 1),
+        "the count is kept across batches"
+    );
     assert_eq!(seqs(store.letters("p", 0, 10).unwrap()), vec![2, 3, 4]);
     assert_eq!(seqs(store.letters("p", 2, 1).unwrap()), vec![3]);
     let second = store.letter("p", 2).unwrap().unwrap();

@@ -62,30 +62,44 @@ pub struct LetterRef {
     pub seq: u64,
 }
 
-/// What [`DeadLetterStore::keep_letter`] did.
+/// What [`DeadLetterStore::keep_letters`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kept {
-    /// The new letter's number.
+    /// The number of the last new letter (the new ones are numbered up to it, in order).
     pub seq: u64,
-    /// How many older letters went to stay within the limits.
+    /// How many letters went to stay within the limits: older ones, and the first of the
+    /// new ones when more came at once than the count allows.
     pub dropped: u64,
 }
 
 /// Dead letters per pipeline.
 ///
-/// Contract: `keep_letter` is durable when it returns (as the position store's writes);
+/// Contract: `keep_letters` is durable when it returns (as the position store's writes),
+/// and keeps all of its letters or none;
 /// sequence numbers of a pipeline only grow; the letters listed are in sequence order;
 /// `letters_delivered` removes queued letters and their queue entries atomically and
 /// leaves letters that are not queued.
 pub trait DeadLetterStore: Send + Sync + 'static {
-    /// Keep a letter, dropping the oldest beyond `limits` in the same write.
+    /// Keep letters (a batch's, in order) in one durable write, dropping the oldest beyond
+    /// `limits` in the same write. None given: nothing is written.
+    fn keep_letters(
+        &self,
+        pipeline: &str,
+        at: DateTime<Utc>,
+        payloads: &[Vec<u8>],
+        limits: &LetterLimits,
+    ) -> Result<Kept, StoreError>;
+
+    /// Keep one letter (see [`keep_letters`](Self::keep_letters)).
     fn keep_letter(
         &self,
         pipeline: &str,
         at: DateTime<Utc>,
         payload: &[u8],
         limits: &LetterLimits,
-    ) -> Result<Kept, StoreError>;
+    ) -> Result<Kept, StoreError> {
+        self.keep_letters(pipeline, at, &[payload.to_vec()], limits)
+    }
 
     /// Up to `limit` letters of `pipeline` numbered above `after`, in order.
     fn letters(

@@ -235,29 +235,34 @@ impl PositionStore for MemoryStore {
 }
 
 impl DeadLetterStore for MemoryStore {
-    fn keep_letter(
+    fn keep_letters(
         &self,
         pipeline: &str,
         at: DateTime<Utc>,
-        payload: &[u8],
+        payloads: &[Vec<u8>],
         limits: &LetterLimits,
     ) -> Result<Kept, StoreError> {
         let mut inner = self.inner.write();
         let book = inner.letters.entry(pipeline.to_owned()).or_default();
-        book.last += 1;
-        let seq = book.last;
         let oldest = letters::oldest_allowed(at, limits);
         let mut dropped = 0;
-        while let Some((&first, (kept_at, _))) = book.kept.first_key_value() {
-            if (book.kept.len() as u64) < limits.max_letters && *kept_at >= oldest {
-                break;
+        // One by one under the one lock: all of them are seen together.
+        for payload in payloads {
+            book.last += 1;
+            while let Some((&first, (kept_at, _))) = book.kept.first_key_value() {
+                if (book.kept.len() as u64) < limits.max_letters && *kept_at >= oldest {
+                    break;
+                }
+                book.kept.remove(&first);
+                book.queued.remove(&first);
+                dropped += 1;
             }
-            book.kept.remove(&first);
-            book.queued.remove(&first);
-            dropped += 1;
+            book.kept.insert(book.last, (at, payload.clone()));
         }
-        book.kept.insert(seq, (at, payload.to_vec()));
-        Ok(Kept { seq, dropped })
+        Ok(Kept {
+            seq: book.last,
+            dropped,
+        })
     }
 
     fn letters(

@@ -706,11 +706,11 @@ impl RocksStore {
 }
 
 impl DeadLetterStore for RocksStore {
-    fn keep_letter(
+    fn keep_letters(
         &self,
         pipeline: &str,
         at: DateTime<Utc>,
-        payload: &[u8],
+        payloads: &[Vec<u8>],
         limits: &LetterLimits,
     ) -> Result<Kept, StoreError> {
         let mut books = self.letter_books.lock();
@@ -718,20 +718,34 @@ impl DeadLetterStore for RocksStore {
             Some(book) => *book,
             None => self.read_letter_book(pipeline)?,
         };
+        let new = payloads.len() as u64;
+        if new == 0 {
+            return Ok(Kept {
+                seq: book.last,
+                dropped: 0,
+            });
+        }
         let cf = self.cf(Cf::DeadLetters);
-        let seq = book.last + 1;
+        let first = book.last + 1;
+        let last = book.last + new;
+        // More at once than the count allows: the first of them go at once (as if kept one
+        // by one), and so does every older letter.
+        let skipped = new.saturating_sub(limits.max_letters);
         let mut batch = WriteBatch::default();
-        batch.put_cf(
-            cf,
-            letters::key(pipeline, letters::LETTER, seq),
-            letters::value(at, payload),
-        );
-        batch.put_cf(cf, letters::prefix(pipeline, b'N'), seq.to_be_bytes());
-        // Drop the oldest letters beyond the count, and those past the age.
+        for (seq, payload) in (first..=last).zip(payloads).skip(skipped as usize) {
+            batch.put_cf(
+                cf,
+                letters::key(pipeline, letters::LETTER, seq),
+                letters::value(at, payload),
+            );
+        }
+        batch.put_cf(cf, letters::prefix(pipeline, b'N'), last.to_be_bytes());
+        // Drop the oldest letters beyond the count, and those past the age (the iterator
+        // sees the store as it was: only older letters).
         let oldest = letters::oldest_allowed(at, limits);
         let prefix = letters::prefix(pipeline, letters::LETTER);
-        let mut count = book.count + 1;
-        let mut dropped = 0;
+        let mut count = book.count + (new - skipped);
+        let mut dropped = skipped;
         let iter = self
             .db
             .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward));
@@ -752,8 +766,8 @@ impl DeadLetterStore for RocksStore {
         }
         self.db
             .write_opt(batch, &self.write_options(self.options.positions_fsync))?;
-        books.insert(pipeline.to_owned(), LetterBook { last: seq, count });
-        Ok(Kept { seq, dropped })
+        books.insert(pipeline.to_owned(), LetterBook { last, count });
+        Ok(Kept { seq: last, dropped })
     }
 
     fn letters(

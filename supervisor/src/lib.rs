@@ -129,14 +129,14 @@ const DROPPED_LETTERS_WARNING_EVERY: std::time::Duration = std::time::Duration::
 
 impl culvert_engine::dlq::LetterBox for StoreLetters {
     fn keep(&self, letter: &DeadLetter) -> Result<(), String> {
+        self.keep_all(std::slice::from_ref(letter))
+    }
+
+    fn keep_all(&self, letters: &[DeadLetter]) -> Result<(), String> {
+        let payloads: Vec<Vec<u8>> = letters.iter().map(DeadLetter::encode).collect();
         let kept = self
             .store
-            .keep_letter(
-                &self.pipeline,
-                chrono::Utc::now(),
-                &letter.encode(),
-                &self.limits,
-            )
+            .keep_letters(&self.pipeline, chrono::Utc::now(), &payloads, &self.limits)
             .map_err(|e| e.to_string())?;
         if kept.dropped > 0 {
             let mut dropped = self.dropped.lock().expect("lock");

@@ -28,12 +28,9 @@ use std::sync::Arc;
 /// store's dead-letter column family, in production). Calls block: the engine makes them
 /// on a blocking thread.
 pub trait LetterBox: Send + Sync {
-    /// Keep a letter, durably.
-    fn keep(&self, letter: &DeadLetter) -> Result<(), String>;
-    /// Keep a batch's letters, in order, durably (a store does it in one write).
-    fn keep_all(&self, letters: &[DeadLetter]) -> Result<(), String> {
-        letters.iter().try_for_each(|letter| self.keep(letter))
-    }
+    /// Keep a batch's letters, in order, durably (all or none: a store does it in one
+    /// write).
+    fn keep_all(&self, letters: &[DeadLetter]) -> Result<(), String>;
     /// Up to `limit` letters queued for re-injection numbered above `after`, in order.
     fn queued(&self, after: u64, limit: usize) -> Result<Vec<(u64, DeadLetter)>, String>;
     /// The queued letters numbered up to `through` reached every destination: remove them.
@@ -180,11 +177,12 @@ impl DeadLetters {
         self.letters.clone()
     }
 
-    /// A batch's failed records, in order, to the DLQ (or refused): each is counted in the window; those it takes
-    /// are written to the DLQ in one write and kept in the letter box in one write. If the
-    /// window refuses one, the ones before it are written and kept, and the error names
-    /// the refused one's index in `nacks`; if a write fails, the error has index 0 (what of
-    /// the batch reached the DLQ is unknown, and it is all sent again after a restart).
+    /// A batch's failed records, in order, to the DLQ (or refused): each is counted in the
+    /// window; those it takes are written to the DLQ in one write and kept in the letter
+    /// box in one write. If the window refuses one, the ones before it are written and
+    /// kept, and the error names the refused one's index in `nacks`; if a write fails, the
+    /// error has index 0 (what of the batch reached the DLQ is unknown, and it is all sent
+    /// again after a restart).
     pub async fn nack_all(&mut self, nacks: Vec<Nack<'_>>) -> Result<(), (usize, NackError)> {
         let mut taken = Vec::with_capacity(nacks.len());
         let mut refused = None;

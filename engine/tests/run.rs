@@ -922,10 +922,12 @@ impl MemoryLetters {
 }
 
 impl culvert_engine::dlq::LetterBox for MemoryLetters {
-    fn keep(&self, letter: &culvert_domain::dead_letter::DeadLetter) -> Result<(), String> {
+    fn keep_all(&self, kept: &[culvert_domain::dead_letter::DeadLetter]) -> Result<(), String> {
         let mut letters = self.letters.lock().unwrap();
-        let next = letters.keys().next_back().map_or(1, |n| n + 1);
-        letters.insert(next, (letter.clone(), false));
+        for letter in kept {
+            let next = letters.keys().next_back().map_or(1, |n| n + 1);
+            letters.insert(next, (letter.clone(), false));
+        }
         self.kept.send_replace(letters.len());
         Ok(())
     }

@@ -128,10 +128,6 @@ struct StoreLetters {
 const DROPPED_LETTERS_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl culvert_engine::dlq::LetterBox for StoreLetters {
-    fn keep(&self, letter: &DeadLetter) -> Result<(), String> {
-        self.keep_all(std::slice::from_ref(letter))
-    }
-
     fn keep_all(&self, letters: &[DeadLetter]) -> Result<(), String> {
         let payloads: Vec<Vec<u8>> = letters.iter().map(DeadLetter::encode).collect();
         let kept = self

@@ -14,7 +14,7 @@
 //! * Every other event type is at v1.
 
 use culvert_domain::{Event, EventMeta, RecordedEvent};
-use culvert_store::{Layout, LayoutMigration, MigrationTx, NewEvent, StoredEvent};
+use culvert_store::{Cf, Layout, LayoutMigration, MigrationTx, NewEvent, StoredEvent};
 use serde_json::value::{to_raw_value, RawValue};
 use serde_json::Value;
 use thiserror::Error;
@@ -24,13 +24,15 @@ use thiserror::Error;
 /// Layout history:
 /// * 1: events, streams, meta, snapshots, positions.
 /// * 2: adds the `dead_letters` column family (dead letters kept per pipeline).
-pub const LAYOUT_VERSION: u32 = 2;
+/// * 3: adds the `snapshot_names` column family (the names of the projection snapshots,
+///   so listing them does not read them).
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// The current layout and the migrations from older ones.
 pub fn layout() -> Layout {
     Layout {
         version: LAYOUT_VERSION,
-        migrations: vec![Box::new(AddDeadLetters)],
+        migrations: vec![Box::new(AddDeadLetters), Box::new(IndexSnapshotNames)],
     }
 }
 
@@ -49,6 +51,35 @@ impl LayoutMigration for AddDeadLetters {
     }
 
     fn migrate(&self, _tx: &mut MigrationTx<'_>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Layout 2 -> 3: the `snapshot_names` column family (created empty when the store opens)
+/// gets the name of every snapshot there is; from then on the store writes a snapshot and
+/// its name together.
+struct IndexSnapshotNames;
+
+impl LayoutMigration for IndexSnapshotNames {
+    fn source_version(&self) -> u32 {
+        2
+    }
+
+    fn name(&self) -> &str {
+        "index the snapshot names"
+    }
+
+    fn migrate(&self, tx: &mut MigrationTx<'_>) -> Result<(), String> {
+        let mut names = Vec::new();
+        tx.scan(Cf::Snapshots, &mut |key, _| {
+            names.push(key.to_vec());
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        for name in names {
+            tx.put(Cf::SnapshotNames, &name, &[])
+                .map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 }
@@ -227,6 +258,87 @@ mod tests {
         ConnectorId, ConnectorType, DeadLetterQueue, PipelineId, Seq, Settings, StreamId,
     };
     use proptest::prelude::*;
+
+    /// A directory as a layout-2 build left it: the column families of then, the layout
+    /// number, and snapshots with no `snapshot_names` family beside them.
+    fn layout_two_directory(path: &std::path::Path, names: &[&str]) {
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let families = [
+            "events",
+            "streams",
+            "meta",
+            "snapshots",
+            "positions",
+            "dead_letters",
+        ];
+        let db = rocksdb::DB::open_cf(&options, path, families).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        db.put_cf(meta, b"layout_version", 2u32.to_be_bytes())
+            .unwrap();
+        let snapshots = db.cf_handle("snapshots").unwrap();
+        for (n, name) in names.iter().enumerate() {
+            // seq (u64 BE), format (u32 BE), then the bytes: the store's snapshot value.
+            let mut value = 0u64.to_be_bytes().to_vec();
+            value.extend_from_slice(&1u32.to_be_bytes());
+            value.extend_from_slice(format!("snapshot {n}").as_bytes());
+            db.put_cf(snapshots, name.as_bytes(), value).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_layout_two_directory_gets_its_snapshot_names_indexed_on_open() {
+        use culvert_store::{EventLog as _, RocksStore, StoreOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "control-plane",
+            "control-plane@00000000000000010000",
+            "other",
+        ];
+        layout_two_directory(dir.path(), &names);
+
+        // A read-only open does not migrate: it says to open read-write once.
+        let read_only = StoreOptions {
+            read_only: true,
+            ..StoreOptions::default()
+        };
+        match RocksStore::open(dir.path(), read_only, &layout()) {
+            Err(error) => assert!(error.to_string().contains("read-write"), "{error}"),
+            Ok(_) => panic!("a read-only open migrated"),
+        }
+
+        let store = RocksStore::open(dir.path(), StoreOptions::default(), &layout()).unwrap();
+        assert_eq!(
+            store.snapshot_names("control-plane@").unwrap(),
+            vec!["control-plane@00000000000000010000".to_owned()]
+        );
+        assert_eq!(store.snapshot_names("").unwrap(), names.map(String::from));
+        let kept = store.get_snapshot("other").unwrap().unwrap();
+        assert_eq!(kept.data, b"snapshot 2");
+        // Deleting and writing keep the names in step from then on.
+        store.delete_snapshot("other").unwrap();
+        store
+            .put_snapshot(
+                "control-plane@00000000000000020000",
+                &culvert_store::Snapshot {
+                    seq: Seq(0),
+                    format: 1,
+                    data: b"new".to_vec(),
+                },
+            )
+            .unwrap();
+        drop(store);
+        let store = RocksStore::open(dir.path(), StoreOptions::default(), &layout()).unwrap();
+        assert_eq!(
+            store.snapshot_names("").unwrap(),
+            vec![
+                "control-plane".to_owned(),
+                "control-plane@00000000000000010000".to_owned(),
+                "control-plane@00000000000000020000".to_owned(),
+            ]
+        );
+    }
 
     fn stored(new: NewEvent, seq: u64) -> StoredEvent {
         StoredEvent {

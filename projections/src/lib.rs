@@ -106,7 +106,12 @@ impl Projections {
         options: ProjectionOptions,
     ) -> Result<(Self, OpenReport), ProjectionError> {
         // The newest kept snapshot: the latest, or one along the log if that is newer.
-        let (mut state, snapshot_seq) = nearest_state(log, |_| Ok(true))?;
+        let nearest = nearest_state(log, |_| Ok(true))?;
+        let snapshot_seq = nearest.as_ref().map(|n| n.state.last_seq());
+        let (mut state, snapshot_data) = match nearest {
+            Some(Nearest { state, data }) => (state, Some(data)),
+            None => (ControlPlane::new(), None),
+        };
         // A long rebuild says how far it is, every PROGRESS_EVERY.
         let total = log.head().0.saturating_sub(state.last_seq().0);
         let began = std::time::Instant::now();
@@ -151,7 +156,11 @@ impl Projections {
             base_seq: Seq::ZERO,
             since: Vec::new(),
         };
-        rollback.rebase(&state)?;
+        match snapshot_data {
+            // Nothing folded after the snapshot: its bytes are the state's.
+            Some(data) if folded == 0 => rollback.rebased(state.last_seq(), data),
+            _ => rollback.rebase(&state)?,
+        }
         Ok((
             Self {
                 state: RwLock::new(state),
@@ -441,13 +450,24 @@ impl<'a> HistoryKeeper<'a> {
     }
 }
 
-/// The nearest kept snapshot (the latest or one along the log) at or before `limit`, as a
-/// state, or a fresh state when there is none. `limit` says, for a kept sequence number,
-/// whether the snapshot is not past the target.
+/// A kept snapshot decoded: the state and the bytes it was decoded from (a rollback point
+/// can reuse them instead of encoding the state again).
+struct Nearest {
+    state: ControlPlane,
+    data: Vec<u8>,
+}
+
+/// The nearest kept snapshot (the latest or one along the log) not past the target, or
+/// `None` when there is none. `not_past` says, for a kept sequence number, whether the
+/// snapshot is not past the target.
+///
+/// Only the chosen snapshot is decoded (a snapshot's sequence number is known before its
+/// state is: the latest's is stored beside its bytes, the others' are in their names). One
+/// that cannot be decoded gives way to the other.
 fn nearest_state(
     log: &dyn EventLog,
     mut not_past: impl FnMut(u64) -> Result<bool, ProjectionError>,
-) -> Result<(ControlPlane, Option<Seq>), ProjectionError> {
+) -> Result<Option<Nearest>, ProjectionError> {
     let history = history_seqs(log)?;
     // The kept sequence numbers are ascending and `not_past` holds for a prefix of them:
     // find the last it holds for by bisection.
@@ -460,31 +480,44 @@ fn nearest_state(
             high = mid;
         }
     }
-    let along = match low.checked_sub(1) {
-        Some(i) => load_named(log, &history_name(Seq(history[i])))?,
-        None => None,
-    };
-    let latest = match load_snapshot(log)? {
-        Some(state) if not_past(state.last_seq().0)? => Some(state),
+    let along = low.checked_sub(1).map(|i| history[i]);
+    let latest = match stored_snapshot(log, SNAPSHOT_NAME)? {
+        Some(snapshot) if not_past(snapshot.seq.0)? => Some(snapshot),
         _ => None,
     };
-    let state = match (along, latest) {
-        (Some(a), Some(l)) if l.last_seq() > a.last_seq() => Some(l),
-        (Some(a), _) => Some(a),
-        (None, latest) => latest,
+    // The newer of the two first (the latest when they are at the same point: it is read
+    // already).
+    let latest_first = match (&latest, along) {
+        (Some(latest), Some(along)) => latest.seq.0 >= along,
+        (latest, _) => latest.is_some(),
     };
-    Ok(match state {
-        Some(state) => {
-            let seq = state.last_seq();
-            (state, Some(seq))
+    let mut latest = latest;
+    if latest_first {
+        if let Some(found) = latest.take().and_then(|s| decoded(log, s)) {
+            return Ok(Some(found));
         }
-        None => (ControlPlane::new(), None),
-    })
+    }
+    if let Some(seq) = along {
+        if let Some(found) = stored_snapshot(log, &history_name(Seq(seq)))?
+            .and_then(|snapshot| decoded(log, snapshot))
+        {
+            return Ok(Some(found));
+        }
+    }
+    Ok(latest.and_then(|snapshot| decoded(log, snapshot)))
+}
+
+/// The state of [`nearest_state`]'s snapshot, or a fresh state when there is none.
+fn nearest_or_fresh(
+    log: &dyn EventLog,
+    not_past: impl FnMut(u64) -> Result<bool, ProjectionError>,
+) -> Result<ControlPlane, ProjectionError> {
+    Ok(nearest_state(log, not_past)?.map_or_else(ControlPlane::new, |nearest| nearest.state))
 }
 
 /// The state as of sequence `seq` (inclusive): time travel by sequence number.
 pub fn fold_to(log: &dyn EventLog, seq: Seq) -> Result<ControlPlane, ProjectionError> {
-    let (mut state, _) = nearest_state(log, |kept| Ok(kept <= seq.0))?;
+    let mut state = nearest_or_fresh(log, |kept| Ok(kept <= seq.0))?;
     fold_range(&mut state, log, seq)?;
     Ok(state)
 }
@@ -495,7 +528,7 @@ pub fn fold_to_time(
     at: DateTime<Utc>,
 ) -> Result<ControlPlane, ProjectionError> {
     // A kept snapshot is not past `at` when the event it ends with was recorded by then.
-    let (mut state, _) = nearest_state(log, |kept| {
+    let mut state = nearest_or_fresh(log, |kept| {
         Ok(log
             .read_from(Seq(kept), 1)?
             .first()
@@ -574,13 +607,9 @@ fn fold_range_keeping(
     Ok(folded)
 }
 
-/// The stored snapshot, if there is one in a format this build reads.
-fn load_snapshot(log: &dyn EventLog) -> Result<Option<ControlPlane>, ProjectionError> {
-    load_named(log, SNAPSHOT_NAME)
-}
-
-/// The snapshot stored as `name`, if there is one in a format this build reads.
-fn load_named(log: &dyn EventLog, name: &str) -> Result<Option<ControlPlane>, ProjectionError> {
+/// The snapshot stored as `name`, if there is one in a format this build reads (not yet
+/// decoded).
+fn stored_snapshot(log: &dyn EventLog, name: &str) -> Result<Option<Snapshot>, ProjectionError> {
     let Some(snapshot) = log.get_snapshot(name)? else {
         return Ok(None);
     };
@@ -592,18 +621,26 @@ fn load_named(log: &dyn EventLog, name: &str) -> Result<Option<ControlPlane>, Pr
         );
         return Ok(None);
     }
+    Ok(Some(snapshot))
+}
+
+/// A stored snapshot's state, if it decodes and agrees with the log.
+fn decoded(log: &dyn EventLog, snapshot: Snapshot) -> Option<Nearest> {
     match serde_json::from_slice::<ControlPlane>(&snapshot.data) {
         Ok(mut state) if state.last_seq() == snapshot.seq && snapshot.seq <= log.head() => {
             state.reindex();
-            Ok(Some(state))
+            Some(Nearest {
+                state,
+                data: snapshot.data,
+            })
         }
         Ok(_) => {
             tracing::warn!("ignoring a control-plane snapshot that disagrees with the log");
-            Ok(None)
+            None
         }
         Err(error) => {
             tracing::warn!(%error, "ignoring an unreadable control-plane snapshot");
-            Ok(None)
+            None
         }
     }
 }

@@ -189,6 +189,64 @@ fn out_of_order_batches_are_refused_and_unusable_snapshots_ignored() {
     }
 }
 
+/// Of the latest snapshot and the newest one kept along the log, the newer is used; one
+/// that cannot be decoded gives way to the other, and with neither the log is folded.
+#[test]
+fn the_newer_readable_snapshot_is_used() {
+    let (log, states) = build(
+        &(0..3)
+            .map(|i| Command::CreatePipeline {
+                id: PipelineId(format!("p{i}")),
+                name: format!("n{i}"),
+                description: String::new(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    // Kept along the log at 1, 2 and 3.
+    Projections::open(&log, ProjectionOptions { snapshot_every: 1 }).unwrap();
+    let good = |seq: u64| {
+        let mut state = states[seq as usize].clone();
+        state.reindex();
+        snapshot_of(&state).unwrap()
+    };
+    let garbage = |seq: u64| Snapshot {
+        seq: Seq(seq),
+        format: SNAPSHOT_FORMAT,
+        data: b"garbage".to_vec(),
+    };
+    let opened = |log: &MemoryStore| {
+        let (projections, report) = Projections::open(log, ProjectionOptions::default()).unwrap();
+        assert_eq!(&*projections.read(), states.last().unwrap());
+        report
+    };
+    let along = history_name(Seq(3));
+    // The latest is unreadable: the one kept at 3.
+    log.put_snapshot(SNAPSHOT_NAME, &garbage(3)).unwrap();
+    assert_eq!(opened(&log).snapshot_seq, Some(Seq(3)));
+    // The one kept at 3 is unreadable and the latest, at 2, is readable: the latest.
+    log.put_snapshot(&along, &garbage(3)).unwrap();
+    log.put_snapshot(SNAPSHOT_NAME, &good(2)).unwrap();
+    assert_eq!(
+        opened(&log),
+        OpenReport {
+            snapshot_seq: Some(Seq(2)),
+            folded: 1
+        }
+    );
+    // Both unreadable: the whole log.
+    log.put_snapshot(SNAPSHOT_NAME, &garbage(3)).unwrap();
+    assert_eq!(
+        opened(&log),
+        OpenReport {
+            snapshot_seq: None,
+            folded: 3
+        }
+    );
+    // Time travel takes the same way down: to 3 past the unreadable one kept there.
+    assert_eq!(&fold_to(&log, Seq(3)).unwrap(), &states[3]);
+    assert_eq!(&fold_to(&log, Seq(2)).unwrap(), &states[2]);
+}
+
 #[test]
 fn snapshots_are_written_when_due() {
     let (log, _) = build(

@@ -24,17 +24,21 @@ pub enum Cf {
     Positions,
     /// Dead letters kept per pipeline (layout 2 on).
     DeadLetters,
+    /// The names of the projection snapshots, as keys with empty values (layout 3 on):
+    /// listing them does not read the snapshots, which live in `snapshots`.
+    SnapshotNames,
 }
 
 impl Cf {
     /// Every column family, in creation order.
-    pub const ALL: [Cf; 6] = [
+    pub const ALL: [Cf; 7] = [
         Cf::Events,
         Cf::Streams,
         Cf::Meta,
         Cf::Snapshots,
         Cf::Positions,
         Cf::DeadLetters,
+        Cf::SnapshotNames,
     ];
 
     /// The RocksDB column family name.
@@ -46,6 +50,7 @@ impl Cf {
             Cf::Snapshots => "snapshots",
             Cf::Positions => "positions",
             Cf::DeadLetters => "dead_letters",
+            Cf::SnapshotNames => "snapshot_names",
         }
     }
 }

@@ -19,7 +19,9 @@
 //! On-disk layout (column families): `events` (seq, u64 big-endian -> envelope JSON),
 //! `streams` (stream id, 0x00, version u64 BE -> seq), `meta` (layout version),
 //! `snapshots` (name -> seq, format, bytes), `positions` (connector id, 0x00, slot -> bytes),
-//! `dead_letters` (pipeline id, 0x00, kind, seq -> letter; see [`letters`]).
+//! `dead_letters` (pipeline id, 0x00, kind, seq -> letter; see [`letters`]),
+//! `snapshot_names` (name -> nothing: the snapshots' names, written in the same batch as the
+//! snapshot, so listing them does not read the snapshots).
 //! A directory written by a newer layout is refused; an older one is migrated on open by the
 //! [`Layout`] the caller passes in.
 

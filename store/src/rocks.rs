@@ -59,14 +59,34 @@ pub struct RocksStore {
 
 /// Memtable size of the events column family.
 const EVENTS_WRITE_BUFFER: usize = 4 << 20;
+/// Memtable size of the snapshot names' column family (a few bytes per snapshot).
+const NAMES_WRITE_BUFFER: usize = 256 << 10;
 /// Memtable size of every other column family (positions are the busiest: saved on every
 /// checkpoint, the same keys over and over).
 const WRITE_BUFFER: usize = 1 << 20;
+
+/// The memtable size of a column family.
+const fn write_buffer(cf: Cf) -> usize {
+    match cf {
+        Cf::Events => EVENTS_WRITE_BUFFER,
+        Cf::SnapshotNames => NAMES_WRITE_BUFFER,
+        _ => WRITE_BUFFER,
+    }
+}
+
 /// The most the memtables can hold together: two of each column family's (one filling,
-/// one being flushed), 18 MiB.
-pub const MEMTABLE_BOUND: usize = 2 * (EVENTS_WRITE_BUFFER + (Cf::ALL.len() - 1) * WRITE_BUFFER);
+/// one being flushed), 18.5 MiB.
+pub const MEMTABLE_BOUND: usize = {
+    let mut bound = 0;
+    let mut i = 0;
+    while i < Cf::ALL.len() {
+        bound += 2 * write_buffer(Cf::ALL[i]);
+        i += 1;
+    }
+    bound
+};
 // The figure the docs give (docs/architecture-notes.md, docs/metrics.md).
-const _: () = assert!(MEMTABLE_BOUND == 18 << 20);
+const _: () = assert!(MEMTABLE_BOUND == (18 << 20) + (512 << 10));
 
 /// The memory a [`RocksStore`] holds, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,12 +189,7 @@ impl RocksStore {
             cf_opts.set_block_based_table_factory(&table);
             // Small memtables: the control plane writes little, and RSS matters. At most two
             // each (one filling, one being flushed): see MEMTABLE_BOUND.
-            let buffer = if cf == Cf::Events {
-                EVENTS_WRITE_BUFFER
-            } else {
-                WRITE_BUFFER
-            };
-            cf_opts.set_write_buffer_size(buffer);
+            cf_opts.set_write_buffer_size(write_buffer(cf));
             cf_opts.set_max_write_buffer_number(2);
             ColumnFamilyDescriptor::new(cf.name(), cf_opts)
         });
@@ -538,12 +553,12 @@ impl EventLog for RocksStore {
         value.extend_from_slice(&snapshot.seq.0.to_be_bytes());
         value.extend_from_slice(&snapshot.format.to_be_bytes());
         value.extend_from_slice(&snapshot.data);
-        self.db.put_cf_opt(
-            self.cf(Cf::Snapshots),
-            name.as_bytes(),
-            value,
-            &self.write_options(self.options.fsync),
-        )?;
+        // The snapshot and its name in one atomic write.
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(Cf::Snapshots), name.as_bytes(), value);
+        batch.put_cf(self.cf(Cf::SnapshotNames), name.as_bytes(), []);
+        self.db
+            .write_opt(batch, &self.write_options(self.options.fsync))?;
         Ok(())
     }
 
@@ -565,8 +580,11 @@ impl EventLog for RocksStore {
     }
 
     fn snapshot_names(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // From the names' own column family: iterating `snapshots` itself would read every
+        // snapshot's bytes (a snapshot fills its data blocks), tens of megabytes for the
+        // snapshots kept along a long log.
         let mut names = Vec::new();
-        let mut iter = self.db.raw_iterator_cf(self.cf(Cf::Snapshots));
+        let mut iter = self.db.raw_iterator_cf(self.cf(Cf::SnapshotNames));
         iter.seek(prefix.as_bytes());
         while let Some(key) = iter.key() {
             if !key.starts_with(prefix.as_bytes()) {
@@ -580,11 +598,11 @@ impl EventLog for RocksStore {
     }
 
     fn delete_snapshot(&self, name: &str) -> Result<(), StoreError> {
-        self.db.delete_cf_opt(
-            self.cf(Cf::Snapshots),
-            name.as_bytes(),
-            &self.write_options(self.options.fsync),
-        )?;
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(Cf::Snapshots), name.as_bytes());
+        batch.delete_cf(self.cf(Cf::SnapshotNames), name.as_bytes());
+        self.db
+            .write_opt(batch, &self.write_options(self.options.fsync))?;
         Ok(())
     }
 }

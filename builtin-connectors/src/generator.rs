@@ -483,10 +483,13 @@ fn word(rng: &mut SmallRng) -> String {
         "ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "va", "ze", "bo", "du", "fi", "go", "he",
         "ju",
     ];
-    let n = rng.gen_range(2..5);
+    // One draw makes the whole word: four bits per syllable (16 syllables, uniform), and
+    // the length from the top 32 bits (uniform over 2..=4 but for a bias of 2^-32).
+    let bits = rng.gen::<u64>();
+    let n = 2 + (bits >> 32) as usize % 3;
     let mut word = String::with_capacity(2 * n);
-    for _ in 0..n {
-        word.push_str(SYLLABLES[rng.gen_range(0..SYLLABLES.len())]);
+    for i in 0..n {
+        word.push_str(SYLLABLES[(bits >> (4 * i)) as usize & 0xf]);
     }
     word
 }

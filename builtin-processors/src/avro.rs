@@ -698,32 +698,81 @@ pub(crate) fn infer(data: &Map<String, Value>) -> Result<Value, String> {
 /// the same text get the same schema from [`infer`] (two with different texts may too, as
 /// arrays of different lengths do). Cheaper than inferring, so the `autoRegister`
 /// strategy looks its schemas up by it.
-pub(crate) fn shape(data: &Map<String, Value>, out: &mut String) {
-    use std::fmt::Write as _;
-    out.push('{');
+pub(crate) fn shape(data: &Map<String, Value>, out: &mut impl ShapeSink) {
+    out.put("{");
+    let mut digits = itoa::Buffer::new();
     for (key, value) in data {
-        let _ = write!(out, "{}:{key}=", key.len());
+        out.put(digits.format(key.len()));
+        out.put(":");
+        out.put(key);
+        out.put("=");
         shape_of(value, out);
     }
-    out.push('}');
+    out.put("}");
 }
 
-fn shape_of(value: &Value, out: &mut String) {
+fn shape_of(value: &Value, out: &mut impl ShapeSink) {
     match value {
-        Value::Null => out.push('n'),
-        Value::Bool(_) => out.push('b'),
-        Value::Number(n) if n.is_i64() => out.push('l'),
-        Value::Number(n) if n.is_u64() => out.push('u'),
-        Value::Number(_) => out.push('d'),
-        Value::String(_) => out.push('s'),
+        Value::Null => out.put("n"),
+        Value::Bool(_) => out.put("b"),
+        Value::Number(n) if n.is_i64() => out.put("l"),
+        Value::Number(n) if n.is_u64() => out.put("u"),
+        Value::Number(_) => out.put("d"),
+        Value::String(_) => out.put("s"),
         Value::Object(map) => shape(map, out),
         Value::Array(items) => {
-            out.push('[');
+            out.put("[");
             for item in items {
                 shape_of(item, out);
-                out.push(',');
+                out.put(",");
             }
-            out.push(']');
+            out.put("]");
+        }
+    }
+}
+
+/// Where [`shape`] puts a shape's text as it walks the data: a `String` it is built in, or
+/// a [`SameShape`] comparing it with one built before.
+pub(crate) trait ShapeSink {
+    /// The next piece of the text.
+    fn put(&mut self, text: &str);
+}
+
+impl ShapeSink for String {
+    fn put(&mut self, text: &str) {
+        self.push_str(text);
+    }
+}
+
+/// Whether data has a shape given as text, found without building the data's own: the
+/// pieces [`shape`] produces are matched against the text as they come.
+pub(crate) struct SameShape<'a> {
+    rest: &'a str,
+    same: bool,
+}
+
+impl<'a> SameShape<'a> {
+    /// A comparison with `expected`, a text [`shape`] built.
+    pub(crate) fn new(expected: &'a str) -> Self {
+        Self {
+            rest: expected,
+            same: true,
+        }
+    }
+
+    /// Whether the walked data's shape is the expected one, to its end.
+    pub(crate) fn matched(&self) -> bool {
+        self.same && self.rest.is_empty()
+    }
+}
+
+impl ShapeSink for SameShape<'_> {
+    fn put(&mut self, text: &str) {
+        if self.same {
+            match self.rest.strip_prefix(text) {
+                Some(rest) => self.rest = rest,
+                None => self.same = false,
+            }
         }
     }
 }
@@ -912,6 +961,34 @@ mod tests {
         assert_eq!(schema["fields"][4]["type"]["name"], "record.myMap");
         assert_eq!(schema["fields"][6]["type"], json!(["null", "string"]));
         parse_schema(&schema.to_string()).unwrap();
+    }
+
+    #[test]
+    fn same_shape_agrees_with_comparing_the_built_texts() {
+        let values = [
+            json!({}),
+            json!({"a": 1}),
+            json!({"a": 2}),
+            json!({"a": 1.5}),
+            json!({"a": 1, "b": "x"}),
+            json!({"a": 1, "bb": "x"}),
+            json!({"a": {"b": [1, "x", null]}}),
+            json!({"a": {"b": [1, "x"]}}),
+            json!({"a": {"b": [1, "x", null]}, "c": true}),
+        ];
+        let built = |v: &Value| {
+            let mut out = String::new();
+            shape(v.as_object().unwrap(), &mut out);
+            out
+        };
+        for expected in &values {
+            let text = built(expected);
+            for data in &values {
+                let mut same = SameShape::new(&text);
+                shape(data.as_object().unwrap(), &mut same);
+                assert_eq!(same.matched(), built(data) == text, "{expected} vs {data}");
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! Conduit's Avro serde infers, registered under `[context:][collection.]subject`).
 //! Schemas are looked up once per subject and version; extracted schemas once per shape.
 
-use crate::avro::{decode, encode_map, encoding, infer, parse_schema, shape, Encoding};
+use crate::avro::{decode, encode_map, encoding, infer, parse_schema, shape, Encoding, SameShape};
 use culvert_domain::opencdc::metadata::COLLECTION;
 use culvert_domain::{Data, Record};
 use culvert_plugins::schema::{SchemaRegistry, SchemaType};
@@ -63,6 +63,10 @@ pub struct SchemaCodec {
     extracted: HashMap<(String, String), u32>,
     /// Scratch space for shapes.
     shape: String,
+    /// The subject, shape and version of the last extraction: data of one shape after
+    /// another (a source's usual output) is matched against it without building its shape
+    /// or hashing it.
+    last: Option<(String, String, u32)>,
 }
 
 impl SchemaCodec {
@@ -73,6 +77,7 @@ impl SchemaCodec {
             cache: HashMap::new(),
             extracted: HashMap::new(),
             shape: String::new(),
+            last: None,
         }
     }
 
@@ -269,21 +274,32 @@ impl SchemaCodec {
         subject: String,
         data: &Map<String, Value>,
     ) -> Result<Named, String> {
+        if let Some((last_subject, last_shape, version)) = &self.last {
+            if *last_subject == subject {
+                let mut same = SameShape::new(last_shape);
+                shape(data, &mut same);
+                if same.matched() {
+                    return Ok((subject, *version));
+                }
+            }
+        }
         self.shape.clear();
         shape(data, &mut self.shape);
         let key = (subject, std::mem::take(&mut self.shape));
-        if let Some(&version) = self.extracted.get(&key) {
-            let (subject, shape) = key;
-            self.shape = shape;
-            return Ok((subject, version));
-        }
-        let text = infer(data)?.to_string();
-        let version = self.register(&key.0, &text)?.version;
-        if self.extracted.len() >= MAX_SHAPES {
-            self.extracted.clear();
-        }
-        let subject = key.0.clone();
-        self.extracted.insert(key, version);
+        let version = match self.extracted.get(&key) {
+            Some(&version) => version,
+            None => {
+                let text = infer(data)?.to_string();
+                let version = self.register(&key.0, &text)?.version;
+                if self.extracted.len() >= MAX_SHAPES {
+                    self.extracted.clear();
+                }
+                self.extracted.insert(key.clone(), version);
+                version
+            }
+        };
+        let (subject, shape) = key;
+        self.last = Some((subject.clone(), shape, version));
         Ok((subject, version))
     }
 }

@@ -293,11 +293,12 @@ impl Collection {
             Format::File(bytes) => return Data::Raw(bytes.clone()),
             Format::Structured(fields) | Format::Raw(fields) => fields,
         };
-        let mut object = serde_json::Map::new();
-        for (name, ty) in fields {
-            let value = value(rng, *ty);
-            object.insert(name.clone(), value);
-        }
+        // Collected, not inserted one by one: the map is then built in bulk from the
+        // fields (kept sorted by name), without a search down the tree per field.
+        let object: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(name, ty)| (name.clone(), value(rng, *ty)))
+            .collect();
         match self.format {
             Format::Structured(_) => Data::Structured(object),
             _ => Data::Raw(serde_json::to_vec(&object).expect("JSON of plain values")),

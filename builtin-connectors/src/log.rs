@@ -93,7 +93,9 @@ impl Destination for LogDestination {
 
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
         for record in records {
-            let json = String::from_utf8_lossy(&record.to_json()).into_owned();
+            // Serde's JSON is UTF-8: the bytes become the string without a copy.
+            let json = String::from_utf8(record.to_json())
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             let message = self.message.as_str();
             match self.level {
                 tracing::Level::TRACE => tracing::trace!(record = %json, "{message}"),
@@ -108,5 +110,68 @@ impl Destination for LogDestination {
 
     async fn teardown(&mut self) -> Result<(), PluginError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn each_record_is_logged_as_its_json_at_the_level_set() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let settings = Settings::from([
+            ("level".to_owned(), "warn".to_owned()),
+            ("message".to_owned(), "seen".to_owned()),
+        ]);
+        let mut destination = Log::new().new_destination(&settings).unwrap();
+        let records: Vec<Record> = (0..3)
+            .map(|i| Record {
+                position: culvert_domain::Position(format!("{i}").into_bytes()),
+                metadata: [("n".to_owned(), format!("é{i}"))].into(),
+                ..Record::default()
+            })
+            .collect();
+        destination.write(&records).await.unwrap();
+        // Below the level set: not logged.
+        let mut quiet = Log::new()
+            .new_destination(&Settings::from([("level".to_owned(), "info".to_owned())]))
+            .unwrap();
+        quiet.write(&records).await.unwrap();
+
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        for (line, record) in lines.iter().zip(&records) {
+            assert_eq!(line["level"], "WARN");
+            assert_eq!(line["fields"]["message"], "seen");
+            let logged = line["fields"]["record"].as_str().unwrap();
+            assert_eq!(logged.as_bytes(), record.to_json(), "{logged}");
+        }
     }
 }

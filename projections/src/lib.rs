@@ -106,7 +106,10 @@ impl Projections {
         options: ProjectionOptions,
     ) -> Result<(Self, OpenReport), ProjectionError> {
         // The newest kept snapshot: the latest, or one along the log if that is newer.
-        let nearest = nearest_state(log, |_| Ok(true))?;
+        // Listed once: the nearest snapshot is chosen from them, and the rebuild below keeps
+        // more only where there are none.
+        let kept = history_seqs(log)?;
+        let nearest = nearest_state(log, &kept, |_| Ok(true))?;
         let snapshot_seq = nearest.as_ref().map(|n| n.state.last_seq());
         let (mut state, snapshot_data) = match nearest {
             Some(Nearest { state, data }) => (state, Some(data)),
@@ -132,7 +135,11 @@ impl Projections {
         };
         // Snapshots along the log on the way, where there are none yet, so later time
         // travel into this stretch starts close by.
-        let mut keeper = HistoryKeeper::new(log, options.snapshot_every)?;
+        let mut keeper = HistoryKeeper {
+            log,
+            every: options.snapshot_every,
+            kept,
+        };
         let folded = fold_range_keeping(
             &mut state,
             log,
@@ -419,15 +426,7 @@ struct HistoryKeeper<'a> {
     kept: Vec<u64>,
 }
 
-impl<'a> HistoryKeeper<'a> {
-    fn new(log: &'a dyn EventLog, every: u64) -> Result<Self, ProjectionError> {
-        Ok(Self {
-            log,
-            every,
-            kept: history_seqs(log)?,
-        })
-    }
-
+impl HistoryKeeper<'_> {
     /// After each event: keep `state` if it ends a stretch of `every` events and no kept
     /// snapshot is in that stretch. A store that cannot keep one (opened read-only, say)
     /// turns the keeping off with a warning: it only makes later time travel slower.
@@ -457,8 +456,8 @@ struct Nearest {
     data: Vec<u8>,
 }
 
-/// The nearest kept snapshot (the latest or one along the log) not past the target, or
-/// `None` when there is none. `not_past` says, for a kept sequence number, whether the
+/// The nearest kept snapshot (the latest, or one along the log at the ascending sequence
+/// numbers `history`) not past the target, or `None` when there is none. `not_past` says, for a kept sequence number, whether the
 /// snapshot is not past the target.
 ///
 /// Only the chosen snapshot is decoded (a snapshot's sequence number is known before its
@@ -466,9 +465,9 @@ struct Nearest {
 /// that cannot be decoded gives way to the other.
 fn nearest_state(
     log: &dyn EventLog,
+    history: &[u64],
     mut not_past: impl FnMut(u64) -> Result<bool, ProjectionError>,
 ) -> Result<Option<Nearest>, ProjectionError> {
-    let history = history_seqs(log)?;
     // The kept sequence numbers are ascending and `not_past` holds for a prefix of them:
     // find the last it holds for by bisection.
     let (mut low, mut high) = (0, history.len());
@@ -512,7 +511,8 @@ fn nearest_or_fresh(
     log: &dyn EventLog,
     not_past: impl FnMut(u64) -> Result<bool, ProjectionError>,
 ) -> Result<ControlPlane, ProjectionError> {
-    Ok(nearest_state(log, not_past)?.map_or_else(ControlPlane::new, |nearest| nearest.state))
+    Ok(nearest_state(log, &history_seqs(log)?, not_past)?
+        .map_or_else(ControlPlane::new, |nearest| nearest.state))
 }
 
 /// The state as of sequence `seq` (inclusive): time travel by sequence number.

@@ -13,7 +13,9 @@
 //! With `CULVERT_BENCH_PROCESSORS=4` four built-in processors sit in the path: `field.set`
 //! (a template) and `field.rename` on the source, `field.exclude` on the pipeline, and a
 //! `filter` whose condition is false for every record on the destination (so every record
-//! is still written and the figures compare).
+//! is still written and the figures compare). The pipeline's run in the task that feeds
+//! them, as the server runs built-ins; `CULVERT_BENCH_INLINE=off` gives them a fan-in task
+//! of their own, as standalone processors have.
 //!
 //! The connectors and processors carry the SDK's schema handling as in the server (the
 //! generator names a schema for its payloads, processors keep it up to date; schemas in
@@ -126,7 +128,19 @@ fn processor(plugin: &str, pairs: &[(&str, &str)], condition: &str) -> Vec<Proce
         processor: processor_registry()
             .configure(plugin, &settings, condition)
             .unwrap(),
+        inline: inline_processors(),
     }]
+}
+
+/// Whether the pipeline's built-in processors run in the task that feeds them, as the
+/// server runs them (`CULVERT_BENCH_INLINE=off`: in a fan-in task, as standalone processors
+/// run).
+fn inline_processors() -> bool {
+    match std::env::var("CULVERT_BENCH_INLINE").as_deref() {
+        Ok("on") | Err(_) => true,
+        Ok("off") => false,
+        Ok(other) => panic!("CULVERT_BENCH_INLINE: expected on or off, got {other:?}"),
+    }
 }
 
 /// Whether the SDK's schema handling is in the path (`CULVERT_BENCH_SCHEMAS`).
@@ -296,6 +310,16 @@ fn main() {
                 "",
             );
             destination_processors = processor("filter", &[], "{{ eq .Metadata.route \"never\" }}");
+            if std::env::var("XSRC").is_ok() {
+                for p in &mut source_processors {
+                    p.inline = false;
+                }
+            }
+            if std::env::var("XPIPE").is_ok() {
+                for p in &mut pipeline_processors {
+                    p.inline = false;
+                }
+            }
         }
         let metrics = with_metrics().then(|| Arc::new(Metrics::new()).pipeline("bench"));
         let inspectors = Arc::new(Inspectors::new(1000));

@@ -345,6 +345,7 @@ fn graph(
                 Ok(ProcessorNode {
                     id: processor_id.to_string(),
                     processor: instance,
+                    inline: processors.is_builtin(&processor.plugin),
                 })
             })
             .collect()

@@ -83,6 +83,13 @@ impl ProcessorRegistry {
         )
     }
 
+    /// Whether `reference` names a built-in plugin (not a standalone one); `false` if it
+    /// names none.
+    pub fn is_builtin(&self, reference: &str) -> bool {
+        self.lookup(reference)
+            .is_ok_and(|plugin| !plugin.specification().standalone)
+    }
+
     /// A processor instance: the plugin exists, the settings fit its parameters and the
     /// plugin accepts them, and the condition (if not blank) parses. A built-in is wrapped
     /// in the `sdk.schema.*` decoding and encoding its settings ask for (inside the

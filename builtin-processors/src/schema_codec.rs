@@ -10,7 +10,7 @@
 //! Conduit's Avro serde infers, registered under `[context:][collection.]subject`).
 //! Schemas are looked up once per subject and version; extracted schemas once per shape.
 
-use crate::avro::{decode, encode_map, encoding, infer, parse_schema, shape, Encoding, SameShape};
+use crate::avro::{decode, encode_map, encoding, infer, parse_schema, shape, Encoding, KnownShape};
 use culvert_domain::opencdc::metadata::COLLECTION;
 use culvert_domain::{Data, Record};
 use culvert_plugins::schema::{SchemaRegistry, SchemaType};
@@ -66,7 +66,7 @@ pub struct SchemaCodec {
     /// The subject, shape and version of the last extraction: data of one shape after
     /// another (a source's usual output) is matched against it without building its shape
     /// or hashing it.
-    last: Option<(String, String, u32)>,
+    last: Option<(String, KnownShape, u32)>,
 }
 
 impl SchemaCodec {
@@ -275,12 +275,8 @@ impl SchemaCodec {
         data: &Map<String, Value>,
     ) -> Result<Named, String> {
         if let Some((last_subject, last_shape, version)) = &self.last {
-            if *last_subject == subject {
-                let mut same = SameShape::new(last_shape);
-                shape(data, &mut same);
-                if same.matched() {
-                    return Ok((subject, *version));
-                }
+            if *last_subject == subject && last_shape.matches(data) {
+                return Ok((subject, *version));
             }
         }
         self.shape.clear();
@@ -299,7 +295,7 @@ impl SchemaCodec {
             }
         };
         let (subject, shape) = key;
-        self.last = Some((subject.clone(), shape, version));
+        self.last = Some((subject.clone(), KnownShape::new(shape, data), version));
         Ok((subject, version))
     }
 }

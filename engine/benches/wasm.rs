@@ -83,6 +83,7 @@ fn main() {
         let processors = vec![ProcessorNode {
             id: "wasm".into(),
             processor: Box::new(Parallel::new(instances)),
+            inline: false,
         }];
         let (through, _) = measure(
             generator(records),

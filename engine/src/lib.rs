@@ -8,7 +8,7 @@
 //!   acks it; only the newest position whose every earlier record is fully acked may be
 //!   persisted and acked to the source. That is what makes a restart resume from a position
 //!   never past an unacked record (data-integrity invariants 1 and 2).
-//! * [`run()`]: one pipeline's sources, fan-in, fan-out, destinations and acker as tokio
+//! * [`run()`]: one pipeline's sources, processors, fan-out, destinations and acker as tokio
 //!   tasks joined by bounded channels; stop drains, an error cancels every node at once;
 //! * processors: a source's own, the pipeline's and a destination's own run in order on
 //!   every batch; a dropped record is acked; a failed one goes to the [`dlq`] (and is then

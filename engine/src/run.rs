@@ -1,10 +1,10 @@
-//! Running one pipeline: sources, fan-in, fan-out, destinations and the acker as tokio tasks
-//! joined by bounded channels.
+//! Running one pipeline: sources, the pipeline's processors and fan-out, destinations and
+//! the acker as tokio tasks joined by bounded channels.
 //!
 //! ```text
-//! source 0 ─> [its processors] ─┐                                   ┌─> [processors] destination 0 ─┐
-//! source 1 ─> [its processors] ─┼─> fan-in ─> [pipeline processors] ─┼─> [processors] destination 1 ─┼─> acker
-//!                               ┘            fan-out                 └─> ...                        ─┘
+//! source 0 ─> [its processors] ─┐                                     ┌─> [processors] destination 0 ─┐
+//! source 1 ─> [its processors] ─┴─> [pipeline processors] fan-out ───┼─> [processors] destination 1 ─┼─> acker
+//!                                                                     └─> ...                        ─┘
 //! ```
 //!
 //! * Each source task reads batches, stamps each record as Conduit's engine does
@@ -14,12 +14,16 @@
 //!   task acks to the source the newest position the acker released. A read is never
 //!   raced against acks, so no read is dropped half-way while the pipeline runs (see
 //!   `docs/adr/20261201-reads-are-not-cancelled.md`).
-//! * A source's processors run in a task of their own; the pipeline's processors run in the
-//!   fan-out task before it fans out; a destination's processors run in that destination's
-//!   task before it writes. Each processor sees the records of a batch in order; a record a
-//!   processor drops is reported to the acker as done (for every destination, or for the one
-//!   destination whose processor dropped it), so it is acked and never lost; a record a
-//!   processor fails stops the pipeline with that error (Conduit's default dead-letter
+//! * A source's processors run in a task of their own, beside the source's reads. The
+//!   pipeline's processors and the fan-out run in whichever task feeds them (a source's,
+//!   or its processors'), one batch at a time under a lock, when they are all built in: a
+//!   hand-off costs more than their work. With a standalone (WASM) processor among them
+//!   they run in a fan-in task every feeder sends to. A destination's processors run in
+//!   that destination's task before it writes. Each processor sees the records of a batch
+//!   in order, and each source's batches in order; a record a processor drops is reported
+//!   to the acker as done (for every destination, or for the one destination whose
+//!   processor dropped it), so it is acked and never lost; a record a processor fails goes
+//!   to the DLQ, or stops the pipeline with that error (Conduit's default dead-letter
 //!   policy: the first nack stops the pipeline).
 //! * The fan-out sends each batch (shared, not copied) to every destination; each
 //!   destination writes it and reports the batch's tickets as written.
@@ -81,13 +85,19 @@ pub struct ProcessorNode {
     pub id: String,
     /// The instance.
     pub processor: Box<dyn Processor>,
+    /// Whether, as one of the pipeline's processors, it may run in the task that feeds it
+    /// (a built-in: little work per record, so a hand-off between tasks would cost more
+    /// than the work) rather than in a task of its own (a standalone WASM processor). The
+    /// pipeline's processors run inline only if all of them may. A source's processors
+    /// always have a task of their own: the stage beside the source's reads.
+    pub inline: bool,
 }
 
 /// What runs: the connectors and the pipeline's own processors.
 pub struct Graph {
     /// The sources, each with its processors.
     pub sources: Vec<SourceNode>,
-    /// The processors between fan-in and fan-out, in order.
+    /// The processors between the sources (and their processors) and the fan-out, in order.
     pub processors: Vec<ProcessorNode>,
     /// The destinations, each with its processors.
     pub destinations: Vec<DestinationNode>,
@@ -781,13 +791,43 @@ async fn run_graph(
     if replay_index.is_some() {
         source_ids.push(REPLAY_NAME.to_owned());
     }
+    // Each source's processors' input, for re-injected dead letters (`None`: it has none).
     let mut processor_inputs: Vec<Option<mpsc::Sender<Batch>>> = Vec::new();
     let destination_count = destinations.len();
-    let (batch_tx, mut batch_rx) = mpsc::channel::<Batch>(capacity);
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(capacity);
     // `cancel` stops every node at once (an error somewhere); `stop` only stops sources.
     let (cancel_tx, cancel) = watch::channel(false);
     let mut tasks: JoinSet<Result<(), EngineError>> = JoinSet::new();
+
+    // The pipeline's processors and the fan-out to every destination's channel. Run by
+    // whatever feeds them when every pipeline processor is built in (no hand-off), else by
+    // the fan-in task, whose channel every feeder sends to.
+    let (dest_txs, dest_rxs): (Vec<_>, Vec<_>) = (0..destination_count)
+        .map(|_| mpsc::channel::<Shared>(capacity))
+        .unzip();
+    let pipeline_inline = pipeline_processors.iter().all(|p| p.inline);
+    let fanout = {
+        let mut chain = Chain::new(
+            pipeline_processors,
+            None,
+            done_tx.clone(),
+            dlq.clone(),
+            ackers.clone(),
+        )
+        .timed(metrics.as_ref())
+        .inspected(inspectors.as_ref());
+        chain.acks = true;
+        Arc::new(Fanout {
+            chain: tokio::sync::Mutex::new(chain),
+            destinations: dest_txs.clone(),
+        })
+    };
+    let (onward, fan_in) = if pipeline_inline {
+        (Onward::Fanout(fanout.clone()), None)
+    } else {
+        let (tx, rx) = mpsc::channel::<Batch>(capacity);
+        (Onward::Task(tx), Some(rx))
+    };
 
     // Sources, each followed by its processors' task if it has any.
     let mut ack_txs = Vec::new();
@@ -795,9 +835,9 @@ async fn run_graph(
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Position>();
         ack_txs.push(ack_tx);
         let acker = ackers[index].clone();
-        let batch_tx = if node.processors.is_empty() {
+        let feed = if node.processors.is_empty() {
             processor_inputs.push(None);
-            batch_tx.clone()
+            onward.clone()
         } else {
             let (tx, rx) = mpsc::channel::<Batch>(capacity);
             processor_inputs.push(Some(tx.clone()));
@@ -814,10 +854,10 @@ async fn run_graph(
             .timed(metrics.as_ref())
             .inspected(inspectors.as_ref());
             tasks.spawn(
-                source_processors(chain, rx, batch_tx.clone(), cancel.clone())
+                source_processors(chain, rx, onward.clone(), cancel.clone())
                     .instrument(node_span("source-processors", &node.id)),
             );
-            tx
+            Onward::Task(tx)
         };
         let opened = opened.clone();
         let positions = positions.clone();
@@ -845,7 +885,7 @@ async fn run_graph(
                     })?;
                 node.source.open(start).await.map_err(fail)?;
                 opened.one();
-                let mut batch_tx = Some(batch_tx);
+                let mut feed = Some(feed);
                 loop {
                     // Acks first: every position released since the last read (cumulative, so
                     // the newest says it all). `None` from the acker: every ack is delivered.
@@ -856,7 +896,7 @@ async fn run_graph(
                     if acker_done {
                         break;
                     }
-                    let Some(sender) = batch_tx.as_ref() else {
+                    let Some(sender) = feed.as_ref() else {
                         // Stopping: no more reads; wait for the last acks. Cancel-safety: `recv`
                         // takes a position only when it completes.
                         tokio::select! {
@@ -882,7 +922,7 @@ async fn run_graph(
                         _ = raised(&mut cancel) => return Ok(()),
                         _ = raised(&mut stop) => {
                             // Stop reading; closing our output lets the rest drain.
-                            batch_tx = None;
+                            feed = None;
                         }
                         read = node.source.read(batch_size) => {
                             let mut records = read.map_err(fail)?;
@@ -912,7 +952,7 @@ async fn run_graph(
                             };
                             let tickets = Tickets::Run { first, count: records.len() };
                             let batch = Batch { source: index, tickets, records, sizes, start: 0 };
-                            if sender.send(batch).await.is_err() {
+                            if !sender.send(batch).await? {
                                 return Ok(()); // downstream is gone: cancelled
                             }
                         }
@@ -925,10 +965,7 @@ async fn run_graph(
     }
 
     // Destinations, each running its processors before writing.
-    let mut dest_txs = Vec::new();
-    for (index, mut node) in destinations.into_iter().enumerate() {
-        let (tx, mut rx) = mpsc::channel::<Shared>(capacity);
-        dest_txs.push(tx);
+    for (index, (mut node, mut rx)) in destinations.into_iter().zip(dest_rxs).enumerate() {
         let done_tx = done_tx.clone();
         let node_dlq = dlq.clone();
         let refused_dlq = dlq.clone();
@@ -1084,7 +1121,7 @@ async fn run_graph(
             acker: ackers[index].clone(),
             destination_count,
             processor_inputs: std::mem::take(&mut processor_inputs),
-            fan_in: batch_tx.clone(),
+            fan_in: onward.clone(),
             destinations: dest_txs.clone(),
             done_tx: done_tx.clone(),
         };
@@ -1098,27 +1135,20 @@ async fn run_graph(
         ack_txs.push(ack_tx);
     }
     drop(processor_inputs);
-    drop(batch_tx);
+    drop(onward);
+    drop(dest_txs);
 
-    // Fan-in (the shared channel), the pipeline's processors, fan-out.
-    {
+    // The fan-in, when the pipeline's processors are not all built in: one task runs them
+    // and the fan-out for every feeder.
+    if let Some(mut batch_rx) = fan_in {
         let mut cancel = cancel.clone();
-        let mut chain = Chain::new(
-            pipeline_processors,
-            None,
-            done_tx.clone(),
-            dlq.clone(),
-            ackers.clone(),
-        )
-        .timed(metrics.as_ref())
-        .inspected(inspectors.as_ref());
-        chain.acks = true;
+        let fanout = fanout.clone();
         let span = node_span("processors", "pipeline");
         tasks.spawn(
             async move {
                 loop {
                     // Cancel-safety: `recv` takes a batch only when it completes.
-                    let mut batch = tokio::select! {
+                    let batch = tokio::select! {
                         biased;
                         _ = raised(&mut cancel) => return Ok(()),
                         batch = batch_rx.recv() => match batch {
@@ -1126,42 +1156,17 @@ async fn run_graph(
                             None => return Ok(()), // every source stopped: close the outputs
                         },
                     };
-                    if !chain
-                        .apply(
-                            batch.source,
-                            &mut batch.records,
-                            &mut batch.tickets,
-                            batch.start,
-                        )
-                        .await?
-                    {
+                    if !fanout.forward(batch).await? {
                         return Ok(());
-                    }
-                    if batch.records.is_empty() {
-                        continue;
-                    }
-                    if batch.start < chain.nodes.len() {
-                        batch.sizes = None; // processors may have changed the records
-                    }
-                    let records = Arc::new(batch.records);
-                    let tickets = Arc::new(batch.tickets);
-                    for tx in &dest_txs {
-                        let copy = Shared {
-                            source: batch.source,
-                            tickets: tickets.clone(),
-                            records: records.clone(),
-                            sizes: batch.sizes.clone(),
-                            start: 0,
-                        };
-                        if tx.send(copy).await.is_err() {
-                            return Ok(());
-                        }
                     }
                 }
             }
             .instrument(span),
         );
     }
+    // The feeders hold the fan-out now: when the last one ends, the destinations' channels
+    // close and they drain.
+    drop(fanout);
     drop(done_tx);
 
     // The acker: persist released positions off the runtime, then tell the source.
@@ -1297,11 +1302,12 @@ async fn run_graph(
     }
 }
 
-/// A source's processors: between the source and the fan-in.
+/// A source's processors, in a task of their own: between the source and the pipeline's
+/// processors.
 async fn source_processors(
     mut chain: Chain,
     mut input: mpsc::Receiver<Batch>,
-    output: mpsc::Sender<Batch>,
+    output: Onward,
     mut cancel: watch::Receiver<bool>,
 ) -> Result<(), EngineError> {
     loop {
@@ -1327,8 +1333,79 @@ async fn source_processors(
             return Ok(());
         }
         batch.start = 0; // the pipeline's processors from their first
-        if !batch.records.is_empty() && output.send(batch).await.is_err() {
+        if !batch.records.is_empty() && !output.send(batch).await? {
             return Ok(());
+        }
+    }
+}
+
+/// The pipeline's processors and the fan-out to every destination.
+struct Fanout {
+    /// The pipeline's processors (locked by one feeder at a time: they see one batch after
+    /// another, and each source's in its order).
+    chain: tokio::sync::Mutex<Chain>,
+    /// Each destination's input.
+    destinations: Vec<mpsc::Sender<Shared>>,
+}
+
+impl Fanout {
+    /// Run `batch` through the pipeline's processors (from `batch.start`) and send what
+    /// they keep, shared, to every destination. `Ok(false)`: downstream is gone (cancelled).
+    async fn forward(&self, mut batch: Batch) -> Result<bool, EngineError> {
+        let processors = {
+            let mut chain = self.chain.lock().await;
+            if !chain
+                .apply(
+                    batch.source,
+                    &mut batch.records,
+                    &mut batch.tickets,
+                    batch.start,
+                )
+                .await?
+            {
+                return Ok(false);
+            }
+            chain.nodes.len()
+        };
+        if batch.records.is_empty() {
+            return Ok(true);
+        }
+        if batch.start < processors {
+            batch.sizes = None; // processors may have changed the records
+        }
+        let records = Arc::new(batch.records);
+        let tickets = Arc::new(batch.tickets);
+        for tx in &self.destinations {
+            let copy = Shared {
+                source: batch.source,
+                tickets: tickets.clone(),
+                records: records.clone(),
+                sizes: batch.sizes.clone(),
+                start: 0,
+            };
+            if tx.send(copy).await.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Where a batch goes after its source (and the source's processors).
+#[derive(Clone)]
+enum Onward {
+    /// The fan-in task's channel.
+    Task(mpsc::Sender<Batch>),
+    /// The fan-out, run by the sender.
+    Fanout(Arc<Fanout>),
+}
+
+impl Onward {
+    /// Send `batch` on; `Ok(false)`: downstream is gone (cancelled).
+    async fn send(&self, batch: Batch) -> Result<bool, EngineError> {
+        match self {
+            Self::Task(tx) => Ok(tx.send(batch).await.is_ok()),
+            Self::Fanout(fanout) => fanout.forward(batch).await,
         }
     }
 }
@@ -1418,7 +1495,8 @@ struct Replay {
     destination_count: usize,
     /// Each source's processors' input, for sources with processors.
     processor_inputs: Vec<Option<mpsc::Sender<Batch>>>,
-    fan_in: mpsc::Sender<Batch>,
+    /// The pipeline's processors.
+    fan_in: Onward,
     destinations: Vec<mpsc::Sender<Shared>>,
     done_tx: mpsc::Sender<Done>,
 }
@@ -1489,11 +1567,11 @@ impl Replay {
         match entry {
             Entry::Source(source, start) => {
                 let Some(input) = &self.processor_inputs[source] else {
-                    return Ok(self.fan_in.send(batch(0)).await.is_ok());
+                    return self.fan_in.send(batch(0)).await;
                 };
                 Ok(input.send(batch(start)).await.is_ok())
             }
-            Entry::FanIn(start) => Ok(self.fan_in.send(batch(start)).await.is_ok()),
+            Entry::FanIn(start) => self.fan_in.send(batch(start)).await,
             Entry::Destination(destination, start) => {
                 // The other destinations wrote it before it failed here.
                 for other in (0..self.destination_count).filter(|d| *d != destination) {

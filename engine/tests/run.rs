@@ -171,6 +171,7 @@ fn processor(id: &str, plugin: &str, settings: &[(&str, &str)], condition: &str)
         processor: culvert_processors::registry()
             .configure(plugin, &settings, condition)
             .unwrap_or_else(|e| panic!("{plugin}: {e}")),
+        inline: true,
     }
 }
 
@@ -350,23 +351,57 @@ fn tag(id: &str, tag: &str) -> ProcessorNode {
     )
 }
 
+/// `nodes` each in a task of their own (as standalone processors run), not in the task
+/// that feeds them.
+fn in_tasks(nodes: Vec<ProcessorNode>) -> Vec<ProcessorNode> {
+    nodes
+        .into_iter()
+        .map(|node| ProcessorNode {
+            inline: false,
+            ..node
+        })
+        .collect()
+}
+
+/// `nodes` run inline (`inline`: true, as built-ins) or, as the pipeline's processors, in a
+/// fan-in task.
+fn placed(nodes: Vec<ProcessorNode>, inline: bool) -> Vec<ProcessorNode> {
+    if inline {
+        nodes
+    } else {
+        in_tasks(nodes)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processors_apply_in_order_and_dropped_records_are_acked() {
+    processors_apply_in_order(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processors_in_a_fan_in_task_apply_in_order_and_dropped_records_are_acked() {
+    processors_apply_in_order(false).await;
+}
+
+async fn processors_apply_in_order(inline: bool) {
     let positions = Arc::new(MemoryPositions::default());
     let (a, b) = (Collect::default(), Collect::default());
     let mut source = generator(300);
     source.processors = vec![tag("s1", "s1,"), tag("s2", "s2,")];
     // Every third record is filtered for everyone, on the pipeline.
-    let pipeline = vec![
-        tag("p1", "p1,"),
-        processor(
-            "p2",
-            "filter",
-            &[],
-            r#"{{ regexMatch "^[0-9]*[369]$" (print .Position) }}"#,
-        ),
-        tag("p3", "p3,"),
-    ];
+    let pipeline = placed(
+        vec![
+            tag("p1", "p1,"),
+            processor(
+                "p2",
+                "filter",
+                &[],
+                r#"{{ regexMatch "^[0-9]*[369]$" (print .Position) }}"#,
+            ),
+            tag("p3", "p3,"),
+        ],
+        inline,
+    );
     let mut to_a = dest("a", &a);
     to_a.processors = vec![tag("a1", "a1")];
     // Destination b also drops the even ones; a does not see that.
@@ -787,6 +822,7 @@ fn splitter(id: &'static str) -> ProcessorNode {
     ProcessorNode {
         id: id.into(),
         processor: Box::new(Splitter(id)),
+        inline: true,
     }
 }
 
@@ -958,6 +994,15 @@ impl culvert_engine::dlq::LetterBox for MemoryLetters {
 /// passing the processors it had passed again, and the letters go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_kept_and_reinjected_once_from_where_they_failed() {
+    dead_letters_reinjected_once(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_reinjected_once_into_processors_in_a_fan_in_task() {
+    dead_letters_reinjected_once(false).await;
+}
+
+async fn dead_letters_reinjected_once(inline: bool) {
     use culvert_domain::dead_letter::Stage;
     let positions = Arc::new(MemoryPositions::default());
     let letters = Arc::new(MemoryLetters::default());
@@ -975,7 +1020,7 @@ async fn dead_letters_are_kept_and_reinjected_once_from_where_they_failed() {
     );
     let mut g = graph(
         vec![generator(100)],
-        vec![tag("a", "a"), failing()],
+        placed(vec![tag("a", "a"), failing()], inline),
         vec![dest("picky", &picky), dest("other", &other)],
     );
     g.dlq = Some(with_letters(&dlq_out));
@@ -1012,7 +1057,7 @@ async fn dead_letters_are_kept_and_reinjected_once_from_where_they_failed() {
     let (picky, other) = (Collect::default(), Collect::default());
     let mut g = graph(
         vec![generator(100)],
-        vec![tag("a", "a")],
+        placed(vec![tag("a", "a")], inline),
         vec![dest("picky", &picky), dest("other", &other)],
     );
     g.dlq = Some(with_letters(&dlq_out));
@@ -1042,4 +1087,68 @@ async fn dead_letters_are_kept_and_reinjected_once_from_where_they_failed() {
         "processors before the failing one are not run again"
     );
     assert_eq!(positions.count("src"), 100);
+}
+
+/// A source's processor fails records into the DLQ; once it no longer fails them, the
+/// re-injected letters go through it (and the processors after it), not the ones before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_of_a_source_processor_resume_at_it() {
+    use culvert_domain::dead_letter::Stage;
+    let positions = Arc::new(MemoryPositions::default());
+    let letters = Arc::new(MemoryLetters::default());
+    let with_letters = |collect: &Collect| culvert_engine::DeadLetterNode {
+        letters: Some(letters.clone() as Arc<dyn culvert_engine::dlq::LetterBox>),
+        ..dlq(collect, 0, 0)
+    };
+    let (out, dlq_out) = (Collect::default(), Collect::default());
+    let mut source = generator(100);
+    source.processors = vec![tag("a", "a"), failing(), tag("c", "c")];
+    let mut g = graph(vec![source], vec![], vec![dest("out", &out)]);
+    g.dlq = Some(with_letters(&dlq_out));
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
+    positions.acked(100).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+    let kept = letters.all();
+    assert_eq!(
+        numbers(&kept.iter().map(|l| l.record.clone()).collect::<Vec<_>>()),
+        (1..=100).filter(|n| n % 10 == 5).collect::<Vec<_>>()
+    );
+    assert!(kept.iter().all(|l| l.stage
+        == Stage::Source {
+            connector: "src".into()
+        }
+        && l.index == 1
+        && l.record.metadata["trail"] == "a"));
+    assert_eq!(
+        numbers(&out.records.lock().unwrap()),
+        (1..=100).filter(|n| n % 10 != 5).collect::<Vec<_>>()
+    );
+
+    // The processor in the failing one's place (same id) lets them through now.
+    let out = Collect::default();
+    let mut source = generator(100);
+    source.processors = vec![tag("a", "a"), tag("breaker", "b"), tag("c", "c")];
+    let mut g = graph(vec![source], vec![], vec![dest("out", &out)]);
+    g.dlq = Some(with_letters(&dlq_out));
+    letters.queue_all();
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
+    letters.until(0).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+    let again = out.records.lock().unwrap();
+    let mut resent = numbers(&again);
+    resent.sort_unstable();
+    assert_eq!(
+        resent,
+        (1..=100).filter(|n| n % 10 == 5).collect::<Vec<_>>(),
+        "each letter once"
+    );
+    assert!(
+        again.iter().all(|r| r.metadata["trail"] == "abc"),
+        "from the processor that failed it on: {:?}",
+        again.first().map(|r| &r.metadata)
+    );
 }

@@ -781,6 +781,7 @@ impl Supervisor {
                     Ok(ProcessorNode {
                         id: processor_id.to_string(),
                         processor: instance,
+                        inline: self.processor_registry.is_builtin(&processor.plugin),
                     })
                 })
                 .collect()

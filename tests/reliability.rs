@@ -210,7 +210,9 @@ fn nothing_is_lost_across_sigkills_and_crashes_at_every_fail_point() {
 #[test]
 fn a_source_that_drops_acked_data_never_has_a_gap() {
     let iterations = scale("CULVERT_RELIABILITY_SLOT_CRASHES", 10);
-    let records = 20_000 * (iterations + 1);
+    // Each round moves the records of 1-8 position saves (~30,000 with the engine of
+    // 2026-12-04): twice that per round, so the last crash comes before the last record.
+    let records = 60_000 * (iterations + 1);
     let (dir, data) = data_dir();
     let ledger = dir.path().join("ledger");
     let slot = dir.path().join("slot");
@@ -231,6 +233,10 @@ fn a_source_that_drops_acked_data_never_has_a_gap() {
     server.kill();
     let mut seed = 0x0000_736c_6f74_u64;
     for round in 0..iterations {
+        assert!(
+            (counter.count(&ledger) as u64) < records,
+            "the run finished before crash {round}: raise the records per round"
+        );
         // Alternately: right after the source was told (the source crashes the process as
         // soon as its slot has moved), with every save held back 50 ms so that an engine
         // that told the source before saving would be caught inside that window; and right

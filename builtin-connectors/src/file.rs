@@ -19,8 +19,9 @@ use culvert_plugins::connector::{
 };
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 
 /// The version listed and accepted in references (`builtin:file@v0.10.8`): the version of
 /// Conduit's `conduit-connector-file` that Conduit bundles and this connector matches.
@@ -233,7 +234,8 @@ impl Source for FileSource {
 pub struct FileDestination {
     path: PathBuf,
     sync: bool,
-    file: Option<tokio::fs::File>,
+    /// Opened (and its torn last line cut) with tokio; written from a blocking thread.
+    file: Option<Arc<std::fs::File>>,
     buffer: Vec<u8>,
 }
 
@@ -273,14 +275,14 @@ impl Destination for FileDestination {
                     .map_err(|e| PluginError::io(context("truncating"), e))?;
             }
         }
-        self.file = Some(file);
+        self.file = Some(Arc::new(file.into_std().await));
         Ok(())
     }
 
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
         let file = self
             .file
-            .as_mut()
+            .as_ref()
             .ok_or_else(|| PluginError::Other("write before open".into()))?;
         self.buffer.clear();
         for record in records {
@@ -289,15 +291,12 @@ impl Destination for FileDestination {
             self.buffer.push(b'\n');
         }
         let context = || format!("writing to {}", self.path.display());
-        append_durably(file, &self.buffer, self.sync, context).await
+        append_durably(file, &mut self.buffer, self.sync, context).await
     }
 
     async fn teardown(&mut self) -> Result<(), PluginError> {
-        if let Some(mut file) = self.file.take() {
-            file.flush()
-                .await
-                .map_err(|e| PluginError::io(format!("flushing {}", self.path.display()), e))?;
-        }
+        // Every write went to the operating system before it returned: nothing to flush.
+        self.file = None;
         Ok(())
     }
 }
@@ -321,28 +320,33 @@ async fn whole_lines_length(file: &mut tokio::fs::File, length: u64) -> std::io:
     Ok(0)
 }
 
-/// Append `bytes` to `file` so that the records in them may be acked: written, flushed to
-/// the operating system (tokio's file hands writes to a background thread: only after a
-/// flush has the operating system got them) and, with `sync`, on disk (invariant 1 of
-/// ARCHITECTURE.md). Errors name what was being written (`context`).
+/// Append `bytes` to `file` so that the records in them may be acked: written to the
+/// operating system and, with `sync`, on disk (invariant 1 of ARCHITECTURE.md), before this
+/// returns. The write runs on a blocking thread, off the runtime's workers; `bytes` goes
+/// there and back without a copy (it is left empty if this future is dropped half-way).
+/// Errors name what was being written (`context`).
 pub(crate) async fn append_durably(
-    file: &mut tokio::fs::File,
-    bytes: &[u8],
+    file: &Arc<std::fs::File>,
+    bytes: &mut Vec<u8>,
     sync: bool,
     context: impl Fn() -> String,
 ) -> Result<(), PluginError> {
-    file.write_all(bytes)
-        .await
-        .map_err(|e| PluginError::io(context(), e))?;
-    file.flush()
-        .await
-        .map_err(|e| PluginError::io(context(), e))?;
-    if sync {
-        file.sync_data()
-            .await
-            .map_err(|e| PluginError::io(context(), e))?;
-    }
-    Ok(())
+    let (file, owned) = (file.clone(), std::mem::take(bytes));
+    let (owned, written) = tokio::task::spawn_blocking(move || {
+        let mut writer: &std::fs::File = &file;
+        let written = std::io::Write::write_all(&mut writer, &owned).and_then(|()| {
+            if sync {
+                file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        (owned, written)
+    })
+    .await
+    .map_err(|e| PluginError::Other(format!("{}: the writing thread failed: {e}", context())))?;
+    *bytes = owned;
+    written.map_err(|e| PluginError::io(context(), e))
 }
 
 #[cfg(test)]

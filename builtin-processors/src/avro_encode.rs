@@ -2,7 +2,9 @@
 //! with a schema from the schema registry (`preRegistered`) or inferred from the data and
 //! registered on the fly (`autoRegister`).
 
-use crate::avro::{encode, encoding, infer, parse_schema, shape, with_header, Encoding};
+use crate::avro::{
+    encode, encoding, infer, parse_schema, shape, with_header, Encoding, KnownShape,
+};
 use crate::params::{invalid, reference, setting, setting_or, with_schema_parameters};
 use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::{FieldValue, Reference};
@@ -138,7 +140,7 @@ impl ProcessorPlugin for AvroEncode {
                 }
                 Strategy::AutoRegister {
                     subject: subject.to_owned(),
-                    schemas: Mutex::new(HashMap::new()),
+                    schemas: Mutex::new(Inferred::default()),
                 }
             }
             "" => {
@@ -174,9 +176,18 @@ enum Strategy {
     },
     AutoRegister {
         subject: String,
-        /// The shape of the data (see `avro::shape`) -> its inferred schema's registration.
-        schemas: Mutex<HashMap<String, Ready>>,
+        schemas: Mutex<Inferred>,
     },
+}
+
+/// The schemas `autoRegister` inferred and registered.
+#[derive(Default)]
+struct Inferred {
+    /// By the shape of the data (see `avro::shape`).
+    by_shape: HashMap<String, Ready>,
+    /// The last one used and its shape: records of one shape after another are matched
+    /// against it without building their shape's text or hashing it.
+    last: Option<(KnownShape, Ready)>,
 }
 
 struct Encoder {
@@ -208,11 +219,17 @@ impl Encoder {
                 Ok(ready)
             }
             Strategy::AutoRegister { subject, schemas } => {
-                let mut key = String::with_capacity(64);
-                shape(data, &mut key);
-                if let Some(ready) = schemas.lock().expect("schema lock").get(&key) {
+                let mut known = schemas.lock().expect("schema lock");
+                if let Some((_, ready)) = known.last.as_ref().filter(|(s, _)| s.matches(data)) {
                     return Ok(ready.clone());
                 }
+                let mut key = String::with_capacity(64);
+                shape(data, &mut key);
+                if let Some(ready) = known.by_shape.get(&key).cloned() {
+                    known.last = Some((KnownShape::new(key, data), ready.clone()));
+                    return Ok(ready);
+                }
+                drop(known);
                 let text = infer(data)
                     .map_err(|e| format!("could not extract avro schema: {e}"))?
                     .to_string();
@@ -224,11 +241,12 @@ impl Encoder {
                     .create(subject, SchemaType::Avro, &text)
                     .map_err(|e| format!("could not create schema: {e}"))?;
                 let ready = (registered.id, Arc::new(parsed));
-                let mut schemas = schemas.lock().expect("schema lock");
-                if schemas.len() >= INFERRED_CACHE {
-                    schemas.clear();
+                let mut known = schemas.lock().expect("schema lock");
+                if known.by_shape.len() >= INFERRED_CACHE {
+                    known.by_shape.clear();
                 }
-                schemas.insert(key, ready.clone());
+                known.by_shape.insert(key.clone(), ready.clone());
+                known.last = Some((KnownShape::new(key, data), ready.clone()));
                 Ok(ready)
             }
         }
@@ -442,5 +460,44 @@ pub(crate) mod tests {
         };
         assert_eq!((id(&a), id(&b), id(&c)), (1, 1, 2));
         assert_eq!(registry.get("s", 2).unwrap().id, 2);
+    }
+
+    #[test]
+    fn one_instance_encodes_each_record_with_its_own_shapes_schema() {
+        let registry = Arc::new(MemoryRegistry::default());
+        let plugin = AvroEncode::new(registry.clone());
+        let config = [
+            ("schema.strategy", "autoRegister"),
+            ("schema.autoRegister.subject", "s"),
+        ];
+        let mut processor = plugin
+            .configure(&validated_settings(&plugin, &config))
+            .unwrap();
+        // Shapes alternate and repeat: the last shape seen must not be taken for another.
+        let values = [
+            json!({"a": 1}),
+            json!({"a": 2}),
+            json!({"b": "x"}),
+            json!({"a": 3}),
+            json!({"a": "text"}),
+            json!({"a": {"n": 1}}),
+            json!({"a": {"n": "x"}}),
+            json!({"a": {"n": 2}}),
+            json!({"b": "y"}),
+        ];
+        let mut records: Vec<Record> = values
+            .iter()
+            .map(|v| example(structured(v.clone()), None))
+            .collect();
+        let outcomes = run(processor.as_mut(), &mut records);
+        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Keep)));
+        let ids: Vec<u8> = records
+            .iter()
+            .map(|r| match &r.payload.after {
+                Some(Data::Raw(bytes)) => bytes[4],
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, [1, 1, 2, 1, 3, 4, 5, 4, 2]);
     }
 }

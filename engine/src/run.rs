@@ -501,6 +501,19 @@ impl Chain {
     }
 }
 
+impl Chain {
+    /// [`Chain::apply`] to a batch, from its `start`.
+    async fn apply_batch(&mut self, batch: &mut Batch) -> Result<bool, EngineError> {
+        self.apply(
+            batch.source,
+            &mut batch.records,
+            &mut batch.tickets,
+            batch.start,
+        )
+        .await
+    }
+}
+
 /// Counts the connectors still to open; the last fires `started`.
 struct Opened {
     left: std::sync::atomic::AtomicUsize,
@@ -1321,15 +1334,7 @@ async fn source_processors(
             },
         };
         batch.sizes = None; // processors may change the records
-        if !chain
-            .apply(
-                batch.source,
-                &mut batch.records,
-                &mut batch.tickets,
-                batch.start,
-            )
-            .await?
-        {
+        if !chain.apply_batch(&mut batch).await? {
             return Ok(());
         }
         batch.start = 0; // the pipeline's processors from their first
@@ -1354,15 +1359,7 @@ impl Fanout {
     async fn forward(&self, mut batch: Batch) -> Result<bool, EngineError> {
         let processors = {
             let mut chain = self.chain.lock().await;
-            if !chain
-                .apply(
-                    batch.source,
-                    &mut batch.records,
-                    &mut batch.tickets,
-                    batch.start,
-                )
-                .await?
-            {
+            if !chain.apply_batch(&mut batch).await? {
                 return Ok(false);
             }
             chain.nodes.len()

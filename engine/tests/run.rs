@@ -351,6 +351,16 @@ fn tag(id: &str, tag: &str) -> ProcessorNode {
     )
 }
 
+/// Run `g` with small batches until its source's position reaches `count`, then stop it
+/// (drained) and check that it ended without an error.
+async fn run_until_acked(g: Graph, positions: &Arc<MemoryPositions>, count: u64) {
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
+    positions.acked(count).await;
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+}
+
 /// `nodes` each in a task of their own (as standalone processors run), not in the task
 /// that feeds them.
 fn in_tasks(nodes: Vec<ProcessorNode>) -> Vec<ProcessorNode> {
@@ -1024,11 +1034,7 @@ async fn dead_letters_reinjected_once(inline: bool) {
         vec![dest("picky", &picky), dest("other", &other)],
     );
     g.dlq = Some(with_letters(&dlq_out));
-    let (stop_tx, stop) = watch::channel(false);
-    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
-    positions.acked(100).await;
-    stop_tx.send(true).unwrap();
-    engine.await.unwrap().unwrap();
+    run_until_acked(g, &positions, 100).await;
     let kept = letters.all();
     let failed: Vec<_> = kept.iter().filter(|l| l.stage == Stage::Pipeline).collect();
     let refused: Vec<_> = kept.iter().filter(|l| l.stage != Stage::Pipeline).collect();
@@ -1105,11 +1111,7 @@ async fn dead_letters_of_a_source_processor_resume_at_it() {
     source.processors = vec![tag("a", "a"), failing(), tag("c", "c")];
     let mut g = graph(vec![source], vec![], vec![dest("out", &out)]);
     g.dlq = Some(with_letters(&dlq_out));
-    let (stop_tx, stop) = watch::channel(false);
-    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
-    positions.acked(100).await;
-    stop_tx.send(true).unwrap();
-    engine.await.unwrap().unwrap();
+    run_until_acked(g, &positions, 100).await;
     let kept = letters.all();
     assert_eq!(
         numbers(&kept.iter().map(|l| l.record.clone()).collect::<Vec<_>>()),

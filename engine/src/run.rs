@@ -1160,7 +1160,11 @@ async fn run_graph(
         tasks.spawn(
             async move {
                 loop {
-                    // Cancel-safety: `recv` takes a batch only when it completes.
+                    // Cancel-safety: the raced futures are a flag wait, which takes
+                    // nothing, and `recv`, which takes a batch only when it completes; a
+                    // dropped `recv` leaves every batch in the channel (and a cancel acks
+                    // none of them: a restart reads them again). Test:
+                    // `a_destination_error_also_stops_the_fan_in_task`.
                     let batch = tokio::select! {
                         biased;
                         _ = raised(&mut cancel) => return Ok(()),

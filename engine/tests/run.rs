@@ -295,6 +295,18 @@ async fn a_stop_drains_and_a_restart_resumes_with_nothing_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_error_stops_every_node_and_positions_stay_behind_it() {
+    a_destination_error_stops_everything(vec![]).await;
+}
+
+/// The cancel reaches the fan-in task too, racing its wait for the next batch: the run
+/// ends (no task is left waiting) and nothing the failing destination did not write is
+/// acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_error_also_stops_the_fan_in_task() {
+    a_destination_error_stops_everything(in_tasks(vec![tag("p", "p")])).await;
+}
+
+async fn a_destination_error_stops_everything(pipeline: Vec<ProcessorNode>) {
     let positions = Arc::new(MemoryPositions::default());
     let good = Collect::default();
     let bad = Collect {
@@ -307,7 +319,7 @@ async fn a_destination_error_stops_every_node_and_positions_stay_behind_it() {
         run(
             graph(
                 vec![generator(0)],
-                vec![],
+                pipeline,
                 vec![dest("good", &good), dest("bad", &bad)],
             ),
             positions.clone(),

@@ -242,11 +242,17 @@ fn main() {
             &settings(&[("path".to_owned(), out.to_str().unwrap().to_owned())]),
         )
         .unwrap();
-    let source = registry
+    let mut source = registry
         .lookup("generator")
         .unwrap()
         .new_source(&source_settings)
         .unwrap();
+    // As the supervisor tells a source (the generator then builds maps for processors).
+    source.prepare(culvert_plugins::connector::Prepare {
+        connector_id: "generator".into(),
+        records_processed: with_processors,
+        ..Default::default()
+    });
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(
         (records / SAMPLE_EVERY) as usize + 1,
     )));

@@ -369,6 +369,12 @@ fn graph(
             letters: None,
         }),
     };
+    let records_processed = !pipeline.processor_ids.is_empty()
+        || pipeline.connector_ids.iter().any(|id| {
+            state
+                .connector(id)
+                .is_some_and(|connector| !connector.processor_ids.is_empty())
+        });
     let mut destinations = Vec::new();
     for connector_id in &pipeline.connector_ids {
         let connector = state
@@ -391,6 +397,7 @@ fn graph(
                 source.prepare(Prepare {
                     connector_id: connector_id.to_string(),
                     lifecycle: None,
+                    records_processed,
                 });
                 graph.sources.push(SourceNode {
                     id: connector_id.to_string(),

@@ -59,7 +59,8 @@ fn records() -> Vec<Record> {
                     serde_json::json!({"id": n, "name": format!("n{n}")})
                         .as_object()
                         .unwrap()
-                        .clone(),
+                        .clone()
+                        .into(),
                 )),
                 _ => Some(Data::Raw(Vec::new())),
             };

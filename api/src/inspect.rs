@@ -47,7 +47,8 @@ fn data(data: Option<&culvert_domain::Data>) -> Option<cdc::Data> {
             culvert_domain::Data::Raw(bytes) => D::RawData(bytes.clone()),
             culvert_domain::Data::Structured(map) => D::StructuredData(
                 // pbjson's Struct reads plain JSON (a map always converts).
-                serde_json::from_value(serde_json::Value::Object(map.clone())).unwrap_or_default(),
+                serde_json::from_value(serde_json::Value::Object(map.as_map().clone()))
+                    .unwrap_or_default(),
             ),
         }),
     })

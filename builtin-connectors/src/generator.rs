@@ -19,9 +19,9 @@
 //! not per run).
 
 use culvert_domain::opencdc::metadata;
-use culvert_domain::{Change, Data, Operation, Position, Record};
+use culvert_domain::{Change, Data, Operation, Position, Record, Structured};
 use culvert_plugins::connector::{
-    ConnectorPlugin, Destination, PluginError, Settings, Source, Specification, IDLE_READ,
+    ConnectorPlugin, Destination, PluginError, Prepare, Settings, Source, Specification, IDLE_READ,
 };
 use culvert_plugins::spec::{parse_duration, Parameter, ParameterType, Validation};
 use rand::rngs::SmallRng;
@@ -189,6 +189,8 @@ pub struct GeneratorSource {
     record_count: u64,
     /// Records made so far, this run and earlier ones (the position).
     count: u64,
+    /// Structured payloads as maps (processors will read them), not JSON text.
+    as_maps: bool,
     rng: SmallRng,
 }
 
@@ -233,6 +235,8 @@ impl Collection {
             };
             fields.push((field.to_owned(), ty));
         }
+        // Sorted by name: the payload's text is then canonical (see `Structured`).
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
         let format = match get("format.type") {
             "structured" | "raw" if fields.is_empty() => {
                 return Err(invalid(
@@ -287,22 +291,64 @@ impl Collection {
         })
     }
 
-    /// A payload side in this collection's format.
-    fn data(&self, rng: &mut SmallRng) -> Data {
+    /// A payload side in this collection's format; structured data as a map if `as_map`,
+    /// else as JSON text.
+    fn data(&self, rng: &mut SmallRng, as_map: bool) -> Data {
         let fields = match &self.format {
             Format::File(bytes) => return Data::Raw(bytes.clone()),
+            Format::Structured(fields) if as_map => {
+                // Collected, not inserted one by one: the map is built in bulk from the
+                // fields (sorted by name), without a search down the tree per field.
+                return Data::Structured(
+                    fields
+                        .iter()
+                        .map(|(name, ty)| (name.clone(), value(rng, *ty)))
+                        .collect(),
+                );
+            }
             Format::Structured(fields) | Format::Raw(fields) => fields,
         };
-        // Collected, not inserted one by one: the map is then built in bulk from the
-        // fields (kept sorted by name), without a search down the tree per field.
-        let object: serde_json::Map<String, serde_json::Value> = fields
-            .iter()
-            .map(|(name, ty)| (name.clone(), value(rng, *ty)))
-            .collect();
+        // Written straight to JSON text, values drawn as they are written: no map, and no
+        // string per field (the fields are sorted by name, so the text is canonical).
+        let drawn = Drawn {
+            fields,
+            rng: std::cell::RefCell::new(rng),
+        };
         match self.format {
-            Format::Structured(_) => Data::Structured(object),
-            _ => Data::Raw(serde_json::to_vec(&object).expect("JSON of plain values")),
+            Format::Structured(_) => {
+                Data::Structured(Structured::from_serialized(&drawn).expect("JSON of plain values"))
+            }
+            _ => Data::Raw(serde_json::to_vec(&drawn).expect("JSON of plain values")),
         }
+    }
+}
+
+/// A collection's fields with random values, drawn as they are serialised (in field order,
+/// one value per field).
+struct Drawn<'a, 'r> {
+    fields: &'a [(String, FieldType)],
+    rng: std::cell::RefCell<&'r mut SmallRng>,
+}
+
+impl serde::Serialize for Drawn<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut rng = self.rng.borrow_mut();
+        let rng = &mut **rng;
+        let mut map = serializer.serialize_map(Some(self.fields.len()))?;
+        for (name, ty) in self.fields {
+            map.serialize_key(name)?;
+            match ty {
+                FieldType::Int => map.serialize_value(&rng.gen::<i32>())?,
+                FieldType::String => map.serialize_value(Word::draw(rng).as_str())?,
+                FieldType::Time => map.serialize_value(
+                    &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                )?,
+                FieldType::Bool => map.serialize_value(&rng.gen::<bool>())?,
+                FieldType::Duration => map.serialize_value(&rng.gen_range(0..i64::MAX))?,
+            }
+        }
+        map.end()
     }
 }
 
@@ -387,6 +433,7 @@ impl GeneratorSource {
             burst_until: None,
             record_count,
             count: 0,
+            as_maps: false,
             rng: SmallRng::from_entropy(),
         })
     }
@@ -422,14 +469,14 @@ impl GeneratorSource {
         let payload = match operation {
             Operation::Create | Operation::Snapshot => Change {
                 before: None,
-                after: Some(collection.data(rng)),
+                after: Some(collection.data(rng, self.as_maps)),
             },
             Operation::Update => Change {
-                before: Some(collection.data(rng)),
-                after: Some(collection.data(rng)),
+                before: Some(collection.data(rng, self.as_maps)),
+                after: Some(collection.data(rng, self.as_maps)),
             },
             Operation::Delete => Change {
-                before: Some(collection.data(rng)),
+                before: Some(collection.data(rng, self.as_maps)),
                 after: None,
             },
         };
@@ -465,34 +512,51 @@ async fn idle_until(at: tokio::time::Instant) -> bool {
     at <= cap
 }
 
-/// A random value of a field type.
+/// A random value of a field type (the values [`Drawn`] writes as text).
 fn value(rng: &mut SmallRng, ty: FieldType) -> serde_json::Value {
     match ty {
-        FieldType::Int => serde_json::json!(rng.gen::<i32>()),
-        FieldType::String => serde_json::json!(word(rng)),
-        FieldType::Time => serde_json::json!(
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-        ),
-        FieldType::Bool => serde_json::json!(rng.gen::<bool>()),
-        FieldType::Duration => serde_json::json!(rng.gen_range(0..i64::MAX)),
+        FieldType::Int => rng.gen::<i32>().into(),
+        FieldType::String => Word::draw(rng).as_str().into(),
+        FieldType::Time => chrono::Utc::now()
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            .into(),
+        FieldType::Bool => rng.gen::<bool>().into(),
+        FieldType::Duration => rng.gen_range(0..i64::MAX).into(),
     }
 }
 
 /// A random pronounceable word of 2 to 4 syllables.
 fn word(rng: &mut SmallRng) -> String {
-    const SYLLABLES: [&str; 16] = [
-        "ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "va", "ze", "bo", "du", "fi", "go", "he",
-        "ju",
-    ];
-    // One draw makes the whole word: four bits per syllable (16 syllables, uniform), and
-    // the length from the top 32 bits (uniform over 2..=4 but for a bias of 2^-32).
-    let bits = rng.gen::<u64>();
-    let n = 2 + (bits >> 32) as usize % 3;
-    let mut word = String::with_capacity(2 * n);
-    for i in 0..n {
-        word.push_str(SYLLABLES[(bits >> (4 * i)) as usize & 0xf]);
+    Word::draw(rng).as_str().to_owned()
+}
+
+/// A word of 2 to 4 two-letter syllables, held without a heap allocation.
+struct Word {
+    bytes: [u8; 8],
+    len: usize,
+}
+
+impl Word {
+    fn draw(rng: &mut SmallRng) -> Self {
+        const SYLLABLES: [&[u8; 2]; 16] = [
+            b"ka", b"lo", b"mi", b"nu", b"pe", b"ra", b"si", b"to", b"va", b"ze", b"bo", b"du",
+            b"fi", b"go", b"he", b"ju",
+        ];
+        // One draw makes the whole word: four bits per syllable (16 syllables, uniform), and
+        // the length from the top 32 bits (uniform over 2..=4 but for a bias of 2^-32).
+        let bits = rng.gen::<u64>();
+        let n = 2 + (bits >> 32) as usize % 3;
+        let mut bytes = [0; 8];
+        for i in 0..n {
+            bytes[2 * i..2 * i + 2].copy_from_slice(SYLLABLES[(bits >> (4 * i)) as usize & 0xf]);
+        }
+        Self { bytes, len: 2 * n }
     }
-    word
+
+    fn as_str(&self) -> &str {
+        // ASCII syllables only.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
 }
 
 #[async_trait::async_trait]
@@ -563,6 +627,10 @@ impl Source for GeneratorSource {
         Ok(records)
     }
 
+    fn prepare(&mut self, context: Prepare) {
+        self.as_maps = context.records_processed;
+    }
+
     async fn ack(&mut self, _position: Position) -> Result<(), PluginError> {
         Ok(())
     }
@@ -585,6 +653,45 @@ mod tests {
             .collect();
         let settings = spec::validate(plugin.spec.source.as_ref().unwrap(), &settings)?;
         plugin.new_source(&settings)
+    }
+
+    /// Structured payloads are JSON text unless processors will read them; either way they
+    /// are the same data of the same shape.
+    #[tokio::test]
+    async fn structured_payloads_are_text_unless_processors_read_them() {
+        let settings = [
+            ("format.type", "structured"),
+            ("format.options.zeta", "int"),
+            ("format.options.alpha", "string"),
+            ("format.options.at", "time"),
+            ("format.options.ok", "bool"),
+            ("format.options.wait", "duration"),
+            ("recordCount", "50"),
+        ];
+        for processed in [false, true] {
+            let mut s = source(&settings).unwrap();
+            s.prepare(Prepare {
+                records_processed: processed,
+                ..Prepare::default()
+            });
+            s.open(None).await.unwrap();
+            for r in s.read(50).await.unwrap() {
+                let Some(Data::Structured(after)) = &r.payload.after else {
+                    panic!("structured payload expected: {r:?}");
+                };
+                assert_eq!(after.json_text().is_none(), processed);
+                let keys: Vec<&str> = after.keys().map(String::as_str).collect();
+                assert_eq!(keys, ["alpha", "at", "ok", "wait", "zeta"]);
+                assert!(after["alpha"].is_string() && after["at"].is_string());
+                assert!(after["ok"].is_boolean() && after["zeta"].is_i64());
+                assert!(after["wait"].as_i64().is_some_and(|d| d >= 0));
+                let word = after["alpha"].as_str().unwrap();
+                assert!((4..=8).contains(&word.len()), "{word}");
+                // Written the same either way (text is canonical; debug builds check it).
+                let json = serde_json::to_string(after).unwrap();
+                assert_eq!(json, serde_json::to_string(after.as_map()).unwrap());
+            }
+        }
     }
 
     #[tokio::test]

@@ -402,7 +402,7 @@ mod tests {
             .unwrap();
         source.prepare(Prepare {
             connector_id: "pipe:gen".into(),
-            lifecycle: None,
+            ..Prepare::default()
         });
         source.open(None).await.unwrap();
         let records = source.read(10).await.unwrap();
@@ -474,7 +474,7 @@ mod tests {
                 let mut source = plugin.new_source(&settings).unwrap();
                 source.prepare(Prepare {
                     connector_id: "p:gen".into(),
-                    lifecycle: None,
+                    ..Prepare::default()
                 });
                 source
             },

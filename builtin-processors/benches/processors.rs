@@ -38,14 +38,17 @@ fn small(n: usize) -> Record {
         key: Some(Data::Raw(format!("{n}").into_bytes())),
         payload: Change {
             before: None,
-            after: Some(Data::Structured(object(json!({
-                "id": n,
-                "name": format!("user-{n}"),
-                "email": format!("user-{n}@example.com"),
-                "score": "42",
-                "active": true,
-                "json": format!("{{\"a\":{n},\"b\":\"text\",\"c\":[1,2,3]}}"),
-            })))),
+            after: Some(Data::Structured(
+                object(json!({
+                    "id": n,
+                    "name": format!("user-{n}"),
+                    "email": format!("user-{n}@example.com"),
+                    "score": "42",
+                    "active": true,
+                    "json": format!("{{\"a\":{n},\"b\":\"text\",\"c\":[1,2,3]}}"),
+                }))
+                .into(),
+            )),
         },
     }
 }
@@ -63,10 +66,10 @@ fn debezium(n: usize) -> Record {
             "ts_ms": 1_700_000_000_123_u64,
             "transaction": null
         }
-    }))));
-    record.key = Some(Data::Structured(object(
-        json!({"schema": {}, "payload": {"id": n}}),
-    )));
+    })).into()));
+    record.key = Some(Data::Structured(
+        object(json!({"schema": {}, "payload": {"id": n}})).into(),
+    ));
     record
 }
 

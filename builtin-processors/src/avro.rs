@@ -12,8 +12,10 @@ use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
 use base64::Engine as _;
 use culvert_domain::schema::Schemas;
+use culvert_domain::Structured;
 use culvert_plugins::schema::{RegisteredSchema, SchemaError, SchemaRegistry, SchemaType};
 use serde_json::{Map, Number, Value};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// The first byte of the Confluent wire format.
@@ -748,16 +750,27 @@ fn shape_of(value: &Value, out: &mut impl ShapeSink) {
 pub(crate) struct KnownShape {
     text: String,
     flat: Option<Vec<(String, &'static str)>>,
+    /// For a flat shape: each field's key as canonical JSON writes it (`"name":`).
+    keys: Vec<String>,
 }
 
 impl KnownShape {
     /// `text`, the shape [`shape`] built for `data`.
     pub(crate) fn new(text: String, data: &Map<String, Value>) -> Self {
-        let flat = data
+        let flat: Option<Vec<_>> = data
             .iter()
             .map(|(key, value)| letter(value).map(|letter| (key.clone(), letter)))
             .collect();
-        Self { text, flat }
+        let keys = flat
+            .iter()
+            .flatten()
+            .map(|(key, _)| {
+                let mut text = serde_json::to_string(key).unwrap_or_default();
+                text.push(':');
+                text
+            })
+            .collect();
+        Self { text, flat, keys }
     }
 
     /// Whether `data` has this shape (exactly when [`shape`] would build the same text).
@@ -778,6 +791,170 @@ impl KnownShape {
                 same.matched()
             }
         }
+    }
+
+    /// [`matches`](Self::matches) for structured data that may still be JSON text: a flat
+    /// shape is matched against the canonical text directly, without building the map (a
+    /// source's records pass through unparsed). Anything else is matched on the map.
+    pub(crate) fn matches_structured(&self, data: &Structured) -> bool {
+        match (&self.flat, data.json_text()) {
+            (Some(fields), Some(text)) => self.matches_canonical(fields, text.as_bytes()),
+            _ => self.matches(data),
+        }
+    }
+
+    /// Whether canonical JSON text (see `Structured`: what serde_json writes for a map)
+    /// holds exactly the flat shape's fields, in order, with values of their letters.
+    fn matches_canonical(&self, fields: &[(String, &'static str)], text: &[u8]) -> bool {
+        if text.first() != Some(&b'{') {
+            return false;
+        }
+        let mut at = 1;
+        for (i, ((_, want), key)) in fields.iter().zip(&self.keys).enumerate() {
+            if i > 0 {
+                if text.get(at) != Some(&b',') {
+                    return false;
+                }
+                at += 1;
+            }
+            if !text[at..].starts_with(key.as_bytes()) {
+                return false;
+            }
+            at += key.len();
+            match canonical_scalar(text, at) {
+                Some((letter, end)) if letter == *want => at = end,
+                _ => return false,
+            }
+        }
+        text.get(at..) == Some(b"}")
+    }
+}
+
+/// The letter ([`letter`]) of the scalar at `at` in canonical JSON text and where it ends;
+/// `None` for an object or an array. Canonical text has no whitespace; in its strings a
+/// backslash escapes the byte after it, so a string ends at the first quote not escaped;
+/// its numbers are serde_json's: integers as digits (parsed back as i64, else u64, else
+/// f64), floats with a `.` or an exponent.
+fn canonical_scalar(text: &[u8], at: usize) -> Option<(&'static str, usize)> {
+    match *text.get(at)? {
+        b'"' => {
+            let mut from = at + 1;
+            loop {
+                let end = from + memchr::memchr2(b'"', b'\\', text.get(from..)?)?;
+                if text[end] == b'"' {
+                    return Some(("s", end + 1));
+                }
+                // An escape: the next byte is part of it.
+                from = end + 2;
+            }
+        }
+        b'n' => Some(("n", at + 4)),
+        b't' => Some(("b", at + 4)),
+        b'f' => Some(("b", at + 5)),
+        b'-' | b'0'..=b'9' => {
+            let len = text[at..]
+                .iter()
+                .position(|b| !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                .unwrap_or(text.len() - at);
+            let number = std::str::from_utf8(&text[at..at + len]).ok()?;
+            let letter = if number.contains(['.', 'e', 'E']) {
+                "d"
+            } else if number.parse::<i64>().is_ok() {
+                "l"
+            } else if number.parse::<u64>().is_ok() {
+                "u"
+            } else {
+                "d"
+            };
+            Some((letter, at + len))
+        }
+        _ => None,
+    }
+}
+
+/// Data whose shape can be matched against a [`KnownShape`]: a map, or structured data that
+/// may still be JSON text.
+pub(crate) trait Shaped {
+    /// The map (parsed, for data still in text).
+    fn map(&self) -> &Map<String, Value>;
+    /// Whether the data has `known`'s shape.
+    fn has_shape(&self, known: &KnownShape) -> bool;
+}
+
+impl Shaped for Map<String, Value> {
+    fn map(&self) -> &Map<String, Value> {
+        self
+    }
+
+    fn has_shape(&self, known: &KnownShape) -> bool {
+        known.matches(self)
+    }
+}
+
+impl Shaped for Structured {
+    fn map(&self) -> &Map<String, Value> {
+        self.as_map()
+    }
+
+    fn has_shape(&self, known: &KnownShape) -> bool {
+        known.matches_structured(self)
+    }
+}
+
+/// Values made for data of one shape (inferred schemas), remembered by a scope (a subject)
+/// and the data's shape. The last one used is matched first, field by field, without
+/// building the data's shape text or hashing it: a source's records mostly share one shape.
+/// At most `limit` are kept; then the memory is cleared (array shapes vary with their
+/// lengths, so the set of shapes is not bounded).
+pub(crate) struct ShapeCache<V> {
+    by_shape: HashMap<(String, String), V>,
+    last: Option<(String, KnownShape, V)>,
+    limit: usize,
+}
+
+impl<V: Clone> ShapeCache<V> {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            by_shape: HashMap::new(),
+            last: None,
+            limit,
+        }
+    }
+
+    /// The value for `data` under `scope`, or the shape text to [`insert`](Self::insert)
+    /// one under once it is made.
+    pub(crate) fn get(&mut self, scope: &str, data: &impl Shaped) -> Result<V, String> {
+        if let Some((last_scope, known, value)) = &self.last {
+            if last_scope == scope && data.has_shape(known) {
+                return Ok(value.clone());
+            }
+        }
+        let mut text = String::with_capacity(64);
+        shape(data.map(), &mut text);
+        let key = (scope.to_owned(), text);
+        match self.by_shape.get(&key) {
+            Some(value) => {
+                let value = value.clone();
+                let (scope, text) = key;
+                self.last = Some((scope, KnownShape::new(text, data.map()), value.clone()));
+                Ok(value)
+            }
+            None => Err(key.1),
+        }
+    }
+
+    /// Remember `value` for data of `data`'s shape (`shape`, as [`get`](Self::get) gave it)
+    /// under `scope`; it is the last one used now.
+    pub(crate) fn insert(&mut self, scope: String, shape: String, data: &impl Shaped, value: V) {
+        if self.by_shape.len() >= self.limit {
+            self.by_shape.clear();
+        }
+        self.last = Some((
+            scope.clone(),
+            KnownShape::new(shape.clone(), data.map()),
+            value.clone(),
+        ));
+        self.by_shape.insert((scope, shape), value);
     }
 }
 
@@ -1041,6 +1218,17 @@ mod tests {
             json!({"a": {"b": [1, "x", null]}}),
             json!({"a": {"b": [1, "x"]}}),
             json!({"a": {"b": [1, "x", null]}, "c": true}),
+            json!({"a\"b": 1}),
+            json!({"a": i64::MAX}),
+            json!({"a": i64::MAX as u64 + 1}),
+            json!({"a": -0.0}),
+            json!({"a": 1, "b": "x\u{1}", "c": null}),
+            json!({"a": 1, "b": "x\"y\\", "c": null}),
+            json!({"a": 1, "b": "\\", "c": null}),
+            json!({"a\\": 1}),
+            json!({"a": i64::MIN}),
+            json!({"a": 1e300}),
+            json!({"a": u64::MAX, "b": "x"}),
         ];
         let built = |v: &Value| {
             let mut out = String::new();
@@ -1059,6 +1247,14 @@ mod tests {
                     built(data) == text,
                     "known {expected} vs {data}"
                 );
+                // The same data as canonical JSON text: matched without the map.
+                let unparsed = Structured::from_serialized(data).unwrap();
+                assert_eq!(
+                    known.matches_structured(&unparsed),
+                    built(data) == text,
+                    "known {expected} vs the text of {data}"
+                );
+                assert!(unparsed.json_text().is_some());
             }
         }
     }

@@ -2,9 +2,7 @@
 //! with a schema from the schema registry (`preRegistered`) or inferred from the data and
 //! registered on the fly (`autoRegister`).
 
-use crate::avro::{
-    encode, encoding, infer, parse_schema, shape, with_header, Encoding, KnownShape,
-};
+use crate::avro::{encode, encoding, infer, parse_schema, with_header, Encoding, ShapeCache};
 use crate::params::{invalid, reference, setting, setting_or, with_schema_parameters};
 use crate::per_record::{PerRecord, RecordProcessor};
 use crate::reference::{FieldValue, Reference};
@@ -16,7 +14,6 @@ use culvert_plugins::schema::{SchemaRegistry, SchemaType};
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
 use culvert_plugins::{PluginError, Settings};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// How many inferred schemas an `autoRegister` processor keeps parsed.
@@ -140,7 +137,7 @@ impl ProcessorPlugin for AvroEncode {
                 }
                 Strategy::AutoRegister {
                     subject: subject.to_owned(),
-                    schemas: Mutex::new(Inferred::default()),
+                    schemas: Mutex::new(ShapeCache::new(INFERRED_CACHE)),
                 }
             }
             "" => {
@@ -176,18 +173,8 @@ enum Strategy {
     },
     AutoRegister {
         subject: String,
-        schemas: Mutex<Inferred>,
+        schemas: Mutex<ShapeCache<Ready>>,
     },
-}
-
-/// The schemas `autoRegister` inferred and registered.
-#[derive(Default)]
-struct Inferred {
-    /// By the shape of the data (see `avro::shape`).
-    by_shape: HashMap<String, Ready>,
-    /// The last one used and its shape: records of one shape after another are matched
-    /// against it without building their shape's text or hashing it.
-    last: Option<(KnownShape, Ready)>,
 }
 
 struct Encoder {
@@ -219,17 +206,10 @@ impl Encoder {
                 Ok(ready)
             }
             Strategy::AutoRegister { subject, schemas } => {
-                let mut known = schemas.lock().expect("schema lock");
-                if let Some((_, ready)) = known.last.as_ref().filter(|(s, _)| s.matches(data)) {
-                    return Ok(ready.clone());
-                }
-                let mut key = String::with_capacity(64);
-                shape(data, &mut key);
-                if let Some(ready) = known.by_shape.get(&key).cloned() {
-                    known.last = Some((KnownShape::new(key, data), ready.clone()));
-                    return Ok(ready);
-                }
-                drop(known);
+                let key = match schemas.lock().expect("schema lock").get("", data) {
+                    Ok(ready) => return Ok(ready),
+                    Err(key) => key,
+                };
                 let text = infer(data)
                     .map_err(|e| format!("could not extract avro schema: {e}"))?
                     .to_string();
@@ -241,12 +221,12 @@ impl Encoder {
                     .create(subject, SchemaType::Avro, &text)
                     .map_err(|e| format!("could not create schema: {e}"))?;
                 let ready = (registered.id, Arc::new(parsed));
-                let mut known = schemas.lock().expect("schema lock");
-                if known.by_shape.len() >= INFERRED_CACHE {
-                    known.by_shape.clear();
-                }
-                known.by_shape.insert(key.clone(), ready.clone());
-                known.last = Some((KnownShape::new(key, data), ready.clone()));
+                schemas.lock().expect("schema lock").insert(
+                    String::new(),
+                    key,
+                    data,
+                    ready.clone(),
+                );
                 Ok(ready)
             }
         }

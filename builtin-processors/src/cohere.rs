@@ -247,7 +247,7 @@ fn input_text(value: Option<FieldValue>) -> Result<String, String> {
         }
         Some(FieldValue::Data(Some(Data::Structured(object)))) => {
             let mut text = String::new();
-            crate::gojson::write_json(&mut text, &Value::Object(object));
+            crate::gojson::write_json(&mut text, &Value::Object(object.into_map()));
             Ok(text)
         }
         Some(FieldValue::Text(text) | FieldValue::Json(Value::String(text))) => Ok(text),
@@ -311,7 +311,7 @@ mod tests {
             unreachable!()
         };
         assert_eq!(
-            text(FieldValue::Data(Some(Data::Structured(object)))).unwrap(),
+            text(FieldValue::Data(Some(Data::Structured(object.into())))).unwrap(),
             r#"{"a":"\u003c\u0026\u003e","f":1.5e-07,"l":[true,-2],"n":null,"z":1}"#
         );
         assert_eq!(text(FieldValue::Text("meta".into())).unwrap(), "meta");

@@ -688,7 +688,7 @@ fn value(
     }
     let slot: u32 = parts.get(at as usize + 1)?;
     Ok(match capture.take(slot as usize) {
-        Some(map) => Ok(Some(Data::Structured(map))),
+        Some(map) => Ok(Some(Data::Structured(map.into()))),
         None => Err(format!(
             "custom.javascript: {name} must be raw data (RawData()), structured data (an \
              object) or null, and this object is not structured data as JSON"

@@ -669,7 +669,7 @@ mod tests {
     /// Structured data from a JSON object, none from null.
     fn data(value: Value) -> Option<Data> {
         match value {
-            Value::Object(map) => Some(Data::Structured(map)),
+            Value::Object(map) => Some(Data::Structured(map.into())),
             Value::Null => None,
             other => panic!("not an object: {other}"),
         }

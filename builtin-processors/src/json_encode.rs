@@ -81,7 +81,7 @@ impl RecordProcessor for EncodeProcessor {
                 Writer::Goccy,
             ),
             Some(FieldValue::Data(Some(Data::Structured(object)))) => {
-                write_json(&mut json, &Value::Object(object))
+                write_json(&mut json, &Value::Object(object.into_map()))
             }
             Some(FieldValue::Json(value)) => write_json(&mut json, &value),
             Some(FieldValue::Text(text)) => write_string(&mut json, &text, Writer::Goccy),

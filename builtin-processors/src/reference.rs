@@ -287,7 +287,9 @@ impl Reference {
             (Target::Data(data, path), value) => {
                 *data = match value {
                     FieldValue::Data(new) => new,
-                    FieldValue::Json(Value::Object(object)) => Some(Data::Structured(object)),
+                    FieldValue::Json(Value::Object(object)) => {
+                        Some(Data::Structured(object.into()))
+                    }
                     FieldValue::Json(Value::Null) => None,
                     FieldValue::Json(Value::String(text)) | FieldValue::Text(text) => {
                         Some(Data::Raw(text.into_bytes()))
@@ -313,7 +315,9 @@ impl Reference {
                         Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
                     }
                     FieldValue::Data(None) => Value::Null,
-                    FieldValue::Data(Some(Data::Structured(object))) => Value::Object(object),
+                    FieldValue::Data(Some(Data::Structured(object))) => {
+                        Value::Object(object.into_map())
+                    }
                     other => return Err(unexpected_type(other.kind(), &format!("{path}.{field}"))),
                 };
                 object.insert(field, value);
@@ -421,7 +425,7 @@ impl Reference {
                     other => return Err(not_resolvable(format!("unexpected field {other:?}"))),
                 },
                 Target::Data(data, path) => {
-                    let data = data.get_or_insert_with(|| Data::Structured(Map::new()));
+                    let data = data.get_or_insert_with(|| Data::Structured(Map::new().into()));
                     match data {
                         Data::Structured(object) => Target::Field {
                             object,
@@ -666,7 +670,7 @@ mod tests {
         assert_eq!(
             r.key,
             Some(Data::Structured(
-                json!({"id": 1}).as_object().unwrap().clone()
+                json!({"id": 1}).as_object().unwrap().clone().into()
             ))
         );
         set(&mut r, ".Key", FieldValue::Text("raw".into())).unwrap();

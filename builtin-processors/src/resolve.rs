@@ -54,8 +54,8 @@ pub(crate) fn structured_data(
             .map_err(|e| format!("failed unmarshalling JSON from raw data: {e}"))
     };
     match value {
-        Some(FieldValue::Data(Some(Data::Structured(map))))
-        | Some(FieldValue::Json(Value::Object(map))) => Ok(map),
+        Some(FieldValue::Data(Some(Data::Structured(map)))) => Ok(map.into_map()),
+        Some(FieldValue::Json(Value::Object(map))) => Ok(map),
         Some(FieldValue::Data(Some(Data::Raw(bytes)))) if bytes.is_empty() => {
             Ok(serde_json::Map::new())
         }

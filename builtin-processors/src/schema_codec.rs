@@ -10,11 +10,11 @@
 //! Conduit's Avro serde infers, registered under `[context:][collection.]subject`).
 //! Schemas are looked up once per subject and version; extracted schemas once per shape.
 
-use crate::avro::{decode, encode_map, encoding, infer, parse_schema, shape, Encoding, KnownShape};
+use crate::avro::{decode, encode_map, encoding, infer, parse_schema, Encoding, ShapeCache};
 use culvert_domain::opencdc::metadata::COLLECTION;
-use culvert_domain::{Data, Record};
+use culvert_domain::{Data, Record, Structured};
 use culvert_plugins::schema::{SchemaRegistry, SchemaType};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -60,13 +60,7 @@ pub struct SchemaCodec {
     /// Schemas by subject and version (a version never changes meaning).
     cache: HashMap<Named, Arc<Ready>>,
     /// Versions of extracted schemas by subject and the data's shape.
-    extracted: HashMap<(String, String), u32>,
-    /// Scratch space for shapes.
-    shape: String,
-    /// The subject, shape and version of the last extraction: data of one shape after
-    /// another (a source's usual output) is matched against it without building its shape
-    /// or hashing it.
-    last: Option<(String, KnownShape, u32)>,
+    extracted: ShapeCache<u32>,
 }
 
 impl SchemaCodec {
@@ -75,9 +69,7 @@ impl SchemaCodec {
         Self {
             registry,
             cache: HashMap::new(),
-            extracted: HashMap::new(),
-            shape: String::new(),
-            last: None,
+            extracted: ShapeCache::new(MAX_SHAPES),
         }
     }
 
@@ -272,30 +264,15 @@ impl SchemaCodec {
     pub(crate) fn extracted(
         &mut self,
         subject: String,
-        data: &Map<String, Value>,
+        data: &Structured,
     ) -> Result<Named, String> {
-        if let Some((last_subject, last_shape, version)) = &self.last {
-            if *last_subject == subject && last_shape.matches(data) {
-                return Ok((subject, *version));
-            }
-        }
-        self.shape.clear();
-        shape(data, &mut self.shape);
-        let key = (subject, std::mem::take(&mut self.shape));
-        let version = match self.extracted.get(&key) {
-            Some(&version) => version,
-            None => {
-                let text = infer(data)?.to_string();
-                let version = self.register(&key.0, &text)?.version;
-                if self.extracted.len() >= MAX_SHAPES {
-                    self.extracted.clear();
-                }
-                self.extracted.insert(key.clone(), version);
-                version
-            }
+        let shape = match self.extracted.get(&subject, data) {
+            Ok(version) => return Ok((subject, version)),
+            Err(shape) => shape,
         };
-        let (subject, shape) = key;
-        self.last = Some((subject.clone(), KnownShape::new(shape, data), version));
+        let text = infer(data)?.to_string();
+        let version = self.register(&subject, &text)?.version;
+        self.extracted.insert(subject.clone(), shape, data, version);
         Ok((subject, version))
     }
 }
@@ -368,7 +345,7 @@ fn named_by_source(record: &Record, subject: &str, version: &str) -> Result<Opti
 
 fn decoded(schema: &Encoding, bytes: &[u8]) -> Result<Data, String> {
     match decode(schema, bytes)? {
-        Value::Object(map) => Ok(Data::Structured(map)),
+        Value::Object(map) => Ok(Data::Structured(map.into())),
         other => Err(format!("the schema gives {other}, not structured data")),
     }
 }
@@ -382,7 +359,7 @@ fn raw(data: &Option<Data>) -> Option<&[u8]> {
 }
 
 /// The structured data a key or payload side holds, if it holds some.
-pub(crate) fn structured(data: &Option<Data>) -> Option<&Map<String, Value>> {
+pub(crate) fn structured(data: &Option<Data>) -> Option<&Structured> {
     match data {
         Some(Data::Structured(map)) => Some(map),
         _ => None,
@@ -412,7 +389,7 @@ mod tests {
             key: Some(Data::Raw(b"k".to_vec())),
             payload: culvert_domain::Change {
                 before: None,
-                after: Some(Data::Structured(after)),
+                after: Some(Data::Structured(after.into())),
             },
             ..Record::default()
         }

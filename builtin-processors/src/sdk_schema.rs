@@ -24,7 +24,7 @@ use crate::schema_codec::{
     named, replace, structured, Named, Ready, SchemaCodec, KEY_SUBJECT, KEY_VERSION,
     PAYLOAD_SUBJECT, PAYLOAD_VERSION,
 };
-use culvert_domain::{parse_bool, Data, Record};
+use culvert_domain::{parse_bool, Data, Record, Structured};
 use culvert_plugins::processor::{Outcome, Processor};
 use culvert_plugins::schema::SchemaRegistry;
 use culvert_plugins::{PluginError, Settings};
@@ -179,7 +179,7 @@ impl WithSchemas {
         &mut self,
         outgoing: &Named,
         incoming: &Option<Named>,
-        data: &serde_json::Map<String, Value>,
+        data: &Structured,
     ) -> Result<Arc<Ready>, String> {
         if incoming.as_ref() != Some(outgoing) {
             return self.codec.schema(outgoing);
@@ -349,7 +349,7 @@ mod tests {
             payload: culvert_domain::Change {
                 before: None,
                 after: Some(Data::Structured(
-                    json!({"name": "ada"}).as_object().unwrap().clone(),
+                    json!({"name": "ada"}).as_object().unwrap().clone().into(),
                 )),
             },
             ..Record::default()
@@ -375,6 +375,7 @@ mod tests {
                     .as_object()
                     .unwrap()
                     .clone()
+                    .into()
             ))
         );
         assert_eq!(out.metadata[PAYLOAD_VERSION], "2");

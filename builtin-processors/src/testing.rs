@@ -25,7 +25,7 @@ pub(crate) fn settings(pairs: &[(&str, &str)]) -> Settings {
 /// Structured data from a JSON object.
 pub(crate) fn structured(value: Value) -> Option<Data> {
     match value {
-        Value::Object(map) => Some(Data::Structured(map)),
+        Value::Object(map) => Some(Data::Structured(map.into())),
         other => panic!("not an object: {other}"),
     }
 }
@@ -77,7 +77,7 @@ pub(crate) fn snapshot(before: Option<Data>) -> Record {
 /// A record's `.Payload.After`, which must be structured, as a JSON object.
 pub(crate) fn after_value(record: &Record) -> Value {
     match &record.payload.after {
-        Some(Data::Structured(map)) => Value::Object(map.clone()),
+        Some(Data::Structured(map)) => Value::Object(map.as_map().clone()),
         other => panic!("not structured: {other:?}"),
     }
 }

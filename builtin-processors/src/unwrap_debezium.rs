@@ -225,7 +225,7 @@ fn apply(
 /// structured data, a string raw data, anything else no data.
 fn side(value: Option<Value>) -> Option<Data> {
     match value {
-        Some(Value::Object(object)) => Some(Data::Structured(object)),
+        Some(Value::Object(object)) => Some(Data::Structured(object.into())),
         Some(Value::String(text)) => Some(Data::Raw(text.into_bytes())),
         _ => None,
     }

@@ -80,7 +80,7 @@ fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
         key: unwrap_key(&record.key),
         payload: Change {
             before: None,
-            after: Some(Data::Structured(payload.clone())),
+            after: Some(Data::Structured(payload.clone().into())),
         },
     })
 }
@@ -129,7 +129,7 @@ mod tests {
                 &[],
                 Record {
                     payload: Change {
-                        before: Some(Data::Structured(Map::new())),
+                        before: Some(Data::Structured(Map::new().into())),
                         after: structured(json!({
                             "payload": {"description": "test2", "id": 27},
                             "schema": {}

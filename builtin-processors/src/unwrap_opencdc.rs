@@ -89,7 +89,7 @@ fn unwrap(field: &Reference, record: &Record) -> Result<Record, String> {
     let (wrapped, numbers) = match value {
         FieldValue::Data(Some(Data::Raw(bytes))) => parse(&bytes)?,
         FieldValue::Text(text) | FieldValue::Json(Value::String(text)) => parse(text.as_bytes())?,
-        FieldValue::Data(Some(Data::Structured(object))) => (object, Numbers::AsHeld),
+        FieldValue::Data(Some(Data::Structured(object))) => (object.into_map(), Numbers::AsHeld),
         // Conduit takes only top-level structured data, and fails on an object nested in
         // it; Culvert's nested objects are the same JSON, so they are taken too.
         FieldValue::Json(Value::Object(object)) => (object, Numbers::AsHeld),
@@ -200,7 +200,7 @@ const GO_BASE64: GeneralPurpose = GeneralPurpose::new(
 fn data(object: &Map<String, Value>, field: &str) -> Result<Option<Data>, String> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(inner)) => Ok(Some(Data::Structured(inner.clone()))),
+        Some(Value::Object(inner)) => Ok(Some(Data::Structured(inner.clone().into()))),
         Some(Value::String(text)) => {
             let text: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
             GO_BASE64

@@ -55,14 +55,16 @@ pub(crate) fn wrapped_object<'r>(
         None
     };
     if let Some(Some(Data::Structured(object))) = whole {
-        return Ok((Cow::Borrowed(object), Numbers::AsHeld));
+        return Ok((Cow::Borrowed(object.as_map()), Numbers::AsHeld));
     }
     let value = field
         .get(record)
         .map_err(|e| format!("failed resolving reference: {e}"))?;
     match value {
-        FieldValue::Data(Some(Data::Structured(object)))
-        | FieldValue::Json(Value::Object(object)) => Ok((Cow::Owned(object), Numbers::AsHeld)),
+        FieldValue::Data(Some(Data::Structured(object))) => {
+            Ok((Cow::Owned(object.into_map()), Numbers::AsHeld))
+        }
+        FieldValue::Json(Value::Object(object)) => Ok((Cow::Owned(object), Numbers::AsHeld)),
         FieldValue::Data(Some(Data::Raw(bytes))) => parse_object(&bytes)
             .map(|object| (Cow::Owned(object), Numbers::Float64))
             .map_err(|e| format!("failed unmarshalling JSON from raw data: {e}")),
@@ -93,7 +95,7 @@ pub(crate) fn take_whole_object(field: &Reference, record: &mut Record) -> Map<S
         return Map::new();
     };
     match slot.take() {
-        Some(Data::Structured(object)) => object,
+        Some(Data::Structured(object)) => object.into_map(),
         other => {
             *slot = other;
             Map::new()
@@ -131,7 +133,7 @@ fn json_kind(value: &Value) -> &'static str {
 pub(crate) fn unwrap_key(key: &Option<Data>) -> Option<Data> {
     let parsed;
     let (object, numbers) = match key {
-        Some(Data::Structured(object)) => (object, Numbers::AsHeld),
+        Some(Data::Structured(object)) => (object.as_map(), Numbers::AsHeld),
         Some(Data::Raw(bytes)) => match parse_object(bytes) {
             Ok(object) => {
                 parsed = object;
@@ -143,7 +145,7 @@ pub(crate) fn unwrap_key(key: &Option<Data>) -> Option<Data> {
     };
     match object.get("payload") {
         None => key.clone(),
-        Some(Value::Object(payload)) => Some(Data::Structured(payload.clone())),
+        Some(Value::Object(payload)) => Some(Data::Structured(payload.clone().into())),
         Some(other) => Some(Data::Raw(go_sprint(other, numbers).into_bytes())),
     }
 }
@@ -151,21 +153,21 @@ pub(crate) fn unwrap_key(key: &Option<Data>) -> Option<Data> {
 /// [`unwrap_key`] for a key the caller owns: the key's parts are moved, not copied.
 pub(crate) fn unwrap_key_owned(key: Option<Data>) -> Option<Data> {
     let (mut object, numbers, raw) = match key {
-        Some(Data::Structured(object)) => (object, Numbers::AsHeld, None),
+        Some(Data::Structured(object)) => (object.into_map(), Numbers::AsHeld, None),
         Some(Data::Raw(bytes)) => match parse_object(&bytes) {
             Ok(object) => (object, Numbers::Float64, Some(bytes)),
             Err(_) => return Some(Data::Raw(bytes)),
         },
         None => return None,
     };
-    let unchanged = |object, raw: Option<Vec<u8>>| match raw {
+    let unchanged = |object: Map<String, Value>, raw: Option<Vec<u8>>| match raw {
         Some(bytes) => Some(Data::Raw(bytes)),
-        None => Some(Data::Structured(object)),
+        None => Some(Data::Structured(object.into())),
     };
     match object.get("payload") {
         None => unchanged(object, raw),
         Some(Value::Object(_)) => match object.remove("payload") {
-            Some(Value::Object(payload)) => Some(Data::Structured(payload)),
+            Some(Value::Object(payload)) => Some(Data::Structured(payload.into())),
             _ => None,
         },
         Some(other) => Some(Data::Raw(go_sprint(other, numbers).into_bytes())),

@@ -82,7 +82,8 @@ mod tests {
                         serde_json::json!({"a": 1, "b": [true, null]})
                             .as_object()
                             .unwrap()
-                            .clone(),
+                            .clone()
+                            .into(),
                     )),
                 },
             },

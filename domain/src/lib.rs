@@ -28,6 +28,7 @@ mod model;
 pub mod opencdc;
 pub mod schema;
 mod state;
+mod structured;
 
 pub use command::{Command, PositionChange, ResealTarget};
 pub use error::{DomainError, EntityKind, ErrorKind};
@@ -37,7 +38,7 @@ pub use model::{
     Connector, ConnectorType, DeadLetterQueue, Pipeline, PipelineStatus, Processor,
     ProcessorParent, Settings, StoppedReason,
 };
-pub use opencdc::{Change, Data, Operation, Position, Record};
+pub use opencdc::{Change, Data, Operation, Position, Record, Structured};
 pub use schema::{RegisteredSchema, SchemaType};
 pub use state::{evolve, ControlPlane, LIMITS};
 

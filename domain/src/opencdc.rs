@@ -23,6 +23,8 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
+pub use crate::structured::Structured;
+
 /// What happened to the data a record describes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -86,8 +88,8 @@ impl<'de> Deserialize<'de> for Operation {
 pub enum Data {
     /// Opaque bytes (base64 in JSON).
     Raw(Vec<u8>),
-    /// A JSON object.
-    Structured(serde_json::Map<String, serde_json::Value>),
+    /// A JSON object: a map, or its JSON text until a field is read (see [`Structured`]).
+    Structured(Structured),
 }
 
 impl Serialize for Data {
@@ -106,7 +108,7 @@ impl<'de> Deserialize<'de> for Data {
                 .decode(text.as_bytes())
                 .map(Self::Raw)
                 .map_err(|e| D::Error::custom(format!("raw data is not valid base64: {e}"))),
-            serde_json::Value::Object(map) => Ok(Self::Structured(map)),
+            serde_json::Value::Object(map) => Ok(Self::Structured(map.into())),
             other => Err(D::Error::custom(format!(
                 "data must be a base64 string (raw) or an object (structured), not {other}"
             ))),
@@ -220,7 +222,11 @@ mod tests {
             payload: Change {
                 before: None,
                 after: Some(Data::Structured(
-                    json!({"id": 1, "name": "x"}).as_object().unwrap().clone(),
+                    json!({"id": 1, "name": "x"})
+                        .as_object()
+                        .unwrap()
+                        .clone()
+                        .into(),
                 )),
             },
         };

@@ -236,7 +236,7 @@ impl DeadLetters {
                     key: None,
                     payload: Change {
                         before: None,
-                        after: Some(Data::Structured(failed)),
+                        after: Some(Data::Structured(failed.into())),
                     },
                 }
             })

@@ -779,7 +779,11 @@ pub fn record_size(record: &Record) -> u64 {
     let data = |d: &Option<Data>| match d {
         None => 0,
         Some(Data::Raw(bytes)) => bytes.len() as u64,
-        Some(Data::Structured(map)) => object_size(map),
+        // Text already written is measured; a map is walked.
+        Some(Data::Structured(data)) => match data.json_text() {
+            Some(text) => text.len() as u64,
+            None => object_size(data),
+        },
     };
     data(&record.key) + data(&record.payload.before) + data(&record.payload.after)
 }
@@ -855,7 +859,7 @@ mod tests {
             key: Some(Data::Raw(b"key".to_vec())),
             payload: Change {
                 before: Some(Data::Raw(vec![0; 10])),
-                after: Some(Data::Structured(map)),
+                after: Some(Data::Structured(map.into())),
             },
             ..Record::default()
         };

@@ -1459,7 +1459,9 @@ fn data_from_proto(data: Option<pb::opencdc::v1::Data>) -> Option<culvert_domain
     match data.and_then(|d| d.data) {
         None => None,
         Some(D::RawData(bytes)) => Some(culvert_domain::Data::Raw(bytes)),
-        Some(D::StructuredData(s)) => Some(culvert_domain::Data::Structured(struct_to_json(s))),
+        Some(D::StructuredData(s)) => {
+            Some(culvert_domain::Data::Structured(struct_to_json(s).into()))
+        }
     }
 }
 

@@ -131,6 +131,11 @@ pub struct Prepare {
     pub connector_id: String,
     /// The lifecycle event to announce, if the configuration changed since it last ran.
     pub lifecycle: Option<Lifecycle>,
+    /// Whether processors run on the records (a source's own, the pipeline's or a
+    /// destination's), so their fields will be read. A source that can make structured
+    /// data either as a map or as JSON text (the generator) builds the map then: parsing
+    /// text it has just written costs more than building the map would.
+    pub records_processed: bool,
 }
 
 /// A change of a connector's configuration since it last ran, announced to its plugin

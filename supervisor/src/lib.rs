@@ -818,6 +818,14 @@ impl Supervisor {
                 }),
             }),
         };
+        // Whether any processor runs on the records (a source's own, the pipeline's or a
+        // destination's): sources are told, as some make records faster for it.
+        let records_processed = !pipeline.processor_ids.is_empty()
+            || pipeline.connector_ids.iter().any(|id| {
+                state
+                    .connector(id)
+                    .is_some_and(|connector| !connector.processor_ids.is_empty())
+            });
         let mut activations = Vec::new();
         for connector_id in &pipeline.connector_ids {
             let connector = state
@@ -854,6 +862,7 @@ impl Supervisor {
             let prepare = Prepare {
                 connector_id: connector_id.to_string(),
                 lifecycle,
+                records_processed,
             };
             match side {
                 Side::Source => {
@@ -963,6 +972,7 @@ impl Supervisor {
             let prepare = Prepare {
                 connector_id: connector.clone(),
                 lifecycle: None,
+                records_processed: false,
             };
             let result = match self.registry.lookup(&plugin) {
                 Err(e) => Err(e.to_string()),

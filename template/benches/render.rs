@@ -25,7 +25,7 @@ fn record() -> Record {
         key: Some(Data::Raw(b"k".to_vec())),
         payload: Change {
             before: None,
-            after: Some(Data::Structured(after)),
+            after: Some(Data::Structured(after.into())),
         },
     }
 }

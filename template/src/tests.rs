@@ -26,16 +26,19 @@ pub(crate) fn record() -> Record {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect(),
-        key: Some(Data::Structured(object(json!({"id": 7})))),
+        key: Some(Data::Structured(object(json!({"id": 7})).into())),
         payload: Change {
             before: Some(Data::Raw(b"hi".to_vec())),
-            after: Some(Data::Structured(object(json!({
-                "name": "alice", "age": 30, "score": 3.5, "big": 1_000_000.0,
-                "a": {"b": {"c": "deep"}}, "list": [1, 2.5, "x", null, true],
-                "nul": null, "t": true, "f": false, "zero": 0, "fz": 0.0,
-                "emptys": "", "emptyl": [], "emptym": {},
-                "nested": {"z": 1, "a": [1, {"k": "v"}]}
-            })))),
+            after: Some(Data::Structured(
+                object(json!({
+                    "name": "alice", "age": 30, "score": 3.5, "big": 1_000_000.0,
+                    "a": {"b": {"c": "deep"}}, "list": [1, 2.5, "x", null, true],
+                    "nul": null, "t": true, "f": false, "zero": 0, "fz": 0.0,
+                    "emptys": "", "emptyl": [], "emptym": {},
+                    "nested": {"z": 1, "a": [1, {"k": "v"}]}
+                }))
+                .into(),
+            )),
         },
     }
 }

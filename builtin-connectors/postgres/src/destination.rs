@@ -170,7 +170,7 @@ impl PostgresDestination {
 fn structured(data: Option<&Data>) -> Result<Map<String, Value>, String> {
     match data {
         None => Ok(Map::new()),
-        Some(Data::Structured(map)) => Ok(map.clone()),
+        Some(Data::Structured(map)) => Ok(map.as_map().clone()),
         Some(Data::Raw(bytes)) if bytes.is_empty() => Ok(Map::new()),
         Some(Data::Raw(bytes)) => serde_json::from_slice::<Map<String, Value>>(bytes)
             .map_err(|e| format!("raw data is not a JSON object: {e}")),

@@ -338,10 +338,10 @@ impl Running {
             position: Position(position.to_bytes()),
             operation,
             metadata: [(metadata::COLLECTION.to_owned(), relation.name.clone())].into(),
-            key: Some(Data::Structured(key)),
+            key: Some(Data::Structured(key.into())),
             payload: Change {
-                before: old.map(Data::Structured),
-                after: new.map(Data::Structured),
+                before: old.map(|old| Data::Structured(old.into())),
+                after: new.map(|new| Data::Structured(new.into())),
             },
         };
         self.pending.push_back((record, Some((commit, index))));
@@ -943,10 +943,10 @@ async fn snapshot_tables(
                     position: Position(position.to_bytes()),
                     operation: Operation::Snapshot,
                     metadata: [(metadata::COLLECTION.to_owned(), table.name.clone())].into(),
-                    key: Some(Data::Structured(key)),
+                    key: Some(Data::Structured(key.into())),
                     payload: Change {
                         before: None,
-                        after: Some(Data::Structured(payload)),
+                        after: Some(Data::Structured(payload.into())),
                     },
                 });
             }

@@ -389,13 +389,13 @@ async fn types_read_the_same_from_snapshot_and_stream() {
     let Some(Data::Structured(snapshot)) = &records[0].payload.after else {
         panic!("snapshot payload");
     };
-    assert_eq!(Value::Object(snapshot.clone()), want);
+    assert_eq!(Value::Object(snapshot.as_map().clone()), want);
     let Some(Data::Structured(change)) = &records[1].payload.after else {
         panic!("change payload");
     };
     let mut want_change = want.clone();
     want_change["id"] = json!(2);
-    assert_eq!(Value::Object(change.clone()), want_change);
+    assert_eq!(Value::Object(change.as_map().clone()), want_change);
 }
 
 /// id, name, amount, blob (hex), doc.
@@ -419,11 +419,11 @@ async fn the_destination_upserts_and_deletes_by_key_per_batch() {
         operation: op,
         metadata: [("opencdc.collection".to_owned(), "target".to_owned())].into(),
         key: Some(Data::Structured(
-            json!({ "id": id }).as_object().unwrap().clone(),
+            json!({ "id": id }).as_object().unwrap().clone().into(),
         )),
         payload: culvert_domain::Change {
             before: None,
-            after: after.map(|v| Data::Structured(v.as_object().unwrap().clone())),
+            after: after.map(|v| Data::Structured(v.as_object().unwrap().clone().into())),
         },
     };
     dest.write(&[

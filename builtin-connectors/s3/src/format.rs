@@ -228,7 +228,8 @@ mod tests {
             serde_json::json!({"b": 1, "a": "x"})
                 .as_object()
                 .unwrap()
-                .clone(),
+                .clone()
+                .into(),
         ));
         structured.key = None;
         let text = Format::Json

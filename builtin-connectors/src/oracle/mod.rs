@@ -303,7 +303,7 @@ mod tests {
                 metadata: [(DLQ_NACK_ERROR.to_owned(), "poison".to_owned())].into(),
                 payload: culvert_domain::Change {
                     before: None,
-                    after: Some(Data::Structured(json)),
+                    after: Some(Data::Structured(json.into())),
                 },
                 ..failed.clone()
             }

@@ -286,8 +286,7 @@ impl Destination for FileDestination {
             .ok_or_else(|| PluginError::Other("write before open".into()))?;
         self.buffer.clear();
         for record in records {
-            serde_json::to_writer(&mut self.buffer, record)
-                .map_err(|e| PluginError::Other(format!("encoding a record: {e}")))?;
+            record.write_json(&mut self.buffer);
             self.buffer.push(b'\n');
         }
         let context = || format!("writing to {}", self.path.display());

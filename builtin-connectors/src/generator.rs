@@ -302,7 +302,7 @@ impl Collection {
                 return Data::Structured(
                     fields
                         .iter()
-                        .map(|(name, ty)| (name.clone(), value(rng, *ty)))
+                        .map(|(name, ty)| (name.clone(), Random::draw(rng, *ty).into()))
                         .collect(),
                 );
             }
@@ -337,16 +337,7 @@ impl serde::Serialize for Drawn<'_, '_> {
         let rng = &mut **rng;
         let mut map = serializer.serialize_map(Some(self.fields.len()))?;
         for (name, ty) in self.fields {
-            map.serialize_key(name)?;
-            match ty {
-                FieldType::Int => map.serialize_value(&rng.gen::<i32>())?,
-                FieldType::String => map.serialize_value(Word::draw(rng).as_str())?,
-                FieldType::Time => map.serialize_value(
-                    &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                )?,
-                FieldType::Bool => map.serialize_value(&rng.gen::<bool>())?,
-                FieldType::Duration => map.serialize_value(&rng.gen_range(0..i64::MAX))?,
-            }
+            map.serialize_entry(name, &Random::draw(rng, *ty))?;
         }
         map.end()
     }
@@ -512,16 +503,51 @@ async fn idle_until(at: tokio::time::Instant) -> bool {
     at <= cap
 }
 
-/// A random value of a field type (the values [`Drawn`] writes as text).
-fn value(rng: &mut SmallRng, ty: FieldType) -> serde_json::Value {
-    match ty {
-        FieldType::Int => rng.gen::<i32>().into(),
-        FieldType::String => Word::draw(rng).as_str().into(),
-        FieldType::Time => chrono::Utc::now()
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-            .into(),
-        FieldType::Bool => rng.gen::<bool>().into(),
-        FieldType::Duration => rng.gen_range(0..i64::MAX).into(),
+/// A random value of a field type: written as JSON text ([`Drawn`]) or made a JSON value
+/// (for a map).
+enum Random {
+    Int(i32),
+    Word(Word),
+    Time(String),
+    Bool(bool),
+    Duration(i64),
+}
+
+impl Random {
+    fn draw(rng: &mut SmallRng, ty: FieldType) -> Self {
+        match ty {
+            FieldType::Int => Self::Int(rng.gen()),
+            FieldType::String => Self::Word(Word::draw(rng)),
+            FieldType::Time => {
+                Self::Time(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }
+            FieldType::Bool => Self::Bool(rng.gen()),
+            FieldType::Duration => Self::Duration(rng.gen_range(0..i64::MAX)),
+        }
+    }
+}
+
+impl serde::Serialize for Random {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Int(n) => serializer.serialize_i32(*n),
+            Self::Word(word) => serializer.serialize_str(word.as_str()),
+            Self::Time(time) => serializer.serialize_str(time),
+            Self::Bool(b) => serializer.serialize_bool(*b),
+            Self::Duration(d) => serializer.serialize_i64(*d),
+        }
+    }
+}
+
+impl From<Random> for serde_json::Value {
+    fn from(random: Random) -> Self {
+        match random {
+            Random::Int(n) => n.into(),
+            Random::Word(word) => word.as_str().into(),
+            Random::Time(time) => time.into(),
+            Random::Bool(b) => b.into(),
+            Random::Duration(d) => d.into(),
+        }
     }
 }
 

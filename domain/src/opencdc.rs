@@ -188,6 +188,34 @@ pub struct Record {
     pub payload: Change,
 }
 
+/// Why writing JSON into a `Vec` cannot fail: the writer cannot, and maps with string keys
+/// of strings or JSON values always serialise.
+const WRITES: &str = "a record always serialises: string keys, finite data";
+
+/// `bytes` as a JSON string of their base64.
+fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    let written = BASE64
+        .encode_slice(bytes, &mut out[start..])
+        .expect("room for the padded base64 was made");
+    out.truncate(start + written);
+    out.push(b'"');
+}
+
+/// A key or payload side as JSON: `null`, a base64 string or an object.
+fn write_data(out: &mut Vec<u8>, data: &Option<Data>) {
+    match data {
+        None => out.extend_from_slice(b"null"),
+        Some(Data::Raw(bytes)) => write_base64(out, bytes),
+        Some(Data::Structured(data)) => match data.json_text() {
+            Some(text) => out.extend_from_slice(text.as_bytes()),
+            None => serde_json::to_writer(&mut *out, data.as_map()).expect(WRITES),
+        },
+    }
+}
+
 fn null_as_empty<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
@@ -197,7 +225,29 @@ fn null_as_empty<'de, D: Deserializer<'de>>(
 impl Record {
     /// The record as one line of Conduit's JSON form (no trailing newline).
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a record always serialises: string keys, finite data")
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Append the record's JSON form to `out`: the same bytes serde_json writes for it
+    /// (its `Serialize`), made faster. Base64 (the position and raw data) is encoded
+    /// straight into `out`, with no string to allocate and no scan for characters to
+    /// escape (base64 has none); structured data still JSON text is copied as it is.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"position\":");
+        write_base64(out, &self.position.0);
+        out.extend_from_slice(b",\"operation\":\"");
+        out.extend_from_slice(self.operation.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"metadata\":");
+        serde_json::to_writer(&mut *out, &self.metadata).expect(WRITES);
+        out.extend_from_slice(b",\"key\":");
+        write_data(out, &self.key);
+        out.extend_from_slice(b",\"payload\":{\"before\":");
+        write_data(out, &self.payload.before);
+        out.extend_from_slice(b",\"after\":");
+        write_data(out, &self.payload.after);
+        out.extend_from_slice(b"}}");
     }
 
     /// A record from Conduit's JSON form.
@@ -270,6 +320,9 @@ mod tests {
             proptest::collection::btree_map("[a-z]{1,6}", any::<i64>(), 0..4).prop_map(|m| {
                 Data::Structured(m.into_iter().map(|(k, v)| (k, json!(v))).collect())
             }),
+            // Structured data still as its JSON text.
+            proptest::collection::btree_map(".{0,6}", ".{0,6}", 0..4)
+                .prop_map(|m| { Data::Structured(Structured::from_serialized(&m).unwrap()) }),
         ]
     }
 
@@ -320,6 +373,11 @@ mod tests {
                 key,
                 payload: Change { before, after },
             };
+            // The hand-made writer says exactly what serde_json says.
+            prop_assert_eq!(
+                String::from_utf8(record.to_json()).unwrap(),
+                serde_json::to_string(&record).unwrap()
+            );
             prop_assert_eq!(Record::from_json(&record.to_json()).unwrap(), record);
         }
     }

@@ -316,16 +316,6 @@ fn main() {
                 "",
             );
             destination_processors = processor("filter", &[], "{{ eq .Metadata.route \"never\" }}");
-            if std::env::var("XSRC").is_ok() {
-                for p in &mut source_processors {
-                    p.inline = false;
-                }
-            }
-            if std::env::var("XPIPE").is_ok() {
-                for p in &mut pipeline_processors {
-                    p.inline = false;
-                }
-            }
         }
         let metrics = with_metrics().then(|| Arc::new(Metrics::new()).pipeline("bench"));
         let inspectors = Arc::new(Inspectors::new(1000));

@@ -366,9 +366,19 @@ fn tag(id: &str, tag: &str) -> ProcessorNode {
 /// Run `g` with small batches until its source's position reaches `count`, then stop it
 /// (drained) and check that it ended without an error.
 async fn run_until_acked(g: Graph, positions: &Arc<MemoryPositions>, count: u64) {
+    run_until(g, positions, positions.acked(count)).await;
+}
+
+/// Run `g` with small batches until `done` completes, then stop it (drained) and check that
+/// it ended without an error.
+async fn run_until(
+    g: Graph,
+    positions: &Arc<MemoryPositions>,
+    done: impl std::future::Future<Output = ()>,
+) {
     let (stop_tx, stop) = watch::channel(false);
     let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
-    positions.acked(count).await;
+    done.await;
     stop_tx.send(true).unwrap();
     engine.await.unwrap().unwrap();
 }
@@ -1080,11 +1090,7 @@ async fn dead_letters_reinjected_once(inline: bool) {
     );
     g.dlq = Some(with_letters(&dlq_out));
     letters.queue_all();
-    let (stop_tx, stop) = watch::channel(false);
-    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
-    letters.until(0).await;
-    stop_tx.send(true).unwrap();
-    engine.await.unwrap().unwrap();
+    run_until(g, &positions, letters.until(0)).await;
     let mut to_picky = numbers(&picky.records.lock().unwrap());
     to_picky.sort_unstable();
     assert_eq!(
@@ -1147,11 +1153,7 @@ async fn dead_letters_of_a_source_processor_resume_at_it() {
     let mut g = graph(vec![source], vec![], vec![dest("out", &out)]);
     g.dlq = Some(with_letters(&dlq_out));
     letters.queue_all();
-    let (stop_tx, stop) = watch::channel(false);
-    let engine = tokio::spawn(run(g, positions.clone(), small_batches(), stop, None));
-    letters.until(0).await;
-    stop_tx.send(true).unwrap();
-    engine.await.unwrap().unwrap();
+    run_until(g, &positions, letters.until(0)).await;
     let again = out.records.lock().unwrap();
     let mut resent = numbers(&again);
     resent.sort_unstable();

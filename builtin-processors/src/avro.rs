@@ -745,32 +745,37 @@ fn shape_of(value: &Value, out: &mut impl ShapeSink) {
 }
 
 /// A shape seen before, to match data against quickly: the text [`shape`] built, and for
-/// data without objects or arrays in it (a flat record, the usual case) each field's name
-/// and letter, matched directly without walking the text.
+/// data without objects or arrays in it (a flat record, the usual case) each field, matched
+/// directly without walking the text.
 pub(crate) struct KnownShape {
     text: String,
-    flat: Option<Vec<(String, &'static str)>>,
-    /// For a flat shape: each field's key as canonical JSON writes it (`"name":`).
-    keys: Vec<String>,
+    flat: Option<Vec<FlatField>>,
+}
+
+/// A field of a flat shape.
+struct FlatField {
+    name: String,
+    /// The name as canonical JSON writes it, with its colon (`"name":`).
+    json_key: String,
+    letter: &'static str,
 }
 
 impl KnownShape {
     /// `text`, the shape [`shape`] built for `data`.
     pub(crate) fn new(text: String, data: &Map<String, Value>) -> Self {
-        let flat: Option<Vec<_>> = data
+        let flat = data
             .iter()
-            .map(|(key, value)| letter(value).map(|letter| (key.clone(), letter)))
-            .collect();
-        let keys = flat
-            .iter()
-            .flatten()
-            .map(|(key, _)| {
-                let mut text = serde_json::to_string(key).unwrap_or_default();
-                text.push(':');
-                text
+            .map(|(name, value)| {
+                let mut json_key = serde_json::to_string(name).unwrap_or_default();
+                json_key.push(':');
+                Some(FlatField {
+                    name: name.clone(),
+                    json_key,
+                    letter: letter(value)?,
+                })
             })
             .collect();
-        Self { text, flat, keys }
+        Self { text, flat }
     }
 
     /// Whether `data` has this shape (exactly when [`shape`] would build the same text).
@@ -778,12 +783,9 @@ impl KnownShape {
         match &self.flat {
             Some(fields) => {
                 fields.len() == data.len()
-                    && fields
-                        .iter()
-                        .zip(data)
-                        .all(|((name, expected), (key, value))| {
-                            name == key && letter(value) == Some(*expected)
-                        })
+                    && fields.iter().zip(data).all(|(field, (key, value))| {
+                        field.name == *key && letter(value) == Some(field.letter)
+                    })
             }
             None => {
                 let mut same = SameShape::new(&self.text);
@@ -798,36 +800,36 @@ impl KnownShape {
     /// source's records pass through unparsed). Anything else is matched on the map.
     pub(crate) fn matches_structured(&self, data: &Structured) -> bool {
         match (&self.flat, data.json_text()) {
-            (Some(fields), Some(text)) => self.matches_canonical(fields, text.as_bytes()),
+            (Some(fields), Some(text)) => matches_canonical(fields, text.as_bytes()),
             _ => self.matches(data),
         }
     }
+}
 
-    /// Whether canonical JSON text (see `Structured`: what serde_json writes for a map)
-    /// holds exactly the flat shape's fields, in order, with values of their letters.
-    fn matches_canonical(&self, fields: &[(String, &'static str)], text: &[u8]) -> bool {
-        if text.first() != Some(&b'{') {
-            return false;
-        }
-        let mut at = 1;
-        for (i, ((_, want), key)) in fields.iter().zip(&self.keys).enumerate() {
-            if i > 0 {
-                if text.get(at) != Some(&b',') {
-                    return false;
-                }
-                at += 1;
-            }
-            if !text[at..].starts_with(key.as_bytes()) {
+/// Whether canonical JSON text (see `Structured`: what serde_json writes for a map) holds
+/// exactly a flat shape's fields, in order, with values of their letters.
+fn matches_canonical(fields: &[FlatField], text: &[u8]) -> bool {
+    if text.first() != Some(&b'{') {
+        return false;
+    }
+    let mut at = 1;
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            if text.get(at) != Some(&b',') {
                 return false;
             }
-            at += key.len();
-            match canonical_scalar(text, at) {
-                Some((letter, end)) if letter == *want => at = end,
-                _ => return false,
-            }
+            at += 1;
         }
-        text.get(at..) == Some(b"}")
+        if !text[at..].starts_with(field.json_key.as_bytes()) {
+            return false;
+        }
+        at += field.json_key.len();
+        match canonical_scalar(text, at) {
+            Some((letter, end)) if letter == field.letter => at = end,
+            _ => return false,
+        }
     }
+    text.get(at..) == Some(b"}")
 }
 
 /// The letter ([`letter`]) of the scalar at `at` in canonical JSON text and where it ends;

@@ -369,12 +369,7 @@ fn graph(
             letters: None,
         }),
     };
-    let records_processed = !pipeline.processor_ids.is_empty()
-        || pipeline.connector_ids.iter().any(|id| {
-            state
-                .connector(id)
-                .is_some_and(|connector| !connector.processor_ids.is_empty())
-        });
+    let records_processed = state.runs_processors(pipeline);
     let mut destinations = Vec::new();
     for connector_id in &pipeline.connector_ids {
         let connector = state

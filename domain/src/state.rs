@@ -87,6 +87,17 @@ impl ControlPlane {
         self.processors.get(id)
     }
 
+    /// Whether any processor runs on `pipeline`'s records: one of the pipeline's own, or one
+    /// attached to any of its connectors. Sources are told, as some make records faster when
+    /// nothing reads their fields before a destination writes them.
+    pub fn runs_processors(&self, pipeline: &Pipeline) -> bool {
+        !pipeline.processor_ids.is_empty()
+            || pipeline.connector_ids.iter().any(|id| {
+                self.connector(id)
+                    .is_some_and(|connector| !connector.processor_ids.is_empty())
+            })
+    }
+
     /// A pipeline by its (unique) name.
     pub fn pipeline_by_name(&self, name: &str) -> Option<&Pipeline> {
         self.names.get(name).and_then(|id| self.pipelines.get(id))

@@ -38,8 +38,9 @@ impl Structured {
     ///
     /// `value` must serialise as a map with its keys sorted (as `String`'s `Ord` sorts them)
     /// and unique: the text is then exactly what serde_json writes for the same data as a
-    /// `Map`. Debug builds check this. An error if `value` cannot be serialised, or if it
-    /// is not an object.
+    /// `Map`. Debug builds check this. An error if `value` cannot be serialised, if it is
+    /// not an object, or if it nests deeper than serde_json reads back (128 levels): the
+    /// text must always parse when a field is read.
     pub fn from_serialized<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
         let text = serde_json::value::to_raw_value(value)?;
         if !text.get().starts_with('{') {
@@ -47,9 +48,19 @@ impl Structured {
                 "structured data must serialise as a JSON object",
             ));
         }
+        // Fewer opening brackets than serde_json's depth limit (counting any inside strings
+        // too) cannot nest too deep. Text with more is parsed now, to be sure it reads back;
+        // the map parsed is kept.
+        let map = OnceLock::new();
+        if memchr::memchr2_iter(b'{', b'[', text.get().as_bytes()).count() >= READ_DEPTH_LIMIT {
+            let parsed = try_parse(&text).map_err(|e| {
+                serde::ser::Error::custom(format!("structured data cannot be read back: {e}"))
+            })?;
+            let _ = map.set(parsed);
+        }
         let data = Self {
             text: Some(text),
-            map: OnceLock::new(),
+            map,
         };
         #[cfg(debug_assertions)]
         if let Some(text) = &data.text {
@@ -86,16 +97,23 @@ impl Structured {
     }
 }
 
-/// The map of canonical text. It was written by serde_json from a map of JSON values, so
-/// it parses; a failure would be a broken invariant, and gives an empty map.
+/// serde_json refuses to read arrays and objects nested this deep.
+const READ_DEPTH_LIMIT: usize = 128;
+
+/// The map of canonical text. It was written by serde_json and checked to read back (see
+/// [`Structured::from_serialized`]), so it parses; a failure would be a broken invariant,
+/// and gives an empty map.
 ///
 /// The fields are read into a list and the map built from it in one go: they come sorted,
 /// so the map is built without a search down the tree per field (as inserting one by one,
 /// serde_json's way, does).
 fn parse(text: &RawValue) -> Map<String, Value> {
-    serde_json::from_str::<Fields>(text.get())
-        .map(|fields| fields.0.into_iter().collect())
-        .unwrap_or_default()
+    try_parse(text).unwrap_or_default()
+}
+
+/// The map of `text`, or why it does not read.
+fn try_parse(text: &RawValue) -> Result<Map<String, Value>, serde_json::Error> {
+    serde_json::from_str::<Fields>(text.get()).map(|fields| fields.0.into_iter().collect())
 }
 
 /// A JSON object's fields in the order of its text.
@@ -257,6 +275,30 @@ mod tests {
     fn only_objects_are_structured() {
         let e = Structured::from_serialized(&[1, 2]).unwrap_err();
         assert!(e.to_string().contains("JSON object"), "{e}");
+    }
+
+    #[test]
+    fn data_nested_deeper_than_reads_back_is_refused() {
+        let nested = |depth: usize| {
+            let mut value = json!(1);
+            for _ in 0..depth {
+                value = json!([value]);
+            }
+            BTreeMap::from([("deep", value)])
+        };
+        // Brackets inside strings do not count: a flat object with many is accepted as is.
+        let brackets = BTreeMap::from([("s", "{[".repeat(200))]);
+        let data = Structured::from_serialized(&brackets).unwrap();
+        assert_eq!(data.get("s"), Some(&json!("{[".repeat(200))));
+        // Deep, but not too deep: parsed at once (the map is kept) and written as text.
+        let data = Structured::from_serialized(&nested(120)).unwrap();
+        assert_eq!(data.len(), 1);
+        assert_eq!(
+            serde_json::to_value(&data).unwrap(),
+            serde_json::to_value(nested(120)).unwrap()
+        );
+        let e = Structured::from_serialized(&nested(200)).unwrap_err();
+        assert!(e.to_string().contains("cannot be read back"), "{e}");
     }
 
     #[test]

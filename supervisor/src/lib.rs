@@ -820,12 +820,7 @@ impl Supervisor {
         };
         // Whether any processor runs on the records (a source's own, the pipeline's or a
         // destination's): sources are told, as some make records faster for it.
-        let records_processed = !pipeline.processor_ids.is_empty()
-            || pipeline.connector_ids.iter().any(|id| {
-                state
-                    .connector(id)
-                    .is_some_and(|connector| !connector.processor_ids.is_empty())
-            });
+        let records_processed = state.runs_processors(pipeline);
         let mut activations = Vec::new();
         for connector_id in &pipeline.connector_ids {
             let connector = state

@@ -487,6 +487,58 @@ fn connector_with_processors_cannot_be_deleted() {
     );
 }
 
+/// A processor `id` attached to `parent`, with the event that attaches it.
+fn processor_on(id: &str, parent: ProcessorParent) -> Vec<Event> {
+    let attached = match &parent {
+        ProcessorParent::Connector(connector) => Event::ConnectorProcessorAdded {
+            id: connector.clone(),
+            processor_id: prid(id),
+        },
+        ProcessorParent::Pipeline(pipeline) => Event::PipelineProcessorAdded {
+            id: pipeline.clone(),
+            processor_id: prid(id),
+        },
+    };
+    vec![
+        Event::ProcessorCreated {
+            id: prid(id),
+            parent,
+            plugin: "field.set".into(),
+            settings: Settings::new(),
+            condition: String::new(),
+            workers: 1,
+        },
+        attached,
+    ]
+}
+
+#[test]
+fn runs_processors_counts_the_pipelines_and_each_connectors_own() {
+    let runs = |events: Vec<Event>| {
+        let state = given(events);
+        state.runs_processors(state.pipeline(&pid("p")).unwrap())
+    };
+    assert!(!runs(complete_pipeline()));
+    for parent in [
+        ProcessorParent::Pipeline(pid("p")),
+        ProcessorParent::Connector(cid("src")),
+        ProcessorParent::Connector(cid("dst")),
+    ] {
+        let mut events = complete_pipeline();
+        events.extend(processor_on("pr", parent.clone()));
+        assert!(
+            runs(events),
+            "a processor on {parent:?} runs on the records"
+        );
+    }
+    // Another pipeline's processors are not this one's.
+    let mut events = complete_pipeline();
+    events.push(created("q", "other"));
+    events.extend(connector("qsrc", "q", ConnectorType::Source));
+    events.extend(processor_on("pr", ProcessorParent::Connector(cid("qsrc"))));
+    assert!(!runs(events));
+}
+
 #[test]
 fn processor_parent_must_exist_and_workers_are_checked() {
     let state = given(complete_pipeline());

@@ -353,8 +353,7 @@ pub fn openapi_document(api: Api) -> String {
 /// The whole HTTP application: API routes, health, OpenAPI document and UI, behind `auth`.
 pub fn app(api: Api, options: &HttpOptions, auth: Auth) -> impl Endpoint<Output = Response> {
     let service = openapi(api.clone());
-    let spec = service.spec();
-    let ui = service.swagger_ui();
+    let docs_api = api.clone();
     let health_api = api.clone();
     let ready_api = api;
     let route = poem::Route::new()
@@ -373,7 +372,7 @@ pub fn app(api: Api, options: &HttpOptions, auth: Auth) -> impl Endpoint<Output 
                 async move { readyz(&api).await }
             })),
         )
-        .nest("/openapi", openapi_ui(spec, ui));
+        .nest("/openapi", openapi_ui(docs_api));
     let route = match options.metrics.clone() {
         // Rendering reads /proc and walks the registry: off the async workers.
         Some(metrics) => route.at(
@@ -406,20 +405,52 @@ pub fn app(api: Api, options: &HttpOptions, auth: Auth) -> impl Endpoint<Output 
 }
 
 /// `/openapi`: a redirect to `/openapi/`, the Swagger UI there, and the document under it.
-fn openapi_ui(spec: String, ui: impl Endpoint + 'static) -> impl Endpoint {
+///
+/// Both are built for each request rather than kept: the UI page embeds Swagger UI's script
+/// (1.5 MB) and the document, and is rarely asked for, so a server does not hold it (nor
+/// touch the script's pages) for its whole life. Building takes a few milliseconds, on a
+/// blocking thread.
+fn openapi_ui(api: Api) -> impl Endpoint {
     let document = OPENAPI_PATH
         .strip_prefix("/openapi")
         .expect("the document lives under /openapi");
+    let document_api = api.clone();
     poem::Route::new()
         .at(
             document,
-            poem::get(poem::endpoint::make_sync(move |_| {
-                Response::builder()
-                    .content_type("application/json")
-                    .body(spec.clone())
+            poem::get(poem::endpoint::make(move |_req: Request| {
+                let api = document_api.clone();
+                async move {
+                    let spec = tokio::task::spawn_blocking(move || openapi(api).spec())
+                        .await
+                        .map_err(internal_error)?;
+                    Ok::<_, poem::Error>(
+                        Response::builder()
+                            .content_type("application/json")
+                            .body(spec),
+                    )
+                }
             })),
         )
-        .nest("/", ui)
+        .nest(
+            "/",
+            poem::endpoint::make(move |req: Request| {
+                let api = api.clone();
+                async move {
+                    // The UI endpoint borrows its service; both live on the blocking thread,
+                    // whose runtime handle drives the (immediate) call.
+                    tokio::task::spawn_blocking(move || {
+                        let service = openapi(api);
+                        let ui = service.swagger_ui();
+                        tokio::runtime::Handle::current()
+                            .block_on(ui.call(req))
+                            .map(IntoResponse::into_response)
+                    })
+                    .await
+                    .map_err(internal_error)?
+                }
+            }),
+        )
         .around(|ep, req: Request| async move {
             if req.original_uri().path() == "/openapi" {
                 return Ok(Response::builder()
@@ -429,6 +460,11 @@ fn openapi_ui(spec: String, ui: impl Endpoint + 'static) -> impl Endpoint {
             }
             ep.call(req).await.map(IntoResponse::into_response)
         })
+}
+
+/// A blocking task that did not finish (it panicked), as a 500.
+fn internal_error(e: tokio::task::JoinError) -> poem::Error {
+    poem::Error::from_string(e.to_string(), StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// Serve the HTTP API on `listener` until `shutdown` completes, without authentication or

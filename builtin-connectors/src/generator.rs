@@ -26,7 +26,7 @@ use culvert_plugins::connector::{
 use culvert_plugins::spec::{parse_duration, Parameter, ParameterType, Validation};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The version listed and accepted in references (`builtin:generator@v0.10.4`): the version of
 /// Conduit's `conduit-connector-generator` that Conduit bundles and this connector matches.
@@ -292,8 +292,8 @@ impl Collection {
     }
 
     /// A payload side in this collection's format; structured data as a map if `as_map`,
-    /// else as JSON text.
-    fn data(&self, rng: &mut SmallRng, as_map: bool) -> Data {
+    /// else as JSON text. Time fields are `now`.
+    fn data(&self, rng: &mut SmallRng, as_map: bool, now: &Now) -> Data {
         let fields = match &self.format {
             Format::File(bytes) => return Data::Raw(bytes.clone()),
             Format::Structured(fields) if as_map => {
@@ -302,7 +302,7 @@ impl Collection {
                 return Data::Structured(
                     fields
                         .iter()
-                        .map(|(name, ty)| (name.clone(), Random::draw(rng, *ty).into()))
+                        .map(|(name, ty)| (name.clone(), Random::draw(rng, *ty, now).into()))
                         .collect(),
                 );
             }
@@ -313,6 +313,7 @@ impl Collection {
         let drawn = Drawn {
             fields,
             rng: std::cell::RefCell::new(rng),
+            now,
         };
         match self.format {
             Format::Structured(_) => {
@@ -328,6 +329,7 @@ impl Collection {
 struct Drawn<'a, 'r> {
     fields: &'a [(String, FieldType)],
     rng: std::cell::RefCell<&'r mut SmallRng>,
+    now: &'a Now,
 }
 
 impl serde::Serialize for Drawn<'_, '_> {
@@ -337,7 +339,7 @@ impl serde::Serialize for Drawn<'_, '_> {
         let rng = &mut **rng;
         let mut map = serializer.serialize_map(Some(self.fields.len()))?;
         for (name, ty) in self.fields {
-            map.serialize_entry(name, &Random::draw(rng, *ty))?;
+            map.serialize_entry(name, &Random::draw(rng, *ty, self.now))?;
         }
         map.end()
     }
@@ -456,28 +458,26 @@ impl GeneratorSource {
             n => &self.collections[self.rng.gen_range(0..n)],
         };
         let rng = &mut self.rng;
+        // One clock read per record: its time fields and its metadata say the same instant.
+        let now = Now::read();
         let operation = collection.operations[rng.gen_range(0..collection.operations.len())];
         let payload = match operation {
             Operation::Create | Operation::Snapshot => Change {
                 before: None,
-                after: Some(collection.data(rng, self.as_maps)),
+                after: Some(collection.data(rng, self.as_maps, &now)),
             },
             Operation::Update => Change {
-                before: Some(collection.data(rng, self.as_maps)),
-                after: Some(collection.data(rng, self.as_maps)),
+                before: Some(collection.data(rng, self.as_maps, &now)),
+                after: Some(collection.data(rng, self.as_maps, &now)),
             },
             Operation::Delete => Change {
-                before: Some(collection.data(rng, self.as_maps)),
+                before: Some(collection.data(rng, self.as_maps, &now)),
                 after: None,
             },
         };
         // As Conduit's generator: made now (`opencdc.createdAt`); read now too (the engine
         // sets `opencdc.readAt` only where a source left it empty).
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos()
-            .to_string();
+        let now = now.unix_nanos();
         let mut metadata: std::collections::BTreeMap<String, String> = [
             (metadata::CREATED_AT.to_owned(), now.clone()),
             (metadata::READ_AT.to_owned(), now),
@@ -503,6 +503,26 @@ async fn idle_until(at: tokio::time::Instant) -> bool {
     at <= cap
 }
 
+/// The instant a record is made, read from the clock once for all its uses.
+struct Now(chrono::DateTime<chrono::Utc>);
+
+impl Now {
+    fn read() -> Self {
+        Self(chrono::Utc::now())
+    }
+
+    /// As a time field's value: RFC 3339 in UTC, with as many fraction digits as it needs.
+    fn rfc3339(&self) -> String {
+        self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    }
+
+    /// As metadata's timestamps: nanoseconds since the Unix epoch, in decimal.
+    fn unix_nanos(&self) -> String {
+        // Only an instant after 2262 has no nanosecond count in an i64.
+        self.0.timestamp_nanos_opt().unwrap_or_default().to_string()
+    }
+}
+
 /// A random value of a field type: written as JSON text ([`Drawn`]) or made a JSON value
 /// (for a map).
 enum Random {
@@ -514,13 +534,11 @@ enum Random {
 }
 
 impl Random {
-    fn draw(rng: &mut SmallRng, ty: FieldType) -> Self {
+    fn draw(rng: &mut SmallRng, ty: FieldType, now: &Now) -> Self {
         match ty {
             FieldType::Int => Self::Int(rng.gen()),
             FieldType::String => Self::Word(Word::draw(rng)),
-            FieldType::Time => {
-                Self::Time(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-            }
+            FieldType::Time => Self::Time(now.rfc3339()),
             FieldType::Bool => Self::Bool(rng.gen()),
             FieldType::Duration => Self::Duration(rng.gen_range(0..i64::MAX)),
         }

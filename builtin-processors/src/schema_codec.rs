@@ -296,12 +296,16 @@ fn under_schema(
 
 /// `[context:][collection.]subject` for a record.
 fn qualified(record: &Record, how: &Extraction, subject: &str) -> String {
-    let mut out = String::new();
+    let collection = record.metadata.get(COLLECTION).filter(|c| !c.is_empty());
+    // Sized once: this runs for every record a source reads.
+    let mut out = String::with_capacity(
+        how.context.len() + 1 + collection.map_or(0, |c| c.len() + 1) + subject.len(),
+    );
     if !how.context.is_empty() {
         out.push_str(&how.context);
         out.push(':');
     }
-    if let Some(collection) = record.metadata.get(COLLECTION).filter(|c| !c.is_empty()) {
+    if let Some(collection) = collection {
         out.push_str(collection);
         out.push('.');
     }

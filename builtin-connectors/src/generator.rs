@@ -650,21 +650,25 @@ impl Source for GeneratorSource {
             return Ok(Vec::new());
         }
         let mut records = Vec::with_capacity(wanted as usize);
+        // Without a rate limit or bursts every record's turn is now: no clock read per record.
+        let paced = self.interval.is_some() || burst_until.is_some();
         while (records.len() as u64) < wanted {
-            let now = tokio::time::Instant::now();
-            // When the next record would be made (under the rate limit, if any).
-            let at = match self.interval {
-                Some(_) => self.next_at.map_or(now, |at| at.max(now)),
-                None => now,
-            };
-            if at > now || burst_until.is_some_and(|until| at >= until) {
-                // Not its turn yet, or the burst is over: the next read waits.
-                break;
-            }
-            if let Some(interval) = self.interval {
-                // After an idle spell, do not burst to catch up.
-                let floor = now.checked_sub(interval).unwrap_or(now);
-                self.next_at = Some(at.max(floor) + interval);
+            if paced {
+                let now = tokio::time::Instant::now();
+                // When the next record would be made (under the rate limit, if any).
+                let at = match self.interval {
+                    Some(_) => self.next_at.map_or(now, |at| at.max(now)),
+                    None => now,
+                };
+                if at > now || burst_until.is_some_and(|until| at >= until) {
+                    // Not its turn yet, or the burst is over: the next read waits.
+                    break;
+                }
+                if let Some(interval) = self.interval {
+                    // After an idle spell, do not burst to catch up.
+                    let floor = now.checked_sub(interval).unwrap_or(now);
+                    self.next_at = Some(at.max(floor) + interval);
+                }
             }
             records.push(self.record());
         }

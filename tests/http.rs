@@ -917,6 +917,8 @@ fn openapi_document_swagger_ui_health_and_headers() {
         h.call("GET", "/openapi/oauth-receiver.html", None).status,
         200
     );
+    // Other paths under it are not found (the UI is built only for its own pages).
+    assert_eq!(h.call("GET", "/openapi/nope.js", None).status, 404);
 
     // Health and readiness, as Conduit answers them.
     assert_eq!(h.ok("GET", "/healthz", None), json!({"status": "SERVING"}));

@@ -437,6 +437,10 @@ fn openapi_ui(api: Api) -> impl Endpoint {
             poem::endpoint::make(move |req: Request| {
                 let api = api.clone();
                 async move {
+                    // Only the UI's own pages are built; any other path is not found at once.
+                    if !matches!(req.uri().path(), "/" | "" | "/oauth-receiver.html") {
+                        return Err(poem::error::NotFoundError.into());
+                    }
                     // The UI endpoint borrows its service; both live on the blocking thread,
                     // whose runtime handle drives the (immediate) call.
                     tokio::task::spawn_blocking(move || {

@@ -504,37 +504,48 @@ async fn idle_until(at: tokio::time::Instant) -> bool {
 }
 
 /// The instant a record is made, read from the clock once for all its uses.
-struct Now(chrono::DateTime<chrono::Utc>);
+struct Now {
+    at: chrono::DateTime<chrono::Utc>,
+    /// Its time fields' text, formatted once (when the first is written).
+    rfc3339: std::cell::OnceCell<String>,
+}
 
 impl Now {
     fn read() -> Self {
-        Self(chrono::Utc::now())
+        Self {
+            at: chrono::Utc::now(),
+            rfc3339: std::cell::OnceCell::new(),
+        }
     }
 
     /// As a time field's value: RFC 3339 in UTC, with as many fraction digits as it needs.
-    fn rfc3339(&self) -> String {
-        self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    fn rfc3339(&self) -> &str {
+        self.rfc3339
+            .get_or_init(|| self.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
     }
 
     /// As metadata's timestamps: nanoseconds since the Unix epoch, in decimal.
     fn unix_nanos(&self) -> String {
         // Only an instant after 2262 has no nanosecond count in an i64.
-        self.0.timestamp_nanos_opt().unwrap_or_default().to_string()
+        self.at
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
 /// A random value of a field type: written as JSON text ([`Drawn`]) or made a JSON value
 /// (for a map).
-enum Random {
+enum Random<'n> {
     Int(i32),
     Word(Word),
-    Time(String),
+    Time(&'n str),
     Bool(bool),
     Duration(i64),
 }
 
-impl Random {
-    fn draw(rng: &mut SmallRng, ty: FieldType, now: &Now) -> Self {
+impl<'n> Random<'n> {
+    fn draw(rng: &mut SmallRng, ty: FieldType, now: &'n Now) -> Self {
         match ty {
             FieldType::Int => Self::Int(rng.gen()),
             FieldType::String => Self::Word(Word::draw(rng)),
@@ -545,7 +556,7 @@ impl Random {
     }
 }
 
-impl serde::Serialize for Random {
+impl serde::Serialize for Random<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Self::Int(n) => serializer.serialize_i32(*n),
@@ -557,8 +568,8 @@ impl serde::Serialize for Random {
     }
 }
 
-impl From<Random> for serde_json::Value {
-    fn from(random: Random) -> Self {
+impl From<Random<'_>> for serde_json::Value {
+    fn from(random: Random<'_>) -> Self {
         match random {
             Random::Int(n) => n.into(),
             Random::Word(word) => word.as_str().into(),
@@ -738,6 +749,13 @@ mod tests {
                 // Written the same either way (text is canonical; debug builds check it).
                 let json = serde_json::to_string(after).unwrap();
                 assert_eq!(json, serde_json::to_string(after.as_map()).unwrap());
+                // One instant per record: its time field is when metadata says it was made.
+                let at = chrono::DateTime::parse_from_rfc3339(after["at"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_nanos_opt()
+                    .unwrap()
+                    .to_string();
+                assert_eq!(Some(&at), r.metadata.get(metadata::CREATED_AT), "{r:?}");
             }
         }
     }

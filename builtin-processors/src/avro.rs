@@ -766,12 +766,14 @@ impl KnownShape {
         let flat = data
             .iter()
             .map(|(name, value)| {
+                // A nested value: not flat (and no key text made for nothing).
+                let letter = letter(value)?;
                 let mut json_key = serde_json::to_string(name).unwrap_or_default();
                 json_key.push(':');
                 Some(FlatField {
                     name: name.clone(),
                     json_key,
-                    letter: letter(value)?,
+                    letter,
                 })
             })
             .collect();

@@ -47,10 +47,10 @@ pipelines:
 fn records() -> Vec<Record> {
     (0..RECORDS)
         .map(|n| {
-            let mut metadata = std::collections::BTreeMap::new();
+            let mut metadata = culvert_domain::Metadata::new();
             if n % 3 == 0 {
-                metadata.insert("kafka.header.trace".to_owned(), format!("t-{n}"));
-                metadata.insert("kafka.header.empty".to_owned(), String::new());
+                metadata.insert("kafka.header.trace", format!("t-{n}"));
+                metadata.insert("kafka.header.empty", String::new());
             }
             let key = match n % 4 {
                 0 => None,

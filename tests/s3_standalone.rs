@@ -16,7 +16,6 @@ use crate::http_client::call;
 use crate::s3::Moto;
 use culvert_domain::{Operation, Record};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -27,14 +26,14 @@ struct Seen {
     key: Option<culvert_domain::Data>,
     before: Option<culvert_domain::Data>,
     after: Option<culvert_domain::Data>,
-    metadata: BTreeMap<String, String>,
+    metadata: culvert_domain::Metadata,
 }
 
 fn seen(record: &Record) -> Seen {
     let mut metadata = record.metadata.clone();
     metadata.retain(|k, _| {
         !matches!(
-            k.as_str(),
+            k,
             "opencdc.readAt"
                 | "conduit.source.connector.id"
                 | "conduit.source.plugin.name"

@@ -27,11 +27,7 @@ pub(crate) fn record(record: &Record) -> cdc::Record {
     cdc::Record {
         position: record.position.0.clone(),
         operation: operation as i32,
-        metadata: record
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        metadata: record.metadata.to_string_map(),
         key: data(record.key.as_ref()),
         payload: Some(cdc::Change {
             before: data(record.payload.before.as_ref()),

@@ -18,8 +18,8 @@
 //! generated so far, so a restarted pipeline continues the count (`recordCount` is a total,
 //! not per run).
 
-use culvert_domain::opencdc::metadata;
-use culvert_domain::{Change, Data, Operation, Position, Record, Structured};
+use culvert_domain::opencdc::{metadata, MetaText, ToCompactString as _};
+use culvert_domain::{Change, Data, Metadata, Operation, Position, Record, Structured};
 use culvert_plugins::connector::{
     ConnectorPlugin, Destination, PluginError, Prepare, Settings, Source, Specification, IDLE_READ,
 };
@@ -478,13 +478,15 @@ impl GeneratorSource {
         // As Conduit's generator: made now (`opencdc.createdAt`); read now too (the engine
         // sets `opencdc.readAt` only where a source left it empty).
         let now = now.unix_nanos();
-        let mut metadata: std::collections::BTreeMap<String, String> = [
-            (metadata::CREATED_AT.to_owned(), now.clone()),
-            (metadata::READ_AT.to_owned(), now),
-        ]
-        .into();
+        // Room for the source connector's id too, which the engine adds.
+        let mut metadata = Metadata::with_capacity(4);
+        metadata.insert(metadata::key(metadata::CREATED_AT), now.clone());
+        metadata.insert(metadata::key(metadata::READ_AT), now);
         if !collection.name.is_empty() {
-            metadata.insert(metadata::COLLECTION.to_owned(), collection.name.clone());
+            metadata.insert(
+                metadata::key(metadata::COLLECTION),
+                collection.name.as_str(),
+            );
         }
         Record {
             position: Position(self.count.to_string().into_bytes()),
@@ -525,12 +527,12 @@ impl Now {
     }
 
     /// As metadata's timestamps: nanoseconds since the Unix epoch, in decimal.
-    fn unix_nanos(&self) -> String {
+    fn unix_nanos(&self) -> MetaText {
         // Only an instant after 2262 has no nanosecond count in an i64.
         self.at
             .timestamp_nanos_opt()
             .unwrap_or_default()
-            .to_string()
+            .to_compact_string()
     }
 }
 
@@ -755,7 +757,11 @@ mod tests {
                     .timestamp_nanos_opt()
                     .unwrap()
                     .to_string();
-                assert_eq!(Some(&at), r.metadata.get(metadata::CREATED_AT), "{r:?}");
+                assert_eq!(
+                    Some(at.as_str()),
+                    r.metadata.get(metadata::CREATED_AT),
+                    "{r:?}"
+                );
             }
         }
     }
@@ -886,7 +892,7 @@ mod tests {
         let records = s.read(600).await.unwrap();
         let mut seen = std::collections::BTreeMap::new();
         for r in &records {
-            let collection = r.metadata.get(metadata::COLLECTION).map(String::as_str);
+            let collection = r.metadata.get(metadata::COLLECTION);
             *seen.entry(collection).or_insert(0) += 1;
             match collection {
                 None => {

@@ -11,7 +11,6 @@ use culvert_domain::{Change, Data, Operation, Position, Record};
 use culvert_plugins::processor::{Outcome, Processor};
 use culvert_plugins::Settings;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 
 const BATCH: usize = 1_000;
 
@@ -27,14 +26,12 @@ fn small(n: usize) -> Record {
     Record {
         position: Position(n.to_string().into_bytes()),
         operation: Operation::Create,
-        metadata: BTreeMap::from([
-            ("opencdc.collection".to_owned(), "users".to_owned()),
-            (
-                "opencdc.readAt".to_owned(),
-                "1700000000000000000".to_owned(),
-            ),
-            ("conduit.source.connector.id".to_owned(), "p:src".to_owned()),
-        ]),
+        metadata: [
+            ("opencdc.collection", "users"),
+            ("opencdc.readAt", "1700000000000000000"),
+            ("conduit.source.connector.id", "p:src"),
+        ]
+        .into(),
         key: Some(Data::Raw(format!("{n}").into_bytes())),
         payload: Change {
             before: None,

@@ -40,7 +40,7 @@
 use crate::params::{invalid, setting, with_schema_parameters};
 use crate::{AUTHOR, VERSION};
 use convert::Capture;
-use culvert_domain::{Change, Data, Operation, Position, Record};
+use culvert_domain::{Change, Data, Metadata, Operation, Position, Record};
 use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::spec::{Parameter, ParameterType};
 use culvert_plugins::{PluginError, Settings};
@@ -49,7 +49,6 @@ use rquickjs::{
     Array, Coerced, Context, Ctx, FromJs, Function, Object, Persistent, Runtime, TypedArray, Value,
 };
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -548,7 +547,7 @@ fn import<'js>(ctx: &Ctx<'js>, record: &Record) -> rquickjs::Result<Parts<'js>> 
     let position = TypedArray::<u8>::new_copy(ctx.clone(), &record.position.0)?;
     let metadata = Object::new(ctx.clone())?;
     for (key, value) in &record.metadata {
-        metadata.set(key.as_str(), value.as_str())?;
+        metadata.set(key, value)?;
     }
     Ok((
         position,
@@ -616,7 +615,7 @@ fn build(
             // A string Rust cannot read (a lone surrogate): the JSON text, which serde_json
             // refuses with the message this record always failed with.
             let text: String = metadata_text.clone().restore(parts.ctx())?.call((parts,))?;
-            match serde_json::from_str::<BTreeMap<String, String>>(&text) {
+            match serde_json::from_str::<Metadata>(&text) {
                 Ok(metadata) => metadata,
                 Err(e) => return Ok(Err(format!("custom.javascript: Metadata: {e}"))),
             }
@@ -658,20 +657,21 @@ fn bytes(parts: &Array<'_>, at: u32) -> rquickjs::Result<Result<Option<Vec<u8>>,
 
 /// The metadata from the pairs of strings after [`METADATA`]; none if one of them is not
 /// valid Unicode.
-fn metadata_pairs(parts: &Array<'_>) -> rquickjs::Result<Option<BTreeMap<String, String>>> {
-    let mut metadata = BTreeMap::new();
+fn metadata_pairs(parts: &Array<'_>) -> rquickjs::Result<Option<Metadata>> {
     let end = parts.len();
+    let mut pairs = Vec::with_capacity(end.saturating_sub(METADATA as usize) / 2);
     let mut i = METADATA as usize;
     while i + 1 < end {
         let key: rquickjs::String = parts.get(i)?;
         let value: rquickjs::String = parts.get(i + 1)?;
         match (key.to_string(), value.to_string()) {
-            (Ok(key), Ok(value)) => metadata.insert(key, value),
+            (Ok(key), Ok(value)) => pairs.push((key, value)),
             _ => return Ok(None),
         };
         i += 2;
     }
-    Ok(Some(metadata))
+    // Sorted once (the last of a repeated key wins, as inserting one by one would).
+    Ok(Some(pairs.into_iter().collect()))
 }
 
 /// Data from the tag at `at` and the value after it: as [`bytes`] (raw data), or 3 with the

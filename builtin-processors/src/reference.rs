@@ -15,9 +15,8 @@
 //! * `.Position` can never be changed, `.Operation` only set, and only metadata and data
 //!   fields can be renamed. Renaming onto a name that exists is an error.
 
-use culvert_domain::{Data, Operation, Record};
+use culvert_domain::{Data, Metadata, Operation, Record};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// A parsed field reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,7 +38,7 @@ pub enum FieldValue {
     /// `.Operation`.
     Operation(Operation),
     /// `.Metadata`, all of it.
-    Metadata(BTreeMap<String, String>),
+    Metadata(Metadata),
     /// A metadata value, or text to store.
     Text(String),
     /// Bytes to store (raw data; base64 text inside structured data).
@@ -80,8 +79,8 @@ enum Target<'r> {
     Record,
     Position,
     Operation(&'r mut Operation),
-    Metadata(&'r mut BTreeMap<String, String>),
-    MetadataField(&'r mut BTreeMap<String, String>, String),
+    Metadata(&'r mut Metadata),
+    MetadataField(&'r mut Metadata, String),
     Payload(&'r mut culvert_domain::Change),
     /// `.Key`, `.Payload.Before` or `.Payload.After` (the name is the path).
     Data(&'r mut Option<Data>, &'static str),
@@ -171,7 +170,7 @@ impl Reference {
                     None => Ok(FieldValue::Metadata(record.metadata.clone())),
                     Some(key) => self.only(
                         fields,
-                        FieldValue::Text(record.metadata.get(key).cloned().unwrap_or_default()),
+                        FieldValue::Text(record.metadata.get(key).unwrap_or_default().to_owned()),
                     ),
                 }
             }

@@ -330,7 +330,7 @@ pub fn named(record: &Record, subject: &str, version: &str) -> Result<Option<Nam
     let v = v.parse::<u32>().map_err(|_| {
         format!("failed to get schema version from metadata: {version} is {v:?}, not a number")
     })?;
-    Ok(Some((s.clone(), v)))
+    Ok(Some((s.to_owned(), v)))
 }
 
 /// As [`named`], for a source's extraction: naming only one of subject and version is an
@@ -341,8 +341,8 @@ fn named_by_source(record: &Record, subject: &str, version: &str) -> Result<Opti
         (s, v) => Err(format!(
             "found metadata fields {subject}={} and {version}={}, expected schema subject \
              and version to be both set to valid values",
-            s.map_or("", String::as_str),
-            v.map_or("", String::as_str)
+            s.unwrap_or_default(),
+            v.unwrap_or_default()
         )),
     }
 }
@@ -472,7 +472,7 @@ mod tests {
         assert!(error.contains("failed to get schema for none:1"), "{error}");
         assert_eq!(bad, before);
         let mut word = before.clone();
-        word.metadata.insert(PAYLOAD_VERSION.into(), "one".into());
+        word.metadata.insert(PAYLOAD_VERSION, "one");
         assert!(codec
             .decode(&mut word, true, true)
             .unwrap_err()

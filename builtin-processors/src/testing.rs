@@ -2,24 +2,23 @@
 //! the registry does (settings validated, defaults applied), running a batch, and table
 //! runners for cases such as Conduit's examples.
 
-use culvert_domain::{Change, Data, Operation, Position, Record};
+use culvert_domain::{Change, Data, Metadata, Operation, Position, Record};
 use culvert_plugins::processor::{Outcome, Processor, ProcessorPlugin};
 use culvert_plugins::spec::validate;
 use culvert_plugins::Settings;
 use serde_json::Value;
-use std::collections::BTreeMap;
 
-/// A string map from pairs: a record's metadata.
-pub(crate) fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+/// A record's metadata from pairs.
+pub(crate) fn meta(pairs: &[(&str, &str)]) -> Metadata {
+    pairs.iter().copied().collect()
 }
 
 /// Settings from pairs.
 pub(crate) fn settings(pairs: &[(&str, &str)]) -> Settings {
-    meta(pairs)
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// Structured data from a JSON object.

@@ -43,11 +43,11 @@ fn workers_process_runs_of_a_batch_and_keep_the_order() {
     assert_eq!(outcomes, vec![Outcome::Keep; 10]);
     for (n, record) in records.iter().enumerate() {
         assert_eq!(record.position.0, n.to_string().into_bytes(), "order kept");
-        let seen = record.metadata.get("seen").cloned();
+        let seen = record.metadata.get("seen");
         if n == 4 {
             assert_eq!(seen, None, "its condition was false");
         } else {
-            assert_eq!(seen.as_deref(), Some("yes"));
+            assert_eq!(seen, Some("yes"));
         }
     }
     // Fewer records than workers, and none.

@@ -26,12 +26,11 @@ use crate::reference::Reference;
 use crate::wrapped::{take_whole_object, unwrap_key_owned, wrapped_object};
 use crate::{AUTHOR, VERSION};
 use culvert_domain::opencdc::metadata;
-use culvert_domain::{Change, Data, Operation, Record};
+use culvert_domain::{Change, Data, Metadata, Operation, Record};
 use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// `unwrap.debezium`: replace a record with the Debezium change event it carries.
@@ -196,7 +195,7 @@ fn apply(
                         let _ = write!(read_at, "{nanos}");
                     }
                     None => {
-                        metadata.insert(metadata::READ_AT.to_owned(), nanos.to_string());
+                        metadata.insert(metadata::key(metadata::READ_AT), nanos.to_string());
                     }
                 }
             }
@@ -234,7 +233,7 @@ fn side(value: Option<Value>) -> Option<Data> {
 /// Flatten a value into dotted keys under `key` (empty: none) into `out`: objects are
 /// walked, null gives nothing, anything else one entry (printed as Go prints it; strings
 /// are moved, not printed).
-fn flatten(key: String, value: Value, numbers: Numbers, out: &mut BTreeMap<String, String>) {
+fn flatten(key: String, value: Value, numbers: Numbers, out: &mut Metadata) {
     match value {
         Value::Object(object) => {
             for (name, inner) in object {

@@ -20,11 +20,10 @@ use crate::{AUTHOR, VERSION};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use culvert_domain::{Change, Data, Operation, Record};
+use culvert_domain::{Change, Data, Metadata, Operation, Record};
 use culvert_plugins::processor::{Processor, ProcessorPlugin, ProcessorSpecification};
 use culvert_plugins::{PluginError, Settings};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// `unwrap.opencdc`: replace a record with the OpenCDC record it carries.
 pub struct UnwrapOpenCdc {
@@ -172,7 +171,7 @@ fn parse_operation(name: &str) -> Result<Operation, String> {
     }
 }
 
-fn metadata(value: Option<&Value>, numbers: Numbers) -> Result<BTreeMap<String, String>, String> {
+fn metadata(value: Option<&Value>, numbers: Numbers) -> Result<Metadata, String> {
     match value {
         None => Err("no metadata".to_owned()),
         Some(Value::Object(object)) => Ok(object
@@ -328,7 +327,7 @@ mod tests {
                 Record {
                     position: Position(b"wrapping position".to_vec()),
                     operation: Operation::Create,
-                    metadata: BTreeMap::new(),
+                    metadata: Metadata::new(),
                     key: raw("wrapping key"),
                     payload: Change {
                         before: None,
@@ -351,7 +350,7 @@ mod tests {
                 Record {
                     position: Position(b"wrapping position".to_vec()),
                     operation: Operation::Update,
-                    metadata: BTreeMap::new(),
+                    metadata: Metadata::new(),
                     key: structured(json!({"id": "test-key"})),
                     payload: Change {
                         before: None,

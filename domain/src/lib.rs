@@ -24,6 +24,7 @@ pub mod dead_letter;
 mod error;
 mod event;
 mod ids;
+mod metadata_map;
 mod model;
 pub mod opencdc;
 pub mod schema;
@@ -38,7 +39,7 @@ pub use model::{
     Connector, ConnectorType, DeadLetterQueue, Pipeline, PipelineStatus, Processor,
     ProcessorParent, Settings, StoppedReason,
 };
-pub use opencdc::{Change, Data, Operation, Position, Record, Structured};
+pub use opencdc::{Change, Data, Metadata, Operation, Position, Record, Structured};
 pub use schema::{RegisteredSchema, SchemaType};
 pub use state::{evolve, ControlPlane, LIMITS};
 

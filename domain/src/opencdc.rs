@@ -17,13 +17,12 @@
 //! * on input a JSON string is raw data and an object is structured data, as Conduit reads
 //!   them.
 
+pub use crate::metadata_map::{Iter as MetadataIter, MetaText, Metadata, ToCompactString};
+pub use crate::structured::Structured;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::BTreeMap;
-
-pub use crate::structured::Structured;
 
 /// What happened to the data a record describes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -151,6 +150,14 @@ impl<'de> Deserialize<'de> for Position {
 
 /// Standard metadata keys (conduit-commons and Conduit).
 pub mod metadata {
+    use super::MetaText;
+
+    /// A standard key as metadata text, borrowing the static string (no allocation, however
+    /// long the key).
+    pub const fn key(name: &'static str) -> MetaText {
+        MetaText::const_new(name)
+    }
+
     /// The OpenCDC version a record follows (`v1`).
     pub const VERSION: &str = "opencdc.version";
     /// When the data was created in the source system (unix nanoseconds).
@@ -179,7 +186,7 @@ pub struct Record {
     pub operation: Operation,
     /// Free-form string metadata (see [`metadata`] for the standard keys).
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
     /// The entity's key.
     #[serde(default)]
     pub key: Option<Data>,
@@ -204,6 +211,20 @@ fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
+/// `text` as a JSON string, escaped as serde_json escapes (`"`, `\\` and control
+/// characters, nothing else): copied as it is when it has none of them, as metadata
+/// almost never does.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, text).expect(WRITES);
+    }
+}
+
 /// A key or payload side as JSON: `null`, a base64 string or an object.
 fn write_data(out: &mut Vec<u8>, data: &Option<Data>) {
     match data {
@@ -216,10 +237,8 @@ fn write_data(out: &mut Vec<u8>, data: &Option<Data>) {
     }
 }
 
-fn null_as_empty<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<BTreeMap<String, String>, D::Error> {
-    Ok(Option::<BTreeMap<String, String>>::deserialize(deserializer)?.unwrap_or_default())
+fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Metadata, D::Error> {
+    Ok(Option::<Metadata>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl Record {
@@ -239,8 +258,16 @@ impl Record {
         write_base64(out, &self.position.0);
         out.extend_from_slice(b",\"operation\":\"");
         out.extend_from_slice(self.operation.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"metadata\":");
-        serde_json::to_writer(&mut *out, &self.metadata).expect(WRITES);
+        out.extend_from_slice(b"\",\"metadata\":{");
+        for (n, (key, value)) in self.metadata.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            write_str(out, key);
+            out.push(b':');
+            write_str(out, value);
+        }
+        out.push(b'}');
         out.extend_from_slice(b",\"key\":");
         write_data(out, &self.key);
         out.extend_from_slice(b",\"payload\":{\"before\":");
@@ -267,7 +294,7 @@ mod tests {
         let record = Record {
             position: Position(b"pos-1".to_vec()),
             operation: Operation::Update,
-            metadata: BTreeMap::from([("opencdc.version".into(), "v1".into())]),
+            metadata: Metadata::from([("opencdc.version", "v1")]),
             key: Some(Data::Raw(b"key".to_vec())),
             payload: Change {
                 before: None,
@@ -361,7 +388,12 @@ mod tests {
                 Just(Operation::Create), Just(Operation::Update),
                 Just(Operation::Delete), Just(Operation::Snapshot)
             ],
-            metadata in proptest::collection::btree_map(".{0,8}", ".{0,8}", 0..4),
+            // Any text, and text full of what JSON escapes (quotes, backslashes, controls).
+            metadata in proptest::collection::btree_map(
+                prop_oneof![".{0,8}", "[a\"\\\\\\x00-\\x1f\\x7fé]{0,6}"],
+                prop_oneof![".{0,8}", "[a\"\\\\\\x00-\\x1f\\x7fé]{0,6}"],
+                0..4,
+            ),
             key in proptest::option::of(data()),
             before in proptest::option::of(data()),
             after in proptest::option::of(data()),
@@ -369,7 +401,7 @@ mod tests {
             let record = Record {
                 position: Position(position),
                 operation,
-                metadata,
+                metadata: metadata.into_iter().collect(),
                 key,
                 payload: Change { before, after },
             };

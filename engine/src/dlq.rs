@@ -228,9 +228,15 @@ impl DeadLetters {
                     position: nack.record.position.clone(),
                     operation: Operation::Create,
                     metadata: [
-                        (metadata::CREATED_AT.to_owned(), created_at.clone()),
-                        (metadata::DLQ_NACK_ERROR.to_owned(), nack.reason.clone()),
-                        (metadata::DLQ_NACK_NODE_ID.to_owned(), nack.node.clone()),
+                        (metadata::key(metadata::CREATED_AT), created_at.as_str()),
+                        (
+                            metadata::key(metadata::DLQ_NACK_ERROR),
+                            nack.reason.as_str(),
+                        ),
+                        (
+                            metadata::key(metadata::DLQ_NACK_NODE_ID),
+                            nack.node.as_str(),
+                        ),
                     ]
                     .into(),
                     key: None,

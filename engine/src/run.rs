@@ -604,24 +604,24 @@ fn drain_acks(acks: &mut mpsc::UnboundedReceiver<Position>) -> (Option<Position>
 /// read (`opencdc.readAt`, unix nanoseconds, one instant per read) and the source connector
 /// it came from (`conduit.source.connector.id`); values the source set stay.
 fn stamp(records: &mut [Record], connector: &str) {
-    use culvert_domain::opencdc::metadata::{READ_AT, SOURCE_CONNECTOR_ID};
+    use culvert_domain::opencdc::metadata::{key, READ_AT, SOURCE_CONNECTOR_ID};
+    use culvert_domain::opencdc::{MetaText, ToCompactString as _};
     let mut now = None;
+    let mut connector_text: Option<MetaText> = None;
     for record in records {
         let metadata = &mut record.metadata;
-        if metadata.get(READ_AT).is_none_or(String::is_empty) {
+        if metadata.get(READ_AT).is_none_or(str::is_empty) {
             let now = now.get_or_insert_with(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos())
-                    .to_string()
+                    .to_compact_string()
             });
-            metadata.insert(READ_AT.to_owned(), now.clone());
+            metadata.insert(key(READ_AT), now.clone());
         }
-        if metadata
-            .get(SOURCE_CONNECTOR_ID)
-            .is_none_or(String::is_empty)
-        {
-            metadata.insert(SOURCE_CONNECTOR_ID.to_owned(), connector.to_owned());
+        if metadata.get(SOURCE_CONNECTOR_ID).is_none_or(str::is_empty) {
+            let connector = connector_text.get_or_insert_with(|| MetaText::from(connector));
+            metadata.insert(key(SOURCE_CONNECTOR_ID), connector.clone());
         }
     }
 }

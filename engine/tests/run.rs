@@ -901,7 +901,12 @@ async fn split_records_reach_every_destination_and_the_original_is_acked_once_al
     let two: Vec<(String, String)> = b
         .iter()
         .filter(|r| r.position.0 == b"2")
-        .map(|r| (r.metadata["copy.p"].clone(), r.metadata["copy.b"].clone()))
+        .map(|r| {
+            (
+                r.metadata["copy.p"].to_string(),
+                r.metadata["copy.b"].to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         two,

@@ -1514,7 +1514,7 @@ pub fn to_proto(record: &culvert_domain::Record) -> pb::opencdc::v1::Record {
     pb::opencdc::v1::Record {
         position: record.position.0.clone(),
         operation: operation as i32,
-        metadata: record.metadata.clone().into_iter().collect(),
+        metadata: record.metadata.to_string_map(),
         key: data_to_proto(&record.key),
         payload: Some(pb::opencdc::v1::Change {
             before: data_to_proto(&record.payload.before),

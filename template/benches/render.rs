@@ -10,7 +10,6 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use culvert_domain::{Change, Data, Operation, Position, Record};
 use culvert_template::Template;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 fn record() -> Record {
     let Value::Object(after) = json!({
@@ -21,7 +20,7 @@ fn record() -> Record {
     Record {
         position: Position(b"42".to_vec()),
         operation: Operation::Create,
-        metadata: BTreeMap::from([("table".to_owned(), "users".to_owned())]),
+        metadata: [("table", "users")].into(),
         key: Some(Data::Raw(b"k".to_vec())),
         payload: Change {
             before: None,

@@ -96,7 +96,7 @@ fn metadata_equality() {
     assert_eq!(ok(r#"{{ eq .Metadata.table "mysql" "postgres" }}"#), "true");
     assert_eq!(ok(r#"{{ ne .Metadata.table "mysql" }}"#), "true");
     let mut other = record();
-    other.metadata.insert("table".into(), "mysql".into());
+    other.metadata.insert("table", "mysql");
     let t = Template::parse(r#"{{ eq .Metadata.table "postgres" }}"#).unwrap();
     assert_eq!(t.render(&other).unwrap(), "false");
     assert_eq!(t.render(&record()).unwrap(), "true");
@@ -242,9 +242,9 @@ fn if_else_chains() {
     .unwrap();
     assert_eq!(t.render(&record()).unwrap(), "P");
     let mut r = record();
-    r.metadata.insert("table".into(), "a".into());
+    r.metadata.insert("table", "a");
     assert_eq!(t.render(&r).unwrap(), "A");
-    r.metadata.insert("table".into(), "z".into());
+    r.metadata.insert("table", "z");
     assert_eq!(t.render(&r).unwrap(), "E");
     check_all(&[
         (
@@ -619,8 +619,8 @@ fn regex_functions() {
         ("^a+$", "ab", "false"),
     ] {
         let mut r = record();
-        r.metadata.insert("p".into(), p.into());
-        r.metadata.insert("s".into(), s.into());
+        r.metadata.insert("p", p);
+        r.metadata.insert("s", s);
         assert_eq!(t.render(&r).unwrap(), want, "{p} {s}");
     }
     assert_eq!(t.regex_cache.compiled.lock().unwrap().len(), 2);
@@ -896,7 +896,7 @@ fn templates_are_reusable_and_shareable() {
             let t = copy.clone();
             std::thread::spawn(move || {
                 let mut r = record();
-                r.metadata.insert("table".into(), format!("t{i}"));
+                r.metadata.insert("table", format!("t{i}"));
                 t.render(&r).unwrap()
             })
         })

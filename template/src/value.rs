@@ -50,7 +50,7 @@ impl<'a> List<'a> {
 #[derive(Debug, Clone)]
 pub(crate) enum MapV<'a> {
     Json(&'a JsonMap),
-    Meta(&'a BTreeMap<String, String>),
+    Meta(&'a culvert_domain::Metadata),
     /// The result of `split` (Go's `map[string]string`).
     Owned(BTreeMap<String, Value<'a>>),
 }
@@ -67,7 +67,7 @@ impl<'a> MapV<'a> {
     pub(crate) fn get(&self, key: &str) -> Option<Value<'a>> {
         match self {
             MapV::Json(m) => m.get(key).map(from_json),
-            MapV::Meta(m) => m.get(key).map(|v| Value::Str(Cow::Borrowed(v.as_str()))),
+            MapV::Meta(m) => m.get(key).map(|v| Value::Str(Cow::Borrowed(v))),
             MapV::Owned(m) => m.get(key).cloned(),
         }
     }
@@ -83,7 +83,7 @@ impl<'a> MapV<'a> {
     pub(crate) fn keys(&self) -> Vec<&str> {
         let mut keys: Vec<&str> = match self {
             MapV::Json(m) => m.keys().map(String::as_str).collect(),
-            MapV::Meta(m) => m.keys().map(String::as_str).collect(),
+            MapV::Meta(m) => m.keys().collect(),
             MapV::Owned(m) => m.keys().map(String::as_str).collect(),
         };
         keys.sort_unstable();
@@ -100,14 +100,9 @@ impl<'a> MapV<'a> {
                     .collect()
             }
             MapV::Meta(m) => {
-                let m: &'a BTreeMap<String, String> = m;
+                let m: &'a culvert_domain::Metadata = m;
                 m.iter()
-                    .map(|(k, v)| {
-                        (
-                            Value::Str(Cow::Borrowed(k.as_str())),
-                            Value::Str(Cow::Borrowed(v.as_str())),
-                        )
-                    })
+                    .map(|(k, v)| (Value::Str(Cow::Borrowed(k)), Value::Str(Cow::Borrowed(v))))
                     .collect()
             }
             MapV::Owned(m) => m
@@ -133,7 +128,7 @@ impl<'a> MapV<'a> {
             MapV::Json(m) => m.iter().map(|(k, v)| (k.as_str(), from_json(v))).collect(),
             MapV::Meta(m) => m
                 .iter()
-                .map(|(k, v)| (k.as_str(), Value::Str(Cow::Borrowed(v.as_str()))))
+                .map(|(k, v)| (k, Value::Str(Cow::Borrowed(v))))
                 .collect(),
             MapV::Owned(m) => m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(),
         };

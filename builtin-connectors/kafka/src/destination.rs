@@ -87,10 +87,8 @@ fn key_bytes(record: &Record) -> Option<Vec<u8>> {
 /// Headers from `kafka.header.*` metadata, if there are any.
 fn headers(record: &Record) -> Option<OwnedHeaders> {
     let mut headers: Option<OwnedHeaders> = None;
-    for (key, value) in record.metadata.range(HEADER_PREFIX.to_owned()..) {
-        let Some(name) = key.strip_prefix(HEADER_PREFIX) else {
-            break;
-        };
+    for (key, value) in record.metadata.with_prefix(HEADER_PREFIX) {
+        let name = &key[HEADER_PREFIX.len()..];
         headers = Some(headers.unwrap_or_default().insert(Header {
             key: name,
             value: Some(value.as_bytes()),

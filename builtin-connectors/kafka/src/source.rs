@@ -22,8 +22,8 @@
 //! a read returns only from `self.pending`.
 
 use crate::config::SourceConfig;
-use culvert_domain::opencdc::metadata;
-use culvert_domain::{Change, Data, Operation, Position, Record};
+use culvert_domain::opencdc::{metadata, ToCompactString as _};
+use culvert_domain::{Change, Data, Metadata, Operation, Position, Record};
 use culvert_plugins::connector::{PluginError, Source, IDLE_READ};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -242,15 +242,17 @@ impl KafkaSource {
             partition: message.partition(),
             offset: message.offset(),
         };
-        let mut meta = BTreeMap::new();
-        meta.insert(metadata::COLLECTION.to_owned(), topic.clone());
+        let headers = message.headers();
+        // Room for what the engine adds too (`opencdc.readAt`, the source connector).
+        let mut meta = Metadata::with_capacity(4 + headers.map_or(0, |h| h.count()));
+        meta.insert(metadata::key(metadata::COLLECTION), topic.as_str());
         if let Some(millis) = message.timestamp().to_millis() {
             meta.insert(
-                metadata::CREATED_AT.to_owned(),
-                (i128::from(millis) * 1_000_000).to_string(),
+                metadata::key(metadata::CREATED_AT),
+                (i128::from(millis) * 1_000_000).to_compact_string(),
             );
         }
-        if let Some(headers) = message.headers() {
+        if let Some(headers) = headers {
             for header in headers.iter() {
                 let value = header
                     .value

@@ -38,7 +38,7 @@ use crate::position::{Lsn, SnapshotProgress, SourcePosition, KIND_CDC, KIND_SNAP
 use crate::values;
 use crate::{connect, pg_error, quote_ident, Connection};
 use culvert_domain::opencdc::metadata;
-use culvert_domain::{Change, Data, Operation, Position, Record};
+use culvert_domain::{Change, Data, Metadata, Operation, Position, Record};
 use culvert_plugins::connector::{PluginError, Settings, Source, IDLE_READ};
 use pgoutput::events::base::event::BaseEvent;
 use pgoutput::events::base::tuple_data::{OldDataOrPrimaryKeyTupleData, TupleDataColumn};
@@ -337,7 +337,7 @@ impl Running {
         let record = Record {
             position: Position(position.to_bytes()),
             operation,
-            metadata: [(metadata::COLLECTION.to_owned(), relation.name.clone())].into(),
+            metadata: collection(&relation.name),
             key: Some(Data::Structured(key.into())),
             payload: Change {
                 before: old.map(|old| Data::Structured(old.into())),
@@ -942,7 +942,7 @@ async fn snapshot_tables(
                 batch.push(Record {
                     position: Position(position.to_bytes()),
                     operation: Operation::Snapshot,
-                    metadata: [(metadata::COLLECTION.to_owned(), table.name.clone())].into(),
+                    metadata: collection(&table.name),
                     key: Some(Data::Structured(key.into())),
                     payload: Change {
                         before: None,
@@ -972,4 +972,12 @@ async fn snapshot_tables(
         .await
         .map_err(|e| pg_error("ending the snapshot transaction", e))?;
     Ok(())
+}
+
+/// A record's metadata naming its table (`opencdc.collection`), with room for what the
+/// engine adds (`opencdc.readAt`, the source connector).
+fn collection(table: &str) -> Metadata {
+    let mut metadata = Metadata::with_capacity(3);
+    metadata.insert(metadata::key(metadata::COLLECTION), table);
+    metadata
 }

@@ -231,7 +231,7 @@ async fn a_restart_in_the_middle_of_the_snapshot_loses_nothing() {
     let snapshot: Vec<(String, i64)> = got
         .iter()
         .filter(|r| r.operation == Operation::Snapshot)
-        .map(|r| (r.metadata["opencdc.collection"].clone(), id_of(r)))
+        .map(|r| (r.metadata["opencdc.collection"].to_string(), id_of(r)))
         .collect();
     let want: Vec<(String, i64)> = (1..=700)
         .map(|i| ("a".to_owned(), i))

@@ -31,7 +31,7 @@ use crate::position::Cursor;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::Client;
-use culvert_domain::{Change, Data, Operation, Position, Record};
+use culvert_domain::{Change, Data, Metadata, Operation, Position, Record};
 use culvert_plugins::connector::{PluginError, Source, IDLE_READ};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -103,7 +103,7 @@ struct Scan {
 /// An object read.
 struct Object {
     body: Vec<u8>,
-    metadata: BTreeMap<String, String>,
+    metadata: Metadata,
     etag: String,
     second: i64,
 }
@@ -241,7 +241,7 @@ impl S3Source {
         };
         let (metadata, after) = match object {
             Some(object) => (object.metadata, Some(Data::Raw(object.body))),
-            None => (BTreeMap::new(), None),
+            None => (Metadata::new(), None),
         };
         Record {
             position: position.to_position(),
@@ -276,12 +276,12 @@ impl S3Source {
                 ))
             }
         };
-        let mut metadata: BTreeMap<String, String> = output
+        let mut metadata: Metadata = output
             .metadata()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
             .unwrap_or_default();
         if let Some(content_type) = output.content_type() {
-            metadata.insert(CONTENT_TYPE.to_owned(), content_type.to_owned());
+            metadata.insert(CONTENT_TYPE, content_type);
         }
         let etag = output.e_tag().unwrap_or_default().to_owned();
         let second = output.last_modified().map_or(0, |t| t.secs());

@@ -2,9 +2,8 @@
 //! an optional replication slot (see the module docs of [`super`]).
 
 use super::{hash, invalid, is_poison, payload, HASH, PARTITION, POISON, SEQ};
-use culvert_domain::{Change, Data, Operation, Position, Record};
+use culvert_domain::{Change, Data, Metadata, Operation, Position, Record};
 use culvert_plugins::connector::{PluginError, Settings, Source, IDLE_READ};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A running oracle source.
@@ -79,13 +78,13 @@ impl OracleSource {
         let partition = index % self.partitions;
         let seq = index / self.partitions + 1;
         let bytes = payload(partition, seq, self.payload_size);
-        let mut metadata = BTreeMap::from([
-            (PARTITION.to_owned(), partition.to_string()),
-            (SEQ.to_owned(), seq.to_string()),
-            (HASH.to_owned(), format!("{:016x}", hash(&bytes))),
+        let mut metadata = Metadata::from([
+            (PARTITION, partition.to_string()),
+            (SEQ, seq.to_string()),
+            (HASH, format!("{:016x}", hash(&bytes))),
         ]);
         if is_poison(partition, seq, self.poison_percent) {
-            metadata.insert(POISON.to_owned(), "true".to_owned());
+            metadata.insert(POISON, "true");
         }
         Record {
             position: encode_position(index + 1),
@@ -316,7 +315,7 @@ mod tests {
         }
         let poisoned: Vec<(u64, u64)> = records
             .iter()
-            .filter(|r| r.metadata.get(POISON).map(String::as_str) == Some("true"))
+            .filter(|r| r.metadata.get(POISON) == Some("true"))
             .map(id)
             .collect();
         assert!((140..280).contains(&poisoned.len()), "{}", poisoned.len());

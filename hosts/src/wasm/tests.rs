@@ -201,7 +201,7 @@ async fn large_commands_are_parked_until_the_buffer_fits() {
     (then (local.set $n (call $request (i32.const 4096) (local.get $n)))))",
     );
     let mut big = record();
-    big.metadata.insert("pad".into(), "x".repeat(1000));
+    big.metadata.insert("pad", "x".repeat(1000));
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "m.wasm", &module);
     let plugin = WasmProcessorPlugin::load(&path, limits()).await.unwrap();

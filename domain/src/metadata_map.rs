@@ -48,26 +48,43 @@ impl Metadata {
         }
     }
 
+    /// Where `key` is: `Ok` with its index, or `Err` with where it would go.
     fn find(&self, key: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(k, _)| k.as_str().cmp(key))
+        match self.position(key) {
+            Some(i) => Ok(i),
+            None => Err(self.entries.partition_point(|(k, _)| k.as_str() < key)),
+        }
+    }
+
+    /// The index of `key`. A record has a handful of entries whose keys mostly differ in
+    /// length (and share prefixes such as `opencdc.`), so up to [`SCAN`] entries a scan
+    /// comparing lengths first beats a binary search comparing bytes.
+    fn position(&self, key: &str) -> Option<usize> {
+        /// Up to this many entries, a scan.
+        const SCAN: usize = 16;
+        if self.entries.len() <= SCAN {
+            self.entries.iter().position(|(k, _)| k.as_str() == key)
+        } else {
+            self.entries
+                .binary_search_by(|(k, _)| k.as_str().cmp(key))
+                .ok()
+        }
     }
 
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.find(key).ok().map(|i| self.entries[i].1.as_str())
+        self.position(key).map(|i| self.entries[i].1.as_str())
     }
 
     /// The value under `key`, to change in place.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut MetaText> {
-        match self.find(key) {
-            Ok(i) => Some(&mut self.entries[i].1),
-            Err(_) => None,
-        }
+        let i = self.position(key)?;
+        Some(&mut self.entries[i].1)
     }
 
     /// Whether `key` has a value (possibly empty).
     pub fn contains_key(&self, key: &str) -> bool {
-        self.find(key).is_ok()
+        self.position(key).is_some()
     }
 
     /// Set `key` to `value`; the value it replaces, if any.
@@ -87,7 +104,7 @@ impl Metadata {
 
     /// Remove `key`; its value, if it had one.
     pub fn remove(&mut self, key: &str) -> Option<MetaText> {
-        self.find(key).ok().map(|i| self.entries.remove(i).1)
+        self.position(key).map(|i| self.entries.remove(i).1)
     }
 
     /// How many entries.
@@ -122,7 +139,7 @@ impl Metadata {
 
     /// The entries whose key starts with `prefix`, in key order.
     pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
-        let start = self.find(prefix).unwrap_or_else(|i| i);
+        let start = self.entries.partition_point(|(k, _)| k.as_str() < prefix);
         self.entries[start..]
             .iter()
             .take_while(move |(k, _)| k.starts_with(prefix))
@@ -165,9 +182,9 @@ impl std::ops::Index<&str> for Metadata {
     type Output = MetaText;
 
     fn index(&self, key: &str) -> &MetaText {
-        match self.find(key) {
-            Ok(i) => &self.entries[i].1,
-            Err(_) => panic!("no metadata under {key:?}"),
+        match self.position(key) {
+            Some(i) => &self.entries[i].1,
+            None => panic!("no metadata under {key:?}"),
         }
     }
 }
@@ -305,6 +322,21 @@ mod tests {
         assert_eq!(format!("{m:?}"), r#"{"c": "3!"}"#);
         m.clear();
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn past_the_scan_limit_every_key_is_still_found_and_kept_in_order() {
+        let mut m = Metadata::new();
+        for n in (0..40).rev() {
+            m.insert(format!("key.{n:02}"), n.to_string());
+        }
+        for n in 0..40 {
+            assert_eq!(m.get(&format!("key.{n:02}")), Some(n.to_string().as_str()));
+        }
+        assert!(!m.contains_key("key.40") && !m.contains_key("key"));
+        assert!(m.keys().is_sorted());
+        assert_eq!(m.remove("key.17").as_deref(), Some("17"));
+        assert_eq!(m.len(), 39);
     }
 
     #[test]

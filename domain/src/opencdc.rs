@@ -215,7 +215,11 @@ fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
 /// characters, nothing else): copied as it is when it has none of them, as metadata
 /// almost never does.
 fn write_str(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // No early exit: the loop vectorises.
+    let plain = !text.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
         out.reserve(text.len() + 2);
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());

@@ -478,8 +478,9 @@ impl GeneratorSource {
         // As Conduit's generator: made now (`opencdc.createdAt`); read now too (the engine
         // sets `opencdc.readAt` only where a source left it empty).
         let now = now.unix_nanos();
-        // Room for the source connector's id too, which the engine adds.
-        let mut metadata = Metadata::with_capacity(4);
+        // Room for what is added on the way: the source connector's id (the engine) and the
+        // payload's schema subject and version (the SDK's schema extraction, on by default).
+        let mut metadata = Metadata::with_capacity(6);
         metadata.insert(metadata::key(metadata::CREATED_AT), now.clone());
         metadata.insert(metadata::key(metadata::READ_AT), now);
         if !collection.name.is_empty() {

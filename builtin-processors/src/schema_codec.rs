@@ -11,7 +11,8 @@
 //! Schemas are looked up once per subject and version; extracted schemas once per shape.
 
 use crate::avro::{decode, encode_map, encoding, infer, parse_schema, Encoding, ShapeCache};
-use culvert_domain::opencdc::metadata::COLLECTION;
+use culvert_domain::opencdc::metadata::{key, COLLECTION};
+use culvert_domain::opencdc::{MetaText, ToCompactString as _};
 use culvert_domain::{Data, Record, Structured};
 use culvert_plugins::schema::{SchemaRegistry, SchemaType};
 use serde_json::Value;
@@ -226,10 +227,10 @@ impl SchemaCodec {
                 .is_none()
             {
                 let subject = qualified(record, how, subject);
-                found[0] = Some(
-                    self.extracted(subject, data)
-                        .map_err(|e| format!("failed to extract schema for key: {e}"))?,
-                );
+                let version = self
+                    .extracted_version(&subject, data)
+                    .map_err(|e| format!("failed to extract schema for key: {e}"))?;
+                found[0] = Some((subject, version));
             }
         }
         let sample = structured(&record.payload.after).or(structured(&record.payload.before));
@@ -239,10 +240,10 @@ impl SchemaCodec {
                 .is_none()
             {
                 let subject = qualified(record, how, subject);
-                found[1] = Some(
-                    self.extracted(subject, data)
-                        .map_err(|e| format!("failed to extract schema for payload: {e}"))?,
-                );
+                let version = self
+                    .extracted_version(&subject, data)
+                    .map_err(|e| format!("failed to extract schema for payload: {e}"))?;
+                found[1] = Some((subject, version));
             }
         }
         for (found, subject_key, version_key) in [
@@ -250,10 +251,12 @@ impl SchemaCodec {
             (found[1].take(), PAYLOAD_SUBJECT, PAYLOAD_VERSION),
         ] {
             if let Some((subject, version)) = found {
-                record.metadata.insert(subject_key.to_owned(), subject);
+                // The keys are static strings (borrowed, however long); the version fits
+                // inline.
+                record.metadata.insert(key(subject_key), subject);
                 record
                     .metadata
-                    .insert(version_key.to_owned(), version.to_string());
+                    .insert(key(version_key), version.to_compact_string());
             }
         }
         Ok(())
@@ -266,14 +269,21 @@ impl SchemaCodec {
         subject: String,
         data: &Structured,
     ) -> Result<Named, String> {
-        let shape = match self.extracted.get(&subject, data) {
-            Ok(version) => return Ok((subject, version)),
+        let version = self.extracted_version(&subject, data)?;
+        Ok((subject, version))
+    }
+
+    /// As [`Self::extracted`], the version only.
+    fn extracted_version(&mut self, subject: &str, data: &Structured) -> Result<u32, String> {
+        let shape = match self.extracted.get(subject, data) {
+            Ok(version) => return Ok(version),
             Err(shape) => shape,
         };
         let text = infer(data)?.to_string();
-        let version = self.register(&subject, &text)?.version;
-        self.extracted.insert(subject.clone(), shape, data, version);
-        Ok((subject, version))
+        let version = self.register(subject, &text)?.version;
+        self.extracted
+            .insert(subject.to_owned(), shape, data, version);
+        Ok(version)
     }
 }
 
@@ -294,11 +304,12 @@ fn under_schema(
             && has(PAYLOAD_SUBJECT, PAYLOAD_VERSION))
 }
 
-/// `[context:][collection.]subject` for a record.
-fn qualified(record: &Record, how: &Extraction, subject: &str) -> String {
+/// `[context:][collection.]subject` for a record, as metadata text (no allocation when
+/// it is up to 24 bytes long).
+fn qualified(record: &Record, how: &Extraction, subject: &str) -> MetaText {
     let collection = record.metadata.get(COLLECTION).filter(|c| !c.is_empty());
     // Sized once: this runs for every record a source reads.
-    let mut out = String::with_capacity(
+    let mut out = MetaText::with_capacity(
         how.context.len() + 1 + collection.map_or(0, |c| c.len() + 1) + subject.len(),
     );
     if !how.context.is_empty() {

@@ -974,10 +974,11 @@ async fn snapshot_tables(
     Ok(())
 }
 
-/// A record's metadata naming its table (`opencdc.collection`), with room for what the
-/// engine adds (`opencdc.readAt`, the source connector).
+/// A record's metadata naming its table (`opencdc.collection`), with room for what is added
+/// on the way: `opencdc.readAt` and the source connector (the engine), the key's and the
+/// payload's schema subject and version (the SDK's schema extraction, on by default).
 fn collection(table: &str) -> Metadata {
-    let mut metadata = Metadata::with_capacity(3);
+    let mut metadata = Metadata::with_capacity(7);
     metadata.insert(metadata::key(metadata::COLLECTION), table);
     metadata
 }

@@ -22,7 +22,7 @@
 //! a read returns only from `self.pending`.
 
 use crate::config::SourceConfig;
-use culvert_domain::opencdc::{metadata, ToCompactString as _};
+use culvert_domain::opencdc::{metadata, MetaText, ToCompactString as _};
 use culvert_domain::{Change, Data, Metadata, Operation, Position, Record};
 use culvert_plugins::connector::{PluginError, Source, IDLE_READ};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -254,11 +254,16 @@ impl KafkaSource {
         }
         if let Some(headers) = headers {
             for header in headers.iter() {
+                // Straight into metadata text: no intermediate `String` (none at all for
+                // text up to 24 bytes).
                 let value = header
                     .value
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .map(MetaText::from_utf8_lossy)
                     .unwrap_or_default();
-                meta.insert(format!("{HEADER_PREFIX}{}", header.key), value);
+                let mut key = MetaText::with_capacity(HEADER_PREFIX.len() + header.key.len());
+                key.push_str(HEADER_PREFIX);
+                key.push_str(header.key);
+                meta.insert(key, value);
             }
         }
         let position = KafkaPosition {

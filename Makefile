@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench bench-api bench-pipeline bench-vs-conduit bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template bench-kafka bench-postgres bench-s3 reliability soak fuzz deps fmt clean
+.PHONY: run test lint unit bench bench-api bench-pipeline bench-vs-conduit bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template bench-kafka bench-postgres bench-s3 reliability soak fuzz symbol-order deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -131,6 +131,17 @@ fuzz: deps
 		(cd fuzz && env $(FUZZ_ENV) cargo +nightly fuzz run -s none -O -a $$t \
 			$(FUZZ_CORPUS)/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS)); \
 	done
+
+## symbol-order: profile a release build under valgrind (start-up, generator -> file and log)
+## and rewrite link/hot-symbols.txt, the function layout release builds link with (build.rs);
+## rerun after a dependency upgrade or a large change to the hot path
+symbol-order: deps
+	@command -v valgrind >/dev/null || { s=; [ "$$(id -u)" -ne 0 ] && s=sudo; \
+		$$s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq valgrind >/dev/null; }
+	$(CARGO) build --release --locked --bin culvert
+	scripts/symbol-order --binary $(CARGO_TARGET_DIR)/release/culvert
+	$(CARGO) build --release --locked --bin culvert
+	scripts/symbol-order --check $(CARGO_TARGET_DIR)/release/culvert
 
 fmt:
 	$(CARGO) fmt --all

@@ -13,9 +13,9 @@
 //!
 //! Release builds also lay out the functions a running server executes in one block
 //! (`link/hot-symbols.txt`, made by `scripts/symbol-order` from a profile), so the pages a
-//! server touches are few instead of spread over the binary's 51 MB of code. Only the final
-//! link reads the file; names it lists that the binary lacks are skipped. It needs lld, the
-//! toolchain's default linker on x86_64 Linux (`CULVERT_SYMBOL_ORDER=0` turns it off, e.g.
+//! server touches are few instead of spread over the binary's ~50 MB of code. Only the final
+//! link reads the file; names it lists that the binary lacks are skipped. It is used on x86_64,
+//! where lld is the toolchain's default linker (`CULVERT_SYMBOL_ORDER=0` turns it off, e.g.
 //! with another linker).
 
 use std::path::Path;
@@ -38,9 +38,12 @@ fn symbol_order() {
         .join("link")
         .join("hot-symbols.txt");
     println!("cargo:rerun-if-changed={}", order.display());
+    // The file was made from an x86_64 build, where lld is the toolchain's default linker
+    // (GNU ld does not know the option).
+    let x86_64 = std::env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|arch| arch == "x86_64");
     let release = std::env::var("PROFILE").is_ok_and(|profile| profile == "release");
     let disabled = std::env::var("CULVERT_SYMBOL_ORDER").is_ok_and(|value| value == "0");
-    if release && !disabled && order.is_file() {
+    if x86_64 && release && !disabled && order.is_file() {
         println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", order.display());
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }

@@ -44,7 +44,10 @@ fn symbol_order() {
     let release = std::env::var("PROFILE").is_ok_and(|profile| profile == "release");
     let disabled = std::env::var("CULVERT_SYMBOL_ORDER").is_ok_and(|value| value == "0");
     if x86_64 && release && !disabled && order.is_file() {
-        println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", order.display());
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
 }

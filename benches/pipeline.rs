@@ -31,7 +31,7 @@ use culvert_engine::{
     run_observed, DestinationNode, Graph, Inspectors, Metrics, Options, Positions, ProcessorNode,
     SourceNode,
 };
-use culvert_plugins::{Destination, PluginError, Settings, Side};
+use culvert_plugins::{Destination, PluginError, Receipt, Settings, Side};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -88,26 +88,38 @@ impl Destination for Timed {
         self.inner.open().await
     }
     async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
-        self.inner.write(records).await?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let mut latencies = self.latencies_us.lock().unwrap();
+        self.submit(records).await?.await.map(drop)
+    }
+    async fn submit(&mut self, records: &[Record]) -> Result<Receipt, PluginError> {
+        // The read times of the sampled records, timed when the inner write is done.
+        let mut read_at = Vec::new();
         for record in records {
             self.seen += 1;
             if !self.seen.is_multiple_of(SAMPLE_EVERY) {
                 continue;
             }
-            if let Some(read_at) = record
+            if let Some(at) = record
                 .metadata
                 .get(metadata::READ_AT)
                 .and_then(|v| v.parse::<u128>().ok())
             {
-                latencies.push((now.saturating_sub(read_at) / 1_000) as u32);
+                read_at.push(at);
             }
         }
-        Ok(())
+        let receipt = self.inner.submit(records).await?;
+        let latencies = self.latencies_us.clone();
+        Ok(Box::pin(async move {
+            let refused = receipt.await?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let mut latencies = latencies.lock().unwrap();
+            for at in read_at {
+                latencies.push((now.saturating_sub(at) / 1_000) as u32);
+            }
+            Ok(refused)
+        }))
     }
     async fn teardown(&mut self) -> Result<(), PluginError> {
         self.inner.teardown().await

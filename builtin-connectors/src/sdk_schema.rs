@@ -20,7 +20,7 @@
 
 use culvert_domain::{parse_bool, Position, Record};
 use culvert_plugins::connector::{
-    ConnectorPlugin, Destination, PluginError, Prepare, Settings, Source, Specification,
+    ConnectorPlugin, Destination, PluginError, Prepare, Receipt, Settings, Source, Specification,
 };
 use culvert_plugins::schema::SchemaRegistry;
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
@@ -316,6 +316,13 @@ impl Destination for DecodingDestination {
         match self.prepared(records)? {
             None => self.inner.write_each(records).await,
             Some(decoded) => self.inner.write_each(&decoded).await,
+        }
+    }
+
+    async fn submit(&mut self, records: &[Record]) -> Result<Receipt, PluginError> {
+        match self.prepared(records)? {
+            None => self.inner.submit(records).await,
+            Some(decoded) => self.inner.submit(&decoded).await,
         }
     }
 

@@ -26,7 +26,11 @@
 //!   to the DLQ, or stops the pipeline with that error (Conduit's default dead-letter
 //!   policy: the first nack stops the pipeline).
 //! * The fan-out sends each batch (shared, not copied) to every destination; each
-//!   destination writes it and reports the batch's tickets as written.
+//!   destination submits it (`Destination::submit`) and reports the batch's tickets as
+//!   written when its receipt completes, in order. Up to `SUBMITTED` (two) batches are under
+//!   way per destination, so one that waits on a remote system (the Kafka destination,
+//!   for the brokers' acknowledgements) is handed the next batch meanwhile; nothing is
+//!   reported written, so nothing is acked, before its receipt completes.
 //! * The acker persists the newest position whose record and every earlier one every
 //!   destination has written, then tells the source: a restart resumes from there. Saves
 //!   run on a blocking thread, one at a time; positions released during a save are batched
@@ -41,8 +45,9 @@ use crate::metrics::{ConnectorMetrics, PipelineMetrics};
 use culvert_domain::dead_letter::{DeadLetter, Stage};
 use culvert_domain::{Position, Record};
 use culvert_plugins::processor::{Outcome, Processor};
-use culvert_plugins::{Destination, ErrorKind, PluginError, Source};
+use culvert_plugins::{Destination, ErrorKind, PluginError, Receipt, Refusals, Source, SUBMITTED};
 use prometheus_client::metrics::histogram::Histogram;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
@@ -231,6 +236,41 @@ struct Shared {
     sizes: Option<Arc<[u64]>>,
     /// As [`Batch::start`], for the destination's processors.
     start: usize,
+}
+
+/// A batch submitted to a destination, not yet written (see `Destination::submit`).
+struct Submitted {
+    /// Completes when the destination wrote the batch.
+    receipt: Receipt,
+    source: usize,
+    /// Kept for the destination's refusals (to the DLQ) and the metrics.
+    records: Arc<Vec<Record>>,
+    tickets: Arc<Tickets>,
+    /// As [`Batch::sizes`].
+    sizes: Option<Arc<[u64]>>,
+    /// No destination processor changed the records (so `sizes` still holds).
+    unchanged: bool,
+    /// When it was submitted (the write's duration runs from here).
+    began: Instant,
+}
+
+/// What a destination node's wait ended with.
+enum Step {
+    /// A batch to write.
+    Input(Shared),
+    /// The input closed: every batch has come (stop drains).
+    Closed,
+    /// The oldest submitted batch's write ended.
+    Written(Result<Refusals, PluginError>),
+}
+
+/// The receipt of the oldest submitted batch, polled where it is (so a `select!` that drops
+/// this future loses nothing); pending while there is none.
+async fn oldest(submitted: &mut VecDeque<Submitted>) -> Result<Refusals, PluginError> {
+    match submitted.front_mut() {
+        Some(batch) => (&mut batch.receipt).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Records are done with: a destination wrote them (`Some(destination)`), a destination's
@@ -1012,19 +1052,114 @@ async fn run_graph(
                 })
                 .timed(timed.as_ref())
                 .inspected(inspect.as_ref());
+                // Batches submitted to the destination and not yet written, oldest first
+                // (at most `SUBMITTED`): one is written while the next is prepared.
+                let mut submitted: VecDeque<Submitted> = VecDeque::new();
+                let mut input_open = true;
                 loop {
-                    // Cancel-safety: `recv` takes a batch only when it completes, and `gone`
-                    // is cancel-safe (the destination trait's contract).
-                    let batch = tokio::select! {
+                    if !input_open && submitted.is_empty() {
+                        break;
+                    }
+                    // Cancel-safety: `recv` takes a batch only when it completes, a receipt is
+                    // polled in place and taken off the queue only when it completed, and
+                    // `gone` is cancel-safe (the destination trait's contract). The oldest
+                    // receipt goes before new input, so written batches are reported as soon
+                    // as they are.
+                    let event = tokio::select! {
                         biased;
                         _ = raised(&mut cancel) => return Ok(()),
-                        batch = rx.recv() => match batch {
-                            Some(batch) => batch,
-                            None => break,
-                        },
+                        refused = oldest(&mut submitted), if !submitted.is_empty() => {
+                            Step::Written(refused)
+                        }
+                        batch = rx.recv(), if input_open && submitted.len() < SUBMITTED => {
+                            match batch {
+                                Some(batch) => Step::Input(batch),
+                                None => Step::Closed,
+                            }
+                        }
                         // An idle destination that can no longer write fails the pipeline
                         // now, not at its next write.
                         error = node.destination.gone() => return Err(fail(error)),
+                    };
+                    let batch = match event {
+                        Step::Closed => {
+                            input_open = false;
+                            continue;
+                        }
+                        Step::Input(batch) => batch,
+                        Step::Written(refused) => {
+                            let done = submitted.pop_front().expect("a receipt completed");
+                            let refused = refused.map_err(fail)?;
+                            if let Some(counted) = &counted {
+                                // Counted as written: the records the destination took.
+                                match (&done.sizes, refused.is_empty()) {
+                                    // What the source measured, when nothing changed the
+                                    // records.
+                                    (Some(sizes), true) if done.unchanged => {
+                                        counted.observe_sized(sizes, done.began)
+                                    }
+                                    (_, true) => counted.observe(&done.records, done.began),
+                                    (_, false) => {
+                                        let written: Vec<Record> = done
+                                            .records
+                                            .iter()
+                                            .enumerate()
+                                            .filter(|(i, _)| !refused.iter().any(|(r, _)| r == i))
+                                            .map(|(_, r)| r.clone())
+                                            .collect();
+                                        counted.observe(&written, done.began);
+                                    }
+                                }
+                            }
+                            // Records the destination refused go to the DLQ (then they count
+                            // as handled); without one that takes them, the pipeline stops.
+                            if let Some((first, first_error)) = refused.first() {
+                                let records = &done.records;
+                                let refusal = |index: usize, message: String| EngineError::Plugin {
+                                    node: name.clone(),
+                                    source: PluginError::Other(format!(
+                                        "record at position {:?}: {message}",
+                                        String::from_utf8_lossy(&records[index].position.0)
+                                    )),
+                                };
+                                let Some(dlq) = &refused_dlq else {
+                                    return Err(refusal(*first, first_error.clone()));
+                                };
+                                let nacks = refused
+                                    .iter()
+                                    .map(|(index, error)| Nack {
+                                        record: &records[*index],
+                                        reason: error.clone(),
+                                        node: name.clone(),
+                                        origin: Origin {
+                                            stage: Stage::Destination {
+                                                connector: node.id.clone(),
+                                            },
+                                            processor: None,
+                                            index: chain.nodes.len(),
+                                        },
+                                    })
+                                    .collect();
+                                let nacked = dlq.lock().await.nack_all(nacks).await;
+                                nacked.map_err(|(at, e)| refusal(refused[at].0, e.to_string()))?;
+                            }
+                            // Reliability tests crash here: written, not yet reported (so never
+                            // acked).
+                            fail::fail_point!(
+                                "engine::destination::after_write_before_ack",
+                                |_| { crash("engine::destination::after_write_before_ack") }
+                            );
+                            let written = Done {
+                                source: done.source,
+                                tickets: Arc::try_unwrap(done.tickets)
+                                    .unwrap_or_else(|shared| (*shared).clone()),
+                                destination: Some(index),
+                            };
+                            if done_tx.send(written).await.is_err() {
+                                return Ok(());
+                            }
+                            continue;
+                        }
                     };
                     let unchanged = batch.start >= chain.nodes.len();
                     let (records, tickets) = if unchanged {
@@ -1052,72 +1187,20 @@ async fn run_graph(
                     // A write dropped by a cancel is never reported as written, so none of its
                     // records is acked: a restart sends them again.
                     let began = Instant::now();
-                    let refused = tokio::select! {
+                    let receipt = tokio::select! {
                         biased;
                         _ = raised(&mut cancel) => return Ok(()),
-                        written = node.destination.write_each(&records) => written.map_err(fail)?,
+                        receipt = node.destination.submit(&records) => receipt.map_err(fail)?,
                     };
-                    if let Some(counted) = &counted {
-                        // Counted as written: the records the destination took.
-                        match (&batch.sizes, refused.is_empty()) {
-                            // What the source measured, when nothing changed the records.
-                            (Some(sizes), true) if unchanged => counted.observe_sized(sizes, began),
-                            (_, true) => counted.observe(&records, began),
-                            (_, false) => {
-                                let written: Vec<Record> = records
-                                    .iter()
-                                    .enumerate()
-                                    .filter(|(i, _)| !refused.iter().any(|(r, _)| r == i))
-                                    .map(|(_, r)| r.clone())
-                                    .collect();
-                                counted.observe(&written, began);
-                            }
-                        }
-                    }
-                    // Records the destination refused go to the DLQ (then they count as
-                    // handled); without one that takes them, the pipeline stops.
-                    if let Some((first, first_error)) = refused.first() {
-                        let refusal = |index: usize, message: String| EngineError::Plugin {
-                            node: name.clone(),
-                            source: PluginError::Other(format!(
-                                "record at position {:?}: {message}",
-                                String::from_utf8_lossy(&records[index].position.0)
-                            )),
-                        };
-                        let Some(dlq) = &refused_dlq else {
-                            return Err(refusal(*first, first_error.clone()));
-                        };
-                        let nacks = refused
-                            .iter()
-                            .map(|(index, error)| Nack {
-                                record: &records[*index],
-                                reason: error.clone(),
-                                node: name.clone(),
-                                origin: Origin {
-                                    stage: Stage::Destination {
-                                        connector: node.id.clone(),
-                                    },
-                                    processor: None,
-                                    index: chain.nodes.len(),
-                                },
-                            })
-                            .collect();
-                        let nacked = dlq.lock().await.nack_all(nacks).await;
-                        nacked.map_err(|(at, e)| refusal(refused[at].0, e.to_string()))?;
-                    }
-                    // Reliability tests crash here: written, not yet reported (so never acked).
-                    fail::fail_point!("engine::destination::after_write_before_ack", |_| {
-                        crash("engine::destination::after_write_before_ack")
-                    });
-                    let written = Done {
+                    submitted.push_back(Submitted {
+                        receipt,
                         source: batch.source,
-                        tickets: Arc::try_unwrap(tickets)
-                            .unwrap_or_else(|shared| (*shared).clone()),
-                        destination: Some(index),
-                    };
-                    if done_tx.send(written).await.is_err() {
-                        return Ok(());
-                    }
+                        records,
+                        tickets,
+                        sizes: batch.sizes,
+                        unchanged,
+                        began,
+                    });
                 }
                 node.destination.teardown().await.map_err(fail)
             }

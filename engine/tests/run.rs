@@ -1173,3 +1173,172 @@ async fn dead_letters_of_a_source_processor_resume_at_it() {
         again.first().map(|r| &r.metadata)
     );
 }
+
+/// A submission to [`Gated`]: the positions of its records and what completes its receipt.
+type Submission = (
+    Vec<u64>,
+    tokio::sync::oneshot::Sender<Result<culvert_plugins::Refusals, PluginError>>,
+);
+
+/// A destination whose writes the test completes, receipt by receipt, as a destination
+/// that writes one batch while the engine prepares the next reports them.
+struct Gated {
+    submissions: tokio::sync::mpsc::UnboundedSender<Submission>,
+    /// Receipts the engine has not yet seen complete.
+    outstanding: Arc<std::sync::atomic::AtomicUsize>,
+    /// The most receipts ever outstanding at once.
+    most: Arc<std::sync::atomic::AtomicUsize>,
+    /// How many receipts were outstanding when the engine tore the destination down.
+    torn_down_with: Arc<Mutex<Option<usize>>>,
+}
+
+#[async_trait::async_trait]
+impl Destination for Gated {
+    async fn open(&mut self) -> Result<(), PluginError> {
+        Ok(())
+    }
+    async fn write(&mut self, records: &[Record]) -> Result<(), PluginError> {
+        self.submit(records).await?.await.map(drop)
+    }
+    async fn submit(
+        &mut self,
+        records: &[Record],
+    ) -> Result<culvert_plugins::Receipt, PluginError> {
+        use std::sync::atomic::Ordering;
+        let now = self.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        let (done, receipt) = tokio::sync::oneshot::channel();
+        self.submissions.send((numbers(records), done)).unwrap();
+        let outstanding = self.outstanding.clone();
+        Ok(Box::pin(async move {
+            let written = receipt
+                .await
+                .unwrap_or_else(|_| Err(PluginError::Other("the test dropped a receipt".into())));
+            outstanding.fetch_sub(1, Ordering::SeqCst);
+            written
+        }))
+    }
+    async fn teardown(&mut self) -> Result<(), PluginError> {
+        let outstanding = self.outstanding.load(std::sync::atomic::Ordering::SeqCst);
+        *self.torn_down_with.lock().unwrap() = Some(outstanding);
+        Ok(())
+    }
+}
+
+/// A [`Gated`] destination node and what the test watches it through.
+fn gated() -> (
+    DestinationNode,
+    tokio::sync::mpsc::UnboundedReceiver<Submission>,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<Mutex<Option<usize>>>,
+) {
+    let (submissions, submitted) = tokio::sync::mpsc::unbounded_channel();
+    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let torn_down_with = Arc::new(Mutex::new(None));
+    let node = DestinationNode {
+        id: "gated".into(),
+        destination: Box::new(Gated {
+            submissions,
+            outstanding: Arc::default(),
+            most: most.clone(),
+            torn_down_with: torn_down_with.clone(),
+        }),
+        processors: vec![],
+    };
+    (node, submitted, most, torn_down_with)
+}
+
+async fn next_submission(
+    submitted: &mut tokio::sync::mpsc::UnboundedReceiver<Submission>,
+) -> Submission {
+    tokio::time::timeout(DEADLINE, submitted.recv())
+        .await
+        .expect("a batch submitted in time")
+        .expect("the destination node is running")
+}
+
+/// With a destination that overlaps its writes, the engine keeps two batches submitted (the
+/// next is prepared while one is written), never more; a batch's records are acked only
+/// once its receipt completes, in order; a stop waits for every receipt before teardown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_batches_are_acked_only_once_written_in_order_two_at_a_time() {
+    use std::sync::atomic::Ordering;
+    let positions = Arc::new(MemoryPositions::default());
+    let (node, mut submitted, most, torn_down_with) = gated();
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(
+        graph(vec![generator(70)], vec![], vec![node]),
+        positions.clone(),
+        small_batches(),
+        stop,
+        None,
+    ));
+    let mut pending = std::collections::VecDeque::new();
+    let (mut received, mut written) = (Vec::new(), 0u64);
+    while written < 70 {
+        if pending.len() < culvert_plugins::SUBMITTED && (received.len() as u64) < 70 {
+            let (batch, done) = next_submission(&mut submitted).await;
+            received.extend(batch.iter().copied());
+            pending.push_back((batch.len() as u64, done));
+            continue;
+        }
+        let (count, done) = pending.pop_front().unwrap();
+        assert!(
+            positions.count("src") <= written,
+            "nothing acked past the batches written"
+        );
+        done.send(Ok(Vec::new())).unwrap();
+        written += count;
+        positions.acked(written).await;
+    }
+    stop_tx.send(true).unwrap();
+    engine.await.unwrap().unwrap();
+    assert_eq!(
+        received,
+        (1..=70).collect::<Vec<_>>(),
+        "all, once, in order"
+    );
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        culvert_plugins::SUBMITTED,
+        "the next batch was submitted while one was being written, and no more"
+    );
+    assert_eq!(
+        *torn_down_with.lock().unwrap(),
+        Some(0),
+        "drained before teardown"
+    );
+    assert_eq!(positions.count("src"), 70);
+}
+
+/// A receipt that fails stops the pipeline with its error; the batch submitted after it is
+/// never reported written, so nothing past the last good batch is acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_receipt_stops_the_pipeline_and_nothing_after_it_is_acked() {
+    let positions = Arc::new(MemoryPositions::default());
+    let (node, mut submitted, _, _) = gated();
+    let (_stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(
+        graph(vec![generator(0)], vec![], vec![node]),
+        positions.clone(),
+        small_batches(),
+        stop,
+        None,
+    ));
+    let (first, first_done) = next_submission(&mut submitted).await;
+    let (_, second_done) = next_submission(&mut submitted).await;
+    first_done.send(Ok(Vec::new())).unwrap();
+    positions.acked(first.len() as u64).await;
+    let (_, third_done) = next_submission(&mut submitted).await;
+    second_done
+        .send(Err(PluginError::Other("disk full".into())))
+        .unwrap();
+    let error = tokio::time::timeout(DEADLINE, engine)
+        .await
+        .expect("the error ends the run")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(error.to_string(), "destination gated: disk full");
+    assert_eq!(positions.count("src"), first.len() as u64);
+    drop(third_done);
+}

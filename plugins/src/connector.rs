@@ -173,6 +173,19 @@ impl Lifecycle {
     }
 }
 
+/// How many batches a destination's [`Destination::submit`] may have under way at once:
+/// one being written while the next is prepared.
+pub const SUBMITTED: usize = 2;
+
+/// Records a destination refused, by index in the batch, with why (Conduit's per-record
+/// nack).
+pub type Refusals = Vec<(usize, String)>;
+
+/// A batch being written by a destination (see [`Destination::submit`]): completes with the
+/// records the destination refused once the others are handed over for good.
+pub type Receipt =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Refusals, PluginError>> + Send>>;
+
 /// A destination: writes records to a system.
 #[async_trait::async_trait]
 pub trait Destination: Send {
@@ -189,6 +202,20 @@ pub trait Destination: Send {
         records: &[Record],
     ) -> Result<Vec<(usize, String)>, PluginError> {
         self.write(records).await.map(|()| Vec::new())
+    }
+    /// Start writing every record, in order after every batch submitted before, and return
+    /// once the destination has taken them, with a [`Receipt`] that completes as
+    /// [`Self::write_each`] returns: `Ok` with the refused records once the others are handed
+    /// over for good. The engine keeps up to [`SUBMITTED`] batches submitted, so a
+    /// destination that waits on a remote system (the Kafka destination, for the brokers'
+    /// acknowledgements) is handed the next batch meanwhile. It awaits receipts in the order
+    /// of their submissions, reports a batch written (so its records acked) only when its
+    /// receipt completes, and stops at the first that fails, so no later batch is reported
+    /// written. By default the whole write happens here, as [`Self::write_each`], and the
+    /// receipt is ready.
+    async fn submit(&mut self, records: &[Record]) -> Result<Receipt, PluginError> {
+        let refused = self.write_each(records).await?;
+        Ok(Box::pin(std::future::ready(Ok(refused))))
     }
     /// Release everything (flushing what is buffered).
     async fn teardown(&mut self) -> Result<(), PluginError>;

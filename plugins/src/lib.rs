@@ -25,6 +25,6 @@ pub mod spec;
 pub mod testing;
 
 pub use connector::{
-    ConnectorPlugin, Destination, ErrorKind, Lifecycle, LookupError, PluginError, Prepare,
-    Registry, Settings, Side, Source, Specification, ValidateError, IDLE_READ,
+    ConnectorPlugin, Destination, ErrorKind, Lifecycle, LookupError, PluginError, Prepare, Receipt,
+    Refusals, Registry, Settings, Side, Source, Specification, ValidateError, IDLE_READ, SUBMITTED,
 };

@@ -10,15 +10,17 @@
 //! keeps headers (records from other sources have none, and their messages are the same
 //! as Conduit's).
 //!
-//! `write_each` hands the whole batch to librdkafka, then waits for every delivery
-//! report: a record is reported written only once the brokers acknowledged it (with
+//! `submit` hands the whole batch to librdkafka and returns; its receipt waits for every
+//! delivery report, so the engine hands over the next batch while the brokers acknowledge
+//! this one. A record is reported written only once the brokers acknowledged it (with
 //! `acks`), and a record the brokers refused (or that timed out, `deliveryTimeout`) is
-//! returned as refused, with why. A producer in a fatal state fails the whole write.
+//! returned as refused, with why (to the DLQ, while later batches go on, as a refusal
+//! does within a batch). A producer in a fatal state fails the whole write.
 
 use crate::config::{DestinationConfig, TopicChoice};
 use crate::source::HEADER_PREFIX;
 use culvert_domain::{Data, Record};
-use culvert_plugins::connector::{Destination, PluginError};
+use culvert_plugins::connector::{Destination, PluginError, Receipt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -141,6 +143,10 @@ impl Destination for KafkaDestination {
         &mut self,
         records: &[Record],
     ) -> Result<Vec<(usize, String)>, PluginError> {
+        self.submit(records).await?.await
+    }
+
+    async fn submit(&mut self, records: &[Record]) -> Result<Receipt, PluginError> {
         let producer = self
             .producer
             .clone()
@@ -192,16 +198,20 @@ impl Destination for KafkaDestination {
                 }
             }
         }
-        for (index, delivery) in deliveries {
-            settle(index, delivery.await, &mut refused)?;
-        }
-        if let Some((code, reason)) = producer.client().fatal_error() {
-            return Err(PluginError::Other(format!(
-                "the kafka producer failed for good ({code}): {reason}"
-            )));
-        }
-        refused.sort_by_key(|(index, _)| *index);
-        Ok(refused)
+        // The batch is with librdkafka: the engine may hand over the next one while the
+        // brokers acknowledge this one (the receipt), so both fill the producer's batches.
+        Ok(Box::pin(async move {
+            for (index, delivery) in deliveries {
+                settle(index, delivery.await, &mut refused)?;
+            }
+            if let Some((code, reason)) = producer.client().fatal_error() {
+                return Err(PluginError::Other(format!(
+                    "the kafka producer failed for good ({code}): {reason}"
+                )));
+            }
+            refused.sort_by_key(|(index, _)| *index);
+            Ok(refused)
+        }))
     }
 
     async fn teardown(&mut self) -> Result<(), PluginError> {

@@ -1225,13 +1225,15 @@ impl Destination for Gated {
     }
 }
 
+/// What a test watches a [`Gated`] destination through.
+struct Watch {
+    submitted: tokio::sync::mpsc::UnboundedReceiver<Submission>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+    torn_down_with: Arc<Mutex<Option<usize>>>,
+}
+
 /// A [`Gated`] destination node and what the test watches it through.
-fn gated() -> (
-    DestinationNode,
-    tokio::sync::mpsc::UnboundedReceiver<Submission>,
-    Arc<std::sync::atomic::AtomicUsize>,
-    Arc<Mutex<Option<usize>>>,
-) {
+fn gated() -> (DestinationNode, Watch) {
     let (submissions, submitted) = tokio::sync::mpsc::unbounded_channel();
     let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let torn_down_with = Arc::new(Mutex::new(None));
@@ -1245,7 +1247,12 @@ fn gated() -> (
         }),
         processors: vec![],
     };
-    (node, submitted, most, torn_down_with)
+    let watched = Watch {
+        submitted,
+        most,
+        torn_down_with,
+    };
+    (node, watched)
 }
 
 async fn next_submission(
@@ -1264,7 +1271,12 @@ async fn next_submission(
 async fn submitted_batches_are_acked_only_once_written_in_order_two_at_a_time() {
     use std::sync::atomic::Ordering;
     let positions = Arc::new(MemoryPositions::default());
-    let (node, mut submitted, most, torn_down_with) = gated();
+    let (node, watched) = gated();
+    let Watch {
+        mut submitted,
+        most,
+        torn_down_with,
+    } = watched;
     let (stop_tx, stop) = watch::channel(false);
     let engine = tokio::spawn(run(
         graph(vec![generator(70)], vec![], vec![node]),
@@ -1316,7 +1328,8 @@ async fn submitted_batches_are_acked_only_once_written_in_order_two_at_a_time() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_receipt_stops_the_pipeline_and_nothing_after_it_is_acked() {
     let positions = Arc::new(MemoryPositions::default());
-    let (node, mut submitted, _, _) = gated();
+    let (node, watched) = gated();
+    let mut submitted = watched.submitted;
     let (_stop_tx, stop) = watch::channel(false);
     let engine = tokio::spawn(run(
         graph(vec![generator(0)], vec![], vec![node]),

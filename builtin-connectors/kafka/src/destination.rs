@@ -26,10 +26,13 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long teardown waits for messages still queued to be delivered.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a record looks for room again in a full librdkafka queue.
+const QUEUE_RETRY: Duration = Duration::from_millis(1);
 
 /// How long `open` waits for the cluster to answer (Conduit's dial timeout).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +41,8 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct KafkaDestination {
     config: DestinationConfig,
     producer: Option<Arc<FutureProducer>>,
+    /// librdkafka properties set over the configuration's (tests bound the queue).
+    overrides: Vec<(&'static str, String)>,
 }
 
 impl KafkaDestination {
@@ -46,7 +51,21 @@ impl KafkaDestination {
         Self {
             config,
             producer: None,
+            overrides: Vec::new(),
         }
+    }
+
+    /// The same with a librdkafka property set over the configuration's.
+    #[cfg(test)]
+    pub(crate) fn with_property(mut self, key: &'static str, value: &str) -> Self {
+        self.overrides.push((key, value.to_owned()));
+        self
+    }
+
+    /// How long a record waits for room in librdkafka's queue while earlier batches are
+    /// delivered: the delivery timeout, or [`FLUSH_TIMEOUT`] without one.
+    fn queue_wait(&self) -> Duration {
+        self.config.delivery_timeout.unwrap_or(FLUSH_TIMEOUT)
     }
 
     /// The topic `record` goes to.
@@ -107,9 +126,11 @@ fn delivery_error(error: &KafkaError) -> String {
 #[async_trait::async_trait]
 impl Destination for KafkaDestination {
     async fn open(&mut self) -> Result<(), PluginError> {
-        let producer: FutureProducer = self
-            .config
-            .producer_config()
+        let mut config = self.config.producer_config();
+        for (key, value) in &self.overrides {
+            config.set(*key, value);
+        }
+        let producer: FutureProducer = config
             .create()
             .map_err(|e| PluginError::Other(format!("creating the kafka producer: {e}")))?;
         let producer = Arc::new(producer);
@@ -166,6 +187,9 @@ impl Destination for KafkaDestination {
             let key = key_bytes(record);
             let value = record.to_json();
             let headers = headers(record);
+            // Since when the queue has had no room for this record, with none of this batch's
+            // messages under way to wait for.
+            let mut full_since: Option<Instant> = None;
             loop {
                 let mut message = FutureRecord::to(&topic).payload(&value);
                 if let Some(key) = &key {
@@ -181,15 +205,23 @@ impl Destination for KafkaDestination {
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                         // librdkafka's queue is full: wait for the oldest message of this
-                        // batch to be delivered, which makes room, then try again.
-                        let Some((oldest, delivery)) = deliveries.pop_front() else {
+                        // batch to be delivered, which makes room, then try again. With none
+                        // of this batch's under way, the room is held by the batch submitted
+                        // before, whose receipt the engine is awaiting: try again shortly,
+                        // for as long as a delivery may take.
+                        if let Some((oldest, delivery)) = deliveries.pop_front() {
+                            settle(oldest, delivery.await, &mut refused)?;
+                            continue;
+                        }
+                        let since = *full_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= self.queue_wait() {
                             refused.push((
                                 index,
                                 "the record does not fit in the producer's queue".into(),
                             ));
                             break;
-                        };
-                        settle(oldest, delivery.await, &mut refused)?;
+                        }
+                        tokio::time::sleep(QUEUE_RETRY).await;
                     }
                     Err((error, _)) => {
                         refused.push((index, delivery_error(&error)));

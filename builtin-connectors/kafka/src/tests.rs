@@ -87,6 +87,7 @@ async fn against_a_real_broker() {
     offsets_are_committed_only_for_acknowledged_records(&servers).await;
     a_position_of_another_group_is_refused(&servers).await;
     refused_records_are_reported_each(&servers).await;
+    a_batch_waits_for_room_held_by_the_batch_before(&servers).await;
     reads_are_cancel_safe(&servers).await;
     sasl_authenticates_with_each_mechanism(&kafka).await;
     tls_trusts_the_given_authority(&kafka).await;
@@ -381,6 +382,26 @@ async fn refused_records_are_reported_each(servers: &str) {
     dest.teardown().await.unwrap();
     let ends = admin::end_offsets(servers, "refusals").await.unwrap();
     assert_eq!(ends, BTreeMap::from([(0, 4)]));
+}
+
+async fn a_batch_waits_for_room_held_by_the_batch_before(servers: &str) {
+    // The engine submits a batch while the one before is still being delivered. With
+    // librdkafka's queue holding 8 messages, the first batch fills it; the second waits
+    // for room instead of refusing its records.
+    let settings = destination_settings(&[("servers", servers), ("topic", "queue-room")]);
+    let mut dest =
+        destination::KafkaDestination::new(config::DestinationConfig::parse(&settings).unwrap())
+            .with_property("queue.buffering.max.messages", "8");
+    dest.open().await.unwrap();
+    let first: Vec<Record> = (0..8).map(|n| record(n, "queue-room")).collect();
+    let second: Vec<Record> = (8..16).map(|n| record(n, "queue-room")).collect();
+    let first = dest.submit(&first).await.unwrap();
+    let second = dest.submit(&second).await.unwrap();
+    assert_eq!(first.await.unwrap(), vec![]);
+    assert_eq!(second.await.unwrap(), vec![]);
+    dest.teardown().await.unwrap();
+    let ends = admin::end_offsets(servers, "queue-room").await.unwrap();
+    assert_eq!(ends.values().sum::<i64>(), 16);
 }
 
 async fn reads_are_cancel_safe(servers: &str) {

@@ -1267,6 +1267,10 @@ async fn next_submission(
 /// With a destination that overlaps its writes, the engine keeps two batches submitted (the
 /// next is prepared while one is written), never more; a batch's records are acked only
 /// once its receipt completes, in order; a stop waits for every receipt before teardown.
+/// It also covers the node's `select!`: while the first receipt is pending, input wins the
+/// race (the second batch is submitted), dropping the future polling that receipt; the
+/// receipt is completed afterwards and must still be seen, or the records would never be
+/// acked and the wait for them below would time out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submitted_batches_are_acked_only_once_written_in_order_two_at_a_time() {
     use std::sync::atomic::Ordering;

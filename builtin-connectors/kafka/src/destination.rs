@@ -208,7 +208,10 @@ impl Destination for KafkaDestination {
                         // batch to be delivered, which makes room, then try again. With none
                         // of this batch's under way, the room is held by the batch submitted
                         // before, whose receipt the engine is awaiting: try again shortly,
-                        // for as long as a delivery may take.
+                        // for as long as a delivery may take. librdkafka signals no event
+                        // when room frees, and that batch's delivery futures belong to its
+                        // receipt, so this backs off and retries (as rdkafka's own
+                        // `FutureProducer::send` does on a full queue).
                         if let Some((oldest, delivery)) = deliveries.pop_front() {
                             settle(oldest, delivery.await, &mut refused)?;
                             continue;

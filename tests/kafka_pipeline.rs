@@ -112,6 +112,21 @@ fn read_records(out: &Path) -> Vec<Record> {
         .collect()
 }
 
+/// The ids in 1..=`records` that no message of generator -> kafka carries (each message's
+/// payload is the generator's record, its position the id).
+fn missing(messages: &[Record], records: usize) -> Vec<usize> {
+    let mut seen = vec![false; records + 1];
+    for m in messages {
+        let inner = Record::from_json(raw(&m.payload.after)).expect("an OpenCDC record");
+        let id: usize = std::str::from_utf8(&inner.position.0)
+            .unwrap()
+            .parse()
+            .unwrap();
+        seen[id] = true;
+    }
+    (1..=records).filter(|id| !seen[*id]).collect()
+}
+
 fn raw(data: &Option<Data>) -> &[u8] {
     match data {
         Some(Data::Raw(bytes)) => bytes,
@@ -565,27 +580,32 @@ fn generator_to_kafka_loses_nothing_across_sigkills() {
         server = Server::start_with_env(&data, &args, &env);
     }
     let address = server.http_address();
-    // Every id in the topic (duplicates may make the count reach `records` early).
-    poll_until(Duration::from_secs(300), Duration::from_millis(200), || {
-        let produced = produced();
-        match produced >= records {
-            true => Ok(()),
-            false => Err(format!("{produced} of {records} produced")),
+    // Wait for every id to be in the topic. The message count is no measure: duplicates
+    // make it reach `records` while the generator's last records are still to come, and
+    // stopping then would cut them off. So read the topic and look for the missing ids,
+    // again whenever more messages have arrived; give up once nothing has arrived for
+    // `STALL` (then the assertion below names what is missing).
+    const STALL: Duration = Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (mut seen, mut since) = (0, Instant::now());
+    loop {
+        let now = produced();
+        if now > seen {
+            (seen, since) = (now, Instant::now());
+            if now >= records && missing(&read_topic(&servers, "produced", now), records).is_empty()
+            {
+                break;
+            }
         }
-    });
+        if Instant::now() > deadline || since.elapsed() > STALL {
+            break;
+        }
+        // The broker has no change notification to wait on: poll.
+        std::thread::sleep(Duration::from_millis(200));
+    }
     stop(server, &address, &["to-kafka"]);
     let total = produced();
-    let messages = read_topic(&servers, "produced", total);
-    let mut seen = vec![0u32; records + 1];
-    for m in &messages {
-        let inner = Record::from_json(raw(&m.payload.after)).expect("an OpenCDC record");
-        let id: usize = std::str::from_utf8(&inner.position.0)
-            .unwrap()
-            .parse()
-            .unwrap();
-        seen[id] += 1;
-    }
-    let lost: Vec<usize> = (1..=records).filter(|id| seen[*id] == 0).collect();
+    let lost = missing(&read_topic(&servers, "produced", total), records);
     println!(
         "generator -> kafka, {KILLS} SIGKILLs (messages at each: {at_kills:?}): {records} \
          records, {} lost, {} duplicated, {:.1} s",

@@ -155,10 +155,11 @@ fn an_hour_of_stalls_and_plugin_restarts_leaks_nothing() {
         {
             true => Ok(now),
             false => Err(format!(
-                "not back to baseline {}: {}; descriptors gained: {}",
+                "not back to baseline {}: {}; descriptors gained: {}; threads gained: {}",
                 baseline.line(),
                 now.line(),
-                descriptors_gained(&baseline, &now)
+                descriptors_gained(&baseline, &now),
+                gained(&baseline.thread_names, &now.thread_names)
             )),
         }
     });
@@ -202,6 +203,10 @@ fn an_hour_of_stalls_and_plugin_restarts_leaks_nothing() {
     println!(
         "soak descriptors gained after the run: {}",
         descriptors_gained(&baseline, &end)
+    );
+    println!(
+        "soak threads gained after the run: {}",
+        gained(&baseline.thread_names, &end.thread_names)
     );
     if let Some(split) = &split {
         println!("soak resident memory split: {}", split.line());
@@ -315,6 +320,9 @@ struct Sample {
     /// What each descriptor is, counted by kind (see [`descriptors`]).
     fd_kinds: std::collections::BTreeMap<String, u64>,
     threads: u64,
+    /// The threads counted by name (`/proc/PID/task/*/comm`: tokio's workers, RocksDB's
+    /// pools, ...), so a gained thread can be named.
+    thread_names: std::collections::BTreeMap<String, u64>,
     tasks: Option<u64>,
     /// From `/metrics`, in MiB: RocksDB's memtables, table readers and block cache, and the
     /// allocator's committed memory (`None` if the server does not export them).
@@ -689,6 +697,7 @@ fn sample(pid: u32, address: &str, started: Instant) -> Sample {
         fds,
         fd_kinds,
         threads: field("Threads:"),
+        thread_names: thread_names(pid),
         tasks: value("culvert_tokio_alive_tasks").map(|v| v as u64),
         memtables: mib("culvert_store_memory_bytes{part=\"memtables\"}"),
         table_readers: mib("culvert_store_memory_bytes{part=\"table_readers\"}"),
@@ -772,12 +781,28 @@ fn port(address: &str) -> String {
 
 /// The descriptors `now` holds beyond `before`, kind by kind (for the report of a server
 /// that did not give back what it took).
-fn descriptors_gained(before: &Sample, now: &Sample) -> String {
+/// The server's threads counted by name. A thread that ends between the listing and the
+/// read of its name is left out.
+fn thread_names(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut names = std::collections::BTreeMap::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's threads");
+    for task in tasks.flatten() {
+        if let Ok(name) = std::fs::read_to_string(task.path().join("comm")) {
+            *names.entry(name.trim_end().to_owned()).or_insert(0) += 1;
+        }
+    }
+    names
+}
+
+/// What `now` has more of than `before`, by kind: "2 x tokio-runtime-w; 1 x ...".
+fn gained(
+    before: &std::collections::BTreeMap<String, u64>,
+    now: &std::collections::BTreeMap<String, u64>,
+) -> String {
     let gained: Vec<String> = now
-        .fd_kinds
         .iter()
         .filter_map(|(kind, n)| {
-            let was = before.fd_kinds.get(kind).copied().unwrap_or(0);
+            let was = before.get(kind).copied().unwrap_or(0);
             (*n > was).then(|| format!("{} x {kind}", n - was))
         })
         .collect();
@@ -787,23 +812,51 @@ fn descriptors_gained(before: &Sample, now: &Sample) -> String {
     }
 }
 
-/// Wait until the server is settled (no plugin process left and its descriptors, threads
-/// and tasks unchanged for [`SETTLED_FOR`]); the figures then.
+fn descriptors_gained(before: &Sample, now: &Sample) -> String {
+    gained(&before.fd_kinds, &now.fd_kinds)
+}
+
+/// Wait until the server is settled (no plugin process left and its descriptors and
+/// threads unchanged for [`SETTLED_FOR`]); the figures then.
+///
+/// Only `/proc` is read while waiting, `/metrics` once at the end: the server renders each
+/// scrape on tokio's blocking pool, whose idle threads are woken in turn, so a scrape every
+/// second would keep every idle blocking thread alive (each exits after 10 s without work)
+/// and the thread count would never come down to what the server needs.
 fn settled(pid: u32, address: &str, what: &str) -> Sample {
     wait_for_no_children(pid);
     let started = Instant::now();
-    let mut last: Option<(Sample, Instant)> = None;
+    let mut last: Option<((u64, u64), Instant)> = None;
     poll_until(Duration::from_secs(120), Duration::from_secs(1), || {
-        let now = sample(pid, address, started);
-        let key = |s: &Sample| (s.fds, s.threads, s.tasks);
+        let counts = proc_counts(pid);
         match &last {
-            Some((before, since)) if key(before) == key(&now) => {
+            Some((before, since)) if *before == counts => {
                 if since.elapsed() >= SETTLED_FOR {
-                    return Ok(now);
+                    let now = sample(pid, address, started);
+                    if (now.fds, now.threads) == counts {
+                        return Ok(now);
+                    }
+                    last = None;
                 }
             }
-            _ => last = Some((now.clone(), Instant::now())),
+            _ => last = Some((counts, Instant::now())),
         }
-        Err(format!("{what}: the server is not settled yet: {now:?}"))
+        Err(format!(
+            "{what}: the server is not settled yet: (descriptors, threads) {counts:?}"
+        ))
     })
+}
+
+/// The server's open descriptors and threads, from `/proc` alone.
+fn proc_counts(pid: u32) -> (u64, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the server's descriptors")
+        .count() as u64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("server status");
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Threads in /proc/{pid}/status"));
+    (fds, threads)
 }

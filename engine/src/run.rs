@@ -638,8 +638,6 @@ fn drain_acks(acks: &mut mpsc::UnboundedReceiver<Position>) -> (Option<Position>
     }
 }
 
-/// Completes once the flag is true or its sender is gone (holding no guard, so it can sit
-/// in a `select!` beside awaits).
 /// Give every record a source read the metadata Conduit's engine gives it: when it was
 /// read (`opencdc.readAt`, unix nanoseconds, one instant per read) and the source connector
 /// it came from (`conduit.source.connector.id`); values the source set stay.
@@ -666,6 +664,8 @@ fn stamp(records: &mut [Record], connector: &str) {
     }
 }
 
+/// Completes once the flag is true or its sender is gone (holding no guard, so it can sit
+/// in a `select!` beside awaits).
 async fn raised(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|raised| *raised).await;
 }

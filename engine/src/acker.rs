@@ -1,6 +1,7 @@
 //! Ordered acks for one source.
 //!
-//! The source hands every record to [`Acker::track`] before sending it on, saying how many
+//! The source hands every record to [`Acker::track`] (or a batch to [`Acker::track_run`],
+//! which keeps only the batch's last position) before sending it on, saying how many
 //! destinations must write it. Each destination reports with [`Acker::ack`] (in any order,
 //! across and within destinations); a record a processor drops is tracked with zero
 //! destinations, so it counts as done at once. [`Acker::ack`] returns the position that may
@@ -56,7 +57,9 @@ pub enum AckError {
 }
 
 struct InFlight {
-    position: Position,
+    /// `None` inside a run tracked with [`Acker::track_run`]: only a run's last record keeps
+    /// its position, the one released once the whole run is done.
+    position: Option<Position>,
     /// Bit i set = destination i has not acked yet.
     waiting: u64,
     fan_out: usize,
@@ -101,12 +104,50 @@ impl Acker {
             (1u64 << destinations) - 1
         };
         self.in_flight.push_back(InFlight {
-            position,
+            position: Some(position),
             waiting,
             fan_out: destinations,
             copies: Vec::new(),
         });
         Ok((ticket, self.release()))
+    }
+
+    /// Track the next `count` records of the source (a batch read together), which
+    /// `destinations` destinations must each write; `last` is the position of the last of
+    /// them. Only that position is kept: a position is released when its whole run is done,
+    /// never part-way through one. That is what a source needs (each position acknowledges
+    /// all before it), and it costs no copy of every record's position. Returns the first
+    /// record's ticket (the others follow in order) and, as [`Acker::track`], the position
+    /// to persist if the run is done at once (zero destinations).
+    pub fn track_run(
+        &mut self,
+        count: usize,
+        last: Position,
+        destinations: usize,
+    ) -> Result<(Ticket, Option<Position>), AckError> {
+        if destinations > MAX_DESTINATIONS {
+            return Err(AckError::TooManyDestinations(destinations));
+        }
+        let first = self.next_ticket();
+        if count == 0 {
+            return Ok((first, None));
+        }
+        let waiting = if destinations == MAX_DESTINATIONS {
+            u64::MAX
+        } else {
+            (1u64 << destinations) - 1
+        };
+        let entry = |position| InFlight {
+            position,
+            waiting,
+            fan_out: destinations,
+            copies: Vec::new(),
+        };
+        self.in_flight.reserve(count);
+        self.in_flight
+            .extend(std::iter::repeat_with(|| entry(None)).take(count - 1));
+        self.in_flight.push_back(entry(Some(last)));
+        Ok((first, self.release()))
     }
 
     /// Destination `destination` (0-based, of the record's fan-out) has written record
@@ -184,13 +225,15 @@ impl Acker {
         Ok(())
     }
 
-    /// Drop the done prefix; the newest position in it is the one to persist.
+    /// Drop the done prefix; the newest position kept in it is the one to persist.
     fn release(&mut self) -> Option<Position> {
         let mut newest = None;
         while self.in_flight.front().is_some_and(|r| r.waiting == 0) {
             let done = self.in_flight.pop_front().expect("front exists");
             self.first += 1;
-            newest = Some(done.position);
+            if done.position.is_some() {
+                newest = done.position;
+            }
         }
         newest
     }
@@ -377,7 +420,82 @@ mod tests {
         })
     }
 
+    #[test]
+    fn a_run_is_released_at_its_end_only() {
+        let mut acker = Acker::new();
+        let (first, _) = acker.track_run(3, pos(2), 1).unwrap();
+        let (next, _) = acker.track_run(2, pos(4), 1).unwrap();
+        assert_eq!((first, next), (0, 3));
+        assert_eq!(acker.ack(0, 0).unwrap(), None, "the run's end is not done");
+        assert_eq!(acker.ack(1, 0).unwrap(), None);
+        assert_eq!(
+            acker.in_flight(),
+            3,
+            "the done records are dropped all the same"
+        );
+        assert_eq!(acker.ack(3, 0).unwrap(), None, "waits for record 2");
+        assert_eq!(
+            acker.ack(2, 0).unwrap(),
+            Some(pos(2)),
+            "the first run is done"
+        );
+        assert_eq!(acker.ack(4, 0).unwrap(), Some(pos(4)));
+        assert_eq!(acker.in_flight(), 0);
+        assert_eq!(
+            acker.track_run(0, pos(9), 1).unwrap(),
+            (5, None),
+            "an empty run tracks nothing"
+        );
+        assert_eq!(
+            acker.track_run(2, pos(6), 0).unwrap(),
+            (5, Some(pos(6))),
+            "with no destination a run is done at once"
+        );
+        assert_eq!(acker.in_flight(), 0);
+        assert_eq!(
+            acker.track_run(1, pos(5), 65).unwrap_err(),
+            AckError::TooManyDestinations(65)
+        );
+    }
+
     proptest! {
+        /// Runs (batches) of records, acked by every destination in any order: only the
+        /// position of a run's last record is ever released, only once it and everything
+        /// before it are acked, always forward, and the last run's once all are in.
+        #[test]
+        fn runs_are_released_at_their_ends_in_order_and_never_past_an_unacked_record(
+            (runs, destinations, acks) in run_scenario()
+        ) {
+            let mut acker = Acker::new();
+            let mut ends = std::collections::BTreeSet::new();
+            let mut total = 0u64;
+            for count in &runs {
+                total += *count as u64;
+                let (first, released) =
+                    acker.track_run(*count, pos(total - 1), destinations).unwrap();
+                prop_assert_eq!(first, total - *count as u64);
+                prop_assert_eq!(released, None);
+                ends.insert(total - 1);
+            }
+            let mut remaining = vec![destinations; total as usize];
+            let mut persisted: Option<u64> = None;
+            for (ticket, destination) in acks {
+                remaining[ticket as usize] -= 1;
+                if let Some(p) = acker.ack(ticket, destination).unwrap() {
+                    let n = u64::from_be_bytes(p.0.as_slice().try_into().unwrap());
+                    prop_assert!(ends.contains(&n), "released {} inside a run", n);
+                    prop_assert!(persisted.is_none_or(|prev| n > prev), "moved backwards");
+                    prop_assert!(
+                        remaining[..=n as usize].iter().all(|r| *r == 0),
+                        "released {} with an unacked record at or before it", n
+                    );
+                    persisted = Some(n);
+                }
+            }
+            prop_assert_eq!(persisted, Some(total - 1));
+            prop_assert_eq!(acker.in_flight(), 0);
+        }
+
         /// For any interleaving of destination acks: persisted positions only move forward,
         /// a position is released only when it and everything before it are fully acked,
         /// and once every ack is in, the last position is released.
@@ -454,6 +572,20 @@ mod tests {
             prop_assert_eq!(persisted, Some(records.len() as u64 - 1));
             prop_assert_eq!(acker.in_flight(), 0);
         }
+    }
+
+    /// Run lengths (1 to 6 records, 1 to 8 runs), the destination count (1 to 3), and every
+    /// ack the records need (ticket, destination), shuffled.
+    fn run_scenario() -> impl Strategy<Value = (Vec<usize>, usize, Vec<(u64, usize)>)> {
+        (proptest::collection::vec(1usize..7, 1..9), 1usize..4).prop_flat_map(
+            |(runs, destinations)| {
+                let total: usize = runs.iter().sum();
+                let acks: Vec<(u64, usize)> = (0..total as u64)
+                    .flat_map(|t| (0..destinations).map(move |d| (t, d)))
+                    .collect();
+                (Just(runs), Just(destinations), Just(acks).prop_shuffle())
+            },
+        )
     }
 
     /// A record: copies made before the fan-out, and the extra copies each destination's

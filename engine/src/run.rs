@@ -994,10 +994,11 @@ async fn run_graph(
                             });
                             let first = {
                                 let mut acker = acker.lock().expect("acker lock");
-                                let first = acker.next_ticket();
-                                for record in &records {
-                                    acker.track(record.position.clone(), destination_count)?;
-                                }
+                                // Non-empty (checked above). Only the batch's last position
+                                // is kept: it acknowledges every record before it.
+                                let last = records.last().expect("a batch").position.clone();
+                                let (first, _) =
+                                    acker.track_run(records.len(), last, destination_count)?;
                                 if timed_reads {
                                     acker.mark_read(Instant::now());
                                 }

@@ -779,8 +779,6 @@ fn port(address: &str) -> String {
     port.map_or(address.to_owned(), |p| format!(":{p}"))
 }
 
-/// The descriptors `now` holds beyond `before`, kind by kind (for the report of a server
-/// that did not give back what it took).
 /// The server's threads counted by name. A thread that ends between the listing and the
 /// read of its name is left out.
 fn thread_names(pid: u32) -> std::collections::BTreeMap<String, u64> {
@@ -794,7 +792,7 @@ fn thread_names(pid: u32) -> std::collections::BTreeMap<String, u64> {
     names
 }
 
-/// What `now` has more of than `before`, by kind: "2 x tokio-runtime-w; 1 x ...".
+/// What `now` has more of than `before`, by kind: "2 x tokio-rt-worker; 1 x ...".
 fn gained(
     before: &std::collections::BTreeMap<String, u64>,
     now: &std::collections::BTreeMap<String, u64>,
@@ -812,6 +810,8 @@ fn gained(
     }
 }
 
+/// The descriptors `now` holds beyond `before`, kind by kind (for the report of a server
+/// that did not give back what it took).
 fn descriptors_gained(before: &Sample, now: &Sample) -> String {
     gained(&before.fd_kinds, &now.fd_kinds)
 }

@@ -583,26 +583,27 @@ fn generator_to_kafka_loses_nothing_across_sigkills() {
     // Wait for every id to be in the topic. The message count is no measure: duplicates
     // make it reach `records` while the generator's last records are still to come, and
     // stopping then would cut them off. So read the topic and look for the missing ids,
-    // again whenever more messages have arrived; give up once nothing has arrived for
-    // `STALL` (then the assertion below names what is missing).
+    // again whenever more messages have arrived; stop waiting once nothing has arrived for
+    // `STALL` (then the assertion below names what is missing). The broker has no change
+    // notification to wait on: poll.
     const STALL: Duration = Duration::from_secs(60);
-    let deadline = Instant::now() + Duration::from_secs(300);
     let (mut seen, mut since) = (0, Instant::now());
-    loop {
+    poll_until(Duration::from_secs(300), Duration::from_millis(200), || {
         let now = produced();
         if now > seen {
             (seen, since) = (now, Instant::now());
             if now >= records && missing(&read_topic(&servers, "produced", now), records).is_empty()
             {
-                break;
+                return Ok(());
             }
         }
-        if Instant::now() > deadline || since.elapsed() > STALL {
-            break;
+        match since.elapsed() > STALL {
+            true => Ok(()),
+            false => Err(format!(
+                "{now} messages; ids of the {records} still missing"
+            )),
         }
-        // The broker has no change notification to wait on: poll.
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
     stop(server, &address, &["to-kafka"]);
     let total = produced();
     let lost = missing(&read_topic(&servers, "produced", total), records);

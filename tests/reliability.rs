@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 const PARTITIONS: u64 = 4;
 
 /// Records a crash can leave delivered but not yet acknowledged (and so delivered again):
-/// the engine's channels hold two batches of 512 each between about six nodes, plus the
+/// the engine's channels hold a batch of 512 each between about seven tasks, plus the
 /// batch each node holds and the positions the acker has released but not saved. A bound,
 /// with room; a duplicate count above `crashes` times this means records were redelivered
 /// from further back than the last persisted position.

@@ -20,7 +20,8 @@
 
 use culvert_domain::{parse_bool, Position, Record};
 use culvert_plugins::connector::{
-    ConnectorPlugin, Destination, PluginError, Prepare, Receipt, Settings, Source, Specification,
+    ConnectorPlugin, Destination, PluginError, Prepare, ReadStage, Receipt, Settings, Source,
+    Specification,
 };
 use culvert_plugins::schema::SchemaRegistry;
 use culvert_plugins::spec::{Parameter, ParameterType, Validation};
@@ -191,8 +192,10 @@ impl ConnectorPlugin for WithSchemas {
         });
         Ok(Box::new(ExtractingSource {
             inner,
-            codec: SchemaCodec::new(self.registry.clone()),
-            how,
+            extract: Some(Extract {
+                codec: SchemaCodec::new(self.registry.clone()),
+                how,
+            }),
             context,
         }))
     }
@@ -214,10 +217,28 @@ impl ConnectorPlugin for WithSchemas {
 /// A source whose records get schemas.
 struct ExtractingSource {
     inner: Box<dyn Source>,
-    codec: SchemaCodec,
-    how: Extraction,
+    /// The extraction, run in `read` until the engine takes it to run beside the next read
+    /// (`Source::detach_stage`).
+    extract: Option<Extract>,
     /// The context setting: `None` off, empty the connector's id.
     context: Option<String>,
+}
+
+/// Schemas extracted for each record of a batch, registered and named in its metadata.
+struct Extract {
+    codec: SchemaCodec,
+    how: Extraction,
+}
+
+impl ReadStage for Extract {
+    fn apply(&mut self, records: &mut [Record]) -> Result<(), PluginError> {
+        for record in records {
+            self.codec
+                .extract(record, &self.how)
+                .map_err(PluginError::Other)?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -229,10 +250,8 @@ impl Source for ExtractingSource {
     async fn read(&mut self, max: usize) -> Result<Vec<Record>, PluginError> {
         // Cancel-safe as the inner read: nothing is awaited after it.
         let mut records = self.inner.read(max).await?;
-        for record in &mut records {
-            self.codec
-                .extract(record, &self.how)
-                .map_err(PluginError::Other)?;
+        if let Some(extract) = &mut self.extract {
+            extract.apply(&mut records)?;
         }
         Ok(records)
     }
@@ -246,12 +265,21 @@ impl Source for ExtractingSource {
     }
 
     fn prepare(&mut self, context: Prepare) {
-        self.how.context = match &self.context {
-            None => String::new(),
-            Some(name) if name.is_empty() => context.connector_id.clone(),
-            Some(name) => name.clone(),
-        };
+        if let Some(extract) = &mut self.extract {
+            extract.how.context = match &self.context {
+                None => String::new(),
+                Some(name) if name.is_empty() => context.connector_id.clone(),
+                Some(name) => name.clone(),
+            };
+        }
         self.inner.prepare(context);
+    }
+
+    fn detach_stage(&mut self) -> Option<Box<dyn ReadStage>> {
+        // The inner source's own stage, if any, stays in its read: it runs before ours.
+        self.extract
+            .take()
+            .map(|extract| Box::new(extract) as Box<dyn ReadStage>)
     }
 
     async fn on_deleted(&mut self, config: Settings) -> Result<(), PluginError> {
@@ -460,6 +488,62 @@ mod tests {
             off.write(batch).await.unwrap();
             assert_eq!(*kept.lock().unwrap(), encoded);
         }
+    }
+
+    /// The extraction taken out of the reads (as the engine does, to run it beside the next
+    /// read) does to each batch what the reads did: the same schemas, subjects, versions.
+    #[tokio::test]
+    async fn a_detached_extraction_names_schemas_as_the_reads_did() {
+        let settings = settings(&[
+            ("format.type", "structured"),
+            ("format.options.id", "int"),
+            ("format.options.name", "string"),
+            ("recordCount", "4"),
+        ]);
+        let source = |registry: &Arc<dyn SchemaRegistry>| {
+            let plugin = with_schemas(
+                Arc::new(crate::generator::Generator::new()),
+                true,
+                registry.clone(),
+            );
+            let mut source = plugin.new_source(&settings).unwrap();
+            source.prepare(Prepare {
+                connector_id: "p:gen".into(),
+                ..Prepare::default()
+            });
+            source
+        };
+        let in_reads: Arc<dyn SchemaRegistry> = Arc::new(MemoryRegistry::default());
+        let mut reading = source(&in_reads);
+        reading.open(None).await.unwrap();
+        let expected = reading.read(10).await.unwrap();
+        assert_eq!(expected[0].metadata[PAYLOAD_SUBJECT], "p:gen:payload");
+
+        let apart: Arc<dyn SchemaRegistry> = Arc::new(MemoryRegistry::default());
+        let mut detached = source(&apart);
+        let mut stage = detached.detach_stage().expect("the extraction detaches");
+        assert!(detached.detach_stage().is_none(), "once only");
+        detached.open(None).await.unwrap();
+        let mut records = detached.read(10).await.unwrap();
+        assert_eq!(records.len(), 4);
+        assert!(
+            records
+                .iter()
+                .all(|r| r.metadata.get(PAYLOAD_SUBJECT).is_none()),
+            "the reads no longer extract"
+        );
+        stage.apply(&mut records).unwrap();
+        for (record, want) in records.iter().zip(&expected) {
+            assert_eq!(record.metadata[PAYLOAD_SUBJECT], "p:gen:payload");
+            assert_eq!(
+                record.metadata[PAYLOAD_VERSION],
+                want.metadata[PAYLOAD_VERSION]
+            );
+        }
+        assert_eq!(
+            apart.get("p:gen:payload", 1).unwrap().text,
+            in_reads.get("p:gen:payload", 1).unwrap().text
+        );
     }
 
     #[tokio::test(start_paused = true)]

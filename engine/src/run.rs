@@ -7,13 +7,17 @@
 //!                                                                     └─> ...                        ─┘
 //! ```
 //!
-//! * Each source task reads batches, stamps each record as Conduit's engine does
-//!   (`opencdc.readAt` and `conduit.source.connector.id` where the source left them empty),
-//!   registers every record with its source's [`Acker`] (before any destination can see
-//!   it), and sends the batch on. Between reads the same
-//!   task acks to the source the newest position the acker released. A read is never
-//!   raced against acks, so no read is dropped half-way while the pipeline runs (see
-//!   `docs/adr/20261201-reads-are-not-cancelled.md`).
+//! * Each source has two tasks. The first reads batches (each only once the second has
+//!   room for it, so at most one batch waits between them) and, between reads, acks to the
+//!   source the newest position the acker released. A read is never raced against acks, so
+//!   no read is dropped half-way while the pipeline runs (see
+//!   `docs/adr/20261201-reads-are-not-cancelled.md`). The second finishes each batch beside
+//!   the next read, in order: it runs the work the source detached from its reads
+//!   (`Source::detach_stage`: the connector SDK's schema extraction for the built-ins),
+//!   stamps each record as Conduit's engine does (`opencdc.readAt` and
+//!   `conduit.source.connector.id` where the source left them empty), registers every
+//!   record with its source's [`Acker`] (before any destination can see it), and sends the
+//!   batch on.
 //! * A source's processors run in a task of their own, beside the source's reads. The
 //!   pipeline's processors and the fan-out run in whichever task feeds them (a source's,
 //!   or its processors'), one batch at a time under a lock, when they are all built in: a
@@ -122,10 +126,13 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         // Records in flight stay few (and memory and latency low): a batch on each channel
-        // slot and in each node. Measured in benches/pipeline.rs.
+        // slot and in each node. Measured in benches/pipeline.rs and benches/vs-conduit:
+        // since a source's reads have a task of their own (a batch waiting between them),
+        // one batch per channel moves as many records as two did, with less memory
+        // (BENCHMARKS.md, "A source in two tasks").
         Self {
             batch_size: 512,
-            channel_capacity: 2,
+            channel_capacity: 1,
         }
     }
 }
@@ -917,12 +924,28 @@ async fn run_graph(
         let mut stop = stop.clone();
         let mut cancel = cancel.clone();
         let batch_size = options.batch_size.max(1);
-        let counted: Option<ConnectorMetrics> =
-            metrics.as_ref().map(|m| m.connector(&node.id, "source"));
-        // Batches' read times feed the pipeline-duration histogram (only with metrics on).
-        let timed_reads = metrics.is_some();
+        // What follows each read (the source's detached stage, stamping, tracking, sending
+        // on) runs in a task of its own, beside the next read: one batch waits between them.
+        let (read_tx, read_rx) = mpsc::channel::<Read>(1);
+        let finish = Finish {
+            stage: node.source.detach_stage(),
+            name: format!("source {}", node.id),
+            id: node.id.clone(),
+            index,
+            acker,
+            destination_count,
+            counted: metrics.as_ref().map(|m| m.connector(&node.id, "source")),
+            // Batches' read times feed the pipeline-duration histogram (only with metrics
+            // on).
+            timed_reads: metrics.is_some(),
+            inspect: inspectors.clone(),
+        };
+        tasks.spawn(
+            finish
+                .run(read_rx, feed, cancel.clone())
+                .instrument(node_span("source-finish", &node.id)),
+        );
         let span = node_span("source", &node.id);
-        let inspect = inspectors.clone();
         tasks.spawn(
             async move {
                 let name = format!("source {}", node.id);
@@ -938,7 +961,7 @@ async fn run_graph(
                     })?;
                 node.source.open(start).await.map_err(fail)?;
                 opened.one();
-                let mut feed = Some(feed);
+                let mut feed = Some(read_tx);
                 loop {
                     // Acks first: every position released since the last read (cumulative, so
                     // the newest says it all). `None` from the acker: every ack is delivered.
@@ -969,47 +992,44 @@ async fn run_graph(
                     // resumes from the last persisted position, so a dropped read loses
                     // nothing that was acked; sources are cancel-safe on top of that
                     // (`culvert_plugins::testing`).
-                    let began = Instant::now();
-                    tokio::select! {
-                        biased;
-                        _ = raised(&mut cancel) => return Ok(()),
-                        _ = raised(&mut stop) => {
-                            // Stop reading; closing our output lets the rest drain.
-                            feed = None;
-                        }
-                        read = node.source.read(batch_size) => {
-                            let mut records = read.map_err(fail)?;
-                            if records.is_empty() {
-                                continue;
-                            }
-                            stamp(&mut records, &node.id);
-                            if let Some(inspect) = &inspect {
-                                inspect.send(&node.id, Side::Connector, &records);
-                            }
-                            let sizes = counted.as_ref().map(|counted| {
-                                let sizes: Arc<[u64]> =
-                                    records.iter().map(crate::metrics::record_size).collect();
-                                counted.observe_sized(&sizes, began);
-                                sizes
-                            });
-                            let first = {
-                                let mut acker = acker.lock().expect("acker lock");
-                                // Non-empty (checked above). Only the batch's last position
-                                // is kept: it acknowledges every record before it.
-                                let last = records.last().expect("a batch").position.clone();
-                                let (first, _) =
-                                    acker.track_run(records.len(), last, destination_count)?;
-                                if timed_reads {
-                                    acker.mark_read(Instant::now());
+                    //
+                    // Room for the batch first, so that no batch waits read in this task
+                    // (records in flight, so memory, stay as few as a batch ahead).
+                    let stopped = {
+                        let room = tokio::select! {
+                            biased;
+                            _ = raised(&mut cancel) => return Ok(()),
+                            _ = raised(&mut stop) => None,
+                            room = sender.reserve() => match room {
+                                Ok(room) => Some(room),
+                                Err(_) => return Ok(()), // the next task is gone: cancelled
+                            },
+                        };
+                        match room {
+                            None => true,
+                            Some(room) => {
+                                let began = Instant::now();
+                                tokio::select! {
+                                    biased;
+                                    _ = raised(&mut cancel) => return Ok(()),
+                                    _ = raised(&mut stop) => true,
+                                    read = node.source.read(batch_size) => {
+                                        let records = read.map_err(fail)?;
+                                        // A batch the next task never takes was never tracked, so
+                                        // never acked: a restart reads it again.
+                                        if !records.is_empty() {
+                                            let took = began.elapsed();
+                                            room.send(Read { records, took });
+                                        }
+                                        false
+                                    }
                                 }
-                                first
-                            };
-                            let tickets = Tickets::Run { first, count: records.len() };
-                            let batch = Batch { source: index, tickets, records, sizes, start: 0 };
-                            if !sender.send(batch).await? {
-                                return Ok(()); // downstream is gone: cancelled
                             }
                         }
+                    };
+                    if stopped {
+                        // Stop reading; closing our output lets the rest drain.
+                        feed = None;
                     }
                 }
                 node.source.teardown().await.map_err(fail)
@@ -1428,6 +1448,102 @@ async fn source_processors(
         batch.start = 0; // the pipeline's processors from their first
         if !batch.records.is_empty() && !output.send(batch).await? {
             return Ok(());
+        }
+    }
+}
+
+/// A batch a source read, on its way to the task that finishes it ([`Finish`]).
+struct Read {
+    records: Vec<Record>,
+    /// How long the read took (the source's metrics time a batch from the read's start to
+    /// the end of its finishing, leaving out its wait between the tasks).
+    took: std::time::Duration,
+}
+
+/// What follows each read of a source, in a task beside its reads: the source's detached
+/// stage (`Source::detach_stage`), the engine's metadata (`stamp`), the source's metrics,
+/// tracking every record with the source's acker (before any destination can see it), and
+/// sending the batch on. Batches are finished one at a time, in the order read.
+struct Finish {
+    stage: Option<Box<dyn culvert_plugins::ReadStage>>,
+    /// The node's name in errors (`source <id>`).
+    name: String,
+    id: String,
+    index: usize,
+    acker: Arc<Mutex<Acker>>,
+    destination_count: usize,
+    counted: Option<ConnectorMetrics>,
+    timed_reads: bool,
+    inspect: Option<Arc<Inspectors>>,
+}
+
+impl Finish {
+    /// Finish every batch `input` brings, until it closes (the source stopped reading: our
+    /// output closes too) or the pipeline is cancelled.
+    async fn run(
+        mut self,
+        mut input: mpsc::Receiver<Read>,
+        output: Onward,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<(), EngineError> {
+        loop {
+            // Cancel-safety: `recv` takes a batch only when it completes.
+            let Read { mut records, took } = tokio::select! {
+                biased;
+                _ = raised(&mut cancel) => return Ok(()),
+                read = input.recv() => match read {
+                    Some(read) => read,
+                    None => return Ok(()),
+                },
+            };
+            let began = Instant::now()
+                .checked_sub(took)
+                .unwrap_or_else(Instant::now);
+            if let Some(stage) = &mut self.stage {
+                stage
+                    .apply(&mut records)
+                    .map_err(|source| EngineError::Plugin {
+                        node: self.name.clone(),
+                        source,
+                    })?;
+            }
+            if records.is_empty() {
+                continue;
+            }
+            stamp(&mut records, &self.id);
+            if let Some(inspect) = &self.inspect {
+                inspect.send(&self.id, Side::Connector, &records);
+            }
+            let sizes = self.counted.as_ref().map(|counted| {
+                let sizes: Arc<[u64]> = records.iter().map(crate::metrics::record_size).collect();
+                counted.observe_sized(&sizes, began);
+                sizes
+            });
+            let first = {
+                let mut acker = self.acker.lock().expect("acker lock");
+                // Non-empty (checked above). Only the batch's last position is kept: it
+                // acknowledges every record before it.
+                let last = records.last().expect("a batch").position.clone();
+                let (first, _) = acker.track_run(records.len(), last, self.destination_count)?;
+                if self.timed_reads {
+                    acker.mark_read(Instant::now());
+                }
+                first
+            };
+            let tickets = Tickets::Run {
+                first,
+                count: records.len(),
+            };
+            let batch = Batch {
+                source: self.index,
+                tickets,
+                records,
+                sizes,
+                start: 0,
+            };
+            if !output.send(batch).await? {
+                return Ok(()); // downstream is gone: cancelled
+            }
         }
     }
 }

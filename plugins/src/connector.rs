@@ -122,6 +122,22 @@ pub trait Source: Send {
     async fn on_deleted(&mut self, _config: Settings) -> Result<(), PluginError> {
         Ok(())
     }
+    /// Hand over the work `read` does on each batch after taking it from the system (the
+    /// connector SDK's schema extraction, for the built-ins), so that the caller runs it
+    /// beside the next read: from then on `read` leaves it undone, and the caller runs the
+    /// stage on every batch `read` returns, in order, before anything else sees the batch.
+    /// Called at most once, after `prepare` and before `open`. `None` (the default): `read`
+    /// does everything.
+    fn detach_stage(&mut self) -> Option<Box<dyn ReadStage>> {
+        None
+    }
+}
+
+/// Work on a source's batches that needs nothing of the source itself (see
+/// [`Source::detach_stage`]).
+pub trait ReadStage: Send {
+    /// Finish `records`, a batch as `read` returned it. Called on every batch, in order.
+    fn apply(&mut self, records: &mut [Record]) -> Result<(), PluginError>;
 }
 
 /// What an instance is told before it opens.

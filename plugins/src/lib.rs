@@ -25,6 +25,7 @@ pub mod spec;
 pub mod testing;
 
 pub use connector::{
-    ConnectorPlugin, Destination, ErrorKind, Lifecycle, LookupError, PluginError, Prepare, Receipt,
-    Refusals, Registry, Settings, Side, Source, Specification, ValidateError, IDLE_READ, SUBMITTED,
+    ConnectorPlugin, Destination, ErrorKind, Lifecycle, LookupError, PluginError, Prepare,
+    ReadStage, Receipt, Refusals, Registry, Settings, Side, Source, Specification, ValidateError,
+    IDLE_READ, SUBMITTED,
 };

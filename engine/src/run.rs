@@ -929,7 +929,6 @@ async fn run_graph(
         let (read_tx, read_rx) = mpsc::channel::<Read>(1);
         let finish = Finish {
             stage: node.source.detach_stage(),
-            name: format!("source {}", node.id),
             id: node.id.clone(),
             index,
             acker,
@@ -996,6 +995,11 @@ async fn run_graph(
                     // Room for the batch first, so that no batch waits read in this task
                     // (records in flight, so memory, stay as few as a batch ahead).
                     let stopped = {
+                        // Cancel-safety: a dropped `reserve` has taken nothing (tokio's
+                        // `Sender::reserve` is cancel-safe); a dropped read is the source's
+                        // (cancel-safe by its contract, see above) and its unused permit goes
+                        // back. Covered by `a_stop_with_a_detached_stage_drains_...` and
+                        // `reads_are_never_dropped_half_way_while_acks_flow` (tests/run.rs).
                         let room = tokio::select! {
                             biased;
                             _ = raised(&mut cancel) => return Ok(()),
@@ -1466,8 +1470,6 @@ struct Read {
 /// sending the batch on. Batches are finished one at a time, in the order read.
 struct Finish {
     stage: Option<Box<dyn culvert_plugins::ReadStage>>,
-    /// The node's name in errors (`source <id>`).
-    name: String,
     id: String,
     index: usize,
     acker: Arc<Mutex<Acker>>,
@@ -1503,7 +1505,7 @@ impl Finish {
                 stage
                     .apply(&mut records)
                     .map_err(|source| EngineError::Plugin {
-                        node: self.name.clone(),
+                        node: format!("source {}", self.id),
                         source,
                     })?;
             }

@@ -37,8 +37,10 @@
 //!   reported written, so nothing is acked, before its receipt completes.
 //! * The acker persists the newest position whose record and every earlier one every
 //!   destination has written, then tells the source: a restart resumes from there. Saves
-//!   run on a blocking thread, one at a time; positions released during a save are batched
-//!   into the next (only the newest per source is saved).
+//!   run on a blocking thread, one at a time, and start at most once per
+//!   `Options::position_save_interval` (10 ms) while the pipeline runs; positions released
+//!   meanwhile are batched into the next (only the newest per source is saved). A stop
+//!   saves what is left at once.
 //! * Stop drains: sources stop reading, every node finishes what it holds and closes its
 //!   output, the last acks flow, sources tear down. An error in any node cancels every
 //!   node at once without draining and is returned.
@@ -121,6 +123,13 @@ pub struct Options {
     pub batch_size: usize,
     /// Batches a channel holds before its sender waits (backpressure).
     pub channel_capacity: usize,
+    /// The least time from the start of one position save to the start of the next, per
+    /// pipeline (the first save after a quiet spell starts at once). Each save is a durable
+    /// write (an fsync in production): under a steady flow, positions released meanwhile
+    /// wait and go in one save (the newest per source), so a busy pipeline pays for a
+    /// bounded number of saves a second, not one per batch. Sources hear of their positions
+    /// up to this much later; a stop saves what is left without waiting.
+    pub position_save_interval: std::time::Duration,
 }
 
 impl Default for Options {
@@ -133,6 +142,9 @@ impl Default for Options {
         Self {
             batch_size: 512,
             channel_capacity: 1,
+            // At most 100 saves a second: a source's acks lag its destinations' writes by
+            // up to 10 ms more (BENCHMARKS.md, "Position saves paced").
+            position_save_interval: std::time::Duration::from_millis(10),
         }
     }
 }
@@ -1299,8 +1311,11 @@ async fn run_graph(
     // A save (a RocksDB put with fsync, in production) runs on a blocking thread, never on
     // a runtime worker. One save is in flight at a time; positions released meanwhile are
     // kept per source and only the newest is saved next (saves that arrive together are
-    // batched). invariant: a position is persisted before its source is told (2).
+    // batched). Saves start at most once per `position_save_interval` while the pipeline
+    // runs; once every report is in (a stop), at once. invariant: a position is persisted
+    // before its source is told (2).
     {
+        let interval = options.position_save_interval;
         let mut cancel = cancel.clone();
         let saved_count = metrics.as_ref().map(PipelineMetrics::positions_saved);
         let saved_at = metrics.as_ref().map(PipelineMetrics::position_saved_at);
@@ -1313,14 +1328,26 @@ async fn run_graph(
             // Round-robin over sources, so a busy one cannot starve another's saves.
             let mut next_source = 0;
             let mut reports_closed = false;
+            // When the last save started.
+            let mut last_save: Option<tokio::time::Instant> = None;
             loop {
+                // When the next save may start, while released positions wait for it.
+                let mut save_at = None;
                 if saving.is_none() {
+                    let turn = last_save
+                        .filter(|_| !reports_closed)
+                        .map(|at| at + interval);
                     let count = unsaved.len();
                     let pending = (0..count)
                         .map(|k| (next_source + k) % count)
                         .find(|index| unsaved[*index].is_some());
                     match pending {
+                        // Not its turn yet: released positions gather for one save.
+                        Some(_) if turn.is_some_and(|at| at > tokio::time::Instant::now()) => {
+                            save_at = turn;
+                        }
                         Some(index) => {
+                            last_save = Some(tokio::time::Instant::now());
                             next_source = (index + 1) % count;
                             let position = unsaved[index].take().expect("found above");
                             let positions = positions.clone();
@@ -1395,6 +1422,8 @@ async fn run_graph(
                         }
                         None => reports_closed = true,
                     },
+                    // Cancel-safety: a sleep takes nothing; the next turn is worked out anew.
+                    _ = tokio::time::sleep_until(save_at.unwrap_or_else(tokio::time::Instant::now)), if save_at.is_some() => {}
                 }
             }
         }.instrument(span));

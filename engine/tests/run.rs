@@ -14,12 +14,17 @@ use tokio::sync::watch;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Positions in memory; `acked` publishes the source's count so tests wait on it.
-struct MemoryPositions(Mutex<HashMap<String, Position>>, watch::Sender<u64>);
+/// Positions in memory; `acked` publishes the source's count so tests wait on it; the
+/// third field counts the saves.
+struct MemoryPositions(
+    Mutex<HashMap<String, Position>>,
+    watch::Sender<u64>,
+    std::sync::atomic::AtomicUsize,
+);
 
 impl Default for MemoryPositions {
     fn default() -> Self {
-        Self(Mutex::default(), watch::Sender::new(0))
+        Self(Mutex::default(), watch::Sender::new(0), Default::default())
     }
 }
 
@@ -37,6 +42,7 @@ impl Positions for MemoryPositions {
             );
         }
         map.insert(connector.to_owned(), position.clone());
+        self.2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.1
             .send_replace(String::from_utf8_lossy(&position.0).parse().unwrap());
         Ok(())
@@ -197,6 +203,7 @@ fn small_batches() -> Options {
     Options {
         batch_size: 7,
         channel_capacity: 2,
+        ..Options::default()
     }
 }
 
@@ -242,6 +249,51 @@ async fn every_record_reaches_every_destination_and_is_acked() {
             "all, once, in order"
         );
     }
+}
+
+/// Saves start at most once per `position_save_interval` while records flow. With an
+/// interval no test outlasts, the first release is saved at once and every later one
+/// waits, gathered into one save; a stop saves the newest position at once, not after the
+/// interval, and only then does the run end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn position_saves_are_paced_and_a_stop_saves_the_newest_at_once() {
+    let positions = Arc::new(MemoryPositions::default());
+    let out = Collect::default();
+    let (stop_tx, stop) = watch::channel(false);
+    let engine = tokio::spawn(run(
+        graph(vec![generator(2_000)], vec![], vec![dest("out", &out)]),
+        positions.clone(),
+        Options {
+            position_save_interval: Duration::from_secs(3_600),
+            ..small_batches()
+        },
+        stop,
+        None,
+    ));
+    out.more_than(1_999).await;
+    positions.acked(1).await;
+    let saves = || positions.2.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        saves(),
+        1,
+        "the first release saved at once, the rest waiting"
+    );
+    assert!(
+        positions.count("src") < 2_000,
+        "the first save was of the first release"
+    );
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(DEADLINE, engine)
+        .await
+        .expect("a stop does not wait out the interval")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        positions.count("src"),
+        2_000,
+        "the newest position saved on stop"
+    );
+    assert_eq!(saves(), 2, "everything released meanwhile in one save");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -815,6 +867,8 @@ async fn reads_are_never_dropped_half_way_while_acks_flow() {
         Options {
             batch_size: 64,
             channel_capacity: 2,
+            // A save per release: acks arrive as often as they can.
+            position_save_interval: Duration::ZERO,
         },
         stop,
         None,
@@ -938,6 +992,7 @@ async fn a_position_never_passes_a_record_whose_copies_are_not_all_written() {
     let options = Options {
         batch_size: 1,
         channel_capacity: 1,
+        ..Options::default()
     };
     let result = tokio::time::timeout(
         DEADLINE,

@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/culvert-target
 CARGO ?= cargo
 RUN_ARGS ?=
 
-.PHONY: run test lint unit bench bench-api bench-pipeline bench-vs-conduit bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template bench-kafka bench-postgres bench-s3 reliability soak fuzz symbol-order deps fmt clean
+.PHONY: run test lint unit bench bench-api bench-pipeline bench-vs-conduit bench-instructions bench-provisioning bench-events bench-standalone bench-wasm bench-processors bench-template bench-kafka bench-postgres bench-s3 reliability soak fuzz symbol-order deps fmt clean
 
 ## run: build and start the server (RocksDB under ./data; flags via RUN_ARGS="...")
 run: deps
@@ -59,6 +59,13 @@ bench-pipeline: deps
 bench-vs-conduit: deps
 	$(CARGO) build --release --locked --bin culvert
 	benches/vs-conduit --culvert $(CARGO_TARGET_DIR)/release/culvert $(VS_ARGS)
+
+## bench-instructions: user-space instructions per record of the bench-vs-conduit pipeline,
+## counted by callgrind (N and 2N records; needs valgrind): steadier than records/s on a
+## shared VM (INSTR_ARGS="--shape small|1k --records N --top K")
+bench-instructions: deps
+	$(CARGO) build --release --locked --bin culvert
+	benches/instructions --culvert $(CARGO_TARGET_DIR)/release/culvert $(INSTR_ARGS)
 
 ## bench-kafka: builtin:kafka vs Conduit's Kafka connector (standalone) on a local broker:
 ## generator -> kafka and kafka -> file (records/s, latency p50/p99, ratio)

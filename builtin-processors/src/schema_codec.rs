@@ -12,7 +12,7 @@
 
 use crate::avro::{decode, encode_map, encoding, infer, parse_schema, Encoding, ShapeCache};
 use culvert_domain::opencdc::metadata::{key, COLLECTION};
-use culvert_domain::opencdc::{MetaText, ToCompactString as _};
+use culvert_domain::opencdc::MetaText;
 use culvert_domain::{Data, Record, Structured};
 use culvert_plugins::schema::{SchemaRegistry, SchemaType};
 use serde_json::Value;
@@ -256,7 +256,7 @@ impl SchemaCodec {
                 record.metadata.insert(key(subject_key), subject);
                 record
                     .metadata
-                    .insert(key(version_key), version.to_compact_string());
+                    .insert(key(version_key), itoa::Buffer::new().format(version));
             }
         }
         Ok(())
@@ -348,7 +348,8 @@ pub fn named(record: &Record, subject: &str, version: &str) -> Result<Option<Nam
 /// error (a bug in the connector, says the SDK).
 fn named_by_source(record: &Record, subject: &str, version: &str) -> Result<Option<Named>, String> {
     match (record.metadata.get(subject), record.metadata.get(version)) {
-        (Some(_), Some(_)) | (None, None) => named(record, subject, version),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => named(record, subject, version),
         (s, v) => Err(format!(
             "found metadata fields {subject}={} and {version}={}, expected schema subject \
              and version to be both set to valid values",

@@ -204,6 +204,7 @@ pipelines:
     let mut seen_lines = 0usize;
     let mut latencies = Vec::with_capacity(records);
     let (mut first, mut last) = (None, None);
+    let read_at_key = read_at_key();
     // A file has no change notification: poll it, reading only what was appended.
     connectors::poll(
         &format!("{plugin}: {records} lines"),
@@ -216,13 +217,12 @@ pipelines:
                 offset += n as u64;
             }
             let seen_at = now_nanos();
-            let whole = pending
-                .iter()
-                .rposition(|b| *b == b'\n')
-                .map_or(0, |i| i + 1);
-            for line in pending[..whole].split_inclusive(|b| *b == b'\n') {
-                latencies.push(seen_at - read_at(line));
+            let whole = memchr::memrchr(b'\n', &pending).map_or(0, |i| i + 1);
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', &pending[..whole]) {
+                latencies.push(seen_at - read_at(&read_at_key, &pending[start..end]));
                 seen_lines += 1;
+                start = end + 1;
             }
             if whole > 0 {
                 first.get_or_insert(seen_at);
@@ -248,19 +248,20 @@ pipelines:
 }
 
 /// The `opencdc.readAt` of a record's JSON line, found without parsing the whole line (the
-/// poller shares the server's two cores: a full parse of every line would slow the server).
-fn read_at(line: &[u8]) -> i128 {
-    const KEY: &[u8] = b"\"opencdc.readAt\":\"";
-    let at = line
-        .windows(KEY.len())
-        .position(|w| w == KEY)
-        .expect("opencdc.readAt in the line")
-        + KEY.len();
+/// poller shares the server's two cores: a full parse of every line would slow the server;
+/// `key` is `read_at_key()`, built once).
+fn read_at(key: &memchr::memmem::Finder<'_>, line: &[u8]) -> i128 {
+    let at = key.find(line).expect("opencdc.readAt in the line") + key.needle().len();
     let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(&line[at..at + digits])
         .unwrap()
         .parse()
         .expect("a readAt in nanoseconds")
+}
+
+/// What `read_at` looks for: the key of `opencdc.readAt` and the quote opening its value.
+fn read_at_key() -> memchr::memmem::Finder<'static> {
+    memchr::memmem::Finder::new(b"\"opencdc.readAt\":\"")
 }
 
 /// Records the source of the one pipeline on the server at `address` has read so far, from

@@ -22,8 +22,9 @@ pub(crate) const SESSION_TIMEOUT_MS: &str = "10000";
 /// How long librdkafka waits before fetching again for a partition once its local queue
 /// of prefetched messages is over the bounds below. librdkafka's default, 1 s, made a
 /// consumer that drains the queue faster than the broker fills it idle for most of each
-/// second: kafka -> file ran at 110k records/s of 1 KiB in bursts, at about half the two
-/// cores (BENCHMARKS.md, Kafka, fourteenth session); with 10 ms it ran at 350k.
+/// second: kafka -> file ran at 110-118k records/s of 1 KiB in bursts, using about half the
+/// two cores; with 10 ms, 295-307k in the same bench (BENCHMARKS.md, Kafka, fourteenth
+/// session).
 pub(crate) const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
 /// The bound of librdkafka's queue of prefetched messages, in KiB: half its default

@@ -17,8 +17,10 @@
 //!   kafka -> file) gets nothing; records/s from the server's metrics (source records read,
 //!   polled every 20 ms) from the first poll that saw records to the one that saw them all.
 //!
-//! Each pipeline runs alone in its own server process. Prints one line per figure and the
-//! ratio built-in / Conduit's connector; copy them into BENCHMARKS.md.
+//! Each pipeline runs alone in its own server process. Prints one line per figure, with the
+//! peak resident memory (`VmHWM`) of the server and, for Conduit's connector, of its plugin
+//! process (read before the pipeline stops), and the ratio built-in / Conduit's connector;
+//! copy them into BENCHMARKS.md.
 //!
 //! Run: `make bench-kafka` (= `cargo bench --locked --bench kafka`). Needs java, maven and
 //! go (`make deps`). `CULVERT_BENCH_RECORDS` (default 500,000) sets the count;
@@ -42,7 +44,7 @@ mod kafka_pipeline;
 #[path = "../tests/standalone.rs"]
 mod standalone;
 
-use connectors::{now_nanos, percentile_ms, Profile};
+use connectors::{now_nanos, percentile_ms, PeakRss, Profile};
 use culvert_connectors::kafka::admin;
 use culvert_domain::{Data, Record};
 use harness::Server;
@@ -55,6 +57,7 @@ struct Figures {
     records_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    memory: PeakRss,
 }
 
 fn generator_settings() -> String {
@@ -135,6 +138,7 @@ pipelines:
         },
     );
     drop(profile);
+    let memory = PeakRss::of(server.pid());
     http_client::call(&address, "POST", "/v1/pipelines/to-kafka/stop", None);
     server.terminate();
     server.wait();
@@ -161,6 +165,7 @@ pipelines:
             records_per_s: records as f64 / span,
             p50_ms: percentile_ms(&latencies, 0.5),
             p99_ms: percentile_ms(&latencies, 0.99),
+            memory,
         },
         bytes / records,
     )
@@ -233,6 +238,7 @@ pipelines:
         },
     );
     drop(profile);
+    let memory = PeakRss::of(server.pid());
     http_client::call(&address, "POST", "/v1/pipelines/to-file/stop", None);
     server.terminate();
     server.wait();
@@ -244,6 +250,7 @@ pipelines:
         records_per_s: records as f64 / span,
         p50_ms: percentile_ms(&latencies, 0.5),
         p99_ms: percentile_ms(&latencies, 0.99),
+        memory,
     }
 }
 
@@ -289,7 +296,7 @@ fn kafka_source_alone(
     topic: &str,
     name: &str,
     records: usize,
-) -> f64 {
+) -> (f64, PeakRss) {
     let out = dir.join(format!("{name}.jsonl"));
     let yaml = format!(
         r#"
@@ -331,6 +338,7 @@ pipelines:
         },
     );
     drop(profile);
+    let memory = PeakRss::of(server.pid());
     http_client::call(&address, "POST", "/v1/pipelines/alone/stop", None);
     server.terminate();
     server.wait();
@@ -340,16 +348,18 @@ pipelines:
         "the filter dropped every record"
     );
     let (first_at, first_read) = first.unwrap();
-    (records - first_read) as f64 / (last - first_at).as_secs_f64().max(1e-3)
+    let rate = (records - first_read) as f64 / (last - first_at).as_secs_f64().max(1e-3);
+    (rate, memory)
 }
 
 fn print(pipeline: &str, label: &str, records: usize, f: &Figures, latency: &str) {
     println!(
         "{pipeline} ({label}): {records} records: {:.0} records/s, {latency} p50 {:.1} ms, \
-         p99 {:.1} ms (load {})",
+         p99 {:.1} ms, {} (load {})",
         f.records_per_s,
         f.p50_ms,
         f.p99_ms,
+        f.memory,
         connectors::load()
     );
 }
@@ -409,7 +419,7 @@ fn main() {
         ("built-in", "builtin:kafka", "alone-builtin"),
         ("Conduit's connector", CONDUIT, "alone-conduit"),
     ] {
-        let rate = kafka_source_alone(
+        let (rate, memory) = kafka_source_alone(
             dir.path(),
             &servers,
             &plugins,
@@ -419,8 +429,8 @@ fn main() {
             records,
         );
         println!(
-            "kafka -> filter (source alone, {label}): {records} records: {rate:.0} records/s \
-             (load {})",
+            "kafka -> filter (source alone, {label}): {records} records: {rate:.0} records/s, \
+             {memory} (load {})",
             connectors::load()
         );
         alone.push(rate);

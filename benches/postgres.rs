@@ -12,8 +12,8 @@
 //!   `pg_sleep`); for each, the time from its row's `clock_timestamp()` to the moment its
 //!   line is seen in the file (polled every millisecond); p50 and p99.
 //!
-//! Prints one line per connector and the ratio built-in / Conduit's connector; copy them
-//! into BENCHMARKS.md.
+//! Prints one line per connector (with the peak resident memory of its server and plugin)
+//! and the ratio built-in / Conduit's connector; copy them into BENCHMARKS.md.
 //!
 //! Run: `make bench-postgres` (= `cargo bench --locked --bench postgres`). Needs PostgreSQL
 //! and go (`make deps`). `CULVERT_BENCH_RECORDS` (default 200,000, rounded to whole
@@ -35,7 +35,7 @@ mod pg;
 #[path = "../tests/standalone.rs"]
 mod standalone;
 
-use connectors::{poll, LineCounter, Profile};
+use connectors::{poll, LineCounter, PeakRss, Profile};
 use harness::{data_dir, Server, DEADLINE};
 use pg::Postgres;
 use std::collections::HashMap;
@@ -52,6 +52,7 @@ struct Figures {
     records_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    memory: PeakRss,
 }
 
 /// Every line appended to `path` with the wall-clock time (unix µs) it was first seen,
@@ -253,12 +254,14 @@ pipelines:
     );
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let memory = PeakRss::of(server.pid());
     server.terminate();
     assert!(server.wait().success());
     Figures {
         records_per_s,
         p50_ms: pick(0.5),
         p99_ms: pick(0.99),
+        memory,
     }
 }
 
@@ -283,11 +286,12 @@ fn main() {
         println!(
             "postgres -> file, {name}: {:.0} CDC records/s ({} rows in {transactions} \
              transactions); latency p50 {:.1} ms, p99 {:.1} ms ({LATENCY_ROWS} single-row \
-             transactions) (load {})",
+             transactions), {} (load {})",
             f.records_per_s,
             transactions * TX_ROWS,
             f.p50_ms,
             f.p99_ms,
+            f.memory,
             connectors::load()
         );
         figures.push(f);

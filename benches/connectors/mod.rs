@@ -1,6 +1,7 @@
 //! What the connector load programs (`benches/kafka.rs`, `benches/postgres.rs`,
 //! `benches/s3.rs`) share: the record count, the build being measured, the machine's load,
-//! percentiles, and an optional `perf record` of the server while a figure is taken.
+//! percentiles, the peak memory of the server and its plugins, and an optional `perf record`
+//! of the server while a figure is taken.
 //!
 //! They drive the `culvert` binary through the end-to-end harness (`tests/harness.rs`,
 //! included by path): `cargo bench` builds that binary with the bench profile (release), so
@@ -76,6 +77,67 @@ pub fn poll(what: &str, limit: Duration, every: Duration, mut condition: impl Fn
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(every);
     }
+}
+
+/// The peak resident memory (the kernel's `VmHWM`) of a server and of its plugin processes
+/// (its children), in MiB. Read it while the pipeline still runs: a plugin's figure is gone
+/// once its process exits.
+#[derive(Debug, Clone, Copy)]
+pub struct PeakRss {
+    pub server_mib: f64,
+    /// The sum of the children's peaks (0 when no plugin process runs).
+    pub plugins_mib: f64,
+}
+
+impl PeakRss {
+    /// The peaks of `pid` and of every process whose parent it is.
+    pub fn of(pid: u32) -> PeakRss {
+        let children: Vec<u32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|child| parent(*child) == Some(pid))
+            .collect();
+        PeakRss {
+            server_mib: vm_hwm_mib(pid).expect("the server runs"),
+            plugins_mib: children.into_iter().filter_map(vm_hwm_mib).sum(),
+        }
+    }
+}
+
+impl std::fmt::Display for PeakRss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peak RSS server {:.1} MiB", self.server_mib)?;
+        if self.plugins_mib > 0.0 {
+            write!(f, " + plugin {:.1} MiB", self.plugins_mib)?;
+        }
+        Ok(())
+    }
+}
+
+/// A process's parent (`/proc/PID/stat`'s fourth field; the command name before it is in
+/// parentheses and may hold spaces).
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A process's `VmHWM` in MiB (`None` once it has exited).
+fn vm_hwm_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Counts the whole lines appended to a file, reading only what is new each time.

@@ -382,7 +382,7 @@ impl<'a> Exec<'a> {
             Func::Keys => {
                 let mut keys: Vec<String> = Vec::new();
                 for m in args.iter() {
-                    keys.extend(map_arg(f, m)?.keys().into_iter().map(str::to_owned));
+                    keys.extend(map_arg(f, m)?.keys().into_iter().map(Cow::into_owned));
                 }
                 keys.sort_unstable();
                 Ok(Value::List(List::Owned(
@@ -402,6 +402,7 @@ impl<'a> Exec<'a> {
                     Err(msg) => msg,
                 }))
             }
+            _ => self.apply_sprig(f, call, args),
         }
     }
 }
@@ -617,6 +618,7 @@ pub(crate) fn strval<'a>(v: &Value<'a>) -> Cow<'a, str> {
         Value::Str(s) => s.clone(),
         Value::Operation(op) => Cow::Borrowed(op.as_str()),
         Value::Position(p) => String::from_utf8_lossy(p),
+        Value::Time(t) => Cow::Owned(t.to_go_string()),
         Value::Missing | Value::Nil | Value::NilData => Cow::Borrowed("<nil>"),
         other => {
             let mut out = String::new();
@@ -755,7 +757,12 @@ pub(crate) fn int_eq_float(i: i64, f: f64) -> bool {
 pub(crate) fn comparable(v: &Value<'_>) -> bool {
     matches!(
         v,
-        Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_) | Value::Operation(_)
+        Value::Bool(_)
+            | Value::Int(_)
+            | Value::Float(_)
+            | Value::Str(_)
+            | Value::Operation(_)
+            | Value::Time(_)
     )
 }
 
@@ -778,10 +785,11 @@ pub(crate) fn eq_values(a: &Value<'_>, b: &Value<'_>) -> Result<bool, String> {
         (Value::Operation(op), Value::Int(i)) | (Value::Int(i), Value::Operation(op)) => {
             op_number(*op) == *i
         }
+        (Value::Time(x), Value::Time(y)) => x.same(y),
         _ => {
-            for v in [a, b] {
-                if !comparable(v) {
-                    return Err(format!("non-comparable type {}", type_name(v)));
+            for (ok, name) in [(comparable(a), type_name(a)), (comparable(b), type_name(b))] {
+                if !ok {
+                    return Err(format!("non-comparable type {name}"));
                 }
             }
             return Err(format!(

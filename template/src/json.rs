@@ -35,7 +35,7 @@ pub(crate) fn write_json(out: &mut String, v: &Value<'_>) -> Result<(), ()> {
                 if i > 0 {
                     out.push(',');
                 }
-                json_str(out, k);
+                json_str(out, &k);
                 out.push(':');
                 write_json(out, &item)?;
             }
@@ -53,6 +53,14 @@ pub(crate) fn write_json(out: &mut String, v: &Value<'_>) -> Result<(), ()> {
             out.push_str(",\"payload\":");
             write_json(out, &Value::Change(&r.payload))?;
             out.push('}');
+        }
+        Value::Time(t) => {
+            let text = format_time(t, "2006-01-02T15:04:05.999999999Z07:00");
+            // Go refuses years outside 0..=9999.
+            if text.starts_with('-') || text.find('-') != Some(4) {
+                return Err(());
+            }
+            json_str(out, &text);
         }
         Value::Change(c) => {
             out.push_str("{\"before\":");
@@ -183,4 +191,93 @@ pub(crate) fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
         }
         out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
     }
+}
+
+/// Go's `json.Indent` with no prefix and two spaces (what `json.MarshalIndent` does to
+/// the compact form).
+pub(crate) fn json_indent(compact: &str) -> String {
+    let mut out = String::with_capacity(compact.len() * 2);
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut escaped = false;
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    };
+    let mut chars = compact.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_str {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                let close = if c == '{' { '}' } else { ']' };
+                if chars.peek() == Some(&close) {
+                    chars.next();
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The compact form without Go's HTML escaping (`SetEscapeHTML(false)`): `\u003c`,
+/// `\u003e` and `\u0026` in strings become `<`, `>` and `&` again.
+pub(crate) fn json_unescape_html(compact: &str) -> String {
+    let mut out = String::with_capacity(compact.len());
+    let mut rest = compact;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let esc = &rest[at..];
+        let plain = match esc.get(..6) {
+            Some("\\u003c") => Some('<'),
+            Some("\\u003e") => Some('>'),
+            Some("\\u0026") => Some('&'),
+            _ => None,
+        };
+        match plain {
+            Some(c) => {
+                out.push(c);
+                rest = &esc[6..];
+            }
+            None => {
+                // Some other escape: keep it and the character it escapes.
+                let len = esc[1..].chars().next().map_or(0, char::len_utf8);
+                out.push_str(&esc[..1 + len]);
+                rest = &esc[1 + len..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }

@@ -54,7 +54,8 @@
 //! No value (a missing map key), nil (JSON `null`), nil data (a record without key or
 //! payload side), bool, int (`i64`; JSON integers stay ints), float (`f64`), string, raw
 //! bytes (raw data), position, operation, list (JSON array), map (JSON object, metadata,
-//! or the result of `split`), and the record and its payload. Printing follows Go's `%v`:
+//! the result of `split`, or a dict made by a function), time (`time.Time`), and the
+//! record and its payload. Printing follows Go's `%v`:
 //! floats in Go's shortest `%g` form (`1e+06`, `3.5`, `1e-05`), raw data as `[104 105]`,
 //! maps as `map[a:1 b:x]` with sorted keys, lists as `[1 2 3]`, nil inside data as
 //! `<nil>`, and an action whose value is missing or nil as `<no value>`. The record prints
@@ -67,13 +68,57 @@
 //! All of Go's: `and`, `or` (short-circuit, returning the deciding argument), `not`, `eq`,
 //! `ne`, `lt`, `le`, `gt`, `ge`, `len`, `index`, `slice`, `print`, `println`, `printf`,
 //! `html`, `js`, `urlquery`, `call` (a record holds no functions, so `call` always fails
-//! as Go does for a non-function); and sprig's
-//! `contains`, `hasPrefix`, `hasSuffix`, `lower`, `upper`, `title`, `trim`, `trimPrefix`,
-//! `trimSuffix`, `trimAll`, `replace`, `repeat`, `substr`, `trunc`, `quote`, `squote`,
-//! `default`, `empty`, `coalesce`, `ternary`, `toString`, `toJson`, `atoi`, `int`,
-//! `int64`, `float64`, `add`, `sub`, `mul`, `div`, `mod`, `max`, `min`, `regexMatch`,
-//! `regexFind`, `regexReplaceAll`, `split`, `join`, `hasKey`, `keys`, `list`, `b64enc`,
-//! `b64dec`, with sprig's argument order (the piped value is the last argument).
+//! as Go does for a non-function); and these of sprig's (Conduit gives templates sprig's
+//! `TxtFuncMap`), with sprig's argument order (the piped value is the last argument):
+//!
+//! * Strings: `contains`, `hasPrefix`, `hasSuffix`, `lower`, `upper`, `title`, `untitle`,
+//!   `trim`, `trimPrefix`, `trimSuffix`, `trimAll`, `trimall`, `replace`, `repeat`,
+//!   `substr`, `trunc`, `abbrev`, `abbrevboth`, `initials`, `nospace`, `swapcase`,
+//!   `snakecase`, `camelcase`, `kebabcase`, `wrap`, `wrapWith`, `indent`, `nindent`,
+//!   `plural`, `cat`, `quote`, `squote`, `split`, `splitList`, `splitn`, `join`,
+//!   `toStrings`, `sortAlpha`, `toString`.
+//! * Regular expressions: `regexMatch`, `regexFind`, `regexFindAll`, `regexReplaceAll`,
+//!   `regexReplaceAllLiteral`, `regexSplit`, `regexQuoteMeta`, and the `must` forms
+//!   (`mustRegexMatch`, ...) that fail on a bad pattern.
+//! * Dates: `now`, `date`, `dateInZone` (`date_in_zone`), `htmlDate`, `htmlDateInZone`,
+//!   `dateModify` (`date_modify`), `mustDateModify` (`must_date_modify`), `toDate`,
+//!   `mustToDate`, `unixEpoch`, `duration`, `durationRound`, `ago`. Layouts are Go's
+//!   (`2006-01-02T15:04:05Z07:00`, `Jan _2 15:04:05.000 MST`, ...), for formatting and
+//!   for parsing. Zones are read from the zoneinfo database (`$ZONEINFO`, then
+//!   `/usr/share/zoneinfo` and Go's other system directories), the server's own zone
+//!   from `$TZ` or `/etc/localtime`, as Go does; an unknown zone formats as UTC, as in
+//!   sprig. A time prints like Go's `Time.String` and encodes as RFC 3339 in JSON; its
+//!   niladic methods (`Unix`, `UnixMilli`, `UnixMicro`, `UnixNano`, `Year`, `Month`,
+//!   `Day`, `Hour`, `Minute`, `Second`, `Nanosecond`, `YearDay`, `Weekday`, `UTC`,
+//!   `Local`, `String`, `IsZero`) can be called as fields: `(now).Unix`.
+//! * Encodings and hashes: `b64enc`, `b64dec`, `b32enc`, `b32dec`, `sha1sum`,
+//!   `sha256sum`, `sha512sum`, `adler32sum`, `uuidv4`.
+//! * Dicts: `dict`, `get`, `set`, `unset`, `hasKey`, `keys`, `values`, `pluck`, `pick`,
+//!   `omit`, `merge`, `mergeOverwrite` (and their `must` forms), `dig`, `deepCopy`,
+//!   `mustDeepCopy`.
+//! * Lists: `list`, `tuple`, `first`, `last`, `rest`, `initial`, `append` (`push`),
+//!   `prepend`, `concat`, `reverse`, `uniq`, `without`, `has`, `compact`, `chunk` (and
+//!   their `must` forms), `until`, `untilStep`, `seq`.
+//! * Defaults and flow: `default`, `empty`, `coalesce`, `ternary`, `all`, `any`, `fail`.
+//! * Conversions and JSON: `atoi`, `int`, `int64`, `float64`, `toDecimal`, `toJson`,
+//!   `toPrettyJson`, `toRawJson`, `fromJson` (numbers decode as floats, as in Go) and the
+//!   `must` forms.
+//! * Math: `add`, `add1`, `sub`, `mul`, `div`, `mod`, `max`, `biggest`, `min`, `addf`,
+//!   `add1f`, `subf`, `mulf`, `divf` (exact decimal arithmetic on each float's shortest
+//!   form, then back to a float, as sprig does; `divf` rounds to 16 decimal places),
+//!   `maxf`, `minf`, `floor`, `ceil`, `round`.
+//! * Environment: `env` and `expandenv` read the environment of the Culvert server
+//!   process (as Conduit's read the Conduit server's), except the server's own settings:
+//!   a variable whose name starts with `CULVERT_` (the secrets key, API tokens, TLS keys
+//!   may be given so) reads as unset, so whoever may edit a pipeline cannot copy them into
+//!   records.
+//!
+//! Not provided (an unknown function is a parse error): sprig's random functions
+//! (`randAlphaNum`, `randAlpha`, `randAscii`, `randNumeric`, `randInt`, `randBytes`,
+//! `shuffle`), cryptography (`bcrypt`, `htpasswd`, `genPrivateKey`, `derivePassword`,
+//! certificates, `encryptAES`, `decryptAES`), `semver`, `semverCompare`, `urlParse`,
+//! `urlJoin`, `getHostByName`, the path functions (`base`, `dir`, `clean`, `ext`, `isAbs`
+//! and the `os` forms), the reflection functions (`typeOf`, `kindOf`, ...) and `hello`.
 //!
 //! # Deviations from Go
 //!
@@ -115,16 +160,34 @@
 //! * An integer literal that overflows `int64` is a parse error (an exec error in Go).
 //! * An empty position prints as an empty string and encodes as `""` in `toJson`; Go
 //!   prints a nil position as `<nil>` and encodes it as `null`.
+//! * sprig's `keys` and `values` follow Go's random map order; here they are sorted by key.
+//! * `set`, `unset`, `merge` and `mergeOverwrite` change a dict made in the template
+//!   (`dict`, `fromJson`, ...) in place, as Go does; given a map of the record (structured
+//!   data, metadata) they change and return a copy and the record stays as it is (Go
+//!   changes the record's map). `get`, `set`, `pick` and the other dict functions accept
+//!   metadata too (Go wants `map[string]interface {}`).
+//! * Template integers are one type here: `duration 95` is `1m35s` (in Go the literal is
+//!   an `int`, which sprig's `duration` ignores, giving `0s`; `duration "95"` is the same in
+//!   both). Likewise `durationRound` takes any integer as nanoseconds, and `date` any
+//!   integer as Unix seconds. Floats (Go's JSON numbers) are the current time in `date`,
+//!   as in sprig.
+//! * `mustFromJson`'s error text is serde_json's (Go's for a truncated input); the
+//!   `must` regex functions report Rust's `regex` error text.
+//! * `now` carries a monotonic reading counted from the first time use in the process
+//!   (Go counts from process start), which `{{ now }}` prints as `m=+...`.
 //! * Type names in messages and in `%T` say `opencdc.RawData`, `[]interface {}`,
 //!   `map[string]interface {}` and so on, close to, but not always exactly, what Go says.
 
 use culvert_domain::opencdc::{Change, Data, Operation, Record};
 use regex::Regex;
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
+mod dates;
 mod error;
 mod eval;
 mod exec;
@@ -135,6 +198,8 @@ mod lex;
 mod parse;
 mod printf;
 mod regexes;
+mod sprig;
+mod sprig_text;
 mod tree;
 mod value;
 
@@ -144,7 +209,10 @@ mod tests;
 mod tests_go_errors;
 #[cfg(test)]
 mod tests_go_outputs;
+#[cfg(test)]
+mod tests_sprig;
 
+use dates::*;
 use error::*;
 use eval::*;
 use exec::*;
@@ -155,6 +223,8 @@ use lex::*;
 use parse::*;
 use printf::*;
 use regexes::*;
+use sprig::*;
+use sprig_text::*;
 use tree::*;
 use value::*;
 

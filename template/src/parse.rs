@@ -454,7 +454,18 @@ impl<'t> Tp<'t> {
 pub(crate) fn precompile(func: Func, args: &[Operand]) -> Option<Result<Regex, String>> {
     if !matches!(
         func,
-        Func::RegexMatch | Func::RegexFind | Func::RegexReplaceAll
+        Func::RegexMatch
+            | Func::RegexFind
+            | Func::RegexReplaceAll
+            | Func::RegexFindAll
+            | Func::RegexSplit
+            | Func::RegexReplaceAllLiteral
+            | Func::MustRegexMatch
+            | Func::MustRegexFind
+            | Func::MustRegexFindAll
+            | Func::MustRegexReplaceAll
+            | Func::MustRegexReplaceAllLiteral
+            | Func::MustRegexSplit
     ) {
         return None;
     }

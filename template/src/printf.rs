@@ -164,7 +164,7 @@ pub(crate) fn fmt_value(out: &mut String, verb: char, spec: &Spec, v: &Value<'_>
                 if i > 0 {
                     out.push(' ');
                 }
-                fmt_value(out, verb, spec, &Value::Str(Cow::Borrowed(k)), depth + 1);
+                fmt_value(out, verb, spec, &Value::Str(Cow::Borrowed(&k)), depth + 1);
                 out.push(':');
                 fmt_value(out, verb, spec, &item, depth + 1);
             }
@@ -180,6 +180,7 @@ pub(crate) fn fmt_value(out: &mut String, verb: char, spec: &Spec, v: &Value<'_>
             ];
             fmt_struct(out, verb, spec, &fields, depth);
         }
+        Value::Time(t) => fmt_str(out, verb, spec, &t.to_go_string(), v),
         Value::Change(c) => {
             let fields = [
                 ("Before", data_value(&c.before)),

@@ -22,7 +22,7 @@ fn go_parse_errors() {
         ("{{ template \"x\" | print }}", "template: :1: unexpected \"|\" in template clause"),
         ("{{ template .x }}", "template: :1: unexpected \".x\" in template clause"),
         ("{{ $y := 1 }}{{ define \"x\" }}{{ $y }}{{ end }}", "template: :1: undefined variable \"$y\""),
-        ("{{ define \"r\" }}{{ if lt . 3 }}{{ . }}{{ template \"r\" (add1 .) }}{{ end }}{{ end }}", "template: :1: function \"add1\" not defined"),
+        ("{{ define \"r\" }}{{ if lt . 3 }}{{ . }}{{ template \"r\" (nosuchfunc .) }}{{ end }}{{ end }}", "template: :1: function \"nosuchfunc\" not defined"),
         ("{{ range $a, $b, $c := .Payload.After.list }}{{ end }}", "template: :1: too many declarations in range"),
         ("{{ $a, $b := 1 }}", "template: :1: too many declarations in command"),
         ("{{ range $x := 3 }}{{ end }}{{ $x }}", "template: :1: undefined variable \"$x\""),

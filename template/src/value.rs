@@ -23,6 +23,8 @@ pub(crate) enum Value<'a> {
     Map(MapV<'a>),
     Record(&'a Record),
     Change(&'a Change),
+    /// A `time.Time` (from `now`, `toDate`, `dateModify`).
+    Time(Box<Time>),
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,16 @@ pub(crate) enum MapV<'a> {
     Meta(&'a culvert_domain::Metadata),
     /// The result of `split` (Go's `map[string]string`).
     Owned(BTreeMap<String, Value<'a>>),
+    /// A `map[string]interface {}` made by a function (`dict`, `fromJson`, `merge`, ...):
+    /// shared, so that `set` and `unset` change it in place as in Go.
+    Dict(Dict<'a>),
+}
+
+/// A mutable map shared by every copy of the value, like a Go map.
+pub(crate) type Dict<'a> = Rc<RefCell<BTreeMap<String, Value<'a>>>>;
+
+pub(crate) fn new_dict<'a>(m: BTreeMap<String, Value<'a>>) -> Value<'a> {
+    Value::Map(MapV::Dict(Rc::new(RefCell::new(m))))
 }
 
 impl<'a> MapV<'a> {
@@ -61,6 +73,7 @@ impl<'a> MapV<'a> {
             MapV::Json(m) => m.len(),
             MapV::Meta(m) => m.len(),
             MapV::Owned(m) => m.len(),
+            MapV::Dict(m) => m.borrow().len(),
         }
     }
 
@@ -69,22 +82,24 @@ impl<'a> MapV<'a> {
             MapV::Json(m) => m.get(key).map(from_json),
             MapV::Meta(m) => m.get(key).map(|v| Value::Str(Cow::Borrowed(v))),
             MapV::Owned(m) => m.get(key).cloned(),
+            MapV::Dict(m) => m.borrow().get(key).cloned(),
         }
     }
 
     /// What `index` returns for a missing key: the zero value of the map's element type.
     pub(crate) fn zero(&self) -> Value<'a> {
         match self {
-            MapV::Json(_) => Value::Nil,
+            MapV::Json(_) | MapV::Dict(_) => Value::Nil,
             MapV::Meta(_) | MapV::Owned(_) => Value::Str(Cow::Borrowed("")),
         }
     }
 
-    pub(crate) fn keys(&self) -> Vec<&str> {
-        let mut keys: Vec<&str> = match self {
-            MapV::Json(m) => m.keys().map(String::as_str).collect(),
-            MapV::Meta(m) => m.keys().collect(),
-            MapV::Owned(m) => m.keys().map(String::as_str).collect(),
+    pub(crate) fn keys(&self) -> Vec<Cow<'_, str>> {
+        let mut keys: Vec<Cow<'_, str>> = match self {
+            MapV::Json(m) => m.keys().map(|k| Cow::Borrowed(k.as_str())).collect(),
+            MapV::Meta(m) => m.keys().map(Cow::Borrowed).collect(),
+            MapV::Owned(m) => m.keys().map(|k| Cow::Borrowed(k.as_str())).collect(),
+            MapV::Dict(m) => m.borrow().keys().map(|k| Cow::Owned(k.clone())).collect(),
         };
         keys.sort_unstable();
         keys
@@ -109,6 +124,11 @@ impl<'a> MapV<'a> {
                 .iter()
                 .map(|(k, v)| (Value::Str(Cow::Owned(k.clone())), v.clone()))
                 .collect(),
+            MapV::Dict(m) => m
+                .borrow()
+                .iter()
+                .map(|(k, v)| (Value::Str(Cow::Owned(k.clone())), v.clone()))
+                .collect(),
         };
         fn key<'v>(v: &'v Value<'_>) -> &'v str {
             match v {
@@ -123,18 +143,29 @@ impl<'a> MapV<'a> {
     }
 
     /// Entries sorted by key, as Go prints and encodes maps.
-    pub(crate) fn entries(&self) -> Vec<(&str, Value<'a>)> {
-        let mut entries: Vec<(&str, Value<'a>)> = match self {
-            MapV::Json(m) => m.iter().map(|(k, v)| (k.as_str(), from_json(v))).collect(),
+    pub(crate) fn entries(&self) -> Vec<(Cow<'_, str>, Value<'a>)> {
+        let mut entries: Vec<(Cow<'_, str>, Value<'a>)> = match self {
+            MapV::Json(m) => m
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k.as_str()), from_json(v)))
+                .collect(),
             MapV::Meta(m) => m
                 .iter()
-                .map(|(k, v)| (k, Value::Str(Cow::Borrowed(v))))
+                .map(|(k, v)| (Cow::Borrowed(k), Value::Str(Cow::Borrowed(v))))
                 .collect(),
-            MapV::Owned(m) => m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(),
+            MapV::Owned(m) => m
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k.as_str()), v.clone()))
+                .collect(),
+            MapV::Dict(m) => m
+                .borrow()
+                .iter()
+                .map(|(k, v)| (Cow::Owned(k.clone()), v.clone()))
+                .collect(),
         };
         // Already sorted unless serde_json keeps insertion order (its preserve_order).
         if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
         entries
     }
@@ -176,7 +207,7 @@ pub(crate) fn truthy(v: &Value<'_>) -> bool {
         Value::Float(f) => *f != 0.0,
         Value::Str(s) => !s.is_empty(),
         Value::Raw(b) | Value::Position(b) => !b.is_empty(),
-        Value::Operation(_) | Value::Record(_) | Value::Change(_) => true,
+        Value::Operation(_) | Value::Record(_) | Value::Change(_) | Value::Time(_) => true,
         Value::List(l) => l.len() > 0,
         Value::Map(m) => m.len() > 0,
     }
@@ -197,6 +228,8 @@ pub(crate) fn type_name(v: &Value<'_>) -> &'static str {
         Value::Map(MapV::Json(_)) => "map[string]interface {}",
         Value::Map(MapV::Meta(_)) => "opencdc.Metadata",
         Value::Map(MapV::Owned(_)) => "map[string]string",
+        Value::Map(MapV::Dict(_)) => "map[string]interface {}",
+        Value::Time(_) => "time.Time",
         Value::Record(_) => "opencdc.Record",
         Value::Change(_) => "opencdc.Change",
     }
@@ -242,6 +275,7 @@ pub(crate) fn field<'a>(v: Value<'a>, name: &str) -> Result<Value<'a>, Fail> {
         },
         Value::Operation(op) if name == "String" => Ok(Value::Str(Cow::Borrowed(op.as_str()))),
         Value::Position(p) if name == "String" => Ok(Value::Str(String::from_utf8_lossy(p))),
+        Value::Time(t) => time_method(&t, name),
         other => Err(Fail::new(format!(
             "can't evaluate field {name} in type {}",
             type_name(&other)

@@ -1537,14 +1537,7 @@ async fn import(
                 .into_inner()
                 .diff
         } else {
-            pipelines
-                .apply_pipeline(pb::ApplyPipelineRequest {
-                    config: Some(document(p)),
-                    hash: String::new(),
-                })
-                .await?
-                .into_inner()
-                .diff
+            Some(apply_as_planned_now(&mut pipelines, document(p)).await?)
         }
         .unwrap_or_default();
         let verb = if dry_run { "would change" } else { "changed" };
@@ -1699,6 +1692,7 @@ async fn apply(
                 ),
             ))
         }
+        // The plan as it is now (ApplyPipeline always wants a plan's hash).
         (None, true) => String::new(),
         (None, false) => {
             return Err(Failure(
@@ -1711,18 +1705,47 @@ async fn apply(
     };
     let mut pipelines = PipelineServiceClient::new(connect(server).await?);
     for p in &parsed {
-        let diff = pipelines
-            .apply_pipeline(pb::ApplyPipelineRequest {
-                config: Some(document(p)),
-                hash: hash.clone(),
-            })
-            .await?
-            .into_inner()
-            .diff
-            .unwrap_or_default();
+        let diff = if hash.is_empty() {
+            apply_as_planned_now(&mut pipelines, document(p)).await?
+        } else {
+            pipelines
+                .apply_pipeline(pb::ApplyPipelineRequest {
+                    config: Some(document(p)),
+                    hash: hash.clone(),
+                })
+                .await?
+                .into_inner()
+                .diff
+                .unwrap_or_default()
+        };
         print_diff(&p.id, &diff, "made", false);
     }
     Ok(())
+}
+
+/// Apply `document` as the server plans it now: ApplyPipeline takes only the hash of a
+/// plan (as in Conduit), so plan first and apply that plan.
+async fn apply_as_planned_now(
+    pipelines: &mut PipelineServiceClient<Channel>,
+    document: pb::PipelineDocument,
+) -> Result<pb::Diff, Failure> {
+    let plan = pipelines
+        .plan_pipeline(pb::PlanPipelineRequest {
+            config: Some(document.clone()),
+        })
+        .await?
+        .into_inner()
+        .diff
+        .unwrap_or_default();
+    Ok(pipelines
+        .apply_pipeline(pb::ApplyPipelineRequest {
+            config: Some(document),
+            hash: plan.hash,
+        })
+        .await?
+        .into_inner()
+        .diff
+        .unwrap_or_default())
 }
 
 /// `culvert revert`: what to restore, to when.

@@ -345,6 +345,19 @@ struct RunArgs {
         default_value_t = 4 * 1024 * 1024
     )]
     http_max_body_bytes: usize,
+    /// Let ApplyPipeline change a running pipeline: it is stopped (what is in flight drained),
+    /// changed and started again. Off, such an apply is refused
+    /// (`provisioning.live_apply_unauthorized`) and the pipeline must be stopped first, as
+    /// in Conduit. Only the operator can allow it, never a request.
+    #[arg(
+        long = "api.allow-live-restart-apply",
+        env = "CULVERT_API_ALLOW_LIVE_RESTART_APPLY",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    allow_live_restart_apply: bool,
     /// Authentication, TLS and the rate limit of both APIs (`--api.auth.*`, `--api.tls.*`).
     #[command(flatten)]
     security: security::SecurityArgs,
@@ -1405,6 +1418,7 @@ async fn serve(
         .with_inspectors(inspectors)
         .with_positions(positions)
         .with_dead_letters(letters)
+        .with_live_restart_apply(args.allow_live_restart_apply)
         .with_start_wait(std::time::Duration::from_secs(30));
     let grpc_options = culvert_api::GrpcOptions {
         max_message_bytes: args.grpc_max_message_bytes,

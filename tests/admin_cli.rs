@@ -259,8 +259,20 @@ fn deploy_plans_and_apply_applies_the_plan_it_was_shown() {
     assert!(out.contains("pipeline shop: made"), "{out}");
     let (_, described, _) = verb(&["pipelines", "describe", "shop", "--json"]);
     assert!(described.contains("second"), "{described}");
-    // deploy --apply --yes: plan and apply in one call.
+    // deploy --apply --yes: plan and apply in one call. The pipeline runs, and a change
+    // restarts it: refused by a server started without --api.allow-live-restart-apply
+    // (as Conduit's), applied once the pipeline is stopped.
     std::fs::write(&file, document("third")).unwrap();
+    let (code, _, err) = verb(&["pipelines", "deploy", file_arg, "--apply", "--yes"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("--api.allow-live-restart-apply"), "{err}");
+    let (code, _, err) = verb(&["pipelines", "stop", "shop"]);
+    assert_eq!(code, 0, "{err}");
+    let http = server.http_address();
+    wait_until("the pipeline stopped", || {
+        let reply = request(&http, "GET", "/v1/pipelines/shop", &[], None);
+        reply.json()["state"]["status"] == "STATUS_STOPPED"
+    });
     let (code, out, err) = verb(&["pipelines", "deploy", file_arg, "--apply", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("pipeline shop: made"), "{out}");

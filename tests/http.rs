@@ -3,7 +3,7 @@
 //! refused with nothing stored, the OpenAPI document and Swagger UI, health and readiness.
 //! Each test checks one thing on a server of its own, so a failure hides no other check.
 
-use crate::harness::{data_dir, Server};
+use crate::harness::{data_dir, wait_until, Server};
 use crate::http_client::{request, Reply};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -588,8 +588,18 @@ fn plan_and_apply_take_a_pipeline_document() {
     let applied = h.ok("GET", "/v1/pipelines/applied", None);
     assert_eq!(applied["config"]["description"], "doc");
     assert_eq!(applied["processorIds"], json!(["applied:f"]));
-    // Applied again: nothing to change. A bad plugin names the field.
-    let again = h.ok("POST", "/v1/pipelines/apply", Some(document.clone()));
+    // Applied again: nothing to change. An apply must carry its plan's hash, as in Conduit:
+    // an empty one is stale too. A bad plugin names the field.
+    h.fails(
+        "POST",
+        "/v1/pipelines/apply",
+        Some(document.clone()),
+        400,
+        9,
+    );
+    let mut again = document.clone();
+    again["hash"] = h.ok("POST", "/v1/pipelines/plan", Some(document.clone()))["hash"].clone();
+    let again = h.ok("POST", "/v1/pipelines/apply", Some(again));
     assert_eq!(again["changes"], json!([]));
     let mut bad = document.clone();
     bad["config"]["connectors"][1]["plugin"] = json!("builtin:nope");
@@ -601,6 +611,70 @@ fn plan_and_apply_take_a_pipeline_document() {
             .contains("/connectors/1/plugin: connector \"log\": plugin \"builtin:nope\" not found"),
         "{refused}"
     );
+}
+
+/// A change applied to a running pipeline restarts it: refused unless the operator started
+/// the server with `--api.allow-live-restart-apply` (Conduit's gate), and the document's
+/// status counts only for a pipeline it creates.
+#[test]
+fn a_running_pipeline_is_changed_by_apply_only_with_the_operators_flag() {
+    for allowed in [false, true] {
+        let args: &[&str] = if allowed {
+            &["--api.allow-live-restart-apply"]
+        } else {
+            &[]
+        };
+        let e = env(args);
+        let h = &e.h;
+        let document = |description: &str, status: &str| {
+            json!({"config": {"id": "live", "status": status, "description": description,
+                "connectors": [
+                    {"id": "gen", "type": "source", "plugin": "builtin:generator",
+                     "settings": generator(10)},
+                    {"id": "log", "type": "destination", "plugin": "builtin:log"}]}})
+        };
+        let apply = |mut document: Value| {
+            let plan = h.ok("POST", "/v1/pipelines/plan", Some(document.clone()));
+            document["hash"] = plan["hash"].clone();
+            h.call("POST", "/v1/pipelines/apply", Some(document))
+        };
+        let status = || h.ok("GET", "/v1/pipelines/live", None)["state"]["status"].clone();
+        // A new pipeline: the document's status counts.
+        let created = apply(document("one", "running"));
+        assert_eq!(created.status, 200, "{}", created.text());
+        wait_until("the pipeline to run", || status() == "STATUS_RUNNING");
+        // A change to it while it runs (the status in the document does not count).
+        let changed = apply(document("two", "stopped"));
+        let description =
+            || h.ok("GET", "/v1/pipelines/live", None)["config"]["description"].clone();
+        if allowed {
+            assert_eq!(changed.status, 200, "{}", changed.text());
+            assert_eq!(description(), "two");
+            wait_until("the pipeline to run again", || status() == "STATUS_RUNNING");
+        } else {
+            let refused = h.check_error(&changed, "POST", "/v1/pipelines/apply", 400, 9);
+            assert_eq!(
+                refused["details"][0]["reason"], "provisioning.live_apply_unauthorized",
+                "{refused}"
+            );
+            assert!(
+                refused["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("--api.allow-live-restart-apply"),
+                "{refused}"
+            );
+            assert_eq!(description(), "one", "nothing changed");
+            assert_eq!(status(), "STATUS_RUNNING");
+            // Stopped, the same apply goes through, and the pipeline stays stopped.
+            h.ok("POST", "/v1/pipelines/live/stop", None);
+            wait_until("the pipeline to stop", || status() == "STATUS_STOPPED");
+            let changed = apply(document("two", "running"));
+            assert_eq!(changed.status, 200, "{}", changed.text());
+            assert_eq!(description(), "two");
+            assert_eq!(status(), "STATUS_STOPPED");
+        }
+    }
 }
 
 #[test]

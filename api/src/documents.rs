@@ -136,6 +136,12 @@ pub(crate) fn to_status(error: ApplyError) -> Status {
             crate::error::reason::PLAN_STALE,
             &[],
         ),
+        error @ ApplyError::LiveApplyUnauthorized { .. } => status_with_info(
+            Code::FailedPrecondition,
+            error.to_string(),
+            crate::error::reason::LIVE_APPLY_UNAUTHORIZED,
+            &[],
+        ),
         ApplyError::Command(error) => command_status(error),
     }
 }

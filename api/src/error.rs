@@ -73,6 +73,9 @@ pub mod reason {
     pub const PROCESSOR_PLUGIN_NOT_FOUND: &str = "processor.plugin_not_found";
     /// Apply with a plan hash that no longer matches.
     pub const PLAN_STALE: &str = "provisioning.plan_stale";
+    /// Apply that would change (and so restart) a running pipeline, on a server without
+    /// `--api.allow-live-restart-apply`.
+    pub const LIVE_APPLY_UNAUTHORIZED: &str = "provisioning.live_apply_unauthorized";
 
     /// Every reason above: these are sent with the domain [`super::CONDUIT_DOMAIN`].
     pub const CONDUIT: &[&str] = &[
@@ -94,6 +97,7 @@ pub mod reason {
         CONNECTOR_PLUGIN_NOT_FOUND,
         PROCESSOR_PLUGIN_NOT_FOUND,
         PLAN_STALE,
+        LIVE_APPLY_UNAUTHORIZED,
     ];
 }
 
@@ -631,6 +635,14 @@ mod tests {
                     expected: "a".into(),
                     actual: "b".into(),
                 }),
+            ),
+            (
+                "live_apply_unauthorized",
+                crate::documents::to_status(
+                    culvert_provisioning::ApplyError::LiveApplyUnauthorized {
+                        pipeline: "p".into(),
+                    },
+                ),
             ),
         ]
     }

@@ -331,7 +331,9 @@ impl Import {
                     &[("field", &field)],
                 )
             }
-            ApplyError::Stale { .. } => Status::internal(error.to_string()),
+            ApplyError::Stale { .. } | ApplyError::LiveApplyUnauthorized { .. } => {
+                Status::internal(error.to_string())
+            }
             ApplyError::Command(error) => command_status(error),
         }
     }

@@ -202,6 +202,21 @@ impl Api {
         &self.redactor
     }
 
+    /// Let ApplyPipeline change a running pipeline (it is stopped, changed and started
+    /// again); off by default, when such an apply is refused with
+    /// `provisioning.live_apply_unauthorized` (Conduit's `--api.allow-live-restart-apply`).
+    pub fn with_live_restart_apply(mut self, allow: bool) -> Self {
+        self.documents = Arc::new(
+            culvert_provisioning::Provisioner::new(
+                self.writer.clone(),
+                self.plugins.clone(),
+                self.processor_plugins.clone(),
+            )
+            .with_live_restart_apply(allow),
+        );
+        self
+    }
+
     /// Make StartPipeline return only once the engine reports the pipeline running (or
     /// failed, with its error), waiting at most `limit`; for servers that run an engine.
     pub fn with_start_wait(mut self, limit: std::time::Duration) -> Self {

@@ -756,10 +756,19 @@ mod tests {
         document: crate::pb::api::v1::PipelineDocument,
     ) -> Result<crate::pb::api::v1::ApplyPipelineResponse, tonic::Status> {
         use crate::pb::api::v1::pipeline_service_server::PipelineService;
+        // ApplyPipeline takes the hash of the plan it carries out.
+        let plan = api
+            .plan_pipeline(tonic::Request::new(
+                crate::pb::api::v1::PlanPipelineRequest {
+                    config: Some(document.clone()),
+                },
+            ))
+            .await?
+            .into_inner();
         api.apply_pipeline(tonic::Request::new(
             crate::pb::api::v1::ApplyPipelineRequest {
                 config: Some(document),
-                hash: String::new(),
+                hash: plan.diff.unwrap_or_default().hash,
             },
         ))
         .await

@@ -494,6 +494,17 @@ impl ControlPlane {
             Command::UpdatePipelineDlq { id, dlq } => {
                 let pipeline = self.editable_pipeline(id)?;
                 validate_plugin(EntityKind::Pipeline, "dlq.plugin", &dlq.plugin)?;
+                // Conduit's rule: with a window, the nacks it tolerates must fit in it.
+                if dlq.window_size > 0 && dlq.window_nack_threshold >= dlq.window_size {
+                    return Err(DomainError::InvalidArgument {
+                        entity: EntityKind::Pipeline,
+                        field: "dlq.window_nack_threshold",
+                        reason: format!(
+                            "is {}, must be lower than dlq.window_size ({})",
+                            dlq.window_nack_threshold, dlq.window_size
+                        ),
+                    });
+                }
                 if pipeline.dlq == *dlq {
                     return Ok(vec![]);
                 }

@@ -1,4 +1,4 @@
-//! Conduit's pipeline configuration files (version 2.x): parsing with environment
+//! Conduit's pipeline configuration files (versions 2.x and 1.x): parsing with environment
 //! interpolation, defaults, and validation, every problem with its line, column and field.
 //!
 //! A file holds one or more YAML documents, each `version` plus a `pipelines` list:
@@ -17,13 +17,19 @@
 //!     dead-letter-queue: { plugin: builtin:log, window-size: 1, window-nack-threshold: 0 }
 //! ```
 //!
-//! As in Conduit: a missing `version` is read as 2.2 with a warning; an unknown 2.x as 2.2
-//! with a warning; processor `condition` came with 2.1 and `plugin` (replacing `type`) with
-//! 2.2, using them earlier is a warning; unknown fields are warnings (with the field
-//! probably meant); `$VAR` and `${VAR}` in any string are replaced by the environment
-//! variable (unset: empty). Version 1.x files (maps instead of lists) are refused with an
-//! error saying so. A document with an error is skipped; the others in the file still
-//! count.
+//! As in Conduit: a missing `version` is read as 2.2 with a warning; an unknown 2.x (or a
+//! bare `2`) as 2.2 with a warning; processor `condition` came with 2.1 and `plugin`
+//! (replacing `type`) with 2.2, using them earlier is a warning; unknown fields are warnings
+//! (with the field probably meant); `$VAR` and `${VAR}` in any string are replaced by the
+//! environment variable (unset: empty); YAML merge keys (`<<: *anchor`) are applied. A
+//! document with an error is skipped; the others in the file still count.
+//!
+//! Version 1.x (1.0, 1.1; an unknown 1.x or a bare `1` is read as 1.1 with a warning) keys
+//! pipelines, connectors and processors by id in mappings, and names a processor's plugin
+//! `type`: such a document is rewritten into the 2.x shape (each key becomes the entry's
+//! `id`, in the order written) and read as 2.x. Conduit runs a 1.x file's processors in no
+//! fixed order (Go's map iteration); here they run in the order written, and a warning
+//! says the format is deprecated.
 
 use crate::yaml::{self, Location, Node, Value};
 use std::collections::BTreeMap;
@@ -194,6 +200,14 @@ pub fn parse_verbatim(file: &str, text: &str) -> Parsed {
     parse_with(file, text, None)
 }
 
+/// The text of a scalar node (`None` for a collection).
+fn key_text(node: &Node) -> Option<&str> {
+    match &node.value {
+        Value::Scalar { text, .. } => Some(text),
+        _ => None,
+    }
+}
+
 /// Looks up an environment variable.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -233,6 +247,10 @@ fn parse_with(file: &str, text: &str, env: Option<Env<'_>>) -> Parsed {
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Version {
+    /// 1.0 (maps keyed by id), rewritten into the 2.x shape.
+    V10,
+    /// 1.1 (1.0 with `dead-letter-queue`).
+    V11,
     V20,
     V21,
     V22,
@@ -333,7 +351,7 @@ impl Document<'_> {
                             path,
                             format!(
                                 "\"${{\" without a closing \"}}\" in {text:?} (at offset {i}): \
-                                 it and the rest of the value are dropped"
+                                 the \"${{\" is dropped"
                             ),
                         );
                     }
@@ -417,26 +435,25 @@ impl Document<'_> {
                 "/version",
                 format!("no version given; the file is read as version {LATEST}"),
             ),
-            Some((v, at)) => match v.as_str() {
+            Some((ref v, at)) => match v.as_str() {
                 "2.0" => self.version = Version::V20,
                 "2.1" => self.version = Version::V21,
                 "2.2" => self.version = Version::V22,
-                v if v.starts_with("2.") => self.warn(
+                "1.0" => self.version = Version::V10,
+                "1.1" => self.version = Version::V11,
+                // Conduit falls back on the latest version of a major it knows.
+                v if v == "2" || v.starts_with("2.") => self.warn(
                     at,
                     "/version",
                     format!("unknown version {v:?}; the file is read as version {LATEST}"),
                 ),
-                v if v.starts_with("1.") => {
-                    self.error(
+                v if v == "1" || v.starts_with("1.") => {
+                    self.version = Version::V11;
+                    self.warn(
                         at,
                         "/version",
-                        format!(
-                            "version {v:?} (pipelines as maps) is not supported: convert the \
-                             file to version {LATEST} (pipelines, connectors and processors as \
-                             lists with an id each)"
-                        ),
+                        format!("unknown version {v:?}; the file is read as version 1.1"),
                     );
-                    return (vec![], vec![]);
                 }
                 v => {
                     self.error(at, "/version", format!("unrecognized version {v:?}"));
@@ -447,6 +464,25 @@ impl Document<'_> {
         let Some(list) = pipelines else {
             self.warn(node.at, "/pipelines", "no pipelines in this document");
             return (vec![], vec![]);
+        };
+        let rewritten;
+        let list = if self.version <= Version::V11 {
+            self.warn(
+                version.as_ref().map_or(node.at, |(_, at)| *at),
+                "/version",
+                format!(
+                    "version 1.x is deprecated: its processors are run in the order written \
+                     (Conduit runs them in no fixed order); convert the file to version {LATEST}"
+                ),
+            );
+            let before = self.errors();
+            rewritten = self.v1_pipelines(list);
+            if self.errors() > before {
+                return (vec![], vec![]);
+            }
+            &rewritten
+        } else {
+            list
         };
         let Value::Seq(items) = &list.value else {
             if !list.is_null() {
@@ -473,6 +509,124 @@ impl Document<'_> {
             }
         }
         (out, mentioned)
+    }
+
+    /// A 1.x `pipelines` mapping rewritten as the 2.x list: each pipeline's key becomes its
+    /// `id`, and so do its connectors' and processors' keys.
+    fn v1_pipelines(&mut self, node: &Node) -> Node {
+        let mut pipelines = self.v1_entries(node, "/pipelines");
+        if let Value::Seq(items) = &mut pipelines.value {
+            for (i, item) in items.iter_mut().enumerate() {
+                let path = format!("/pipelines/{i}");
+                if let Value::Map(fields) = &mut item.value {
+                    for (key, value) in fields.iter_mut() {
+                        match key_text(key) {
+                            Some("connectors") => {
+                                *value = self.v1_entries(value, &format!("{path}/connectors"));
+                                if let Value::Seq(connectors) = &mut value.value {
+                                    for (j, connector) in connectors.iter_mut().enumerate() {
+                                        let path = format!("{path}/connectors/{j}");
+                                        self.v1_processors_in(connector, &path);
+                                    }
+                                }
+                            }
+                            Some("processors") => {
+                                *value = self.v1_entries(value, &format!("{path}/processors"));
+                            }
+                            Some("dead-letter-queue") if self.version == Version::V10 => self.warn(
+                                key.at,
+                                &format!("{path}/dead-letter-queue"),
+                                "field dead-letter-queue was introduced in version 1.1, please \
+                                 update the pipeline config version",
+                            ),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        pipelines
+    }
+
+    /// A connector's 1.x `processors` mapping rewritten as a list.
+    fn v1_processors_in(&mut self, connector: &mut Node, path: &str) {
+        if let Value::Map(fields) = &mut connector.value {
+            for (key, value) in fields.iter_mut() {
+                if key_text(key) == Some("processors") {
+                    *value = self.v1_entries(value, &format!("{path}/processors"));
+                }
+            }
+        }
+    }
+
+    /// A 1.x mapping of id to entry as a 2.x list of entries, each with its key as `id`
+    /// (first, where the key was written). A null is an empty list; anything but a mapping
+    /// is an error.
+    fn v1_entries(&mut self, node: &Node, path: &str) -> Node {
+        let entries = match &node.value {
+            Value::Map(entries) => entries,
+            _ if node.is_null() => {
+                return Node {
+                    value: Value::Seq(vec![]),
+                    at: node.at,
+                }
+            }
+            _ => {
+                self.error(
+                    node.at,
+                    path,
+                    format!(
+                        "version 1.x wants a mapping of id to entry here, found {}",
+                        node.kind()
+                    ),
+                );
+                return node.clone();
+            }
+        };
+        let mut items = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let id = Node {
+                value: Value::Scalar {
+                    text: "id".to_owned(),
+                    quoted: false,
+                },
+                at: key.at,
+            };
+            let mut fields = vec![(id, key.clone())];
+            match &value.value {
+                Value::Map(inner) => {
+                    for (k, v) in inner {
+                        if key_text(k) == Some("id") {
+                            self.warn(
+                                k.at,
+                                &format!("{path}/{}/id", items.len()),
+                                "version 1.x has no field \"id\" (the entry's key is its id); \
+                                 it is ignored",
+                            );
+                            continue;
+                        }
+                        fields.push((k.clone(), v.clone()));
+                    }
+                }
+                _ if value.is_null() => {}
+                _ => {
+                    self.error(
+                        value.at,
+                        &format!("{path}/{}", items.len()),
+                        format!("want a mapping, found {}", value.kind()),
+                    );
+                    continue;
+                }
+            }
+            items.push(Node {
+                value: Value::Map(fields),
+                at: key.at,
+            });
+        }
+        Node {
+            value: Value::Seq(items),
+            at: node.at,
+        }
     }
 
     fn pipeline(&mut self, node: &Node, path: &str) -> Option<PipelineConfig> {
@@ -843,8 +997,12 @@ impl Document<'_> {
                     }
                 }
                 "settings" => {
-                    dlq.settings = self.settings(value, &field_path);
-                    settings_given = true;
+                    // An empty mapping counts as none given (Conduit normalises it so).
+                    let settings = self.settings(value, &field_path);
+                    if !settings.is_empty() {
+                        dlq.settings = settings;
+                        settings_given = true;
+                    }
                 }
                 size => {
                     let Some(n) = self.integer(value, &field_path) else {
@@ -869,6 +1027,16 @@ impl Document<'_> {
         if !settings_given && dlq.plugin != "builtin:log" {
             dlq.settings.clear();
         }
+        if dlq.window_size > 0 && dlq.window_nack_threshold >= dlq.window_size {
+            self.error(
+                node.at,
+                &format!("{path}/window-nack-threshold"),
+                format!(
+                    "\"window-nack-threshold\" ({}) must be lower than \"window-size\" ({})",
+                    dlq.window_nack_threshold, dlq.window_size
+                ),
+            );
+        }
         dlq
     }
 }
@@ -892,8 +1060,8 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
                 rest = &braced[end + 1..];
                 continue;
             }
-            // No closing brace: Go drops the `${` and the rest.
-            rest = "";
+            // No closing brace: Go drops the `${` and goes on with what follows.
+            rest = braced;
             continue;
         }
         let first = after.chars().next();
@@ -921,8 +1089,8 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     out
 }
 
-/// Where a `${` with no closing `}` starts in `text` (Go's `os.ExpandEnv` drops it and
-/// everything after it), if anywhere.
+/// Where a `${` with no closing `}` starts in `text` (Go's `os.ExpandEnv` drops those two
+/// characters and expands the rest as usual), if anywhere.
 fn unterminated_variable(text: &str) -> Option<usize> {
     let mut from = 0;
     while let Some(i) = text[from..].find("${") {

@@ -209,7 +209,8 @@ mod tests {
                         plugin: dlq.0,
                         settings: dlq.1,
                         window_size: dlq.2,
-                        window_nack_threshold: dlq.3,
+                        // Under the window, as the parser requires (any, with no window).
+                        window_nack_threshold: if dlq.2 == 0 { dlq.3 } else { dlq.3 % dlq.2 },
                     },
                 }
             })

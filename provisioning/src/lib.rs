@@ -103,6 +103,19 @@ pub enum ApplyError {
         /// The current plan's hash.
         actual: String,
     },
+    /// The pipeline runs and the document changes it: applying would stop and start it
+    /// again, which the server allows only when started with
+    /// `--api.allow-live-restart-apply` (Conduit's gate).
+    #[error(
+        "pipeline {pipeline:?} is running: applying a change to it stops it (draining what is \
+         in flight, nothing lost) and starts it again, which this server allows only when \
+         started with --api.allow-live-restart-apply; stop the pipeline and apply again, or \
+         have the operator restart the server with that flag"
+    )]
+    LiveApplyUnauthorized {
+        /// The running pipeline.
+        pipeline: String,
+    },
     /// Writing failed or the domain refused.
     #[error(transparent)]
     Command(#[from] CommandError),
@@ -127,6 +140,9 @@ pub struct Provisioner {
     writer: Arc<ControlPlaneWriter>,
     connectors: Arc<Registry>,
     processors: Arc<ProcessorRegistry>,
+    /// Whether [`Provisioner::apply`] may change a running pipeline (stopping and starting
+    /// it); off by default, as in Conduit.
+    live_restart_apply: bool,
 }
 
 impl Provisioner {
@@ -140,7 +156,17 @@ impl Provisioner {
             writer,
             connectors,
             processors,
+            live_restart_apply: false,
         }
+    }
+
+    /// Let [`Provisioner::apply`] change a running pipeline: it is stopped (in-flight records
+    /// drained and their positions saved), changed and started again in one batch. Off, such
+    /// an apply is refused ([`ApplyError::LiveApplyUnauthorized`]); the server's
+    /// `--api.allow-live-restart-apply` turns it on.
+    pub fn with_live_restart_apply(mut self, allow: bool) -> Self {
+        self.live_restart_apply = allow;
+        self
     }
 
     /// The configuration files under `path`: the file itself, or a directory's `*.yml` and
@@ -248,9 +274,15 @@ impl Provisioner {
     fn run(&self, parsed: Vec<(String, Parsed)>, report: &mut Report) {
         // Which files name which ids, and which files may not have been read whole.
         let mut mentioned: BTreeSet<String> = BTreeSet::new();
+        // How many entries name each id, with errors or not: Conduit skips every copy of a
+        // duplicated id before it validates any.
+        let mut entries: BTreeMap<String, usize> = BTreeMap::new();
         let mut unreliable: BTreeSet<String> = BTreeSet::new();
         let mut candidates: Vec<PipelineConfig> = Vec::new();
         for (name, one) in parsed {
+            for id in &one.mentioned {
+                *entries.entry(id.clone()).or_default() += 1;
+            }
             mentioned.extend(one.mentioned.iter().cloned());
             if one.truncated {
                 unreliable.insert(name);
@@ -277,11 +309,17 @@ impl Provisioner {
         let mut ticker = Ticker::new("provisioning pipelines", by_id.len());
         for (done, (id, copies)) in by_id.into_iter().enumerate() {
             ticker.tick(done);
-            if copies.len() > 1 {
+            let named = entries.get(&id).copied().unwrap_or(0).max(copies.len());
+            if named > 1 {
                 let places: Vec<String> = copies
                     .iter()
                     .map(|c| format!("{}:{}", c.file, c.at))
                     .collect();
+                let invalid = match named - copies.len() {
+                    0 => String::new(),
+                    1 => " and one entry with errors".to_owned(),
+                    n => format!(" and {n} entries with errors"),
+                };
                 for copy in &copies {
                     report.problems.push(Problem {
                         file: copy.file.clone(),
@@ -289,8 +327,7 @@ impl Provisioner {
                         severity: Severity::Error,
                         path: format!("{}/id", copy.path),
                         message: format!(
-                            "{} pipelines with ID {id:?} will be skipped (at {})",
-                            copies.len(),
+                            "{named} pipelines with ID {id:?} will be skipped (at {}{invalid})",
                             places.join(", ")
                         ),
                     });
@@ -384,8 +421,11 @@ impl Provisioner {
 
     /// Plan (and unless `dry_run`, apply) one pipeline document that came over the API
     /// (PlanPipeline / ApplyPipeline): the same checks and plan as a file, recorded with
-    /// `actor`; the pipeline stays API-managed. With `expected_hash`, the plan must still
-    /// be the one the caller saw.
+    /// `actor`; the pipeline stays API-managed. With `expected_hash` (ApplyPipeline: always,
+    /// an empty one too, as in Conduit), the plan must still be the one the caller saw. As
+    /// in Conduit the document's status counts only for a pipeline it creates: an existing
+    /// one keeps running or stopped as it is, and a change to a running one is refused
+    /// unless [`Provisioner::with_live_restart_apply`] allows it.
     pub fn apply(
         &self,
         document: &PipelineConfig,
@@ -393,22 +433,32 @@ impl Provisioner {
         expected_hash: Option<&str>,
         dry_run: bool,
     ) -> Result<Applied, ApplyError> {
-        let pipeline = self.checked(document)?;
+        let mut pipeline = self.checked(document)?;
         let id = PipelineId(pipeline.id.clone());
         let pipeline_id_text = pipeline.id.clone();
-        let commands = {
+        let (commands, running) = {
             let state = self.writer.projections().read();
-            plan::plan(&state, &self.with_stored_secrets(&state, &pipeline))
+            let running = state.pipeline(&id).map(|p| plan::is_running(&p.status));
+            if let Some(running) = running {
+                pipeline.running = running;
+            }
+            let commands = plan::plan(&state, &self.with_stored_secrets(&state, &pipeline));
+            (commands, running == Some(true))
         };
         let changes = commands.iter().filter_map(change).collect();
         let hash = plan_hash(&id, &commands);
-        if let Some(expected) = expected_hash.filter(|h| !h.is_empty()) {
+        if let Some(expected) = expected_hash {
             if expected != hash {
                 return Err(ApplyError::Stale {
                     expected: expected.to_owned(),
                     actual: hash,
                 });
             }
+        }
+        if !dry_run && running && !commands.is_empty() && !self.live_restart_apply {
+            return Err(ApplyError::LiveApplyUnauthorized {
+                pipeline: pipeline_id_text,
+            });
         }
         let mut events = 0;
         if !dry_run && !commands.is_empty() {

@@ -27,7 +27,7 @@ fn dlq(config: &DlqConfig) -> DeadLetterQueue {
 }
 
 /// Whether the pipeline's recorded status means it runs (or is about to).
-fn is_running(status: &PipelineStatus) -> bool {
+pub(crate) fn is_running(status: &PipelineStatus) -> bool {
     !matches!(
         status,
         PipelineStatus::Stopped { .. } | PipelineStatus::Degraded { .. }

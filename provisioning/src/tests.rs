@@ -107,21 +107,78 @@ fn older_versions_and_no_version() {
     );
     assert_eq!(none.pipelines.len(), 1);
 
+    // 1.x: mappings keyed by id, rewritten into 2.x lists in the order written.
     let v1 = parse("v1.yaml");
     assert_eq!(
         problems(&v1.problems),
         [
-            "1:10 error /version: version \"1.0\" (pipelines as maps) is not supported: convert \
-          the file to version 2.2 (pipelines, connectors and processors as lists with an id \
-          each)"
+            "1:10 warning /0/version: version 1.x is deprecated: its processors are run in the \
+             order written (Conduit runs them in no fixed order); convert the file to version 2.2",
+            "29:5 warning /0/pipelines/0/dead-letter-queue: field dead-letter-queue was introduced \
+             in version 1.1, please update the pipeline config version",
+            "34:10 warning /1/version: unknown version \"1.12\"; the file is read as version 1.1",
+            "34:10 warning /1/version: version 1.x is deprecated: its processors are run in the \
+             order written (Conduit runs them in no fixed order); convert the file to version 2.2",
         ]
     );
-    assert!(v1.pipelines.is_empty());
+    let ids: Vec<&str> = v1.pipelines.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["legacy", "newer"]);
+    let legacy = &v1.pipelines[0];
+    assert!(!legacy.running);
+    assert_eq!(legacy.description, "a version 1.0 file");
+    let connectors: Vec<(&str, bool, &str)> = legacy
+        .connectors
+        .iter()
+        .map(|c| (c.id.as_str(), c.source, c.plugin.as_str()))
+        .collect();
+    assert_eq!(
+        connectors,
+        [
+            ("in", true, "builtin:generator"),
+            ("out", false, "builtin:log")
+        ]
+    );
+    assert_eq!(legacy.connectors[0].settings["format.type"], "raw");
+    let tag = &legacy.connectors[0].processors[0];
+    assert_eq!((tag.id.as_str(), tag.plugin.as_str()), ("tag", "field.set"));
+    assert_eq!(tag.settings["value"], "legacy");
+    let order: Vec<(&str, i32)> = legacy
+        .processors
+        .iter()
+        .map(|p| (p.id.as_str(), p.workers))
+        .collect();
+    assert_eq!(
+        order,
+        [("second", 1), ("first", 2)],
+        "`type` names the plugin"
+    );
+    assert!(legacy.processors.iter().all(|p| p.plugin == "field.set"));
+    assert_eq!(
+        (legacy.dlq.window_size, legacy.dlq.window_nack_threshold),
+        (4, 2)
+    );
+    assert_eq!(v1.pipelines[1].connectors[0].id, "only");
+
+    let list = config::parse(
+        "x.yaml",
+        "version: \"1.1\"\npipelines: [ { id: p } ]\n",
+        &env,
+    );
+    assert_eq!(
+        problems(&list.problems)[1],
+        "2:12 error /pipelines: version 1.x wants a mapping of id to entry here, found a sequence"
+    );
+    assert!(list.pipelines.is_empty());
 
     let newer = config::parse("x.yaml", "version: \"2.9\"\npipelines: []\n", &env);
     assert_eq!(
         problems(&newer.problems),
         ["1:10 warning /version: unknown version \"2.9\"; the file is read as version 2.2"]
+    );
+    let bare = config::parse("x.yaml", "version: 2\npipelines: []\n", &env);
+    assert_eq!(
+        problems(&bare.problems),
+        ["1:10 warning /version: unknown version \"2\"; the file is read as version 2.2"]
     );
     let alien = config::parse("x.yaml", "version: \"3.0\"\npipelines: []\n", &env);
     assert_eq!(
@@ -164,6 +221,74 @@ fn environment_variables_are_interpolated() {
         config::expand("$A-${A}-$B-${B}-$-${}-a$", &vars),
         "x-x----a$"
     );
+    // An unclosed `${` loses only those two characters, as with Go's `os.ExpandEnv`.
+    assert_eq!(config::expand("a${A-${B", &vars), "aA-B");
+}
+
+#[test]
+fn merge_keys_share_settings_between_entries() {
+    let text = "version: \"2.2\"\n\
+                x-defaults: &log { type: destination, plugin: builtin:log, settings: { level: error } }\n\
+                pipelines:\n  - id: merged\n    status: stopped\n    connectors:\n      \
+                - <<: *log\n        id: one\n      - <<: *log\n        id: two\n        \
+                settings: { level: info }\n";
+    let parsed = config::parse("x.yaml", text, &env);
+    assert_eq!(
+        problems(&parsed.problems),
+        ["2:1 warning /x-defaults: unknown field \"x-defaults\"; it is ignored"]
+    );
+    let connectors = &parsed.pipelines[0].connectors;
+    let seen: Vec<(&str, bool, &str, &str)> = connectors
+        .iter()
+        .map(|c| {
+            (
+                c.id.as_str(),
+                c.source,
+                c.plugin.as_str(),
+                c.settings["level"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("one", false, "builtin:log", "error"),
+            ("two", false, "builtin:log", "info")
+        ]
+    );
+}
+
+#[test]
+fn a_dead_letter_queue_with_empty_settings_keeps_the_defaults_and_its_window_is_checked() {
+    let dlq = |body: &str| {
+        config::parse(
+            "x.yaml",
+            &format!(
+                "version: \"2.2\"\npipelines:\n  - id: p\n    status: stopped\n    \
+                 dead-letter-queue: {body}\n"
+            ),
+            &env,
+        )
+    };
+    let empty = dlq("{ plugin: builtin:log, settings: {} }");
+    assert_eq!(problems(&empty.problems), Vec::<String>::new());
+    assert_eq!(
+        empty.pipelines[0].dlq.settings,
+        config::DlqConfig::default().settings,
+        "Conduit's level and message"
+    );
+    let window = dlq("{ window-size: 2, window-nack-threshold: 2 }");
+    assert_eq!(
+        problems(&window.problems),
+        [
+            "5:24 error /pipelines/0/dead-letter-queue/window-nack-threshold: \
+          \"window-nack-threshold\" (2) must be lower than \"window-size\" (2)"
+        ]
+    );
+    assert!(window.pipelines.is_empty());
+    // A window of 0 turns the check off, whatever the threshold.
+    let off = dlq("{ window-size: 0, window-nack-threshold: 5 }");
+    assert_eq!(problems(&off.problems), Vec::<String>::new());
 }
 
 #[test]
@@ -406,6 +531,7 @@ fn duplicates_unknown_plugins_and_api_pipelines_are_skipped_with_the_reason() {
     plane.put(&[
         "duplicate-a.yaml",
         "duplicate-b.yaml",
+        "duplicate-c.yaml",
         "unknown-plugin.yaml",
         "env.yaml",
         "multi-doc.yaml",
@@ -415,7 +541,10 @@ fn duplicates_unknown_plugins_and_api_pipelines_are_skipped_with_the_reason() {
     assert_eq!(report.created, ["first-of-two", "second-of-two"]);
     let mut skipped = report.skipped.clone();
     skipped.sort();
-    assert_eq!(skipped, ["from-env", "twice", "unknown-plugin"]);
+    assert_eq!(
+        skipped,
+        ["from-env", "once-valid", "twice", "unknown-plugin"]
+    );
     let errors: Vec<String> = report
         .errors()
         .map(|p| {
@@ -436,6 +565,11 @@ fn duplicates_unknown_plugins_and_api_pipelines_are_skipped_with_the_reason() {
     };
     expect("duplicate-a.yaml:3:5 /pipelines/0/id: 2 pipelines with ID \"twice\" will be skipped");
     expect("duplicate-b.yaml:3:5 /pipelines/0/id: 2 pipelines with ID \"twice\" will be skipped");
+    // A copy with errors still counts: the valid one is skipped too (Conduit's order).
+    expect(
+        "duplicate-c.yaml:3:5 /pipelines/0/id: 2 pipelines with ID \"once-valid\" will be skipped",
+    );
+    expect("duplicate-c.yaml:3:5 and one entry with errors)");
     expect("unknown-plugin.yaml:6:9 /pipelines/0/connectors/0/plugin: connector \"src\": plugin \"builtin:mysql\" not found");
     expect("unknown-plugin.yaml:11:9 /pipelines/0/processors/0/plugin: processor \"js\": plugin \"acme.enrich\" not found");
     expect("env.yaml:4:5 /pipelines/0/id: pipeline from-env exists and was created over the API");

@@ -1,5 +1,6 @@
 //! YAML documents as trees that remember where each node was written, so that every
-//! problem in a configuration file can name its line and column.
+//! problem in a configuration file can name its line and column. Merge keys (`<<: *anchor`,
+//! YAML 1.1, which Conduit's YAML decoder applies) are resolved as the tree is built.
 
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
@@ -90,7 +91,91 @@ pub fn parse(text: &str) -> (Vec<Node>, Option<SyntaxError>) {
         // The document being built when the error struck is incomplete: drop it.
         documents.truncate(builder.before_document);
     }
-    (documents, error)
+    // A bad merge key fails its document as a syntax error does (Conduit's decoder refuses
+    // the document); the documents before it are kept.
+    match (builder.merge_error, error) {
+        (Some((kept, merge)), error) if error.as_ref().is_none_or(|e| merge.at < e.at) => {
+            documents.truncate(kept);
+            (documents, Some(merge))
+        }
+        (_, error) => (documents, error),
+    }
+}
+
+/// Whether `key` is the merge key: a plain (unquoted) `<<`.
+fn is_merge_key(key: &Node) -> bool {
+    matches!(&key.value, Value::Scalar { text, quoted: false } if text == "<<")
+}
+
+/// The text of a scalar key (`None` for a collection used as a key).
+fn key_text(key: &Node) -> Option<&str> {
+    match &key.value {
+        Value::Scalar { text, .. } => Some(text),
+        _ => None,
+    }
+}
+
+/// Replaces each merge key of a mapping by the entries of the mapping (or mappings, for a
+/// sequence) it names, where the merge key was written. A key written in the mapping itself
+/// wins over a merged one, and an earlier merged mapping wins over a later one (YAML 1.1's
+/// merge type, as Conduit's decoder applies it).
+fn resolve_merges(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, SyntaxError> {
+    if !entries.iter().any(|(key, _)| is_merge_key(key)) {
+        return Ok(entries);
+    }
+    let mut taken: std::collections::HashSet<String> = entries
+        .iter()
+        .filter(|(key, _)| !is_merge_key(key))
+        .filter_map(|(key, _)| key_text(key).map(str::to_owned))
+        .collect();
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        if !is_merge_key(&key) {
+            out.push((key, value));
+            continue;
+        }
+        let sources = match value.value {
+            Value::Map(merged) => vec![merged],
+            Value::Seq(items) => items
+                .into_iter()
+                .map(|item| match item.value {
+                    Value::Map(merged) => Ok(merged),
+                    other => Err(SyntaxError {
+                        at: item.at,
+                        message: format!(
+                            "a merge key (<<) takes a mapping or a sequence of mappings, \
+                             found {} in the sequence",
+                            Node {
+                                value: other,
+                                at: item.at
+                            }
+                            .kind()
+                        ),
+                    }),
+                })
+                .collect::<Result<_, _>>()?,
+            other => {
+                return Err(SyntaxError {
+                    at: value.at,
+                    message: format!(
+                        "a merge key (<<) takes a mapping or a sequence of mappings, found {}",
+                        Node {
+                            value: other,
+                            at: value.at
+                        }
+                        .kind()
+                    ),
+                })
+            }
+        };
+        for (merged_key, merged_value) in sources.into_iter().flatten() {
+            let fresh = key_text(&merged_key).is_none_or(|text| taken.insert(text.to_owned()));
+            if fresh {
+                out.push((merged_key, merged_value));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn location(marker: &Marker) -> Location {
@@ -110,6 +195,8 @@ struct Builder {
     in_document: bool,
     /// How many documents were complete when the current one started.
     before_document: usize,
+    /// The first bad merge key, and how many documents were complete before its own.
+    merge_error: Option<(usize, SyntaxError)>,
 }
 
 impl Builder {
@@ -177,7 +264,17 @@ impl MarkedEventReceiver for Builder {
                 anchor,
             )),
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((node, _, anchor)) = self.stack.pop() {
+                if let Some((mut node, _, anchor)) = self.stack.pop() {
+                    if let Value::Map(entries) = &mut node.value {
+                        match resolve_merges(std::mem::take(entries)) {
+                            Ok(merged) => *entries = merged,
+                            Err(error) => {
+                                if self.merge_error.is_none() {
+                                    self.merge_error = Some((self.before_document, error));
+                                }
+                            }
+                        }
+                    }
                     self.push_value(node, anchor);
                 }
             }
@@ -244,6 +341,91 @@ mod tests {
         assert_eq!(docs.len(), 2);
         let error = error.expect("a syntax error");
         assert_eq!(error.at.line, 6, "{error:?}");
+    }
+
+    fn entries(node: &Node) -> Vec<(String, String)> {
+        let Value::Map(entries) = &node.value else {
+            panic!("not a mapping: {node:?}")
+        };
+        entries
+            .iter()
+            .map(|(k, v)| {
+                let value = match &v.value {
+                    Value::Scalar { text, .. } => text.clone(),
+                    other => format!("{other:?}"),
+                };
+                (scalar(k).to_owned(), value)
+            })
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn merge_keys_bring_in_the_anchored_entries_and_written_keys_win() {
+        let (docs, error) = parse(
+            "base: &b {level: warn, message: hi}\n\
+             more: &m {level: error, extra: x}\n\
+             one: {a: 1, <<: *b, message: mine}\n\
+             two: {<<: [*b, *m], z: 2}\n\
+             nested:\n  - <<: *b\n    id: n\n",
+        );
+        assert_eq!(error, None);
+        let Value::Map(top) = &docs[0].value else {
+            panic!()
+        };
+        assert_eq!(
+            entries(&top[2].1),
+            pairs(&[("a", "1"), ("level", "warn"), ("message", "mine")])
+        );
+        // Earlier mappings of the sequence win over later ones.
+        assert_eq!(
+            entries(&top[3].1),
+            pairs(&[
+                ("level", "warn"),
+                ("message", "hi"),
+                ("extra", "x"),
+                ("z", "2")
+            ])
+        );
+        let Value::Seq(items) = &top[4].1.value else {
+            panic!()
+        };
+        assert_eq!(
+            entries(&items[0]),
+            pairs(&[("level", "warn"), ("message", "hi"), ("id", "n")])
+        );
+    }
+
+    #[test]
+    fn a_quoted_merge_key_is_an_ordinary_key() {
+        let (docs, error) = parse("base: &b {x: 1}\none: {\"<<\": *b}\n");
+        assert_eq!(error, None);
+        let Value::Map(top) = &docs[0].value else {
+            panic!()
+        };
+        let Value::Map(one) = &top[1].1.value else {
+            panic!()
+        };
+        assert_eq!(scalar(&one[0].0), "<<");
+    }
+
+    #[test]
+    fn a_merge_key_on_a_scalar_fails_its_document_only() {
+        let (docs, error) = parse("a: 1\n---\nb: {<<: nope}\n---\nc: 3\n");
+        let error = error.expect("a bad merge");
+        assert_eq!(error.at.line, 3, "{error:?}");
+        assert!(error.message.contains("merge key"), "{error:?}");
+        assert_eq!(docs.len(), 1, "the document before it is kept: {docs:?}");
+        let (_, error) = parse("b: {<<: [{x: 1}, [2]]}\n");
+        assert!(error
+            .expect("a bad merge")
+            .message
+            .contains("in the sequence"));
     }
 
     #[test]

@@ -105,6 +105,30 @@ fn create_pipeline_emits_created_with_default_dlq() {
 }
 
 #[test]
+fn a_dlq_window_must_hold_more_than_its_nack_threshold() {
+    let state = given(vec![created("p", "pipe")]);
+    let update = |window_size, window_nack_threshold| Command::UpdatePipelineDlq {
+        id: pid("p"),
+        dlq: DeadLetterQueue {
+            window_size,
+            window_nack_threshold,
+            ..DeadLetterQueue::default()
+        },
+    };
+    assert_eq!(
+        code(&state, update(2, 2)),
+        "pipeline.invalid_dlq.window_nack_threshold"
+    );
+    assert_eq!(
+        code(&state, update(2, 5)),
+        "pipeline.invalid_dlq.window_nack_threshold"
+    );
+    assert!(state.decide(&update(3, 2)).is_ok());
+    // A window of 0 switches the threshold off.
+    assert!(state.decide(&update(0, 5)).is_ok());
+}
+
+#[test]
 fn pipeline_names_are_validated_and_unique() {
     let state = given(vec![created("p", "pipe")]);
     let create = |id: &str, name: &str| Command::CreatePipeline {

@@ -1,8 +1,12 @@
-//! Go's `time` package as sprig's date functions use it: instants with a location, time
-//! zones read from the system's zoneinfo files (TZif, with their POSIX TZ rule), Go's
-//! layout-based formatting and parsing, and `time.Duration`'s text form.
+//! Go's `time` package as sprig's date functions use it: instants with a location, Go's
+//! layout-based formatting and parsing, and `time.Duration`'s text form. Time zones (the
+//! system's tz database, TZif files with their POSIX TZ rules, the server's own zone) are
+//! read by jiff; the calendar arithmetic is our own, as Go's years reach far beyond
+//! jiff's -9999..=9999.
 
 use super::*;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use std::sync::OnceLock;
 
 pub(crate) const SECS_PER_DAY: i64 = 86_400;
@@ -112,36 +116,49 @@ pub(crate) fn civil(local_secs: i64) -> Civil {
 // Locations
 // ---------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone)]
-pub(crate) struct ZoneType {
-    pub(crate) name: Box<str>,
-    pub(crate) offset: i64,
-    pub(crate) is_dst: bool,
-}
-
 /// A time zone: Go's `*time.Location`.
 #[derive(Debug)]
 pub(crate) struct Location {
     pub(crate) name: Box<str>,
-    pub(crate) zones: Vec<ZoneType>,
-    /// Transition instants and the zone type in effect from then on.
-    pub(crate) tx: Vec<(i64, usize)>,
-    /// The POSIX TZ rule for instants after the last transition.
-    pub(crate) extend: Box<str>,
+    zone: Zone,
+    /// The zone's (abbreviation, offset) pairs in order of first use (Go's
+    /// `Location.zone`, for `lookup_name`), gathered from its transitions on first need.
+    types: OnceLock<Vec<(Box<str>, i64)>>,
 }
 
-/// Go's smallest and largest instants, as zone periods' open ends.
-const ALPHA: i64 = i64::MIN;
-const OMEGA: i64 = i64::MAX;
+/// Where a location's offsets come from.
+#[derive(Debug)]
+enum Zone {
+    /// One abbreviation and offset for all time: UTC and the zones parsing makes up.
+    Fixed { abbr: Box<str>, offset: i64 },
+    /// A zone of the tz database or a TZif file (with its POSIX TZ rule), read by jiff.
+    Tz(TimeZone),
+}
 
-/// What a location says about an instant: zone abbreviation, offset east of UTC, and
-/// the period `[start, end)` the zone applies in.
+/// What a location says about an instant: zone abbreviation and offset east of UTC.
 #[derive(Debug, Clone)]
 pub(crate) struct ZoneInfo {
     pub(crate) name: Box<str>,
     pub(crate) offset: i64,
-    pub(crate) start: i64,
-    pub(crate) end: i64,
+}
+
+/// Seconds in 400 Gregorian years, the period of the calendar and of POSIX TZ rules.
+const CYCLE_SECS: i64 = 146_097 * SECS_PER_DAY;
+
+/// The jiff timestamp of Unix seconds `sec`. jiff's instants span the years -9999..=9999
+/// and Go's far more, so an instant outside moves by whole 400-year cycles into that span:
+/// a POSIX TZ rule gives the same answer there, and before a zone's first transition the
+/// answer is the same at any instant.
+fn timestamp(sec: i64) -> Timestamp {
+    let (min, max) = (Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
+    let sec = if sec > max {
+        sec - ((sec - max - 1) / CYCLE_SECS + 1) * CYCLE_SECS
+    } else if sec < min {
+        sec + ((min - sec - 1) / CYCLE_SECS + 1) * CYCLE_SECS
+    } else {
+        sec
+    };
+    Timestamp::from_second(sec).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 impl Location {
@@ -151,89 +168,95 @@ impl Location {
             .clone()
     }
 
+    /// Go's `time.FixedZone` named `zone_name`, shown as `loc_name`.
     pub(crate) fn fixed(loc_name: &str, zone_name: &str, offset: i64) -> Location {
         Location {
             name: loc_name.into(),
-            zones: vec![ZoneType {
-                name: zone_name.into(),
+            zone: Zone::Fixed {
+                abbr: zone_name.into(),
                 offset,
-                is_dst: false,
-            }],
-            tx: vec![(ALPHA, 0)],
-            extend: "".into(),
+            },
+            types: OnceLock::new(),
         }
     }
 
-    fn first_zone(&self) -> usize {
-        if !self.tx.iter().any(|&(_, i)| i == 0) {
-            return 0;
+    fn tz(name: &str, tz: TimeZone) -> Location {
+        Location {
+            name: name.into(),
+            zone: Zone::Tz(tz),
+            types: OnceLock::new(),
         }
-        if let Some(&(_, first)) = self.tx.first() {
-            if self.zones.get(first).is_some_and(|z| z.is_dst) {
-                if let Some(i) = (0..first).rev().find(|&i| !self.zones[i].is_dst) {
-                    return i;
+    }
+
+    /// Go's `Location.lookup` (without the zone period's bounds, which `local_to_unix`
+    /// does not need).
+    pub(crate) fn lookup(&self, sec: i64) -> ZoneInfo {
+        match &self.zone {
+            Zone::Fixed { abbr, offset } => ZoneInfo {
+                name: abbr.clone(),
+                offset: *offset,
+            },
+            Zone::Tz(tz) => {
+                let info = tz.to_offset_info(timestamp(sec));
+                ZoneInfo {
+                    name: info.abbreviation().into(),
+                    offset: i64::from(info.offset().seconds()),
                 }
             }
         }
-        self.zones.iter().position(|z| !z.is_dst).unwrap_or(0)
     }
 
-    /// Go's `Location.lookup`.
-    pub(crate) fn lookup(&self, sec: i64) -> ZoneInfo {
-        if self.zones.is_empty() {
-            return ZoneInfo {
-                name: "UTC".into(),
-                offset: 0,
-                start: ALPHA,
-                end: OMEGA,
-            };
-        }
-        if self.tx.is_empty() || sec < self.tx[0].0 {
-            let z = &self.zones[self.first_zone()];
-            return ZoneInfo {
-                name: z.name.clone(),
-                offset: z.offset,
-                start: ALPHA,
-                end: self.tx.first().map_or(OMEGA, |t| t.0),
-            };
-        }
-        let lo = self.tx.partition_point(|&(when, _)| when <= sec) - 1;
-        let (start, idx) = self.tx[lo];
-        let end = self.tx.get(lo + 1).map_or(OMEGA, |t| t.0);
-        if lo == self.tx.len() - 1 && !self.extend.is_empty() {
-            if let Some(info) = tz_rule(&self.extend, start, sec) {
-                return info;
+    /// The zone's (abbreviation, offset) pairs: the one before its first transition, then
+    /// those its transitions switch to up to 2100 (a tz database file's types, as Go
+    /// lists them, all appear by then).
+    fn types(&self) -> &[(Box<str>, i64)] {
+        self.types.get_or_init(|| match &self.zone {
+            Zone::Fixed { abbr, offset } => vec![(abbr.clone(), *offset)],
+            Zone::Tz(tz) => {
+                const Y2100: i64 = 4_102_444_800;
+                let first = tz.to_offset_info(Timestamp::MIN);
+                let mut types: Vec<(Box<str>, i64)> = vec![(
+                    first.abbreviation().into(),
+                    i64::from(first.offset().seconds()),
+                )];
+                for t in tz
+                    .following(Timestamp::MIN)
+                    .take_while(|t| t.timestamp().as_second() < Y2100)
+                {
+                    let found = types.iter().any(|(abbr, offset)| {
+                        **abbr == *t.abbreviation() && *offset == i64::from(t.offset().seconds())
+                    });
+                    if !found {
+                        types.push((t.abbreviation().into(), i64::from(t.offset().seconds())));
+                    }
+                }
+                types
             }
-        }
-        let z = &self.zones[idx.min(self.zones.len() - 1)];
-        ZoneInfo {
-            name: z.name.clone(),
-            offset: z.offset,
-            start,
-            end,
-        }
+        })
     }
 
     /// Go's `Location.lookupName`: the offset of a zone abbreviation, preferring the zone in
     /// effect at `unix`.
     pub(crate) fn lookup_name(&self, name: &str, unix: i64) -> Option<i64> {
-        for z in &self.zones {
-            if &*z.name == name {
-                let info = self.lookup(unix - z.offset);
-                if &*info.name == name {
+        let types = self.types();
+        for (abbr, offset) in types {
+            if **abbr == *name {
+                let info = self.lookup(unix.saturating_sub(*offset));
+                if *info.name == *name {
                     return Some(info.offset);
                 }
             }
         }
-        self.zones
+        types
             .iter()
-            .find(|z| &*z.name == name)
-            .map(|z| z.offset)
+            .find(|(abbr, _)| **abbr == *name)
+            .map(|&(_, offset)| offset)
     }
 }
 
 /// Go's `time.LoadLocation`: "" and "UTC" are UTC, "Local" the server's zone, anything
-/// else a file of the zoneinfo database.
+/// else a zone of the system's tz database (jiff's: `$TZDIR`, else `/usr/share/zoneinfo`,
+/// `/usr/share/lib/zoneinfo` or `/etc/zoneinfo`).
 pub(crate) fn load_location(name: &str) -> Result<Arc<Location>, String> {
     match name {
         "" | "UTC" => return Ok(Location::utc()),
@@ -244,56 +267,35 @@ pub(crate) fn load_location(name: &str) -> Result<Arc<Location>, String> {
     if bad {
         return Err("time: invalid location name".to_owned());
     }
-    let mut dirs: Vec<String> = Vec::new();
-    if let Some(dir) = std::env::var_os("ZONEINFO") {
-        dirs.push(dir.to_string_lossy().into_owned());
+    match TimeZone::get(name) {
+        // jiff finds names in any ASCII case; Go's (file names) must match exactly.
+        Ok(tz) if tz.iana_name() == Some(name) => Ok(Arc::new(Location::tz(name, tz))),
+        _ => Err(format!("unknown time zone {name}")),
     }
-    dirs.extend(
-        [
-            "/usr/share/zoneinfo/",
-            "/usr/share/lib/zoneinfo/",
-            "/usr/lib/locale/TZ/",
-            "/etc/zoneinfo/",
-        ]
-        .map(str::to_owned),
-    );
-    for dir in dirs {
-        let path = std::path::Path::new(&dir).join(name);
-        if let Ok(data) = std::fs::read(&path) {
-            if let Some(loc) = parse_tzif(name, &data) {
-                return Ok(Arc::new(loc));
-            }
-        }
-    }
-    Err(format!("unknown time zone {name}"))
 }
 
-/// The server's zone, chosen like Go's `time.Local`: `$TZ` when set (empty is UTC), else
-/// `/etc/localtime`, else UTC.
+/// The server's zone, chosen like Go's `time.Local`: `$TZ` when set (empty is UTC; a
+/// path is a TZif file, anything else a tz database name), else the system's zone
+/// (`/etc/localtime`), else UTC.
 pub(crate) fn local() -> Arc<Location> {
     static LOCAL: OnceLock<Arc<Location>> = OnceLock::new();
     LOCAL.get_or_init(init_local).clone()
 }
 
 fn init_local() -> Arc<Location> {
-    let from_file = |path: &str, name: &str| {
-        std::fs::read(path)
-            .ok()
-            .and_then(|data| parse_tzif(name, &data))
-            .map(Arc::new)
-    };
     match std::env::var("TZ") {
         Err(_) => {
-            if let Some(loc) = from_file("/etc/localtime", "Local") {
-                return loc;
+            if let Ok(tz) = TimeZone::try_system() {
+                return Arc::new(Location::tz("Local", tz));
             }
         }
         Ok(tz) if !tz.is_empty() => {
             let tz = tz.strip_prefix(':').unwrap_or(&tz);
             if tz.starts_with('/') {
                 let name = if tz == "/etc/localtime" { "Local" } else { tz };
-                if let Some(loc) = from_file(tz, name) {
-                    return loc;
+                let file = std::fs::read(tz).ok();
+                if let Some(zone) = file.and_then(|data| TimeZone::tzif(tz, &data).ok()) {
+                    return Arc::new(Location::tz(name, zone));
                 }
             } else if !tz.is_empty() && tz != "UTC" {
                 if let Ok(loc) = load_location(tz) {
@@ -304,274 +306,6 @@ fn init_local() -> Arc<Location> {
         Ok(_) => {}
     }
     Location::utc()
-}
-
-/// Read a TZif file (versions 1 to 4; the 64-bit part and footer rule when present).
-pub(crate) fn parse_tzif(name: &str, data: &[u8]) -> Option<Location> {
-    struct Reader<'d> {
-        data: &'d [u8],
-        at: usize,
-    }
-    impl<'d> Reader<'d> {
-        fn take(&mut self, n: usize) -> Option<&'d [u8]> {
-            let end = self.at.checked_add(n)?;
-            let part = self.data.get(self.at..end)?;
-            self.at = end;
-            Some(part)
-        }
-        fn u32(&mut self) -> Option<u32> {
-            self.take(4)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        }
-        fn header(&mut self) -> Option<(u8, [usize; 6])> {
-            if self.take(4)? != b"TZif" {
-                return None;
-            }
-            let version = self.take(16)?[0];
-            let mut counts = [0usize; 6];
-            for c in &mut counts {
-                *c = self.u32()? as usize;
-            }
-            Some((version, counts))
-        }
-    }
-    let mut r = Reader { data, at: 0 };
-    let (version, mut counts) = r.header()?;
-    let mut size = 4;
-    let v2 = version >= b'2';
-    if v2 {
-        let [utc, std, leap, time, typ, chars] = counts;
-        r.take(time * 4 + time + typ * 6 + chars + leap * 8 + std + utc)?;
-        let (_, c) = r.header()?;
-        counts = c;
-        size = 8;
-    }
-    let [utc_n, std_n, leap_n, time_n, type_n, char_n] = counts;
-    let times = r.take(time_n * size)?;
-    let indexes = r.take(time_n)?;
-    let types = r.take(type_n * 6)?;
-    let chars = r.take(char_n)?;
-    r.take(leap_n * (size + 4))?;
-    r.take(std_n)?;
-    r.take(utc_n)?;
-    let mut extend = "";
-    if v2 {
-        let rest = &data[r.at..];
-        if rest.len() > 2 && rest[0] == b'\n' {
-            if let Some(end) = rest[1..].iter().position(|&b| b == b'\n') {
-                extend = std::str::from_utf8(&rest[1..1 + end]).unwrap_or("");
-            }
-        }
-    }
-    let mut zones = Vec::with_capacity(type_n);
-    for t in types.chunks_exact(6) {
-        let offset = i64::from(i32::from_be_bytes([t[0], t[1], t[2], t[3]]));
-        let start = usize::from(t[5]);
-        let abbr = chars.get(start..).unwrap_or(&[]);
-        let abbr = &abbr[..abbr.iter().position(|&b| b == 0).unwrap_or(abbr.len())];
-        zones.push(ZoneType {
-            name: String::from_utf8_lossy(abbr).into(),
-            offset,
-            is_dst: t[4] != 0,
-        });
-    }
-    if zones.is_empty() {
-        return None;
-    }
-    let mut tx = Vec::with_capacity(time_n);
-    for (i, &idx) in indexes.iter().enumerate() {
-        let b = &times[i * size..(i + 1) * size];
-        let when = if size == 8 {
-            i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-        } else {
-            i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        };
-        if usize::from(idx) >= zones.len() {
-            return None;
-        }
-        tx.push((when, usize::from(idx)));
-    }
-    if tx.is_empty() {
-        tx.push((ALPHA, 0));
-    }
-    Some(Location {
-        name: name.into(),
-        zones,
-        tx,
-        extend: extend.into(),
-    })
-}
-
-// ---------------------------------------------------------------------------------------
-// POSIX TZ rules (a TZif footer such as "EST5EDT,M3.2.0,M11.1.0")
-// ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy)]
-enum RuleKind {
-    Julian,
-    DayOfYear,
-    MonthWeekDay { mon: i64, week: i64 },
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Rule {
-    kind: RuleKind,
-    day: i64,
-    time: i64,
-}
-
-fn rule_name(s: &str) -> Option<(&str, &str)> {
-    if let Some(rest) = s.strip_prefix('<') {
-        let end = rest.find('>')?;
-        return Some((&rest[..end], &rest[end + 1..]));
-    }
-    let end = s
-        .find(|c: char| c.is_ascii_digit() || matches!(c, ',' | '-' | '+'))
-        .unwrap_or(s.len());
-    if end < 3 {
-        return None;
-    }
-    Some((&s[..end], &s[end..]))
-}
-
-fn leading_num(s: &str) -> Option<(i64, &str)> {
-    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    if end == 0 {
-        return None;
-    }
-    Some((s[..end].parse().ok()?, &s[end..]))
-}
-
-/// `[+-]hh[:mm[:ss]]` in seconds (as written: positive is west for POSIX offsets).
-fn rule_offset(s: &str) -> Option<(i64, &str)> {
-    let (neg, s) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (hours, mut s) = leading_num(s)?;
-    if hours > 24 * 7 {
-        return None;
-    }
-    let mut off = hours * 3600;
-    for unit in [60, 1] {
-        match s.strip_prefix(':') {
-            Some(rest) => {
-                let (n, rest) = leading_num(rest)?;
-                if n >= 60 {
-                    return None;
-                }
-                off += n * unit;
-                s = rest;
-            }
-            None => break,
-        }
-    }
-    Some((if neg { -off } else { off }, s))
-}
-
-fn parse_rule(s: &str) -> Option<(Rule, &str)> {
-    let (kind, day, rest) = if let Some(rest) = s.strip_prefix('J') {
-        let (day, rest) = leading_num(rest)?;
-        if !(1..=365).contains(&day) {
-            return None;
-        }
-        (RuleKind::Julian, day, rest)
-    } else if let Some(rest) = s.strip_prefix('M') {
-        let (mon, rest) = leading_num(rest)?;
-        let (week, rest) = leading_num(rest.strip_prefix('.')?)?;
-        let (day, rest) = leading_num(rest.strip_prefix('.')?)?;
-        if !(1..=12).contains(&mon) || !(1..=5).contains(&week) || day > 6 {
-            return None;
-        }
-        (RuleKind::MonthWeekDay { mon, week }, day, rest)
-    } else {
-        let (day, rest) = leading_num(s)?;
-        if day > 365 {
-            return None;
-        }
-        (RuleKind::DayOfYear, day, rest)
-    };
-    let (time, rest) = match rest.strip_prefix('/') {
-        Some(t) => rule_offset(t)?,
-        None => (2 * 3600, rest),
-    };
-    Some((Rule { kind, day, time }, rest))
-}
-
-/// Seconds from the start of `year` (UTC) at which a rule fires, for a zone at `off`.
-fn rule_time(year: i64, r: Rule, off: i64) -> i64 {
-    let days = match r.kind {
-        RuleKind::Julian => r.day - 1 + i64::from(is_leap(year) && r.day >= 60),
-        RuleKind::DayOfYear => r.day,
-        RuleKind::MonthWeekDay { mon, week } => {
-            let first = days_from_civil(year, mon, 1);
-            let dow = (first + 4).rem_euclid(7);
-            let mut d = (r.day - dow).rem_euclid(7);
-            for _ in 1..week {
-                if d + 7 >= days_in_month(mon, year) {
-                    break;
-                }
-                d += 7;
-            }
-            first - days_from_civil(year, 1, 1) + d
-        }
-    };
-    days * SECS_PER_DAY + r.time - off
-}
-
-/// Go's `tzset`: the zone a POSIX TZ rule gives an instant after the last transition.
-fn tz_rule(s: &str, last_tx: i64, sec: i64) -> Option<ZoneInfo> {
-    let (std_name, s) = rule_name(s)?;
-    let (std_off, s) = rule_offset(s)?;
-    let std_off = -std_off;
-    if s.is_empty() || s.starts_with(',') {
-        return Some(ZoneInfo {
-            name: std_name.into(),
-            offset: std_off,
-            start: last_tx,
-            end: OMEGA,
-        });
-    }
-    let (dst_name, s) = rule_name(s)?;
-    let (dst_off, s) = if s.is_empty() || s.starts_with(',') || s.starts_with(';') {
-        (std_off + 3600, s)
-    } else {
-        let (o, rest) = rule_offset(s)?;
-        (-o, rest)
-    };
-    let s = if s.is_empty() { ",M3.2.0,M11.1.0" } else { s };
-    let s = s.strip_prefix([',', ';'])?;
-    let (start_rule, s) = parse_rule(s)?;
-    let (end_rule, s) = parse_rule(s.strip_prefix(',')?)?;
-    if !s.is_empty() {
-        return None;
-    }
-    let (year, _, _) = civil_from_days(sec.div_euclid(SECS_PER_DAY));
-    let year_start = days_from_civil(year, 1, 1) * SECS_PER_DAY;
-    let ysec = sec - year_start;
-    let (mut start, mut end) = (
-        rule_time(year, start_rule, std_off),
-        rule_time(year, end_rule, dst_off),
-    );
-    let (mut std, mut dst) = ((std_name, std_off), (dst_name, dst_off));
-    if end < start {
-        std::mem::swap(&mut start, &mut end);
-        std::mem::swap(&mut std, &mut dst);
-    }
-    let info = |(name, offset): (&str, i64), from: i64, to: i64| ZoneInfo {
-        name: name.into(),
-        offset,
-        start: from,
-        end: to,
-    };
-    Some(if ysec < start {
-        info(std, year_start, start + year_start)
-    } else if ysec >= end {
-        info(std, end + year_start, year_start + 365 * SECS_PER_DAY)
-    } else {
-        info(dst, start + year_start, end + year_start)
-    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1478,17 +1212,16 @@ pub(crate) fn parse_time(layout: &str, value: &str, loc: &Arc<Location>) -> Resu
     Ok(at(local_to_unix(wall, loc), loc.clone()))
 }
 
-/// Go's `time.Date` offset resolution: the instant a wall-clock time names in `loc`.
+/// Go's `time.Date` offset resolution: the instant a wall-clock time names in `loc`. Go
+/// takes the offset in effect at `wall` read as UTC and, unless the instant that gives is
+/// still in that zone period, the offset in effect at that instant: the latter in both
+/// cases.
 pub(crate) fn local_to_unix(wall: i64, loc: &Location) -> i64 {
-    let info = loc.lookup(wall);
-    let mut offset = info.offset;
-    if offset != 0 {
-        let utc = wall - offset;
-        if utc < info.start || utc >= info.end {
-            offset = loc.lookup(utc).offset;
-        }
+    let offset = loc.lookup(wall).offset;
+    if offset == 0 {
+        return wall;
     }
-    wall - offset
+    wall - loc.lookup(wall.saturating_sub(offset)).offset
 }
 
 // ---------------------------------------------------------------------------------------

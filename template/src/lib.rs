@@ -84,13 +84,14 @@
 //!   `dateModify` (`date_modify`), `mustDateModify` (`must_date_modify`), `toDate`,
 //!   `mustToDate`, `unixEpoch`, `duration`, `durationRound`, `ago`. Layouts are Go's
 //!   (`2006-01-02T15:04:05Z07:00`, `Jan _2 15:04:05.000 MST`, ...), for formatting and
-//!   for parsing. Zones are read from the zoneinfo database (`$ZONEINFO`, then
-//!   `/usr/share/zoneinfo` and Go's other system directories), the server's own zone
-//!   from `$TZ` or `/etc/localtime`, as Go does; an unknown zone formats as UTC, as in
-//!   sprig. A time prints like Go's `Time.String` and encodes as RFC 3339 in JSON; its
-//!   niladic methods (`Unix`, `UnixMilli`, `UnixMicro`, `UnixNano`, `Year`, `Month`,
-//!   `Day`, `Hour`, `Minute`, `Second`, `Nanosecond`, `YearDay`, `Weekday`, `UTC`,
-//!   `Local`, `String`, `IsZero`) can be called as fields: `(now).Unix`.
+//!   for parsing. Zones come from the system's tz database as the `jiff` crate reads it
+//!   (`$TZDIR`, else `/usr/share/zoneinfo`, `/usr/share/lib/zoneinfo` or
+//!   `/etc/zoneinfo`), the server's own zone from `$TZ` or `/etc/localtime`, as Go
+//!   does; an unknown zone formats as UTC, as in sprig. A time prints like Go's
+//!   `Time.String` and encodes as RFC 3339 in JSON; its niladic methods (`Unix`,
+//!   `UnixMilli`, `UnixMicro`, `UnixNano`, `Year`, `Month`, `Day`, `Hour`, `Minute`,
+//!   `Second`, `Nanosecond`, `YearDay`, `Weekday`, `UTC`, `Local`, `String`, `IsZero`)
+//!   can be called as fields: `(now).Unix`.
 //! * Encodings and hashes: `b64enc`, `b64dec`, `b32enc`, `b32dec`, `sha1sum`,
 //!   `sha256sum`, `sha512sum`, `adler32sum`, `uuidv4`.
 //! * Dicts: `dict`, `get`, `set`, `unset`, `hasKey`, `keys`, `values`, `pluck`, `pick`,

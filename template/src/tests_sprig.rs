@@ -290,3 +290,71 @@ fn durations_format_and_parse_like_go() {
     assert!(parse_duration("9223372036854775808ns").is_err());
     assert_eq!(parse_duration("-9223372036854775808ns"), Ok(i64::MIN));
 }
+
+#[test]
+fn time_zone_rules_beyond_the_last_transition_match_go() {
+    if !has_zoneinfo() {
+        eprintln!("no zoneinfo database; skipped");
+        return;
+    }
+    // New York's POSIX TZ rule (EST5EDT,M3.2.0,M11.1.0) past the file's last transition:
+    // winter and summer of 2200, its spring change (2200-03-09 07:00 UTC), and a summer
+    // and winter far beyond the year 9999.
+    check_ok(&[
+        ("{{ dateInZone \"2006-01-02 15:04:05 MST -0700\" 7259371200 \"America/New_York\" }}|{{ dateInZone \"2006-01-02 15:04:05 MST\" 7274073600 \"America/New_York\" }}", "2200-01-15 07:00:00 EST -0500|2200-07-04 12:00:00 EDT"),
+        ("{{ dateInZone \"2006-01-02 15:04:05 MST\" 7263932399 \"America/New_York\" }}|{{ dateInZone \"2006-01-02 15:04:05 MST\" 7263932400 \"America/New_York\" }}", "2200-03-09 01:59:59 EST|2200-03-09 03:00:00 EDT"),
+        ("{{ dateInZone \"2006-01-02 15:04 MST\" 316532246400 \"America/New_York\" }}|{{ dateInZone \"2006-01-02 15:04 MST\" 316516525200 \"America/New_York\" }}", "12000-07-04 12:00 EDT|12000-01-04 12:00 EST"),
+    ]);
+}
+
+#[test]
+fn wall_clocks_and_abbreviations_resolve_in_a_zone_like_go() {
+    let Ok(ny) = load_location("America/New_York") else {
+        eprintln!("no zoneinfo database; skipped");
+        return;
+    };
+    let layout = "2006-01-02 15:04:05 MST";
+    let parse = |value: &str, with: &str| {
+        parse_time(with, value, &ny).map(|t| format_time(&t, "2006-01-02 15:04:05 MST -0700"))
+    };
+    let cases = [
+        // A wall clock in the spring gap, in the autumn overlap, and on either side.
+        ("2024-03-10 02:30:00", "2006-01-02 15:04:05"),
+        ("2024-03-10 01:59:59", "2006-01-02 15:04:05"),
+        ("2024-11-03 01:30:00", "2006-01-02 15:04:05"),
+        ("2024-11-03 02:00:00", "2006-01-02 15:04:05"),
+        ("2200-07-04 12:00:00", "2006-01-02 15:04:05"),
+        // Abbreviations the zone uses (in and out of their season) and one it does not.
+        ("2024-07-01 10:00:00 EDT", layout),
+        ("2024-01-01 10:00:00 EDT", layout),
+        ("2024-01-01 10:00:00 EST", layout),
+        ("2024-07-01 10:00:00 EST", layout),
+        ("1900-01-01 10:00:00 LMT", layout),
+        ("2024-07-01 10:00:00 PDT", layout),
+    ];
+    let got: Vec<String> = cases
+        .iter()
+        .map(|(value, with)| parse(value, with).unwrap_or_else(|e| e))
+        .collect();
+    assert_eq!(got, WALL_CLOCKS_IN_NEW_YORK, "{got:#?}");
+    assert_eq!(
+        load_location("america/new_york").err().as_deref(),
+        Some("unknown time zone america/new_york")
+    );
+}
+
+/// What Go's `time.ParseInLocation` gives for the cases above (Go's offset resolution:
+/// a time in the spring gap moves back an hour, one in the autumn overlap is the first).
+const WALL_CLOCKS_IN_NEW_YORK: [&str; 11] = [
+    "2024-03-10 01:30:00 EST -0500",
+    "2024-03-10 01:59:59 EST -0500",
+    "2024-11-03 01:30:00 EDT -0400",
+    "2024-11-03 02:00:00 EST -0500",
+    "2200-07-04 12:00:00 EDT -0400",
+    "2024-07-01 10:00:00 EDT -0400",
+    "2024-01-01 09:00:00 EST -0500",
+    "2024-01-01 10:00:00 EST -0500",
+    "2024-07-01 11:00:00 EDT -0400",
+    "1900-01-01 09:56:02 EST -0500",
+    "2024-07-01 10:00:00 PDT +0000",
+];

@@ -462,6 +462,18 @@ struct RunArgs {
     /// ./pipelines, which may be missing; a path given explicitly must exist).
     #[arg(long = "pipelines.path", env = "CULVERT_PIPELINES_PATH")]
     pipelines_path: Option<PathBuf>,
+    /// Exit (with an error, after the usual drain) when a pipeline becomes degraded, or at
+    /// start when a pipeline file cannot be provisioned (Conduit's flag of the same name).
+    /// A pipeline already degraded when the server starts does not count.
+    #[arg(
+        long = "pipelines.exit-on-degraded",
+        env = "CULVERT_PIPELINES_EXIT_ON_DEGRADED",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    exit_on_degraded: bool,
     /// Watch the pipelines path and provision it again when a file changes (a running
     /// pipeline the change touches is stopped, updated and started again; a broken file
     /// changes nothing). Off by default.
@@ -1244,7 +1256,54 @@ fn provision(
         .provision(&path, &|name| std::env::var(name).ok())
         .context("provisioning pipelines")?;
     log_provisioning(&path, &report, started);
+    if args.exit_on_degraded && report.errors().next().is_some() {
+        anyhow::bail!(
+            "shutting down: pipeline files at {} could not be provisioned (the errors are \
+             above) and --pipelines.exit-on-degraded is set",
+            path.display()
+        );
+    }
     Ok(())
+}
+
+/// The degraded pipelines (id -> error) in the read model now.
+fn degraded_pipelines(writer: &ControlPlaneWriter) -> std::collections::BTreeMap<String, String> {
+    use culvert_domain::PipelineStatus;
+    writer
+        .projections()
+        .read()
+        .pipelines()
+        .filter_map(|p| match &p.status {
+            PipelineStatus::Degraded { error } => Some((p.id.to_string(), error.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Returns a future that completes with an error naming the first pipeline to become
+/// degraded after this call (one degraded already does not count: Conduit acts on new
+/// failures only). Call it before the engine starts, so no failure slips past.
+fn first_degraded(
+    writer: Arc<ControlPlaneWriter>,
+) -> impl std::future::Future<Output = anyhow::Error> {
+    let mut applied = writer.projections().watch_applied();
+    let mut before = degraded_pipelines(&writer);
+    async move {
+        loop {
+            if applied.changed().await.is_err() {
+                // The read model is gone: the server is shutting down anyway.
+                return std::future::pending().await;
+            }
+            let now = degraded_pipelines(&writer);
+            if let Some((id, error)) = now.iter().find(|(id, _)| !before.contains_key(*id)) {
+                return anyhow::anyhow!(
+                    "shutting down: pipeline {id} is degraded ({error}) and \
+                     --pipelines.exit-on-degraded is set"
+                );
+            }
+            before = now;
+        }
+    }
 }
 
 /// Log a provisioning run: every problem with its file, line and column, then a summary.
@@ -1319,6 +1378,18 @@ async fn serve(
     } = stores;
     // Listen for signals before saying we are ready, so an early SIGTERM shuts down cleanly.
     let signals = shutdown_signal()?;
+    // And for pipelines failing, before the engine starts any.
+    let degraded = {
+        let watch = args
+            .exit_on_degraded
+            .then(|| first_degraded(writer.clone()));
+        async move {
+            match watch {
+                Some(watch) => watch.await,
+                None => std::future::pending().await,
+            }
+        }
+    };
     let grpc = tokio::net::TcpListener::bind(&args.grpc_address)
         .await
         .with_context(|| format!("binding the gRPC API to {}", args.grpc_address))?;
@@ -1440,6 +1511,10 @@ async fn serve(
     let outcome = tokio::select! {
         signal = signals => {
             signal.map(|()| tracing::info!("shutting down: letting in-flight calls finish"))
+        }
+        error = degraded => {
+            tracing::error!("{error:#}");
+            Err(error)
         }
         result = &mut grpc_server => Err(match result {
             Ok(Ok(())) => anyhow::anyhow!("the gRPC server stopped unexpectedly"),

@@ -86,7 +86,7 @@ pub struct Template {
 }
 
 /// The gallery, by name. Conduit's also has `postgres-pgvector-rag`, which needs a
-/// standalone pgvector connector and AI processors Culvert does not have.
+/// standalone pgvector connector this build cannot check the template against.
 pub const GALLERY: &[Template] = &[
     Template {
         name: "generator-file",

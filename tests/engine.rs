@@ -153,6 +153,84 @@ fn an_unwritable_destination_degrades_the_pipeline_with_the_error() {
     // A degraded pipeline can be started again (and fails again the same way).
     assert_eq!(request(&address, "POST", &start, &[], None).status, 500);
     assert_eq!(status(&address, &id).0, "STATUS_DEGRADED");
+    // Readiness lists it as Conduit's /readyz does (Go's name of the status).
+    let ready = request(&address, "GET", "/readyz", &[], None).json();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["pipelines"]["degraded"], 1, "{ready}");
+    let listed = &ready["pipelines"]["degradedPipelines"][0];
+    assert_eq!(
+        (&listed["id"], &listed["status"]),
+        (&json!(id), &json!("Degraded"))
+    );
+    assert!(
+        listed["error"].as_str().unwrap().contains("no-such-dir"),
+        "{ready}"
+    );
+}
+
+/// `--pipelines.exit-on-degraded` (Conduit's flag): the server ends, with an error after
+/// its usual drain, once a pipeline becomes degraded; and at start when a pipeline file
+/// cannot be provisioned.
+#[test]
+fn exit_on_degraded_ends_the_server_when_a_pipeline_fails() {
+    let (dir, data) = data_dir();
+    let out = dir.path().join("no-such-dir").join("out.jsonl");
+    let mut server = Server::start(&data, &["--pipelines.exit-on-degraded"]);
+    let address = server.http_address();
+    let id = pipeline(&address, "broken", json!({"recordCount": "10"}), &out);
+    // The start call's own answer races with the shutdown; the exit is what counts.
+    let _ = request(
+        &address,
+        "POST",
+        &format!("/v1/pipelines/{id}/start"),
+        &[],
+        None,
+    );
+    let status = server.wait();
+    assert!(!status.success(), "{status:?}: {:#?}", server.seen);
+    assert!(
+        server
+            .seen
+            .iter()
+            .any(|l| l.contains(&format!("pipeline {id} is degraded"))
+                && l.contains("--pipelines.exit-on-degraded")),
+        "{:#?}",
+        server.seen
+    );
+
+    // A pipeline file with an error: no start at all.
+    let pipelines = dir.path().join("pipelines");
+    std::fs::create_dir(&pipelines).unwrap();
+    std::fs::write(
+        pipelines.join("bad.yaml"),
+        "version: \"2.2\"\npipelines:\n  - id: bad\n    status: bogus\n",
+    )
+    .unwrap();
+    let (_other, data) = data_dir();
+    let mut server = Server::start(
+        &data,
+        &[
+            "--pipelines.exit-on-degraded",
+            "--pipelines.path",
+            pipelines.to_str().unwrap(),
+        ],
+    );
+    let status = server.wait();
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        server
+            .seen
+            .iter()
+            .any(|l| l.contains("could not be provisioned")),
+        "{:#?}",
+        server.seen
+    );
+    // Without the flag the same files only log their errors.
+    let (_third, data) = data_dir();
+    let mut server = Server::start(&data, &["--pipelines.path", pipelines.to_str().unwrap()]);
+    server.http_address();
+    server.terminate();
+    assert!(server.wait().success(), "{:#?}", server.seen);
 }
 
 #[test]

@@ -578,6 +578,17 @@ fn plan_and_apply_take_a_pipeline_document() {
             ("create".to_owned(), "applied:f".to_owned()),
         ]
     );
+    // Conduit's code and effect: a first deploy changes nothing that runs.
+    for change in plan["changes"].as_array().unwrap() {
+        assert_eq!(
+            change["code"],
+            format!(
+                "provisioning.{}.create",
+                change["resource"].as_str().unwrap()
+            )
+        );
+        assert_eq!(change["effect"], "in_place", "{change}");
+    }
     h.fails("GET", "/v1/pipelines/applied", None, 404, 5);
     let mut stale = document.clone();
     stale["hash"] = json!("not-the-plan");
@@ -649,6 +660,14 @@ fn a_running_pipeline_is_changed_by_apply_only_with_the_operators_flag() {
             || h.ok("GET", "/v1/pipelines/live", None)["config"]["description"].clone();
         if allowed {
             assert_eq!(changed.status, 200, "{}", changed.text());
+            let listed = &changed.json()["changes"];
+            assert_eq!(
+                listed,
+                &json!([{"resource": "pipeline", "id": "live", "action": "update",
+                         "effect": "in_place", "configPaths": [],
+                         "code": "provisioning.pipeline.update"}]),
+                "the stop and start around it are not changes"
+            );
             assert_eq!(description(), "two");
             wait_until("the pipeline to run again", || status() == "STATUS_RUNNING");
         } else {
@@ -1004,6 +1023,11 @@ fn openapi_document_swagger_ui_health_and_headers() {
     let ready = h.ok("GET", "/readyz", None);
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["pipelines"]["total"], 0);
+    // No degraded pipeline: no list (Conduit omits it when empty).
+    assert!(
+        ready["pipelines"].get("degradedPipelines").is_none(),
+        "{ready}"
+    );
 
     // x-request-id is echoed (or made up); ?pretty indents.
     let reply = request(

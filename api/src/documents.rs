@@ -157,9 +157,9 @@ pub(crate) fn diff(applied: Applied) -> pb::Diff {
                 resource: c.resource.to_owned(),
                 id: c.id,
                 action: c.action.to_owned(),
-                effect: String::new(),
+                effect: c.effect.to_owned(),
                 config_paths: vec![],
-                code: String::new(),
+                code: c.code,
             })
             .collect(),
         hash: applied.hash,

@@ -70,8 +70,14 @@ pub struct Change {
     pub resource: &'static str,
     /// The entity's id.
     pub id: String,
-    /// `create`, `update`, `delete`, `stop` or `start`.
+    /// `create`, `update` or `delete`.
     pub action: &'static str,
+    /// `in_place` (safe on a running pipeline) or `restart` (Conduit's classification:
+    /// adding or removing a connector or processor, or deleting the pipeline, restarts
+    /// it; a first deploy is `in_place` throughout).
+    pub effect: &'static str,
+    /// Conduit's stable code of the kind of change, `provisioning.<resource>.<action>`.
+    pub code: String,
 }
 
 /// What applying a document did (or would do).
@@ -445,7 +451,7 @@ impl Provisioner {
             let commands = plan::plan(&state, &self.with_stored_secrets(&state, &pipeline));
             (commands, running == Some(true))
         };
-        let changes = commands.iter().filter_map(change).collect();
+        let changes = changes(&commands);
         let hash = plan_hash(&id, &commands);
         if let Some(expected) = expected_hash {
             if expected != hash {
@@ -522,7 +528,7 @@ impl Provisioner {
             .into_iter()
             .map(|command| renamed(command, ids))
             .collect();
-        let changes = commands.iter().filter_map(change).collect();
+        let changes = changes(&commands);
         let hash = plan_hash(&id, &commands);
         let command = Command::Provision {
             pipeline: id,
@@ -762,6 +768,36 @@ fn strip_prefix(problems: Vec<Problem>) -> Vec<Problem> {
 }
 
 /// The change a planned command makes, for the API's diff.
+/// The changes a plan's commands make, as Conduit describes them (the stop and start a
+/// plan adds around changes to a running pipeline are how they are applied, not changes).
+fn changes(commands: &[Command]) -> Vec<Change> {
+    let new_pipeline = commands
+        .iter()
+        .any(|c| matches!(c, Command::CreatePipeline { .. }));
+    let topology = commands.iter().any(|c| {
+        matches!(
+            c,
+            Command::CreateConnector { .. }
+                | Command::DeleteConnector { .. }
+                | Command::CreateProcessor { .. }
+                | Command::DeleteProcessor { .. }
+        )
+    });
+    commands
+        .iter()
+        .filter_map(change)
+        .map(|mut c| {
+            c.effect = match (c.resource, c.action) {
+                _ if new_pipeline => "in_place",
+                ("pipeline", "update") if !topology => "in_place",
+                ("connector" | "processor", "update") => "in_place",
+                _ => "restart",
+            };
+            c
+        })
+        .collect()
+}
+
 fn change(command: &Command) -> Option<Change> {
     let (resource, id, action) = match command {
         Command::CreatePipeline { id, .. } => ("pipeline", id.to_string(), "create"),
@@ -769,8 +805,6 @@ fn change(command: &Command) -> Option<Change> {
             ("pipeline", id.to_string(), "update")
         }
         Command::DeletePipeline { id } => ("pipeline", id.to_string(), "delete"),
-        Command::ReportPipelineStopped { id, .. } => ("pipeline", id.to_string(), "stop"),
-        Command::StartPipeline { id } => ("pipeline", id.to_string(), "start"),
         Command::CreateConnector { id, .. } => ("connector", id.to_string(), "create"),
         Command::UpdateConnector { id, .. } => ("connector", id.to_string(), "update"),
         Command::DeleteConnector { id } => ("connector", id.to_string(), "delete"),
@@ -783,6 +817,8 @@ fn change(command: &Command) -> Option<Change> {
         resource,
         id,
         action,
+        effect: "restart",
+        code: format!("provisioning.{resource}.{action}"),
     })
 }
 

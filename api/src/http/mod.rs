@@ -707,26 +707,35 @@ async fn healthz(api: &Api, req: &Request) -> Response {
 }
 
 async fn readyz(api: &Api) -> Response {
-    let health = api.pipeline_health();
     let readiness = api.readiness().await;
-    let ready = readiness.is_ok();
-    let mut body = serde_json::json!({
-        "status": if ready { "ready" } else { "unavailable" },
-        "pipelines": {
-            "total": health.total,
-            "running": health.running,
-            "degraded": health.degraded.len(),
-            "degradedPipelines": health.degraded.iter().map(|(id, error)| serde_json::json!({
-                "id": id,
-                "status": "STATUS_DEGRADED",
-                "error": error,
-            })).collect::<Vec<_>>(),
-        },
-    });
-    if let Err(reason) = readiness {
-        body["reason"] = serde_json::Value::String(reason.to_owned());
-    }
-    let status = if ready {
+    // Conduit's body: the pipelines' summary only once ready, its list of degraded ones
+    // only when there is one, each with its status as Go's `pipeline.Status` prints it.
+    let body = match readiness {
+        Ok(()) => {
+            let health = api.pipeline_health();
+            let mut pipelines = serde_json::json!({
+                "total": health.total,
+                "running": health.running,
+                "degraded": health.degraded.len(),
+            });
+            if !health.degraded.is_empty() {
+                pipelines["degradedPipelines"] = health
+                    .degraded
+                    .iter()
+                    .map(|(id, error)| {
+                        let mut entry = serde_json::json!({"id": id, "status": "Degraded"});
+                        if !error.is_empty() {
+                            entry["error"] = serde_json::Value::String(error.clone());
+                        }
+                        entry
+                    })
+                    .collect();
+            }
+            serde_json::json!({"status": "ready", "pipelines": pipelines})
+        }
+        Err(reason) => serde_json::json!({"status": "unavailable", "reason": reason}),
+    };
+    let status = if readiness.is_ok() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

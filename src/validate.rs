@@ -430,6 +430,12 @@ impl Checker {
                     .to_owned(),
             );
         }
+        if message.starts_with("version 1.x wants a mapping") {
+            return Some(format!(
+                "key each entry by its id (ID: {{ ... }}), or convert the file to version {}",
+                config::LATEST
+            ));
+        }
         if field == "version" {
             return Some(format!("set version: \"{}\"", config::LATEST));
         }

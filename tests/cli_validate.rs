@@ -47,7 +47,7 @@ const CASES: &[Case] = &[
     Case { file: "18-missing-destination.yaml", exit: 2, severity: "error", line: 4, column: 5, field: "/pipelines/0/connectors", message: "at least one destination connector", suggestion: "status: stopped" },
     Case { file: "19-bad-setting-value.yaml", exit: 2, severity: "error", line: 10, column: 11, field: "/pipelines/0/connectors/0/settings/format.type", message: "\"xml\" must be one of", suggestion: "valid values: raw, structured, file" },
     Case { file: "20-unknown-setting.yaml", exit: 2, severity: "error", line: 10, column: 11, field: "/pipelines/0/connectors/0/settings/levle", message: "unrecognized parameter", suggestion: "did you mean \"level\"?" },
-    Case { file: "21-version-1.yaml", exit: 2, severity: "error", line: 1, column: 10, field: "/version", message: "version \"1.1\" (pipelines as maps) is not supported", suggestion: "version: \"2.2\"" },
+    Case { file: "21-version-1.yaml", exit: 2, severity: "error", line: 2, column: 1, field: "/pipelines", message: "version 1.x wants a mapping of id to entry here, found a sequence", suggestion: "key each entry by its id" },
     Case { file: "22-duplicate-processor-id.yaml", exit: 2, severity: "error", line: 9, column: 9, field: "/pipelines/0/processors/1/id", message: "must be unique: \"tag\"", suggestion: "its own id" },
 ];
 

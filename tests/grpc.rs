@@ -1095,3 +1095,75 @@ async fn grpc_health_service_answers_like_conduits() {
         .await;
     assert_eq!(code(unknown), Code::NotFound);
 }
+
+/// Server reflection, as Conduit registers it: `grpcurl list` and `describe` work without
+/// the .proto files (v1 and v1alpha, every service, each file with its imports).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_and_describes_every_service() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let (_dir, data) = data_dir();
+    let mut server = Server::start(&data, &[]);
+    let mut reflection = ServerReflectionClient::new(channel(&mut server).await);
+    let ask = |request: MessageRequest| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let requests = vec![
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol(
+            "api.v1.PipelineService".into(),
+        )),
+        ask(MessageRequest::FileByFilename(
+            "google/protobuf/timestamp.proto".into(),
+        )),
+        ask(MessageRequest::FileContainingSymbol("api.v1.Nope".into())),
+    ];
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    async fn next(
+        answers: &mut tonic::Streaming<tonic_reflection::pb::v1::ServerReflectionResponse>,
+    ) -> Option<MessageResponse> {
+        answers.message().await.unwrap().unwrap().message_response
+    }
+    let Some(MessageResponse::ListServicesResponse(list)) = next(&mut answers).await else {
+        panic!("a list of services")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for wanted in [
+        "api.v1.PipelineService",
+        "api.v1.ConnectorService",
+        "api.v1.ProcessorService",
+        "api.v1.PluginService",
+        "api.v1.InformationService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == wanted), "{wanted} in {names:?}");
+    }
+    let Some(MessageResponse::FileDescriptorResponse(files)) = next(&mut answers).await else {
+        panic!("the file declaring PipelineService")
+    };
+    // Encoded FileDescriptorProtos: the service's name is in one of them as written, and
+    // so are the files it imports (google/protobuf's among them), asked for below.
+    let holds = |text: &[u8]| {
+        files
+            .file_descriptor_proto
+            .iter()
+            .any(|file| file.windows(text.len()).any(|w| w == text))
+    };
+    assert!(holds(b"PipelineService"));
+    assert!(holds(b"google/protobuf/timestamp.proto"));
+    // An imported file is there too, so a client can resolve every message.
+    let Some(MessageResponse::FileDescriptorResponse(imported)) = next(&mut answers).await else {
+        panic!("the imported file")
+    };
+    assert_eq!(imported.file_descriptor_proto.len(), 1);
+    // An unknown symbol: NOT_FOUND (tonic's reflection ends the stream with it).
+    let unknown = answers.message().await.expect_err("an unknown symbol");
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+}

@@ -383,7 +383,8 @@ async fn set_health(
     }
 }
 
-/// Serve every `api.v1` service, and `grpc.health.v1.Health`, on `listener` until
+/// Serve every `api.v1` service, `grpc.health.v1.Health` and server reflection
+/// (`grpc.reflection.v1` and `v1alpha`), on `listener` until
 /// `shutdown` completes, within `options`' limits; in-flight calls finish first. No
 /// authentication, no TLS: see [`serve_grpc_secured`].
 pub async fn serve_grpc(
@@ -440,6 +441,22 @@ pub async fn serve_grpc_secured(
         let _ = follower.await;
     };
     let size = options.max_message_bytes;
+    // Server reflection (v1 and v1alpha, as grpc-go's `reflection.Register` in Conduit), so
+    // `grpcurl` and similar tools list and call the API without its .proto files.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::http::schema::DESCRIPTORS)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    // The descriptor sets are built in: a failure here is a bug, logged, not fatal.
+    let reflection_v1 = reflection()
+        .build_v1()
+        .inspect_err(|error| tracing::error!(%error, "gRPC server reflection (v1) is off"))
+        .ok();
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .inspect_err(|error| tracing::error!(%error, "gRPC server reflection (v1alpha) is off"))
+        .ok();
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &security.tls {
         builder = builder.tls_config(tls.grpc())?;
@@ -451,6 +468,8 @@ pub async fn serve_grpc_secured(
         })
         .layer(crate::limits::LimitsLayer { options })
         .add_service(health)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
         .add_service(PipelineServiceServer::new(api.clone()).max_decoding_message_size(size))
         .add_service(ConnectorServiceServer::new(api.clone()).max_decoding_message_size(size))
         .add_service(ProcessorServiceServer::new(api.clone()).max_decoding_message_size(size))

@@ -467,6 +467,11 @@ impl Document<'_> {
         };
         let rewritten;
         let list = if self.version <= Version::V11 {
+            let before = self.errors();
+            rewritten = self.v1_pipelines(list);
+            if self.errors() > before {
+                return (vec![], vec![]);
+            }
             self.warn(
                 version.as_ref().map_or(node.at, |(_, at)| *at),
                 "/version",
@@ -475,11 +480,6 @@ impl Document<'_> {
                      (Conduit runs them in no fixed order); convert the file to version {LATEST}"
                 ),
             );
-            let before = self.errors();
-            rewritten = self.v1_pipelines(list);
-            if self.errors() > before {
-                return (vec![], vec![]);
-            }
             &rewritten
         } else {
             list

@@ -165,8 +165,8 @@ fn older_versions_and_no_version() {
         &env,
     );
     assert_eq!(
-        problems(&list.problems)[1],
-        "2:12 error /pipelines: version 1.x wants a mapping of id to entry here, found a sequence"
+        problems(&list.problems),
+        ["2:12 error /pipelines: version 1.x wants a mapping of id to entry here, found a sequence"]
     );
     assert!(list.pipelines.is_empty());
 

@@ -1167,3 +1167,32 @@ async fn reflection_lists_and_describes_every_service() {
     let unknown = answers.message().await.expect_err("an unknown symbol");
     assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
 }
+
+/// Every answer names its call: the caller's `x-request-id`, or a new one (Conduit's
+/// interceptor does the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_the_request_id() {
+    let (_dir, data) = data_dir();
+    let mut server = Server::start(&data, &[]);
+    let channel = channel(&mut server).await;
+    let mut info = InformationServiceClient::new(channel.clone());
+    let mut request = tonic::Request::new(pb::GetInfoRequest {});
+    request
+        .metadata_mut()
+        .insert("x-request-id", "req-42".parse().unwrap());
+    let answer = info.get_info(request).await.unwrap();
+    assert_eq!(answer.metadata().get("x-request-id").unwrap(), "req-42");
+    let answer = info.get_info(pb::GetInfoRequest {}).await.unwrap();
+    let made_up = answer.metadata().get("x-request-id").unwrap();
+    assert_eq!(made_up.len(), 36, "a UUID: {made_up:?}");
+    // Refusals too.
+    let mut request = tonic::Request::new(pb::GetPipelineRequest { id: "nope".into() });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "req-43".parse().unwrap());
+    let refused = PipelineServiceClient::new(channel)
+        .get_pipeline(request)
+        .await
+        .expect_err("no such pipeline");
+    assert_eq!(refused.metadata().get("x-request-id").unwrap(), "req-43");
+}

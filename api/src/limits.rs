@@ -7,6 +7,10 @@
 //! the answer's headers, so it bounds unary calls while a stream (WatchEvents, health
 //! Watch) that has started flows for as long as the client keeps it open. A client's own
 //! `grpc-timeout` still applies when shorter.
+//!
+//! Every call also gets an `x-request-id`, as Conduit's interceptor gives one: the
+//! caller's (trimmed) or a new UUID, seen by the services as the correlation id of what
+//! they record and sent back in the answer's headers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -38,8 +42,8 @@ impl Default for GrpcOptions {
     }
 }
 
-/// The layer that applies the call timeout and answers oversized requests with
-/// `RESOURCE_EXHAUSTED`.
+/// The layer that applies the call timeout, answers oversized requests with
+/// `RESOURCE_EXHAUSTED` and gives each call its `x-request-id`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LimitsLayer {
     pub(crate) options: GrpcOptions,
@@ -79,12 +83,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_owned();
+        let id = request_id(request.headers_mut());
         let answer = self.inner.call(request);
         let options = self.options;
         Box::pin(async move {
-            match tokio::time::timeout(options.call_timeout, answer).await {
+            let answer = match tokio::time::timeout(options.call_timeout, answer).await {
                 Err(_) => {
                     tracing::warn!(%method, timeout = ?options.call_timeout, "gRPC call timed out");
                     Ok(Status::deadline_exceeded(format!(
@@ -96,9 +101,33 @@ where
                 }
                 Ok(Ok(answer)) => Ok(resource_exhausted(answer, &options)),
                 Ok(Err(error)) => Err(error),
-            }
+            };
+            answer.map(|mut answer| {
+                answer.headers_mut().insert(REQUEST_ID, id);
+                answer
+            })
         })
     }
+}
+
+/// The header naming a call (Conduit's `x-request-id`).
+const REQUEST_ID: &str = "x-request-id";
+
+/// The call's request id: the caller's `x-request-id` without surrounding spaces, else a
+/// new UUID; set on the request, so the services read the same one.
+fn request_id(headers: &mut http::HeaderMap) -> http::HeaderValue {
+    let given = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .and_then(|v| http::HeaderValue::from_str(v).ok());
+    let id = given.unwrap_or_else(|| {
+        http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+            .expect("a UUID is a valid header value")
+    });
+    headers.insert(REQUEST_ID, id.clone());
+    id
 }
 
 /// tonic answers a message over the limit with `OUT_OF_RANGE`; gRPC's convention (and
@@ -127,6 +156,26 @@ fn resource_exhausted(answer: Answer, options: &GrpcOptions) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_keeps_its_request_id_or_gets_a_new_one() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(REQUEST_ID, http::HeaderValue::from_static("  req-7 "));
+        assert_eq!(request_id(&mut headers), "req-7");
+        assert_eq!(headers[REQUEST_ID], "req-7", "the services see the same id");
+        for given in [None, Some("   ")] {
+            let mut headers = http::HeaderMap::new();
+            if let Some(value) = given {
+                headers.insert(REQUEST_ID, http::HeaderValue::from_static(value));
+            }
+            let id = request_id(&mut headers);
+            assert!(
+                uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok(),
+                "{id:?}"
+            );
+            assert_eq!(headers[REQUEST_ID], id);
+        }
+    }
 
     fn answer_with(status: Status) -> Answer {
         status.into_http()

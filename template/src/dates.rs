@@ -450,6 +450,21 @@ pub(crate) enum Std {
     Frac(u8, usize, bool),
 }
 
+impl Std {
+    /// Whether this is one of the `Z07...` zone elements, which write `Z` for UTC (the
+    /// `-07...` ones write `+0000`).
+    fn is_iso8601_zone(self) -> bool {
+        matches!(
+            self,
+            Std::Iso8601Tz
+                | Std::Iso8601SecondsTz
+                | Std::Iso8601ShortTz
+                | Std::Iso8601ColonTz
+                | Std::Iso8601ColonSecondsTz
+        )
+    }
+}
+
 fn starts_lower(s: &[u8]) -> bool {
     s.first().is_some_and(u8::is_ascii_lowercase)
 }
@@ -620,14 +635,7 @@ pub(crate) fn format_time(t: &Time, layout: &str) -> String {
             | Std::NumShortTz
             | Std::NumColonTz
             | Std::NumColonSecondsTz => {
-                let iso = matches!(
-                    std,
-                    Std::Iso8601Tz
-                        | Std::Iso8601SecondsTz
-                        | Std::Iso8601ShortTz
-                        | Std::Iso8601ColonTz
-                        | Std::Iso8601ColonSecondsTz
-                );
+                let iso = std.is_iso8601_zone();
                 if iso && zone.offset == 0 {
                     out.push('Z');
                     continue;
@@ -1028,14 +1036,7 @@ pub(crate) fn parse_time(layout: &str, value: &str, loc: &Arc<Location>) -> Resu
                 | Std::NumShortTz
                 | Std::NumColonTz
                 | Std::NumColonSecondsTz => {
-                    let iso = matches!(
-                        std,
-                        Std::Iso8601Tz
-                            | Std::Iso8601SecondsTz
-                            | Std::Iso8601ShortTz
-                            | Std::Iso8601ColonTz
-                            | Std::Iso8601ColonSecondsTz
-                    );
+                    let iso = std.is_iso8601_zone();
                     if iso && value.starts_with('Z') {
                         value = &value[1..];
                         utc = true;

@@ -459,8 +459,13 @@ struct RunArgs {
     )]
     egress_max_response_bytes: usize,
     /// Pipeline configuration files: a YAML file or a directory of them (default
-    /// ./pipelines, which may be missing; a path given explicitly must exist).
-    #[arg(long = "pipelines.path", env = "CULVERT_PIPELINES_PATH")]
+    /// ./pipelines, which may be missing; a path given explicitly must exist). `--pipelines`
+    /// is an alias, as in Conduit.
+    #[arg(
+        long = "pipelines.path",
+        alias = "pipelines",
+        env = "CULVERT_PIPELINES_PATH"
+    )]
     pipelines_path: Option<PathBuf>,
     /// Exit (with an error, after the usual drain) when a pipeline becomes degraded, or at
     /// start when a pipeline file cannot be provisioned (Conduit's flag of the same name).
@@ -477,7 +482,16 @@ struct RunArgs {
     /// Watch the pipelines path and provision it again when a file changes (a running
     /// pipeline the change touches is stopped, updated and started again; a broken file
     /// changes nothing). Off by default.
-    #[arg(long = "pipelines.watch", env = "CULVERT_PIPELINES_WATCH")]
+    /// `--dev` and `--dev.enabled` are aliases (Conduit's names for its watcher).
+    #[arg(
+        long = "pipelines.watch",
+        aliases = ["dev", "dev.enabled"],
+        env = "CULVERT_PIPELINES_WATCH",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pipelines_watch: bool,
     /// Delay before the first restart of a failed pipeline (Go duration: 1s, 500ms, 1m).
     #[arg(

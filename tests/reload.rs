@@ -126,3 +126,25 @@ fn an_edited_file_updates_the_running_pipeline_and_a_broken_one_changes_nothing(
     assert_eq!(p["config"]["description"], "two");
     drop(server);
 }
+
+/// Conduit's names for the same flags: `--pipelines` for `--pipelines.path`, `--dev` (and
+/// `--dev.enabled`) for `--pipelines.watch`.
+#[test]
+fn conduits_flag_names_provision_and_watch_the_same() {
+    let (dir, data) = data_dir();
+    let pipelines = dir.path().join("pipelines");
+    std::fs::create_dir(&pipelines).unwrap();
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(pipelines.join("watched.yml"), document(&out, "alias")).unwrap();
+    for watch in [&["--dev"][..], &["--dev.enabled=true"][..]] {
+        let mut args = vec!["--pipelines", pipelines.to_str().unwrap()];
+        args.extend_from_slice(watch);
+        let mut server = Server::start(&data, &args);
+        let address = server.http_address();
+        server.wait_for_line("watching pipeline files");
+        let p = call(&address, "GET", "/v1/pipelines/watched", None);
+        assert_eq!(p["config"]["description"], "alias", "{p}");
+        server.terminate();
+        assert!(server.wait().success(), "{:#?}", server.seen);
+    }
+}

@@ -436,32 +436,47 @@ pub(crate) enum Std {
     PM,
     Pm,
     Tz,
-    Iso8601Tz,
-    Iso8601SecondsTz,
-    Iso8601ShortTz,
-    Iso8601ColonTz,
-    Iso8601ColonSecondsTz,
-    NumTz,
-    NumSecondsTz,
-    NumShortTz,
-    NumColonTz,
-    NumColonSecondsTz,
+    /// A numeric zone offset (`-0700`, `Z07:00`, ...).
+    Zone(ZoneShape),
     /// Fractional seconds: separator, digits, and whether trailing zeros are trimmed.
     Frac(u8, usize, bool),
 }
 
-impl Std {
-    /// Whether this is one of the `Z07...` zone elements, which write `Z` for UTC (the
-    /// `-07...` ones write `+0000`).
-    fn is_iso8601_zone(self) -> bool {
-        matches!(
-            self,
-            Std::Iso8601Tz
-                | Std::Iso8601SecondsTz
-                | Std::Iso8601ShortTz
-                | Std::Iso8601ColonTz
-                | Std::Iso8601ColonSecondsTz
-        )
+/// How a numeric zone element writes (and reads) an offset: the ten layouts `-07`,
+/// `-0700`, `-07:00`, `-070000`, `-07:00:00` and their `Z07...` forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ZoneShape {
+    /// A `Z07...` element: UTC is written `Z` (the `-07...` ones write `+0000`).
+    iso: bool,
+    /// `:` between hours, minutes and seconds.
+    colon: bool,
+    /// Hours only (`-07`).
+    short: bool,
+    /// Seconds after the minutes (`-070000`).
+    seconds: bool,
+}
+
+impl ZoneShape {
+    /// The shape named by a layout element's text after its `-` or `Z`.
+    const fn of(iso: bool, text: &str) -> Self {
+        let colon = text.len() == 5 || text.len() == 8;
+        ZoneShape {
+            iso,
+            colon,
+            short: text.len() == 2,
+            seconds: text.len() == 6 || text.len() == 8,
+        }
+    }
+
+    /// Byte length of an offset written in this shape, sign included.
+    fn len(self) -> usize {
+        match (self.short, self.seconds, self.colon) {
+            (true, _, _) => 3,
+            (false, false, false) => 5,
+            (false, false, true) => 6,
+            (false, true, false) => 7,
+            (false, true, true) => 9,
+        }
     }
 }
 
@@ -526,26 +541,10 @@ pub(crate) fn next_std(layout: &str) -> Option<(usize, Std, usize)> {
             b'5' => Some((Std::Second, 1)),
             b'P' if has(i, "PM") => Some((Std::PM, 2)),
             b'p' if has(i, "pm") => Some((Std::Pm, 2)),
-            b'-' => [
-                ("-070000", Std::NumSecondsTz),
-                ("-07:00:00", Std::NumColonSecondsTz),
-                ("-0700", Std::NumTz),
-                ("-07:00", Std::NumColonTz),
-                ("-07", Std::NumShortTz),
-            ]
-            .into_iter()
-            .find(|(s, _)| has(i, s))
-            .map(|(s, std)| (std, s.len())),
-            b'Z' => [
-                ("Z070000", Std::Iso8601SecondsTz),
-                ("Z07:00:00", Std::Iso8601ColonSecondsTz),
-                ("Z0700", Std::Iso8601Tz),
-                ("Z07:00", Std::Iso8601ColonTz),
-                ("Z07", Std::Iso8601ShortTz),
-            ]
-            .into_iter()
-            .find(|(s, _)| has(i, s))
-            .map(|(s, std)| (std, s.len())),
+            c @ (b'-' | b'Z') => ["070000", "07:00:00", "0700", "07:00", "07"]
+                .into_iter()
+                .find(|s| l[i + 1..].starts_with(s.as_bytes()))
+                .map(|s| (Std::Zone(ZoneShape::of(c == b'Z', s)), 1 + s.len())),
             c @ (b'.' | b',') if matches!(l.get(i + 1), Some(b'0' | b'9')) => {
                 let ch = l[i + 1];
                 let mut j = i + 1;
@@ -625,36 +624,11 @@ pub(crate) fn format_time(t: &Time, layout: &str) -> String {
             Std::ZeroSecond => push_int(&mut out, c.second, 2),
             Std::PM => out.push_str(if c.hour >= 12 { "PM" } else { "AM" }),
             Std::Pm => out.push_str(if c.hour >= 12 { "pm" } else { "am" }),
-            Std::Iso8601Tz
-            | Std::Iso8601SecondsTz
-            | Std::Iso8601ShortTz
-            | Std::Iso8601ColonTz
-            | Std::Iso8601ColonSecondsTz
-            | Std::NumTz
-            | Std::NumSecondsTz
-            | Std::NumShortTz
-            | Std::NumColonTz
-            | Std::NumColonSecondsTz => {
-                let iso = std.is_iso8601_zone();
-                if iso && zone.offset == 0 {
+            Std::Zone(shape) => {
+                if shape.iso && zone.offset == 0 {
                     out.push('Z');
                     continue;
                 }
-                let colon = matches!(
-                    std,
-                    Std::Iso8601ColonTz
-                        | Std::NumColonTz
-                        | Std::Iso8601ColonSecondsTz
-                        | Std::NumColonSecondsTz
-                );
-                let seconds = matches!(
-                    std,
-                    Std::Iso8601SecondsTz
-                        | Std::NumSecondsTz
-                        | Std::Iso8601ColonSecondsTz
-                        | Std::NumColonSecondsTz
-                );
-                let short = matches!(std, Std::NumShortTz | Std::Iso8601ShortTz);
                 let mut minutes = zone.offset / 60;
                 let mut abs = zone.offset;
                 if minutes < 0 {
@@ -665,14 +639,14 @@ pub(crate) fn format_time(t: &Time, layout: &str) -> String {
                     out.push('+');
                 }
                 push_int(&mut out, minutes / 60, 2);
-                if colon {
+                if shape.colon {
                     out.push(':');
                 }
-                if !short {
+                if !shape.short {
                     push_int(&mut out, minutes % 60, 2);
                 }
-                if seconds {
-                    if colon {
+                if shape.seconds {
+                    if shape.colon {
                         out.push(':');
                     }
                     push_int(&mut out, abs % 60, 2);
@@ -1026,55 +1000,28 @@ pub(crate) fn parse_time(layout: &str, value: &str, loc: &Arc<Location>) -> Resu
                     }
                     value = &value[2..];
                 }
-                Std::Iso8601Tz
-                | Std::Iso8601SecondsTz
-                | Std::Iso8601ShortTz
-                | Std::Iso8601ColonTz
-                | Std::Iso8601ColonSecondsTz
-                | Std::NumTz
-                | Std::NumSecondsTz
-                | Std::NumShortTz
-                | Std::NumColonTz
-                | Std::NumColonSecondsTz => {
-                    let iso = std.is_iso8601_zone();
-                    if iso && value.starts_with('Z') {
+                Std::Zone(shape) => {
+                    if shape.iso && value.starts_with('Z') {
                         value = &value[1..];
                         utc = true;
                         return Some(());
                     }
+                    let n = shape.len();
                     let b = value.as_bytes();
-                    let (sign, h, m, s, n) = match std {
-                        Std::Iso8601ColonTz | Std::NumColonTz => {
-                            if b.len() < 6 || b[3] != b':' {
-                                return None;
-                            }
-                            (b[0], &value[1..3], &value[4..6], "00", 6)
-                        }
-                        Std::NumShortTz | Std::Iso8601ShortTz => {
-                            if b.len() < 3 {
-                                return None;
-                            }
-                            (b[0], &value[1..3], "00", "00", 3)
-                        }
-                        Std::Iso8601ColonSecondsTz | Std::NumColonSecondsTz => {
-                            if b.len() < 9 || b[3] != b':' || b[6] != b':' {
-                                return None;
-                            }
-                            (b[0], &value[1..3], &value[4..6], &value[7..9], 9)
-                        }
-                        Std::Iso8601SecondsTz | Std::NumSecondsTz => {
-                            if b.len() < 7 {
-                                return None;
-                            }
-                            (b[0], &value[1..3], &value[3..5], &value[5..7], 7)
-                        }
-                        _ => {
-                            if b.len() < 5 {
-                                return None;
-                            }
-                            (b[0], &value[1..3], &value[3..5], "00", 5)
-                        }
-                    };
+                    if b.len() < n {
+                        return None;
+                    }
+                    let step = if shape.colon { 3 } else { 2 };
+                    if shape.colon && (b[3] != b':' || (shape.seconds && b[6] != b':')) {
+                        return None;
+                    }
+                    // `get`, not indexing: the value may hold non-ASCII text where the
+                    // digits should be.
+                    let field = |k: usize| value.get(1 + k * step..3 + k * step);
+                    let sign = b[0];
+                    let h = field(0)?;
+                    let m = if shape.short { "00" } else { field(1)? };
+                    let s = if shape.seconds { field(2)? } else { "00" };
                     let num = |x: &str| getnum(x, true).map(|(n, _)| n);
                     let (hr, mm, ss) = (num(h)?, num(m)?, num(s)?);
                     value = value.get(n..)?;

@@ -345,6 +345,18 @@ struct RunArgs {
         default_value_t = 4 * 1024 * 1024
     )]
     http_max_body_bytes: usize,
+    /// Browser origins (scheme://host[:port], repeatable or comma-separated) allowed to
+    /// call the HTTP API from another origin and to open its WebSocket streams; none by
+    /// default (same-origin pages and non-browser clients need no entry). `*` allows any
+    /// page, and is refused when the HTTP API listens beyond loopback without
+    /// authentication.
+    #[arg(
+        long = "api.http.cors.allowed-origins",
+        env = "CULVERT_API_HTTP_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        action = clap::ArgAction::Append
+    )]
+    cors_allowed_origins: Vec<String>,
     /// Let ApplyPipeline change a running pipeline: it is stopped (what is in flight drained),
     /// changed and started again. Off, such an apply is refused
     /// (`provisioning.live_apply_unauthorized`) and the pipeline must be stopped first, as
@@ -871,7 +883,25 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             };
-            match run(*args, security) {
+            let cors = match culvert_api::Cors::new(
+                &args.cors_allowed_origins,
+                &args.http_address,
+                security.auth.required(),
+            ) {
+                Ok(cors) => cors,
+                Err(error) => {
+                    tracing::error!("{error}");
+                    eprintln!("error: {error}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            if cors.allows_any() {
+                tracing::warn!(
+                    "CORS allows any origin ('*'): every web page open in a browser that can \
+                     reach the HTTP API may call it; prefer exact origins outside development"
+                );
+            }
+            match run(*args, Access { security, cors }) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!("{error:#}");
@@ -984,7 +1014,11 @@ fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
 }
 
 /// Config-file keys that may hold a list (joined with commas).
-const LIST_KEYS: [&str; 2] = ["processors.egress.allow", "processors.egress.secret-refs"];
+const LIST_KEYS: [&str; 3] = [
+    "api.http.cors.allowed-origins",
+    "processors.egress.allow",
+    "processors.egress.secret-refs",
+];
 
 /// `a: {b: 1}` becomes `("a.b", "1")`; lists are refused except for [`LIST_KEYS`].
 fn flatten(
@@ -1128,7 +1162,14 @@ fn schema_registry(
     Ok(Arc::new(registry))
 }
 
-fn run(args: RunArgs, security: culvert_api::Security) -> anyhow::Result<()> {
+/// How the APIs let callers in: authentication, TLS and the rate limit, and the browser
+/// origins allowed.
+struct Access {
+    security: culvert_api::Security,
+    cors: culvert_api::Cors,
+}
+
+fn run(args: RunArgs, access: Access) -> anyhow::Result<()> {
     let started = Instant::now();
     let (log, positions, letters, rocks) = open_log(&args)?;
     // One registry for the server (`/metrics`); appends to the log are timed into it.
@@ -1217,7 +1258,7 @@ fn run(args: RunArgs, security: culvert_api::Security) -> anyhow::Result<()> {
     provision(&args, &writer, &plugins)?;
     runtime.block_on(serve(
         &args,
-        &security,
+        access,
         writer.clone(),
         plugins,
         EngineStores {
@@ -1377,7 +1418,7 @@ struct EngineStores {
 
 async fn serve(
     args: &RunArgs,
-    security: &culvert_api::Security,
+    access: Access,
     writer: Arc<ControlPlaneWriter>,
     plugins: Plugins,
     stores: EngineStores,
@@ -1390,6 +1431,8 @@ async fn serve(
         letters,
         rocks,
     } = stores;
+    let Access { security, cors } = access;
+    let security = &security;
     // Listen for signals before saying we are ready, so an early SIGTERM shuts down cleanly.
     let signals = shutdown_signal()?;
     // And for pipelines failing, before the engine starts any.
@@ -1517,6 +1560,7 @@ async fn serve(
     let options = culvert_api::HttpOptions {
         max_body_bytes: args.http_max_body_bytes,
         metrics: Some(metrics_source),
+        cors,
     };
     let mut http_server = tokio::spawn({
         let security = security.clone();

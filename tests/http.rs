@@ -1069,3 +1069,152 @@ fn validate_with_openapi_spec_validator(doc: &Value) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn browsers_of_allowed_origins_get_cors_and_others_do_not() {
+    let e = env(&[
+        "--api.http.cors.allowed-origins",
+        "http://ui.example:3000,http://second.example",
+    ]);
+    let h = &e.h;
+    let get = |origin: &str| {
+        request(
+            &h.address,
+            "GET",
+            "/v1/pipelines",
+            &[("Origin", origin)],
+            None,
+        )
+    };
+    for allowed in ["http://ui.example:3000", "http://second.example"] {
+        let reply = get(allowed);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("access-control-allow-origin"), Some(allowed));
+        assert_eq!(reply.header("vary"), Some("Origin"));
+    }
+    // Another origin (or a near miss) gets its answer, but no permission for the browser to
+    // read it.
+    for other in [
+        "http://evil.example",
+        "http://ui.example:3001",
+        "http://ui.example:3000/",
+    ] {
+        let reply = get(other);
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("access-control-allow-origin"), None, "{other}");
+    }
+    // Errors carry the headers too, so the page can read why.
+    let reply = request(
+        &h.address,
+        "GET",
+        "/v1/pipelines/nope",
+        &[("Origin", "http://ui.example:3000")],
+        None,
+    );
+    assert_eq!(reply.status, 404);
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("http://ui.example:3000")
+    );
+
+    // The preflight: the headers asked for, the API's methods, cached for ten minutes.
+    let preflight = |origin: &str, headers: Option<&str>| {
+        let mut sent = vec![
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "POST"),
+        ];
+        if let Some(headers) = headers {
+            sent.push(("Access-Control-Request-Headers", headers));
+        }
+        request(&h.address, "OPTIONS", "/v1/pipelines", &sent, None)
+    };
+    let reply = preflight("http://ui.example:3000", Some("x-request-id,content-type"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("http://ui.example:3000")
+    );
+    assert_eq!(
+        reply.header("access-control-allow-headers"),
+        Some("x-request-id,content-type")
+    );
+    assert_eq!(
+        reply.header("access-control-allow-methods"),
+        Some("GET,HEAD,POST,PUT,DELETE")
+    );
+    assert_eq!(reply.header("access-control-max-age"), Some("600"));
+    let reply = preflight("http://ui.example:3000", None);
+    assert_eq!(
+        reply.header("access-control-allow-headers"),
+        Some("Content-Type,Accept")
+    );
+    // A disallowed origin's preflight is an ordinary OPTIONS request: not allowed.
+    let reply = preflight("http://evil.example", None);
+    assert_ne!(reply.status, 200);
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+    // A preflight changed nothing.
+    assert_eq!(h.ok("GET", "/v1/pipelines", None), json!([]));
+
+    // Without the flag no origin is allowed.
+    let plain = env(&[]);
+    let reply = request(
+        &plain.h.address,
+        "GET",
+        "/v1/pipelines",
+        &[("Origin", "http://ui.example:3000")],
+        None,
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn a_bad_cors_origin_or_an_exposed_wildcard_stops_the_start() {
+    let (_dir, data) = data_dir();
+    let start = |args: &[&str]| {
+        let mut server = Server::start(&data, args);
+        let status = server.wait();
+        (status.code(), server.seen.join("\n"))
+    };
+    let (code, stderr) = start(&["--api.http.cors.allowed-origins", "http://ui.example:3000/"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: --api.http.cors.allowed-origins: \"http://ui.example:3000/\" is not an origin"
+        ),
+        "{stderr}"
+    );
+    // `*` beyond loopback without authentication: refused.
+    let (code, _, stderr) = crate::harness::culvert(&[
+        "run",
+        "--db.rocksdb.path",
+        data.to_str().unwrap(),
+        "--api.grpc.address",
+        "127.0.0.1:0",
+        "--api.http.address",
+        "0.0.0.0:0",
+        "--api.auth.allow-unauthenticated",
+        "--api.http.cors.allowed-origins",
+        "*",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("'*' (any web page) is refused while the HTTP API listens on 0.0.0.0:0"),
+        "{stderr}"
+    );
+    // On loopback it starts, with a warning.
+    let mut server = Server::start(&data, &["--api.http.cors.allowed-origins", "*"]);
+    server.wait_for_line("CORS allows any origin");
+    let address = server.http_address();
+    let reply = request(
+        &address,
+        "GET",
+        "/v1/pipelines",
+        &[("Origin", "http://anything.example")],
+        None,
+    );
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("http://anything.example")
+    );
+}

@@ -525,3 +525,153 @@ async fn the_cli_and_the_http_route_print_live_records() {
         .await
         .unwrap();
 }
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Open a WebSocket on an HTTP route, with `origin` as the handshake's `Origin`.
+async fn websocket(
+    address: &str,
+    path: &str,
+    origin: Option<&str>,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = format!("ws://{address}{path}")
+        .into_client_request()
+        .unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// The next text message as JSON, or `None` once the server closed the socket.
+async fn next_json(socket: &mut Socket) -> Option<serde_json::Value> {
+    use tokio_stream::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(crate::harness::DEADLINE, socket.next())
+            .await
+            .expect("a message in time")?;
+        match message.expect("a readable message") {
+            Message::Text(text) => return Some(serde_json::from_str(text.as_str()).unwrap()),
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_carry_any_route_line_by_line() {
+    let (dir, data) = data_dir();
+    let out = dir.path().join("out.jsonl");
+    let mut server = Server::start(
+        &data,
+        &["--api.http.cors.allowed-origins", "http://ui.example:3000"],
+    );
+    let grpc = server.grpc_address();
+    let http = server.http_address();
+    let mut c = connect(&grpc).await;
+    let (id, source, _, destination) = pipeline(&mut c, "ws", &[("rate", "50")], &out).await;
+    c.pipelines
+        .start_pipeline(pb::StartPipelineRequest { id: id.clone() })
+        .await
+        .unwrap();
+
+    // An inspect stream: one record per text message.
+    let inspect = format!("/v1/connectors/{source}/inspect");
+    let mut socket = websocket(&http, &inspect, None).await.unwrap();
+    for _ in 0..3 {
+        let line = next_json(&mut socket).await.expect("a record");
+        let payload = &line["result"]["payload"]["after"]["structuredData"];
+        assert!(payload.get("id").is_some(), "{line}");
+        assert_eq!(line["result"]["operation"], "OPERATION_CREATE", "{line}");
+    }
+
+    // A browser page of this server's own origin, or of an allowed one, may open a stream;
+    // another origin's handshake is refused.
+    let own = format!("http://{http}");
+    for origin in [own.as_str(), "http://ui.example:3000"] {
+        let mut other = websocket(&http, &inspect, Some(origin)).await.unwrap();
+        assert!(next_json(&mut other).await.is_some(), "{origin}");
+    }
+    match websocket(&http, &inspect, Some("http://evil.example")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+        }
+        Err(other) => panic!("refused for the wrong reason: {other}"),
+        Ok(_) => panic!("a foreign origin opened a stream"),
+    }
+
+    // Closing the socket ends the session behind it.
+    let sessions = {
+        let (http, destination) = (http.clone(), destination.clone());
+        move || {
+            let metrics = crate::http_client::request(&http, "GET", "/metrics", &[], None).text();
+            let prefix = format!("conduit_inspector_sessions{{component_id=\"{destination}\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .map_or(0.0, |v| v.parse::<f64>().unwrap())
+        }
+    };
+    let mut watched = websocket(
+        &http,
+        &format!("/v1/connectors/{destination}/inspect"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(next_json(&mut watched).await.is_some());
+    let check = sessions.clone();
+    tokio::task::spawn_blocking(move || wait_until("a session open", || check() == 1.0))
+        .await
+        .unwrap();
+    watched.close(None).await.unwrap();
+    drop(watched);
+    tokio::task::spawn_blocking(move || wait_until("the session closed", || sessions() == 0.0))
+        .await
+        .unwrap();
+
+    // Stopping the pipeline ends the stream: the gateway's error line, then the close.
+    c.pipelines
+        .stop_pipeline(pb::StopPipelineRequest {
+            id: id.clone(),
+            force: false,
+        })
+        .await
+        .unwrap();
+    let end = loop {
+        let line = next_json(&mut socket).await.expect("the stream's end");
+        if line.get("result").is_none() {
+            break line;
+        }
+    };
+    assert_eq!(end["error"]["code"], 2, "{end}");
+    assert!(
+        end["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("inspector session closed"),
+        "{end}"
+    );
+    assert!(next_json(&mut socket).await.is_none());
+
+    // A route that answers once: the same JSON as over plain HTTP, then the close.
+    let path = format!("/v1/pipelines/{id}");
+    let plain = crate::http_client::request(&http, "GET", &path, &[], None).json();
+    let mut once = websocket(&http, &path, None).await.unwrap();
+    assert_eq!(next_json(&mut once).await, Some(plain));
+    assert!(next_json(&mut once).await.is_none());
+    // An unknown id: grpc-gateway's error body, then the close.
+    let mut unknown = websocket(&http, "/v1/connectors/nope/inspect", None)
+        .await
+        .unwrap();
+    let error = next_json(&mut unknown).await.expect("the error");
+    assert_eq!(error["code"], 5, "{error}");
+    assert!(next_json(&mut unknown).await.is_none());
+}

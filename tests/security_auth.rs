@@ -848,3 +848,83 @@ fn without_authentication_the_rate_limit_is_per_client_address() {
         assert!(message.contains("ip:127.0.0.1"), "{message}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browsers_preflight_needs_no_token_but_its_calls_and_websockets_do() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let (dir, data) = data_dir();
+    let (tokens, token) = tokens_file(dir.path(), "ui");
+    let origin = "http://ui.example:3000";
+    let mut server = Server::start(
+        &data,
+        &[
+            "--api.auth.tokens-file",
+            tokens.to_str().unwrap(),
+            "--api.http.cors.allowed-origins",
+            origin,
+        ],
+    );
+    let address = server.http_address();
+    // The preflight carries no credentials and is answered before authentication.
+    let preflight = request(
+        &address,
+        "OPTIONS",
+        "/v1/pipelines",
+        &[
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            ),
+        ],
+        None,
+    );
+    assert_eq!(preflight.status, 200, "{}", preflight.text());
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        Some("authorization,content-type")
+    );
+    // The call itself needs the token; its 401 is readable by the page.
+    let refused = request(
+        &address,
+        "GET",
+        "/v1/pipelines",
+        &[("Origin", origin)],
+        None,
+    );
+    assert_unauthorized(
+        &refused,
+        "a cross-origin call without a token",
+        "auth.missing",
+    );
+    assert_eq!(refused.header("access-control-allow-origin"), Some(origin));
+    let authorization = bearer(&token);
+    let allowed = request(
+        &address,
+        "GET",
+        "/v1/pipelines",
+        &[("Origin", origin), ("Authorization", &authorization)],
+        None,
+    );
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    // So does a WebSocket handshake.
+    let url = format!("ws://{address}/v1/pipelines");
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+        }
+        Err(other) => panic!("refused for the wrong reason: {other}"),
+        Ok(_) => panic!("a WebSocket opened without a token"),
+    }
+    let mut with_token = url.into_client_request().unwrap();
+    with_token
+        .headers_mut()
+        .insert("authorization", authorization.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(with_token).await.unwrap();
+    let first = tokio_stream::StreamExt::next(&mut socket)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_text().unwrap().as_str(), "[]");
+}

@@ -36,7 +36,9 @@ pub mod wkt;
 
 pub use auth::{Auth, AuthOptions, RateLimit, Security, TokenFile};
 pub use grpc::{grpc_methods, serve_grpc, serve_grpc_secured, Api, GrpcMethod};
-pub use http::{openapi_document, serve_http, serve_http_secured, HttpOptions, MetricsSource};
+pub use http::{
+    openapi_document, serve_http, serve_http_secured, Cors, CorsError, HttpOptions, MetricsSource,
+};
 pub use limits::GrpcOptions;
 pub use tls::TlsSettings;
 

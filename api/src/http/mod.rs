@@ -9,7 +9,9 @@
 //! Besides `/v1/...` and `/info` the port serves `/healthz` (`?service=NAME`), `/readyz`,
 //! `/metrics` (Prometheus, when [`HttpOptions::metrics`] is given; behind authentication),
 //! the OpenAPI document at `/openapi/api/v1/api.swagger.json` and Swagger UI at `/openapi/`
-//! (its assets are compiled in, so it works offline).
+//! (its assets are compiled in, so it works offline). Any route also answers over a
+//! WebSocket, and the origins the operator lists may call it from a browser (module
+//! `browser`).
 //!
 //! With authentication on ([`crate::auth`]) every request but `/healthz` and `/readyz`
 //! needs a bearer token or a client certificate: 401 with `WWW-Authenticate: Bearer` and
@@ -18,6 +20,7 @@
 //! accepted by our own loop (module `server`, TLS through [`crate::tls`]), which tells
 //! each request its connection's verified client certificate.
 
+mod browser;
 mod dead_letters;
 mod events;
 mod payload;
@@ -30,6 +33,7 @@ use crate::auth::{Auth, Authenticated, Security};
 use crate::error;
 use crate::pb::opencdc::v1::Record;
 use crate::Api;
+pub use browser::{Cors, CorsError};
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
@@ -48,6 +52,8 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// What `/metrics` serves (`None`: no `/metrics` route).
     pub metrics: Option<MetricsSource>,
+    /// The browser origins allowed to call the API from another origin (none by default).
+    pub cors: Cors,
 }
 
 impl Default for HttpOptions {
@@ -56,6 +62,7 @@ impl Default for HttpOptions {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
             metrics: None,
+            cors: Cors::default(),
         }
     }
 }
@@ -392,14 +399,23 @@ pub fn app(api: Api, options: &HttpOptions, auth: Auth) -> impl Endpoint<Output 
         ),
         None => route,
     };
+    let cors = options.cors.clone();
+    let websocket_cors = options.cors.clone();
     route
         .around(gateway_error)
         .around({
             let limit = options.max_body_bytes;
             move |ep, req| body_limit(ep, req, limit)
         })
+        // Any route over a WebSocket, once the caller is authenticated.
+        .around(move |ep, req| browser::websocket(ep, req, websocket_cors.clone()))
+        // One dynamic call here keeps the nested middleware types within the compiler's
+        // depth limit.
+        .boxed()
         // Before the body is read: an unauthenticated client's body is never buffered.
         .around(move |ep, req| authenticate(ep, req, auth.clone()))
+        // Outside authentication: a browser's preflight carries no credentials.
+        .around(move |ep, req| browser::cors(ep, req, cors.clone()))
         .around(request_id)
         .around(pretty)
 }

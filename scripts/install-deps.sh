@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Culvert needs and a fresh Debian machine may lack:
 # clang and libclang (bindgen and RocksDB's C++ build), and for the tests PostgreSQL's
-# server binaries, python3 with
+# server binaries, Chromium (the web UI's browser test), python3 with
 # openapi-spec-validator (checks the HTTP API's OpenAPI document), and checks Go is there (the
 # standalone-connector tests build a Go connector). Quiet when everything is
 # present.
@@ -21,6 +21,9 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   missing+=(postgresql)
 fi
+
+# The web UI's test (tests/ui.rs) drives Debian's headless Chromium.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (needed to build RocksDB and run the tests)..." >&2

@@ -357,6 +357,18 @@ struct RunArgs {
         action = clap::ArgAction::Append
     )]
     cors_allowed_origins: Vec<String>,
+    /// Serve the built-in web UI at `/` (observe and operate: pipelines, their status and
+    /// throughput, start and stop, live records), as Conduit does; `false` leaves `/` to the
+    /// API alone.
+    #[arg(
+        long = "api.http.ui.enabled",
+        env = "CULVERT_API_HTTP_UI_ENABLED",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    http_ui_enabled: bool,
     /// Let ApplyPipeline change a running pipeline: it is stopped (what is in flight drained),
     /// changed and started again. Off, such an apply is refused
     /// (`provisioning.live_apply_unauthorized`) and the pipeline must be stopped first, as
@@ -1464,6 +1476,11 @@ async fn serve(
     tracing::info!(
         address = %http_address,
         openapi = %format!("{scheme}://{http_address}/openapi/"),
+        ui = %if args.http_ui_enabled {
+            format!("{scheme}://{http_address}/")
+        } else {
+            "off".to_owned()
+        },
         "HTTP API listening"
     );
     tracing::info!(security = %security::describe(security), "API security");
@@ -1561,6 +1578,7 @@ async fn serve(
         max_body_bytes: args.http_max_body_bytes,
         metrics: Some(metrics_source),
         cors,
+        ui: args.http_ui_enabled,
     };
     let mut http_server = tokio::spawn({
         let security = security.clone();

@@ -661,17 +661,51 @@ async fn websockets_carry_any_route_line_by_line() {
     );
     assert!(next_json(&mut socket).await.is_none());
 
-    // A route that answers once: the same JSON as over plain HTTP, then the close.
+    // A route that answers once: the same JSON as over plain HTTP, then the close (once
+    // the stop is recorded, so the two see the same pipeline).
     let path = format!("/v1/pipelines/{id}");
-    let plain = crate::http_client::request(&http, "GET", &path, &[], None).json();
+    let get = {
+        let (http, path) = (http.clone(), path.clone());
+        move || crate::http_client::request(&http, "GET", &path, &[], None).json()
+    };
+    let plain = {
+        let get = get.clone();
+        tokio::task::spawn_blocking(move || {
+            wait_until("the pipeline recorded stopped", || {
+                get()["state"]["status"] == "STATUS_STOPPED"
+            });
+            get()
+        })
+        .await
+        .unwrap()
+    };
     let mut once = websocket(&http, &path, None).await.unwrap();
     assert_eq!(next_json(&mut once).await, Some(plain));
     assert!(next_json(&mut once).await.is_none());
-    // An unknown id: grpc-gateway's error body, then the close.
+    // An unknown id: grpc-gateway's stream error line, then the close.
     let mut unknown = websocket(&http, "/v1/connectors/nope/inspect", None)
         .await
         .unwrap();
     let error = next_json(&mut unknown).await.expect("the error");
-    assert_eq!(error["code"], 5, "{error}");
+    assert_eq!(error["error"]["code"], 5, "{error}");
     assert!(next_json(&mut unknown).await.is_none());
+
+    // A socket left open (its session waits for the stopped pipeline) does not hold up a
+    // shutdown.
+    let mut waiting = websocket(&http, &inspect, None).await.unwrap();
+    server.terminate();
+    let status = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let ended = tokio::time::timeout(crate::harness::DEADLINE, async {
+        use tokio_stream::StreamExt as _;
+        while let Some(Ok(message)) = waiting.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the socket outlived the server");
 }

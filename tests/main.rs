@@ -52,5 +52,6 @@ mod server;
 mod standalone;
 mod tools;
 mod top;
+mod ui;
 mod versions;
 mod wasm;

@@ -6,7 +6,10 @@
 //!   API) is answered with `Access-Control-Allow-Origin` set to that origin (never a literal
 //!   `*`) and `Vary: Origin`. Its preflight (`OPTIONS` with `Access-Control-Request-Method`)
 //!   is answered here, before authentication (a browser's preflight carries no credentials).
-//!   A same-origin request needs none of this.
+//!   A same-origin request needs none of this. A request that would change something
+//!   (any method but `GET`, `HEAD` and `OPTIONS`) from a page of another origin that is
+//!   not allowed is refused (403): the browser would send it without asking (a form, a
+//!   `no-cors` fetch), and the API takes any content type.
 //! - **WebSockets.** Any route asked for with a WebSocket upgrade answers over the socket:
 //!   each line of its body is one text message (the `{"result": ...}` lines of an inspect
 //!   stream, or an answer's JSON), then a close frame. Browsers cannot read a streamed
@@ -120,6 +123,19 @@ pub(super) async fn cors<E: Endpoint>(ep: E, req: Request, cors: Cors) -> poem::
         .filter(|origin| origin.to_str().is_ok_and(|o| cors.allows(o)))
         .cloned();
     let Some(origin) = allowed else {
+        // Another site's page may not change anything here: a browser sends a form or a
+        // `no-cors` fetch without asking, and the API takes any content type (CSRF).
+        if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+            && !origin_allowed(&req, &cors)
+        {
+            return Ok(ApiError::new(
+                StatusCode::FORBIDDEN,
+                tonic::Code::PermissionDenied,
+                "a browser page of another origin may not change anything here; list its \
+                 origin in --api.http.cors.allowed-origins to allow it",
+            )
+            .into_response());
+        }
         return ep.call(req).await.map(IntoResponse::into_response);
     };
     let mut response = if req.method() == Method::OPTIONS
@@ -172,9 +188,9 @@ fn wants_websocket(req: &Request) -> bool {
     has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
 }
 
-/// Whether a WebSocket handshake's origin may open a stream: none (not a browser), the
-/// server's own (`Origin`'s host is the request's `Host`), or an allowed one.
-fn websocket_origin_allowed(req: &Request, cors: &Cors) -> bool {
+/// Whether a request's origin may act: none (not a browser), the server's own (`Origin`'s
+/// host is the request's `Host`), or an allowed one.
+fn origin_allowed(req: &Request, cors: &Cors) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return true;
     };
@@ -205,7 +221,7 @@ pub(super) async fn websocket<E: Endpoint + 'static>(
     if !wants_websocket(&req) {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
-    if !websocket_origin_allowed(&req, &cors) {
+    if !origin_allowed(&req, &cors) {
         return Ok(ApiError::new(
             StatusCode::FORBIDDEN,
             tonic::Code::PermissionDenied,
@@ -439,22 +455,10 @@ mod tests {
         assert!(!wants_websocket(&request(&[("connection", "upgrade")])));
         let allowed = Cors::new(&["http://ui:3000".to_owned()], "127.0.0.1:1", false).unwrap();
         let with = |origin: &str| request(&[("host", "127.0.0.1:8080"), ("origin", origin)]);
-        assert!(websocket_origin_allowed(
-            &request(&[("host", "h")]),
-            &allowed
-        ));
-        assert!(websocket_origin_allowed(
-            &with("http://127.0.0.1:8080"),
-            &allowed
-        ));
-        assert!(websocket_origin_allowed(&with("http://ui:3000"), &allowed));
-        assert!(!websocket_origin_allowed(
-            &with("http://evil:3000"),
-            &allowed
-        ));
-        assert!(!websocket_origin_allowed(
-            &with("http://evil:3000"),
-            &Cors::default()
-        ));
+        assert!(origin_allowed(&request(&[("host", "h")]), &allowed));
+        assert!(origin_allowed(&with("http://127.0.0.1:8080"), &allowed));
+        assert!(origin_allowed(&with("http://ui:3000"), &allowed));
+        assert!(!origin_allowed(&with("http://evil:3000"), &allowed));
+        assert!(!origin_allowed(&with("http://evil:3000"), &Cors::default()));
     }
 }

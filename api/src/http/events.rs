@@ -2,7 +2,7 @@
 //! into the same in-process service the gRPC server runs.
 
 use super::payload::ProtoJson;
-use super::{call, grpc_request, query_values, stream_lines, ApiError, LineStream};
+use super::{call, grpc_request, open_stream, query_values, ApiError, LineStream};
 use crate::pb::culvert::api::v1 as ev;
 use crate::Api;
 use ev::event_log_service_server::EventLogService;
@@ -139,8 +139,12 @@ impl EventRoutes {
             entity_id: param(req, &["entity_id", "entityId"])?,
             r#type: param(req, &["type"])?,
         };
-        let stream = call(self.api.watch_events(grpc_request(req, request))).await?;
-        Ok(stream_lines(stream, |m| m.event))
+        Ok(
+            open_stream(self.api.watch_events(grpc_request(req, request)), |m| {
+                m.event
+            })
+            .await,
+        )
     }
 
     /// A pipeline, connector or processor as it was after a sequence number or at a time.

@@ -4,14 +4,15 @@
 //! disagree. Bodies are protojson exactly as grpc-gateway writes them (see [`schema`]).
 //! Errors have grpc-gateway's shape, `{"code": <gRPC code>, "message": ..., "details": [...]}`,
 //! with its HTTP status for the code; unknown routes answer 404 and a wrong method on a
-//! known path 501, as grpc-gateway does.
+//! known path 501, as grpc-gateway does. A streaming route's error, even before its first
+//! message, is a `{"error": {...}}` line instead, as grpc-gateway streams it.
 //!
 //! Besides `/v1/...` and `/info` the port serves `/healthz` (`?service=NAME`), `/readyz`,
 //! `/metrics` (Prometheus, when [`HttpOptions::metrics`] is given; behind authentication),
 //! the OpenAPI document at `/openapi/api/v1/api.swagger.json` and Swagger UI at `/openapi/`
 //! (its assets are compiled in, so it works offline). Any route also answers over a
 //! WebSocket, and the origins the operator lists may call it from a browser (module
-//! `browser`).
+//! `browser`). Every other `GET` serves the built-in web UI (module `ui`).
 //!
 //! With authentication on ([`crate::auth`]) every request but `/healthz` and `/readyz`
 //! needs a bearer token or a client certificate: 401 with `WWW-Authenticate: Bearer` and
@@ -28,6 +29,7 @@ mod positions;
 mod routes;
 pub(crate) mod schema;
 mod server;
+mod ui;
 
 use crate::auth::{Auth, Authenticated, Security};
 use crate::error;
@@ -54,6 +56,8 @@ pub struct HttpOptions {
     pub metrics: Option<MetricsSource>,
     /// The browser origins allowed to call the API from another origin (none by default).
     pub cors: Cors,
+    /// Serve the built-in web UI at `/` (on by default, as in Conduit).
+    pub ui: bool,
 }
 
 impl Default for HttpOptions {
@@ -63,6 +67,7 @@ impl Default for HttpOptions {
             max_body_bytes: 4 * 1024 * 1024,
             metrics: None,
             cors: Cors::default(),
+            ui: true,
         }
     }
 }
@@ -261,45 +266,68 @@ fn query_values(req: &Request, names: &[&str]) -> Vec<String> {
 
 /// A server stream as grpc-gateway sends it: one JSON object per line, `{"result":
 /// message}`, or `{"error": status}` if the stream fails.
-pub(crate) struct LineStream<M>(poem::Body, std::marker::PhantomData<M>);
+pub(crate) struct LineStream<M> {
+    status: StatusCode,
+    body: poem::Body,
+    message: std::marker::PhantomData<M>,
+}
 
 /// A stream of OpenCDC records (the Inspect routes).
 pub(crate) type RecordStream = LineStream<Record>;
 
-fn stream_lines<T: Send + 'static, M: serde::Serialize + Send + 'static>(
-    stream: BoxStream<T>,
+/// Call a server-streaming method and send what it streams as [`LineStream`] lines, each
+/// message through `result`. A call that fails before its first message (an unknown id)
+/// is answered as grpc-gateway answers it: grpc-go hands that failure to the first read of
+/// the stream, not to the call, so the gateway sends the error's HTTP status with one
+/// `{"error": status}` line.
+async fn open_stream<T: Send + 'static, M: serde::Serialize + Send + 'static>(
+    reply: impl Future<Output = Result<tonic::Response<BoxStream<T>>, tonic::Status>>,
     result: fn(T) -> Option<M>,
 ) -> LineStream<M> {
+    let stream = match call(reply).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            return LineStream {
+                status: error.http,
+                body: error_line(error).into(),
+                message: std::marker::PhantomData,
+            }
+        }
+    };
     let lines = stream.map(move |item| {
         let line = match item {
-            Ok(message) => serde_json::json!({ "result": result(message) }),
-            Err(status) => {
-                let error = ApiError::from_status(&status);
-                serde_json::json!({ "error": error.body })
+            Ok(message) => {
+                let mut bytes =
+                    serde_json::to_vec(&serde_json::json!({ "result": result(message) }))
+                        .unwrap_or_default();
+                bytes.push(b'\n');
+                bytes
             }
+            Err(status) => error_line(ApiError::from_status(&status)),
         };
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-        bytes.push(b'\n');
-        Ok::<_, std::io::Error>(bytes)
+        Ok::<_, std::io::Error>(line)
     });
-    LineStream(
-        poem::Body::from_bytes_stream(lines),
-        std::marker::PhantomData,
-    )
+    LineStream {
+        status: StatusCode::OK,
+        body: poem::Body::from_bytes_stream(lines),
+        message: std::marker::PhantomData,
+    }
 }
 
-fn stream_records<T: Send + 'static>(
-    stream: BoxStream<T>,
-    record: fn(T) -> Option<Record>,
-) -> RecordStream {
-    stream_lines(stream, record)
+/// A stream's last line: `{"error": status}`.
+fn error_line(error: ApiError) -> Vec<u8> {
+    let mut bytes =
+        serde_json::to_vec(&serde_json::json!({ "error": error.body })).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
 }
 
 impl<M: Send> IntoResponse for LineStream<M> {
     fn into_response(self) -> Response {
         Response::builder()
+            .status(self.status)
             .content_type("application/json")
-            .body(self.0)
+            .body(self.body)
     }
 }
 
@@ -409,6 +437,10 @@ pub fn app(api: Api, options: &HttpOptions, auth: Auth) -> impl Endpoint<Output 
         })
         // Any route over a WebSocket, once the caller is authenticated.
         .around(move |ep, req| browser::websocket(ep, req, websocket_cors.clone()))
+        .around({
+            let enabled = options.ui;
+            move |ep, req| ui::serve(ep, req, enabled)
+        })
         // One dynamic call here keeps the nested middleware types within the compiler's
         // depth limit.
         .boxed()

@@ -2,7 +2,7 @@
 //! in-process service the gRPC server runs.
 
 use super::payload::{ProtoJson, Tagged};
-use super::{call, grpc_request, query_values, stream_records, ApiError, RecordStream};
+use super::{call, grpc_request, open_stream, query_values, ApiError, RecordStream};
 use crate::export::PipelineExport;
 use crate::pb::api::v1 as pb;
 use crate::Api;
@@ -359,8 +359,11 @@ impl Routes {
         id: Path<String>,
     ) -> Result<RecordStream, ApiError> {
         let request = pb::InspectConnectorRequest { id: id.0 };
-        let stream = call(self.api.inspect_connector(grpc_request(req, request))).await?;
-        Ok(stream_records(stream, |r| r.record))
+        Ok(open_stream(
+            self.api.inspect_connector(grpc_request(req, request)),
+            |r| r.record,
+        )
+        .await)
     }
 
     /// Get a connector by id.
@@ -516,8 +519,11 @@ impl Routes {
         id: Path<String>,
     ) -> Result<RecordStream, ApiError> {
         let request = pb::InspectProcessorInRequest { id: id.0 };
-        let stream = call(self.api.inspect_processor_in(grpc_request(req, request))).await?;
-        Ok(stream_records(stream, |r| r.record))
+        Ok(open_stream(
+            self.api.inspect_processor_in(grpc_request(req, request)),
+            |r| r.record,
+        )
+        .await)
     }
 
     /// Stream the records coming out of a processor, as newline-delimited JSON.
@@ -533,8 +539,11 @@ impl Routes {
         id: Path<String>,
     ) -> Result<RecordStream, ApiError> {
         let request = pb::InspectProcessorOutRequest { id: id.0 };
-        let stream = call(self.api.inspect_processor_out(grpc_request(req, request))).await?;
-        Ok(stream_records(stream, |r| r.record))
+        Ok(open_stream(
+            self.api.inspect_processor_out(grpc_request(req, request)),
+            |r| r.record,
+        )
+        .await)
     }
 
     /// Get a processor by id.

@@ -1,0 +1,481 @@
+// Culvert's built-in UI: observe and operate. Lists pipelines with their status and
+// throughput, shows a pipeline's sources, processors and destinations, starts and stops it,
+// and follows the records through any connector or processor live (the inspect routes over
+// a WebSocket). It uses only the public HTTP API, as any other client; it authors nothing
+// (pipelines are config: files, `culvert pipelines apply`, the API).
+"use strict";
+
+const POLL_MS = 2000;
+const HEALTH_MS = 5000;
+const KEEP_RECORDS = 100;
+
+const app = document.getElementById("app");
+const health = document.getElementById("health");
+let view = null; // the current view: { stop() }
+
+// ---- DOM helpers (text only: nothing from the server is ever parsed as HTML) ----
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = value;
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function link(href, ...children) {
+  return el("a", { href, "data-link": true }, ...children);
+}
+
+function statusName(status) {
+  return String(status || "STATUS_UNSPECIFIED").replace(/^STATUS_/, "").toLowerCase();
+}
+
+function badge(status) {
+  const name = statusName(status);
+  return el("span", { class: "status " + name, "data-status": name }, name);
+}
+
+// ---- the API ----
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch (_) {
+    json = null;
+  }
+  if (!response.ok) {
+    const message = json && (json.message || (json.error && json.error.message));
+    throw new ApiError(response.status, message || `${response.status} ${response.statusText}`);
+  }
+  return json;
+}
+
+function explain(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    return "This server requires authentication. A browser can use the UI with a client " +
+      "certificate (mutual TLS); bearer tokens work with the CLI and the API only.";
+  }
+  return error.message || String(error);
+}
+
+// Records read and written per connector, from the Prometheus document (`/metrics`):
+// `conduit_connector_bytes_count` counts each connector's records.
+const throughput = {
+  previous: new Map(), // component id -> { count, at }
+  rates: new Map(), // component id -> records/s
+  totals: new Map(), // component id -> records
+  async sample() {
+    let text;
+    try {
+      const response = await fetch("/metrics");
+      if (!response.ok) return;
+      text = await response.text();
+    } catch (_) {
+      return;
+    }
+    const at = performance.now();
+    const line = /^conduit_connector_bytes_count\{([^}]*)\}\s+([0-9.eE+-]+)$/;
+    for (const row of text.split("\n")) {
+      const match = line.exec(row);
+      if (!match) continue;
+      const id = /component_id="([^"]*)"/.exec(match[1]);
+      if (!id) continue;
+      const count = Number(match[2]);
+      const before = this.previous.get(id[1]);
+      if (before && at > before.at) {
+        this.rates.set(id[1], Math.max(0, (count - before.count) * 1000 / (at - before.at)));
+      }
+      this.previous.set(id[1], { count, at });
+      this.totals.set(id[1], count);
+    }
+  },
+  describe(id) {
+    return this.describeAll([id]);
+  },
+  // The records of these connectors together, and their rate.
+  describeAll(ids) {
+    const known = ids.filter((id) => this.totals.has(id));
+    if (!known.length) return "";
+    const total = known.reduce((sum, id) => sum + this.totals.get(id), 0).toLocaleString("en-US");
+    const rated = known.filter((id) => this.rates.has(id));
+    if (rated.length < known.length) return `${total} records`;
+    const rate = rated.reduce((sum, id) => sum + this.rates.get(id), 0);
+    return `${total} records, ${format(rate)}/s`;
+  },
+};
+
+function format(rate) {
+  return rate >= 100 ? Math.round(rate).toLocaleString("en-US") : rate.toFixed(1);
+}
+
+// ---- routing ----
+
+function navigate(path) {
+  if (path !== location.pathname) history.pushState(null, "", path);
+  route();
+}
+
+document.addEventListener("click", (event) => {
+  const anchor = event.target.closest("a[data-link]");
+  if (!anchor || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  navigate(anchor.getAttribute("href"));
+});
+window.addEventListener("popstate", route);
+
+function route() {
+  if (view) view.stop();
+  const path = location.pathname;
+  const pipeline = /^\/pipelines\/([^/]+)\/?$/.exec(path);
+  if (path === "/" || path === "/pipelines" || path === "/pipelines/") view = pipelinesView();
+  else if (pipeline) view = pipelineView(decodeURIComponent(pipeline[1]));
+  else view = notFoundView(path);
+}
+
+function poll(every, task) {
+  let timer = null;
+  let stopped = false;
+  const tick = async () => {
+    await task();
+    if (!stopped) timer = setTimeout(tick, every);
+  };
+  tick();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+// ---- views ----
+
+function notFoundView(path) {
+  app.replaceChildren(
+    el("h1", {}, "Not found"),
+    el("p", {}, "Nothing here at ", el("span", { class: "mono" }, path), ". ",
+      link("/", "Back to the pipelines"), "."),
+  );
+  return { stop() {} };
+}
+
+async function operate(pipeline, verb) {
+  const name = (pipeline.config && pipeline.config.name) || pipeline.id;
+  if (verb === "stop" && !confirm(`Stop pipeline "${name}"? What is in flight is delivered first.`)) {
+    return;
+  }
+  const path = `/v1/pipelines/${encodeURIComponent(pipeline.id)}/${verb}`;
+  await api("POST", path, verb === "stop" ? { force: false } : {});
+}
+
+function operateButtons(pipeline, refresh, report) {
+  const status = statusName(pipeline.state && pipeline.state.status);
+  const running = status === "running" || status === "recovering" || status === "starting";
+  const act = (verb) => async (event) => {
+    event.stopPropagation();
+    event.target.disabled = true;
+    try {
+      await operate(pipeline, verb);
+      report("");
+    } catch (error) {
+      report(`Could not ${verb} the pipeline: ${explain(error)}`);
+    }
+    await refresh();
+  };
+  return running
+    ? el("button", { class: "danger", "data-action": "stop", onclick: act("stop") }, "Stop")
+    : el("button", { "data-action": "start", onclick: act("start") }, "Start");
+}
+
+function pipelinesView() {
+  const problem = el("p", { class: "error", role: "alert" });
+  const body = el("tbody");
+  const table = el("table", { id: "pipelines" },
+    el("thead", {}, el("tr", {},
+      el("th", {}, "Pipeline"), el("th", {}, "Status"), el("th", {}, "Connectors"),
+      el("th", {}, "Processors"), el("th", {}, "Records read"), el("th", {}, "Error"),
+      el("th", {}, ""))),
+    body);
+  const empty = el("p", { class: "muted", hidden: true },
+    "No pipelines yet. Put pipeline files in the pipelines directory, or use ",
+    el("span", { class: "mono" }, "culvert pipelines apply FILE"), ".");
+  app.replaceChildren(el("h1", {}, "Pipelines"), problem, table, empty);
+  const report = (text) => { problem.textContent = text; };
+  const refresh = async () => {
+    let pipelines, connectors;
+    try {
+      [pipelines, connectors] = await Promise.all([
+        api("GET", "/v1/pipelines"),
+        api("GET", "/v1/connectors"),
+        throughput.sample(),
+      ]);
+    } catch (error) {
+      report(explain(error));
+      return;
+    }
+    pipelines.sort((a, b) => (a.config.name || a.id).localeCompare(b.config.name || b.id));
+    empty.hidden = pipelines.length > 0;
+    body.replaceChildren(...pipelines.map((p) => {
+      const open = () => navigate(`/pipelines/${encodeURIComponent(p.id)}`);
+      const ids = p.connectorIds || [];
+      const sources = connectors.filter((c) => c.type === "TYPE_SOURCE" && ids.includes(c.id));
+      return el("tr", {
+        class: "pick", tabindex: 0, "data-id": p.id, onclick: open,
+        onkeydown: (e) => { if (e.key === "Enter") open(); },
+      },
+        el("td", {}, link(`/pipelines/${encodeURIComponent(p.id)}`, p.config.name || p.id),
+          el("div", { class: "muted mono" }, p.id)),
+        el("td", {}, badge(p.state && p.state.status)),
+        el("td", {}, String(ids.length)),
+        el("td", {}, String((p.processorIds || []).length)),
+        el("td", { class: "muted" }, throughput.describeAll(sources.map((c) => c.id))),
+        el("td", { class: "error" }, (p.state && p.state.error) || ""),
+        el("td", {}, operateButtons(p, refresh, report)));
+    }));
+  };
+  const stop = poll(POLL_MS, refresh);
+  return { stop };
+}
+
+function pipelineView(id) {
+  const problem = el("p", { class: "error", role: "alert" });
+  const heading = el("div");
+  const flow = el("div", { class: "flow", id: "flow" });
+  const inspector = el("section", { id: "inspector" });
+  app.replaceChildren(
+    el("p", {}, link("/", "← Pipelines")), heading, problem,
+    el("h2", {}, "Flow"), flow, inspector);
+  const report = (text) => { problem.textContent = text; };
+  let session = null;
+  // `?inspect=ID` (a connector) or `?inspect=ID:in` / `ID:out` (a processor) is the live
+  // view's link: opened on load, kept in the address bar while it is open.
+  let wanted = new URLSearchParams(location.search).get("inspect");
+  const inspect = (what, path, key) => {
+    if (session) session.close();
+    session = inspectPanel(inspector, what, path, () => {
+      session = null;
+      history.replaceState(null, "", location.pathname);
+    });
+    history.replaceState(null, "", `${location.pathname}?inspect=${encodeURIComponent(key)}`);
+  };
+
+  const card = (title, plugin, entityId, extra, actions) =>
+    el("div", { class: "card", "data-id": entityId },
+      el("div", { class: "name" }, title),
+      el("div", { class: "muted" }, plugin),
+      el("div", { class: "muted mono" }, entityId),
+      extra,
+      el("div", { class: "actions" }, actions));
+
+  const processorCard = (processor) => {
+    const base = `/v1/processors/${encodeURIComponent(processor.id)}`;
+    const label = processor.plugin;
+    const open = (side) => () =>
+      inspect(`${label}: records ${side}`, `${base}/inspect-${side}`, `${processor.id}:${side}`);
+    return card(label, processor.condition ? `if ${processor.condition}` : "", processor.id, null, [
+      el("button", { onclick: open("in"), "data-inspect": `${processor.id}:in` }, "Records in"),
+      el("button", { onclick: open("out"), "data-inspect": `${processor.id}:out` }, "Records out"),
+    ]);
+  };
+
+  const connectorCard = (connector) => {
+    const name = (connector.config && connector.config.name) || connector.id;
+    const path = `/v1/connectors/${encodeURIComponent(connector.id)}/inspect`;
+    return card(name, connector.plugin, connector.id,
+      el("div", { class: "muted", "data-throughput": connector.id }, throughput.describe(connector.id)),
+      [el("button", { onclick: () => inspect(name, path, connector.id), "data-inspect": connector.id },
+        "Inspect records")]);
+  };
+
+  // A connector with its own processors: a source's after it, a destination's before it.
+  const withProcessors = (connector, processors) => {
+    const own = processors.filter((p) => (connector.processorIds || []).includes(p.id));
+    return connector.type === "TYPE_SOURCE"
+      ? [connectorCard(connector), ...own.map(processorCard)]
+      : [...own.map(processorCard), connectorCard(connector)];
+  };
+
+  const refresh = async () => {
+    let pipeline, connectors, processors;
+    try {
+      [pipeline, connectors, processors] = await Promise.all([
+        api("GET", `/v1/pipelines/${encodeURIComponent(id)}`),
+        api("GET", `/v1/connectors?pipeline_id=${encodeURIComponent(id)}`),
+        api("GET", "/v1/processors"),
+        throughput.sample(),
+      ]);
+    } catch (error) {
+      report(explain(error));
+      return;
+    }
+    const name = pipeline.config.name || pipeline.id;
+    document.title = `${name} · Culvert`;
+    heading.replaceChildren(...[
+      el("h1", {}, name, " ", badge(pipeline.state && pipeline.state.status)),
+      pipeline.config.description ? el("p", {}, pipeline.config.description) : null,
+      el("p", { class: "muted mono" }, pipeline.id),
+      pipeline.state && pipeline.state.error
+        ? el("p", { class: "error", id: "pipeline-error" }, pipeline.state.error) : null,
+      el("div", { class: "bar" }, operateButtons(pipeline, refresh, report)),
+    ].filter(Boolean));
+    const mine = processors.filter((p) => p.parent && p.parent.id === id);
+    const sources = connectors.filter((c) => c.type === "TYPE_SOURCE");
+    const destinations = connectors.filter((c) => c.type === "TYPE_DESTINATION");
+    const stage = (title, cards) =>
+      el("div", { class: "stage" }, el("h3", {}, title),
+        cards.length ? cards : el("p", { class: "muted" }, "none"));
+    flow.replaceChildren(
+      stage("Sources", sources.flatMap((c) => withProcessors(c, processors))),
+      el("div", { class: "arrow", "aria-hidden": "true" }, "→"),
+      stage("Processors", mine.map(processorCard)),
+      el("div", { class: "arrow", "aria-hidden": "true" }, "→"),
+      stage("Destinations", destinations.flatMap((c) => withProcessors(c, processors))));
+    if (wanted) {
+      const button = flow.querySelector(`button[data-inspect="${CSS.escape(wanted)}"]`);
+      wanted = null;
+      if (button) button.click();
+    }
+  };
+  const stop = poll(POLL_MS, refresh);
+  return {
+    stop() {
+      stop();
+      if (session) session.close();
+      document.title = "Culvert";
+    },
+  };
+}
+
+// ---- the live inspector ----
+
+function decodeData(data) {
+  if (!data) return "";
+  if (data.structuredData !== undefined) return JSON.stringify(data.structuredData);
+  if (data.rawData !== undefined) {
+    try {
+      const bytes = Uint8Array.from(atob(data.rawData), (c) => c.charCodeAt(0));
+      return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    } catch (_) {
+      return `(${data.rawData.length} base64 characters)`;
+    }
+  }
+  return "";
+}
+
+function shorten(text, most) {
+  return text.length > most ? text.slice(0, most - 1) + "…" : text;
+}
+
+function inspectPanel(section, what, path, onClose) {
+  const records = [];
+  let received = 0;
+  let paused = false;
+  const state = el("span", { class: "muted", id: "inspector-state" }, "connecting…");
+  const counter = el("span", { class: "muted" });
+  const rows = el("tbody");
+  const detail = el("pre", { class: "mono", hidden: true, id: "inspector-record" });
+  const pause = el("button", {
+    onclick: () => {
+      paused = !paused;
+      pause.textContent = paused ? "Resume" : "Pause";
+      if (!paused) render();
+    },
+  }, "Pause");
+  const render = () => {
+    counter.textContent = `${received.toLocaleString("en-US")} received, last ${records.length} shown`;
+    if (paused) return;
+    rows.replaceChildren(...records.map((record, index) => {
+      const after = record.payload && record.payload.after;
+      const before = record.payload && record.payload.before;
+      const show = () => {
+        detail.hidden = false;
+        detail.textContent = JSON.stringify(record, null, 2);
+      };
+      return el("tr", { class: "pick", tabindex: 0, onclick: show,
+        onkeydown: (e) => { if (e.key === "Enter") show(); } },
+        el("td", { class: "muted" }, String(received - index)),
+        el("td", {}, String(record.operation || "").replace(/^OPERATION_/, "").toLowerCase()),
+        el("td", { class: "mono" }, shorten(decodeData(record.key), 40)),
+        el("td", { class: "mono" }, shorten(decodeData(after) || decodeData(before), 160)));
+    }));
+  };
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const socket = new WebSocket(scheme + location.host + path);
+  socket.onopen = () => { state.textContent = "live"; };
+  socket.onmessage = (event) => {
+    let line;
+    try {
+      line = JSON.parse(event.data);
+    } catch (_) {
+      return;
+    }
+    if (line.result) {
+      received += 1;
+      records.unshift(line.result);
+      if (records.length > KEEP_RECORDS) records.length = KEEP_RECORDS;
+      render();
+    } else {
+      const error = line.error || line;
+      state.textContent = `ended: ${error.message || JSON.stringify(error)}`;
+    }
+  };
+  socket.onclose = () => {
+    if (state.textContent === "live" || state.textContent === "connecting…") {
+      state.textContent = "closed";
+    }
+  };
+  section.replaceChildren(
+    el("h2", {}, "Records: ", what),
+    el("div", { class: "bar" }, state, counter, pause,
+      el("button", { onclick: () => { records.length = 0; detail.hidden = true; render(); } }, "Clear"),
+      el("button", { onclick: () => { socket.close(); section.replaceChildren(); onClose(); } }, "Close")),
+    el("p", { class: "muted" },
+      "Records as they pass, without slowing the pipeline: when this page falls behind, it " +
+      "misses records rather than holding them up. Select a record to see all of it."),
+    el("table", { id: "records" },
+      el("thead", {}, el("tr", {}, el("th", {}, "#"), el("th", {}, "Operation"),
+        el("th", {}, "Key"), el("th", {}, "Payload"))),
+      rows),
+    detail);
+  render();
+  return { close() { socket.close(); } };
+}
+
+// ---- health ----
+
+poll(HEALTH_MS, async () => {
+  try {
+    const response = await fetch("/readyz");
+    const body = await response.json();
+    const ready = response.ok;
+    const text = ready ? "ready" : "not ready";
+    const pipelines = body.pipelines;
+    health.replaceChildren(
+      el("span", { class: "status " + (ready ? "ready" : "not-ready") }, text),
+      pipelines ? ` ${pipelines.running} of ${pipelines.total} pipelines running` : "");
+  } catch (_) {
+    health.replaceChildren(el("span", { class: "status not-ready" }, "unreachable"));
+  }
+});
+
+route();

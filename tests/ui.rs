@@ -157,6 +157,16 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    /// Select the live view's newest record; the whole record it then shows.
+    async fn newest_record(&mut self) -> Value {
+        self.eval("document.querySelector('#records tbody tr').click()")
+            .await;
+        let shown = self
+            .eval("document.querySelector('#inspector-record').textContent")
+            .await;
+        serde_json::from_str(shown.as_str().unwrap()).unwrap()
+    }
 }
 
 impl Drop for Browser {
@@ -355,13 +365,7 @@ async fn the_ui_lists_operates_and_inspects_a_pipeline_in_a_browser() {
         "create"
     );
     // Selecting a record shows all of it.
-    browser
-        .eval("document.querySelector('#records tbody tr').click()")
-        .await;
-    let shown = browser
-        .eval("document.querySelector('#inspector-record').textContent")
-        .await;
-    let record: Value = serde_json::from_str(shown.as_str().unwrap()).unwrap();
+    let record = browser.newest_record().await;
     assert!(
         record["payload"]["after"]["structuredData"]["id"].is_number(),
         "{record}"
@@ -378,13 +382,7 @@ async fn the_ui_lists_operates_and_inspects_a_pipeline_in_a_browser() {
             "document.querySelectorAll('#records tbody tr').length >= 1",
         )
         .await;
-    browser
-        .eval("document.querySelector('#records tbody tr').click()")
-        .await;
-    let shown = browser
-        .eval("document.querySelector('#inspector-record').textContent")
-        .await;
-    let record: Value = serde_json::from_str(shown.as_str().unwrap()).unwrap();
+    let record = browser.newest_record().await;
     assert_eq!(record["metadata"]["seen"], "yes", "{record}");
     assert_eq!(
         browser.eval("location.search").await,

@@ -2,7 +2,8 @@
 //! `make deps` installs) driven over the DevTools protocol against the `culvert` binary.
 //! The pipelines page lists a running pipeline with its status; stopping and starting it
 //! from the page (the stop's confirmation accepted) changes the pipeline; its page shows
-//! the flow and a deep link opens the live view, which fills with records over the
+//! the flow, its history from the event log (the page's own stop and start by the actor
+//! `user:ui`) and a deep link opens the live view, which fills with records over the
 //! WebSocket; names are shown as text, never as markup. The page's routing (deep links,
 //! reserved API paths, `--api.http.ui.enabled=false`) is checked over plain HTTP.
 
@@ -351,6 +352,48 @@ async fn the_ui_lists_operates_and_inspects_a_pipeline_in_a_browser() {
             ),
         )
         .await;
+    // Its history from the event log: the page's stop and start, by the UI.
+    for event in [
+        "PipelineStopRequested",
+        "PipelineStartRequested",
+        "PipelineCreated",
+    ] {
+        browser
+            .wait_for(
+                event,
+                &format!("document.querySelector('#events tr[data-type=\"{event}\"]')"),
+            )
+            .await;
+    }
+    assert_eq!(
+        browser
+            .eval(
+                "document.querySelector('#events tr[data-type=\"PipelineStopRequested\"] \
+                 td:nth-child(4)').textContent"
+            )
+            .await,
+        "user:ui"
+    );
+    assert_eq!(
+        browser
+            .eval(
+                "(() => { const seqs = [...document.querySelectorAll('#events tbody tr \
+                 td:first-child')].map((td) => Number(td.textContent)); \
+                 return seqs.every((seq, i) => i === 0 || seqs[i - 1] > seq); })()"
+            )
+            .await,
+        true,
+        "newest first"
+    );
+    assert!(
+        !browser
+            .eval("document.querySelector('main').innerText")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("null"),
+        "nothing missing shows as null"
+    );
     browser
         .wait_for(
             "records in the live view",

@@ -1,7 +1,8 @@
 //! The built-in web UI, as Conduit's (`--api.http.ui.enabled`, on by default): observe and
 //! operate. It lists the pipelines with their status and throughput, shows a pipeline's
-//! sources, processors and destinations, starts and stops it, and follows records through
-//! any connector or processor live (the inspect routes over a WebSocket). It is a page of
+//! sources, processors and destinations and its history (its events, followed live),
+//! starts and stops it, and follows records through any connector or processor live (the
+//! inspect routes over a WebSocket). It is a page of
 //! its own (`ui/index.html`, `ui/app.js`, `ui/app.css`, compiled in) that calls only the
 //! public HTTP API, so it can do nothing another client cannot; it authors nothing
 //! (pipelines stay config).

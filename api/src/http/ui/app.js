@@ -1,7 +1,7 @@
 // Culvert's built-in UI: observe and operate. Lists pipelines with their status and
-// throughput, shows a pipeline's sources, processors and destinations, starts and stops it,
-// and follows the records through any connector or processor live (the inspect routes over
-// a WebSocket). It uses only the public HTTP API, as any other client; it authors nothing
+// throughput, shows a pipeline's sources, processors and destinations and its history (its
+// events from the log, followed live), starts and stops it, and follows the records through
+// any connector or processor live (the inspect routes over a WebSocket). It uses only the public HTTP API, as any other client; it authors nothing
 // (pipelines are config: files, `culvert pipelines apply`, the API).
 "use strict";
 
@@ -52,10 +52,12 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, extraHeaders) {
+  const headers = { ...(extraHeaders || {}) };
+  if (body !== undefined) headers["content-type"] = "application/json";
   const response = await fetch(path, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
@@ -185,7 +187,9 @@ async function operate(pipeline, verb) {
     return;
   }
   const path = `/v1/pipelines/${encodeURIComponent(pipeline.id)}/${verb}`;
-  await api("POST", path, verb === "stop" ? { force: false } : {});
+  // Recorded as the change's actor when the server has no authentication (with it, the
+  // verified identity is).
+  await api("POST", path, verb === "stop" ? { force: false } : {}, { "culvert-actor": "ui" });
 }
 
 function operateButtons(pipeline, refresh, report) {
@@ -262,9 +266,10 @@ function pipelineView(id) {
   const heading = el("div");
   const flow = el("div", { class: "flow", id: "flow" });
   const inspector = el("section", { id: "inspector" });
+  const timeline = historyPanel(id);
   app.replaceChildren(
     el("p", {}, link("/", "← Pipelines")), heading, problem,
-    el("h2", {}, "Flow"), flow, inspector);
+    el("h2", {}, "Flow"), flow, inspector, timeline.section);
   const report = (text) => { problem.textContent = text; };
   let session = null;
   // `?inspect=ID` (a connector) or `?inspect=ID:in` / `ID:out` (a processor) is the live
@@ -361,6 +366,7 @@ function pipelineView(id) {
     stop() {
       stop();
       if (session) session.close();
+      timeline.close();
       document.title = "Culvert";
     },
   };
@@ -459,6 +465,65 @@ function inspectPanel(section, what, path, onClose) {
     detail);
   render();
   return { close() { socket.close(); } };
+}
+
+// ---- the pipeline's history (the event log) ----
+
+const HISTORY_ROWS = 20;
+
+// What changed the pipeline, who and when: its events from the log, followed live (the
+// events watch over a WebSocket, from the first).
+function historyPanel(id) {
+  const events = [];
+  const rows = el("tbody");
+  const state = el("span", { class: "muted", id: "history-state" }, "connecting…");
+  const section = el("section", { id: "history" },
+    el("h2", {}, "History"),
+    el("p", { class: "muted" }, "Every change to this pipeline, newest first, as the event " +
+      "log recorded it. ", state),
+    el("table", { id: "events" },
+      el("thead", {}, el("tr", {}, el("th", {}, "#"), el("th", {}, "When"),
+        el("th", {}, "What"), el("th", {}, "Who"), el("th", {}, "Why"))),
+      rows));
+  const render = () => {
+    rows.replaceChildren(...events.map((event) =>
+      el("tr", { "data-type": event.type },
+        el("td", { class: "muted" }, String(event.seq)),
+        el("td", { class: "mono" }, String(event.recordedAt || "").replace("T", " ").replace(/\.\d+Z$/, "Z")),
+        el("td", {}, event.type),
+        el("td", {}, event.actor || ""),
+        el("td", { class: "muted" }, event.reason || ""))));
+  };
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const path = `/v1/events/watch?entity_id=${encodeURIComponent(id)}&from_seq=1`;
+  const socket = new WebSocket(scheme + location.host + path);
+  let pending = false;
+  socket.onopen = () => { state.textContent = "Live."; };
+  socket.onmessage = (message) => {
+    let line;
+    try {
+      line = JSON.parse(message.data);
+    } catch (_) {
+      return;
+    }
+    if (!line.result) {
+      state.textContent = `Ended: ${(line.error || line).message || ""}`;
+      return;
+    }
+    events.unshift(line.result);
+    if (events.length > HISTORY_ROWS) events.length = HISTORY_ROWS;
+    // The whole history arrives at once on opening: draw once per frame.
+    if (!pending) {
+      pending = true;
+      requestAnimationFrame(() => { pending = false; render(); });
+    }
+  };
+  socket.onclose = () => {
+    if (state.textContent === "Live." || state.textContent === "connecting…") {
+      state.textContent = "Closed.";
+    }
+  };
+  return { section, close() { socket.close(); } };
 }
 
 // ---- health ----

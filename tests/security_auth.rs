@@ -189,12 +189,30 @@ async fn every_route_and_rpc_needs_the_token_and_health_stays_open() {
             assert_ne!(reply.status, 401, "{what} with the token: {}", reply.text());
         }
     }
-    // Routes outside the document too: Swagger UI, an unknown path.
-    for path in ["/openapi/", "/no/such/route"] {
+    // Routes outside the document too: Swagger UI, unknown API paths, and anything but a
+    // page load elsewhere.
+    for (method, path) in [
+        ("GET", "/openapi/"),
+        ("GET", "/v1/no/such/route"),
+        ("POST", "/no/such/route"),
+        ("GET", "/assets/missing.js"),
+    ] {
+        let body = (method == "POST").then(|| json!({}));
         assert_unauthorized(
-            &http(&address, "GET", path, None, None),
+            &http(&address, method, path, None, body),
             path,
             "auth.missing",
+        );
+    }
+    // The web UI's page and assets hold no data: open, so a browser can load the page and
+    // sign in (tests/ui.rs).
+    for path in ["/", "/no/such/route", "/assets/app.js"] {
+        let reply = http(&address, "GET", path, None, None);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        let kind = reply.header("content-type").unwrap();
+        assert!(
+            kind.starts_with("text/html") || kind.starts_with("text/javascript"),
+            "{path}: {kind}"
         );
     }
     // Health checks stay open.
@@ -917,7 +935,7 @@ async fn a_browsers_preflight_needs_no_token_but_its_calls_and_websockets_do() {
         Err(other) => panic!("refused for the wrong reason: {other}"),
         Ok(_) => panic!("a WebSocket opened without a token"),
     }
-    let mut with_token = url.into_client_request().unwrap();
+    let mut with_token = url.as_str().into_client_request().unwrap();
     with_token
         .headers_mut()
         .insert("authorization", authorization.parse().unwrap());
@@ -927,4 +945,33 @@ async fn a_browsers_preflight_needs_no_token_but_its_calls_and_websockets_do() {
         .unwrap()
         .unwrap();
     assert_eq!(first.into_text().unwrap().as_str(), "[]");
+    // A browser cannot set that header on a WebSocket: it offers the token as a subprotocol
+    // beside `culvert`, which the server chooses (the token is not echoed back).
+    let offering = |token: &str| {
+        let mut request = url.as_str().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            format!("culvert, culvert.bearer.{token}").parse().unwrap(),
+        );
+        request
+    };
+    let (mut socket, response) = tokio_tungstenite::connect_async(offering(&token))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").unwrap(),
+        "culvert"
+    );
+    let first = tokio_stream::StreamExt::next(&mut socket)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_text().unwrap().as_str(), "[]");
+    match tokio_tungstenite::connect_async(offering("cvt_wrong")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+        }
+        Err(other) => panic!("refused for the wrong reason: {other}"),
+        Ok(_) => panic!("a WebSocket opened with a wrong token"),
+    }
 }

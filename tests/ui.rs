@@ -5,7 +5,9 @@
 //! the flow, its history from the event log (the page's own stop and start by the actor
 //! `user:ui`) and a deep link opens the live view, which fills with records over the
 //! WebSocket; names are shown as text, never as markup. The page's routing (deep links,
-//! reserved API paths, `--api.http.ui.enabled=false`) is checked over plain HTTP.
+//! reserved API paths, `--api.http.ui.enabled=false`) is checked over plain HTTP. With
+//! bearer tokens on, the page asks for one, refuses a wrong one, and then works, its
+//! WebSockets included.
 
 use crate::harness::{data_dir, Server, DEADLINE};
 use crate::http_client::request;
@@ -475,4 +477,90 @@ fn the_ui_answers_page_paths_and_leaves_the_api_its_own() {
     let reply = request(&http, "GET", "/", &[], None);
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json()["code"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_the_ui_asks_for_one_and_then_works() {
+    let (dir, data) = data_dir();
+    let tokens = dir.path().join("tokens");
+    let (code, stdout, stderr) = crate::harness::culvert(&[
+        "tokens",
+        "create",
+        "browser",
+        "--tokens-file",
+        tokens.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let token = stdout.trim().to_owned();
+    let mut server = Server::start(&data, &["--api.auth.tokens-file", tokens.to_str().unwrap()]);
+    let http = server.http_address();
+    let authorization = format!("Bearer {token}");
+    let call = |path: &str| {
+        let reply = request(
+            &http,
+            "POST",
+            path,
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &authorization),
+            ],
+            Some(b"{\"config\": {\"name\": \"guarded\"}}"),
+        );
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        reply.json()
+    };
+    let id = call("/v1/pipelines")["id"].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::start().await;
+    browser.open(&format!("http://{http}/")).await;
+    let sign_in = |token: &str| {
+        format!(
+            "document.querySelector('#token').value = {}; \
+             document.querySelector('#sign-in button').click()",
+            json!(token)
+        )
+    };
+    // The page loads without a token and asks for one; a wrong one is refused.
+    browser
+        .wait_for("the sign-in form", "document.querySelector('#sign-in')")
+        .await;
+    browser.eval(&sign_in("cvt_wrong")).await;
+    browser
+        .wait_for(
+            "the refusal",
+            "document.querySelector('#sign-in-refused')?.textContent.includes('Refused')",
+        )
+        .await;
+    // With the right one the page lists the pipeline, and its live views (WebSockets, the
+    // token as a subprotocol) work.
+    browser.eval(&sign_in(&token)).await;
+    let row = format!("document.querySelector('tr[data-id=\"{id}\"]')");
+    browser.wait_for("the pipeline listed", &row).await;
+    browser.open(&format!("http://{http}/pipelines/{id}")).await;
+    browser
+        .wait_for(
+            "the history, over a WebSocket",
+            "document.querySelector('#history-state')?.textContent === 'Live.' && \
+             document.querySelector('#events tr[data-type=\"PipelineCreated\"]')",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval(
+                "document.querySelector('#events tr[data-type=\"PipelineCreated\"] \
+                 td:nth-child(4)').textContent"
+            )
+            .await,
+        "token:browser"
+    );
+    // Signing out forgets the token.
+    browser
+        .eval("document.querySelector('#sign-out').click()")
+        .await;
+    browser
+        .wait_for(
+            "the sign-in form again",
+            "document.querySelector('#sign-in')",
+        )
+        .await;
 }

@@ -15,7 +15,9 @@
 //!   stream, or an answer's JSON), then a close frame. Browsers cannot read a streamed
 //!   `fetch` body line by line everywhere, so Conduit's UI and scripts use this. The
 //!   handshake's `Origin` must be absent (a non-browser client), the server's own, or
-//!   allowed. The server pings every 54 s and drops a peer silent for 60 s or not taking a
+//!   allowed. A browser, which cannot set `Authorization` on a handshake, may offer its
+//!   bearer token as the subprotocol `culvert.bearer.<token>` beside `culvert` (the one
+//!   chosen); authentication reads it there ([`websocket_bearer`]). The server pings every 54 s and drops a peer silent for 60 s or not taking a
 //!   message within 10 s, as Conduit does; closing the socket ends the call behind it.
 
 use super::ApiError;
@@ -35,6 +37,12 @@ const WRITE_WAIT: Duration = Duration::from_secs(10);
 /// The largest message a WebSocket peer may send (it has nothing to say but control
 /// frames; Conduit's limit).
 const READ_LIMIT: usize = 512;
+/// The WebSocket subprotocol the server chooses when a client offers it.
+const PROTOCOL: &str = "culvert";
+/// A browser cannot set `Authorization` on a WebSocket handshake; it offers its bearer
+/// token as the subprotocol `culvert.bearer.<token>` instead (beside [`PROTOCOL`], the one
+/// the server chooses, so the token is never echoed back).
+const BEARER_PROTOCOL: &str = "culvert.bearer.";
 
 /// The browser origins allowed to call the HTTP API from another origin (CORS) and to open
 /// its WebSocket streams.
@@ -188,6 +196,21 @@ fn wants_websocket(req: &Request) -> bool {
     has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
 }
 
+/// The `Authorization` value a WebSocket handshake carries as a subprotocol
+/// ([`BEARER_PROTOCOL`]), if it does.
+pub(super) fn websocket_bearer(req: &Request) -> Option<String> {
+    if !wants_websocket(req) {
+        return None;
+    }
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|protocol| protocol.trim().strip_prefix(BEARER_PROTOCOL))
+        .map(|token| format!("Bearer {token}"))
+}
+
 /// Whether a request's origin may act: none (not a browser), the server's own (`Origin`'s
 /// host is the request's `Host`), or an allowed one.
 fn origin_allowed(req: &Request, cors: &Cors) -> bool {
@@ -247,6 +270,7 @@ pub(super) async fn websocket<E: Endpoint + 'static>(
     // The upgrade callback must be `Sync`; the call it makes runs once.
     let call = std::sync::Mutex::new(Some((ep, req)));
     Ok(socket
+        .protocols([PROTOCOL])
         .config(config)
         .on_upgrade(move |socket| async move {
             let taken = call.lock().ok().and_then(|mut call| call.take());
@@ -442,6 +466,25 @@ mod tests {
             builder = builder.header(*name, *value);
         }
         builder.finish()
+    }
+
+    #[test]
+    fn a_bearer_token_rides_on_a_websocket_subprotocol() {
+        let upgrade = [("connection", "upgrade"), ("upgrade", "websocket")];
+        let offered = |protocols: &str| {
+            let mut headers = upgrade.to_vec();
+            headers.push(("sec-websocket-protocol", protocols));
+            websocket_bearer(&request(&headers))
+        };
+        assert_eq!(
+            offered("culvert, culvert.bearer.cvt_abc-_9"),
+            Some("Bearer cvt_abc-_9".to_owned())
+        );
+        assert_eq!(offered("culvert"), None);
+        assert_eq!(websocket_bearer(&request(&upgrade)), None);
+        // Only on a WebSocket handshake.
+        let plain = request(&[("sec-websocket-protocol", "culvert.bearer.cvt_x")]);
+        assert_eq!(websocket_bearer(&plain), None);
     }
 
     #[test]

@@ -437,15 +437,16 @@ pub fn app(api: Api, options: &HttpOptions, auth: Auth) -> impl Endpoint<Output 
         })
         // Any route over a WebSocket, once the caller is authenticated.
         .around(move |ep, req| browser::websocket(ep, req, websocket_cors.clone()))
-        .around({
-            let enabled = options.ui;
-            move |ep, req| ui::serve(ep, req, enabled)
-        })
         // One dynamic call here keeps the nested middleware types within the compiler's
         // depth limit.
         .boxed()
         // Before the body is read: an unauthenticated client's body is never buffered.
         .around(move |ep, req| authenticate(ep, req, auth.clone()))
+        // The UI's page holds no data: open, so a browser can load it and sign in.
+        .around({
+            let enabled = options.ui;
+            move |ep, req| ui::serve(ep, req, enabled)
+        })
         // Outside authentication: a browser's preflight carries no credentials.
         .around(move |ep, req| browser::cors(ep, req, cors.clone()))
         .around(request_id)
@@ -570,10 +571,17 @@ async fn authenticate<E: Endpoint>(ep: E, mut req: Request, auth: Auth) -> poem:
         poem::Addr::SocketAddr(address) => Some(address.ip()),
         _ => None,
     };
+    // A browser's WebSocket carries its token as a subprotocol (module `browser`).
+    let websocket_bearer = if req.headers().contains_key(header::AUTHORIZATION) {
+        None
+    } else {
+        browser::websocket_bearer(&req)
+    };
     let admitted = auth.admit(
         req.headers()
             .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
+            .map(HeaderValue::as_bytes)
+            .or(websocket_bearer.as_deref().map(str::as_bytes)),
         subject.as_deref(),
         peer,
     );

@@ -9,10 +9,12 @@
 //!
 //! Every `GET`/`HEAD` outside the API's own paths ([`RESERVED`]) answers the page, so a
 //! reloaded or shared deep link (`/pipelines/ID`) works; a path whose last segment has a
-//! file extension is not a page and goes on to the API (its JSON 404). Like every route,
-//! the page is behind authentication when that is on: a browser then reaches it with a
-//! client certificate. The page may load only its own script and style and talk only to
-//! its own server (its `Content-Security-Policy`).
+//! file extension is not a page and goes on to the API (its JSON 404). The page and its
+//! assets hold no data, so they stay open when authentication is on: the page then asks
+//! for a bearer token (kept in the tab's `sessionStorage`) and sends it with every call,
+//! and on its WebSockets as the subprotocol `culvert.bearer.<token>` (a client
+//! certificate works without asking). The page may load only its own script and style and
+//! talk only to its own server (its `Content-Security-Policy`).
 
 use poem::http::{header, HeaderValue, Method};
 use poem::{Endpoint, IntoResponse, Request, Response};

@@ -6,6 +6,7 @@
 "use strict";
 
 const POLL_MS = 2000;
+const TOKEN_KEY = "culvert.token";
 const HEALTH_MS = 5000;
 const KEEP_RECORDS = 100;
 
@@ -45,6 +46,22 @@ function badge(status) {
 
 // ---- the API ----
 
+// A bearer token, when the server wants one: asked for once, kept in this tab only.
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+function authorization() {
+  return token() ? { authorization: `Bearer ${token()}` } : {};
+}
+
+// A WebSocket on an API route; the token, which a browser cannot send as a header there,
+// rides as the subprotocol `culvert.bearer.<token>` (the server chooses `culvert`).
+function openSocket(path) {
+  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
+  return token() ? new WebSocket(url, ["culvert", `culvert.bearer.${token()}`]) : new WebSocket(url);
+}
+
 class ApiError extends Error {
   constructor(status, message) {
     super(message);
@@ -53,7 +70,7 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body, extraHeaders) {
-  const headers = { ...(extraHeaders || {}) };
+  const headers = { ...authorization(), ...(extraHeaders || {}) };
   if (body !== undefined) headers["content-type"] = "application/json";
   const response = await fetch(path, {
     method,
@@ -69,16 +86,14 @@ async function api(method, path, body, extraHeaders) {
   }
   if (!response.ok) {
     const message = json && (json.message || (json.error && json.error.message));
-    throw new ApiError(response.status, message || `${response.status} ${response.statusText}`);
+    const error = new ApiError(response.status, message || `${response.status} ${response.statusText}`);
+    if (response.status === 401) signIn(error.message);
+    throw error;
   }
   return json;
 }
 
 function explain(error) {
-  if (error instanceof ApiError && error.status === 401) {
-    return "This server requires authentication. A browser can use the UI with a client " +
-      "certificate (mutual TLS); bearer tokens work with the CLI and the API only.";
-  }
   return error.message || String(error);
 }
 
@@ -91,7 +106,7 @@ const throughput = {
   async sample() {
     let text;
     try {
-      const response = await fetch("/metrics");
+      const response = await fetch("/metrics", { headers: authorization() });
       if (!response.ok) return;
       text = await response.text();
     } catch (_) {
@@ -149,6 +164,7 @@ window.addEventListener("popstate", route);
 
 function route() {
   if (view) view.stop();
+  signOut.hidden = !token();
   const path = location.pathname;
   const pipeline = /^\/pipelines\/([^/]+)\/?$/.exec(path);
   if (path === "/" || path === "/pipelines" || path === "/pipelines/") view = pipelinesView();
@@ -168,6 +184,45 @@ function poll(every, task) {
     stopped = true;
     clearTimeout(timer);
   };
+}
+
+// ---- signing in ----
+
+const signOut = document.getElementById("sign-out");
+signOut.addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  route();
+});
+let signingIn = false;
+
+// The server refused a call for want of a (valid) token: ask for one, then go on where
+// the page was.
+function signIn(refusal) {
+  if (signingIn) return;
+  signingIn = true;
+  if (view) view.stop();
+  view = { stop() { signingIn = false; } };
+  const input = el("input", {
+    type: "password", id: "token", name: "token", autocomplete: "off", placeholder: "cvt_…",
+    size: 50,
+  });
+  const form = el("form", {
+    id: "sign-in",
+    onsubmit: (event) => {
+      event.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      route();
+    },
+  }, el("label", { for: "token" }, "Token "), input, " ", el("button", { type: "submit" }, "Sign in"));
+  app.replaceChildren(...[
+    el("h1", {}, "Sign in"),
+    el("p", {}, "This server asks for a bearer token. Make one with ",
+      el("span", { class: "mono" }, "culvert tokens create NAME --tokens-file FILE"),
+      "; this page keeps it in this tab only."),
+    token() ? el("p", { class: "error", id: "sign-in-refused" }, `Refused: ${refusal}`) : null,
+    form,
+  ].filter(Boolean));
+  input.focus();
 }
 
 // ---- views ----
@@ -425,8 +480,7 @@ function inspectPanel(section, what, path, onClose) {
         el("td", { class: "mono" }, shorten(decodeData(after) || decodeData(before), 160)));
     }));
   };
-  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const socket = new WebSocket(scheme + location.host + path);
+  const socket = openSocket(path);
   socket.onopen = () => { state.textContent = "live"; };
   socket.onmessage = (event) => {
     let line;
@@ -494,9 +548,7 @@ function historyPanel(id) {
         el("td", {}, event.actor || ""),
         el("td", { class: "muted" }, event.reason || ""))));
   };
-  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const path = `/v1/events/watch?entity_id=${encodeURIComponent(id)}&from_seq=1`;
-  const socket = new WebSocket(scheme + location.host + path);
+  const socket = openSocket(`/v1/events/watch?entity_id=${encodeURIComponent(id)}&from_seq=1`);
   let pending = false;
   socket.onopen = () => { state.textContent = "Live."; };
   socket.onmessage = (message) => {

@@ -161,6 +161,15 @@ impl Browser {
         }
     }
 
+    /// Who the history panel says recorded the (newest) event of type `event`.
+    async fn actor_of(&mut self, event: &str) -> Value {
+        self.eval(&format!(
+            "document.querySelector('#events tr[data-type=\"{event}\"] td:nth-child(4)')\
+             .textContent"
+        ))
+        .await
+    }
+
     /// Select the live view's newest record; the whole record it then shows.
     async fn newest_record(&mut self) -> Value {
         self.eval("document.querySelector('#records tbody tr').click()")
@@ -367,15 +376,7 @@ async fn the_ui_lists_operates_and_inspects_a_pipeline_in_a_browser() {
             )
             .await;
     }
-    assert_eq!(
-        browser
-            .eval(
-                "document.querySelector('#events tr[data-type=\"PipelineStopRequested\"] \
-                 td:nth-child(4)').textContent"
-            )
-            .await,
-        "user:ui"
-    );
+    assert_eq!(browser.actor_of("PipelineStopRequested").await, "user:ui");
     assert_eq!(
         browser
             .eval(
@@ -544,15 +545,7 @@ async fn with_tokens_the_ui_asks_for_one_and_then_works() {
              document.querySelector('#events tr[data-type=\"PipelineCreated\"]')",
         )
         .await;
-    assert_eq!(
-        browser
-            .eval(
-                "document.querySelector('#events tr[data-type=\"PipelineCreated\"] \
-                 td:nth-child(4)').textContent"
-            )
-            .await,
-        "token:browser"
-    );
+    assert_eq!(browser.actor_of("PipelineCreated").await, "token:browser");
     // Signing out forgets the token.
     browser
         .eval("document.querySelector('#sign-out').click()")

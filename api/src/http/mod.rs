@@ -14,8 +14,9 @@
 //! WebSocket, and the origins the operator lists may call it from a browser (module
 //! `browser`). Every other `GET` serves the built-in web UI (module `ui`).
 //!
-//! With authentication on ([`crate::auth`]) every request but `/healthz` and `/readyz`
-//! needs a bearer token or a client certificate: 401 with `WWW-Authenticate: Bearer` and
+//! With authentication on ([`crate::auth`]) every request but `/healthz`, `/readyz` and the
+//! web UI's page and assets (which hold no data) needs a bearer token or a client
+//! certificate: 401 with `WWW-Authenticate: Bearer` and
 //! grpc-gateway's error body otherwise (429 over the rate limit). The verified identity is
 //! handed to the in-process services in the tonic request's extensions. Connections are
 //! accepted by our own loop (module `server`, TLS through [`crate::tls`]), which tells

@@ -709,3 +709,56 @@ async fn websockets_carry_any_route_line_by_line() {
     .await;
     assert!(ended.is_ok(), "the socket outlived the server");
 }
+
+/// The WebSocket proxy races the answer's next chunk against the peer's frames, a ping
+/// timer and a silence timer (`api/src/http/browser.rs`); a branch that wins must not cost
+/// the others anything. A watch of a few thousand events, sent while the client pings
+/// without pause, arrives whole and in order: every sequence number once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_loses_no_line_while_the_peer_keeps_talking() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    const PIPELINES: usize = 1500;
+    let (_dir, data) = data_dir();
+    let mut server = Server::start(&data, &[]);
+    let mut c = connect(&server.grpc_address()).await;
+    let http = server.http_address();
+    for i in 0..PIPELINES {
+        c.pipelines
+            .create_pipeline(pb::CreatePipelineRequest {
+                config: Some(pb::pipeline::Config {
+                    name: format!("p{i}"),
+                    description: String::new(),
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    let socket = websocket(&http, "/v1/events/watch?from_seq=1", None)
+        .await
+        .unwrap();
+    let (mut sink, mut stream) = socket.split();
+    let talker = tokio::spawn(async move {
+        // Until the server closes or the reader is done (the send then fails).
+        while sink.send(Message::Ping(b"x".to_vec().into())).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    });
+    let mut next = 1u64;
+    while next <= PIPELINES as u64 {
+        let message = tokio::time::timeout(crate::harness::DEADLINE, stream.next())
+            .await
+            .expect("a line in time")
+            .expect("the stream open")
+            .unwrap();
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let line: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        let seq: u64 = line["result"]["seq"].as_str().unwrap().parse().unwrap();
+        assert_eq!(seq, next, "lost or reordered: {line}");
+        next += 1;
+    }
+    drop(stream);
+    talker.abort();
+}

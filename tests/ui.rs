@@ -9,13 +9,13 @@
 //! bearer tokens on, the page asks for one, refuses a wrong one, and then works, its
 //! WebSockets included.
 
-use crate::harness::{data_dir, Server, DEADLINE};
+use crate::harness::{data_dir, wait_until, Server, DEADLINE};
 use crate::http_client::request;
 use futures_util::SinkExt as _;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_stream::StreamExt as _;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -148,16 +148,28 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
-    /// Wait (to the deadline) until `expression` is true in the page.
+    /// Wait (to the deadline) until `expression` is true in the page: the page checks it
+    /// at once and again at every change of its DOM (a `MutationObserver`), and answers
+    /// when it holds or the deadline passes.
     async fn wait_for(&mut self, what: &str, expression: &str) {
-        let deadline = Instant::now() + DEADLINE;
-        while self.eval(&format!("Boolean({expression})")).await != json!(true) {
-            assert!(
-                Instant::now() < deadline,
+        let waited = format!(
+            "new Promise((resolve) => {{
+               const holds = () => {{ try {{ return Boolean({expression}); }} catch (_) {{ return false; }} }};
+               if (holds()) return resolve(true);
+               const observer = new MutationObserver(() => {{
+                 if (holds()) {{ observer.disconnect(); resolve(true); }}
+               }});
+               observer.observe(document, {{ subtree: true, childList: true, characterData: true, attributes: true }});
+               setTimeout(() => {{ observer.disconnect(); resolve(holds()); }}, {});
+             }})",
+            // Short of the DevTools call's own deadline, so the page answers first.
+            DEADLINE.as_millis() - 5_000
+        );
+        if self.eval(&waited).await != json!(true) {
+            panic!(
                 "{what}: not so in time; the page: {}",
                 self.eval("document.body.innerText").await
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -326,11 +338,13 @@ async fn the_ui_lists_operates_and_inspects_a_pipeline_in_a_browser() {
             "{row}.querySelector('[data-action=stop]').click()"
         ))
         .await;
-    let deadline = Instant::now() + DEADLINE;
-    while status(&http, &id) != "STATUS_STOPPED" {
-        assert!(Instant::now() < deadline, "the pipeline did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let stopped = {
+        let (http, id) = (http.clone(), id.clone());
+        move || status(&http, &id) == "STATUS_STOPPED"
+    };
+    tokio::task::spawn_blocking(move || wait_until("the pipeline stopped", stopped))
+        .await
+        .unwrap();
     browser
         .wait_for(
             "the pipeline shown stopped",
@@ -541,7 +555,7 @@ async fn with_tokens_the_ui_asks_for_one_and_then_works() {
     browser
         .wait_for(
             "the history, over a WebSocket",
-            "document.querySelector('#history-state')?.textContent === 'Live.' && \
+            "document.querySelector('#history-state')?.textContent === 'live' && \
              document.querySelector('#events tr[data-type=\"PipelineCreated\"]')",
         )
         .await;

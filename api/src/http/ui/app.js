@@ -427,6 +427,35 @@ function pipelineView(id) {
   };
 }
 
+// ---- the live views ----
+
+// Follow a streaming route over a WebSocket: each `{"result": ...}` line goes to `onResult`;
+// the stream's state (live, how it ended, closed) is shown in `state`. Returns the socket.
+function follow(path, state, onResult) {
+  const socket = openSocket(path);
+  socket.onopen = () => { state.textContent = "live"; };
+  socket.onmessage = (message) => {
+    let line;
+    try {
+      line = JSON.parse(message.data);
+    } catch (_) {
+      return;
+    }
+    if (line.result) {
+      onResult(line.result);
+      return;
+    }
+    const error = line.error || line;
+    state.textContent = `ended: ${error.message || JSON.stringify(error)}`;
+  };
+  socket.onclose = () => {
+    if (state.textContent === "live" || state.textContent === "connecting…") {
+      state.textContent = "closed";
+    }
+  };
+  return socket;
+}
+
 // ---- the live inspector ----
 
 function decodeData(data) {
@@ -480,30 +509,12 @@ function inspectPanel(section, what, path, onClose) {
         el("td", { class: "mono" }, shorten(decodeData(after) || decodeData(before), 160)));
     }));
   };
-  const socket = openSocket(path);
-  socket.onopen = () => { state.textContent = "live"; };
-  socket.onmessage = (event) => {
-    let line;
-    try {
-      line = JSON.parse(event.data);
-    } catch (_) {
-      return;
-    }
-    if (line.result) {
-      received += 1;
-      records.unshift(line.result);
-      if (records.length > KEEP_RECORDS) records.length = KEEP_RECORDS;
-      render();
-    } else {
-      const error = line.error || line;
-      state.textContent = `ended: ${error.message || JSON.stringify(error)}`;
-    }
-  };
-  socket.onclose = () => {
-    if (state.textContent === "live" || state.textContent === "connecting…") {
-      state.textContent = "closed";
-    }
-  };
+  const socket = follow(path, state, (record) => {
+    received += 1;
+    records.unshift(record);
+    if (records.length > KEEP_RECORDS) records.length = KEEP_RECORDS;
+    render();
+  });
   section.replaceChildren(
     el("h2", {}, "Records: ", what),
     el("div", { class: "bar" }, state, counter, pause,
@@ -548,33 +559,17 @@ function historyPanel(id) {
         el("td", {}, event.actor || ""),
         el("td", { class: "muted" }, event.reason || ""))));
   };
-  const socket = openSocket(`/v1/events/watch?entity_id=${encodeURIComponent(id)}&from_seq=1`);
   let pending = false;
-  socket.onopen = () => { state.textContent = "Live."; };
-  socket.onmessage = (message) => {
-    let line;
-    try {
-      line = JSON.parse(message.data);
-    } catch (_) {
-      return;
-    }
-    if (!line.result) {
-      state.textContent = `Ended: ${(line.error || line).message || ""}`;
-      return;
-    }
-    events.unshift(line.result);
+  const path = `/v1/events/watch?entity_id=${encodeURIComponent(id)}&from_seq=1`;
+  const socket = follow(path, state, (event) => {
+    events.unshift(event);
     if (events.length > HISTORY_ROWS) events.length = HISTORY_ROWS;
     // The whole history arrives at once on opening: draw once per frame.
     if (!pending) {
       pending = true;
       requestAnimationFrame(() => { pending = false; render(); });
     }
-  };
-  socket.onclose = () => {
-    if (state.textContent === "Live." || state.textContent === "connecting…") {
-      state.textContent = "Closed.";
-    }
-  };
+  });
   return { section, close() { socket.close(); } };
 }
 

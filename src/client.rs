@@ -1,6 +1,7 @@
 //! How the client verbs (`culvert pipelines ...`, `culvert events tail`, ...) reach a
-//! server: its address, a bearer token and TLS, from flags, then `CULVERT_*` environment
-//! variables, then the CLI config file, then defaults.
+//! server: its address, a bearer token and TLS, from flags, then `CULVERT_*` (or Conduit's
+//! `CONDUIT_*`) environment variables, then the CLI config file, then defaults (for the
+//! address: the server config file in the working directory, as Conduit's CLI reads it).
 //!
 //! The CLI config file (`--cli-config`, default `$XDG_CONFIG_HOME/culvert/cli.yaml` or
 //! `~/.config/culvert/cli.yaml`; a missing default file is fine) is YAML with the keys
@@ -23,8 +24,14 @@ const DEFAULT_ADDRESS: &str = "127.0.0.1:8084";
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Server {
     /// Where the server's gRPC API listens: host:port, or https://host:port for TLS
-    /// (default 127.0.0.1:8084, or `grpc-address` in the CLI config file).
-    #[arg(long = "grpc.address", env = "CULVERT_API_GRPC_ADDRESS")]
+    /// (`grpc-address` in the CLI config file, else `api.grpc.address` in ./culvert.yaml or
+    /// Conduit's ./conduit.yaml, else 127.0.0.1:8084). `--api.grpc.address` is Conduit's
+    /// name for it.
+    #[arg(
+        long = "grpc.address",
+        alias = "api.grpc.address",
+        env = "CULVERT_API_GRPC_ADDRESS"
+    )]
     pub grpc_address: Option<String>,
     /// The token, TLS files and CLI config file.
     #[command(flatten)]
@@ -118,11 +125,18 @@ struct FileSettings {
 impl Server {
     /// Flags (and environment) first, then the config file, then defaults.
     fn settings(&self) -> Result<Settings, ClientError> {
-        self.access.settings(
+        // The server's own config file in the working directory, as Conduit's CLI reads it.
+        let default = match self.grpc_address {
+            Some(_) => None,
+            None => crate::conduit_config::config_file_grpc_address(),
+        };
+        let mut settings = self.access.settings(
             self.grpc_address.clone(),
             |file| file.address.take(),
-            DEFAULT_ADDRESS,
-        )
+            default.as_deref().unwrap_or(DEFAULT_ADDRESS),
+        )?;
+        settings.address = crate::conduit_config::dial_address(&settings.address);
+        Ok(settings)
     }
 }
 

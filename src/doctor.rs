@@ -133,7 +133,8 @@ const CHECKS: [(&str, CheckFn); 13] = [
 ];
 
 /// Run the checks, print them, and exit with the worst failure's code.
-pub(crate) fn run(args: DoctorArgs) -> ExitCode {
+pub(crate) fn run(mut args: DoctorArgs) -> ExitCode {
+    args.run.resolve_listen_addresses();
     let context = Context {
         run: &args.run,
         require_server: args.require_server,
@@ -210,8 +211,8 @@ fn config_file(path: &Path) -> Outcome {
         (
             Status::Ok,
             format!(
-                "no config file at {}: defaults, CULVERT_* variables and flags apply \
-                 (`culvert init` writes one)",
+                "no config file at {}: defaults, CULVERT_* (or Conduit's CONDUIT_*) \
+                 variables and flags apply (`culvert init` writes one)",
                 path.display()
             ),
         )
@@ -222,7 +223,14 @@ fn config_values(args: &RunArgs) -> Outcome {
     if let Err(error) = args.recovery() {
         return (Status::Fail(2), format!("{error:#}"));
     }
-    (Status::Ok, "settings are valid".to_owned())
+    match args.conduit_notes() {
+        Err(error) => (Status::Fail(2), error),
+        Ok(notes) if notes.is_empty() => (Status::Ok, "settings are valid".to_owned()),
+        Ok(notes) => (
+            Status::Warn,
+            format!("settings are valid; Conduit's: {}", notes.join("; ")),
+        ),
+    }
 }
 
 fn pipelines(path: Option<&Path>) -> Outcome {

@@ -1,6 +1,6 @@
 //! `culvert config`: the configuration `culvert run` would use with these flags, each
-//! setting with where its value came from — a flag, a `CULVERT_*` environment variable,
-//! the config file, or the default — as Conduit's `config` (which prints the values
+//! setting with where its value came from — a flag, a `CULVERT_*` environment variable
+//! (or Conduit's `CONDUIT_*` spelling of it), the config file, or the default — as Conduit's `config` (which prints the values
 //! only). It takes every `culvert run` flag and resolves them the same way (flags, then
 //! the environment, then the file, then defaults); an invalid value exits 2 as `run`
 //! would. Secrets (passwords, tokens) are shown as `***`.
@@ -85,16 +85,26 @@ pub(crate) fn run(args: ConfigArgs, command: clap::Command) -> ExitCode {
         };
         let (value, source) = match matches.value_source(id) {
             Some(ValueSource::CommandLine) => (raw(), format!("flag --{key}")),
-            Some(ValueSource::EnvVariable) => (
-                raw(),
-                format!(
-                    "env {}",
-                    arg.get_env()
-                        .map(|e| e.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                ),
-            ),
-            _ => match from_file.iter().find(|(k, _)| k == key) {
+            Some(ValueSource::EnvVariable) => {
+                let name = arg
+                    .get_env()
+                    .map(|e| e.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                // Read from Conduit's spelling of the variable when only that was set.
+                let name = if crate::conduit_config::adopted(&name) {
+                    crate::conduit_config::conduit_name(&name)
+                } else {
+                    name
+                };
+                (raw(), format!("env {name}"))
+            }
+            // The file may name a setting by an alias (Conduit's `dev.enabled`).
+            _ => match from_file.iter().find(|(k, _)| {
+                k == key
+                    || arg
+                        .get_all_aliases()
+                        .is_some_and(|aliases| aliases.contains(&k.as_str()))
+            }) {
                 Some((_, value)) if key != "config.path" => {
                     (value.clone(), format!("file {}", file.display()))
                 }
@@ -104,7 +114,13 @@ pub(crate) fn run(args: ConfigArgs, command: clap::Command) -> ExitCode {
                 _ => (String::new(), "unset".to_owned()),
             },
         };
-        let secret = ["password", "token"].iter().any(|s| key.ends_with(s));
+        // Conduit's settings that Culvert only answers (hidden from --help) show when given.
+        if arg.is_hide_set() && matches!(source.as_str(), "default" | "unset") {
+            continue;
+        }
+        let secret = ["password", "token", "postgres.connection-string"]
+            .iter()
+            .any(|s| key.ends_with(s));
         let value = if secret && !value.is_empty() {
             "***".to_owned()
         } else {

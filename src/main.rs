@@ -5,15 +5,17 @@
 //! its HTTP API (grpc-gateway routes, OpenAPI document, Swagger UI, health), and runs until
 //! SIGINT or SIGTERM, when it lets in-flight calls finish, writes a snapshot and exits 0.
 //!
-//! Settings come from flags, then `CULVERT_*` environment variables, then a YAML config file
-//! (`--config.path`, default `./culvert.yaml`, keys nested by their dotted names as in
-//! Conduit's `conduit.yaml`), then defaults. The supervisor (`culvert-supervisor`) runs the pipelines
+//! Settings come from flags, then `CULVERT_*` environment variables (or Conduit's
+//! `CONDUIT_*` spelling), then a YAML config file (`--config.path`, default `./culvert.yaml`,
+//! else Conduit's `./conduit.yaml`, keys nested by their dotted names), then defaults;
+//! `conduit_config` takes a Conduit deployment's configuration as it is. The supervisor (`culvert-supervisor`) runs the pipelines
 //! the control plane says should run; the admin CLI (`cli`) and the offline event-log tools
 //! (`tools`) are verbs of the same binary.
 
 mod allocator;
 mod cli;
 mod client;
+mod conduit_config;
 mod doctor;
 mod dry_run;
 mod effective_config;
@@ -266,14 +268,16 @@ enum Commands {
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     /// YAML config file; its keys nest by the flags' dotted names (`api: {http: {address:
-    /// ...}}`). A missing file at the default path is fine.
+    /// ...}}`). By default ./culvert.yaml, or else Conduit's ./conduit.yaml; a missing file
+    /// at the default path is fine.
     #[arg(
         long = "config.path",
         env = "CULVERT_CONFIG_PATH",
-        default_value = DEFAULT_CONFIG_PATH
+        default_value_os_t = conduit_config::default_config_file()
     )]
     config_path: PathBuf,
-    /// Where the control plane's event log lives.
+    /// Where the control plane's event log lives (Conduit's embedded stores, badger and
+    /// sqlite, are taken to mean Culvert's, rocksdb).
     #[arg(long = "db.type", env = "CULVERT_DB_TYPE", value_enum, default_value_t = DbType::Rocksdb)]
     db_type: DbType,
     /// Directory of the RocksDB data store (created if missing).
@@ -300,7 +304,19 @@ struct RunArgs {
         default_value_t = 10_000
     )]
     snapshot_every: u64,
-    /// Address of the gRPC API (port 0 picks a free port; the log says which).
+    /// Serve the gRPC and HTTP APIs. `false` runs the pipelines of the configuration files
+    /// with no API at all (Conduit's setting of the same name).
+    #[arg(
+        long = "api.enabled",
+        env = "CULVERT_API_ENABLED",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    api_enabled: bool,
+    /// Address of the gRPC API (port 0 picks a free port; the log says which; `:PORT`
+    /// listens on every interface, as in Conduit).
     #[arg(
         long = "api.grpc.address",
         env = "CULVERT_API_GRPC_ADDRESS",
@@ -331,7 +347,8 @@ struct RunArgs {
         value_parser = at_least_one
     )]
     grpc_max_concurrent_calls: usize,
-    /// Address of the HTTP API, OpenAPI document and Swagger UI (port 0 picks a free port).
+    /// Address of the HTTP API, OpenAPI document and Swagger UI (port 0 picks a free port;
+    /// `:PORT` listens on every interface, as in Conduit).
     #[arg(
         long = "api.http.address",
         env = "CULVERT_API_HTTP_ADDRESS",
@@ -403,6 +420,15 @@ struct RunArgs {
         value_parser = duration
     )]
     connectors_call_timeout: std::time::Duration,
+    /// The largest record a standalone connector accepts from the server, in bytes (or with a
+    /// KiB, MiB or GiB suffix); the plugin is told at launch, as Conduit tells it.
+    #[arg(
+        long = "connectors.max-receive-record-size",
+        env = "CULVERT_CONNECTORS_MAX_RECEIVE_RECORD_SIZE",
+        default_value = "4194304",
+        value_parser = byte_size
+    )]
+    connectors_max_receive_record_size: usize,
     /// Standalone processor plugins (WASM modules built with Conduit's processor SDK):
     /// every `*.wasm` file in this directory is compiled once and listed as
     /// `standalone:NAME@VERSION` (default ./processors, which may be missing).
@@ -621,6 +647,9 @@ struct RunArgs {
     /// Log format.
     #[arg(long = "log.format", env = "CULVERT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Cli)]
     log_format: LogFormat,
+    /// Conduit's settings that Culvert answers with what it does instead.
+    #[command(flatten)]
+    conduit: conduit_config::ConduitArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -647,6 +676,32 @@ enum DbType {
     Rocksdb,
     /// In memory (lost on exit; for trials and tests).
     Inmemory,
+    /// Conduit's default embedded store: Culvert's RocksDB store is used instead.
+    #[value(hide = true)]
+    Badger,
+    /// Conduit's SQLite store: Culvert's RocksDB store is used instead.
+    #[value(hide = true)]
+    Sqlite,
+    /// Conduit's PostgreSQL store: refused (Culvert cannot keep its state there).
+    #[value(hide = true)]
+    Postgres,
+}
+
+impl DbType {
+    /// Conduit's store this names, if it is one of Conduit's.
+    fn conduit(self) -> Option<conduit_config::ConduitStore> {
+        match self {
+            DbType::Rocksdb | DbType::Inmemory => None,
+            DbType::Badger => Some(conduit_config::ConduitStore::Badger),
+            DbType::Sqlite => Some(conduit_config::ConduitStore::Sqlite),
+            DbType::Postgres => Some(conduit_config::ConduitStore::Postgres),
+        }
+    }
+
+    /// Whether the state outlives the process (RocksDB on disk).
+    fn durable(self) -> bool {
+        self != DbType::Inmemory
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -656,8 +711,6 @@ enum LogFormat {
     /// One JSON object per line.
     Json,
 }
-
-const DEFAULT_CONFIG_PATH: &str = "./culvert.yaml";
 
 /// A Go-style duration flag value (`1s`, `500ms`, `1m30s`).
 fn duration(text: &str) -> Result<std::time::Duration, String> {
@@ -717,7 +770,27 @@ fn byte_size_or_zero(text: &str) -> Result<usize, String> {
 }
 
 impl RunArgs {
-    /// The error-recovery settings, checked as Conduit checks them.
+    /// Bind Go's `:PORT` spelling of both API addresses as Go does: every interface.
+    fn resolve_listen_addresses(&mut self) {
+        self.grpc_address = conduit_config::listen_address(&self.grpc_address);
+        self.http_address = conduit_config::listen_address(&self.http_address);
+    }
+
+    /// What the server says at start about the settings it was given that Culvert does
+    /// differently from Conduit (see [`conduit_config`]), or why they are refused.
+    fn conduit_notes(&self) -> Result<Vec<String>, String> {
+        let mut notes =
+            conduit_config::notes(&self.conduit, self.db_type.conduit(), &self.db_path)?;
+        if !self.api_enabled {
+            notes.push(
+                "the API is disabled (api.enabled false): no gRPC or HTTP API, no UI, no \
+                 /metrics; the pipelines of the configuration files run, and stop on SIGTERM"
+                    .to_owned(),
+            );
+        }
+        Ok(notes)
+    }
+
     /// How many dead letters each pipeline keeps in the store, and for how long.
     fn letter_limits(&self) -> anyhow::Result<culvert_store::LetterLimits> {
         if self.dlq_store_max_letters == 0 {
@@ -729,6 +802,7 @@ impl RunArgs {
         })
     }
 
+    /// The error-recovery settings, checked as Conduit checks them.
     fn recovery(&self) -> anyhow::Result<culvert_supervisor::Recovery> {
         let key = |k: &str| format!("\"pipelines.error-recovery.{k}\"");
         if self.recovery_min_delay.is_zero() {
@@ -792,6 +866,8 @@ fn failpoints() -> anyhow::Result<Option<fail::FailScenario<'static>>> {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before anything else (no other thread exists yet): Conduit's CONDUIT_* variables.
+    conduit_config::adopt_environment(&Cli::command());
     let (cli, warnings) = match parse_cli() {
         Ok(parsed) => parsed,
         Err(error) => {
@@ -858,7 +934,8 @@ fn main() -> std::process::ExitCode {
         Commands::Config(args) => effective_config::run(*args, Cli::command()),
         Commands::Init(args) => init::init(args, run_command()),
         Commands::Quickstart(args) => init::quickstart(args, run_command()),
-        Commands::Run(args) => {
+        Commands::Run(mut args) => {
+            args.resolve_listen_addresses();
             if let Err(error) = init_logging(&args) {
                 eprintln!("error: {error:#}");
                 return std::process::ExitCode::from(2);
@@ -874,6 +951,18 @@ fn main() -> std::process::ExitCode {
             for warning in warnings {
                 tracing::warn!("{warning}");
             }
+            match args.conduit_notes() {
+                Ok(notes) => {
+                    for note in notes {
+                        tracing::warn!("{note}");
+                    }
+                }
+                Err(error) => {
+                    tracing::error!("{error}");
+                    eprintln!("error: {error}");
+                    return std::process::ExitCode::from(2);
+                }
+            }
             if let Err(error) = args.recovery() {
                 eprintln!("error: {error:#}");
                 return std::process::ExitCode::from(2);
@@ -887,7 +976,13 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             }
-            let security = match args.security.load(&args.grpc_address, &args.http_address) {
+            // With the API disabled nothing listens, so no address needs authentication.
+            let (grpc_at, http_at) = if args.api_enabled {
+                (args.grpc_address.as_str(), args.http_address.as_str())
+            } else {
+                ("127.0.0.1:0", "127.0.0.1:0")
+            };
+            let security = match args.security.load(grpc_at, http_at) {
                 Ok(security) => security,
                 Err(error) => {
                     tracing::error!("{error:#}");
@@ -897,7 +992,7 @@ fn main() -> std::process::ExitCode {
             };
             let cors = match culvert_api::Cors::new(
                 &args.cors_allowed_origins,
-                &args.http_address,
+                http_at,
                 security.auth.required(),
             ) {
                 Ok(cors) => cors,
@@ -963,7 +1058,7 @@ fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
     let path: PathBuf = run
         .get_one::<PathBuf>("config_path")
         .cloned()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        .unwrap_or_else(conduit_config::default_config_file);
     let explicit = run.value_source("config_path") != Some(ValueSource::DefaultValue);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -986,9 +1081,12 @@ fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
     let mut extra = Vec::new();
     let mut warnings = Vec::new();
     for (key, value) in values {
-        let arg = run_command
-            .get_arguments()
-            .find(|a| a.get_long() == Some(key.as_str()));
+        // A key may be a flag's alias (Conduit's `dev.enabled` is `pipelines.watch`).
+        let arg = run_command.get_arguments().find(|a| {
+            a.get_long() == Some(key.as_str())
+                || a.get_all_aliases()
+                    .is_some_and(|aliases| aliases.contains(&key.as_str()))
+        });
         match arg {
             Some(_) if key == "config.path" => {
                 warnings.push(format!(
@@ -1002,7 +1100,8 @@ fn parse_cli() -> anyhow::Result<(Cli, Vec<String>)> {
                     run.value_source(arg.get_id().as_str()),
                     None | Some(ValueSource::DefaultValue)
                 ) {
-                    extra.push(std::ffi::OsString::from(format!("--{key}={value}")));
+                    let long = arg.get_long().unwrap_or(key.as_str());
+                    extra.push(std::ffi::OsString::from(format!("--{long}={value}")));
                 }
             }
             None => warnings.push(format!(
@@ -1057,6 +1156,9 @@ fn flatten(
         }
         Yaml::Boolean(b) => b.to_string(),
         Yaml::Integer(n) => n.to_string(),
+        // An empty list, as a list or as `conduit init` writes it ('[]'), is the default.
+        Yaml::String(text) if LIST_KEYS.contains(&prefix) && text.trim() == "[]" => return Ok(()),
+        Yaml::Array(items) if LIST_KEYS.contains(&prefix) && items.is_empty() => return Ok(()),
         Yaml::Real(text) | Yaml::String(text) => text.clone(),
         // The egress lists may be YAML lists (as in Conduit's conduit.yaml).
         Yaml::Array(items) if LIST_KEYS.contains(&prefix) => items
@@ -1104,7 +1206,10 @@ fn open_log(args: &RunArgs) -> anyhow::Result<Stores> {
             let store = Arc::new(MemoryStore::new());
             (store.clone(), store.clone(), store, None)
         }
-        DbType::Rocksdb => {
+        DbType::Postgres => anyhow::bail!(
+            "\"db.type\" config value is invalid: Culvert cannot keep its state in PostgreSQL"
+        ),
+        DbType::Rocksdb | DbType::Badger | DbType::Sqlite => {
             let options = StoreOptions {
                 fsync: args.fsync,
                 ..StoreOptions::default()
@@ -1198,7 +1303,7 @@ fn run(args: RunArgs, access: Access) -> anyhow::Result<()> {
     let ring = secrets::load_ring(
         &secrets::key_file(args.secrets_key_file.as_deref(), &args.db_path),
         &projections.read(),
-        args.db_type == DbType::Rocksdb,
+        args.db_type.durable(),
     )?;
     let sealing = culvert_secrets::Secrets::new(ring, specs.clone());
     secrets::check(&sealing, &projections.read())?;
@@ -1223,7 +1328,9 @@ fn run(args: RunArgs, access: Access) -> anyhow::Result<()> {
             "standalone connector plugin loaded"
         );
         connectors.add_standalone(Arc::new(
-            plugin.with_call_timeout(args.connectors_call_timeout),
+            plugin
+                .with_call_timeout(args.connectors_call_timeout)
+                .with_max_receive_record_size(args.connectors_max_receive_record_size),
         ));
     }
     let mut processors = culvert_processors::registry_with_schemas(schemas);
@@ -1459,31 +1566,36 @@ async fn serve(
             }
         }
     };
-    let grpc = tokio::net::TcpListener::bind(&args.grpc_address)
-        .await
-        .with_context(|| format!("binding the gRPC API to {}", args.grpc_address))?;
-    let grpc_address = grpc.local_addr().context("reading the gRPC address")?;
-    tracing::info!(address = %grpc_address, "gRPC API listening");
-    let http = tokio::net::TcpListener::bind(&args.http_address)
-        .await
-        .with_context(|| format!("binding the HTTP API to {}", args.http_address))?;
-    let http_address = http.local_addr().context("reading the HTTP address")?;
-    let scheme = if security.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    tracing::info!(
-        address = %http_address,
-        openapi = %format!("{scheme}://{http_address}/openapi/"),
-        ui = %if args.http_ui_enabled {
-            format!("{scheme}://{http_address}/")
+    let listeners = if args.api_enabled {
+        let grpc = tokio::net::TcpListener::bind(&args.grpc_address)
+            .await
+            .with_context(|| format!("binding the gRPC API to {}", args.grpc_address))?;
+        let grpc_address = grpc.local_addr().context("reading the gRPC address")?;
+        tracing::info!(address = %grpc_address, "gRPC API listening");
+        let http = tokio::net::TcpListener::bind(&args.http_address)
+            .await
+            .with_context(|| format!("binding the HTTP API to {}", args.http_address))?;
+        let http_address = http.local_addr().context("reading the HTTP address")?;
+        let scheme = if security.tls.is_some() {
+            "https"
         } else {
-            "off".to_owned()
-        },
-        "HTTP API listening"
-    );
-    tracing::info!(security = %security::describe(security), "API security");
+            "http"
+        };
+        tracing::info!(
+            address = %http_address,
+            openapi = %format!("{scheme}://{http_address}/openapi/"),
+            ui = %if args.http_ui_enabled {
+                format!("{scheme}://{http_address}/")
+            } else {
+                "off".to_owned()
+            },
+            "HTTP API listening"
+        );
+        tracing::info!(security = %security::describe(security), "API security");
+        Some((grpc, http))
+    } else {
+        None
+    };
     {
         let state = writer.projections().read();
         tracing::info!(
@@ -1570,20 +1682,36 @@ async fn serve(
         call_timeout: args.grpc_call_timeout,
         max_concurrent_calls: args.grpc_max_concurrent_calls,
     };
-    let mut grpc_server = tokio::spawn({
-        let (api, security, stop) = (api.clone(), security.clone(), stopped(rx.clone()));
-        async move { culvert_api::serve_grpc_secured(grpc, api, grpc_options, &security, stop).await }
-    });
     let options = culvert_api::HttpOptions {
         max_body_bytes: args.http_max_body_bytes,
         metrics: Some(metrics_source),
         cors,
         ui: args.http_ui_enabled,
     };
-    let mut http_server = tokio::spawn({
-        let security = security.clone();
-        async move { culvert_api::serve_http_secured(http, api, options, &security, stopped(rx)).await }
-    });
+    // With the API disabled, neither server runs: their tasks finish at once with nothing
+    // served, and only a signal or a degraded pipeline ends the run.
+    let (mut grpc_server, mut http_server) = match listeners {
+        Some((grpc, http)) => (
+            tokio::spawn({
+                let (api, security, stop) = (api.clone(), security.clone(), stopped(rx.clone()));
+                async move {
+                    culvert_api::serve_grpc_secured(grpc, api, grpc_options, &security, stop).await
+                }
+            }),
+            tokio::spawn({
+                let security = security.clone();
+                async move {
+                    culvert_api::serve_http_secured(http, api, options, &security, stopped(rx))
+                        .await
+                }
+            }),
+        ),
+        None => (
+            tokio::spawn(async { Ok(()) }),
+            tokio::spawn(async { Ok(()) }),
+        ),
+    };
+    let api_enabled = args.api_enabled;
     let outcome = tokio::select! {
         signal = signals => {
             signal.map(|()| tracing::info!("shutting down: letting in-flight calls finish"))
@@ -1592,12 +1720,12 @@ async fn serve(
             tracing::error!("{error:#}");
             Err(error)
         }
-        result = &mut grpc_server => Err(match result {
+        result = &mut grpc_server, if api_enabled => Err(match result {
             Ok(Ok(())) => anyhow::anyhow!("the gRPC server stopped unexpectedly"),
             Ok(Err(e)) => anyhow::Error::new(e).context("the gRPC server failed"),
             Err(e) => anyhow::Error::new(e).context("the gRPC server task failed"),
         }),
-        result = &mut http_server => Err(match result {
+        result = &mut http_server, if api_enabled => Err(match result {
             Ok(Ok(())) => anyhow::anyhow!("the HTTP server stopped unexpectedly"),
             Ok(Err(e)) => anyhow::Error::new(e).context("the HTTP server failed"),
             Err(e) => anyhow::Error::new(e).context("the HTTP server task failed"),

@@ -155,7 +155,7 @@ impl PluginDirs {
         }
         let (file, explicit) = match &self.config_path {
             Some(path) => (path.clone(), true),
-            None => (PathBuf::from(crate::DEFAULT_CONFIG_PATH), false),
+            None => (crate::conduit_config::default_config_file(), false),
         };
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => Some(text),

@@ -101,3 +101,47 @@ fn an_invalid_file_value_exits_2() {
     assert_eq!(output.status.code(), Some(2), "{err}");
     assert!(err.contains("invalid value 'bogus'"), "{err}");
 }
+
+#[test]
+fn conduits_file_and_variables_show_under_their_own_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("conduit.yaml"),
+        "db:\n  type: badger\n  badger:\n    path: ./conduit.db\ndev:\n  enabled: true\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_culvert"))
+        .current_dir(tmp.path())
+        .args(["config", "--output", "json"])
+        .env("CONDUIT_LOG_LEVEL", "warn")
+        .env("CONDUIT_LOG_FORMAT", "json")
+        .env("CULVERT_LOG_FORMAT", "cli")
+        .env_remove("CULVERT_LOG_LEVEL")
+        .output()
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    let settings: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let find = |key: &str| {
+        settings.iter().find(|s| s["key"] == key).map(|s| {
+            (
+                s["value"].as_str().unwrap().to_owned(),
+                s["source"].as_str().unwrap().to_owned(),
+            )
+        })
+    };
+    let pair = |v: &str, s: &str| Some((v.to_owned(), s.to_owned()));
+    // Without a culvert.yaml, Conduit's file is read; its `dev.enabled` is the watcher.
+    assert_eq!(find("config.path"), pair("./conduit.yaml", "default"));
+    assert_eq!(find("db.type"), pair("badger", "file ./conduit.yaml"));
+    assert_eq!(find("pipelines.watch"), pair("true", "file ./conduit.yaml"));
+    // Conduit's settings Culvert only answers show when given, not otherwise.
+    assert_eq!(
+        find("db.badger.path"),
+        pair("./conduit.db", "file ./conduit.yaml")
+    );
+    assert_eq!(find("dev.cpuprofile"), None);
+    // CONDUIT_ is read; CULVERT_ wins when both are set.
+    assert_eq!(find("log.level"), pair("warn", "env CONDUIT_LOG_LEVEL"));
+    assert_eq!(find("log.format"), pair("cli", "env CULVERT_LOG_FORMAT"));
+}

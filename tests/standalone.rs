@@ -678,3 +678,49 @@ async fn the_standalone_source_host_is_cancel_safe() {
     println!("standalone source host, cancel-safety: {report:?}");
     assert!(report.cancelled >= 2_000, "{report:?}");
 }
+
+/// `connectors.max-receive-record-size` (Conduit's setting) reaches the plugin: a record
+/// larger than the SDK's 4 MiB default fails its destination unless it is raised, and then
+/// every record arrives once.
+#[test]
+fn a_standalone_destination_takes_records_up_to_the_configured_size() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--pipelines.error-recovery.max-retries", "0"];
+        args.extend_from_slice(extra);
+        let (dir, mut server) = with_fixture(&args);
+        let address = server.http_address();
+        let input = dir.path().join("in.txt");
+        let big = "x".repeat(5 << 20);
+        std::fs::write(&input, format!("first\n{big}\nlast\n")).unwrap();
+        let written = dir.path().join("written.jsonl");
+        let (id, _) = pipeline(
+            &address,
+            "big",
+            json!({"plugin": "builtin:file", "settings": {"path": input.to_str().unwrap()}}),
+            json!({"plugin": "standalone:fixture", "settings": {"path": written.to_str().unwrap()}}),
+        );
+        start(&address, &id);
+        (dir, server, address, id, written)
+    };
+    // Default: the plugin refuses the 5 MiB record, and the pipeline says so.
+    let (_dir, mut server, address, id, _) = run(&[]);
+    crate::harness::wait_until("the pipeline degraded", || {
+        pipeline_state(&address, &id)["status"] == "STATUS_DEGRADED"
+    });
+    let error = pipeline_state(&address, &id)["error"].to_string();
+    assert!(error.contains("fixture"), "names the plugin: {error}");
+    server.terminate();
+    assert!(server.wait().success());
+    // Raised: all three records, once each, in order.
+    let (_dir, mut server, address, id, written) =
+        run(&["--connectors.max-receive-record-size", "8MiB"]);
+    crate::harness::wait_until("every record in the plugin's file", || {
+        lines(&written).len() >= 3
+    });
+    let sizes: Vec<usize> = lines(&written).iter().map(String::len).collect();
+    assert_eq!(sizes.len(), 3, "none lost or repeated");
+    assert!(sizes[1] > 5 << 20, "{sizes:?}");
+    assert_eq!(pipeline_state(&address, &id)["status"], "STATUS_RUNNING");
+    server.terminate();
+    assert!(server.wait().success());
+}

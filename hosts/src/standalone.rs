@@ -649,6 +649,7 @@ pub struct StandalonePlugin {
     path: PathBuf,
     spec: Specification,
     call_timeout: Duration,
+    max_receive_record_size: usize,
 }
 
 /// How long a plugin may take to answer a call (Configure, Open, a lifecycle event) or a
@@ -672,6 +673,7 @@ impl StandalonePlugin {
         Ok(Self {
             path: path.to_owned(),
             call_timeout: CALL_TIMEOUT,
+            max_receive_record_size: Launch::default().max_receive_record_size,
             spec: Specification {
                 name: leak(spec.name),
                 summary: leak(spec.summary),
@@ -696,6 +698,13 @@ impl StandalonePlugin {
         self.call_timeout = timeout;
         self
     }
+
+    /// The largest record, in bytes, the plugin is told to accept from the server
+    /// (`CONDUIT_CONNECTOR_MAX_RECEIVE_RECORD_SIZE` at launch; 4 MiB by default).
+    pub fn with_max_receive_record_size(mut self, bytes: usize) -> Self {
+        self.max_receive_record_size = bytes;
+        self
+    }
 }
 
 impl ConnectorPlugin for StandalonePlugin {
@@ -709,6 +718,7 @@ impl ConnectorPlugin for StandalonePlugin {
             settings: settings.clone(),
             prepared: Prepare::default(),
             call_timeout: self.call_timeout,
+            max_receive_record_size: self.max_receive_record_size,
             running: None,
             buffered: VecDeque::new(),
             read_positions: VecDeque::new(),
@@ -722,6 +732,7 @@ impl ConnectorPlugin for StandalonePlugin {
             settings: settings.clone(),
             prepared: Prepare::default(),
             call_timeout: self.call_timeout,
+            max_receive_record_size: self.max_receive_record_size,
             running: None,
             boundary: Boundary::default(),
         }))
@@ -761,8 +772,13 @@ fn unacked(count: usize, timeout: Duration) -> String {
 }
 
 /// Start the plugin for the connector it is prepared for.
-async fn launch_for(path: &Path, prepared: &Prepare) -> Result<PluginProcess, PluginError> {
+async fn launch_for(
+    path: &Path,
+    prepared: &Prepare,
+    max_receive_record_size: usize,
+) -> Result<PluginProcess, PluginError> {
     let launch = Launch {
+        max_receive_record_size,
         connector_id: if prepared.connector_id.is_empty() {
             "unknown".into()
         } else {
@@ -825,6 +841,7 @@ struct StandaloneSource {
     settings: Settings,
     prepared: Prepare,
     call_timeout: Duration,
+    max_receive_record_size: usize,
     running: Option<RunningSource>,
     buffered: VecDeque<culvert_domain::Record>,
     /// The positions of the records read and not yet acked, in order: the engine acks
@@ -853,7 +870,7 @@ impl StandaloneSource {
         position: Option<culvert_domain::Position>,
     ) -> Result<(), PluginError> {
         use pb::connector::v2::source;
-        let process = launch_for(&self.path, &self.prepared).await?;
+        let process = launch_for(&self.path, &self.prepared, self.max_receive_record_size).await?;
         process.hide_secrets(&self.settings);
         if let Some(Lifecycle::Updated { before, .. }) = &self.prepared.lifecycle {
             process.hide_secrets(before);
@@ -917,7 +934,7 @@ impl Source for StandaloneSource {
 
     async fn on_deleted(&mut self, config: Settings) -> Result<(), PluginError> {
         use pb::connector::v2::source;
-        let process = launch_for(&self.path, &self.prepared).await?;
+        let process = launch_for(&self.path, &self.prepared, self.max_receive_record_size).await?;
         process.hide_secrets(&config);
         let mut client =
             pb::connector::v2::source_plugin_client::SourcePluginClient::new(process.channel());
@@ -1157,6 +1174,7 @@ struct StandaloneDestination {
     settings: Settings,
     prepared: Prepare,
     call_timeout: Duration,
+    max_receive_record_size: usize,
     running: Option<RunningDestination>,
     /// Encodes structured data under a schema before it is sent.
     boundary: Boundary,
@@ -1166,7 +1184,7 @@ impl StandaloneDestination {
     /// Launch the plugin, Configure, announce the lifecycle event, Open, start Run.
     async fn start(&mut self) -> Result<(), PluginError> {
         use pb::connector::v2::destination;
-        let process = launch_for(&self.path, &self.prepared).await?;
+        let process = launch_for(&self.path, &self.prepared, self.max_receive_record_size).await?;
         process.hide_secrets(&self.settings);
         if let Some(Lifecycle::Updated { before, .. }) = &self.prepared.lifecycle {
             process.hide_secrets(before);
@@ -1252,7 +1270,7 @@ impl Destination for StandaloneDestination {
 
     async fn on_deleted(&mut self, config: Settings) -> Result<(), PluginError> {
         use pb::connector::v2::destination;
-        let process = launch_for(&self.path, &self.prepared).await?;
+        let process = launch_for(&self.path, &self.prepared, self.max_receive_record_size).await?;
         process.hide_secrets(&config);
         let mut client = pb::connector::v2::destination_plugin_client::DestinationPluginClient::new(
             process.channel(),

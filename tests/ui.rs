@@ -4,7 +4,8 @@
 //! from the page (the stop's confirmation accepted) changes the pipeline; its page shows
 //! the flow, its history from the event log (the page's own stop and start by the actor
 //! `user:ui`) and a deep link opens the live view, which fills with records over the
-//! WebSocket; names are shown as text, never as markup. The page's routing (deep links,
+//! WebSocket; a processor's before/after view names the fields it changed, renamed
+//! (removed and added); names are shown as text, never as markup. The page's routing (deep links,
 //! reserved API paths, `--api.http.ui.enabled=false`) is checked over plain HTTP. With
 //! bearer tokens on, the page asks for one, refuses a wrong one, and then works, its
 //! WebSockets included.
@@ -193,6 +194,36 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Open a processor's before/after view and select the newest record it changed: what
+    /// it shows, as (kind, path, text) in the page's order.
+    async fn diff_of(&mut self, processor: &str) -> Vec<(String, String, String)> {
+        self.eval(&format!(
+            "document.querySelector('button[data-inspect=\"{processor}:diff\"]').click()"
+        ))
+        .await;
+        let changed_row = "[...document.querySelectorAll('#diffs tbody tr')]\
+                           .find((tr) => /added|changed|removed/.test(tr.textContent))";
+        self.wait_for(
+            "a record in and out of the processor",
+            &format!(
+                "document.querySelector('#diff-in-state')?.textContent === 'live' && \
+                 document.querySelector('#diff-out-state')?.textContent === 'live' && \
+                 {changed_row}"
+            ),
+        )
+        .await;
+        self.eval(&format!("{changed_row}.click()")).await;
+        let shown = self
+            .eval(
+                "[...document.querySelectorAll('#diff-detail li')]\
+                 .map((li) => [li.dataset.kind, li.dataset.path, li.textContent])",
+            )
+            .await;
+        serde_json::from_value(shown).unwrap()
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -288,6 +319,26 @@ async fn the_ui_lists_operates_and_inspects_a_pipeline_in_a_browser() {
     let mut server = Server::start(&data, &[]);
     let http = server.http_address();
     let (id, source, processor) = pipeline(&http, "orders", 50);
+    // Two more processors, for their before/after view: one changes a field, one renames it.
+    let more = |plugin: &str, settings: Value| {
+        post(
+            &http,
+            "/v1/processors",
+            json!({"plugin": plugin, "parent": {"type": "TYPE_PIPELINE", "id": id},
+                   "config": {"settings": settings}}),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let convert = more(
+        "field.convert",
+        json!({"field": ".Payload.After.id", "type": "string"}),
+    );
+    let rename = more(
+        "field.rename",
+        json!({"mapping": ".Payload.After.id:ident"}),
+    );
     // A name that is markup: the page must show it as text.
     let hostile = "<img src=x onerror=\"document.title='owned'\">";
     let (other, _, _) = pipeline(&http, hostile, 1);
@@ -447,6 +498,45 @@ async fn the_ui_lists_operates_and_inspects_a_pipeline_in_a_browser() {
     assert_eq!(
         browser.eval("location.search").await,
         format!("?inspect={processor}%3Aout")
+    );
+    // What each processor did to each record, field by field (a processor that changes the
+    // payload's shape also moves its schema version: bookkeeping, set apart here).
+    let fields = |shown: Vec<(String, String, String)>| {
+        let (schema, fields): (Vec<_>, Vec<_>) = shown
+            .into_iter()
+            .partition(|(_, path, _)| path.starts_with(".Metadata[\"opencdc.payload.schema"));
+        assert!(
+            schema.iter().all(|(kind, ..)| kind == "changed"),
+            "{schema:?}"
+        );
+        fields
+    };
+    let changed = fields(browser.diff_of(&convert).await);
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(
+        (changed[0].0.as_str(), changed[0].1.as_str()),
+        ("changed", ".Payload.After.id")
+    );
+    assert!(
+        changed[0].2.contains("→ \""),
+        "a number became a string: {changed:?}"
+    );
+    assert_eq!(
+        browser.eval("location.search").await,
+        format!("?inspect={convert}%3Adiff")
+    );
+    let renamed = fields(browser.diff_of(&rename).await);
+    let kinds: Vec<(&str, &str)> = renamed
+        .iter()
+        .map(|(kind, path, _)| (kind.as_str(), path.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("removed", ".Payload.After.id"),
+            ("added", ".Payload.After.ident")
+        ],
+        "{renamed:?}"
     );
 }
 

@@ -1,7 +1,9 @@
 // Culvert's built-in UI: observe and operate. Lists pipelines with their status and
 // throughput, shows a pipeline's sources, processors and destinations and its history (its
 // events from the log, followed live), starts and stops it, and follows the records through
-// any connector or processor live (the inspect routes over a WebSocket). It uses only the public HTTP API, as any other client; it authors nothing
+// any connector or processor live (the inspect routes over a WebSocket), with what each
+// processor did to each record (fields added, changed, removed). It uses only the public
+// HTTP API, as any other client; it authors nothing
 // (pipelines are config: files, `culvert pipelines apply`, the API).
 "use strict";
 
@@ -330,14 +332,17 @@ function pipelineView(id) {
   // `?inspect=ID` (a connector) or `?inspect=ID:in` / `ID:out` (a processor) is the live
   // view's link: opened on load, kept in the address bar while it is open.
   let wanted = new URLSearchParams(location.search).get("inspect");
-  const inspect = (what, path, key) => {
+  // Open a live panel (`make(onClose)` builds it in `inspector`) under the link `key`.
+  const open = (key, make) => {
     if (session) session.close();
-    session = inspectPanel(inspector, what, path, () => {
+    session = make(() => {
       session = null;
       history.replaceState(null, "", location.pathname);
     });
     history.replaceState(null, "", `${location.pathname}?inspect=${encodeURIComponent(key)}`);
   };
+  const inspect = (what, path, key) =>
+    open(key, (onClose) => inspectPanel(inspector, what, path, onClose));
 
   const card = (title, plugin, entityId, extra, actions) =>
     el("div", { class: "card", "data-id": entityId },
@@ -350,11 +355,14 @@ function pipelineView(id) {
   const processorCard = (processor) => {
     const base = `/v1/processors/${encodeURIComponent(processor.id)}`;
     const label = processor.plugin;
-    const open = (side) => () =>
-      inspect(`${label}: records ${side}`, `${base}/inspect-${side}`, `${processor.id}:${side}`);
+    const side = (which) => () =>
+      inspect(`${label}: records ${which}`, `${base}/inspect-${which}`, `${processor.id}:${which}`);
+    const diff = () =>
+      open(`${processor.id}:diff`, (onClose) => diffPanel(inspector, label, base, onClose));
     return card(label, processor.condition ? `if ${processor.condition}` : "", processor.id, null, [
-      el("button", { onclick: open("in"), "data-inspect": `${processor.id}:in` }, "Records in"),
-      el("button", { onclick: open("out"), "data-inspect": `${processor.id}:out` }, "Records out"),
+      el("button", { onclick: side("in"), "data-inspect": `${processor.id}:in` }, "Records in"),
+      el("button", { onclick: side("out"), "data-inspect": `${processor.id}:out` }, "Records out"),
+      el("button", { onclick: diff, "data-inspect": `${processor.id}:diff` }, "Before/after"),
     ]);
   };
 
@@ -530,6 +538,181 @@ function inspectPanel(section, what, path, onClose) {
     detail);
   render();
   return { close() { socket.close(); } };
+}
+
+// ---- a processor's before/after diff ----
+
+const KEEP_PAIRS = 50;
+const KEEP_UNPAIRED = 1000;
+
+// One step of a field's path, as processors name fields: `.name`, or `["odd.name"]`.
+function segment(name) {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
+}
+
+// A record as leaves: path (`.Payload.After.id`, `.Metadata.seen`) -> value as JSON text.
+// Structured data is walked field by field; raw data is one value (its text).
+function leaves(record) {
+  const out = new Map();
+  const walk = (path, value) => {
+    if (value !== null && typeof value === "object" && !Array.isArray(value)
+        && Object.keys(value).length) {
+      for (const [name, inner] of Object.entries(value)) walk(path + segment(name), inner);
+    } else {
+      out.set(path, JSON.stringify(value));
+    }
+  };
+  const data = (path, d) => {
+    if (!d) return;
+    if (d.structuredData !== undefined) walk(path, d.structuredData);
+    else if (d.rawData !== undefined) out.set(path, JSON.stringify(decodeData(d)));
+  };
+  out.set(".Operation",
+    JSON.stringify(String(record.operation || "").replace(/^OPERATION_/, "").toLowerCase()));
+  for (const [name, value] of Object.entries(record.metadata || {})) {
+    out.set(".Metadata" + segment(name), JSON.stringify(value));
+  }
+  data(".Key", record.key);
+  data(".Payload.Before", record.payload && record.payload.before);
+  data(".Payload.After", record.payload && record.payload.after);
+  return out;
+}
+
+// What a processor did to one record: the fields it added, removed and changed, by path.
+function changes(before, after) {
+  const was = leaves(before);
+  const now = leaves(after);
+  const found = [];
+  for (const [path, value] of was) {
+    if (!now.has(path)) found.push({ kind: "removed", path, before: value });
+    else if (now.get(path) !== value) {
+      found.push({ kind: "changed", path, before: value, after: now.get(path) });
+    }
+  }
+  for (const [path, value] of now) {
+    if (!was.has(path)) found.push({ kind: "added", path, after: value });
+  }
+  // The record's own fields first, its metadata (schema versions and the like) after.
+  const rank = (c) => (c.path.startsWith(".Metadata") ? 1 : 0);
+  return found.sort((a, b) =>
+    rank(a) - rank(b) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+const GLYPH = { added: "+", removed: "−", changed: "~" };
+
+// Follow a processor's records in and out at once and pair them by position: for each
+// record, the fields the processor added, removed and changed. A record that went in and
+// was not seen coming out (the processor filtered it, or this view missed it: inspection
+// never slows the pipeline) is shown as such once a later record has come out.
+function diffPanel(section, what, base, onClose) {
+  const waiting = new Map(); // position -> record in, not yet seen out (arrival order)
+  const early = new Map(); // position -> record out before this view saw it go in
+  const pairs = []; // newest first: { before, after (null: not seen out), found }
+  let paired = 0;
+  let paused = false;
+  const stateIn = el("span", { class: "muted", id: "diff-in-state" }, "connecting…");
+  const stateOut = el("span", { class: "muted", id: "diff-out-state" }, "connecting…");
+  const counter = el("span", { class: "muted" });
+  const rows = el("tbody");
+  const detail = el("ul", { class: "diff mono", hidden: true, id: "diff-detail" });
+  const pause = el("button", {
+    onclick: () => {
+      paused = !paused;
+      pause.textContent = paused ? "Resume" : "Pause";
+      if (!paused) render();
+    },
+  }, "Pause");
+  const bounded = (map, most) => {
+    while (map.size > most) map.delete(map.keys().next().value);
+  };
+  const show = (pair) => {
+    detail.hidden = false;
+    if (!pair.after) {
+      detail.replaceChildren(el("li", { class: "muted" },
+        "not seen coming out: the processor filtered it, or this view missed it"));
+      return;
+    }
+    if (!pair.found.length) {
+      detail.replaceChildren(el("li", { class: "muted" }, "unchanged"));
+      return;
+    }
+    detail.replaceChildren(...pair.found.map((c) =>
+      el("li", { class: c.kind, "data-kind": c.kind, "data-path": c.path },
+        el("span", { class: "glyph", "aria-label": c.kind }, GLYPH[c.kind]), " ",
+        el("span", { class: "path" }, c.path), " ",
+        c.kind === "changed" ? `${shorten(c.before, 200)} → ${shorten(c.after, 200)}`
+          : shorten(c.kind === "added" ? c.after : c.before, 400))));
+  };
+  const summary = (pair) => {
+    if (!pair.after) return "not seen coming out";
+    if (!pair.found.length) return "unchanged";
+    const count = (kind) => pair.found.filter((c) => c.kind === kind).length;
+    return ["added", "changed", "removed"].filter((k) => count(k))
+      .map((k) => `${count(k)} ${k}`).join(", ") + ": " +
+      shorten(pair.found.map((c) => c.path).join(" "), 120);
+  };
+  const render = () => {
+    counter.textContent = `${paired.toLocaleString("en-US")} paired, last ${pairs.length} shown`;
+    if (paused) return;
+    rows.replaceChildren(...pairs.map((pair) =>
+      el("tr", { class: "pick", tabindex: 0, onclick: () => show(pair),
+        onkeydown: (e) => { if (e.key === "Enter") show(pair); } },
+        el("td", { class: "mono" }, shorten(decodeData(pair.before.key), 40)),
+        el("td", { class: pair.after ? "" : "muted" }, summary(pair)))));
+  };
+  const add = (before, after) => {
+    paired += 1;
+    pairs.unshift({ before, after, found: after ? changes(before, after) : [] });
+    if (pairs.length > KEEP_PAIRS) pairs.length = KEEP_PAIRS;
+  };
+  // Records leave a processor in the order they entered it: the records waiting from
+  // before this one will not be seen coming out.
+  const pair = (position, after) => {
+    for (const [earlier, record] of waiting) {
+      waiting.delete(earlier);
+      if (earlier === position) {
+        add(record, after);
+        break;
+      }
+      add(record, null);
+    }
+    render();
+  };
+  const sockets = [
+    follow(`${base}/inspect-in`, stateIn, (record) => {
+      if (early.has(record.position)) {
+        const after = early.get(record.position);
+        early.delete(record.position);
+        waiting.set(record.position, record);
+        pair(record.position, after);
+        return;
+      }
+      waiting.set(record.position, record);
+      bounded(waiting, KEEP_UNPAIRED);
+    }),
+    follow(`${base}/inspect-out`, stateOut, (record) => {
+      if (waiting.has(record.position)) pair(record.position, record);
+      else {
+        early.set(record.position, record);
+        bounded(early, KEEP_UNPAIRED);
+      }
+    }),
+  ];
+  const close = () => sockets.forEach((socket) => socket.close());
+  section.replaceChildren(
+    el("h2", {}, "Before and after: ", what),
+    el("div", { class: "bar" }, "in ", stateIn, " out ", stateOut, counter, pause,
+      el("button", { onclick: () => { pairs.length = 0; detail.hidden = true; render(); } }, "Clear"),
+      el("button", { onclick: () => { close(); section.replaceChildren(); onClose(); } }, "Close")),
+    el("p", { class: "muted" },
+      "Each record as it went into the processor and came out, paired by position: the " +
+      "fields it added (+), changed (~) and removed (−). Select a record to see them."),
+    el("table", { id: "diffs" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Key"), el("th", {}, "What the processor did"))),
+      rows),
+    detail);
+  render();
+  return { close };
 }
 
 // ---- the pipeline's history (the event log) ----

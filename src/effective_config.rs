@@ -1,9 +1,11 @@
 //! `culvert config`: the configuration `culvert run` would use with these flags, each
 //! setting with where its value came from — a flag, a `CULVERT_*` environment variable
-//! (or Conduit's `CONDUIT_*` spelling of it), the config file, or the default — as Conduit's `config` (which prints the values
-//! only). It takes every `culvert run` flag and resolves them the same way (flags, then
-//! the environment, then the file, then defaults); an invalid value exits 2 as `run`
-//! would. Secrets (passwords, tokens) are shown as `***`.
+//! (or Conduit's `CONDUIT_*` spelling of it), the config file, or the default — as
+//! Conduit's `config` (which prints the values only). It takes every `culvert run` flag and
+//! resolves them the same way (flags, then the environment, then the file, then defaults);
+//! an invalid value exits 2 as `run` would. Secrets (passwords, tokens, a PostgreSQL
+//! connection string) are shown as `***`; Conduit's settings that Culvert only answers are
+//! listed when given.
 
 use crate::RunArgs;
 use clap::parser::ValueSource;

@@ -196,7 +196,8 @@ impl Browser {
 
 impl Browser {
     /// Open a processor's before/after view and select the newest record it changed: what
-    /// it shows, as (kind, path, text) in the page's order.
+    /// it shows, as (kind, path, text) in the page's order (a heading per record out, when
+    /// there are several: ("heading", "", text)).
     async fn diff_of(&mut self, processor: &str) -> Vec<(String, String, String)> {
         self.eval(&format!(
             "document.querySelector('button[data-inspect=\"{processor}:diff\"]').click()"
@@ -217,7 +218,7 @@ impl Browser {
         let shown = self
             .eval(
                 "[...document.querySelectorAll('#diff-detail li')]\
-                 .map((li) => [li.dataset.kind, li.dataset.path, li.textContent])",
+                 .map((li) => [li.dataset.kind || li.className, li.dataset.path || '', li.textContent])",
             )
             .await;
         serde_json::from_value(shown).unwrap()
@@ -538,6 +539,73 @@ async fn the_ui_lists_operates_and_inspects_a_pipeline_in_a_browser() {
         ],
         "{renamed:?}"
     );
+
+    // A processor that makes several records of one (split: they share its position)
+    // shows each of them.
+    let items = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(items.path(), r#"{"items":["a","b"]}"#).unwrap();
+    let split_pipeline = post(&http, "/v1/pipelines", json!({"config": {"name": "items"}}))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (kind, plugin, settings) in [
+        (
+            "TYPE_SOURCE",
+            "builtin:generator",
+            json!({"format.type": "file", "format.options.path": items.path(), "rate": "20"}),
+        ),
+        ("TYPE_DESTINATION", "builtin:log", json!({})),
+    ] {
+        post(
+            &http,
+            "/v1/connectors",
+            json!({"type": kind, "plugin": plugin, "pipelineId": split_pipeline,
+                   "config": {"name": kind, "settings": settings}}),
+        );
+    }
+    let processor_of = |plugin: &str, field: &str| {
+        post(
+            &http,
+            "/v1/processors",
+            json!({"plugin": plugin, "parent": {"type": "TYPE_PIPELINE", "id": split_pipeline},
+                   "config": {"settings": {"field": field}}}),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    processor_of("json.decode", ".Payload.After");
+    let split = processor_of("split", ".Payload.After.items");
+    post(
+        &http,
+        &format!("/v1/pipelines/{split_pipeline}/start"),
+        json!({}),
+    );
+    browser
+        .open(&format!("http://{http}/pipelines/{split_pipeline}"))
+        .await;
+    browser
+        .wait_for(
+            "the split processor shown",
+            &format!("document.querySelector('button[data-inspect=\"{split}:diff\"]')"),
+        )
+        .await;
+    let made = fields(browser.diff_of(&split).await);
+    let kinds: Vec<(&str, &str)> = made
+        .iter()
+        .map(|(kind, path, _)| (kind.as_str(), path.as_str()))
+        .collect();
+    let each = [
+        ("changed", ".Payload.After.items"),
+        ("added", ".Metadata[\"split.index\"]"),
+    ];
+    assert_eq!(
+        kinds,
+        [&[("heading", "")][..], &each, &[("heading", "")], &each].concat(),
+        "{made:?}"
+    );
+    assert!(made[1].2.contains(r#"["a","b"] → "a""#), "{made:?}");
+    assert!(made[4].2.contains(r#"["a","b"] → "b""#), "{made:?}");
 }
 
 #[test]

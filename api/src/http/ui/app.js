@@ -72,6 +72,7 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body, extraHeaders) {
+  const sent = token();
   const headers = { ...authorization(), ...(extraHeaders || {}) };
   if (body !== undefined) headers["content-type"] = "application/json";
   const response = await fetch(path, {
@@ -89,7 +90,9 @@ async function api(method, path, body, extraHeaders) {
   if (!response.ok) {
     const message = json && (json.message || (json.error && json.error.message));
     const error = new ApiError(response.status, message || `${response.status} ${response.statusText}`);
-    if (response.status === 401) signIn(error.message);
+    // A refusal of a token since replaced (an answer still in flight when the user signed
+    // in again) says nothing about the current one.
+    if (response.status === 401 && sent === token()) signIn(error.message);
     throw error;
   }
   return json;
@@ -601,13 +604,15 @@ function changes(before, after) {
 const GLYPH = { added: "+", removed: "−", changed: "~" };
 
 // Follow a processor's records in and out at once and pair them by position: for each
-// record, the fields the processor added, removed and changed. A record that went in and
-// was not seen coming out (the processor filtered it, or this view missed it: inspection
-// never slows the pipeline) is shown as such once a later record has come out.
+// record, the fields the processor added, removed and changed (for each record it made of
+// it, when it made several: `split` gives them all the original's position). A record that
+// went in and was not seen coming out (the processor filtered it, or this view missed it:
+// inspection never slows the pipeline) is shown as such once a later record has come out.
 function diffPanel(section, what, base, onClose) {
   const waiting = new Map(); // position -> record in, not yet seen out (arrival order)
-  const early = new Map(); // position -> record out before this view saw it go in
-  const pairs = []; // newest first: { before, after (null: not seen out), found }
+  const early = new Map(); // position -> records out before this view saw it go in
+  const pairs = []; // newest first: { before, outs (none: not seen out), found per out }
+  let last = null; // the newest pair with records out, and its position
   let paired = 0;
   let paused = false;
   const stateIn = el("span", { class: "muted", id: "diff-in-state" }, "connecting…");
@@ -625,31 +630,42 @@ function diffPanel(section, what, base, onClose) {
   const bounded = (map, most) => {
     while (map.size > most) map.delete(map.keys().next().value);
   };
-  const show = (pair) => {
-    detail.hidden = false;
-    if (!pair.after) {
-      detail.replaceChildren(el("li", { class: "muted" },
-        "not seen coming out: the processor filtered it, or this view missed it"));
-      return;
-    }
-    if (!pair.found.length) {
-      detail.replaceChildren(el("li", { class: "muted" }, "unchanged"));
-      return;
-    }
-    detail.replaceChildren(...pair.found.map((c) =>
+  const lines = (found) => found.length
+    ? found.map((c) =>
       el("li", { class: c.kind, "data-kind": c.kind, "data-path": c.path },
         el("span", { class: "glyph", "aria-label": c.kind }, GLYPH[c.kind]), " ",
         el("span", { class: "path" }, c.path), " ",
         c.kind === "changed" ? `${shorten(c.before, 200)} → ${shorten(c.after, 200)}`
-          : shorten(c.kind === "added" ? c.after : c.before, 400))));
+          : shorten(c.kind === "added" ? c.after : c.before, 400)))
+    : [el("li", { class: "muted" }, "unchanged")];
+  const show = (pair) => {
+    detail.hidden = false;
+    if (!pair.outs.length) {
+      detail.replaceChildren(el("li", { class: "muted" },
+        "not seen coming out: the processor filtered it, or this view missed it"));
+      return;
+    }
+    if (pair.outs.length === 1) {
+      detail.replaceChildren(...lines(pair.found[0]));
+      return;
+    }
+    detail.replaceChildren(...pair.found.flatMap((found, index) => [
+      el("li", { class: "heading", "data-out": index + 1 },
+        `record ${index + 1} of ${pair.outs.length} out`),
+      ...lines(found),
+    ]));
   };
-  const summary = (pair) => {
-    if (!pair.after) return "not seen coming out";
-    if (!pair.found.length) return "unchanged";
-    const count = (kind) => pair.found.filter((c) => c.kind === kind).length;
+  const describe = (found) => {
+    if (!found.length) return "unchanged";
+    const count = (kind) => found.filter((c) => c.kind === kind).length;
     return ["added", "changed", "removed"].filter((k) => count(k))
       .map((k) => `${count(k)} ${k}`).join(", ") + ": " +
-      shorten(pair.found.map((c) => c.path).join(" "), 120);
+      shorten(found.map((c) => c.path).join(" "), 120);
+  };
+  const summary = (pair) => {
+    if (!pair.outs.length) return "not seen coming out";
+    if (pair.outs.length === 1) return describe(pair.found[0]);
+    return `${pair.outs.length} records out; the first: ${describe(pair.found[0])}`;
   };
   const render = () => {
     counter.textContent = `${paired.toLocaleString("en-US")} paired, last ${pairs.length} shown`;
@@ -658,42 +674,51 @@ function diffPanel(section, what, base, onClose) {
       el("tr", { class: "pick", tabindex: 0, onclick: () => show(pair),
         onkeydown: (e) => { if (e.key === "Enter") show(pair); } },
         el("td", { class: "mono" }, shorten(decodeData(pair.before.key), 40)),
-        el("td", { class: pair.after ? "" : "muted" }, summary(pair)))));
+        el("td", { class: pair.outs.length ? "" : "muted" }, summary(pair)))));
   };
-  const add = (before, after) => {
+  const add = (position, before, outs) => {
     paired += 1;
-    pairs.unshift({ before, after, found: after ? changes(before, after) : [] });
+    const pair = { before, outs, found: outs.map((out) => changes(before, out)) };
+    pairs.unshift(pair);
     if (pairs.length > KEEP_PAIRS) pairs.length = KEEP_PAIRS;
+    if (outs.length) last = { position, pair };
   };
   // Records leave a processor in the order they entered it: the records waiting from
   // before this one will not be seen coming out.
-  const pair = (position, after) => {
+  const pair = (position, outs) => {
     for (const [earlier, record] of waiting) {
       waiting.delete(earlier);
       if (earlier === position) {
-        add(record, after);
+        add(position, record, outs);
         break;
       }
-      add(record, null);
+      add(earlier, record, []);
     }
     render();
   };
   const sockets = [
     follow(`${base}/inspect-in`, stateIn, (record) => {
+      waiting.set(record.position, record);
       if (early.has(record.position)) {
-        const after = early.get(record.position);
+        const outs = early.get(record.position);
         early.delete(record.position);
-        waiting.set(record.position, record);
-        pair(record.position, after);
+        pair(record.position, outs);
         return;
       }
-      waiting.set(record.position, record);
       bounded(waiting, KEEP_UNPAIRED);
     }),
     follow(`${base}/inspect-out`, stateOut, (record) => {
-      if (waiting.has(record.position)) pair(record.position, record);
-      else {
-        early.set(record.position, record);
+      if (waiting.has(record.position)) {
+        pair(record.position, [record]);
+      } else if (last && last.position === record.position) {
+        // Another record made of the one just paired.
+        last.pair.outs.push(record);
+        last.pair.found.push(changes(last.pair.before, record));
+        render();
+      } else {
+        const outs = early.get(record.position) || [];
+        outs.push(record);
+        early.set(record.position, outs);
         bounded(early, KEEP_UNPAIRED);
       }
     }),

@@ -487,24 +487,31 @@ function shorten(text, most) {
   return text.length > most ? text.slice(0, most - 1) + "…" : text;
 }
 
+// A Pause/Resume button for a live table: while paused, what arrives is kept but not
+// shown; `render` runs again on resume.
+function pauseButton(render) {
+  let paused = false;
+  const button = el("button", {
+    onclick: () => {
+      paused = !paused;
+      button.textContent = paused ? "Resume" : "Pause";
+      if (!paused) render();
+    },
+  }, "Pause");
+  return { button, paused: () => paused };
+}
+
 function inspectPanel(section, what, path, onClose) {
   const records = [];
   let received = 0;
-  let paused = false;
   const state = el("span", { class: "muted", id: "inspector-state" }, "connecting…");
   const counter = el("span", { class: "muted" });
   const rows = el("tbody");
   const detail = el("pre", { class: "mono", hidden: true, id: "inspector-record" });
-  const pause = el("button", {
-    onclick: () => {
-      paused = !paused;
-      pause.textContent = paused ? "Resume" : "Pause";
-      if (!paused) render();
-    },
-  }, "Pause");
+  const pause = pauseButton(() => render());
   const render = () => {
     counter.textContent = `${received.toLocaleString("en-US")} received, last ${records.length} shown`;
-    if (paused) return;
+    if (pause.paused()) return;
     rows.replaceChildren(...records.map((record, index) => {
       const after = record.payload && record.payload.after;
       const before = record.payload && record.payload.before;
@@ -528,7 +535,7 @@ function inspectPanel(section, what, path, onClose) {
   });
   section.replaceChildren(
     el("h2", {}, "Records: ", what),
-    el("div", { class: "bar" }, state, counter, pause,
+    el("div", { class: "bar" }, state, counter, pause.button,
       el("button", { onclick: () => { records.length = 0; detail.hidden = true; render(); } }, "Clear"),
       el("button", { onclick: () => { socket.close(); section.replaceChildren(); onClose(); } }, "Close")),
     el("p", { class: "muted" },
@@ -614,19 +621,12 @@ function diffPanel(section, what, base, onClose) {
   const pairs = []; // newest first: { before, outs (none: not seen out), found per out }
   let last = null; // the newest pair with records out, and its position
   let paired = 0;
-  let paused = false;
   const stateIn = el("span", { class: "muted", id: "diff-in-state" }, "connecting…");
   const stateOut = el("span", { class: "muted", id: "diff-out-state" }, "connecting…");
   const counter = el("span", { class: "muted" });
   const rows = el("tbody");
   const detail = el("ul", { class: "diff mono", hidden: true, id: "diff-detail" });
-  const pause = el("button", {
-    onclick: () => {
-      paused = !paused;
-      pause.textContent = paused ? "Resume" : "Pause";
-      if (!paused) render();
-    },
-  }, "Pause");
+  const pause = pauseButton(() => render());
   const bounded = (map, most) => {
     while (map.size > most) map.delete(map.keys().next().value);
   };
@@ -669,7 +669,7 @@ function diffPanel(section, what, base, onClose) {
   };
   const render = () => {
     counter.textContent = `${paired.toLocaleString("en-US")} paired, last ${pairs.length} shown`;
-    if (paused) return;
+    if (pause.paused()) return;
     rows.replaceChildren(...pairs.map((pair) =>
       el("tr", { class: "pick", tabindex: 0, onclick: () => show(pair),
         onkeydown: (e) => { if (e.key === "Enter") show(pair); } },
@@ -726,7 +726,7 @@ function diffPanel(section, what, base, onClose) {
   const close = () => sockets.forEach((socket) => socket.close());
   section.replaceChildren(
     el("h2", {}, "Before and after: ", what),
-    el("div", { class: "bar" }, "in ", stateIn, " out ", stateOut, counter, pause,
+    el("div", { class: "bar" }, "in ", stateIn, " out ", stateOut, counter, pause.button,
       el("button", { onclick: () => { pairs.length = 0; detail.hidden = true; render(); } }, "Clear"),
       el("button", { onclick: () => { close(); section.replaceChildren(); onClose(); } }, "Close")),
     el("p", { class: "muted" },

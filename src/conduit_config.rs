@@ -115,7 +115,9 @@ pub(crate) fn adopt_environment(command: &clap::Command) {
 pub(crate) fn listen_address(address: &str) -> String {
     match address.strip_prefix(':') {
         Some(port) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-            if std::net::TcpListener::bind("[::]:0").is_ok() {
+            // Whether this machine has IPv6, found out once.
+            static IPV6: OnceLock<bool> = OnceLock::new();
+            if *IPV6.get_or_init(|| std::net::TcpListener::bind("[::]:0").is_ok()) {
                 format!("[::]:{port}")
             } else {
                 format!("0.0.0.0:{port}")
@@ -141,13 +143,12 @@ pub(crate) fn dial_address(address: &str) -> String {
 /// when no flag or variable says. None when there is no file, it does not parse, or it has
 /// no such key (as Conduit, the client then uses its default).
 pub(crate) fn config_file_grpc_address() -> Option<String> {
-    let text = std::fs::read_to_string(default_config_file()).ok()?;
-    let documents = yaml_rust2::YamlLoader::load_from_str(&text).ok()?;
-    let address = &documents.first()?["api"]["grpc"]["address"];
-    address
-        .as_str()
-        .map(str::to_owned)
-        .filter(|a| !a.trim().is_empty())
+    crate::effective_config::file_values(&default_config_file())
+        .ok()?
+        .into_iter()
+        .find(|(key, _)| key == "api.grpc.address")
+        .map(|(_, address)| address)
+        .filter(|address| !address.trim().is_empty())
 }
 
 /// Conduit's settings Culvert accepts and answers with what it does instead (see the

@@ -9,7 +9,6 @@
 
 use crate::RunArgs;
 use clap::parser::ValueSource;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// How to print.
@@ -139,7 +138,7 @@ pub(crate) fn run(args: ConfigArgs, command: clap::Command) -> ExitCode {
 }
 
 /// The config file's settings as `(dotted key, value)` (none if it is missing).
-fn file_values(path: &PathBuf) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn file_values(path: &std::path::Path) -> Result<Vec<(String, String)>, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
